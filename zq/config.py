@@ -1,0 +1,87 @@
+"""Frozen configuration for each process, with defaults and validate().
+
+Only cli.py reads flags and environment variables; everything else takes these.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+
+from zq.errors import ConfigError
+
+DEFAULT_CONNECT = "tcp://127.0.0.1:5555"
+POOLS = ("process", "thread", "async")
+
+
+def default_connect() -> str:
+    """The address clients and workers use when none is given: $ZQ_CONNECT or loopback."""
+    return os.environ.get("ZQ_CONNECT") or DEFAULT_CONNECT
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+@dataclass(frozen=True)
+class MasterConfig:
+    bind: str = "tcp://*:5555"
+    store: str = "zq.db"  # a SQLite file path, or "memory"
+    heartbeat_interval: float = 1.0
+    heartbeat_liveness: int = 3
+    max_message: int = 256 * 1024 * 1024  # bytes per frame; larger frames drop the peer
+    result_ttl: float = 86400.0
+    max_queued: int = 5_000_000  # above this SUBMIT gets BUSY (back-pressure)
+    schedule: str | None = None  # path of a schedule.toml
+
+    def validate(self) -> "MasterConfig":
+        _require("://" in self.bind, f"--bind {self.bind!r} is not an endpoint like tcp://*:5555")
+        _require(self.heartbeat_interval > 0, "--heartbeat-interval must be > 0")
+        _require(self.heartbeat_liveness >= 1, "--heartbeat-liveness must be >= 1")
+        _require(self.result_ttl > 0, "--result-ttl must be > 0")
+        _require(self.max_queued > 0, "max_queued must be > 0")
+        return self
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    connect: str = field(default_factory=default_connect)
+    apps: tuple[str, ...] = ()
+    concurrency: int = field(default_factory=lambda: os.cpu_count() or 1)
+    pool: str = "process"
+    prefetch: int | None = None  # extra tasks held beyond concurrency; None = concurrency
+    queues: tuple[str, ...] = ("default",)
+    name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    shutdown_timeout: float = 30.0
+    reconnect_min: float = 0.1
+    reconnect_max: float = 30.0
+
+    @property
+    def credit(self) -> int:
+        prefetch = self.concurrency if self.prefetch is None else self.prefetch
+        return self.concurrency + prefetch
+
+    def validate(self) -> "WorkerConfig":
+        _require(bool(self.apps), "give at least one --app MODULE whose tasks this worker runs")
+        _require(self.pool in POOLS, f"--pool must be one of {', '.join(POOLS)}, not {self.pool!r}")
+        _require(self.concurrency >= 1, "--concurrency must be >= 1")
+        _require(self.prefetch is None or self.prefetch >= 0, "--prefetch must be >= 0")
+        _require(bool(self.queues) and all(self.queues), "--queues needs at least one name")
+        return self
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    connect: str = field(default_factory=default_connect)
+    batch_size: int = 1000  # submissions sent in one SUBMIT at most
+    max_unacked: int = 100_000  # submissions in flight before submit() blocks
+    heartbeat_interval: float = 1.0
+    heartbeat_liveness: int = 5
+
+    def validate(self) -> "ClientConfig":
+        _require("://" in self.connect, f"{self.connect!r} is not an endpoint like tcp://host:5555")
+        _require(self.batch_size >= 1, "batch_size must be >= 1")
+        _require(self.max_unacked >= self.batch_size, "max_unacked must be >= batch_size")
+        return self

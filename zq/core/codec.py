@@ -1,0 +1,301 @@
+"""The only place that knows zq's bytes: frames <-> typed messages (docs/PROTOCOL.md).
+
+Every message is ``[signature][header][large payload frames...]``. The signature names
+the protocol, its major version and the sender's role; the header is one msgpack array
+``[command, fields...]``. Payloads (task arguments, results, chunks) are opaque bytes:
+small ones ride inside the header as msgpack bin, those of LARGE_PAYLOAD bytes or more
+travel as frames of their own (the header then holds their index), so they can be sent
+without a copy. Anything malformed raises ProtocolError and nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import msgpack
+
+from zq.errors import ProtocolError
+from zq.core import messages as m
+from zq.core.messages import Cmd, Role
+
+PROTOCOL_VERSION = "1.0"
+SIGNATURES = {Role.WORKER: b"ZQW1", Role.CLIENT: b"ZQC1", Role.MASTER: b"ZQM1"}
+ROLE_OF_SIGNATURE = {sig: role for role, sig in SIGNATURES.items()}
+
+LARGE_PAYLOAD = 64 * 1024  # below this a payload is inlined; above, a frame of its own
+MAX_FRAMES = 1026  # signature + header + at most 1024 large payload frames
+MAX_HEADER = 64 * 1024 * 1024
+MAX_ID = 128  # bytes in a task id
+MAX_NAME = 512
+
+# Which commands each role may send.
+ALLOWED = {
+    Role.WORKER: frozenset({Cmd.HELLO, Cmd.CREDIT, Cmd.RESULT, Cmd.PARTIAL, Cmd.PROGRESS,
+                            Cmd.HEARTBEAT, Cmd.BYE}),
+    Role.CLIENT: frozenset({Cmd.SUBMIT, Cmd.WATCH, Cmd.CANCEL, Cmd.QUERY, Cmd.HEARTBEAT}),
+    Role.MASTER: frozenset({Cmd.WELCOME, Cmd.TASK, Cmd.ACK, Cmd.CANCEL, Cmd.HEARTBEAT,
+                            Cmd.DISCONNECT, Cmd.ACCEPTED, Cmd.REJECTED, Cmd.BUSY, Cmd.RESULT,
+                            Cmd.PARTIAL, Cmd.PROGRESS, Cmd.REPLY, Cmd.ERROR}),
+}
+
+_packb = msgpack.Packer(use_bin_type=True).pack
+
+
+def _unpack(header: bytes) -> Any:
+    if len(header) > MAX_HEADER:
+        raise ProtocolError(f"header of {len(header)} bytes is over the {MAX_HEADER} limit")
+    try:  # unpackb bounds every declared length by the input's size
+        return msgpack.unpackb(header, raw=False, strict_map_key=True, use_list=True)
+    except Exception as e:  # msgpack raises many types: ExtraData, ValueError, StackError...
+        raise ProtocolError(f"header is not valid msgpack: {type(e).__name__}: {e}") from e
+
+
+# --- encoding -------------------------------------------------------------------------
+
+def encode(role: Role, msg: m.Message) -> list[Any]:
+    """Frames for msg sent by role. Large payloads go out as frames of their own."""
+    extra: list[Any] = []
+    fields = _FIELDS_OUT[msg.cmd](msg, extra)
+    return [SIGNATURES[role], _packb([int(msg.cmd), *fields]), *extra]
+
+
+def _out_payload(payload: Any, extra: list[Any]) -> Any:
+    if len(payload) < LARGE_PAYLOAD:
+        return payload
+    extra.append(payload)
+    return len(extra) - 1
+
+
+def _out_entries(entries: Sequence[Sequence[Any]], at: int, extra: list[Any]) -> list[Any]:
+    """Entries with the payload at index `at` moved to a frame when it is large."""
+    out = []
+    for e in entries:
+        p = e[at]
+        if len(p) >= LARGE_PAYLOAD:
+            e = list(e)
+            e[at] = _out_payload(p, extra)
+        out.append(e)
+    return out
+
+
+_FIELDS_OUT: dict[Cmd, Callable[[Any, list[Any]], list[Any]]] = {
+    Cmd.HELLO: lambda x, _: [x.name, x.host, x.pid, x.queues, x.concurrency, x.pool,
+                             x.credit, x.running],
+    Cmd.WELCOME: lambda x, _: [x.heartbeat_interval, x.liveness, x.max_message, x.master_id],
+    Cmd.CREDIT: lambda x, _: [x.credit, x.returned],
+    Cmd.TASK: lambda x, extra: [_out_entries(x.entries, 3, extra)],
+    Cmd.PARTIAL: lambda x, extra: [_out_entries(x.entries, 3, extra)],
+    Cmd.PROGRESS: lambda x, _: [x.entries],
+    Cmd.RESULT: lambda x, extra: [_out_entries(x.entries, len(x.entries[0]) - 1, extra)
+                                  if x.entries else []],
+    Cmd.ACK: lambda x, _: [x.ids],
+    Cmd.CANCEL: lambda x, _: [x.ids],
+    Cmd.HEARTBEAT: lambda x, _: [],
+    Cmd.BYE: lambda x, _: [x.returned],
+    Cmd.DISCONNECT: lambda x, _: [x.reason],
+    Cmd.SUBMIT: lambda x, extra: [_out_entries(x.entries, 2, extra)],
+    Cmd.ACCEPTED: lambda x, _: [x.ids, x.same_as],
+    Cmd.REJECTED: lambda x, _: [x.entries],
+    Cmd.BUSY: lambda x, _: [x.ids, x.retry_after],
+    Cmd.WATCH: lambda x, _: [x.ids],
+    Cmd.QUERY: lambda x, _: [x.request_id, x.kind, x.args],
+    Cmd.REPLY: lambda x, _: [x.request_id, x.ok, x.body],
+    Cmd.ERROR: lambda x, _: [x.reason],
+}
+
+
+# --- decoding -------------------------------------------------------------------------
+
+def decode(frames: Sequence[Any]) -> tuple[Role, m.Message]:
+    """The sender's role and its message; ProtocolError for anything malformed."""
+    if len(frames) < 2:
+        raise ProtocolError(f"expected at least 2 frames, got {len(frames)}")
+    if len(frames) > MAX_FRAMES:
+        raise ProtocolError(f"too many frames: {len(frames)} > {MAX_FRAMES}")
+    role = ROLE_OF_SIGNATURE.get(bytes(frames[0]))
+    if role is None:
+        raise ProtocolError(f"unknown signature {bytes(frames[0][:8])!r}: not a zq v1 peer")
+    header = _unpack(frames[1])
+    if type(header) is not list or not header or type(header[0]) is not int:
+        raise ProtocolError("header must be an array starting with a command code")
+    try:
+        cmd = Cmd(header[0])
+    except ValueError:
+        raise ProtocolError(f"unknown command {header[0]}") from None
+    if cmd not in ALLOWED[role]:
+        raise ProtocolError(f"a {role.name.lower()} may not send {cmd.name}")
+    decoder = _DECODERS[cmd]
+    fields = header[1:]
+    if len(fields) < decoder.arity:
+        raise ProtocolError(f"{cmd.name} needs {decoder.arity} fields, got {len(fields)}")
+    try:
+        return role, decoder(role, fields, frames[2:])
+    except ProtocolError:
+        raise
+    except (TypeError, ValueError, IndexError, KeyError, AttributeError) as e:
+        raise ProtocolError(f"malformed {cmd.name}: {e}") from e
+
+
+class _Decoder:
+    def __init__(self, arity: int, fn: Callable[[Role, list[Any], Sequence[Any]], m.Message]):
+        self.arity = arity
+        self.fn = fn
+
+    def __call__(self, role: Role, fields: list[Any], extra: Sequence[Any]) -> m.Message:
+        return self.fn(role, fields, extra)
+
+
+def _bad(what: str) -> ProtocolError:
+    return ProtocolError(what)
+
+
+def _str(v: Any, what: str, limit: int = MAX_NAME) -> str:
+    if type(v) is not str or len(v) > limit:
+        raise _bad(f"{what} must be a string of at most {limit} characters")
+    return v
+
+
+def _int(v: Any, what: str, lo: int = 0, hi: int = 2**62) -> int:
+    if type(v) is not int or not lo <= v <= hi:
+        raise _bad(f"{what} must be an integer in [{lo}, {hi}]")
+    return v
+
+
+def _num(v: Any, what: str) -> float:
+    if type(v) not in (int, float) or v != v:  # reject NaN
+        raise _bad(f"{what} must be a number")
+    return float(v)
+
+
+def _list(v: Any, what: str) -> list[Any]:
+    if type(v) is not list:
+        raise _bad(f"{what} must be an array")
+    return v
+
+
+def _ids(v: Any, what: str = "ids") -> list[str]:
+    for i in _list(v, what):
+        if type(i) is not str or not 0 < len(i) <= MAX_ID:
+            raise _bad(f"{what}: a task id must be a non-empty string of at most {MAX_ID}")
+    return v
+
+
+def _payload(v: Any, extra: Sequence[Any]) -> Any:
+    if type(v) is bytes:
+        return v
+    if type(v) is int and 0 <= v < len(extra):
+        return extra[v]
+    raise _bad("payload must be bin or the index of a payload frame")
+
+
+def _entries(v: Any, width: int, what: str) -> list[Any]:
+    entries = _list(v, what)
+    for e in entries:
+        if type(e) is not list or len(e) < width:
+            raise _bad(f"{what}: each entry must be an array of {width}")
+        if type(e[0]) is not str or not 0 < len(e[0]) <= MAX_ID:
+            raise _bad(f"{what}: a task id must be a non-empty string of at most {MAX_ID}")
+    return entries
+
+
+def _hello(role: Role, f: list[Any], extra: Sequence[Any]) -> m.Hello:
+    queues = _list(f[3], "queues")
+    for q in queues:
+        _str(q, "queue")
+    return m.Hello(name=_str(f[0], "name"), host=_str(f[1], "host"),
+                   pid=_int(f[2], "pid"), queues=queues,
+                   concurrency=_int(f[4], "concurrency", 0, 1 << 20), pool=_str(f[5], "pool"),
+                   credit=_int(f[6], "credit", 0, 1 << 24), running=_ids(f[7], "running"))
+
+
+def _task(role: Role, f: list[Any], extra: Sequence[Any]) -> m.Task:
+    out = []
+    for e in _entries(f[0], 5, "TASK"):
+        timeout = None if e[4] is None else _num(e[4], "timeout")
+        out.append((e[0], _int(e[1], "attempt"), _str(e[2], "task name"),
+                    _payload(e[3], extra), timeout))
+    return m.Task(out)
+
+
+def _result(role: Role, f: list[Any], extra: Sequence[Any]) -> m.Result:
+    out = []
+    if role is Role.WORKER:  # (task_id, attempt, outcome, payload)
+        for e in _entries(f[0], 4, "RESULT"):
+            outcome = _int(e[2], "outcome", 0, max(m.Outcome))
+            out.append((e[0], _int(e[1], "attempt"), outcome, _payload(e[3], extra)))
+    else:  # (task_id, state, payload)
+        for e in _entries(f[0], 3, "RESULT"):
+            out.append((e[0], _int(e[1], "state", 0, max(m.State)), _payload(e[2], extra)))
+    return m.Result(out)
+
+
+def _partial(role: Role, f: list[Any], extra: Sequence[Any]) -> m.Partial:
+    return m.Partial([(e[0], _int(e[1], "attempt"), _int(e[2], "seq"), _payload(e[3], extra))
+                      for e in _entries(f[0], 4, "PARTIAL")])
+
+
+def _progress(role: Role, f: list[Any], extra: Sequence[Any]) -> m.Progress:
+    return m.Progress([(e[0], _int(e[1], "attempt"), _num(e[2], "done"), _num(e[3], "total"))
+                       for e in _entries(f[0], 4, "PROGRESS")])
+
+
+def _submit(role: Role, f: list[Any], extra: Sequence[Any]) -> m.Submit:
+    out = []
+    for e in _entries(f[0], 4, "SUBMIT"):
+        opts = e[3]
+        if type(opts) is not dict:
+            raise _bad("SUBMIT: options must be a map")
+        for k, v in opts.items():
+            want = m.SUBMIT_OPTIONS.get(k)
+            if want is None:
+                raise _bad(f"SUBMIT: unknown option {k!r}")
+            if want is float:
+                _num(v, k)
+            elif type(v) is not want:
+                raise _bad(f"SUBMIT: option {k!r} must be {want.__name__}")
+        out.append((e[0], _str(e[1], "task name"), _payload(e[2], extra), opts))
+    return m.Submit(out)
+
+
+def _rejected(role: Role, f: list[Any], extra: Sequence[Any]) -> m.Rejected:
+    return m.Rejected([(e[0], _str(e[1], "reason", 1 << 16)) for e in _entries(f[0], 2, "REJECTED")])
+
+
+def _query(role: Role, f: list[Any], extra: Sequence[Any]) -> m.Query:
+    if type(f[2]) is not dict:
+        raise _bad("QUERY: args must be a map")
+    return m.Query(_int(f[0], "request id"), _str(f[1], "kind"), f[2])
+
+
+def _accepted(role: Role, f: list[Any], extra: Sequence[Any]) -> m.Accepted:
+    if type(f[1]) is not dict:
+        raise _bad("ACCEPTED: same_as must be a map")
+    return m.Accepted(_ids(f[0]), f[1])
+
+
+_DECODERS: dict[Cmd, _Decoder] = {
+    Cmd.HELLO: _Decoder(8, _hello),
+    Cmd.WELCOME: _Decoder(4, lambda r, f, x: m.Welcome(_num(f[0], "interval"),
+                                                        _int(f[1], "liveness", 1, 1000),
+                                                        _int(f[2], "max_message"),
+                                                        _str(f[3], "master_id"))),
+    Cmd.CREDIT: _Decoder(2, lambda r, f, x: m.Credit(_int(f[0], "credit", 0, 1 << 24),
+                                                      _ids(f[1], "returned"))),
+    Cmd.TASK: _Decoder(1, _task),
+    Cmd.PARTIAL: _Decoder(1, _partial),
+    Cmd.PROGRESS: _Decoder(1, _progress),
+    Cmd.RESULT: _Decoder(1, _result),
+    Cmd.ACK: _Decoder(1, lambda r, f, x: m.Ack(_ids(f[0]))),
+    Cmd.CANCEL: _Decoder(1, lambda r, f, x: m.Cancel(_ids(f[0]))),
+    Cmd.HEARTBEAT: _Decoder(0, lambda r, f, x: m.Heartbeat()),
+    Cmd.BYE: _Decoder(1, lambda r, f, x: m.Bye(_ids(f[0], "returned"))),
+    Cmd.DISCONNECT: _Decoder(1, lambda r, f, x: m.Disconnect(_str(f[0], "reason", 1 << 16))),
+    Cmd.SUBMIT: _Decoder(1, _submit),
+    Cmd.ACCEPTED: _Decoder(2, _accepted),
+    Cmd.REJECTED: _Decoder(1, _rejected),
+    Cmd.BUSY: _Decoder(2, lambda r, f, x: m.Busy(_ids(f[0]), _num(f[1], "retry_after"))),
+    Cmd.WATCH: _Decoder(1, lambda r, f, x: m.Watch(_ids(f[0]))),
+    Cmd.QUERY: _Decoder(3, _query),
+    Cmd.REPLY: _Decoder(3, lambda r, f, x: m.Reply(_int(f[0], "request id"), bool(f[1]), f[2])),
+    Cmd.ERROR: _Decoder(1, lambda r, f, x: m.Error(_str(f[0], "reason", 1 << 16))),
+}

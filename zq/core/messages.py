@@ -1,0 +1,257 @@
+"""Typed zq wire messages: one small class per command, named as in docs/PROTOCOL.md.
+
+Batched commands carry lists of plain tuples (one per task) rather than an object per
+task: a message may hold thousands of entries and the master's cost per task matters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any, Union
+
+Payload = Union[bytes, memoryview]
+
+
+class Cmd(IntEnum):
+    HELLO = 1
+    WELCOME = 2
+    CREDIT = 3
+    TASK = 4
+    PARTIAL = 5
+    RESULT = 6
+    ACK = 7
+    CANCEL = 8
+    HEARTBEAT = 9
+    BYE = 10
+    DISCONNECT = 11
+    SUBMIT = 12
+    ACCEPTED = 13
+    REJECTED = 14
+    BUSY = 15
+    WATCH = 16
+    QUERY = 17
+    REPLY = 18
+    ERROR = 19
+    PROGRESS = 20
+
+
+class Role(IntEnum):
+    """Who sent a message; named by the signature frame."""
+
+    WORKER = 1
+    CLIENT = 2
+    MASTER = 3
+
+
+class Outcome(IntEnum):
+    """How one attempt ended, as a worker reports it."""
+
+    OK = 0  # payload: the msgpack result
+    ERROR = 1  # payload: an error map; the master may retry if attempts remain
+    FATAL = 2  # payload: an error map; never retried (not in retry_on, unknown task)
+    CANCELLED = 3  # payload: empty
+
+
+class State(IntEnum):
+    """A task's life; see zq.core.states for the legal edges."""
+
+    PENDING = 0  # waiting for its time (delay/eta) or for tasks it runs after
+    QUEUED = 1
+    RUNNING = 2
+    SUCCEEDED = 3
+    FAILED = 4
+    CANCELLED = 5
+    RETRYING = 6  # waiting out its backoff before it is queued again
+    DEAD = 7  # failed on its last attempt
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+FINAL_STATES = frozenset({State.SUCCEEDED, State.FAILED, State.CANCELLED, State.DEAD})
+
+
+# --- worker -> master ---------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Hello:
+    name: str
+    host: str
+    pid: int
+    queues: list[str]
+    concurrency: int
+    pool: str
+    credit: int
+    running: list[str] = field(default_factory=list)  # task ids still running after a reconnect
+    cmd = Cmd.HELLO
+
+
+@dataclass(slots=True)
+class Credit:
+    credit: int  # the worker's total credit from now on (concurrency + prefetch, or 0)
+    returned: list[str] = field(default_factory=list)  # prefetched ids it will not start
+    cmd = Cmd.CREDIT
+
+
+# (task_id, attempt, outcome, payload)
+ResultEntry = tuple[str, int, int, Payload]
+# (task_id, attempt, seq, payload)
+PartialEntry = tuple[str, int, int, Payload]
+# (task_id, attempt, done, total)
+ProgressEntry = tuple[str, int, float, float]
+
+
+@dataclass(slots=True)
+class Result:
+    """W->M: finished attempts. M->C: final results, entries (task_id, state, payload)."""
+
+    entries: list[Any]
+    cmd = Cmd.RESULT
+
+
+@dataclass(slots=True)
+class Partial:
+    entries: list[PartialEntry]  # streamed chunks of generator tasks, in seq order
+    cmd = Cmd.PARTIAL
+
+
+@dataclass(slots=True)
+class Progress:
+    entries: list[ProgressEntry]
+    cmd = Cmd.PROGRESS
+
+
+@dataclass(slots=True)
+class Bye:
+    returned: list[str]  # prefetched task ids handed back unstarted
+    cmd = Cmd.BYE
+
+
+# --- master -> worker ---------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Welcome:
+    heartbeat_interval: float
+    liveness: int
+    max_message: int
+    master_id: str
+    cmd = Cmd.WELCOME
+
+
+# (task_id, attempt, name, payload, timeout or None)
+TaskEntry = tuple[str, int, str, Payload, "float | None"]
+
+
+@dataclass(slots=True)
+class Task:
+    entries: list[TaskEntry]
+    cmd = Cmd.TASK
+
+
+@dataclass(slots=True)
+class Ack:
+    ids: list[str]  # results now durable: the worker may forget them
+    cmd = Cmd.ACK
+
+
+@dataclass(slots=True)
+class Cancel:
+    ids: list[str]  # C->M: cancel these tasks; M->W: stop running these
+    cmd = Cmd.CANCEL
+
+
+@dataclass(slots=True)
+class Heartbeat:
+    cmd = Cmd.HEARTBEAT
+
+
+@dataclass(slots=True)
+class Disconnect:
+    reason: str  # the peer must close its socket, reconnect and register again
+    cmd = Cmd.DISCONNECT
+
+
+# --- client -> master ---------------------------------------------------------------
+
+# (task_id, name, payload, options map); options keys are listed in SUBMIT_OPTIONS
+SubmitEntry = tuple[str, str, Payload, dict]
+
+
+@dataclass(slots=True)
+class Submit:
+    entries: list[SubmitEntry]
+    cmd = Cmd.SUBMIT
+
+
+@dataclass(slots=True)
+class Accepted:
+    ids: list[str]  # durable now
+    same_as: dict[str, str] = field(default_factory=dict)  # id -> existing task id (key dedup)
+    cmd = Cmd.ACCEPTED
+
+
+@dataclass(slots=True)
+class Rejected:
+    entries: list[tuple[str, str]]  # (task_id, reason)
+    cmd = Cmd.REJECTED
+
+
+@dataclass(slots=True)
+class Busy:
+    ids: list[str]  # not accepted: send again after retry_after seconds
+    retry_after: float
+    cmd = Cmd.BUSY
+
+
+@dataclass(slots=True)
+class Watch:
+    ids: list[str]  # push the result (and later chunks) of these tasks to me
+    cmd = Cmd.WATCH
+
+
+@dataclass(slots=True)
+class Query:
+    request_id: int
+    kind: str  # "status", "tasks", "retry", "purge", ... (docs/PROTOCOL.md)
+    args: dict
+    cmd = Cmd.QUERY
+
+
+@dataclass(slots=True)
+class Reply:
+    request_id: int
+    ok: bool
+    body: Any  # the answer, or an error message when not ok
+    cmd = Cmd.REPLY
+
+
+@dataclass(slots=True)
+class Error:
+    reason: str  # the master could not understand the sender's last message
+    cmd = Cmd.ERROR
+
+
+Message = Union[
+    Hello, Credit, Result, Partial, Progress, Bye, Welcome, Task, Ack, Cancel, Heartbeat,
+    Disconnect, Submit, Accepted, Rejected, Busy, Watch, Query, Reply, Error,
+]
+
+# Option keys a SUBMIT entry may carry; absent means the default.
+SUBMIT_OPTIONS = {
+    "queue": str,  # default "default"
+    "priority": int,  # higher runs first; default 0
+    "retries": int,  # extra attempts after a failure; default 0
+    "timeout": float,  # seconds per attempt; default none
+    "eta": float,  # unix time (wall clock) before which the task must not start
+    "delay": float,  # seconds from acceptance before the task may start
+    "key": str,  # deduplication key
+    "after": list,  # task ids that must succeed first
+    "retry_backoff": float,  # base seconds of the exponential backoff; default 1
+    "retry_backoff_max": float,  # cap of the backoff; default 600
+    "retry_on": list,  # exception type names that retry; default all
+    "result_ttl": float,  # seconds to keep the result; default the master's
+}

@@ -1,0 +1,86 @@
+"""Task payloads: how clients and workers turn arguments, results and errors into bytes.
+
+The master never calls these on user data; it only builds error payloads of its own
+(a lost worker, a cancelled task). msgpack only: tuples arrive as lists, and anything
+msgpack cannot carry raises SerializationError before a byte is sent.
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any
+
+import msgpack
+
+from zq.errors import (
+    RemoteTraceback, SerializationError, TaskError, TaskTimeout, UnknownTask, WorkerLost,
+)
+
+_packb = msgpack.Packer(use_bin_type=True).pack
+
+
+def _pack(value: Any, what: str) -> bytes:
+    try:
+        return _packb(value)
+    except (TypeError, ValueError, OverflowError) as e:
+        raise SerializationError(
+            f"{what} cannot be sent: {e}. zq sends msgpack types only (None, bool, int, "
+            "float, str, bytes, list, tuple, dict); convert the value first") from e
+
+
+def _unpack(payload: Any) -> Any:
+    return msgpack.unpackb(payload, raw=False, strict_map_key=False)
+
+
+def encode_call(args: tuple | list, kwargs: dict) -> bytes:
+    return _pack([list(args), kwargs], "the task's arguments")
+
+
+def decode_call(payload: Any) -> tuple[list, dict]:
+    args, kwargs = _unpack(payload)
+    return args, kwargs
+
+
+def encode_value(value: Any) -> bytes:
+    return _pack(value, "the task's result")
+
+
+def decode_value(payload: Any) -> Any:
+    return _unpack(payload)
+
+
+def encode_error(type_name: str, message: str, traceback: str = "") -> bytes:
+    return _packb({"type": type_name, "message": message, "traceback": traceback})
+
+
+def decode_error(payload: Any) -> dict[str, str]:
+    try:
+        info = _unpack(payload)
+        return {"type": str(info["type"]), "message": str(info["message"]),
+                "traceback": str(info.get("traceback", ""))}
+    except Exception:
+        return {"type": "TaskError", "message": "unreadable error payload", "traceback": ""}
+
+
+_ZQ_ERRORS: dict[str, type[TaskError]] = {
+    "TaskTimeout": TaskTimeout, "WorkerLost": WorkerLost, "UnknownTask": UnknownTask,
+}
+
+
+def exception_from_error(info: dict[str, str]) -> BaseException:
+    """The exception a client raises for a remote error: a built-in type as itself (with
+    the remote traceback as its cause), zq's own errors as themselves, else TaskError.
+    Nothing is unpickled or imported: only builtins are looked up by name."""
+    name, message, tb = info["type"], info["message"], info["traceback"]
+    if name in _ZQ_ERRORS:
+        return _ZQ_ERRORS[name](name, message, tb)
+    cls = getattr(builtins, name, None)
+    if isinstance(cls, type) and issubclass(cls, Exception):
+        try:
+            exc: BaseException = cls(message)
+        except Exception:
+            exc = TaskError(name, message, tb)
+        else:
+            exc.__cause__ = RemoteTraceback(tb)
+            return exc
+    return TaskError(name, message, tb)

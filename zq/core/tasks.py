@@ -1,0 +1,65 @@
+"""The master's record of one task: what the store keeps and the scheduler mutates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from zq.core.messages import State
+
+
+class TaskRecord:
+    """One task. A slot class, not a dataclass: the master may hold millions of them."""
+
+    __slots__ = (
+        "id", "name", "payload", "queue", "priority", "state", "attempt", "retries",
+        "timeout", "eta", "key", "after", "retry_backoff", "retry_backoff_max", "retry_on",
+        "result_ttl", "created", "updated", "worker", "result", "progress", "seq",
+    )
+
+    def __init__(self, id: str, name: str, payload: Any, *, queue: str = "default",
+                 priority: int = 0, state: State = State.QUEUED, attempt: int = 0,
+                 retries: int = 0, timeout: float | None = None, eta: float | None = None,
+                 key: str | None = None, after: list[str] | None = None,
+                 retry_backoff: float = 1.0, retry_backoff_max: float = 600.0,
+                 retry_on: list[str] | None = None, result_ttl: float | None = None,
+                 created: float = 0.0, updated: float = 0.0, worker: str | None = None,
+                 result: bytes | None = None, progress: tuple[float, float] | None = None,
+                 seq: int = 0) -> None:
+        self.id = id
+        self.name = name
+        self.payload = payload
+        self.queue = queue
+        self.priority = priority
+        self.state = state
+        self.attempt = attempt  # attempts started so far
+        self.retries = retries
+        self.timeout = timeout
+        self.eta = eta  # wall-clock time before which it must not start
+        self.key = key
+        self.after = after
+        self.retry_backoff = retry_backoff
+        self.retry_backoff_max = retry_backoff_max
+        self.retry_on = retry_on
+        self.result_ttl = result_ttl
+        self.created = created  # wall clock
+        self.updated = updated  # wall clock of the last state change
+        self.worker = worker  # name of the worker that ran it last
+        self.result = result  # result or error payload once final
+        self.progress = progress
+        self.seq = seq  # submission order: FIFO among equal priorities
+
+    def as_dict(self) -> dict[str, Any]:
+        """The task as QUERY answers show it (no payloads)."""
+        from zq.core.serde import decode_error
+        error = None
+        if self.result is not None and self.state in (State.FAILED, State.DEAD, State.CANCELLED):
+            error = decode_error(self.result)
+        return {"id": self.id, "name": self.name, "queue": self.queue,
+                "state": self.state.label, "priority": self.priority,
+                "attempt": self.attempt, "retries": self.retries, "created": self.created,
+                "updated": self.updated, "worker": self.worker, "error": error,
+                "progress": list(self.progress) if self.progress else None,
+                "key": self.key, "eta": self.eta}
+
+    def __repr__(self) -> str:
+        return f"TaskRecord({self.id!r}, {self.name!r}, {self.state.label}, attempt={self.attempt})"

@@ -1,0 +1,60 @@
+"""The zq error tree: one root, ZqError, and a branch per kind of failure."""
+
+from __future__ import annotations
+
+
+class ZqError(Exception):
+    """Root of every error zq raises."""
+
+
+class ConfigError(ZqError, ValueError):
+    """A configuration value is invalid (a flag, an option, a schedule file)."""
+
+
+class ProtocolError(ZqError):
+    """A peer sent bytes that are not a valid zq message (malformed, unknown, too big)."""
+
+
+class SerializationError(ZqError, TypeError):
+    """A value cannot travel: msgpack cannot encode it (arguments or a result)."""
+
+
+class ConnectionLost(ZqError):
+    """The master could not be reached in time."""
+
+
+class Rejected(ZqError):
+    """The master refused a submission or a request, with its reason."""
+
+
+class TaskError(ZqError):
+    """A task failed remotely; carries the remote type name, message and traceback."""
+
+    def __init__(self, type_name: str, message: str, traceback: str = "") -> None:
+        super().__init__(f"{type_name}: {message}")
+        self.type_name = type_name
+        self.message = message
+        self.traceback = traceback
+
+
+class TaskTimeout(TaskError):
+    """A task ran past its time limit."""
+
+
+class WorkerLost(TaskError):
+    """The worker running a task died and no attempt was left."""
+
+
+class UnknownTask(TaskError):
+    """The task name is not in any --app module of the worker."""
+
+
+class RemoteTraceback(ZqError):
+    """Used as the __cause__ of a re-raised built-in exception: the remote traceback."""
+
+    def __init__(self, traceback: str) -> None:
+        super().__init__(traceback)
+        self.traceback = traceback
+
+    def __str__(self) -> str:
+        return "\n" + self.traceback
