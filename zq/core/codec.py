@@ -210,10 +210,11 @@ def _hello(role: Role, f: list[Any], extra: Sequence[Any]) -> m.Hello:
 
 def _task(role: Role, f: list[Any], extra: Sequence[Any]) -> m.Task:
     out = []
-    for e in _entries(f[0], 5, "TASK"):
+    for e in _entries(f[0], 6, "TASK"):
         timeout = None if e[4] is None else _num(e[4], "timeout")
+        retry_on = None if e[5] is None else [_str(n, "retry_on") for n in _list(e[5], "retry_on")]
         out.append((e[0], _int(e[1], "attempt"), _str(e[2], "task name"),
-                    _payload(e[3], extra), timeout))
+                    _payload(e[3], extra), timeout, retry_on))
     return m.Task(out)
 
 

@@ -142,8 +142,8 @@ class Welcome:
     cmd = Cmd.WELCOME
 
 
-# (task_id, attempt, name, payload, timeout or None)
-TaskEntry = tuple[str, int, str, Payload, "float | None"]
+# (task_id, attempt, name, payload, timeout or None, retry_on: exception names or None)
+TaskEntry = tuple[str, int, str, Payload, "float | None", "list[str] | None"]
 
 
 @dataclass(slots=True)
