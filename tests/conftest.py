@@ -1,0 +1,6 @@
+"""Make the repository root importable when zq is not installed in the environment."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

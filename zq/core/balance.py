@@ -1,0 +1,106 @@
+"""Pure pieces of scheduling: the ready queue of one named queue, the order in which
+workers are offered tasks, and retry backoff."""
+
+from __future__ import annotations
+
+import bisect
+from collections import deque
+from typing import Any, Callable, Iterable
+
+from zq.core.messages import State
+from zq.core.tasks import TaskRecord
+
+
+class ReadyQueue:
+    """Queued tasks of one named queue: highest priority first, FIFO among equals.
+
+    One deque per priority keeps push and pop O(1) in the common case of one priority.
+    Removal is lazy: a popped entry whose task is no longer QUEUED (cancelled, or
+    already leased through an older entry) is skipped.
+    """
+
+    __slots__ = ("_by_priority", "_priorities")
+
+    def __init__(self) -> None:
+        self._by_priority: dict[int, deque[TaskRecord]] = {}
+        self._priorities: list[int] = []  # ascending; the last is the best
+
+    def push(self, task: TaskRecord) -> None:
+        dq = self._by_priority.get(task.priority)
+        if dq is None:
+            dq = self._by_priority[task.priority] = deque()
+            bisect.insort(self._priorities, task.priority)
+        dq.append(task)
+
+    def push_front(self, task: TaskRecord) -> None:
+        """Put a handed-back task first among its priority: it was next in line."""
+        self.push(task)
+        dq = self._by_priority[task.priority]
+        dq.rotate(1)
+
+    def best_priority(self) -> int | None:
+        while self._priorities:
+            p = self._priorities[-1]
+            dq = self._by_priority[p]
+            while dq and dq[0].state is not State.QUEUED:
+                dq.popleft()
+            if dq:
+                return p
+            del self._by_priority[p]
+            self._priorities.pop()
+        return None
+
+    def pop(self, n: int, priority: int, into: list[TaskRecord]) -> int:
+        """Move up to n QUEUED tasks of this priority into `into`; how many were moved."""
+        dq = self._by_priority.get(priority)
+        taken = 0
+        queued = State.QUEUED
+        while dq and taken < n:
+            t = dq.popleft()
+            if t.state is queued:
+                into.append(t)
+                taken += 1
+        return taken
+
+
+def take_best(queues: list[ReadyQueue], n: int, into: list[TaskRecord]) -> int:
+    """Move up to n tasks into `into` from several queues, best priority first."""
+    taken = 0
+    while taken < n:
+        best_q, best_p = None, None
+        for q in queues:
+            p = q.best_priority()
+            if p is not None and (best_p is None or p > best_p):
+                best_q, best_p = q, p
+        if best_q is None or best_p is None:
+            break
+        got = best_q.pop(n - taken, best_p, into)
+        if got == 0:
+            break
+        taken += got
+    return taken
+
+
+def offer_order(workers: Iterable[Any], free: Callable[[Any], int],
+                idle_since: Callable[[Any], float]) -> list[Any]:
+    """Workers with free credit: most free credit first, longest idle first on ties."""
+    ready = [w for w in workers if free(w) > 0]
+    ready.sort(key=lambda w: (-free(w), idle_since(w)))
+    return ready
+
+
+def compute_backoff(attempt: int, *, base: float, cap: float, rand: float) -> float:
+    """Seconds to wait before the next attempt: base * 2**(attempt-1), capped, with full
+    jitter in its upper half (rand in [0, 1)) so retries of a burst spread out."""
+    delay = min(cap, base * (2 ** max(0, attempt - 1)))
+    return delay * (0.5 + 0.5 * rand)
+
+
+def parse_rate(spec: str) -> float:
+    """'100/s', '20/m', '5/h' -> tasks per second. ValueError for anything else."""
+    count, _, unit = spec.partition("/")
+    per = {"s": 1.0, "m": 60.0, "h": 3600.0}.get(unit.strip())
+    n = float(count)
+    if per is None or n <= 0:
+        raise ValueError(f"rate limit {spec!r} must look like '100/s', '20/m' or '5/h'")
+    return n / per

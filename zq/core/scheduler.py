@@ -1,0 +1,824 @@
+"""The master's brain: every rule of the queue, with no I/O and no clock of its own.
+
+The master loop calls ``advance(now, wall)`` once per turn, then one ``on_*`` method per
+message it received, then ``dispatch()`` and ``tick()`` when due, and finally ``flush()``,
+which returns what to persist and what to send. It persists first, commits once, then
+sends: so an ACCEPTED or ACK always follows the commit that made it true.
+``now`` is monotonic seconds (liveness); ``wall`` is unix time (eta, retries, ttl).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from zq.core import balance, serde, states
+from zq.core import messages as m
+from zq.core.balance import ReadyQueue
+from zq.core.messages import Cmd, Outcome, State
+from zq.core.tasks import TaskRecord
+
+FINAL = m.FINAL_STATES
+LOST_ALLOWANCE = 2  # extra attempts a task gets against dying workers, beyond `retries`
+BUSY_RETRY_AFTER = 0.5
+HOUSEKEEPING = 0.25  # seconds between liveness/timer/eviction passes at most
+
+# The order in which one turn's messages to one peer go out.
+SEND_ORDER = (Cmd.WELCOME, Cmd.DISCONNECT, Cmd.ACCEPTED, Cmd.REJECTED, Cmd.BUSY, Cmd.ACK,
+              Cmd.CANCEL, Cmd.TASK, Cmd.PARTIAL, Cmd.PROGRESS, Cmd.RESULT, Cmd.REPLY,
+              Cmd.HEARTBEAT, Cmd.ERROR)
+
+
+class WorkerInfo:
+    """What the master knows of one connected worker."""
+
+    __slots__ = ("rid", "name", "host", "pid", "queues", "concurrency", "pool", "credit",
+                 "leased", "last_seen", "last_sent", "idle_since", "ready_queues")
+
+    def __init__(self, rid: bytes, hello: m.Hello, now: float) -> None:
+        self.rid = rid
+        self.name, self.host, self.pid = hello.name, hello.host, hello.pid
+        self.queues = tuple(hello.queues) or ("default",)
+        self.concurrency, self.pool, self.credit = hello.concurrency, hello.pool, hello.credit
+        self.leased: set[str] = set()
+        self.last_seen = self.last_sent = self.idle_since = now
+        self.ready_queues: list[ReadyQueue] = []
+
+    @property
+    def free(self) -> int:
+        return self.credit - len(self.leased)
+
+    def as_dict(self, now: float) -> dict[str, Any]:
+        return {"name": self.name, "host": self.host, "pid": self.pid, "pool": self.pool,
+                "concurrency": self.concurrency, "credit": self.credit,
+                "queues": list(self.queues), "running": len(self.leased),
+                "last_seen": round(now - self.last_seen, 3)}
+
+
+@dataclass
+class Flush:
+    """One turn's output: persist `saves`/`deletes` and commit, then send `messages`."""
+
+    saves: list[TaskRecord] = field(default_factory=list)
+    deletes: list[str] = field(default_factory=list)
+    messages: list[tuple[bytes, m.Message]] = field(default_factory=list)
+
+
+class Scheduler:
+    def __init__(self, *, master_id: str, heartbeat_interval: float = 1.0, liveness: int = 3,
+                 result_ttl: float = 86400.0, max_queued: int = 5_000_000,
+                 max_message: int = 256 * 1024 * 1024, max_finished: int = 200_000,
+                 durable: bool = False, rand: Callable[[], float] = lambda: 0.5) -> None:
+        self.master_id = master_id
+        self.interval, self.liveness = heartbeat_interval, liveness
+        self.result_ttl, self.max_queued, self.max_message = result_ttl, max_queued, max_message
+        self.max_finished, self.durable, self.rand = max_finished, durable, rand
+        self.now = self.wall = 0.0
+
+        self.tasks: dict[str, TaskRecord] = {}
+        self.queues: dict[str, ReadyQueue] = {}
+        self.depth: dict[str, int] = {}  # QUEUED tasks per queue
+        self.counts: dict[State, int] = {s: 0 for s in State}
+        self.workers: dict[bytes, WorkerInfo] = {}
+        self.lease: dict[str, bytes] = {}  # task id -> rid of the worker holding it
+        self.watcher: dict[str, bytes] = {}  # task id -> the client to push results to
+        self.more_watchers: dict[str, set[bytes]] = {}
+        self.keys: dict[str, str] = {}  # dedup key -> task id
+        self.waiting: dict[str, list[str]] = {}  # task id -> tasks that run after it
+        self.cancelling: set[str] = set()
+        self.timers: list[tuple[float, int, str]] = []  # (wall time, seq, task id)
+        self.finished: deque[str] = deque()  # final task ids, oldest first
+        self.rates: dict[str, list[float]] = {}  # task name -> [per second, tokens, at]
+        self.held: list[TaskRecord] = []  # restored tasks waiting for workers to re-register
+        self.hold_until = 0.0
+        self.seq = 0
+        self.next_housekeeping = 0.0
+        self.done_log: deque[tuple[float, int]] = deque()  # (second, tasks finished in it)
+        self.dropped = 0  # malformed messages seen
+
+        self._out: dict[bytes, dict[Cmd, Any]] = {}
+        self._dirty: dict[str, TaskRecord] = {}
+        self._deleted: list[str] = []
+
+    # --- time and output -----------------------------------------------------------
+
+    def advance(self, now: float, wall: float) -> None:
+        self.now, self.wall = now, wall
+
+    def _push(self, rid: bytes, cmd: Cmd, entry: Any) -> None:
+        per = self._out.get(rid)
+        if per is None:
+            per = self._out[rid] = {}
+        lst = per.get(cmd)
+        if lst is None:
+            per[cmd] = [entry]
+        else:
+            lst.append(entry)
+
+    def _push_many(self, rid: bytes, cmd: Cmd, entries: list[Any]) -> None:
+        per = self._out.get(rid)
+        if per is None:
+            per = self._out[rid] = {}
+        lst = per.get(cmd)
+        if lst is None:
+            per[cmd] = entries
+        else:
+            lst.extend(entries)
+
+    def _save(self, t: TaskRecord) -> None:
+        if self.durable:
+            self._dirty[t.id] = t
+
+    def flush(self) -> Flush:
+        out = Flush(saves=list(self._dirty.values()), deletes=self._deleted)
+        self._dirty, self._deleted = {}, []
+        for rid, per in self._out.items():
+            w = self.workers.get(rid)
+            if w is not None:
+                w.last_sent = self.now
+            for cmd in SEND_ORDER:
+                if cmd in per:
+                    out.messages.extend((rid, msg) for msg in _build(cmd, per[cmd]))
+        self._out = {}
+        return out
+
+    def next_deadline(self) -> float:
+        """Monotonic time by which tick() should run again."""
+        deadline = self.next_housekeeping
+        if self.timers:
+            deadline = min(deadline, self.now + max(0.0, self.timers[0][0] - self.wall))
+        return deadline
+
+    # --- task state changes ------------------------------------------------------------
+
+    def _move(self, t: TaskRecord, new: State) -> None:
+        states.check(t.state, new)
+        c = self.counts
+        c[t.state] -= 1
+        c[new] += 1
+        if t.state is State.QUEUED:
+            self.depth[t.queue] -= 1
+        t.state = new
+        t.updated = self.wall
+
+    def _enqueue(self, t: TaskRecord, front: bool = False, counted: bool = False) -> None:
+        """t is QUEUED now: put it in its ready queue (counted: already in depth)."""
+        q = self._ready_queue(t.queue)
+        if not counted:
+            self.depth[t.queue] = self.depth.get(t.queue, 0) + 1
+        if front:
+            q.push_front(t)
+        else:
+            q.push(t)
+
+    def _ready_queue(self, name: str) -> ReadyQueue:
+        q = self.queues.get(name)
+        if q is None:
+            q = self.queues[name] = ReadyQueue()
+            for w in self.workers.values():
+                if name in w.queues:
+                    w.ready_queues.append(q)
+        return q
+
+    def _add_timer(self, when: float, t: TaskRecord) -> None:
+        self.seq += 1
+        heapq.heappush(self.timers, (when, self.seq, t.id))
+
+    def _finish(self, t: TaskRecord, new: State, payload: bytes) -> None:
+        """t reached a final state: record, tell its watchers, release what waits on it."""
+        self._move(t, new)
+        t.result = payload
+        self.cancelling.discard(t.id)
+        self._save(t)
+        self.finished.append(t.id)
+        self._count_done()
+        entry = (t.id, int(new), payload)
+        rid = self.watcher.pop(t.id, None)
+        if rid is not None:
+            self._push(rid, Cmd.RESULT, entry)
+        for other in self.more_watchers.pop(t.id, ()):
+            if other != rid:
+                self._push(other, Cmd.RESULT, entry)
+        dependents = self.waiting.pop(t.id, None)
+        if dependents:
+            self._release_dependents(t, dependents)
+
+    def _count_done(self) -> None:
+        sec = int(self.now)
+        log = self.done_log
+        if log and log[-1][0] == sec:
+            log[-1] = (sec, log[-1][1] + 1)
+        else:
+            log.append((sec, 1))
+            while log and log[0][0] < sec - 10:
+                log.popleft()
+
+    def _release_dependents(self, dep: TaskRecord, dependents: list[str]) -> None:
+        for tid in dependents:
+            t = self.tasks.get(tid)
+            if t is None or t.state is not State.PENDING:
+                continue
+            if dep.state is not State.SUCCEEDED:
+                self._finish(t, State.CANCELLED, _cancelled_error(
+                    f"task {dep.id} it runs after ended {dep.state.label}"))
+            elif self._deps_done(t):
+                self._start_when_due(t)
+
+    def _deps_done(self, t: TaskRecord) -> bool:
+        for d in t.after or ():
+            dt = self.tasks.get(d)
+            if dt is None or dt.state is not State.SUCCEEDED:
+                return False
+        return True
+
+    def _start_when_due(self, t: TaskRecord) -> None:
+        """A PENDING task whose dependencies are done: queue it, or wait for its eta."""
+        if t.eta is not None and t.eta > self.wall:
+            self._add_timer(t.eta, t)
+        else:
+            self._move(t, State.QUEUED)
+            self._enqueue(t)
+            self._save(t)
+
+    def _watch(self, tid: str, rid: bytes) -> None:
+        cur = self.watcher.get(tid)
+        if cur is None:
+            self.watcher[tid] = rid
+        elif cur != rid:
+            self.more_watchers.setdefault(tid, set()).add(rid)
+
+    def _send_final(self, t: TaskRecord, rid: bytes) -> None:
+        self._push(rid, Cmd.RESULT, (t.id, int(t.state), t.result or b""))
+
+    # --- clients ---------------------------------------------------------------------
+
+    def on_submit(self, rid: bytes, entries: list[m.SubmitEntry]) -> None:
+        for tid, name, payload, opts in entries:
+            t = self.tasks.get(tid)
+            if t is not None:  # a resend after a reconnect: same task, nothing changes
+                self._accept_existing(rid, tid, t)
+                continue
+            key = opts.get("key") if opts else None
+            if key is not None:
+                same = self.tasks.get(self.keys.get(key, ""))
+                if same is not None:
+                    self._push(rid, Cmd.ACCEPTED, (tid, same.id))
+                    self._accept_existing(rid, None, same)
+                    continue
+            if self.counts[State.QUEUED] + self.counts[State.PENDING] >= self.max_queued:
+                self._push(rid, Cmd.BUSY, tid)
+                continue
+            try:
+                t = self._new_task(tid, name, payload, opts)
+            except ValueError as e:
+                self._push(rid, Cmd.REJECTED, (tid, str(e)))
+                continue
+            self.tasks[tid] = t
+            self.watcher[tid] = rid
+            self.counts[State.PENDING] += 1  # every task is born PENDING, then moves on
+            self._place_new(t)
+            self._save(t)
+            self._push(rid, Cmd.ACCEPTED, (tid, None))
+
+    def _accept_existing(self, rid: bytes, tid: str | None, t: TaskRecord) -> None:
+        if tid is not None:
+            self._push(rid, Cmd.ACCEPTED, (tid, None))
+        if t.state in FINAL:
+            self._send_final(t, rid)
+        else:
+            self._watch(t.id, rid)
+
+    def _new_task(self, tid: str, name: str, payload: Any, opts: dict) -> TaskRecord:
+        self.seq += 1
+        wall = self.wall
+        if not opts:  # the common case, kept cheap
+            return TaskRecord(tid, name, payload, state=State.PENDING, created=wall,
+                              updated=wall, seq=self.seq)
+        eta = opts.get("eta")
+        if "delay" in opts:
+            eta = wall + float(opts["delay"])
+        after = opts.get("after")
+        if after:
+            missing = [d for d in after if d not in self.tasks]
+            if missing:
+                raise ValueError(f"after= names unknown task ids: {', '.join(missing[:5])}")
+        if "rate_limit" in opts:
+            self._set_rate(name, opts["rate_limit"])
+        retries = int(opts.get("retries", 0))
+        if retries < 0 or retries > 1000:
+            raise ValueError("retries must be between 0 and 1000")
+        t = TaskRecord(
+            tid, name, payload, queue=opts.get("queue", "default"),
+            priority=int(opts.get("priority", 0)), state=State.PENDING, retries=retries,
+            timeout=opts.get("timeout"), eta=eta, key=opts.get("key"), after=after or None,
+            retry_backoff=float(opts.get("retry_backoff", 1.0)),
+            retry_backoff_max=float(opts.get("retry_backoff_max", 600.0)),
+            retry_on=opts.get("retry_on"), result_ttl=opts.get("result_ttl"),
+            created=wall, updated=wall, seq=self.seq)
+        if t.key is not None:
+            self.keys[t.key] = tid
+        return t
+
+    def _set_rate(self, name: str, spec: str) -> None:
+        per_second = balance.parse_rate(spec)
+        cur = self.rates.get(name)
+        if cur is None:
+            self.rates[name] = [per_second, 1.0, self.wall]
+        else:
+            cur[0] = per_second
+
+    def _place_new(self, t: TaskRecord) -> None:
+        """A new PENDING task: wait for what it runs after, or for its eta, or queue it."""
+        if t.after and not self._deps_done(t):
+            for d in t.after:
+                dt = self.tasks[d]
+                if dt.state in FINAL and dt.state is not State.SUCCEEDED:
+                    self._finish(t, State.CANCELLED, _cancelled_error(
+                        f"task {d} it runs after ended {dt.state.label}"))
+                    return
+            for d in t.after:
+                if self.tasks[d].state is not State.SUCCEEDED:
+                    self.waiting.setdefault(d, []).append(t.id)
+            return
+        self._start_when_due(t)
+
+    def on_watch(self, rid: bytes, ids: list[str]) -> None:
+        for tid in ids:
+            t = self.tasks.get(tid)
+            if t is None:
+                self._push(rid, Cmd.REJECTED, (tid, f"unknown task id {tid}"))
+            elif t.state in FINAL:
+                self._send_final(t, rid)
+            else:
+                self._watch(tid, rid)
+                if t.progress is not None:
+                    self._push(rid, Cmd.PROGRESS, (tid, t.attempt, *t.progress))
+
+    def on_cancel(self, rid: bytes, ids: list[str]) -> None:
+        for tid in ids:
+            t = self.tasks.get(tid)
+            if t is None:
+                self._push(rid, Cmd.REJECTED, (tid, f"unknown task id {tid}"))
+                continue
+            if t.state not in FINAL:
+                self._watch(tid, rid)
+            self.cancel(t)
+
+    def cancel(self, t: TaskRecord) -> None:
+        if t.state in (State.PENDING, State.QUEUED, State.RETRYING):
+            self._finish(t, State.CANCELLED, _cancelled_error("cancelled before it ran"))
+        elif t.state is State.RUNNING and t.id not in self.cancelling:
+            self.cancelling.add(t.id)
+            owner = self.lease.get(t.id)
+            if owner is not None:
+                self._push(owner, Cmd.CANCEL, t.id)
+
+    def on_client_heartbeat(self, rid: bytes) -> None:
+        self._push(rid, Cmd.HEARTBEAT, None)
+
+    def on_bad_message(self, rid: bytes, reason: str) -> None:
+        self.dropped += 1
+        self._push(rid, Cmd.ERROR, reason)
+
+    # --- workers ---------------------------------------------------------------------
+
+    def on_hello(self, rid: bytes, hello: m.Hello) -> None:
+        old = self.workers.pop(rid, None)
+        w = WorkerInfo(rid, hello, self.now)
+        w.ready_queues = [q for name, q in self.queues.items() if name in w.queues]
+        self.workers[rid] = w
+        if old is not None:  # the same connection registers again: keep what it still runs
+            for tid in old.leased:
+                if tid not in hello.running:
+                    self._lost(tid, old)
+        self._push(rid, Cmd.WELCOME, m.Welcome(self.interval, self.liveness, self.max_message,
+                                               self.master_id))
+        for tid in hello.running:
+            self._adopt(tid, w)
+
+    def _adopt(self, tid: str, w: WorkerInfo) -> None:
+        """A re-registering worker still runs tid: keep it leased there, don't run it twice."""
+        t = self.tasks.get(tid)
+        if t is None or t.state in FINAL:
+            self._push(w.rid, Cmd.CANCEL, tid)
+            return
+        owner = self.lease.get(tid)
+        if owner is not None:
+            ow = self.workers.get(owner)
+            if ow is not None and ow.name != w.name:
+                return  # another live worker runs it too; the first result wins
+            if ow is not None:
+                ow.leased.discard(tid)
+        if t.state in (State.QUEUED, State.PENDING, State.RETRYING):
+            if t.state is not State.QUEUED:
+                self._move(t, State.QUEUED)
+            self._move(t, State.RUNNING)
+            t.attempt = max(t.attempt, 1)
+        if t.state is State.RUNNING:
+            t.worker = w.name
+            self.lease[tid] = w.rid
+            w.leased.add(tid)
+
+    def worker(self, rid: bytes) -> WorkerInfo | None:
+        """The registered worker behind rid, marked alive; None (and DISCONNECT) if none."""
+        w = self.workers.get(rid)
+        if w is None:
+            self._push(rid, Cmd.DISCONNECT, "unknown worker: send HELLO to register")
+            return None
+        w.last_seen = self.now
+        return w
+
+    def on_credit(self, w: WorkerInfo, msg: m.Credit) -> None:
+        w.credit = msg.credit
+        self._hand_back(w, msg.returned)
+
+    def on_bye(self, w: WorkerInfo, msg: m.Bye) -> None:
+        self._hand_back(w, msg.returned)
+        self._drop_worker(w)
+
+    def _hand_back(self, w: WorkerInfo, ids: list[str]) -> None:
+        for tid in ids:
+            if tid not in w.leased:
+                continue
+            w.leased.discard(tid)
+            self.lease.pop(tid, None)
+            t = self.tasks.get(tid)
+            if t is None or t.state is not State.RUNNING:
+                continue
+            if t.id in self.cancelling:
+                self._finish(t, State.CANCELLED, _cancelled_error("cancelled before it ran"))
+                continue
+            t.attempt -= 1  # it never started
+            self._move(t, State.QUEUED)
+            self._enqueue(t, front=True)
+
+    def _drop_worker(self, w: WorkerInfo) -> None:
+        self.workers.pop(w.rid, None)
+        for tid in list(w.leased):
+            self._lost(tid, w)
+
+    def _lost(self, tid: str, w: WorkerInfo) -> None:
+        """w will never report tid: run it again elsewhere, or give up on it."""
+        w.leased.discard(tid)
+        if self.lease.get(tid) == w.rid:
+            del self.lease[tid]
+        t = self.tasks.get(tid)
+        if t is None or t.state is not State.RUNNING:
+            return
+        if tid in self.cancelling:
+            self._finish(t, State.CANCELLED, _cancelled_error("cancelled; its worker left"))
+        elif t.attempt < t.retries + 1 + LOST_ALLOWANCE:
+            self._move(t, State.QUEUED)
+            self._enqueue(t, front=True)
+            self._save(t)
+        else:
+            self._finish(t, State.DEAD, serde.encode_error(
+                "WorkerLost", f"worker {w.name} was lost while running it, "
+                f"on attempt {t.attempt} of {t.retries + 1 + LOST_ALLOWANCE}"))
+
+    def on_worker_results(self, w: WorkerInfo, entries: list[m.ResultEntry]) -> None:
+        acks: list[str] = []
+        for tid, attempt, outcome, payload in entries:
+            acks.append(tid)
+            owner = self.lease.get(tid)
+            if owner is not None:
+                ow = self.workers.get(owner) if owner != w.rid else w
+                if ow is not None:
+                    ow.leased.discard(tid)
+                    if not ow.leased:
+                        ow.idle_since = self.now
+                del self.lease[tid]
+            t = self.tasks.get(tid)
+            if t is None or t.state in FINAL:
+                continue  # a duplicate: acknowledged and ignored
+            if outcome == Outcome.OK:
+                if t.state is not State.RUNNING:
+                    self._force_running(t)
+                self._finish(t, State.SUCCEEDED, payload)
+            elif t.state is not State.RUNNING or attempt != t.attempt:
+                continue  # a late failure of an attempt that is no longer current
+            elif outcome == Outcome.CANCELLED:
+                if tid in self.cancelling:
+                    self._finish(t, State.CANCELLED, _cancelled_error("cancelled while running"))
+                else:
+                    self._lost(tid, w)
+            else:
+                self._failed(t, outcome == Outcome.FATAL, payload)
+        if acks:
+            self._push_many(w.rid, Cmd.ACK, acks)
+
+    def _force_running(self, t: TaskRecord) -> None:
+        """A late success for a task that was requeued meanwhile: it ran, so it is done."""
+        if t.state is not State.QUEUED:
+            self._move(t, State.QUEUED)
+        self._move(t, State.RUNNING)
+
+    def _failed(self, t: TaskRecord, fatal: bool, payload: bytes) -> None:
+        if not fatal and t.attempt <= t.retries:
+            self._move(t, State.RETRYING)
+            delay = balance.compute_backoff(t.attempt, base=t.retry_backoff,
+                                            cap=t.retry_backoff_max, rand=self.rand())
+            self._add_timer(self.wall + delay, t)
+            t.result = payload
+            self._save(t)
+        else:
+            self._finish(t, State.DEAD if t.retries and not fatal else State.FAILED, payload)
+
+    def on_partial(self, w: WorkerInfo, entries: list[m.PartialEntry]) -> None:
+        for e in entries:
+            self._to_watchers(e[0], Cmd.PARTIAL, e)
+
+    def on_progress(self, w: WorkerInfo, entries: list[m.ProgressEntry]) -> None:
+        for e in entries:
+            t = self.tasks.get(e[0])
+            if t is not None and t.state is State.RUNNING:
+                t.progress = (e[2], e[3])
+                self._to_watchers(e[0], Cmd.PROGRESS, e)
+
+    def _to_watchers(self, tid: str, cmd: Cmd, entry: Any) -> None:
+        rid = self.watcher.get(tid)
+        if rid is not None:
+            self._push(rid, cmd, entry)
+        for other in self.more_watchers.get(tid, ()):
+            self._push(other, cmd, entry)
+
+    # --- dispatch ------------------------------------------------------------------------
+
+    def dispatch(self) -> None:
+        """Lease queued tasks to workers with free credit (DESIGN §3)."""
+        if not self.counts[State.QUEUED] or not self.workers:
+            return
+        order = balance.offer_order(self.workers.values(), lambda w: w.free,
+                                    lambda w: w.idle_since)
+        for w in order:
+            if not w.ready_queues:
+                continue
+            picked: list[TaskRecord] = []
+            balance.take_best(w.ready_queues, w.free, picked)
+            if picked:
+                self._lease_to(w, picked)
+            if not self.counts[State.QUEUED]:
+                break
+
+    def _lease_to(self, w: WorkerInfo, picked: list[TaskRecord]) -> None:
+        entries = []
+        rates = self.rates
+        running, queued = State.RUNNING, State.QUEUED
+        depth, lease, leased, rid = self.depth, self.lease, w.leased, w.rid
+        for t in picked:
+            if rates and t.name in rates and not self._take_token(t):
+                continue
+            t.state = running
+            depth[t.queue] -= 1
+            t.attempt += 1
+            t.worker = w.name
+            lease[t.id] = rid
+            leased.add(t.id)
+            entries.append((t.id, t.attempt, t.name, t.payload, t.timeout, t.retry_on))
+        n = len(entries)
+        self.counts[queued] -= n
+        self.counts[running] += n
+        if entries:
+            self._push_many(rid, Cmd.TASK, entries)
+
+    def _take_token(self, t: TaskRecord) -> bool:
+        """Token bucket per task name; a task without a token waits (PENDING) for one."""
+        rate = self.rates[t.name]
+        per_second, tokens, at = rate
+        tokens = min(max(1.0, per_second), tokens + (self.wall - at) * per_second)
+        rate[2] = self.wall
+        if tokens >= 1.0:
+            rate[1] = tokens - 1.0
+            return True
+        rate[1] = tokens
+        self._move(t, State.PENDING)
+        self._add_timer(self.wall + (1.0 - tokens) / per_second, t)
+        return False
+
+    # --- housekeeping ----------------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Liveness, heartbeats, due timers, the end of a recovery hold, expiry."""
+        now = self.now
+        self.next_housekeeping = now + min(HOUSEKEEPING, self.interval / 4)
+        window = self.interval * self.liveness
+        for w in list(self.workers.values()):
+            if now - w.last_seen > window:
+                self._drop_worker(w)
+            elif now - w.last_sent >= self.interval:
+                self._push(w.rid, Cmd.HEARTBEAT, None)
+        self._fire_timers()
+        if self.held and now >= self.hold_until:
+            for t in self.held:
+                if t.state is State.QUEUED:
+                    self._enqueue(t, counted=True)
+            self.held = []
+        self._expire_finished()
+
+    def _fire_timers(self) -> None:
+        timers, wall = self.timers, self.wall
+        while timers and timers[0][0] <= wall:
+            _, _, tid = heapq.heappop(timers)
+            t = self.tasks.get(tid)
+            if t is None:
+                continue
+            if t.state is State.RETRYING or (t.state is State.PENDING and self._deps_done(t)
+                                              and (t.eta is None or t.eta <= wall + 1e-6)):
+                self._move(t, State.QUEUED)
+                self._enqueue(t)
+                self._save(t)
+            elif t.state is State.PENDING and t.eta is not None and t.eta > wall:
+                pass  # an older timer; a newer one is armed for its eta
+
+    def _expire_finished(self) -> None:
+        """Forget results past their ttl; keep at most max_finished of them in memory."""
+        fin = self.finished
+        while fin:
+            t = self.tasks.get(fin[0])
+            if t is None or t.state not in FINAL:
+                fin.popleft()  # retried by hand since, or already forgotten
+                continue
+            ttl = self.result_ttl if t.result_ttl is None else t.result_ttl
+            expired = t.updated + ttl <= self.wall
+            if not expired and len(fin) <= self.max_finished:
+                break
+            fin.popleft()
+            self._forget(t)
+            if expired and self.durable:
+                self._deleted.append(t.id)
+
+    def _forget(self, t: TaskRecord) -> None:
+        del self.tasks[t.id]
+        self.counts[t.state] -= 1
+        if t.key is not None and self.keys.get(t.key) == t.id:
+            del self.keys[t.key]
+
+    # --- recovery ------------------------------------------------------------------------
+
+    def restore(self, records: Any) -> int:
+        """Load the store's tasks after a restart. Tasks that were queued or running wait
+        one liveness window before they are dispatched, so workers that still run them
+        can re-register and keep them instead of running them twice."""
+        n = 0
+        self.hold_until = self.now + self.interval * self.liveness
+        for t in records:
+            n += 1
+            self.seq = max(self.seq, t.seq)
+            self.tasks[t.id] = t
+            if t.key is not None:
+                self.keys[t.key] = t.id
+            if t.state in FINAL:
+                self.counts[t.state] += 1
+                self.finished.append(t.id)
+                continue
+            if t.state in (State.RUNNING, State.QUEUED):
+                t.state = State.QUEUED
+                self.depth[t.queue] = self.depth.get(t.queue, 0) + 1
+                self._ready_queue(t.queue)
+                self.held.append(t)
+            elif t.state is State.RETRYING:
+                self._add_timer(self.wall, t)
+            self.counts[t.state] += 1
+        for t in self.tasks.values():  # second pass: dependencies may come in any order
+            if t.state is State.PENDING:
+                if t.after and not self._deps_done(t):
+                    for d in t.after:
+                        if d in self.tasks and self.tasks[d].state not in FINAL:
+                            self.waiting.setdefault(d, []).append(t.id)
+                    self._add_timer(self.wall, t)  # re-checked when due
+                else:
+                    self._add_timer(t.eta or self.wall, t)
+        return n
+
+    def adopt_loaded(self, t: TaskRecord) -> None:
+        """A final task read back from the store on demand (an old result being fetched)."""
+        if t.id not in self.tasks and t.state in FINAL:
+            self.tasks[t.id] = t
+            self.counts[t.state] += 1
+            self.finished.append(t.id)
+
+    # --- invariants ------------------------------------------------------------------------
+
+    def validate(self) -> None:
+        """Check every invariant of the core; AssertionError names the broken one.
+        For tests (run it after every step); never called on the hot path."""
+        counted = {s: 0 for s in State}
+        depth: dict[str, int] = {}
+        for t in self.tasks.values():
+            counted[t.state] += 1
+            if t.state is State.QUEUED:
+                depth[t.queue] = depth.get(t.queue, 0) + 1
+        assert counted == self.counts, f"state counts drifted: {counted} != {self.counts}"
+        for q, n in self.depth.items():
+            assert n == depth.get(q, 0), f"depth of {q!r} is {n}, {depth.get(q, 0)} queued"
+        for tid, rid in self.lease.items():
+            t = self.tasks.get(tid)
+            assert t is not None and t.state is State.RUNNING, f"lease on non-running {tid}"
+            w = self.workers.get(rid)
+            assert w is not None and tid in w.leased, f"lease of {tid} not on its worker"
+        seen: set[str] = set()
+        for w in self.workers.values():
+            assert not (w.leased & seen), f"a task is leased to two workers: {w.leased & seen}"
+            seen |= w.leased
+            for tid in w.leased:
+                assert self.lease.get(tid) == w.rid, f"{tid} on {w.name} but leased elsewhere"
+        for tid in self.watcher:
+            t = self.tasks.get(tid)
+            assert t is not None and t.state not in FINAL, f"watcher left on final {tid}"
+
+    # --- queries ---------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        log = self.done_log
+        recent = sum(n for sec, n in log if sec >= int(self.now) - 10 and sec < int(self.now))
+        return {
+            "master_id": self.master_id,
+            "workers": [w.as_dict(self.now) for w in self.workers.values()],
+            "queues": {q: d for q, d in self.depth.items()},
+            "counts": {s.label: n for s, n in self.counts.items()},
+            "throughput": recent / 10.0,
+            "dropped_messages": self.dropped,
+        }
+
+    def list_tasks(self, state: str | None = None, queue: str | None = None,
+                   name: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        want = _state_named(state) if state else None
+        out = []
+        for t in reversed(list(self.tasks.values())):
+            if (want is None or t.state is want) and (queue is None or t.queue == queue) \
+                    and (name is None or t.name == name):
+                out.append(t.as_dict())
+                if len(out) >= limit:
+                    break
+        return out
+
+    def retry(self, tid: str) -> dict[str, Any]:
+        t = self.tasks.get(tid)
+        if t is None:
+            raise LookupError(f"unknown task id {tid}")
+        if t.state not in (State.FAILED, State.DEAD, State.CANCELLED):
+            raise ValueError(f"task {tid} is {t.state.label}; only failed, dead or "
+                             "cancelled tasks can be retried")
+        self._move(t, State.QUEUED)
+        t.attempt, t.result, t.eta = 0, None, None
+        self._enqueue(t)
+        self._save(t)
+        return t.as_dict()
+
+    def purge(self, state: str, older_than: float) -> int:
+        want = _state_named(state)
+        if want not in FINAL:
+            raise ValueError("only final states (succeeded, failed, cancelled, dead) can be purged")
+        victims = [t for t in self.tasks.values()
+                   if t.state is want and t.updated <= self.wall - older_than]
+        for t in victims:
+            self._forget(t)
+            self._deleted.append(t.id)
+        return len(victims)
+
+    def reply(self, rid: bytes, request_id: int, ok: bool, body: Any) -> None:
+        self._push(rid, Cmd.REPLY, m.Reply(request_id, ok, body))
+
+
+def _state_named(label: str) -> State:
+    try:
+        return State[label.upper()]
+    except KeyError:
+        raise ValueError(f"unknown state {label!r}; one of "
+                         f"{', '.join(s.label for s in State)}") from None
+
+
+def _cancelled_error(message: str) -> bytes:
+    return serde.encode_error("CancelledError", message)
+
+
+def _build(cmd: Cmd, items: list[Any]) -> list[m.Message]:
+    """The messages for one peer and one command from the turn's entries."""
+    if cmd is Cmd.TASK:
+        return [m.Task(items)]
+    if cmd is Cmd.RESULT:
+        return [m.Result(items)]
+    if cmd is Cmd.ACK:
+        return [m.Ack(items)]
+    if cmd is Cmd.ACCEPTED:
+        same = {tid: other for tid, other in items if other is not None}
+        return [m.Accepted([tid for tid, _ in items], same)]
+    if cmd is Cmd.PARTIAL:
+        return [m.Partial(items)]
+    if cmd is Cmd.PROGRESS:
+        return [m.Progress(items)]
+    if cmd is Cmd.CANCEL:
+        return [m.Cancel(items)]
+    if cmd is Cmd.REJECTED:
+        return [m.Rejected(items)]
+    if cmd is Cmd.BUSY:
+        return [m.Busy(items, BUSY_RETRY_AFTER)]
+    if cmd is Cmd.HEARTBEAT:
+        return [m.Heartbeat()]
+    if cmd is Cmd.DISCONNECT:
+        return [m.Disconnect(items[-1])]
+    if cmd is Cmd.ERROR:
+        return [m.Error(items[-1])]
+    return list(items)  # WELCOME, REPLY: whole messages
