@@ -1,0 +1,342 @@
+"""The `zq` command line: one small function per command (parse -> config -> run).
+
+Only this module reads flags and environment variables and configures logging.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from typing import Any, Optional
+
+import typer
+
+from zq.config import ClientConfig, MasterConfig, WorkerConfig, default_connect
+from zq.errors import ConfigError, ZqError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="zq: a zero-broker distributed task queue over ZeroMQ.")
+
+CONNECT_HELP = "Master address; default $ZQ_CONNECT, else tcp://127.0.0.1:5555."
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+
+
+def parse_duration(text: str) -> float:
+    """'90', '90s', '15m', '1h', '2d' -> seconds."""
+    match = _DURATION.match(text)
+    if not match:
+        raise typer.BadParameter(f"{text!r} is not a duration like 30s, 15m, 1h or 2d")
+    value, unit = match.groups()
+    return float(value) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
+
+
+def parse_arg(text: str) -> Any:
+    """A command-line task argument: JSON when it parses, else the string itself."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def _client(connect: Optional[str]) -> Any:
+    from zq.client import Client
+    return Client(config=ClientConfig(connect=connect or default_connect()))
+
+
+def _print(value: Any, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(value, indent=2, default=str))
+    else:
+        typer.echo(value if isinstance(value, str) else json.dumps(value, default=str))
+
+
+# --- processes ---------------------------------------------------------------------------
+
+@app.command()
+def master(
+    bind: str = typer.Option("tcp://*:5555", help="Endpoint to bind."),
+    store: str = typer.Option("zq.db", help="SQLite file for task state, or 'memory'."),
+    heartbeat_interval: float = typer.Option(1.0, help="Seconds between heartbeats."),
+    heartbeat_liveness: int = typer.Option(3, help="Missed heartbeats before a peer is dead."),
+    result_ttl: str = typer.Option("1d", help="How long results are kept (e.g. 1h, 1d)."),
+    log_level: str = typer.Option("info", help="debug, info, warning or error."),
+) -> None:
+    """Run the master: the queue, the scheduler and the result store."""
+    from zq.master import run_master
+    _setup_logging(log_level)
+    try:
+        config = MasterConfig(bind=bind, store=store, heartbeat_interval=heartbeat_interval,
+                              heartbeat_liveness=heartbeat_liveness,
+                              result_ttl=parse_duration(result_ttl)).validate()
+        raise typer.Exit(run_master(config))
+    except ZqError as e:
+        _fail(str(e))
+
+
+@app.command()
+def worker(
+    app_: list[str] = typer.Option(..., "--app", help="Module whose tasks this worker runs (repeatable)."),
+    connect: Optional[str] = typer.Option(None, help=CONNECT_HELP),
+    concurrency: int = typer.Option(0, help="Tasks run at once; default the CPU count."),
+    pool: str = typer.Option("process", help="process, thread or async."),
+    prefetch: Optional[int] = typer.Option(None, help="Extra tasks held beyond concurrency; default = concurrency."),
+    queues: str = typer.Option("default", help="Comma-separated queues to take tasks from."),
+    name: Optional[str] = typer.Option(None, help="Worker name; default host:pid."),
+    shutdown_timeout: float = typer.Option(30.0, help="Seconds running tasks get to finish on SIGTERM."),
+    log_level: str = typer.Option("info", help="debug, info, warning or error."),
+) -> None:
+    """Run a worker that executes tasks of the --app modules."""
+    from zq.worker import run_worker
+    _setup_logging(log_level)
+    sys.path.insert(0, os.getcwd())  # --app modules are usually next to where it starts
+    fields: dict[str, Any] = dict(
+        connect=connect or default_connect(), apps=tuple(app_), pool=pool, prefetch=prefetch,
+        queues=tuple(q.strip() for q in queues.split(",") if q.strip()),
+        shutdown_timeout=shutdown_timeout)
+    if concurrency:
+        fields["concurrency"] = concurrency
+    if name:
+        fields["name"] = name
+    try:
+        raise typer.Exit(run_worker(WorkerConfig(**fields).validate()))
+    except ZqError as e:
+        _fail(str(e))
+
+
+@app.command()
+def local(
+    app_: list[str] = typer.Option(..., "--app", help="Module whose tasks the workers run."),
+    workers: int = typer.Option(2, help="How many worker processes."),
+    bind: str = typer.Option("tcp://127.0.0.1:5555", help="Endpoint for the master."),
+    store: str = typer.Option("zq.db", help="SQLite file, or 'memory'."),
+    concurrency: int = typer.Option(0, help="Per worker; default the CPU count."),
+    pool: str = typer.Option("process", help="process, thread or async."),
+) -> None:
+    """A master and N workers in one command, for development. Ctrl-C stops them all."""
+    connect = bind.replace("*", "127.0.0.1")
+    base = [sys.executable, "-m", "zq"]
+    procs = [subprocess.Popen(base + ["master", "--bind", bind, "--store", store])]
+    worker_cmd = base + ["worker", "--connect", connect, "--pool", pool]
+    for a in app_:
+        worker_cmd += ["--app", a]
+    if concurrency:
+        worker_cmd += ["--concurrency", str(concurrency)]
+    procs += [subprocess.Popen(worker_cmd + ["--name", f"local-{i}"]) for i in range(workers)]
+    typer.echo(f"zq local: master on {connect}, {workers} workers; Ctrl-C to stop", err=True)
+    try:
+        while all(p.poll() is None for p in procs):
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        _stop_all(procs)
+
+
+def _stop_all(procs: list[subprocess.Popen], timeout: float = 10.0) -> None:
+    """SIGTERM workers first and the master last, so results still reach it."""
+    for p in reversed(procs):
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for p in reversed(procs):
+        try:
+            p.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+# --- client commands ---------------------------------------------------------------------
+
+@app.command()
+def submit(
+    task: str = typer.Argument(..., help="Task name, module:function."),
+    args: list[str] = typer.Argument(None, help="Arguments; each parsed as JSON if it can be."),
+    kwargs: str = typer.Option("{}", help="Keyword arguments as a JSON object."),
+    queue: str = typer.Option("default"),
+    priority: int = typer.Option(0),
+    retries: int = typer.Option(0),
+    timeout: Optional[float] = typer.Option(None, help="Seconds per attempt."),
+    delay: Optional[float] = typer.Option(None, help="Seconds before it may start."),
+    key: Optional[str] = typer.Option(None, help="Deduplication key."),
+    wait: bool = typer.Option(False, "--wait", help="Wait and print the result as JSON."),
+    wait_timeout: Optional[float] = typer.Option(None, help="With --wait: give up after this."),
+    connect: Optional[str] = typer.Option(None, help=CONNECT_HELP),
+) -> None:
+    """Submit one task; print its id, or with --wait its result."""
+    try:
+        kw = json.loads(kwargs)
+    except ValueError as e:
+        _fail(f"--kwargs is not JSON: {e}")
+    if not isinstance(kw, dict):
+        _fail("--kwargs must be a JSON object like '{\"x\": 1}'")
+    options: dict[str, Any] = {"queue": queue, "priority": priority, "retries": retries}
+    for opt, value in (("timeout", timeout), ("delay", delay), ("key", key)):
+        if value is not None:
+            options[opt] = value
+    try:
+        with _client(connect) as client:
+            future = client.options(**options).submit(task, *[parse_arg(a) for a in args or []], **kw)
+            if not wait:
+                typer.echo(future.id)
+                return
+            _print_result(future, wait_timeout)
+    except ZqError as e:
+        _fail(str(e))
+
+
+def _print_result(future: Any, timeout: Optional[float]) -> None:
+    import concurrent.futures
+    try:
+        value = future.result(timeout=timeout)
+    except concurrent.futures.CancelledError:
+        _fail(f"task {future.id} was cancelled", 1)
+    except concurrent.futures.TimeoutError:
+        _fail(f"task {future.id} did not finish within {timeout}s", 3)
+    except ZqError as e:
+        if not hasattr(e, "type_name"):
+            raise
+        _fail_remote(e)
+    except Exception as e:  # a built-in exception re-raised from the task
+        _fail_remote(e)
+    else:
+        typer.echo(json.dumps(value, default=repr))
+
+
+def _fail_remote(e: BaseException) -> None:
+    tb = getattr(e, "traceback", "") or getattr(e.__cause__, "traceback", "")
+    if tb:
+        typer.echo(tb.rstrip(), err=True)
+    _fail(f"task failed: {type(e).__name__}: {e}", 1)
+
+
+@app.command()
+def status(json_: bool = typer.Option(False, "--json"),
+           connect: Optional[str] = typer.Option(None, help=CONNECT_HELP)) -> None:
+    """Workers, queue depths, task counts and recent throughput."""
+    try:
+        with _client(connect) as client:
+            st = client.status()
+    except ZqError as e:
+        _fail(str(e))
+    if json_:
+        _print(st, True)
+        return
+    typer.echo(f"master {st['master_id']}: {len(st['workers'])} workers, "
+               f"{st['throughput']:.1f} tasks/s over the last 10 s")
+    for w in st["workers"]:
+        typer.echo(f"  worker {w['name']} host={w['host']} pid={w['pid']} pool={w['pool']} "
+                   f"concurrency={w['concurrency']} running={w['running']} "
+                   f"last_seen={w['last_seen']}s ago")
+    typer.echo("queues: " + (", ".join(f"{q}={n}" for q, n in st["queues"].items()) or "none"))
+    typer.echo("tasks:  " + ", ".join(f"{s}={n}" for s, n in st["counts"].items() if n))
+
+
+@app.command()
+def tasks(state: Optional[str] = typer.Option(None), queue: Optional[str] = typer.Option(None),
+          name: Optional[str] = typer.Option(None), limit: int = typer.Option(20),
+          json_: bool = typer.Option(False, "--json"),
+          connect: Optional[str] = typer.Option(None, help=CONNECT_HELP)) -> None:
+    """List tasks, newest first."""
+    try:
+        with _client(connect) as client:
+            rows = client.tasks(state=state, queue=queue, name=name, limit=limit)
+    except ZqError as e:
+        _fail(str(e))
+    if json_:
+        _print(rows, True)
+        return
+    for t in rows:
+        err = f" {t['error']['type']}: {t['error']['message']}" if t.get("error") else ""
+        prog = f" progress={t['progress'][0]}/{t['progress'][1]}" if t.get("progress") else ""
+        typer.echo(f"{t['id']}  {t['state']:<9} {t['name']} queue={t['queue']} "
+                   f"attempt={t['attempt']}{prog}{err}")
+
+
+@app.command()
+def result(task_id: str, wait: bool = typer.Option(False, "--wait"),
+           json_: bool = typer.Option(False, "--json"),
+           timeout: Optional[float] = typer.Option(None, help="With --wait: give up after this."),
+           connect: Optional[str] = typer.Option(None, help=CONNECT_HELP)) -> None:
+    """Print a task's result (or its state, if it has none yet)."""
+    try:
+        with _client(connect) as client:
+            if wait:
+                _print_result(client.future(task_id), timeout)
+                return
+            info = client.get(task_id)
+            if info["state"] == "succeeded":
+                _print_result(client.future(task_id), 10.0)
+            elif json_:
+                _print(info, True)
+            else:
+                err = info.get("error")
+                typer.echo(f"{task_id} is {info['state']}"
+                           + (f": {err['type']}: {err['message']}" if err else ""))
+                if err:
+                    raise typer.Exit(1)
+    except ZqError as e:
+        _fail(str(e))
+
+
+@app.command()
+def retry(task_id: str, json_: bool = typer.Option(False, "--json"),
+          connect: Optional[str] = typer.Option(None, help=CONNECT_HELP)) -> None:
+    """Run a failed, dead or cancelled task again."""
+    try:
+        with _client(connect) as client:
+            info = client.retry(task_id)
+    except ZqError as e:
+        _fail(str(e))
+    _print(info if json_ else f"{task_id} queued again", json_)
+
+
+@app.command()
+def cancel(task_id: str, connect: Optional[str] = typer.Option(None, help=CONNECT_HELP)) -> None:
+    """Cancel a task: a queued one never runs, a running one is stopped."""
+    try:
+        with _client(connect) as client:
+            client.future(task_id).cancel()
+            typer.echo(f"{task_id}: cancel requested")
+    except ZqError as e:
+        _fail(str(e))
+
+
+@app.command()
+def purge(state: str = typer.Option("succeeded"), older_than: str = typer.Option("0s"),
+          json_: bool = typer.Option(False, "--json"),
+          connect: Optional[str] = typer.Option(None, help=CONNECT_HELP)) -> None:
+    """Delete finished tasks in a state, older than a duration (e.g. 1h)."""
+    try:
+        with _client(connect) as client:
+            out = client.purge(state, parse_duration(older_than))
+    except ZqError as e:
+        _fail(str(e))
+    _print(out if json_ else f"purged {out['purged']} tasks", json_)
+
+
+def main() -> None:
+    try:
+        app()
+    except ConfigError as e:
+        _fail(str(e))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,238 @@
+"""The master's I/O loop: drain the ROUTER, hand each message to the core, commit the
+turn's changes in one transaction, then send what the core decided. No queue rules here.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import signal
+import threading
+import time
+import uuid
+from typing import Any, Callable
+
+import zmq
+
+from zq import transport
+from zq.config import MasterConfig
+from zq.core import codec
+from zq.core import messages as m
+from zq.core.messages import Role
+from zq.core.scheduler import Scheduler
+from zq.errors import ProtocolError, ZqError
+from zq.store import Store, open_store
+
+log = logging.getLogger(__name__)
+
+MAX_DRAIN = 2000  # messages handled per turn before the core dispatches and we send
+
+
+class Master:
+    def __init__(self, config: MasterConfig, context: zmq.Context | None = None) -> None:
+        self.config = config.validate()
+        self._own_context = context is None
+        self.ctx = context or zmq.Context()
+        self.store: Store = open_store(config.store)
+        self.core = Scheduler(
+            master_id=uuid.uuid4().hex[:12], heartbeat_interval=config.heartbeat_interval,
+            liveness=config.heartbeat_liveness, result_ttl=config.result_ttl,
+            max_queued=config.max_queued, max_message=config.max_message,
+            durable=self.store.durable, rand=random.random)
+        self.sock: zmq.Socket | None = None
+        self._stop = threading.Event()
+        self._unsent: list[tuple[bytes, m.Message]] = []
+        self.ready = threading.Event()  # set once bound and restored
+        self.endpoint = ""
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask the loop to finish its turn, commit and close. Safe from any thread."""
+        self._stop.set()
+
+    def run(self) -> None:
+        core = self.core
+        core.advance(time.monotonic(), time.time())
+        restored = core.restore(self.store.load())
+        self.sock = transport.master_socket(self.ctx, self.config.bind, self.config.max_message)
+        self.endpoint = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        log.info("zq master %s listening on %s (store %s, %d tasks restored)",
+                 core.master_id, self.endpoint, self.config.store, restored)
+        self.ready.set()
+        poller = zmq.Poller()
+        poller.register(self.sock, zmq.POLLIN)
+        try:
+            while not self._stop.is_set():
+                self._turn(poller)
+        finally:
+            self._close()
+
+    def _close(self) -> None:
+        self._commit(self.core.flush())
+        self.store.close()
+        if self.sock is not None:
+            self.sock.close(linger=0)
+        if self._own_context:
+            self.ctx.term()
+        log.info("zq master stopped")
+
+    # --- one turn --------------------------------------------------------------------
+
+    def _turn(self, poller: zmq.Poller) -> None:
+        core = self.core
+        now = time.monotonic()
+        timeout = 0 if self._unsent else max(0.0, min(core.next_deadline() - now, 0.5))
+        events = poller.poll(timeout * 1000)
+        core.advance(time.monotonic(), time.time())
+        if events:
+            self._drain()
+        core.dispatch()
+        if core.now >= core.next_housekeeping or (core.timers and core.timers[0][0] <= core.wall):
+            core.tick()
+            core.dispatch()
+        out = core.flush()
+        self._commit(out)
+        self._send(out.messages)
+
+    def _drain(self) -> None:
+        recv = self.sock.recv_multipart  # type: ignore[union-attr]
+        handle = self._handle
+        for _ in range(MAX_DRAIN):
+            try:
+                frames = recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            handle(frames[0], frames[1:])
+
+    def _commit(self, out: Any) -> None:
+        """Make the turn durable before anything that promises it goes out."""
+        if not (out.saves or out.deletes):
+            return
+        try:
+            if out.saves:
+                self.store.save(out.saves)
+            if out.deletes:
+                self.store.delete(out.deletes)
+            self.store.commit()
+        except ZqError:
+            log.exception("the store failed; stopping so no unpersisted task is acknowledged")
+            self._stop.set()
+            raise
+
+    def _send(self, messages: list[tuple[bytes, m.Message]]) -> None:
+        if self._unsent:
+            messages = self._unsent + messages
+            self._unsent = []
+        send = transport.send
+        sock = self.sock
+        for i, (rid, msg) in enumerate(messages):
+            try:
+                send(sock, Role.MASTER, msg, rid)  # type: ignore[arg-type]
+            except zmq.Again:  # the peer's queue is full: keep the rest for the next turn
+                self._unsent = messages[i:]
+                return
+            except zmq.ZMQError as e:
+                if e.errno != zmq.EHOSTUNREACH:
+                    raise
+                # The peer is gone. Workers are expired by liveness; clients WATCH again.
+
+    # --- messages ------------------------------------------------------------------------
+
+    def _handle(self, rid: bytes, frames: list[bytes]) -> None:
+        core = self.core
+        try:
+            role, msg = codec.decode(frames)
+        except ProtocolError as e:
+            log.debug("dropped a malformed message: %s", e)
+            if frames and bytes(frames[0]) in codec.ROLE_OF_SIGNATURE:
+                core.on_bad_message(rid, str(e))
+            else:
+                core.dropped += 1
+            return
+        handler = self._handlers.get((role, type(msg)))
+        if role is Role.WORKER and not isinstance(msg, m.Hello):
+            w = core.worker(rid)
+            if w is None or handler is None:
+                return
+            handler(self, w, msg)
+        elif handler is not None:
+            handler(self, rid, msg)
+
+    def _on_watch(self, rid: bytes, msg: m.Watch) -> None:
+        self._load_missing(msg.ids)
+        self.core.on_watch(rid, msg.ids)
+
+    def _load_missing(self, ids: list[str]) -> None:
+        """Old results live only in the store: read them back before the core answers."""
+        get = getattr(self.store, "get", None)
+        if get is None:
+            return
+        for tid in ids:
+            if tid not in self.core.tasks:
+                t = get(tid)
+                if t is not None:
+                    self.core.adopt_loaded(t)
+
+    def _on_query(self, rid: bytes, q: m.Query) -> None:
+        fn = QUERIES.get(q.kind)
+        if fn is None:
+            self.core.reply(rid, q.request_id, False,
+                            f"unknown query {q.kind!r}; known: {', '.join(sorted(QUERIES))}")
+            return
+        try:
+            body = fn(self, q.args)
+        except (ValueError, LookupError, TypeError) as e:
+            self.core.reply(rid, q.request_id, False, str(e))
+        else:
+            self.core.reply(rid, q.request_id, True, body)
+
+    _handlers: dict[tuple[Role, type], Callable[..., None]] = {
+        (Role.WORKER, m.Hello): lambda self, rid, msg: self.core.on_hello(rid, msg),
+        (Role.WORKER, m.Heartbeat): lambda self, w, msg: None,
+        (Role.WORKER, m.Credit): lambda self, w, msg: self.core.on_credit(w, msg),
+        (Role.WORKER, m.Result): lambda self, w, msg: self.core.on_worker_results(w, msg.entries),
+        (Role.WORKER, m.Partial): lambda self, w, msg: self.core.on_partial(w, msg.entries),
+        (Role.WORKER, m.Progress): lambda self, w, msg: self.core.on_progress(w, msg.entries),
+        (Role.WORKER, m.Bye): lambda self, w, msg: self.core.on_bye(w, msg),
+        (Role.CLIENT, m.Submit): lambda self, rid, msg: self.core.on_submit(rid, msg.entries),
+        (Role.CLIENT, m.Watch): _on_watch,
+        (Role.CLIENT, m.Cancel): lambda self, rid, msg: self.core.on_cancel(rid, msg.ids),
+        (Role.CLIENT, m.Query): _on_query,
+        (Role.CLIENT, m.Heartbeat): lambda self, rid, msg: self.core.on_client_heartbeat(rid),
+    }
+
+
+def _query_get(master: Master, args: dict) -> dict:
+    tid = str(args.get("id", ""))
+    master._load_missing([tid])
+    t = master.core.tasks.get(tid)
+    if t is None:
+        raise LookupError(f"unknown task id {tid}")
+    return t.as_dict()
+
+
+QUERIES: dict[str, Callable[[Master, dict], Any]] = {
+    "status": lambda master, args: master.core.status(),
+    "tasks": lambda master, args: master.core.list_tasks(
+        state=args.get("state"), queue=args.get("queue"), name=args.get("name"),
+        limit=int(args.get("limit", 100))),
+    "get": _query_get,
+    "retry": lambda master, args: master.core.retry(str(args.get("id", ""))),
+    "purge": lambda master, args: {"purged": master.core.purge(
+        str(args.get("state", "succeeded")), float(args.get("older_than", 0)))},
+}
+
+
+def run_master(config: MasterConfig) -> int:
+    """Run until SIGTERM/SIGINT, then commit and close cleanly. Returns an exit code."""
+    master = Master(config)
+
+    def on_signal(signum: int, frame: Any) -> None:
+        log.info("signal %d: stopping", signum)
+        master.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    master.run()
+    return 0
