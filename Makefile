@@ -1,0 +1,32 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Each sets itself up.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: setup demo test test-fast bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(PY) examples/demo.py
+
+test: setup
+	$(PY) -m pytest -q -p no:cacheprovider
+
+test-fast: setup
+	$(PY) -m pytest -q -p no:cacheprovider tests/unit tests/property tests/store
+
+bench: setup
+	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) bench/throughput.py
+	$(PY) bench/latency.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
