@@ -75,6 +75,7 @@ def master(
     heartbeat_interval: float = typer.Option(1.0, help="Seconds between heartbeats."),
     heartbeat_liveness: int = typer.Option(3, help="Missed heartbeats before a peer is dead."),
     result_ttl: str = typer.Option("1d", help="How long results are kept (e.g. 1h, 1d)."),
+    max_message: int = typer.Option(256 * 1024 * 1024, help="Largest message accepted, in bytes."),
     log_level: str = typer.Option("info", help="debug, info, warning or error."),
 ) -> None:
     """Run the master: the queue, the scheduler and the result store."""
@@ -83,7 +84,8 @@ def master(
     try:
         config = MasterConfig(bind=bind, store=store, heartbeat_interval=heartbeat_interval,
                               heartbeat_liveness=heartbeat_liveness,
-                              result_ttl=parse_duration(result_ttl)).validate()
+                              result_ttl=parse_duration(result_ttl),
+                              max_message=max_message).validate()
         raise typer.Exit(run_master(config))
     except ZqError as e:
         _fail(str(e))

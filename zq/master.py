@@ -142,6 +142,8 @@ class Master:
     def _handle(self, rid: bytes, frames: list[bytes]) -> None:
         core = self.core
         try:
+            if len(frames) > 2 or len(frames[-1]) > 65536:
+                self._check_size(frames)
             role, msg = codec.decode(frames)
         except ProtocolError as e:
             log.debug("dropped a malformed message: %s", e)
@@ -158,6 +160,12 @@ class Master:
             handler(self, w, msg)
         elif handler is not None:
             handler(self, rid, msg)
+
+    def _check_size(self, frames: list[bytes]) -> None:
+        size = sum(len(f) for f in frames)
+        if size > self.config.max_message:
+            raise ProtocolError(f"message of {size} bytes is over this master's limit of "
+                                f"{self.config.max_message} bytes (zq master --max-message)")
 
     def _on_watch(self, rid: bytes, msg: m.Watch) -> None:
         self._load_missing(msg.ids)

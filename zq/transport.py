@@ -20,7 +20,9 @@ def master_socket(ctx: zmq.Context, bind: str, max_message: int) -> zmq.Socket:
     sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
     sock.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a reconnecting peer takes over its identity
     sock.setsockopt(zmq.LINGER, 0)
-    sock.setsockopt(zmq.MAXMSGSIZE, max_message)
+    # A hard cap per frame, above the limit the master checks itself: a frame past it
+    # drops the connection before it is even buffered; one under it gets a clear ERROR.
+    sock.setsockopt(zmq.MAXMSGSIZE, 2 * max_message)
     sock.setsockopt(zmq.SNDHWM, 100_000)  # credit bounds what we queue, not the HWM
     sock.setsockopt(zmq.RCVHWM, 100_000)
     sock.setsockopt(zmq.HANDSHAKE_IVL, 10_000)

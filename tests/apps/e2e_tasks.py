@@ -1,0 +1,94 @@
+"""Tasks the integration tests run on real workers (started with --app tests.apps.e2e_tasks)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import zq
+
+
+def add(a, b):
+    return a + b
+
+
+def noop():
+    return None
+
+
+def echo(value):
+    return value
+
+
+def where():
+    """Which network namespace and process ran the task."""
+    return {"netns": os.stat("/proc/self/ns/net").st_ino, "pid": os.getpid()}
+
+
+def fail(kind="ValueError", message="boom"):
+    if kind == "ValueError":
+        raise ValueError(message)
+    if kind == "KeyError":
+        raise KeyError(message)
+
+    class CustomError(Exception):
+        pass
+    CustomError.__name__ = kind
+    raise CustomError(message)
+
+
+def sleep_then(seconds, value=None):
+    time.sleep(seconds)
+    return value
+
+
+def touch_then_sleep(path, seconds, value=None):
+    """Mark (by creating a file) that the task started, then work for a while."""
+    Path(path).write_text(str(os.getpid()))
+    time.sleep(seconds)
+    return value
+
+
+def count_runs(path, value=None):
+    """Append one line per execution, so a test can count how often a task ran."""
+    with open(path, "a") as f:
+        f.write(f"{os.getpid()}\n")
+    return value
+
+
+def flaky(path, failures):
+    """Fail the first `failures` times it runs (counted in a file), then succeed."""
+    p = Path(path)
+    runs = int(p.read_text()) if p.exists() else 0
+    p.write_text(str(runs + 1))
+    if runs < failures:
+        raise RuntimeError(f"failure {runs + 1} of {failures}")
+    return runs + 1
+
+
+def countdown(n):
+    for i in range(n, 0, -1):
+        yield i
+    return "liftoff"
+
+
+def crash():
+    os._exit(13)
+
+
+def attempt():
+    return zq.current_task().attempt if hasattr(zq, "current_task") else None
+
+
+def big(n):
+    return b"x" * n
+
+
+def size_of(data):
+    return len(data)
+
+
+def where_after(seconds):
+    time.sleep(seconds)
+    return where()

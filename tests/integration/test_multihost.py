@@ -1,0 +1,60 @@
+"""Master and workers on separate hosts: network namespaces joined by veth pairs."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+import zq
+from tests.apps import e2e_tasks as t
+from tests.integration.harness import Cluster, wait_until
+from tests.integration.netns import Hosts, unavailable_reason
+
+APP = "tests.apps.e2e_tasks"
+_reason = unavailable_reason()
+pytestmark = [pytest.mark.netns,
+              pytest.mark.skipif(_reason is not None,
+                                 reason=f"multi-host tests need network namespaces: {_reason}")]
+
+
+@pytest.fixture
+def hosts():
+    with Hosts(workers=2) as h:
+        yield h
+
+
+@pytest.fixture
+def spread(hosts, tmp_path):
+    """A master on its own host, a worker on each of two other hosts."""
+    c = Cluster(tmp_path, heartbeat=0.2)
+    c.endpoint = f"tcp://{hosts.master_addr}:{c.port}"
+    try:
+        c.start_master(bind=f"tcp://*:{c.port}", prefix=hosts.exec_prefix(hosts.master_ns))
+        for k, ns in enumerate(hosts.worker_ns, start=1):
+            c.start_worker(APP, name=f"host{k}", concurrency=1, extra=("--prefetch", "0"),
+                           connect=f"tcp://{hosts.master_addr_for(k)}:{c.port}",
+                           prefix=hosts.exec_prefix(ns))
+        yield c
+    finally:
+        c.close()
+
+
+def test_tasks_run_on_both_worker_hosts(spread):
+    here = os.stat("/proc/self/ns/net").st_ino
+    with zq.Client(spread.endpoint) as client:
+        places = [f.result(timeout=30) for f in [client.submit(t.where_after, 0.3) for _ in range(6)]]
+    hosts_used = {p["netns"] for p in places}
+    assert len(hosts_used) == 2 and here not in hosts_used
+
+
+def test_cut_off_host_loses_its_work_to_the_other_and_rejoins(spread, hosts):
+    with zq.Client(spread.endpoint) as client:
+        assert client.submit(t.add, 1, 2).result(timeout=30) == 3
+        hosts.set_link(1, up=False)  # host1 can no longer reach the master
+        wait_until(lambda: spread.workers() == {"host2"}, 15, "the master to drop host1")
+        futures = [client.submit(t.where_after, 0.05) for _ in range(4)]
+        assert len({f.result(timeout=30)["netns"] for f in futures}) == 1
+        hosts.set_link(1, up=True)
+        spread.wait_workers({"host1", "host2"}, timeout=60)  # it reconnects by itself
+        assert client.submit(t.add, 2, 2).result(timeout=30) == 4
