@@ -50,6 +50,8 @@ class TaskOptions:
             out["retry_on"] = list(self.retry_on)
         if self.result_ttl is not None:
             out["result_ttl"] = float(self.result_ttl)
+        if self.rate_limit is not None:
+            out["rate_limit"] = self.rate_limit
         out.update(self.extra)
         return out
 

@@ -102,6 +102,7 @@ OPTION_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "retry_backoff_max": numbers,
     "retry_on": few(names),
     "result_ttl": numbers,
+    "rate_limit": st.sampled_from(["100/s", "20/m", "5/h"]),
 }
 options = st.fixed_dictionaries({}, optional=OPTION_VALUES)
 

@@ -254,4 +254,5 @@ SUBMIT_OPTIONS = {
     "retry_backoff_max": float,  # cap of the backoff; default 600
     "retry_on": list,  # exception type names that retry; default all
     "result_ttl": float,  # seconds to keep the result; default the master's
+    "rate_limit": str,  # "100/s", "20/m" or "5/h": the most tasks of this name started
 }
