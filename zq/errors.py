@@ -19,6 +19,10 @@ class SerializationError(ZqError, TypeError):
     """A value cannot travel: msgpack cannot encode it (arguments or a result)."""
 
 
+class StoreError(ZqError):
+    """The task store failed: an I/O error, a full disk, a locked or damaged file."""
+
+
 class ConnectionLost(ZqError):
     """The master could not be reached in time."""
 

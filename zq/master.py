@@ -173,12 +173,9 @@ class Master:
 
     def _load_missing(self, ids: list[str]) -> None:
         """Old results live only in the store: read them back before the core answers."""
-        get = getattr(self.store, "get", None)
-        if get is None:
-            return
         for tid in ids:
             if tid not in self.core.tasks:
-                t = get(tid)
+                t = self.store.get(tid)
                 if t is not None:
                     self.core.adopt_loaded(t)
 

@@ -26,6 +26,10 @@ class Store(Protocol):
     def delete(self, ids: Iterable[str]) -> None:
         ...
 
+    def get(self, task_id: str) -> TaskRecord | None:
+        """One task by id, for results older than what the master keeps in memory."""
+        ...
+
     def get_meta(self, key: str) -> Any:
         """A small value the master keeps across restarts (schedules, epochs), or None."""
         ...

@@ -25,6 +25,9 @@ class MemoryStore:
     def delete(self, ids: Iterable[str]) -> None:
         pass
 
+    def get(self, task_id: str) -> TaskRecord | None:
+        return None  # the master's own records are all there is
+
     def get_meta(self, key: str) -> Any:
         return self._meta.get(key)
 

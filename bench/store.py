@@ -1,0 +1,138 @@
+"""Store benchmark: save+commit rate per batch size and sync level, and the time and
+memory to load a large store. Everything is written to a temporary directory.
+
+    .venv/bin/python bench/store.py [--n 1000000] [--seconds 1.0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from typing import Callable, Iterator
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from zq.core.tasks import TaskRecord  # noqa: E402
+from zq.store import Store  # noqa: E402
+from zq.store.memory import MemoryStore  # noqa: E402
+from zq.store.sqlite import SqliteStore  # noqa: E402
+
+PAYLOAD = bytes(range(64))  # a typical small msgpack [args, kwargs]
+BATCHES = (1, 100, 1000)
+
+
+CLIENT = os.urandom(8).hex()
+IDS = {
+    "client": lambda seq: CLIENT + str(seq),  # as zq.Client makes them: prefix + counter
+    "uuid": lambda seq: uuid.uuid4().hex,  # random: the worst case for the id index
+}
+
+
+def records(start: int, count: int, ids: str = "client") -> Iterator[TaskRecord]:
+    """Queued tasks; one in ten carries options (so its `extra` column is not NULL)."""
+    now = time.time()
+    make_id = IDS[ids]
+    for seq in range(start, start + count):
+        options = seq % 10 == 0
+        yield TaskRecord(make_id(seq), "app.tasks:add", PAYLOAD, seq=seq, created=now,
+                         updated=now, retries=3 if options else 0,
+                         timeout=30.0 if options else None)
+
+
+def save_rate(store: Store, batch: int, seconds: float, ids: str) -> float:
+    """Records per second spent in save()+commit(), one commit per batch; building
+    the records is not counted."""
+    done, spent = 0, 0.0
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        rows = list(records(done, batch, ids))
+        start = time.perf_counter()
+        store.save(rows)
+        store.commit()
+        spent += time.perf_counter() - start
+        done += batch
+    return done / spent
+
+
+def rate_table(tmp: str, seconds: float, ids: str) -> None:
+    makers: dict[str, Callable[[str], Store]] = {
+        "memory": lambda p: MemoryStore(),
+        "sqlite normal": lambda p: SqliteStore(p, sync="normal"),
+        "sqlite full": lambda p: SqliteStore(p, sync="full"),
+    }
+    print(f"save+commit rate, records/s ({seconds:g} s per cell, fresh store each, "
+          f"{ids} ids)")
+    print(f"{'batch':>6}" + "".join(f"{name:>16}" for name in makers))
+    for batch in BATCHES:
+        cells = []
+        for i, make in enumerate(makers.values()):
+            store = make(os.path.join(tmp, f"rate-{batch}-{i}.db"))
+            try:
+                cells.append(save_rate(store, batch, seconds, ids))
+            finally:
+                store.close()
+        print(f"{batch:>6}" + "".join(f"{c:>16,.0f}" for c in cells))
+
+
+def fill(path: str, n: int, ids: str) -> float:
+    store = SqliteStore(path)
+    start = time.perf_counter()
+    try:
+        for first in range(0, n, 10_000):
+            store.save(records(first, min(10_000, n - first), ids))
+            store.commit()
+    finally:
+        store.close()
+    return time.perf_counter() - start
+
+
+def rss_mb() -> tuple[float, float]:
+    """(current, peak) resident set size of this process, in MB."""
+    fields: dict[str, str] = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            name, _, value = line.partition(":")
+            fields[name] = value
+    return (int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024)
+
+
+def load_only(path: str) -> None:
+    """Run in a fresh process so that the fill does not pollute the RSS figures."""
+    before, _ = rss_mb()
+    start, cpu = time.perf_counter(), time.process_time()
+    store = SqliteStore(path)
+    loaded = list(store.load())
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+    store.close()
+    now, peak = rss_mb()
+    per_record = (now - before) * 2**20 / max(len(loaded), 1)
+    print(f"load {len(loaded):,} records: {elapsed:.2f} s ({cpu:.2f} s CPU); RSS {now:,.0f} MB "
+          f"(+{now - before:,.0f} MB, {per_record:,.0f} B/record), peak {peak:,.0f} MB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1_000_000, help="records to load")
+    parser.add_argument("--seconds", type=float, default=1.0, help="per rate cell")
+    parser.add_argument("--ids", choices=sorted(IDS), default="client", help="task id style")
+    parser.add_argument("--load-only", metavar="PATH", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.load_only:
+        return load_only(args.load_only)
+    with tempfile.TemporaryDirectory(prefix="zq-bench-store-") as tmp:
+        rate_table(tmp, args.seconds, args.ids)
+        path = os.path.join(tmp, "load.db")
+        took = fill(path, args.n, args.ids)
+        size = os.path.getsize(path) / 2**20
+        print(f"\nfill {args.n:,} records in batches of 10,000: {took:.1f} s "
+              f"({args.n / took:,.0f}/s), file {size:,.0f} MB, payload {len(PAYLOAD)} B")
+        subprocess.run([sys.executable, __file__, "--load-only", path], check=True)
+
+
+if __name__ == "__main__":
+    main()

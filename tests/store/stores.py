@@ -1,0 +1,53 @@
+"""Every store the contract suite runs against, and the child process of its crash test.
+
+    python -m tests.store.stores KIND PATH HOW   # save and commit, then die without closing
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Callable
+
+from zq.core.tasks import TaskRecord
+from zq.store import Store
+from zq.store.memory import MemoryStore
+from zq.store.sqlite import SqliteStore
+
+# kind -> open the store kept at `path` (a volatile store ignores it)
+STORES: dict[str, Callable[[Path], Store]] = {
+    "memory": lambda path: MemoryStore(),
+    "sqlite": lambda path: SqliteStore(path),
+    "sqlite-full": lambda path: SqliteStore(path, sync="full"),
+}
+
+CRASH_BATCHES = 5
+CRASH_BATCH = 200
+
+
+def committed_ids() -> set[str]:
+    """The ids the crash child commits before it dies."""
+    return {f"t{b}-{i}" for b in range(CRASH_BATCHES) for i in range(CRASH_BATCH)
+            if (b, i) != (0, 0)}
+
+
+def crash(kind: str, path: Path, how: str) -> None:
+    store = STORES[kind](path)
+    for b in range(CRASH_BATCHES):
+        store.save(TaskRecord(f"t{b}-{i}", "app:f", bytes([i % 256]) * 300,
+                              seq=b * CRASH_BATCH + i) for i in range(CRASH_BATCH))
+        if b == 1:
+            store.delete(["t0-0"])
+        store.commit()
+    # Neither of these is committed: the crash must lose both.
+    store.save([TaskRecord("uncommitted", "app:f", b"x", seq=10**9)])
+    store.delete(["t1-0"])
+    if how == "sigkill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    os._exit(3)
+
+
+if __name__ == "__main__":
+    crash(sys.argv[1], Path(sys.argv[2]), sys.argv[3])

@@ -1,0 +1,329 @@
+"""The Store contract, run against every store: what the master may rely on.
+
+Durable-only cases skip volatile stores; everything else holds for all of them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine, invariant, rule, run_state_machine_as_test,
+)
+
+from tests.store.stores import STORES, committed_ids
+from zq.core.messages import State
+from zq.core.tasks import TaskRecord
+from zq.store import Store
+
+ROOT = Path(__file__).resolve().parents[2]
+Opener = Callable[[], Store]
+
+
+def fields(r: TaskRecord) -> dict[str, Any]:
+    """Every slot, payloads as bytes: what must survive a round trip."""
+    out = {name: getattr(r, name) for name in TaskRecord.__slots__}
+    for name in ("payload", "result"):
+        if isinstance(out[name], memoryview):
+            out[name] = out[name].tobytes()
+    return out
+
+
+def task(id: str, seq: int = 0, **kw: Any) -> TaskRecord:
+    return TaskRecord(id, "app:f", b"payload-" + id.encode(), seq=seq, **kw)
+
+
+def load(store: Store) -> list[TaskRecord]:
+    records = list(store.load())
+    assert all(type(r) is TaskRecord for r in records)
+    assert [r.seq for r in records] == sorted(r.seq for r in records)
+    return records
+
+
+@pytest.fixture(params=sorted(STORES))
+def kind(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def opener(kind: str, tmp_path: Path) -> Iterator[Opener]:
+    """Opens the store under test, at the same place on every call; closes them all."""
+    opened: list[Store] = []
+
+    def open_() -> Store:
+        opened.append(STORES[kind](tmp_path / "zq.db"))
+        return opened[-1]
+
+    yield open_
+    for store in opened:
+        store.close()
+
+
+@pytest.fixture
+def durable(opener: Opener) -> Opener:
+    probe = opener()
+    probe.close()
+    if not probe.durable:
+        pytest.skip("a volatile store keeps nothing across a reopen")
+    return opener
+
+
+# --- every store --------------------------------------------------------------------------
+
+
+def test_a_new_store_is_empty(opener: Opener) -> None:
+    store = opener()
+    assert load(store) == []
+    assert store.get_meta("anything") is None
+
+
+def test_save_delete_commit_accept_any_iterable(opener: Opener) -> None:
+    store = opener()
+    store.save([])
+    store.delete([])
+    store.save(task(f"t{i}", i) for i in range(3))
+    store.save((task("mv", 9, result=memoryview(b"r")),))
+    store.delete(iter(["t1", "never-saved"]))
+    store.commit()
+    store.commit()  # nothing pending: harmless
+
+
+def test_meta_reads_back_in_the_same_run(opener: Opener) -> None:
+    store = opener()
+    store.set_meta("epoch", 3)
+    store.set_meta("schedules", {"nightly": [1.5, "x", None, b"\x00"]})
+    assert store.get_meta("epoch") == 3
+    store.commit()
+    store.set_meta("epoch", 4)
+    assert store.get_meta("epoch") == 4
+    assert store.get_meta("schedules") == {"nightly": [1.5, "x", None, b"\x00"]}
+
+
+def test_close_twice_is_harmless(opener: Opener) -> None:
+    store = opener()
+    store.save([task("a")])
+    store.commit()
+    store.close()
+    store.close()
+
+
+# --- durable stores -----------------------------------------------------------------------
+
+
+def test_reopen_sees_what_was_committed(durable: Opener) -> None:
+    store = durable()
+    store.save(task(f"t{i}", seq=10 - i) for i in range(10))
+    store.set_meta("epoch", 7)
+    store.commit()
+    store.close()
+    again = durable()
+    assert [r.id for r in load(again)] == [f"t{i}" for i in reversed(range(10))]
+    assert again.get_meta("epoch") == 7
+
+
+def test_uncommitted_changes_are_gone_after_reopen(durable: Opener) -> None:
+    store = durable()
+    store.save([task("kept", 1), task("deleted-later", 2)])
+    store.set_meta("epoch", 1)
+    store.commit()
+    store.save([task("never-committed", 3), task("kept", 1, state=State.RUNNING)])
+    store.delete(["deleted-later"])
+    store.set_meta("epoch", 2)
+    store.close()
+    again = durable()
+    assert [(r.id, r.state) for r in load(again)] == [
+        ("kept", State.QUEUED), ("deleted-later", State.QUEUED)]
+    assert again.get_meta("epoch") == 1
+
+
+def test_save_replaces_and_delete_removes(durable: Opener) -> None:
+    store = durable()
+    store.save([task("a", 1), task("b", 2), task("c", 3)])
+    store.commit()
+    store.save([task("b", 2, state=State.SUCCEEDED, result=b"42", attempt=1)])
+    store.delete(["a"])
+    store.commit()
+    store.close()
+    loaded = {r.id: r for r in load(durable())}
+    assert sorted(loaded) == ["b", "c"]
+    assert (loaded["b"].state, loaded["b"].result, loaded["b"].attempt) == (
+        State.SUCCEEDED, b"42", 1)
+
+
+def test_large_and_memoryview_payloads_round_trip(durable: Opener) -> None:
+    big = os.urandom(4 * 2**20)
+    store = durable()
+    store.save([task("bytes", 1, result=big), TaskRecord("view", "app:f", memoryview(big), seq=2),
+                TaskRecord("slice", "app:f", memoryview(big)[1:-1], seq=3),
+                TaskRecord("empty", "app:f", memoryview(b""), seq=4, result=b"")])
+    store.commit()
+    store.close()
+    loaded = {r.id: r for r in load(durable())}
+    assert loaded["bytes"].result == big
+    assert loaded["view"].payload == big
+    assert loaded["slice"].payload == big[1:-1]
+    assert (loaded["empty"].payload, loaded["empty"].result) == (b"", b"")
+    assert all(type(r.payload) is bytes for r in loaded.values())
+
+
+@pytest.mark.parametrize("how", ["sigkill", "os_exit"])
+def test_a_crash_keeps_exactly_what_was_committed(durable: Opener, kind: str, tmp_path: Path,
+                                                  how: str) -> None:
+    child = subprocess.run(
+        [sys.executable, "-m", "tests.store.stores", kind, str(tmp_path / "zq.db"), how],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
+        timeout=60)  # run() kills the child if it hangs
+    assert child.returncode == (-signal.SIGKILL if how == "sigkill" else 3), child.stderr
+    loaded = load(durable())
+    assert {r.id for r in loaded} == committed_ids()
+
+
+# --- properties ---------------------------------------------------------------------------
+
+times = st.floats(allow_nan=False)  # SQLite keeps NaN as NULL; a task time is never NaN
+maybe_time = st.none() | times
+names = st.lists(st.text(max_size=12), max_size=3)
+blobs: st.SearchStrategy[Any] = (
+    st.binary(max_size=300) | st.binary(max_size=300).map(lambda b: memoryview(b)))
+any_id = st.text(min_size=1, max_size=40)
+
+
+@st.composite
+def records(draw: st.DrawFn, ids: st.SearchStrategy[str] = any_id) -> TaskRecord:
+    """Any TaskRecord: unicode ids, every optional field None or set."""
+    small = st.integers(-2**31, 2**31)
+    return TaskRecord(
+        draw(ids), draw(st.text(max_size=30)), draw(blobs), queue=draw(st.text(max_size=10)),
+        priority=draw(small), state=draw(st.sampled_from(State)), attempt=draw(small),
+        retries=draw(small), timeout=draw(maybe_time), eta=draw(maybe_time),
+        key=draw(st.none() | st.text(max_size=20)), after=draw(st.none() | names),
+        retry_backoff=draw(times), retry_backoff_max=draw(times),
+        retry_on=draw(st.none() | names), result_ttl=draw(maybe_time), created=draw(times),
+        updated=draw(times), worker=draw(st.none() | st.text(max_size=20)),
+        result=draw(st.none() | blobs), progress=draw(st.none() | st.tuples(times, times)),
+        seq=draw(st.integers(-2**63, 2**63 - 1)))
+
+
+# The sync level changes no logic: the properties run once per store class.
+PROPERTY_KINDS = ["memory", "sqlite"]
+
+
+@pytest.mark.parametrize("kind", [k for k in PROPERTY_KINDS if k != "memory"])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(recs=st.lists(records(), max_size=5, unique_by=lambda r: r.id))
+def test_every_field_round_trips(kind: str, recs: list[TaskRecord]) -> None:
+    expected = {r.id: fields(r) for r in recs}  # before the store sees them
+    with tempfile.TemporaryDirectory() as tmp:
+        store = STORES[kind](Path(tmp) / "zq.db")
+        store.save(recs)
+        store.commit()
+        store.close()
+        store = STORES[kind](Path(tmp) / "zq.db")
+        try:
+            loaded = load(store)
+        finally:
+            store.close()
+    assert {r.id: fields(r) for r in loaded} == expected
+    for r in loaded:
+        assert type(r.state) is State and type(r.payload) is bytes
+        assert r.progress is None or type(r.progress) is tuple
+
+
+class StoreModel(RuleBasedStateMachine):
+    """Random save/delete/set_meta/commit/reopen against a dict model of what must be
+    kept: after a reopen a durable store loads exactly the committed tasks and meta, a
+    volatile one nothing."""
+
+    IDS = st.sampled_from(["a", "b", "c", "d", "é", "日本"])
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+        self.dir = Path(tempfile.mkdtemp(prefix="zq-store-model-"))
+        self.store = STORES[kind](self.dir / "zq.db")
+        self.committed: dict[str, dict[str, Any]] = {}
+        self.pending: dict[str, dict[str, Any] | None] = {}  # None: deleted
+        self.meta: dict[str, Any] = {}
+        self.pending_meta: dict[str, Any] = {}
+
+    @rule(recs=st.lists(records(ids=IDS), max_size=4))
+    def save(self, recs: list[TaskRecord]) -> None:
+        self.store.save(recs)
+        for r in recs:
+            self.pending[r.id] = fields(r)
+
+    @rule(ids=st.lists(IDS, max_size=3))
+    def delete(self, ids: list[str]) -> None:
+        self.store.delete(ids)
+        for i in ids:
+            self.pending[i] = None
+
+    # Meta values are msgpack values: integers from -2**63 to 2**64 - 1
+    @rule(key=st.sampled_from(["epoch", "schedules"]),
+          value=st.none() | st.text() | st.lists(st.integers(-2**63, 2**64 - 1), max_size=3))
+    def set_meta(self, key: str, value: Any) -> None:
+        self.store.set_meta(key, value)
+        self.pending_meta[key] = value
+
+    @rule()
+    def commit(self) -> None:
+        self.store.commit()
+        for i, f in self.pending.items():
+            if f is None:
+                self.committed.pop(i, None)
+            else:
+                self.committed[i] = f
+        self.pending.clear()
+        self.meta.update(self.pending_meta)
+        self.pending_meta.clear()
+
+    @rule()
+    def reopen(self) -> None:
+        self.store.close()
+        self.store = STORES[self.kind](self.dir / "zq.db")
+        self.pending.clear()
+        self.pending_meta.clear()
+        if not self.store.durable:
+            self.committed.clear()
+            self.meta.clear()
+        assert {r.id: fields(r) for r in load(self.store)} == self.committed
+        for key, value in self.meta.items():
+            assert self.store.get_meta(key) == value
+
+    @invariant()
+    def meta_reads_back(self) -> None:
+        for key, value in {**self.meta, **self.pending_meta}.items():
+            assert self.store.get_meta(key) == value
+
+    def teardown(self) -> None:
+        self.store.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.mark.parametrize("kind", PROPERTY_KINDS)
+def test_store_matches_the_dict_model(kind: str) -> None:
+    run_state_machine_as_test(lambda: StoreModel(kind), settings=settings(  # type: ignore[arg-type]
+        max_examples=30, stateful_step_count=20, deadline=None,
+        suppress_health_check=[HealthCheck.too_slow]))
+
+
+def test_get_finds_one_committed_task(opener: Opener) -> None:
+    """A durable store answers get(id) for old results; the memory store keeps none."""
+    store = opener()
+    store.save([task("old-1", seq=7, state=State.SUCCEEDED, result=b"\x05")])
+    store.commit()
+    got = store.get("old-1")
+    if store.durable:
+        assert got is not None and got.result == b"\x05" and got.state is State.SUCCEEDED
+    else:
+        assert got is None
+    assert store.get("never") is None

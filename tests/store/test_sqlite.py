@@ -1,0 +1,190 @@
+"""What only the SQLite store does: opening files, refusing foreign ones, sync levels,
+errors translated at the boundary, and what a crash or a close leaves on disk."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import pytest
+
+from zq.core.messages import State
+from zq.core.tasks import TaskRecord
+from zq.errors import ConfigError, StoreError, ZqError
+from zq.store import open_store
+from zq.store.memory import MemoryStore
+from zq.store.sqlite import SCHEMA_KEY, SCHEMA_VERSION, SqliteStore
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def task(id: str, seq: int = 0, **kw: Any) -> TaskRecord:
+    return TaskRecord(id, "app:f", b"p", seq=seq, **kw)
+
+
+def pragma(store: SqliteStore, name: str) -> object:
+    with sqlite3.connect(store.path) as db:  # a second connection sees the file's truth
+        return db.execute(f"PRAGMA {name}").fetchone()[0]
+
+
+def test_open_store_picks_the_store_by_spec(tmp_path: Path) -> None:
+    assert isinstance(open_store("memory"), MemoryStore)
+    store = open_store(str(tmp_path / "zq.db"))
+    assert isinstance(store, SqliteStore) and store.sync == "normal"
+    store.close()
+
+
+def test_missing_directories_are_created(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "a" / "b" / "zq.db")
+    store.close()
+    assert (tmp_path / "a" / "b" / "zq.db").is_file()
+
+
+def test_wal_and_the_sync_level_are_set(tmp_path: Path) -> None:
+    normal = SqliteStore(tmp_path / "n.db")
+    full = SqliteStore(tmp_path / "f.db", sync="full")
+    assert pragma(normal, "journal_mode") == "wal"
+    assert normal._conn.execute("PRAGMA synchronous").fetchone()[0] == 1
+    assert full._conn.execute("PRAGMA synchronous").fetchone()[0] == 2
+    normal.close()
+    full.close()
+
+
+def test_an_unknown_sync_level_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="normal"):
+        SqliteStore(tmp_path / "zq.db", sync="off")
+
+
+def test_a_file_that_is_not_sqlite_is_refused_with_advice(tmp_path: Path) -> None:
+    path = tmp_path / "zq.db"
+    path.write_bytes(b"definitely not a database\n" * 200)
+    with pytest.raises(ConfigError, match="not a SQLite database.*another store path"):
+        SqliteStore(path)
+    assert path.read_bytes().startswith(b"definitely")  # left untouched
+
+
+def test_a_directory_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="directory"):
+        SqliteStore(tmp_path)
+
+
+def test_a_foreign_sqlite_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE users (name TEXT)")
+    with pytest.raises(ConfigError, match="not a zq store"):
+        SqliteStore(path)
+    with sqlite3.connect(path) as db:  # and not modified
+        assert [n for (n,) in db.execute("SELECT name FROM sqlite_master")] == ["users"]
+
+
+def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "zq.db"
+    SqliteStore(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE meta SET value = ? WHERE key = ?",
+                   (msgpack.packb(SCHEMA_VERSION + 1), SCHEMA_KEY))
+    with pytest.raises(ConfigError, match="newer zq.*upgrade zq"):
+        SqliteStore(path)
+
+
+def test_meta_keys_of_the_store_are_reserved(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "zq.db")
+    assert store.get_meta(SCHEMA_KEY) == SCHEMA_VERSION
+    with pytest.raises(StoreError, match="reserved"):
+        store.set_meta(SCHEMA_KEY, 99)
+    store.close()
+
+
+def test_a_failed_save_discards_the_pending_transaction(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "zq.db")
+    store.save([task("kept", 1)])
+    store.commit()
+    store.save([task("pending", 2)])
+    with pytest.raises(StoreError, match="discarded") as caught:
+        store.save([task("good", 3), TaskRecord("bad", "app:f", ["not", "bytes"])])
+    assert isinstance(caught.value.__cause__, sqlite3.Error)
+    with pytest.raises(StoreError):
+        store.set_meta("x", object())  # msgpack refuses it: translated too
+    store.save([task("after", 4)])  # still usable
+    store.commit()
+    assert [r.id for r in store.load()] == ["kept", "after"]
+    store.close()
+
+
+def test_calls_after_close_raise_store_error(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "zq.db")
+    store.close()
+    for call in (lambda: store.save([task("a")]), store.commit, store.load,
+                 lambda: store.get_meta("x"), lambda: store.delete(["a"])):
+        with pytest.raises(StoreError, match="closed"):
+            call()
+    assert issubclass(StoreError, ZqError)
+
+
+def test_a_clean_close_leaves_one_consistent_file(tmp_path: Path) -> None:
+    path = tmp_path / "zq.db"
+    store = SqliteStore(path)
+    store.save(task(f"t{i}", i) for i in range(100))
+    store.commit()
+    store.save([task("uncommitted", 100)])
+    store.close()
+    assert not Path(f"{path}-wal").exists()  # folded back into the file
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert db.execute("SELECT count(*) FROM task").fetchone()[0] == 100
+
+
+def test_a_crash_leaves_the_commits_in_the_wal_and_reopening_recovers_them(
+        tmp_path: Path) -> None:
+    path = tmp_path / "zq.db"
+    child = subprocess.run([sys.executable, "-m", "tests.store.stores", "sqlite", str(path),
+                            "sigkill"], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                           capture_output=True, timeout=60)
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    assert Path(f"{path}-wal").stat().st_size > 0  # never checkpointed: recovery reads it
+    store = SqliteStore(path)
+    assert len(list(store.load())) == 999
+    store.close()
+
+
+def test_load_orders_by_seq_not_by_insertion(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "zq.db")
+    store.save([task("late", 30), task("early", 10), task("tie-1", 20), task("tie-2", 20)])
+    store.delete(["early"])
+    store.save([task("early", 10)])  # a new rowid, still first by seq
+    store.commit()
+    assert [r.id for r in store.load()] == ["early", "tie-1", "tie-2", "late"]
+    store.close()
+
+
+def test_loaded_records_have_every_slot_set(tmp_path: Path) -> None:
+    """load() builds records without TaskRecord.__init__: a new slot must be stored too."""
+    store = SqliteStore(tmp_path / "zq.db")
+    original = TaskRecord("t", "app:f", b"p", queue="q", priority=5, state=State.RETRYING,
+                          attempt=2, retries=3, timeout=1.5, eta=9.0, key="k", after=["a"],
+                          retry_backoff=2.0, retry_backoff_max=60.0, retry_on=["ValueError"],
+                          result_ttl=10.0, created=1.0, updated=2.0, worker="w1",
+                          result=b"r", progress=(1.0, 4.0), seq=7)
+    store.save([original])
+    store.commit()
+    (loaded,) = store.load()
+    for name in TaskRecord.__slots__:
+        assert getattr(loaded, name) == getattr(original, name), name
+    store.close()
+
+
+def test_non_default_options_round_trip_with_their_types(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "zq.db")
+    store.save([task("defaults"), task("ints", retry_backoff=3, priority=-1)])
+    store.commit()
+    loaded = {r.id: r for r in store.load()}
+    assert loaded["defaults"].retry_backoff == 1.0 and loaded["defaults"].key is None
+    assert type(loaded["ints"].retry_backoff) is int and loaded["ints"].priority == -1
+    store.close()
