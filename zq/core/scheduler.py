@@ -35,7 +35,7 @@ class WorkerInfo:
     """What the master knows of one connected worker."""
 
     __slots__ = ("rid", "name", "host", "pid", "queues", "concurrency", "pool", "credit",
-                 "leased", "last_seen", "last_sent", "idle_since", "ready_queues")
+                 "leased", "last_seen", "last_sent", "idle_since", "ready_queues", "adopted")
 
     def __init__(self, rid: bytes, hello: m.Hello, now: float) -> None:
         self.rid = rid
@@ -43,6 +43,7 @@ class WorkerInfo:
         self.queues = tuple(hello.queues) or ("default",)
         self.concurrency, self.pool, self.credit = hello.concurrency, hello.pool, hello.credit
         self.leased: set[str] = set()
+        self.adopted: set[str] = set()  # leased by HELLO.running: attempt unknown
         self.last_seen = self.last_sent = self.idle_since = now
         self.ready_queues: list[ReadyQueue] = []
 
@@ -229,7 +230,9 @@ class Scheduler:
     def _deps_done(self, t: TaskRecord) -> bool:
         for d in t.after or ():
             dt = self.tasks.get(d)
-            if dt is None or dt.state is not State.SUCCEEDED:
+            # A dependency no longer held was final and, since what runs after a failed
+            # task is cancelled at once, succeeded; it was forgotten (ttl, purge) since.
+            if dt is not None and dt.state is not State.SUCCEEDED:
                 return False
         return True
 
@@ -390,7 +393,7 @@ class Scheduler:
         w.ready_queues = [q for name, q in self.queues.items() if name in w.queues]
         self.workers[rid] = w
         if old is not None:  # the same connection registers again: keep what it still runs
-            for tid in old.leased:
+            for tid in list(old.leased):
                 if tid not in hello.running:
                     self._lost(tid, old)
         self._push(rid, Cmd.WELCOME, m.Welcome(self.interval, self.liveness, self.max_message,
@@ -414,8 +417,10 @@ class Scheduler:
         if t.state in (State.QUEUED, State.PENDING, State.RETRYING):
             if t.state is not State.QUEUED:
                 self._move(t, State.QUEUED)
+                self.depth[t.queue] = self.depth.get(t.queue, 0) + 1  # _move takes it off again
             self._move(t, State.RUNNING)
             t.attempt = max(t.attempt, 1)
+            w.adopted.add(tid)
         if t.state is State.RUNNING:
             t.worker = w.name
             self.lease[tid] = w.rid
@@ -443,6 +448,7 @@ class Scheduler:
             if tid not in w.leased:
                 continue
             w.leased.discard(tid)
+            w.adopted.discard(tid)
             self.lease.pop(tid, None)
             t = self.tasks.get(tid)
             if t is None or t.state is not State.RUNNING:
@@ -482,23 +488,32 @@ class Scheduler:
         acks: list[str] = []
         for tid, attempt, outcome, payload in entries:
             acks.append(tid)
+            t = self.tasks.get(tid)
+            if t is None or t.state in FINAL:
+                continue  # a duplicate: acknowledged and ignored
             owner = self.lease.get(tid)
+            # A failure of an older attempt is late, unless w holds the task by adoption (its
+            # attempt is unknown); a newer attempt than the master counted is current (leases
+            # are not persisted: after a restart the count lags).
+            if outcome != Outcome.OK and (t.state is not State.RUNNING or (
+                    attempt < t.attempt and not (owner == w.rid and tid in w.adopted))):
+                continue
             if owner is not None:
                 ow = self.workers.get(owner) if owner != w.rid else w
                 if ow is not None:
                     ow.leased.discard(tid)
                     if not ow.leased:
                         ow.idle_since = self.now
+                    # Unless this is the holder's own attempt, the holder runs the task
+                    # again: stop that run, the first result wins.
+                    if ow.name != w.name or (attempt < t.attempt and tid not in ow.adopted):
+                        self._push(owner, Cmd.CANCEL, tid)
+                    ow.adopted.discard(tid)
                 del self.lease[tid]
-            t = self.tasks.get(tid)
-            if t is None or t.state in FINAL:
-                continue  # a duplicate: acknowledged and ignored
             if outcome == Outcome.OK:
                 if t.state is not State.RUNNING:
                     self._force_running(t)
                 self._finish(t, State.SUCCEEDED, payload)
-            elif t.state is not State.RUNNING or attempt != t.attempt:
-                continue  # a late failure of an attempt that is no longer current
             elif outcome == Outcome.CANCELLED:
                 if tid in self.cancelling:
                     self._finish(t, State.CANCELLED, _cancelled_error("cancelled while running"))
@@ -513,10 +528,13 @@ class Scheduler:
         """A late success for a task that was requeued meanwhile: it ran, so it is done."""
         if t.state is not State.QUEUED:
             self._move(t, State.QUEUED)
+            self.depth[t.queue] = self.depth.get(t.queue, 0) + 1  # _move takes it off again
         self._move(t, State.RUNNING)
 
     def _failed(self, t: TaskRecord, fatal: bool, payload: bytes) -> None:
-        if not fatal and t.attempt <= t.retries:
+        if not fatal and t.attempt <= t.retries and t.id in self.cancelling:
+            self._finish(t, State.CANCELLED, _cancelled_error("cancelled while running"))
+        elif not fatal and t.attempt <= t.retries:
             self._move(t, State.RETRYING)
             delay = balance.compute_backoff(t.attempt, base=t.retry_backoff,
                                             cap=t.retry_backoff_max, rand=self.rand())
@@ -568,6 +586,8 @@ class Scheduler:
         running, queued = State.RUNNING, State.QUEUED
         depth, lease, leased, rid = self.depth, self.lease, w.leased, w.rid
         for t in picked:
+            if t.state is not queued:
+                continue  # a second ready-queue entry of a task leased just before
             if rates and t.name in rates and not self._take_token(t):
                 continue
             t.state = running
