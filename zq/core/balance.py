@@ -32,6 +32,14 @@ class ReadyQueue:
             bisect.insort(self._priorities, task.priority)
         dq.append(task)
 
+    def extend(self, tasks: list[TaskRecord]) -> None:
+        """Append tasks that all have priority 0 (the fast path of submit)."""
+        dq = self._by_priority.get(0)
+        if dq is None:
+            dq = self._by_priority[0] = deque()
+            bisect.insort(self._priorities, 0)
+        dq.extend(tasks)
+
     def push_front(self, task: TaskRecord) -> None:
         """Put a handed-back task first among its priority: it was next in line."""
         self.push(task)

@@ -218,19 +218,33 @@ def _task(role: Role, f: list[Any], extra: Sequence[Any]) -> m.Task:
     return m.Task(out)
 
 
+_MAX_INT = 2**62
 _MAX_OUTCOME = max(m.Outcome)  # hoisted: iterating an Enum per entry cost ~6 us
 _MAX_STATE = max(m.State)
 
 
 def _result(role: Role, f: list[Any], extra: Sequence[Any]) -> m.Result:
-    out = []
+    # One fused check per entry on the hot path; the field validators word the error.
+    out: list[Any] = []
+    append = out.append
     if role is Role.WORKER:  # (task_id, attempt, outcome, payload)
-        for e in _entries(f[0], 4, "RESULT"):
-            outcome = _int(e[2], "outcome", 0, _MAX_OUTCOME)
-            out.append((e[0], _int(e[1], "attempt"), outcome, _payload(e[3], extra)))
+        for e in _list(f[0], "RESULT"):
+            if (type(e) is list and len(e) >= 4 and type(e[0]) is str and 0 < len(e[0]) <= MAX_ID
+                    and type(e[1]) is int and 0 <= e[1] <= _MAX_INT and type(e[2]) is int
+                    and 0 <= e[2] <= _MAX_OUTCOME and type(e[3]) is bytes):
+                append((e[0], e[1], e[2], e[3]))
+            else:
+                _entries([e], 4, "RESULT")
+                append((e[0], _int(e[1], "attempt"), _int(e[2], "outcome", 0, _MAX_OUTCOME),
+                        _payload(e[3], extra)))
     else:  # (task_id, state, payload)
-        for e in _entries(f[0], 3, "RESULT"):
-            out.append((e[0], _int(e[1], "state", 0, _MAX_STATE), _payload(e[2], extra)))
+        for e in _list(f[0], "RESULT"):
+            if (type(e) is list and len(e) >= 3 and type(e[0]) is str and 0 < len(e[0]) <= MAX_ID
+                    and type(e[1]) is int and 0 <= e[1] <= _MAX_STATE and type(e[2]) is bytes):
+                append((e[0], e[1], e[2]))
+            else:
+                _entries([e], 3, "RESULT")
+                append((e[0], _int(e[1], "state", 0, _MAX_STATE), _payload(e[2], extra)))
     return m.Result(out)
 
 
@@ -245,26 +259,37 @@ def _progress(role: Role, f: list[Any], extra: Sequence[Any]) -> m.Progress:
 
 
 def _submit(role: Role, f: list[Any], extra: Sequence[Any]) -> m.Submit:
-    out = []
-    for e in _entries(f[0], 4, "SUBMIT"):
+    out: list[Any] = []
+    append = out.append
+    for e in _list(f[0], "SUBMIT"):
+        if (type(e) is list and len(e) >= 4 and type(e[0]) is str and 0 < len(e[0]) <= MAX_ID
+                and type(e[1]) is str and len(e[1]) <= MAX_NAME and type(e[2]) is bytes
+                and type(e[3]) is dict and not e[3]):  # the hot path: no options
+            append((e[0], e[1], e[2], e[3]))
+            continue
+        _entries([e], 4, "SUBMIT")
         opts = e[3]
         if type(opts) is not dict:
             raise _bad("SUBMIT: options must be a map")
         for k, v in opts.items():
-            want = m.SUBMIT_OPTIONS.get(k)
-            if want is None:
-                raise _bad(f"SUBMIT: unknown option {k!r}")
-            if want is float:
-                _num(v, k)
-            elif type(v) is not want:
-                raise _bad(f"SUBMIT: option {k!r} must be {want.__name__}")
-            elif k == "after":  # ids the scheduler looks up; an unhashable one would raise
-                _ids(v, "after")
-            elif k == "retry_on":  # forwarded in TASK, where a worker checks it is [str]
-                for n in v:
-                    _str(n, "retry_on")
-        out.append((e[0], _str(e[1], "task name"), _payload(e[2], extra), opts))
+            _check_option(k, v)
+        append((e[0], _str(e[1], "task name"), _payload(e[2], extra), opts))
     return m.Submit(out)
+
+
+def _check_option(k: Any, v: Any) -> None:
+    want = m.SUBMIT_OPTIONS.get(k)
+    if want is None:
+        raise _bad(f"SUBMIT: unknown option {k!r}")
+    if want is float:
+        _num(v, k)
+    elif type(v) is not want:
+        raise _bad(f"SUBMIT: option {k!r} must be {want.__name__}")
+    elif k == "after":  # ids the scheduler looks up; an unhashable one would raise
+        _ids(v, "after")
+    elif k == "retry_on":  # forwarded in TASK, where a worker checks it is [str]
+        for n in v:
+            _str(n, "retry_on")
 
 
 def _rejected(role: Role, f: list[Any], extra: Sequence[Any]) -> m.Rejected:

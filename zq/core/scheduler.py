@@ -206,13 +206,13 @@ class Scheduler:
         if dependents:
             self._release_dependents(t, dependents)
 
-    def _count_done(self) -> None:
+    def _count_done(self, n: int = 1) -> None:
         sec = int(self.now)
         log = self.done_log
         if log and log[-1][0] == sec:
-            log[-1] = (sec, log[-1][1] + 1)
+            log[-1] = (sec, log[-1][1] + n)
         else:
-            log.append((sec, 1))
+            log.append((sec, n))
             while log and log[0][0] < sec - 10:
                 log.popleft()
 
@@ -258,36 +258,66 @@ class Scheduler:
     # --- clients ---------------------------------------------------------------------
 
     def on_submit(self, rid: bytes, entries: list[m.SubmitEntry]) -> None:
-        for tid, name, payload, opts in entries:
-            t = self.tasks.get(tid)
-            if t is not None:  # a resend after a reconnect: same task, nothing changes
-                self._accept_existing(rid, tid, t)
+        """New tasks from a client. Plain ones (no options, new id, room in the queue)
+        take a fast path; everything else goes through _submit_one."""
+        tasks, watcher, wall, plain = self.tasks, self.watcher, self.wall, TaskRecord.plain
+        room = self.max_queued - self.counts[State.QUEUED] - self.counts[State.PENDING]
+        fast = room >= len(entries)
+        queued: list[TaskRecord] = []
+        for entry in entries:
+            tid = entry[0]
+            if entry[3] or not fast or tid in tasks:
+                self._queue_plain(rid, queued)  # keeps submission order
+                queued = []
+                self._submit_one(rid, entry)
                 continue
-            key = opts.get("key") if opts else None
-            if key is not None:
-                same = self.tasks.get(self.keys.get(key, ""))
-                if same is not None:
-                    self._push(rid, Cmd.ACCEPTED, (tid, same.id))
-                    self._accept_existing(rid, None, same)
-                    continue
-            if self.counts[State.QUEUED] + self.counts[State.PENDING] >= self.max_queued:
-                self._push(rid, Cmd.BUSY, tid)
-                continue
-            try:
-                t = self._new_task(tid, name, payload, opts)
-            except ValueError as e:
-                self._push(rid, Cmd.REJECTED, (tid, str(e)))
-                continue
-            self.tasks[tid] = t
-            self.watcher[tid] = rid
-            self.counts[State.PENDING] += 1  # every task is born PENDING, then moves on
-            self._place_new(t)
-            self._save(t)
-            self._push(rid, Cmd.ACCEPTED, (tid, None))
+            self.seq += 1
+            tasks[tid] = t = plain(tid, entry[1], entry[2], wall, self.seq)
+            watcher[tid] = rid
+            queued.append(t)
+        self._queue_plain(rid, queued)
+
+    def _queue_plain(self, rid: bytes, queued: list[TaskRecord]) -> None:
+        if not queued:
+            return
+        self.counts[State.QUEUED] += len(queued)
+        self.depth["default"] = self.depth.get("default", 0) + len(queued)
+        self._ready_queue("default").extend(queued)
+        if self.durable:
+            self._dirty.update((t.id, t) for t in queued)
+        self._push_many(rid, Cmd.ACCEPTED, [t.id for t in queued])
+
+    def _submit_one(self, rid: bytes, entry: m.SubmitEntry) -> None:
+        tid, name, payload, opts = entry
+        t = self.tasks.get(tid)
+        if t is not None:  # a resend after a reconnect: same task, nothing changes
+            self._accept_existing(rid, tid, t)
+            return
+        key = opts.get("key") if opts else None
+        if key is not None:
+            same = self.tasks.get(self.keys.get(key, ""))
+            if same is not None:
+                self._push(rid, Cmd.ACCEPTED, (tid, same.id))
+                self._accept_existing(rid, None, same)
+                return
+        if self.counts[State.QUEUED] + self.counts[State.PENDING] >= self.max_queued:
+            self._push(rid, Cmd.BUSY, tid)
+            return
+        try:
+            t = self._new_task(tid, name, payload, opts)
+        except ValueError as e:
+            self._push(rid, Cmd.REJECTED, (tid, str(e)))
+            return
+        self.tasks[tid] = t
+        self.watcher[tid] = rid
+        self.counts[State.PENDING] += 1  # every task is born PENDING, then moves on
+        self._place_new(t)
+        self._save(t)
+        self._push(rid, Cmd.ACCEPTED, tid)
 
     def _accept_existing(self, rid: bytes, tid: str | None, t: TaskRecord) -> None:
         if tid is not None:
-            self._push(rid, Cmd.ACCEPTED, (tid, None))
+            self._push(rid, Cmd.ACCEPTED, tid)
         if t.state in FINAL:
             self._send_final(t, rid)
         else:
@@ -485,44 +515,86 @@ class Scheduler:
                 f"on attempt {t.attempt} of {t.retries + 1 + LOST_ALLOWANCE}"))
 
     def on_worker_results(self, w: WorkerInfo, entries: list[m.ResultEntry]) -> None:
-        acks: list[str] = []
-        for tid, attempt, outcome, payload in entries:
-            acks.append(tid)
-            t = self.tasks.get(tid)
-            if t is None or t.state in FINAL:
-                continue  # a duplicate: acknowledged and ignored
-            owner = self.lease.get(tid)
-            # A failure of an older attempt is late, unless w holds the task by adoption (its
-            # attempt is unknown); a newer attempt than the master counted is current (leases
-            # are not persisted: after a restart the count lags).
-            if outcome != Outcome.OK and (t.state is not State.RUNNING or (
-                    attempt < t.attempt and not (owner == w.rid and tid in w.adopted))):
+        """Finished attempts. The common case, a success of the current attempt from the
+        worker holding the lease, with one watcher and nothing waiting, is done inline;
+        every other case goes through _worker_result."""
+        tasks, lease, leased, watcher, rid = self.tasks, self.lease, w.leased, self.watcher, w.rid
+        special = self.more_watchers or self.waiting or self.cancelling
+        running, succeeded, wall = State.RUNNING, State.SUCCEEDED, self.wall
+        finished, dirty, durable = self.finished, self._dirty, self.durable
+        pushes: dict[bytes, list[Any]] = {}
+        done = 0
+        for entry in entries:
+            tid, attempt, outcome, payload = entry
+            t = tasks.get(tid)
+            if (outcome or t is None or t.state is not running or attempt != t.attempt
+                    or lease.get(tid) != rid or special and self._is_special(tid)):
+                self._worker_result(w, entry)
                 continue
-            if owner is not None:
-                ow = self.workers.get(owner) if owner != w.rid else w
-                if ow is not None:
-                    ow.leased.discard(tid)
-                    if not ow.leased:
-                        ow.idle_since = self.now
-                    # Unless this is the holder's own attempt, the holder runs the task
-                    # again: stop that run, the first result wins.
-                    if ow.name != w.name or (attempt < t.attempt and tid not in ow.adopted):
-                        self._push(owner, Cmd.CANCEL, tid)
-                    ow.adopted.discard(tid)
-                del self.lease[tid]
-            if outcome == Outcome.OK:
-                if t.state is not State.RUNNING:
-                    self._force_running(t)
-                self._finish(t, State.SUCCEEDED, payload)
-            elif outcome == Outcome.CANCELLED:
-                if tid in self.cancelling:
-                    self._finish(t, State.CANCELLED, _cancelled_error("cancelled while running"))
+            del lease[tid]
+            leased.discard(tid)
+            t.state = succeeded
+            t.result = payload
+            t.updated = wall
+            finished.append(tid)
+            if durable:
+                dirty[tid] = t
+            done += 1
+            to = watcher.pop(tid, None)
+            if to is not None:
+                lst = pushes.get(to)
+                if lst is None:
+                    pushes[to] = [(tid, 3, payload)]
                 else:
-                    self._lost(tid, w)
+                    lst.append((tid, 3, payload))
+        if done:
+            self.counts[running] -= done
+            self.counts[succeeded] += done
+            self._count_done(done)
+            if not leased:
+                w.idle_since = self.now
+            for to, results in pushes.items():
+                self._push_many(to, Cmd.RESULT, results)
+        self._push_many(rid, Cmd.ACK, [e[0] for e in entries])
+
+    def _is_special(self, tid: str) -> bool:
+        return tid in self.more_watchers or tid in self.waiting or tid in self.cancelling
+
+    def _worker_result(self, w: WorkerInfo, entry: m.ResultEntry) -> None:
+        tid, attempt, outcome, payload = entry
+        t = self.tasks.get(tid)
+        if t is None or t.state in FINAL:
+            return  # a duplicate: acknowledged and ignored
+        owner = self.lease.get(tid)
+        # A failure of an older attempt is late, unless w holds the task by adoption (its
+        # attempt is unknown); a newer attempt than the master counted is current (leases
+        # are not persisted: after a restart the count lags).
+        if outcome != Outcome.OK and (t.state is not State.RUNNING or (
+                attempt < t.attempt and not (owner == w.rid and tid in w.adopted))):
+            return
+        if owner is not None:
+            ow = self.workers.get(owner) if owner != w.rid else w
+            if ow is not None:
+                ow.leased.discard(tid)
+                if not ow.leased:
+                    ow.idle_since = self.now
+                # Unless this is the holder's own attempt, the holder runs the task
+                # again: stop that run, the first result wins.
+                if ow.name != w.name or (attempt < t.attempt and tid not in ow.adopted):
+                    self._push(owner, Cmd.CANCEL, tid)
+                ow.adopted.discard(tid)
+            del self.lease[tid]
+        if outcome == Outcome.OK:
+            if t.state is not State.RUNNING:
+                self._force_running(t)
+            self._finish(t, State.SUCCEEDED, payload)
+        elif outcome == Outcome.CANCELLED:
+            if tid in self.cancelling:
+                self._finish(t, State.CANCELLED, _cancelled_error("cancelled while running"))
             else:
-                self._failed(t, outcome == Outcome.FATAL, payload)
-        if acks:
-            self._push_many(w.rid, Cmd.ACK, acks)
+                self._lost(tid, w)
+        else:
+            self._failed(t, outcome == Outcome.FATAL, payload)
 
     def _force_running(self, t: TaskRecord) -> None:
         """A late success for a task that was requeued meanwhile: it ran, so it is done."""
@@ -822,9 +894,10 @@ def _build(cmd: Cmd, items: list[Any]) -> list[m.Message]:
         return [m.Result(items)]
     if cmd is Cmd.ACK:
         return [m.Ack(items)]
-    if cmd is Cmd.ACCEPTED:
-        same = {tid: other for tid, other in items if other is not None}
-        return [m.Accepted([tid for tid, _ in items], same)]
+    if cmd is Cmd.ACCEPTED:  # plain ids, and (id, existing id) pairs from key dedup
+        same = {i[0]: i[1] for i in items if type(i) is tuple}
+        return [m.Accepted([i if type(i) is str else i[0] for i in items] if same else items,
+                           same)]
     if cmd is Cmd.PARTIAL:
         return [m.Partial(items)]
     if cmd is Cmd.PROGRESS:

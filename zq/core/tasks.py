@@ -7,6 +7,10 @@ from typing import Any
 from zq.core.messages import State
 
 
+_new = object.__new__
+_QUEUED = State.QUEUED
+
+
 class TaskRecord:
     """One task. A slot class, not a dataclass: the master may hold millions of them."""
 
@@ -47,6 +51,20 @@ class TaskRecord:
         self.result = result  # result or error payload once final
         self.progress = progress
         self.seq = seq  # submission order: FIFO among equal priorities
+
+    @staticmethod
+    def plain(id: str, name: str, payload: Any, wall: float, seq: int) -> "TaskRecord":
+        """A QUEUED task with every option at its default: the hot path of submit,
+        3x cheaper than __init__ with keywords."""
+        t = _new(TaskRecord)
+        t.id, t.name, t.payload, t.queue, t.priority, t.state = id, name, payload, "default", 0, _QUEUED
+        t.attempt = t.retries = 0
+        t.timeout = t.eta = t.key = t.after = t.retry_on = t.result_ttl = None
+        t.retry_backoff, t.retry_backoff_max = 1.0, 600.0
+        t.created = t.updated = wall
+        t.worker = t.result = t.progress = None
+        t.seq = seq
+        return t
 
     def as_dict(self) -> dict[str, Any]:
         """The task as QUERY answers show it (no payloads)."""
