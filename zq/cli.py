@@ -76,6 +76,7 @@ def master(
     heartbeat_liveness: int = typer.Option(3, help="Missed heartbeats before a peer is dead."),
     result_ttl: str = typer.Option("1d", help="How long results are kept (e.g. 1h, 1d)."),
     max_message: int = typer.Option(256 * 1024 * 1024, help="Largest message accepted, in bytes."),
+    schedule: Optional[str] = typer.Option(None, help="A schedule.toml of periodic tasks."),
     log_level: str = typer.Option("info", help="debug, info, warning or error."),
 ) -> None:
     """Run the master: the queue, the scheduler and the result store."""
@@ -85,7 +86,7 @@ def master(
         config = MasterConfig(bind=bind, store=store, heartbeat_interval=heartbeat_interval,
                               heartbeat_liveness=heartbeat_liveness,
                               result_ttl=parse_duration(result_ttl),
-                              max_message=max_message).validate()
+                              max_message=max_message, schedule=schedule).validate()
         raise typer.Exit(run_master(config))
     except ZqError as e:
         _fail(str(e))
@@ -331,6 +332,71 @@ def purge(state: str = typer.Option("succeeded"), older_than: str = typer.Option
     except ZqError as e:
         _fail(str(e))
     _print(out if json_ else f"purged {out['purged']} tasks", json_)
+
+
+schedule_app = typer.Typer(no_args_is_help=True, help="Periodic tasks owned by the master.")
+app.add_typer(schedule_app, name="schedule")
+
+
+@schedule_app.command("add")
+def schedule_add(
+    name: str = typer.Argument(..., help="A name; adding it again replaces it."),
+    task: str = typer.Argument(..., help="Task name, module:function."),
+    args: list[str] = typer.Argument(None, help="Arguments; each parsed as JSON if it can be."),
+    cron: Optional[str] = typer.Option(None, help="5-field cron expression, e.g. '*/5 * * * *'."),
+    every: Optional[float] = typer.Option(None, help="Or: run every N seconds."),
+    timezone: str = typer.Option("UTC", help="Timezone of the cron expression."),
+    kwargs: str = typer.Option("{}", help="Keyword arguments as a JSON object."),
+    queue: str = typer.Option("default"),
+    priority: int = typer.Option(0),
+    json_: bool = typer.Option(False, "--json"),
+    connect: Optional[str] = typer.Option(None, help=CONNECT_HELP),
+) -> None:
+    """Add (or replace) a periodic task."""
+    try:
+        kw = json.loads(kwargs)
+        with _client(connect) as client:
+            out = client.schedule(name, task, *[parse_arg(a) for a in args or []], cron=cron,
+                                  every=every, timezone=timezone, kwargs=kw, queue=queue,
+                                  priority=priority)
+    except ValueError as e:
+        _fail(f"--kwargs is not JSON: {e}")
+    except ZqError as e:
+        _fail(str(e))
+    _print(out if json_ else f"{name}: next run at {_when(out['next_run'])}", json_)
+
+
+@schedule_app.command("list")
+def schedule_list(json_: bool = typer.Option(False, "--json"),
+                  connect: Optional[str] = typer.Option(None, help=CONNECT_HELP)) -> None:
+    """List the periodic tasks with their next run."""
+    try:
+        with _client(connect) as client:
+            rows = client.schedules()
+    except ZqError as e:
+        _fail(str(e))
+    if json_:
+        _print(rows, True)
+        return
+    for s in rows:
+        when = f"cron '{s['cron']}' ({s['timezone']})" if s["cron"] else f"every {s['every']}s"
+        typer.echo(f"{s['name']}: {s['task']} {when}, next run {_when(s['next_run'])}")
+
+
+@schedule_app.command("remove")
+def schedule_remove(name: str, connect: Optional[str] = typer.Option(None, help=CONNECT_HELP)) -> None:
+    """Remove a periodic task."""
+    try:
+        with _client(connect) as client:
+            client.unschedule(name)
+    except ZqError as e:
+        _fail(str(e))
+    typer.echo(f"{name}: removed")
+
+
+def _when(ts: Optional[float]) -> str:
+    from datetime import datetime
+    return "never" if ts is None else datetime.fromtimestamp(ts).astimezone().isoformat(timespec="seconds")
 
 
 def main() -> None:

@@ -682,6 +682,25 @@ class Client:
         return self.query("purge", state=state.label if isinstance(state, State) else state,
                           older_than=float(older_than))
 
+    def schedule(self, name: str, task: Callable | str, *args: Any, cron: str | None = None,
+                 every: float | None = None, timezone: str = "UTC",
+                 kwargs: dict | None = None, queue: str = "default", priority: int = 0) -> dict:
+        """Run task periodically, owned by the master: on a 5-field `cron` expression (in
+        `timezone`) or `every` N seconds. Kept in the master's store across restarts; a
+        schedule with the same name is replaced. Returns it with its next run time."""
+        spec = {"name": name, "task": registry.name_of(task), "cron": cron,
+                "every": None if every is None else float(every), "timezone": timezone,
+                "args": list(args), "kwargs": dict(kwargs or {}), "queue": queue,
+                "priority": priority}
+        return self.query("schedule_add", **spec)
+
+    def schedules(self) -> list[dict]:
+        return self.query("schedule_list")
+
+    def unschedule(self, name: str) -> None:
+        """Remove a periodic task; zq.Rejected if there is none with that name."""
+        self.query("schedule_remove", name=name)
+
     def close(self, timeout: float = 5.0) -> None:
         """Stop the client. Submissions not yet acknowledged get up to timeout seconds to
         be (so a fire-and-forget submit is not lost); futures still waiting then fail

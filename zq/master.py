@@ -55,6 +55,9 @@ class Master:
         core = self.core
         core.advance(time.monotonic(), time.time())
         restored = core.restore(self.store.load())
+        core.periodic.load(self.store.get_meta("schedules"), core.wall)
+        for spec in self._schedule_file():
+            core.add_schedule(spec)
         self.sock = transport.master_socket(self.ctx, self.config.bind, self.config.max_message)
         self.endpoint = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
         log.info("zq master %s listening on %s (store %s, %d tasks restored)",
@@ -67,6 +70,12 @@ class Master:
                 self._turn(poller)
         finally:
             self._close()
+
+    def _schedule_file(self) -> list[dict[str, Any]]:
+        if not self.config.schedule:
+            return []
+        from zq.schedule_file import read_schedule_file
+        return read_schedule_file(self.config.schedule)
 
     def _close(self) -> None:
         self._commit(self.core.flush())
@@ -107,13 +116,15 @@ class Master:
 
     def _commit(self, out: Any) -> None:
         """Make the turn durable before anything that promises it goes out."""
-        if not (out.saves or out.deletes):
+        if not (out.saves or out.deletes or out.meta):
             return
         try:
             if out.saves:
                 self.store.save(out.saves)
             if out.deletes:
                 self.store.delete(out.deletes)
+            for key, value in out.meta.items():
+                self.store.set_meta(key, value)
             self.store.commit()
         except ZqError:
             log.exception("the store failed; stopping so no unpersisted task is acknowledged")
@@ -226,6 +237,9 @@ QUERIES: dict[str, Callable[[Master, dict], Any]] = {
     "retry": lambda master, args: master.core.retry(str(args.get("id", ""))),
     "purge": lambda master, args: {"purged": master.core.purge(
         str(args.get("state", "succeeded")), float(args.get("older_than", 0)))},
+    "schedule_add": lambda master, args: master.core.add_schedule(dict(args)),
+    "schedule_list": lambda master, args: master.core.list_schedules(),
+    "schedule_remove": lambda master, args: master.core.remove_schedule(str(args.get("name"))),
 }
 
 

@@ -17,7 +17,7 @@ from zq.errors import ConnectionLost, Rejected
 
 # Queries safe to send again after a reconnect; the others (retry, purge) may have been
 # applied already, so they fail with ConnectionLost instead.
-READ_ONLY_QUERIES = frozenset({"status", "tasks", "get"})
+READ_ONLY_QUERIES = frozenset({"status", "tasks", "get", "schedule_list"})
 MAX_SUBMIT_BYTES = 8 * 1024 * 1024  # payload bytes per SUBMIT; keeps frames and headers small
 MAX_IDS = 10_000  # ids per WATCH or CANCEL message
 MAX_RETRY_AFTER = 60.0  # a BUSY asking for longer is capped: a wire value is never trusted

@@ -18,6 +18,7 @@ from zq.core import balance, serde, states
 from zq.core import messages as m
 from zq.core.balance import ReadyQueue
 from zq.core.messages import Cmd, Outcome, State
+from zq.core.periodic import Periodic, Schedule
 from zq.core.tasks import TaskRecord
 
 FINAL = m.FINAL_STATES
@@ -64,6 +65,7 @@ class Flush:
 
     saves: list[TaskRecord] = field(default_factory=list)
     deletes: list[str] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)  # store.set_meta(key, value)
     messages: list[tuple[bytes, m.Message]] = field(default_factory=list)
 
 
@@ -99,6 +101,8 @@ class Scheduler:
         self.done_log: deque[tuple[float, int]] = deque()  # (second, tasks finished in it)
         self.dropped = 0  # malformed messages seen
 
+        self.periodic = Periodic()
+        self._meta: dict[str, Any] = {}
         self._out: dict[bytes, dict[Cmd, Any]] = {}
         self._dirty: dict[str, TaskRecord] = {}
         self._deleted: list[str] = []
@@ -108,7 +112,9 @@ class Scheduler:
     def advance(self, now: float, wall: float) -> None:
         self.now, self.wall = now, wall
 
-    def _push(self, rid: bytes, cmd: Cmd, entry: Any) -> None:
+    def _push(self, rid: bytes | None, cmd: Cmd, entry: Any) -> None:
+        if rid is None:  # the master's own submission (a schedule): nobody to tell
+            return
         per = self._out.get(rid)
         if per is None:
             per = self._out[rid] = {}
@@ -133,8 +139,8 @@ class Scheduler:
             self._dirty[t.id] = t
 
     def flush(self) -> Flush:
-        out = Flush(saves=list(self._dirty.values()), deletes=self._deleted)
-        self._dirty, self._deleted = {}, []
+        out = Flush(saves=list(self._dirty.values()), deletes=self._deleted, meta=self._meta)
+        self._dirty, self._deleted, self._meta = {}, [], {}
         for rid, per in self._out.items():
             w = self.workers.get(rid)
             if w is not None:
@@ -148,8 +154,9 @@ class Scheduler:
     def next_deadline(self) -> float:
         """Monotonic time by which tick() should run again."""
         deadline = self.next_housekeeping
-        if self.timers:
-            deadline = min(deadline, self.now + max(0.0, self.timers[0][0] - self.wall))
+        for wall_due in (self.timers[0][0] if self.timers else None, self.periodic.next_due()):
+            if wall_due is not None:
+                deadline = min(deadline, self.now + max(0.0, wall_due - self.wall))
         return deadline
 
     # --- task state changes ------------------------------------------------------------
@@ -287,7 +294,7 @@ class Scheduler:
             self._dirty.update((t.id, t) for t in queued)
         self._push_many(rid, Cmd.ACCEPTED, [t.id for t in queued])
 
-    def _submit_one(self, rid: bytes, entry: m.SubmitEntry) -> None:
+    def _submit_one(self, rid: bytes | None, entry: m.SubmitEntry) -> None:
         tid, name, payload, opts = entry
         t = self.tasks.get(tid)
         if t is not None:  # a resend after a reconnect: same task, nothing changes
@@ -309,13 +316,16 @@ class Scheduler:
             self._push(rid, Cmd.REJECTED, (tid, str(e)))
             return
         self.tasks[tid] = t
-        self.watcher[tid] = rid
+        if rid is not None:
+            self.watcher[tid] = rid
         self.counts[State.PENDING] += 1  # every task is born PENDING, then moves on
         self._place_new(t)
         self._save(t)
         self._push(rid, Cmd.ACCEPTED, tid)
 
-    def _accept_existing(self, rid: bytes, tid: str | None, t: TaskRecord) -> None:
+    def _accept_existing(self, rid: bytes | None, tid: str | None, t: TaskRecord) -> None:
+        if rid is None:
+            return
         if tid is not None:
             self._push(rid, Cmd.ACCEPTED, tid)
         if t.state in FINAL:
@@ -702,6 +712,7 @@ class Scheduler:
             elif now - w.last_sent >= self.interval:
                 self._push(w.rid, Cmd.HEARTBEAT, None)
         self._fire_timers()
+        self._fire_schedules()
         if self.held and now >= self.hold_until:
             for t in self.held:
                 if t.state is State.QUEUED:
@@ -723,6 +734,37 @@ class Scheduler:
                 self._save(t)
             elif t.state is State.PENDING and t.eta is not None and t.eta > wall:
                 pass  # an older timer; a newer one is armed for its eta
+
+    def _fire_schedules(self) -> None:
+        """Submit one task for each due schedule. Its id names the tick, and the tick is
+        saved with it in the same commit, so no tick runs twice, restart or not."""
+        fired = self.periodic.due(self.wall)
+        for s, tick in fired:
+            opts: dict[str, Any] = {"queue": s.queue, "priority": s.priority}
+            payload = serde.encode_call(s.args, s.kwargs)
+            self._submit_one(None, (s.task_id(tick), s.task, payload, opts))
+        if fired:
+            self._meta["schedules"] = self.periodic.dump()
+
+    def add_schedule(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """Add or replace a periodic task; ConfigError (a ValueError) if spec is bad."""
+        self.periodic.add(Schedule.from_dict(spec), self.wall)
+        self._meta["schedules"] = self.periodic.dump()
+        return self._schedule_view(spec["name"])
+
+    def remove_schedule(self, name: str) -> bool:
+        if not self.periodic.remove(name):
+            raise LookupError(f"no schedule named {name!r}")
+        self._meta["schedules"] = self.periodic.dump()
+        return True
+
+    def list_schedules(self) -> list[dict[str, Any]]:
+        return [self._schedule_view(n) for n in sorted(self.periodic.schedules)]
+
+    def _schedule_view(self, name: str) -> dict[str, Any]:
+        view = self.periodic.schedules[name].to_dict()
+        view["next_run"] = self.periodic.next_at.get(name)
+        return view
 
     def _expire_finished(self) -> None:
         """Forget results past their ttl; keep at most max_finished of them in memory."""
