@@ -92,3 +92,20 @@ def size_of(data):
 def where_after(seconds):
     time.sleep(seconds)
     return where()
+
+
+def record(path, value):
+    """Append value and the wall time it ran at: order and timing checks."""
+    with open(path, "a") as f:
+        f.write(f"{value} {time.time()}\n")
+    return value
+
+
+def with_progress(steps):
+    for i in range(1, steps + 1):
+        zq.current_task().progress(i, steps)
+    return steps
+
+
+def attempt_number():
+    return zq.current_task().attempt

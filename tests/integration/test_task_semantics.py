@@ -1,0 +1,131 @@
+"""Task options end to end: retries, time limits, priority, delay, cancel, after=,
+rate limits and progress, with a real master and real workers."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import time
+
+import pytest
+
+import zq
+from tests.apps import e2e_tasks as t
+from tests.integration.harness import wait_until
+
+APP = "tests.apps.e2e_tasks"
+
+
+def lines(path) -> list[list[str]]:
+    return [ln.split() for ln in path.read_text().splitlines()] if path.exists() else []
+
+
+@pytest.fixture
+def serial(cluster):
+    """One worker that runs one task at a time and holds nothing extra: order is visible."""
+    cluster.start_master()
+    cluster.start_worker(APP, name="w1", concurrency=1, extra=("--prefetch", "0"))
+    return cluster
+
+
+def test_retries_then_success_and_dead_after_the_last(serial, tmp_path):
+    with zq.Client(serial.endpoint) as client:
+        f = client.options(retries=2, retry_backoff=0.05).submit(t.flaky, str(tmp_path / "a"), 2)
+        assert f.result(timeout=30) == 3
+        assert client.get(f.id)["attempt"] == 3
+
+        g = client.options(retries=1, retry_backoff=0.05).submit(t.flaky, str(tmp_path / "b"), 5)
+        with pytest.raises(RuntimeError, match="failure 2 of 5"):
+            g.result(timeout=30)
+        info = client.get(g.id)
+        assert info["state"] == "dead" and info["attempt"] == 2
+
+        # retry_on: an exception outside the list is not retried
+        h = client.options(retries=3, retry_on=(KeyError,)).submit(t.fail, "ValueError", "x")
+        with pytest.raises(ValueError):
+            h.result(timeout=30)
+        assert client.get(h.id)["state"] == "failed" and client.get(h.id)["attempt"] == 1
+
+        client.retry(g.id)  # zq retry: a dead task runs again (and fails again here)
+        with pytest.raises(RuntimeError):
+            client.future(g.id).result(timeout=30)
+
+
+def test_time_limit_kills_a_hung_task_and_the_worker_goes_on(serial):
+    with zq.Client(serial.endpoint) as client:
+        f = client.options(timeout=0.5).submit(t.sleep_then, 30, "never")
+        with pytest.raises(zq.TaskTimeout):
+            f.result(timeout=30)
+        assert client.submit(t.add, 1, 2).result(timeout=30) == 3
+
+
+def test_priority_orders_queued_tasks(serial, tmp_path):
+    out = tmp_path / "order"
+    with zq.Client(serial.endpoint) as client:
+        blocker = client.submit(t.sleep_then, 0.5)
+        wait_until(lambda: client.status()["workers"][0]["running"] == 1, 10, "the blocker")
+        futures = [client.options(priority=p).submit(t.record, str(out), name)
+                   for name, p in [("low1", 0), ("high1", 5), ("low2", 0), ("high2", 5), ("mid", 2)]]
+        cf.wait(futures + [blocker], timeout=30)
+    assert [row[0] for row in lines(out)] == ["high1", "high2", "mid", "low1", "low2"]
+
+
+def test_delay_waits_in_the_master(serial, tmp_path):
+    out = tmp_path / "when"
+    with zq.Client(serial.endpoint) as client:
+        submitted = time.time()
+        f = client.options(delay=1.0).submit(t.record, str(out), "late")
+        assert client.get(f.id)["state"] == "pending"
+        f.result(timeout=30)
+    ran_at = float(lines(out)[0][1])
+    assert ran_at >= submitted + 0.95
+
+
+def test_cancel_queued_and_running(serial, tmp_path):
+    out = tmp_path / "ran"
+    started = tmp_path / "started"
+    with zq.Client(serial.endpoint) as client:
+        running = client.submit(t.touch_then_sleep, str(started), 30)
+        wait_until(started.exists, 20, "the long task to start")
+        queued = client.submit(t.record, str(out), "should-not-run")
+        assert client.get(queued.id)["state"] == "queued"
+        assert queued.cancel() and running.cancel()
+        for f in (queued, running):
+            with pytest.raises(cf.CancelledError):
+                f.result(timeout=10)
+        wait_until(lambda: client.get(running.id)["state"] == "cancelled", 20,
+                   "the running task to be stopped")
+        assert client.get(queued.id)["state"] == "cancelled"
+        assert client.submit(t.add, 2, 2).result(timeout=20) == 4  # the worker goes on
+    assert not out.exists()  # the cancelled queued task never ran
+
+
+def test_after_chains(serial):
+    with zq.Client(serial.endpoint) as client:
+        first = client.submit(t.sleep_then, 0.2, "first")
+        second = client.options(after=[first]).submit(t.add, "then-", "second")
+        assert client.get(second.id)["state"] == "pending"
+        assert second.result(timeout=30) == "then-second"
+
+        broken = client.submit(t.fail, "ValueError", "no")
+        never = client.options(after=[broken]).submit(t.add, 1, 1)
+        with pytest.raises(cf.CancelledError):
+            never.result(timeout=30)
+        assert client.get(never.id)["state"] == "cancelled"
+
+
+def test_rate_limit_spreads_starts(serial, tmp_path):
+    out = tmp_path / "starts"
+    with zq.Client(serial.endpoint) as client:
+        futures = [client.options(rate_limit="4/s").submit(t.record, str(out), i) for i in range(8)]
+        cf.wait(futures, timeout=30)
+    times = sorted(float(row[1]) for row in lines(out))
+    assert len(times) == 8
+    assert times[-1] - times[0] >= 1.0  # 8 starts at 4/s, one token banked: >= 1.75 s ideally
+
+
+def test_progress_and_attempt_are_visible(serial):
+    with zq.Client(serial.endpoint) as client:
+        f = client.submit(t.with_progress, 3)
+        assert f.result(timeout=30) == 3
+        assert f.progress == (3, 3)
+        assert client.submit(t.attempt_number).result(timeout=30) == 1
