@@ -4,11 +4,14 @@ from zq.errors import (
     ConfigError, ConnectionLost, ProtocolError, Rejected, SerializationError, TaskError,
     TaskTimeout, UnknownTask, WorkerLost, ZqError,
 )
+from zq.client import Client, Executor, Future
+from zq.context import current_task
 from zq.registry import task
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Client", "Executor", "Future",
     "ConfigError", "ConnectionLost", "ProtocolError", "Rejected", "SerializationError",
-    "TaskError", "TaskTimeout", "UnknownTask", "WorkerLost", "ZqError", "task",
+    "TaskError", "TaskTimeout", "UnknownTask", "WorkerLost", "ZqError", "current_task", "task",
 ]

@@ -112,7 +112,7 @@ class Proc:
 class Cluster:
     """A master and workers on 127.0.0.1 (or in namespaces, via `prefix`)."""
 
-    def __init__(self, tmp: Path, heartbeat: float = 0.2, liveness: int = 3) -> None:
+    def __init__(self, tmp: Path, heartbeat: float = 0.25, liveness: int = 4) -> None:
         self.tmp = tmp
         self.port = free_port()
         self.endpoint = f"tcp://127.0.0.1:{self.port}"
