@@ -1,0 +1,462 @@
+"""The worker's session logic, without sockets: events in, commands out, in milliseconds."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterator, Sequence
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from zq.core import messages as m
+from zq.core import worker_core as wc
+from zq.core.messages import Outcome
+from zq.core.serde import decode_error
+
+
+def entry(task_id: str, attempt: int = 1, timeout: float | None = None) -> tuple:
+    return (task_id, attempt, "app:fn", b"\x92\x90\x80", timeout, None)
+
+
+def result(task_id: str, outcome: int = Outcome.OK, payload: bytes = b"\xc0",
+           attempt: int = 1) -> tuple:
+    return (task_id, attempt, int(outcome), payload)
+
+
+class Session:
+    """A WorkerCore with a clock, the messages it sent and its other commands."""
+
+    def __init__(self, **kw: Any) -> None:
+        params: dict[str, Any] = dict(name="w", host="h", pid=7, queues=["default"], concurrency=2,
+                      pool="process", credit=4, shutdown_timeout=10.0, reconnect_min=0.1,
+                      reconnect_max=1.0, rand=lambda: 0.0)
+        params.update(kw)
+        self.core = wc.WorkerCore(**params)
+        self.now = 100.0
+        self.sent: list[m.Message] = []
+        self.other: list[wc.Command] = []
+
+    def _take(self, cmds: list[wc.Command]) -> list[wc.Command]:
+        for c in cmds:
+            if isinstance(c, wc.Send):
+                self.sent.append(c.message)
+            else:
+                self.other.append(c)
+        self.core.validate_state()
+        return cmds
+
+    def start(self) -> list[wc.Command]:
+        return self._take(self.core.start(self.now) + self.core.tick(self.now))
+
+    def event(self, ev: wc.Event) -> list[wc.Command]:
+        return self._take(self.core.handle(ev))
+
+    def recv(self, msg: m.Message) -> list[wc.Command]:
+        return self.event(wc.MessageReceived(msg, self.now))
+
+    def report(self, results: Sequence = (), partials: Sequence = (), progress: Sequence = (),
+               returned: Sequence[str] = ()) -> list[wc.Command]:
+        return self.event(wc.ExecutorReported(list(results), list(partials), list(progress),
+                                              list(returned), self.now))
+
+    def tick(self, advance: float = 0.0) -> list[wc.Command]:
+        self.now += advance
+        return self._take(self.core.tick(self.now))
+
+    def pop_sent(self) -> list[m.Message]:
+        out, self.sent = self.sent, []
+        return out
+
+    def pop_other(self) -> list[wc.Command]:
+        out, self.other = self.other, []
+        return out
+
+    def until_reconnect(self) -> float:
+        at = self.core.reconnect_at
+        assert at is not None
+        return at - self.now
+
+    def register(self, interval: float = 1.0, liveness: int = 3) -> None:
+        self.recv(m.Welcome(interval, liveness, 1 << 20, "M"))
+        self.tick()
+
+
+@pytest.fixture
+def s() -> Iterator[Session]:
+    session = Session()
+    session.start()
+    session.pop_other()
+    yield session
+    session.core.validate_state()
+
+
+def registered(**kw: Any) -> Session:
+    session = Session(**kw)
+    session.start()
+    session.register()
+    session.pop_sent()
+    session.pop_other()
+    return session
+
+
+# --- backoff --------------------------------------------------------------------------
+
+def test_backoff_doubles_to_the_cap() -> None:
+    delays = [wc.compute_backoff(a, base=0.1, cap=1.0, jitter_fraction=0.0, rand=0.9)
+              for a in range(6)]
+    assert delays == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.0, 1.0])
+
+
+@given(attempt=st.integers(0, 10_000), base=st.floats(0.001, 10), cap=st.floats(0.001, 100),
+       jitter=st.floats(0, 1), rand=st.floats(0, 1, exclude_max=True))
+def test_backoff_stays_within_its_bounds(attempt: int, base: float, cap: float, jitter: float,
+                                         rand: float) -> None:
+    d = wc.compute_backoff(attempt, base=base, cap=cap, jitter_fraction=jitter, rand=rand)
+    full = min(cap, base * 2.0 ** min(attempt, 62))
+    assert (1 - jitter) * full - 1e-12 <= d <= full + 1e-12
+
+
+# --- registration, liveness, heartbeats -------------------------------------------------
+
+def test_start_opens_a_socket_and_says_hello() -> None:
+    session = Session()
+    cmds = session.start()
+    assert isinstance(cmds[0], wc.OpenConnection)
+    assert session.pop_sent() == [m.Hello("w", "h", 7, ["default"], 2, "process", 4, [])]
+    assert session.core.next_deadline() == pytest.approx(103.0)  # 1 s x 3 before WELCOME
+
+
+def test_no_heartbeat_before_welcome_and_master_lost_after_the_default_window(s: Session) -> None:
+    s.pop_sent()
+    s.tick(2.9)
+    assert s.pop_sent() == [] and s.pop_other() == []
+    s.tick(0.1)
+    closes = s.pop_other()
+    assert len(closes) == 1 and isinstance(closes[0], wc.CloseConnection) and closes[0].lost
+    assert s.core.link is wc.Link.BACKING_OFF
+    assert s.core.next_deadline() == pytest.approx(s.now + 0.1)
+    s.tick(0.1)
+    assert isinstance(s.pop_other()[0], wc.OpenConnection)
+    assert isinstance(s.pop_sent()[0], m.Hello)
+
+
+def test_welcome_settings_drive_heartbeats_when_idle(s: Session) -> None:
+    s.pop_sent()
+    s.recv(m.Welcome(0.5, 4, 1 << 20, "M"))
+    s.tick()
+    assert s.core.registered and s.pop_sent() == []
+    assert s.core.next_deadline() == pytest.approx(s.now + 0.5)
+    s.tick(0.5)
+    assert s.pop_sent() == [m.Heartbeat()]
+    s.tick(0.3)
+    s.report(results=[result("x")])  # traffic: no heartbeat needed
+    s.tick(0.2)
+    assert [type(x) for x in s.pop_sent()] == [m.Result]
+    s.tick(0.4)
+    assert s.pop_sent() == []
+    s.tick(0.1)
+    assert s.pop_sent() == [m.Heartbeat()]
+    s.tick(1.0)  # 2.0 s of silence from the master: the window is 0.5 x 4
+    assert isinstance(s.pop_other()[0], wc.CloseConnection)
+
+
+def test_any_message_or_garbage_is_a_sign_of_life() -> None:
+    s = registered()
+    s.tick(2.5)
+    s.event(wc.GarbageReceived(s.now))
+    s.tick(2.5)
+    s.recv(m.Heartbeat())
+    s.tick(2.5)
+    assert s.core.registered and not any(isinstance(c, wc.CloseConnection) for c in s.other)
+
+
+def test_backoff_grows_per_failure_and_resets_on_welcome() -> None:
+    s = registered(reconnect_min=0.1, reconnect_max=0.3)
+    waits = []
+    for _ in range(4):
+        s.tick(3.0)  # lost
+        waits.append(s.until_reconnect())
+        s.tick(s.until_reconnect())  # reconnect, no answer
+    assert waits == pytest.approx([0.1, 0.2, 0.3, 0.3])
+    s.register()
+    s.tick(3.0)
+    assert s.until_reconnect() == pytest.approx(0.1)
+
+
+def test_disconnect_registers_again_on_the_same_socket() -> None:
+    s = registered()
+    s.recv(m.Disconnect("unknown worker"))
+    s.tick()
+    assert [type(x) for x in s.pop_sent()] == [m.Hello]
+    assert s.pop_other() == [] and s.core.link is wc.Link.CONNECTING
+
+
+# --- tasks, results, outbox -------------------------------------------------------------
+
+def test_task_is_executed_once_and_credit_overruns_are_counted() -> None:
+    s = registered(credit=2)
+    cmds = s.recv(m.Task([entry("a"), entry("b")]))
+    assert cmds == [wc.Execute([entry("a"), entry("b")])]
+    assert s.recv(m.Task([entry("a")])) == []  # already held
+    s.recv(m.Task([entry("c")]))
+    stats = s.core.statistics()
+    assert (stats.held, stats.duplicate_tasks, stats.over_credit) == (3, 1, 1)
+
+
+def test_one_message_per_command_per_turn_in_stream_order() -> None:
+    s = registered()
+    s.recv(m.Task([entry("a"), entry("b")]))
+    s.report(partials=[("a", 1, 0, b"\x01")], progress=[("a", 1, 1.0, 4.0)])
+    s.report(partials=[("a", 1, 1, b"\x02")], progress=[("a", 1, 3.0, 4.0)],
+             results=[result("a")])
+    s.report(results=[result("b", Outcome.ERROR, b"\x80")])
+    s.tick()
+    assert s.pop_sent() == [
+        m.Partial([("a", 1, 0, b"\x01"), ("a", 1, 1, b"\x02")]),
+        m.Progress([("a", 1, 3.0, 4.0)]),  # coalesced to the latest
+        m.Result([result("a"), result("b", Outcome.ERROR, b"\x80")]),
+    ]
+    assert s.core.held == {}
+
+
+def test_ack_forgets_and_unacked_results_are_resent_after_every_welcome() -> None:
+    s = registered()
+    s.recv(m.Task([entry("a"), entry("b"), entry("c")]))
+    s.report(results=[result("a"), result("b")])
+    s.tick()
+    s.recv(m.Ack(["a", "zzz"]))
+    s.tick(3.0)  # master lost
+    s.tick(1.0)  # reconnect
+    hello = [x for x in s.pop_sent() if isinstance(x, m.Hello)][-1]
+    assert hello.running == ["c"]
+    s.report(results=[result("c")])  # finished while not registered: waits in the outbox
+    s.tick()
+    assert not any(isinstance(x, m.Result) for x in s.pop_sent())
+    s.register()
+    assert s.pop_sent() == [m.Result([result("b"), result("c")])]
+    s.register()  # a second WELCOME resends again
+    assert s.pop_sent() == [m.Result([result("b"), result("c")])]
+    s.recv(m.Ack(["b", "c"]))
+    s.register()
+    assert s.pop_sent() == []
+
+
+def test_a_refused_result_send_is_retried_next_turn() -> None:
+    s = registered()
+    s.recv(m.Task([entry("a")]))
+    s.report(results=[result("a")])
+    s.tick()
+    (msg,) = s.pop_sent()
+    s.event(wc.SendFailed(msg, s.now))
+    assert s.core.next_deadline() == -math.inf
+    s.tick()
+    assert s.pop_sent() == [m.Result([result("a")])]
+
+
+def test_result_over_the_masters_limit_becomes_fatal() -> None:
+    s = Session()
+    s.start()
+    s.recv(m.Welcome(1.0, 3, 100, "M"))
+    s.recv(m.Task([entry("a")]))
+    s.report(results=[result("a", payload=b"x" * 101)])
+    s.tick()
+    (sent,) = [x for x in s.pop_sent() if isinstance(x, m.Result)]
+    (task_id, attempt, outcome, payload), = sent.entries
+    assert (task_id, outcome) == ("a", Outcome.FATAL)
+    assert decode_error(payload)["type"] == "SerializationError"
+
+
+def test_cancel_is_passed_on_for_held_tasks_only() -> None:
+    s = registered()
+    s.recv(m.Task([entry("a"), entry("b")]))
+    s.report(results=[result("b")])
+    assert s.recv(m.Cancel(["a", "b", "zzz"])) == [wc.CancelTasks(["a"])]
+    assert s.recv(m.Cancel(["zzz"])) == []
+
+
+def test_partials_while_disconnected_are_kept_up_to_a_bound() -> None:
+    s = registered()
+    s.tick(3.0)
+    s.report(partials=[("a", 1, 0, b"\x01")])
+    s.tick(1.0)
+    s.register()
+    assert m.Partial([("a", 1, 0, b"\x01")]) in s.pop_sent()
+
+
+# --- stopping ---------------------------------------------------------------------------
+
+def test_graceful_stop_returns_unstarted_waits_for_running_and_acks_then_bye() -> None:
+    s = registered()
+    s.recv(m.Task([entry("run"), entry("wait")]))
+    s.event(wc.StopRequested(["wait"], s.now))
+    s.tick()
+    assert s.pop_sent() == [m.Credit(0, ["wait"])]
+    s.recv(m.Task([entry("late")]))  # the master had not seen CREDIT yet
+    s.tick()
+    assert s.pop_sent() == [m.Credit(0, ["late"])]
+    s.pop_other()
+    for _ in range(4):  # 8 s: "run" still running, within shutdown_timeout
+        s.tick(2.0)
+        s.recv(m.Heartbeat())
+    assert s.pop_other() == [] and all(x == m.Heartbeat() for x in s.pop_sent())
+    s.report(results=[result("run")])
+    s.tick()
+    assert s.pop_sent() == [m.Result([result("run")])]
+    assert s.core.phase is wc.Phase.FLUSHING
+    s.recv(m.Ack(["run"]))
+    s.tick()
+    assert s.pop_sent() == [m.Bye([])]
+    assert s.pop_other() == [wc.CloseConnection("worker stopped", lost=False), wc.Exit(0)]
+    assert s.core.phase is wc.Phase.DONE and s.tick(10.0) == []
+
+
+def test_stop_kills_tasks_past_the_shutdown_timeout() -> None:
+    s = registered(shutdown_timeout=2.0)
+    s.recv(m.Task([entry("slow")]))
+    s.pop_other()
+    s.event(wc.StopRequested([], s.now))
+    s.tick()
+    assert s.pop_sent() == [m.Credit(0, [])]
+    s.recv(m.Heartbeat())
+    s.tick(1.9)
+    assert s.pop_other() == []
+    s.pop_sent()  # heartbeats
+    s.tick(0.1)  # nothing left to wait for: killed, BYE, gone in the same turn
+    assert s.pop_sent() == [m.Bye([])]
+    assert s.pop_other() == [wc.KillTasks(), wc.CloseConnection("worker stopped", lost=False),
+                             wc.Exit(0)]
+
+
+def test_unacked_results_delay_the_exit_at_most_one_liveness_window() -> None:
+    s = registered()
+    s.recv(m.Task([entry("a")]))
+    s.report(results=[result("a")])
+    s.event(wc.StopRequested([], s.now))
+    s.tick()
+    s.pop_sent()
+    s.tick(2.9)
+    assert not any(isinstance(c, wc.Exit) for c in s.pop_other())
+    s.recv(m.Heartbeat())
+    s.tick(0.1)
+    assert wc.Exit(0) in s.pop_other()
+
+
+def test_stop_while_disconnected_says_credit_zero_in_hello_and_returns_after_welcome() -> None:
+    s = registered()
+    s.recv(m.Task([entry("run"), entry("wait")]))
+    s.tick(3.0)  # master lost
+    s.event(wc.StopRequested(["wait"], s.now))
+    s.tick(1.0)
+    hello = [x for x in s.pop_sent() if isinstance(x, m.Hello)][-1]
+    assert (hello.credit, hello.running) == (0, ["run"])
+    s.register()
+    assert s.pop_sent() == [m.Credit(0, ["wait"])]
+
+
+def test_late_returns_from_the_executor_go_back_in_another_credit() -> None:
+    s = registered()
+    s.recv(m.Task([entry("a"), entry("b")]))
+    s.event(wc.StopRequested([], s.now))
+    s.tick()
+    s.pop_sent()
+    s.report(returned=["b"])
+    s.tick()
+    assert s.pop_sent() == [m.Credit(0, ["b"])]
+    assert list(s.core.held) == ["a"]
+
+
+def test_forced_stop_kills_sends_what_it_has_and_exits_1() -> None:
+    s = registered()
+    s.recv(m.Task([entry("a"), entry("b")]))
+    s.report(results=[result("a")])
+    s.pop_other()
+    s.event(wc.StopForced(s.now))
+    assert s.pop_sent() == [m.Result([result("a")]), m.Bye([])]
+    assert s.pop_other() == [wc.KillTasks(), wc.CloseConnection("worker stopped", lost=False),
+                             wc.Exit(1)]
+
+
+def test_stop_when_backing_off_exits_without_a_socket_to_close() -> None:
+    s = registered()
+    s.tick(3.0)
+    s.pop_other()
+    s.event(wc.StopRequested([], s.now))
+    s.tick()
+    assert s.pop_other() == [wc.Exit(0)]
+
+
+# --- the outbox never forgets an unacknowledged result ----------------------------------
+
+class OutboxMachine(RuleBasedStateMachine):
+    """Random tasks, results, ACKs, lost masters, reconnects, WELCOMEs and DISCONNECTs:
+    every result not yet ACKed stays in the outbox and is sent after every WELCOME."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.s = Session()
+        self.s.start()
+        self.next_id = 0
+        self.produced: set[str] = set()
+        self.acked: set[str] = set()
+        self.sent_ids: set[str] = set()  # results the master may ACK
+
+    def _collect(self) -> list[m.Message]:
+        sent = self.s.pop_sent()
+        for msg in sent:
+            if isinstance(msg, m.Result):
+                self.sent_ids.update(e[0] for e in msg.entries)
+        self.s.pop_other()
+        return sent
+
+    @rule(n=st.integers(1, 3))
+    def receive_tasks(self, n: int) -> None:
+        ids = [f"t{self.next_id + i}" for i in range(n)]
+        self.next_id += n
+        self.s.recv(m.Task([entry(i) for i in ids]))
+
+    @precondition(lambda self: self.s.core.held)
+    @rule(data=st.data())
+    def finish(self, data: st.DataObject) -> None:
+        task_id = data.draw(st.sampled_from(sorted(self.s.core.held)))
+        self.s.report(results=[result(task_id)])
+        self.produced.add(task_id)
+
+    @precondition(lambda self: self.sent_ids - self.acked and self.s.core.link in (
+        wc.Link.CONNECTING, wc.Link.REGISTERED))  # no socket, no message, when backing off
+    @rule(data=st.data())
+    def ack(self, data: st.DataObject) -> None:
+        ids = data.draw(st.sets(st.sampled_from(sorted(self.sent_ids - self.acked)), min_size=1))
+        self.s.recv(m.Ack(sorted(ids)))
+        self.acked |= ids
+
+    @rule(seconds=st.sampled_from([0.0, 0.5, 1.0, 3.0, 10.0]))
+    def time_passes(self, seconds: float) -> None:
+        self.s.tick(seconds)
+        self._collect()
+
+    @precondition(lambda self: self.s.core.link in (wc.Link.CONNECTING, wc.Link.REGISTERED))
+    @rule()
+    def welcome(self) -> None:
+        self.s.recv(m.Welcome(1.0, 3, 1 << 20, "M"))
+        self.s.tick()
+        sent = self._collect()
+        resent = {e[0] for x in sent if isinstance(x, m.Result) for e in x.entries}
+        assert self.produced - self.acked <= resent, "a WELCOME must resend every unACKed result"
+
+    @precondition(lambda self: self.s.core.registered)
+    @rule()
+    def disconnect(self) -> None:
+        self.s.recv(m.Disconnect("again"))
+        self.s.tick()
+        self._collect()
+
+    @invariant()
+    def outbox_is_exactly_the_unacked_results(self) -> None:
+        assert set(self.s.core.outbox) == self.produced - self.acked
+        self.s.core.validate_state()
+
+
+TestOutbox = OutboxMachine.TestCase
+TestOutbox.settings = settings(max_examples=60, stateful_step_count=40, deadline=None)

@@ -1,0 +1,587 @@
+"""A worker's session with the master, without I/O: registration, liveness, heartbeats,
+reconnect backoff, the RESULT outbox kept until ACK, credit and the graceful stop.
+
+Events in (``handle``), commands out; ``tick(now)`` ends every loop turn with the batched
+sends, and ``next_deadline()`` says when the loop must wake up even if nothing happens.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from itertools import repeat
+from enum import Enum
+from typing import TYPE_CHECKING, Callable, Union
+
+from zq.core import messages as m
+from zq.core.messages import Outcome
+from zq.core.serde import encode_error
+
+if TYPE_CHECKING:
+    from zq.config import WorkerConfig
+
+DEFAULT_INTERVAL = 1.0  # heartbeat settings until a WELCOME says otherwise (PROTOCOL §4)
+DEFAULT_LIVENESS = 3
+DEFAULT_MAX_MESSAGE = 256 * 1024 * 1024
+INLINE_PAYLOAD = 64 * 1024  # codec.LARGE_PAYLOAD: smaller payloads ride in the header
+MAX_BUFFERED_PARTIALS = 100_000  # chunks kept while not registered; more are dropped
+
+
+def compute_backoff(attempt: int, *, base: float, cap: float, jitter_fraction: float,
+                    rand: float) -> float:
+    """Seconds to wait before reconnect try ``attempt`` (0 for the first): ``base``
+    doubling up to ``cap``, then up to ``jitter_fraction`` of it shaved off at random
+    (``rand`` in [0, 1)) so a fleet of workers does not reconnect in lockstep."""
+    delay = min(cap, base * 2.0 ** min(attempt, 62))
+    return delay * (1.0 - jitter_fraction * rand)
+
+
+# --- events ---------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class MessageReceived:
+    message: m.Message
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class GarbageReceived:
+    """Bytes from the master that did not decode: dropped, but still a sign of life."""
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutorReported:
+    results: list  # ResultEntry-shaped: (task_id, attempt, outcome, payload)
+    partials: list  # PartialEntry-shaped
+    progress: list  # ProgressEntry-shaped, latest per task
+    returned: list[str]  # ids the executor gave back unstarted (during a stop)
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class StopRequested:
+    """Graceful stop; ``returned`` are held ids the executor dropped unstarted."""
+    returned: list[str]
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class StopForced:
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class SendFailed:
+    """The socket refused a message (its queue is full)."""
+    message: m.Message
+    now: float
+
+
+Event = Union[MessageReceived, GarbageReceived, ExecutorReported, StopRequested,
+              StopForced, SendFailed]
+
+
+# --- commands -------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    message: m.Message
+
+
+@dataclass(frozen=True, slots=True)
+class OpenConnection:
+    """Make a fresh socket to the master."""
+
+
+@dataclass(frozen=True, slots=True)
+class CloseConnection:
+    reason: str  # for the log
+    lost: bool = True  # the master went silent (False: we are leaving)
+
+
+@dataclass(frozen=True, slots=True)
+class Execute:
+    entries: list  # TaskEntry-shaped
+
+
+@dataclass(frozen=True, slots=True)
+class CancelTasks:
+    ids: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class KillTasks:
+    """Stop every task at once; they report nothing more."""
+
+
+@dataclass(frozen=True, slots=True)
+class Exit:
+    code: int
+
+
+Command = Union[Send, OpenConnection, CloseConnection, Execute, CancelTasks, KillTasks, Exit]
+
+
+# --- states ---------------------------------------------------------------------------
+
+class Link(Enum):
+    CLOSED = "closed"  # no socket: not started yet, or finished
+    CONNECTING = "connecting"  # socket open, HELLO sent, waiting for WELCOME
+    REGISTERED = "registered"
+    BACKING_OFF = "backing-off"  # master lost; socket closed until reconnect_at
+
+
+# The legal edges of the link; anything else is a bug in this module.
+LINK_EDGES = frozenset({
+    (Link.CLOSED, Link.CONNECTING),  # start
+    (Link.CONNECTING, Link.REGISTERED),  # WELCOME
+    (Link.REGISTERED, Link.CONNECTING),  # DISCONNECT: HELLO again on the same socket
+    (Link.CONNECTING, Link.BACKING_OFF),  # master silent for interval x liveness
+    (Link.REGISTERED, Link.BACKING_OFF),
+    (Link.BACKING_OFF, Link.CONNECTING),  # retry on a fresh socket
+    (Link.CONNECTING, Link.CLOSED),  # stopped
+    (Link.REGISTERED, Link.CLOSED),
+    (Link.BACKING_OFF, Link.CLOSED),
+})
+
+
+class Phase(Enum):
+    RUNNING = "running"
+    DRAINING = "draining"  # stop requested: running tasks may finish (shutdown_timeout)
+    FLUSHING = "flushing"  # no task left: waiting (bounded) for the last ACKs
+    DONE = "done"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerStatistics:
+    held: int
+    unacked: int
+    reconnects: int
+    duplicate_tasks: int
+    over_credit: int  # TASK messages that took us past our credit (a master bug)
+    unexpected: int  # messages a worker should never get, dropped
+    garbage: int  # undecodable messages, dropped
+    partials_dropped: int
+
+
+class WorkerCore:
+    """The session logic of one worker. Pure: ``now`` comes with every event.
+
+    Where docs/PROTOCOL.md is silent, it does this:
+    - A TASK for a task it already holds is ignored (never two runs at once); a TASK that
+      arrives while stopping is handed straight back in CREDIT(0, [id]).
+    - CANCEL of a task whose result is made already, or of an unknown id, does nothing:
+      the result stands.
+    - No HEARTBEAT before WELCOME. Each lost connection resets the heartbeat settings to
+      the defaults (1 s x 3) until the next WELCOME, whose master may be a new one.
+    - DISCONNECT is answered by HELLO on the same socket.
+    - A result bigger than the master's max_message becomes FATAL SerializationError.
+    - Chunks made while not registered wait (up to MAX_BUFFERED_PARTIALS) and go after
+      WELCOME; progress keeps the latest per task. Only results are kept until ACK.
+    - Tasks the executor gives back after the first CREDIT(0) of a stop go in another
+      CREDIT(0, ids). A stop waits for the last ACKs one liveness window at most.
+    """
+
+    def __init__(self, *, name: str, host: str, pid: int, queues: list[str], concurrency: int,
+                 pool: str, credit: int, shutdown_timeout: float = 30.0,
+                 reconnect_min: float = 0.1, reconnect_max: float = 30.0,
+                 jitter_fraction: float = 0.5, rand: Callable[[], float]) -> None:
+        self.name, self.host, self.pid = name, host, pid
+        self.queues, self.concurrency, self.pool = list(queues), concurrency, pool
+        self.credit = credit
+        self.shutdown_timeout = shutdown_timeout
+        self.reconnect_min, self.reconnect_max = reconnect_min, reconnect_max
+        self.jitter_fraction = jitter_fraction
+        self._rand = rand
+
+        self.link = Link.CLOSED
+        self.phase = Phase.RUNNING
+        self.interval = DEFAULT_INTERVAL
+        self.liveness = DEFAULT_LIVENESS
+        self.max_message = DEFAULT_MAX_MESSAGE
+        self.master_id: str | None = None
+        self.last_recv = 0.0
+        self.last_send = 0.0
+        self.reconnect_at: float | None = None
+        self.failures = 0  # connections lost since the last WELCOME: the backoff exponent
+        self.drain_deadline: float | None = None
+        self.ack_deadline: float | None = None
+
+        self.held: dict[str, int] = {}  # task id -> attempt: received, no result yet
+        self.outbox: dict[str, m.ResultEntry] = {}  # task id -> entry, until ACKed
+        self._results: list = []  # entries to send this turn
+        self._resend = False  # send the whole outbox this turn (after WELCOME)
+        self._partials: list = []
+        self._progress: dict[str, m.ProgressEntry] = {}
+        self._returned: list[str] = []  # ids given back, not yet told to the master
+        self._credit_due = False
+        self._hello_due = False
+
+        self._reconnects = self._duplicates = self._over_credit = 0
+        self._unexpected = self._garbage = self._partials_dropped = 0
+
+    @classmethod
+    def from_config(cls, config: "WorkerConfig", *, host: str, pid: int,
+                    rand: Callable[[], float]) -> "WorkerCore":
+        return cls(name=config.name, host=host, pid=pid, queues=list(config.queues),
+                   concurrency=config.concurrency, pool=config.pool, credit=config.credit,
+                   shutdown_timeout=config.shutdown_timeout,
+                   reconnect_min=config.reconnect_min, reconnect_max=config.reconnect_max,
+                   rand=rand)
+
+    # --- public API -------------------------------------------------------------------
+
+    def start(self, now: float) -> list[Command]:
+        return self._connect(now)
+
+    def handle(self, event: Event) -> list[Command]:
+        return _EVENT_HANDLERS[type(event)](self, event)
+
+    def tick(self, now: float) -> list[Command]:
+        """End of a loop turn: timers, then this turn's batched sends."""
+        cmds: list[Command] = []
+        if self.phase is Phase.DONE:
+            return cmds
+        self._check_link(now, cmds)
+        self._check_drain(now, cmds)
+        self._flush(now, cmds)
+        self._check_done(now, cmds)
+        return cmds
+
+    def next_deadline(self) -> float:
+        """When tick() must run next even if nothing arrives (math.inf: never)."""
+        if self._output_pending():
+            return -math.inf  # something to send: do not sleep
+        t = math.inf
+        if self.link is Link.CONNECTING or self.link is Link.REGISTERED:
+            t = self.last_recv + self.interval * self.liveness
+            if self.link is Link.REGISTERED:
+                t = min(t, self.last_send + self.interval)
+        elif self.link is Link.BACKING_OFF and self.reconnect_at is not None:
+            t = self.reconnect_at
+        if self.phase is Phase.DRAINING and self.drain_deadline is not None:
+            t = min(t, self.drain_deadline)
+        elif self.phase is Phase.FLUSHING and self.ack_deadline is not None:
+            t = min(t, self.ack_deadline)
+        return t
+
+    def _output_pending(self) -> bool:
+        if self.link is Link.CONNECTING:
+            return self._hello_due
+        if self.link is not Link.REGISTERED:
+            return False
+        return bool(self._credit_due or self._results or self._resend or self._partials
+                    or self._progress)
+
+    @property
+    def registered(self) -> bool:
+        return self.link is Link.REGISTERED
+
+    def running_ids(self) -> list[str]:
+        """Tasks we hold without a result: listed in HELLO so the master adopts them."""
+        return list(self.held)
+
+    def statistics(self) -> WorkerStatistics:
+        return WorkerStatistics(len(self.held), len(self.outbox), self._reconnects,
+                                self._duplicates, self._over_credit, self._unexpected,
+                                self._garbage, self._partials_dropped)
+
+    def validate_state(self) -> None:
+        """Check internal invariants (tests call it after every step); RuntimeError if
+        one is broken, which is a bug in this module."""
+        problems = []
+        if (self.link is Link.BACKING_OFF) != (self.reconnect_at is not None):
+            problems.append("reconnect_at must be set exactly while backing off")
+        if self.phase is Phase.DONE and self.link is not Link.CLOSED:
+            problems.append("a finished session must be closed")
+        if self.phase is Phase.RUNNING and (self._returned or self.drain_deadline is not None):
+            problems.append("only a stopping worker returns tasks")
+        if set(self._returned) & set(self.held):
+            problems.append("a returned task is still held")
+        if not (self.interval > 0 and self.liveness >= 1):
+            problems.append("bad heartbeat settings")
+        if problems:
+            raise RuntimeError("; ".join(problems))
+
+    # --- link -------------------------------------------------------------------------
+
+    def _set_link(self, new: Link) -> None:
+        if (self.link, new) not in LINK_EDGES:
+            raise RuntimeError(f"illegal link transition {self.link.value} -> {new.value}")
+        self.link = new
+
+    def _connect(self, now: float) -> list[Command]:
+        self._set_link(Link.CONNECTING)
+        self.reconnect_at = None
+        self.last_recv = now  # a fresh liveness window for the new socket
+        self._hello_due = True
+        return [OpenConnection()]
+
+    def _hello(self) -> m.Hello:
+        credit = self.credit if self.phase is Phase.RUNNING else 0
+        return m.Hello(self.name, self.host, self.pid, self.queues, self.concurrency,
+                       self.pool, credit, self.running_ids())
+
+    def _check_link(self, now: float, cmds: list[Command]) -> None:
+        if self.link is Link.CONNECTING or self.link is Link.REGISTERED:
+            if now - self.last_recv >= self.interval * self.liveness:
+                self._lose_master(now, cmds)
+        elif self.link is Link.BACKING_OFF and self.reconnect_at is not None:
+            if now >= self.reconnect_at:
+                self._reconnects += 1
+                cmds.extend(self._connect(now))
+
+    def _lose_master(self, now: float, cmds: list[Command]) -> None:
+        delay = compute_backoff(self.failures, base=self.reconnect_min, cap=self.reconnect_max,
+                                jitter_fraction=self.jitter_fraction, rand=self._rand())
+        silent = now - self.last_recv
+        self.failures += 1
+        self._set_link(Link.BACKING_OFF)
+        self.reconnect_at = now + delay
+        # the master's settings may change with a restart: defaults until the next WELCOME
+        self.interval, self.liveness = DEFAULT_INTERVAL, DEFAULT_LIVENESS
+        self._hello_due = False
+        cmds.append(CloseConnection(f"no message from the master for {silent:.1f} s; "
+                                    f"reconnecting in {delay:.2f} s"))
+
+    # --- messages from the master -----------------------------------------------------
+
+    def _on_message(self, ev: MessageReceived) -> list[Command]:
+        if self.link is not Link.CONNECTING and self.link is not Link.REGISTERED:
+            return []  # a stale message from a socket we already gave up on
+        self.last_recv = ev.now
+        handler = _MESSAGE_HANDLERS.get(type(ev.message))
+        if handler is None:
+            self._unexpected += 1
+            return []
+        return handler(self, ev.message, ev.now)
+
+    def _on_garbage(self, ev: GarbageReceived) -> list[Command]:
+        self._garbage += 1
+        if self.link is Link.CONNECTING or self.link is Link.REGISTERED:
+            self.last_recv = ev.now
+        return []
+
+    def _on_welcome(self, msg: m.Welcome, now: float) -> list[Command]:
+        if self.link is Link.CONNECTING:
+            self._set_link(Link.REGISTERED)
+        if msg.heartbeat_interval > 0 and math.isfinite(msg.heartbeat_interval):
+            self.interval = msg.heartbeat_interval
+        self.liveness = msg.liveness
+        if msg.max_message > 0:
+            self.max_message = msg.max_message
+        self.master_id = msg.master_id
+        self.failures = 0
+        self._resend = bool(self.outbox)
+        return []
+
+    def _on_task(self, msg: m.Task, now: float) -> list[Command]:
+        entries, held = msg.entries, self.held
+        if self.phase is Phase.RUNNING:  # the hot path: a batch of new, distinct tasks
+            new = {e[0]: e[1] for e in entries}
+            if len(new) == len(entries) and held.keys().isdisjoint(new):
+                held.update(new)
+                if len(held) > self.credit:
+                    self._over_credit += 1
+                return [Execute(entries)] if entries else []
+        fresh = []
+        for entry in entries:
+            task_id = entry[0]
+            if task_id in self.held:
+                self._duplicates += 1  # already running here: never twice at once
+            elif self.phase is not Phase.RUNNING:
+                self._returned.append(task_id)  # stopping: start nothing new
+                self._credit_due = True
+            else:
+                self.held[task_id] = entry[1]
+                fresh.append(entry)
+        if len(self.held) > self.credit:
+            self._over_credit += 1
+        return [Execute(fresh)] if fresh else []
+
+    def _on_ack(self, msg: m.Ack, now: float) -> list[Command]:
+        list(map(self.outbox.pop, msg.ids, repeat(None)))  # unknown ids are fine
+        return []
+
+    def _on_cancel(self, msg: m.Cancel, now: float) -> list[Command]:
+        # A task we finished already keeps its result; one we never had is not ours.
+        ids = [i for i in msg.ids if i in self.held]
+        return [CancelTasks(ids)] if ids else []
+
+    def _on_disconnect(self, msg: m.Disconnect, now: float) -> list[Command]:
+        if self.link is Link.REGISTERED:
+            self._set_link(Link.CONNECTING)
+        self._hello_due = True
+        return []
+
+    def _on_quiet(self, msg: m.Message, now: float) -> list[Command]:
+        return []  # HEARTBEAT, ERROR: a sign of life (the shell logs ERROR)
+
+    # --- executor -----------------------------------------------------------------------
+
+    def _on_report(self, ev: ExecutorReported) -> list[Command]:
+        if self.phase is Phase.DONE:
+            return []
+        results, limit = ev.results, self.max_message
+        if results:
+            ids = [e[0] for e in results]
+            list(map(self.held.pop, ids, repeat(None)))
+            if max(map(len, [e[3] for e in results])) > limit:
+                results = [_too_large(e, limit) if len(e[3]) > limit else e for e in results]
+            self.outbox.update(zip(ids, results))
+            self._results.extend(results)
+        if ev.partials:
+            room = MAX_BUFFERED_PARTIALS - len(self._partials)
+            if self.link is Link.REGISTERED or room >= len(ev.partials):
+                self._partials.extend(ev.partials)
+            else:
+                self._partials_dropped += len(ev.partials)
+        for p in ev.progress:
+            self._progress[p[0]] = p
+        if ev.returned:
+            for task_id in ev.returned:
+                self.held.pop(task_id, None)
+            self._returned.extend(ev.returned)
+            self._credit_due = True
+        return []
+
+    def _on_send_failed(self, ev: SendFailed) -> list[Command]:
+        msg = ev.message
+        if isinstance(msg, m.Result):
+            self._resend = bool(self.outbox)  # every unACKed result goes again next turn
+        elif isinstance(msg, m.Credit):
+            self._returned[:0] = msg.returned
+            self._credit_due = True
+        elif isinstance(msg, m.Hello):
+            self._hello_due = True
+        return []  # HEARTBEAT, PARTIAL, PROGRESS: lost, like on any reconnect
+
+    # --- stopping -------------------------------------------------------------------------
+
+    def _on_stop(self, ev: StopRequested) -> list[Command]:
+        if self.phase is not Phase.RUNNING:
+            return []
+        for task_id in ev.returned:
+            self.held.pop(task_id, None)
+        self._returned.extend(ev.returned)
+        self._credit_due = True  # CREDIT(0, returned) even when nothing is returned
+        self.phase = Phase.DRAINING
+        self.drain_deadline = ev.now + self.shutdown_timeout
+        return []
+
+    def _on_stop_forced(self, ev: StopForced) -> list[Command]:
+        if self.phase is Phase.DONE:
+            return []
+        cmds: list[Command] = [KillTasks()]
+        self.held.clear()
+        self._flush(ev.now, cmds)  # results already made still get one chance
+        self._finish(cmds, code=1)
+        return cmds
+
+    def _check_drain(self, now: float, cmds: list[Command]) -> None:
+        if self.phase is not Phase.DRAINING:
+            return
+        if self.held and self.drain_deadline is not None and now >= self.drain_deadline:
+            cmds.append(KillTasks())  # the master counts them lost when it sees BYE
+            self.held.clear()
+        if not self.held:
+            self.phase = Phase.FLUSHING
+            self.ack_deadline = now + self.interval * self.liveness
+
+    def _check_done(self, now: float, cmds: list[Command]) -> None:
+        if self.phase is not Phase.FLUSHING:
+            return
+        if self.outbox and self.ack_deadline is not None and now < self.ack_deadline:
+            return
+        self._finish(cmds, code=0)
+
+    def _finish(self, cmds: list[Command], code: int) -> None:
+        if self.link is Link.REGISTERED:
+            cmds.append(Send(m.Bye(self._returned)))
+            self._returned = []
+        if self.link is not Link.CLOSED:
+            if self.link is not Link.BACKING_OFF:
+                cmds.append(CloseConnection("worker stopped", lost=False))
+            self._set_link(Link.CLOSED)
+            self.reconnect_at = None
+        self.phase = Phase.DONE
+        cmds.append(Exit(code))
+
+    # --- sending --------------------------------------------------------------------------
+
+    def _flush(self, now: float, cmds: list[Command]) -> None:
+        before = len(cmds)
+        if self.link is Link.CONNECTING and self._hello_due:
+            cmds.append(Send(self._hello()))
+            self._hello_due = False
+        if self.link is Link.REGISTERED:
+            if self._credit_due:
+                cmds.append(Send(m.Credit(0, self._returned)))
+                self._returned = []
+                self._credit_due = False
+            if self._partials:
+                cmds.append(Send(m.Partial(self._partials)))
+                self._partials = []
+            if self._progress:
+                cmds.append(Send(m.Progress(list(self._progress.values()))))
+                self._progress = {}
+            entries = list(self.outbox.values()) if self._resend else self._results
+            self._resend = False
+            if entries:
+                cmds.extend(Send(m.Result(part)) for part in self._split(entries))
+        self._results = []  # when not registered they wait in the outbox for WELCOME
+        if len(cmds) > before:
+            self.last_send = now
+        elif self.link is Link.REGISTERED and now - self.last_send >= self.interval:
+            cmds.append(Send(m.Heartbeat()))
+            self.last_send = now
+
+    def _split(self, entries: list) -> list[list]:
+        """Entries in messages whose inline payloads stay well under max_message (a
+        resend after a long outage can be large); usually one message."""
+        budget = self.max_message // 2
+        if len(entries) * INLINE_PAYLOAD <= budget:
+            return [entries]  # cannot be too big: no need to measure
+        parts: list[list] = []
+        part: list = []
+        size = 0
+        for e in entries:
+            n = len(e[3])
+            if n < INLINE_PAYLOAD:
+                if size + n > budget and part:
+                    parts.append(part)
+                    part, size = [], 0
+                size += n
+            part.append(e)
+        parts.append(part)
+        return parts
+
+
+def _too_large(entry: m.ResultEntry, limit: int) -> m.ResultEntry:
+    message = (f"the task's result is {len(entry[3])} bytes, over the master's limit of "
+               f"{limit} bytes per frame")
+    return (entry[0], entry[1], int(Outcome.FATAL), encode_error("SerializationError", message))
+
+
+# Commands a master sends a worker; anything else is counted as unexpected and dropped.
+_MESSAGE_HANDLERS: dict[type, Callable[[WorkerCore, m.Message, float], list[Command]]] = {
+    m.Welcome: WorkerCore._on_welcome,  # type: ignore[dict-item]
+    m.Task: WorkerCore._on_task,  # type: ignore[dict-item]
+    m.Ack: WorkerCore._on_ack,  # type: ignore[dict-item]
+    m.Cancel: WorkerCore._on_cancel,  # type: ignore[dict-item]
+    m.Disconnect: WorkerCore._on_disconnect,  # type: ignore[dict-item]
+    m.Heartbeat: WorkerCore._on_quiet,
+    m.Error: WorkerCore._on_quiet,
+}
+
+_EVENT_HANDLERS: dict[type, Callable[[WorkerCore, Event], list[Command]]] = {
+    MessageReceived: WorkerCore._on_message,  # type: ignore[dict-item]
+    GarbageReceived: WorkerCore._on_garbage,  # type: ignore[dict-item]
+    ExecutorReported: WorkerCore._on_report,  # type: ignore[dict-item]
+    StopRequested: WorkerCore._on_stop,  # type: ignore[dict-item]
+    StopForced: WorkerCore._on_stop_forced,  # type: ignore[dict-item]
+    SendFailed: WorkerCore._on_send_failed,  # type: ignore[dict-item]
+}
+
+MASTER_COMMANDS = frozenset(_MESSAGE_HANDLERS)
