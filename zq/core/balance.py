@@ -89,11 +89,12 @@ def take_best(queues: list[ReadyQueue], n: int, into: list[TaskRecord]) -> int:
     return taken
 
 
-def offer_order(workers: Iterable[Any], free: Callable[[Any], int],
+def offer_order(workers: Iterable[Any], room: Callable[[Any], int],
                 idle_since: Callable[[Any], float]) -> list[Any]:
-    """Workers with free credit: most free credit first, longest idle first on ties."""
-    ready = [w for w in workers if free(w) > 0]
-    ready.sort(key=lambda w: (-free(w), idle_since(w)))
+    """Workers with room (free credit, or idle slots): most room first, longest idle
+    first on ties. ipyparallel's 'leastload' with 'lru' as the tie-break."""
+    ready = [w for w in workers if room(w) > 0]
+    ready.sort(key=lambda w: (-room(w), idle_since(w)))
     return ready
 
 

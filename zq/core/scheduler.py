@@ -647,20 +647,32 @@ class Scheduler:
     # --- dispatch ------------------------------------------------------------------------
 
     def dispatch(self) -> None:
-        """Lease queued tasks to workers with free credit (DESIGN §3)."""
+        """Lease queued tasks to workers with free credit (DESIGN §3), in two passes:
+        first what can start at once, on the workers with the most idle slots (oldest
+        idle first on ties); then prefetch, at most a fair share of what is left per
+        worker, so no worker holds tasks another could start sooner."""
         if not self.counts[State.QUEUED] or not self.workers:
             return
-        order = balance.offer_order(self.workers.values(), lambda w: w.free,
-                                    lambda w: w.idle_since)
-        for w in order:
-            if not w.ready_queues:
-                continue
-            picked: list[TaskRecord] = []
-            balance.take_best(w.ready_queues, w.free, picked)
-            if picked:
-                self._lease_to(w, picked)
+        workers = [w for w in self.workers.values() if w.free > 0 and w.ready_queues]
+        for w in balance.offer_order(workers, _idle_slots, _idle_since):
+            self._offer(w, min(w.free, _idle_slots(w)))
             if not self.counts[State.QUEUED]:
-                break
+                return
+        # Water-filling: least free credit first, so what one cannot take flows on.
+        workers = balance.offer_order(workers, _free, _idle_since)[::-1]
+        for i, w in enumerate(workers):
+            share = -(-self.counts[State.QUEUED] // (len(workers) - i))  # ceil
+            self._offer(w, min(w.free, share))
+            if not self.counts[State.QUEUED]:
+                return
+
+    def _offer(self, w: WorkerInfo, n: int) -> None:
+        if n <= 0:
+            return
+        picked: list[TaskRecord] = []
+        balance.take_best(w.ready_queues, n, picked)
+        if picked:
+            self._lease_to(w, picked)
 
     def _lease_to(self, w: WorkerInfo, picked: list[TaskRecord]) -> None:
         entries = []
@@ -914,6 +926,18 @@ class Scheduler:
 
     def reply(self, rid: bytes, request_id: int, ok: bool, body: Any) -> None:
         self._push(rid, Cmd.REPLY, m.Reply(request_id, ok, body))
+
+
+def _free(w: WorkerInfo) -> int:
+    return w.free
+
+
+def _idle_slots(w: WorkerInfo) -> int:
+    return w.concurrency - len(w.leased)
+
+
+def _idle_since(w: WorkerInfo) -> float:
+    return w.idle_since
 
 
 def _state_named(label: str) -> State:
