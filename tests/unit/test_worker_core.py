@@ -460,3 +460,47 @@ class OutboxMachine(RuleBasedStateMachine):
 
 TestOutbox = OutboxMachine.TestCase
 TestOutbox.settings = settings(max_examples=60, stateful_step_count=40, deadline=None)
+
+
+# --- adaptive credit ----------------------------------------------------------------------
+
+def _adaptive_core(concurrency: int = 2):
+    from zq.core import worker_core as wc_
+    core = wc_.WorkerCore(name="w", host="h", pid=1, queues=["default"], concurrency=concurrency,
+                          pool="thread", credit=2 * concurrency, adaptive=True, rand=lambda: 0.5)
+    core.start(0.0)
+    core.tick(0.0)
+    core.handle(wc_.MessageReceived(m.Welcome(1.0, 3, 1 << 20, "M"), 0.0))
+    core.tick(0.0)
+    return core
+
+
+def _complete(core, n: int, now: float) -> list:
+    from zq.core import worker_core as wc_
+    entries = [(f"t{now}-{i}", 1, "a:f", b"", None, None) for i in range(n)]
+    core.handle(wc_.MessageReceived(m.Task(entries), now))
+    core.handle(wc_.ExecutorReported([(e[0], 1, 0, b"") for e in entries], [], [], [], now))
+    return [c.message for c in core.tick(now) if hasattr(c, "message")]
+
+
+def test_adaptive_credit_grows_for_fast_tasks_and_stays_small_for_slow_ones():
+    from zq.core import worker_core as wc_
+    fast = _adaptive_core()
+    sent = _complete(fast, 4, 0.0) + _complete(fast, 4, 0.30)  # ~27 tasks/s: no change yet
+    sent += _complete(fast, 4000, 0.60)  # 4000 in 0.3 s: ~13k/s -> prefetch ~670
+    credits = [msg.credit for msg in sent if isinstance(msg, m.Credit)]
+    assert credits and credits[-1] > 500 and fast.credit == credits[-1]
+    assert fast.credit <= fast.concurrency + wc_.MAX_PREFETCH
+
+    slow = _adaptive_core()
+    sent = _complete(slow, 1, 0.0) + _complete(slow, 1, 1.0) + _complete(slow, 1, 2.0)
+    assert not [msg for msg in sent if isinstance(msg, m.Credit)]  # 1 task/s: stays at 2 + 2
+    assert slow.credit == 4
+
+
+def test_fixed_prefetch_never_changes_credit():
+    from zq.core import worker_core as wc_
+    core = _adaptive_core()
+    core.adaptive = False
+    sent = _complete(core, 4000, 0.3) + _complete(core, 4000, 0.6)
+    assert not [msg for msg in sent if isinstance(msg, m.Credit)]

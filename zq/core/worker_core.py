@@ -24,6 +24,9 @@ DEFAULT_INTERVAL = 1.0  # heartbeat settings until a WELCOME says otherwise (PRO
 DEFAULT_LIVENESS = 3
 DEFAULT_MAX_MESSAGE = 256 * 1024 * 1024
 INLINE_PAYLOAD = 64 * 1024  # codec.LARGE_PAYLOAD: smaller payloads ride in the header
+ADAPT_WINDOW = 0.25  # seconds between adaptive credit updates
+BUFFER_SECONDS = 0.05  # adaptive prefetch: about this much work held beyond running tasks
+MAX_PREFETCH = 2000
 MAX_BUFFERED_PARTIALS = 100_000  # chunks kept while not registered; more are dropped
 
 
@@ -184,12 +187,17 @@ class WorkerCore:
     """
 
     def __init__(self, *, name: str, host: str, pid: int, queues: list[str], concurrency: int,
-                 pool: str, credit: int, shutdown_timeout: float = 30.0,
+                 pool: str, credit: int, adaptive: bool = False, shutdown_timeout: float = 30.0,
                  reconnect_min: float = 0.1, reconnect_max: float = 30.0,
                  jitter_fraction: float = 0.5, rand: Callable[[], float]) -> None:
         self.name, self.host, self.pid = name, host, pid
         self.queues, self.concurrency, self.pool = list(queues), concurrency, pool
         self.credit = credit
+        # With no --prefetch, credit follows the completion rate (see _adapt_credit).
+        self.adaptive = adaptive
+        self._window_start: float | None = None
+        self._done_in_window = 0
+        self._credit_changed = False
         self.shutdown_timeout = shutdown_timeout
         self.reconnect_min, self.reconnect_max = reconnect_min, reconnect_max
         self.jitter_fraction = jitter_fraction
@@ -226,7 +234,7 @@ class WorkerCore:
                     rand: Callable[[], float]) -> "WorkerCore":
         return cls(name=config.name, host=host, pid=pid, queues=list(config.queues),
                    concurrency=config.concurrency, pool=config.pool, credit=config.credit,
-                   shutdown_timeout=config.shutdown_timeout,
+                   adaptive=config.prefetch is None, shutdown_timeout=config.shutdown_timeout,
                    reconnect_min=config.reconnect_min, reconnect_max=config.reconnect_max,
                    rand=rand)
 
@@ -244,6 +252,7 @@ class WorkerCore:
         if self.phase is Phase.DONE:
             return cmds
         self._check_link(now, cmds)
+        self._adapt_credit(now)
         self._check_drain(now, cmds)
         self._flush(now, cmds)
         self._check_done(now, cmds)
@@ -420,10 +429,31 @@ class WorkerCore:
 
     # --- executor -----------------------------------------------------------------------
 
+    def _adapt_credit(self, now: float) -> None:
+        """Prefetch about BUFFER_SECONDS of work at the rate tasks complete: no-op tasks
+        get a deep pipeline, slow ones hardly any (never below `concurrency` extra),
+        so a slow worker holds little it cannot start. Told only on changes > 25%."""
+        if not self.adaptive or self.phase is not Phase.RUNNING:
+            return
+        if self._window_start is None:
+            self._window_start = now
+            return
+        elapsed = now - self._window_start
+        if elapsed < ADAPT_WINDOW:
+            return
+        rate = self._done_in_window / elapsed
+        self._window_start, self._done_in_window = now, 0
+        prefetch = min(MAX_PREFETCH, max(self.concurrency, math.ceil(rate * BUFFER_SECONDS)))
+        credit = self.concurrency + prefetch
+        if abs(credit - self.credit) * 4 > self.credit:
+            self.credit = credit
+            self._credit_changed = True
+
     def _on_report(self, ev: ExecutorReported) -> list[Command]:
         if self.phase is Phase.DONE:
             return []
         results, limit = ev.results, self.max_message
+        self._done_in_window += len(results)
         if results:
             ids = [e[0] for e in results]
             list(map(self.held.pop, ids, repeat(None)))
@@ -520,6 +550,9 @@ class WorkerCore:
                 cmds.append(Send(m.Credit(0, self._returned)))
                 self._returned = []
                 self._credit_due = False
+            elif self._credit_changed and self.phase is Phase.RUNNING:
+                cmds.append(Send(m.Credit(self.credit, [])))
+            self._credit_changed = False
             if self._partials:
                 cmds.append(Send(m.Partial(self._partials)))
                 self._partials = []
