@@ -51,7 +51,7 @@ class WorkerConfig:
     apps: tuple[str, ...] = ()
     concurrency: int = field(default_factory=lambda: os.cpu_count() or 1)
     pool: str = "process"
-    prefetch: int | None = None  # extra tasks held beyond concurrency; None = concurrency
+    prefetch: int | None = None  # extra tasks held beyond concurrency; None = adaptive
     queues: tuple[str, ...] = ("default",)
     name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     shutdown_timeout: float = 30.0
