@@ -39,7 +39,10 @@ def percentiles(values: Sequence[float], ps: Sequence[float] = (50, 99)) -> tupl
 
 
 def fmt(value: Any) -> str:
-    """Numbers the way a table shows them: thousands separated, few digits after the point."""
+    """Numbers the way a table shows them: thousands separated, few digits after the point.
+    None is a blank cell."""
+    if value is None:
+        return ""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return str(value)
     if isinstance(value, int):
@@ -52,10 +55,11 @@ def fmt(value: Any) -> str:
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], file: Any = None) -> None:
-    """A plain text table: text columns aligned left, numbers right."""
+    """A plain text table: text columns aligned left, numbers right (None: a blank cell)."""
     cells = [[fmt(v) for v in row] for row in rows]
-    numeric = [all(isinstance(row[i], (int, float)) and not isinstance(row[i], bool)
-                   for row in rows) for i in range(len(headers))]
+    numeric = [all(row[i] is None or isinstance(row[i], (int, float))
+                   and not isinstance(row[i], bool) for row in rows)
+               for i in range(len(headers))]
     widths = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(headers)]
 
     def line(values: Sequence[str]) -> str:

@@ -49,6 +49,16 @@ def relay_pingpong(n: int, *, warmup: int = 100, timeout: float = 120.0) -> list
     return _run(_pingpong, (n, warmup), track=False, timeout=timeout)
 
 
+def relay_payload(n: int, size: int, batch: int = 1, *, window: int = 4,
+                  timeout: float = 300.0) -> float:
+    """Tasks per second of n tasks whose arguments carry `size` bytes, `batch` per
+    message, at most `window` messages in flight, timed from the first send to the last
+    result (a small one): the raw ceiling bench/payload.py compares zq with."""
+    if n < 1 or size < 0 or batch < 1 or window < 1:
+        raise ValueError("n, batch and window must be at least 1, size at least 0")
+    return _run(_payload, (n, size, batch, window), track=False, timeout=timeout)
+
+
 # --- the three processes ------------------------------------------------------------------
 
 def _master_main(conn: Any, track: bool) -> None:
@@ -181,6 +191,25 @@ def _throughput(sock: zmq.Socket, n: int, batch: int, window: int) -> float:
                 break
             done += len(unpackb(data))
             in_flight -= 1
+    return n / (time.perf_counter() - start)
+
+
+def _payload(sock: zmq.Socket, n: int, size: int, batch: int, window: int) -> float:
+    prefix = os.urandom(8).hex()
+    packb, unpackb = msgpack.Packer().pack, msgpack.unpackb
+    data = os.urandom(size)
+    sent = done = in_flight = 0
+    start = time.perf_counter()
+    while done < n:
+        while in_flight < window and sent < n:
+            k = min(batch, n - sent)
+            # as zq's client does: each task's arguments packed, then the message around them
+            sock.send(packb([[prefix + str(i), NAME, packb([[data], {}])]
+                             for i in range(sent, sent + k)]))
+            sent += k
+            in_flight += 1
+        done += len(unpackb(_recv(sock)))
+        in_flight -= 1
     return n / (time.perf_counter() - start)
 
 

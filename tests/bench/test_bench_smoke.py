@@ -1,0 +1,37 @@
+"""Every bench script runs end to end at --quick size and prints its table: this keeps
+them from rotting. Nothing here looks at a number (no timing assertions)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPTS = ["throughput", "latency", "submit_rate", "scale", "payload", "memory"]
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_bench_script_runs(script: str, tmp_path: Path) -> None:
+    env = dict(os.environ, ZQ_BENCH_RESULTS=str(tmp_path), PYTHONUNBUFFERED="1")
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / f"{script}.py"), "--quick",
+                           "--runs", "1"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=110)
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    lines = proc.stdout.splitlines()
+    rules = [i for i, line in enumerate(lines) if line and set(line) <= {"-", " "}]
+    assert rules and rules[0] > 0 and len(lines) > rules[0] + 1, proc.stdout  # a table
+    assert "\n| " in (tmp_path / f"{script}.md").read_text()  # the markdown table
+    if _has_matplotlib():
+        assert (tmp_path / f"{script}.png").stat().st_size > 0
+
+
+def _has_matplotlib() -> bool:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
