@@ -116,11 +116,13 @@ class Master:
 
     def _commit(self, out: Any) -> None:
         """Make the turn durable before anything that promises it goes out."""
-        if not (out.saves or out.deletes or out.meta):
+        if not (out.saves or out.updates or out.deletes or out.meta):
             return
         try:
             if out.saves:
                 self.store.save(out.saves)
+            if out.updates:
+                self.store.update(out.updates)
             if out.deletes:
                 self.store.delete(out.deletes)
             for key, value in out.meta.items():

@@ -143,6 +143,9 @@ class SchedulerMachine(RuleBasedStateMachine):
         out = s.flush()
         for t in out.saves:
             self.store[t.id] = copy.copy(t)
+        for t in out.updates:  # only tasks saved in an earlier turn are updated
+            assert t.id in self.store, f"update of {t.id}, which was never saved"
+            self.store[t.id] = copy.copy(t)
         for tid in out.deletes:
             self.store.pop(tid, None)
         by_rid = {w.rid: w for w in self._live()}

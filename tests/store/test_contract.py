@@ -327,3 +327,22 @@ def test_get_finds_one_committed_task(opener: Opener) -> None:
     else:
         assert got is None
     assert store.get("never") is None
+
+
+def test_update_writes_what_changes_and_keeps_the_payload(opener: Opener) -> None:
+    store = opener()
+    rec = task("u-1", seq=3)
+    store.save([rec])
+    store.commit()
+    rec.state, rec.result, rec.attempt, rec.worker, rec.updated = (
+        State.SUCCEEDED, b"\x2a", 2, "w1", 99.0)
+    rec.payload = b"must not be written by update"
+    store.update([rec])
+    store.commit()
+    if not store.durable:
+        return
+    got = store.get("u-1")
+    assert got is not None
+    assert (got.state, got.result, got.attempt, got.worker, got.updated) == (
+        State.SUCCEEDED, b"\x2a", 2, "w1", 99.0)
+    assert got.payload == b"payload-u-1"

@@ -63,7 +63,8 @@ class WorkerInfo:
 class Flush:
     """One turn's output: persist `saves`/`deletes` and commit, then send `messages`."""
 
-    saves: list[TaskRecord] = field(default_factory=list)
+    saves: list[TaskRecord] = field(default_factory=list)  # new tasks: every field
+    updates: list[TaskRecord] = field(default_factory=list)  # saved before: what changes
     deletes: list[str] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)  # store.set_meta(key, value)
     messages: list[tuple[bytes, m.Message]] = field(default_factory=list)
@@ -105,6 +106,7 @@ class Scheduler:
         self._meta: dict[str, Any] = {}
         self._out: dict[bytes, dict[Cmd, Any]] = {}
         self._dirty: dict[str, TaskRecord] = {}
+        self._inserted: set[str] = set()  # ids in _dirty first saved this turn
         self._deleted: list[str] = []
 
     # --- time and output -----------------------------------------------------------
@@ -139,8 +141,14 @@ class Scheduler:
             self._dirty[t.id] = t
 
     def flush(self) -> Flush:
-        out = Flush(saves=list(self._dirty.values()), deletes=self._deleted, meta=self._meta)
-        self._dirty, self._deleted, self._meta = {}, [], {}
+        new = self._inserted
+        if len(new) == len(self._dirty):
+            saves, updates = list(self._dirty.values()), []
+        else:
+            saves = [t for tid, t in self._dirty.items() if tid in new]
+            updates = [t for tid, t in self._dirty.items() if tid not in new]
+        out = Flush(saves=saves, updates=updates, deletes=self._deleted, meta=self._meta)
+        self._dirty, self._inserted, self._deleted, self._meta = {}, set(), [], {}
         for rid, per in self._out.items():
             w = self.workers.get(rid)
             if w is not None:
@@ -292,6 +300,7 @@ class Scheduler:
         self._ready_queue("default").extend(queued)
         if self.durable:
             self._dirty.update((t.id, t) for t in queued)
+            self._inserted.update(t.id for t in queued)
         self._push_many(rid, Cmd.ACCEPTED, [t.id for t in queued])
 
     def _submit_one(self, rid: bytes | None, entry: m.SubmitEntry) -> None:
@@ -321,6 +330,8 @@ class Scheduler:
         self.counts[State.PENDING] += 1  # every task is born PENDING, then moves on
         self._place_new(t)
         self._save(t)
+        if self.durable:
+            self._inserted.add(tid)
         self._push(rid, Cmd.ACCEPTED, tid)
 
     def _accept_existing(self, rid: bytes | None, tid: str | None, t: TaskRecord) -> None:

@@ -23,6 +23,11 @@ class Store(Protocol):
         """Insert or replace these tasks (all fields) in the pending transaction."""
         ...
 
+    def update(self, records: Iterable[TaskRecord]) -> None:
+        """Tasks saved before: their payload, name, queue, key and seq never change, so
+        only the rest is written (cheaper than save, which writes every field)."""
+        ...
+
     def delete(self, ids: Iterable[str]) -> None:
         ...
 

@@ -22,6 +22,9 @@ class MemoryStore:
     def save(self, records: Iterable[TaskRecord]) -> None:
         pass
 
+    def update(self, records: Iterable[TaskRecord]) -> None:
+        pass
+
     def delete(self, ids: Iterable[str]) -> None:
         pass
 

@@ -79,6 +79,8 @@ _UPSERT = (
     " payload=excluded.payload, result=excluded.result, extra=excluded.extra")
 _SELECT = ("SELECT id, seq, state, queue, name, created, updated, key, payload, result,"
            " extra FROM task ORDER BY rowid")
+_UPDATE = ("UPDATE task SET state=?, updated=?, result=NULLIF(?,0), extra=NULLIF(?,0)"
+           " WHERE id=?")
 _SELECT_ONE = ("SELECT id, seq, state, queue, name, created, updated, key, payload, result,"
                " extra FROM task WHERE id = ?")
 _SET_META = "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)"
@@ -100,6 +102,12 @@ def _row(r: TaskRecord) -> tuple:
     return (r.id, r.seq, int(r.state), r.queue, r.name, r.created, r.updated,
             0 if r.key is None else r.key, r.payload, 0 if r.result is None else r.result,
             0 if extra == EXTRA_DEFAULTS else _pack(extra))
+
+
+def _update_row(r: TaskRecord) -> tuple:
+    extra = _extra(r)
+    return (int(r.state), r.updated, 0 if r.result is None else r.result,
+            0 if extra == EXTRA_DEFAULTS else _pack(extra), r.id)
 
 
 class SqliteStore:
@@ -146,6 +154,15 @@ class SqliteStore:
             self._conn.executemany(_UPSERT, map(_row, records))
         except (sqlite3.Error, TypeError, ValueError, OverflowError) as e:
             raise self._fail(e, "saving tasks") from e
+
+    def update(self, records: Iterable[TaskRecord]) -> None:
+        """Tasks saved before: write only what changes after the insert (state, times,
+        result, the packed rest), never the payload again."""
+        try:
+            self._begin()
+            self._conn.executemany(_UPDATE, map(_update_row, records))
+        except (sqlite3.Error, TypeError, ValueError, OverflowError) as e:
+            raise self._fail(e, "updating tasks") from e
 
     def delete(self, ids: Iterable[str]) -> None:
         try:
