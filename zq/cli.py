@@ -18,12 +18,13 @@ from typing import Any, Optional
 import typer
 
 from zq.config import ClientConfig, MasterConfig, WorkerConfig, default_connect
-from zq.errors import ConfigError, ZqError
+from zq.errors import ConfigError, Rejected, ZqError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="zq: a zero-broker distributed task queue over ZeroMQ.")
 
 CONNECT_HELP = "Master address; default $ZQ_CONNECT, else tcp://127.0.0.1:5555."
+ACK_TIMEOUT = 10.0  # seconds `zq submit` waits for the master to acknowledge a task
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 
 
@@ -98,7 +99,7 @@ def worker(
     connect: Optional[str] = typer.Option(None, help=CONNECT_HELP),
     concurrency: int = typer.Option(0, help="Tasks run at once; default the CPU count."),
     pool: str = typer.Option("process", help="process, thread or async."),
-    prefetch: Optional[int] = typer.Option(None, help="Extra tasks held beyond concurrency; default = concurrency."),
+    prefetch: Optional[int] = typer.Option(None, help="Extra tasks held beyond concurrency; default: adaptive, about 50 ms of work."),
     queues: str = typer.Option("default", help="Comma-separated queues to take tasks from."),
     name: Optional[str] = typer.Option(None, help="Worker name; default host:pid."),
     shutdown_timeout: float = typer.Option(30.0, help="Seconds running tasks get to finish on SIGTERM."),
@@ -197,6 +198,14 @@ def submit(
         with _client(connect) as client:
             future = client.options(**options).submit(task, *[parse_arg(a) for a in args or []], **kw)
             if not wait:
+                # An id is printed only once the master has the task (durably).
+                if not client.flush(ACK_TIMEOUT):
+                    client.close(0)  # stop trying now
+                    _fail(f"no zq master at {client.config.connect} acknowledged the task within "
+                          f"{ACK_TIMEOUT:g} s (is it running?); it may not have been submitted")
+                rejected = future.done() and not future.cancelled() and future.exception()
+                if isinstance(rejected, Rejected):
+                    _fail(f"the master rejected the task: {rejected}")
                 typer.echo(future.id)
                 return
             _print_result(future, wait_timeout)
@@ -288,6 +297,8 @@ def result(task_id: str, wait: bool = typer.Option(False, "--wait"),
                 _print_result(client.future(task_id), 10.0)
             elif json_:
                 _print(info, True)
+                if info.get("error"):
+                    raise typer.Exit(1)  # the same exit code as without --json
             else:
                 err = info.get("error")
                 typer.echo(f"{task_id} is {info['state']}"
@@ -316,9 +327,17 @@ def cancel(task_id: str, connect: Optional[str] = typer.Option(None, help=CONNEC
     try:
         with _client(connect) as client:
             client.future(task_id).cancel()
-            typer.echo(f"{task_id}: cancel requested")
+            info = client.get(task_id)  # answered after the CANCEL: the master has seen it
     except ZqError as e:
         _fail(str(e))
+    state = info["state"]
+    if state == "cancelled":
+        typer.echo(f"{task_id}: cancelled")
+    elif state in ("succeeded", "failed", "dead"):
+        _fail(f"task {task_id} is already {state}; nothing to cancel", 1)
+    else:
+        typer.echo(f"{task_id}: cancel requested; it is {state}"
+                   + (f" on worker {info['worker']}" if info.get("worker") else ""))
 
 
 @app.command()

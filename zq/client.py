@@ -43,6 +43,7 @@ _CANCELLED = frozenset({CANCELLED, CANCELLED_AND_NOTIFIED})
 _SUCCEEDED = int(State.SUCCEEDED)
 _STATE_CANCELLED = int(State.CANCELLED)
 MAX_DRAIN = 10_000  # messages read per loop turn before the loop acts on timers again
+FINAL_LINGER_MS = 1000  # close(): at most this long to hand queued messages to the master
 MAX_ID = codec.MAX_ID
 MAX_NAME = codec.MAX_NAME
 # A larger frame makes the master (at its default --max-message) drop the connection, and
@@ -651,7 +652,11 @@ class Client:
         self._post("query", next(self._requests), kind, args, reply,
                    time.monotonic() + timeout)
         # The I/O thread answers at the deadline itself; the margin only guards against a dead loop.
-        return reply.wait(timeout + 1.0)
+        try:
+            return reply.wait(timeout + 1.0)
+        except ConnectionLost as e:
+            raise ConnectionLost(
+                f"{e} (is a zq master running at {self.config.connect}?)") from None
 
     def status(self) -> dict:
         """Workers, queue depths, counts per state and throughput (QUERY "status")."""
@@ -700,6 +705,25 @@ class Client:
     def unschedule(self, name: str) -> None:
         """Remove a periodic task; zq.Rejected if there is none with that name."""
         self.query("schedule_remove", name=name)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until the master has acknowledged every submission made so far (ACCEPTED:
+        it is durable; or REJECTED: its future holds the reason). False if some still
+        are not after timeout seconds, or the client is closed."""
+        if threading.current_thread() is self._thread:
+            raise ZqError("flush() cannot wait on the client's own I/O thread (a done-callback)")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            self._blocked += 1  # so the I/O thread notifies _room as ACCEPTEDs come in
+            try:
+                while self._room_left < self.config.max_unacked:
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if self._closed or (left is not None and left <= 0):
+                        return False
+                    self._room.wait(left)
+            finally:
+                self._blocked -= 1
+        return True
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop the client. Submissions not yet acknowledged get up to timeout seconds to
@@ -952,7 +976,10 @@ class _IoLoop:
         self.pollout = False
         self.backlog = []
 
-    def _close_socket(self) -> None:
+    def _close_socket(self, linger: int = 0) -> None:
+        """linger 0 after a lost master: what is queued for it is stale (rebuilt on the
+        next open). The client's last close lingers instead, so fire-and-forget messages
+        still queued (a CANCEL right before close()) reach a live master."""
         if self.sock is not None:
             self.poller.unregister(self.sock)
             if self.monitor is not None:
@@ -960,7 +987,7 @@ class _IoLoop:
                 self.sock.disable_monitor()
                 self.monitor.close(linger=0)
                 self.monitor = None
-            self.sock.close(linger=0)
+            self.sock.close(linger=linger)
             self.sock = None
         self.backlog = []
 
@@ -1050,7 +1077,7 @@ class _IoLoop:
         try:
             self._apply(self.session.abandon(error))
         finally:
-            self._close_socket()
+            self._close_socket(linger=FINAL_LINGER_MS)
             with c._lock:
                 c._wake_r.close()
                 c._wake_w.close()

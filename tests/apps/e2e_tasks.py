@@ -109,3 +109,18 @@ def with_progress(steps):
 
 def attempt_number():
     return zq.current_task().attempt
+
+
+def log_run(path, tag, seconds=0.0, gate=None):
+    """Append one line `tag pid` per execution (one small O_APPEND write, so lines of
+    concurrent runs do not mix), work for `seconds`, or until the file `gate` exists
+    (30 s at most), and return tag. Durability tests count executions with it."""
+    with open(path, "a") as f:
+        f.write(f"{tag} {os.getpid()}\n")
+    if seconds:
+        time.sleep(seconds)
+    if gate is not None:
+        deadline = time.monotonic() + 30
+        while not os.path.exists(gate) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    return tag

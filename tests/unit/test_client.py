@@ -489,3 +489,28 @@ def test_close_flushes_submissions_and_fails_waiting_futures(manual: FakeMaster)
     with pytest.raises(zq.ZqError):
         client.submit(tasks.add, 1, 2)
     client.close()  # twice is fine
+
+
+def test_flush_waits_until_every_submission_is_acknowledged(manual: FakeMaster) -> None:
+    with connect(manual) as client:
+        assert client.flush(0)  # nothing submitted
+        f = client.submit(tasks.add, 1, 2)
+        tid = manual.wait_submitted(1)[0][0]
+        assert not client.flush(0.1)  # sent, not acknowledged
+        manual.send(m.Accepted([tid], {}))
+        assert client.flush(5) and not f.done()  # acknowledged, no result yet
+        g = client.submit(tasks.add, 2, 2)
+        manual.send(m.Rejected([(manual.wait_submitted(2)[1][0], "no")]))
+        assert client.flush(5)  # a rejection is an answer too
+        with pytest.raises(zq.Rejected):
+            g.result(timeout=1)
+    assert not client.flush(0)  # closed
+
+
+def test_a_cancel_just_before_close_still_reaches_the_master(manual: FakeMaster) -> None:
+    for i in range(10):  # the close used to drop it now and then (linger 0)
+        client = zq.Client(manual.endpoint)
+        client.future(f"t{i}").cancel()
+        client.close(timeout=1)
+    manual.wait_for(lambda log: {i for x in log if isinstance(x, m.Cancel) for i in x.ids}
+                    == {f"t{i}" for i in range(10)})
