@@ -630,6 +630,9 @@ def main(argv: list[str] | None = None) -> None:
         with Progress(total=len(systems) * a.runs, label="peer runs", after=0) as bar:
             outcomes = run_all(systems, a, redis, logdir, bar)
         redis_version = redis.version.split(" sha=")[0]
+    except BaseException:
+        say(f"stopped; the logs are in {logdir}")
+        raise
     finally:
         if redis is not None:
             redis.stop()
