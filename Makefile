@@ -25,8 +25,7 @@ test-fast: setup
 
 bench: setup
 	$(PY) -m pip install --quiet -e '.[bench]'
-	$(PY) bench/throughput.py
-	$(PY) bench/latency.py
+	bash bench/run_all.sh
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
