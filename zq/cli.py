@@ -37,6 +37,20 @@ def parse_duration(text: str) -> float:
     return float(value) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
 
 
+def parse_eta(text: str) -> float:
+    """An ISO 8601 time (naive means local time) or unix seconds -> unix seconds."""
+    from datetime import datetime
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise typer.BadParameter(f"--eta {text!r} is neither unix seconds nor an ISO 8601 "
+                                 "time like 2026-12-01T09:00:00+01:00") from None
+
+
 def parse_arg(text: str) -> Any:
     """A command-line task argument: JSON when it parses, else the string itself."""
     try:
@@ -178,7 +192,12 @@ def submit(
     retries: int = typer.Option(0),
     timeout: Optional[float] = typer.Option(None, help="Seconds per attempt."),
     delay: Optional[float] = typer.Option(None, help="Seconds before it may start."),
+    eta: Optional[str] = typer.Option(None, help="Not before this time: ISO 8601 (2026-12-01T09:00:00+01:00) or unix seconds."),
+    after: list[str] = typer.Option(None, "--after", help="Run only after this task id succeeded (repeatable)."),
     key: Optional[str] = typer.Option(None, help="Deduplication key."),
+    retry_backoff: Optional[float] = typer.Option(None, help="First retry delay in seconds (doubles)."),
+    retry_on: Optional[str] = typer.Option(None, help="Comma-separated exception names that retry."),
+    rate_limit: Optional[str] = typer.Option(None, help="At most this many of this task started, e.g. 100/s."),
     wait: bool = typer.Option(False, "--wait", help="Wait and print the result as JSON."),
     wait_timeout: Optional[float] = typer.Option(None, help="With --wait: give up after this."),
     connect: Optional[str] = typer.Option(None, help=CONNECT_HELP),
@@ -191,9 +210,16 @@ def submit(
     if not isinstance(kw, dict):
         _fail("--kwargs must be a JSON object like '{\"x\": 1}'")
     options: dict[str, Any] = {"queue": queue, "priority": priority, "retries": retries}
-    for opt, value in (("timeout", timeout), ("delay", delay), ("key", key)):
+    for opt, value in (("timeout", timeout), ("delay", delay), ("key", key),
+                       ("retry_backoff", retry_backoff), ("rate_limit", rate_limit)):
         if value is not None:
             options[opt] = value
+    if eta is not None:
+        options["eta"] = parse_eta(eta)
+    if after:
+        options["after"] = list(after)
+    if retry_on:
+        options["retry_on"] = tuple(n.strip() for n in retry_on.split(",") if n.strip())
     try:
         with _client(connect) as client:
             future = client.options(**options).submit(task, *[parse_arg(a) for a in args or []], **kw)

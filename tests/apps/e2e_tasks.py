@@ -124,3 +124,8 @@ def log_run(path, tag, seconds=0.0, gate=None):
         while not os.path.exists(gate) and time.monotonic() < deadline:
             time.sleep(0.02)
     return tag
+
+
+async def async_countdown(n):
+    for i in range(n, 0, -1):
+        yield i

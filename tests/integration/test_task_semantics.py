@@ -129,3 +129,64 @@ def test_progress_and_attempt_are_visible(serial):
         assert f.result(timeout=30) == 3
         assert f.progress == (3, 3)
         assert client.submit(t.attempt_number).result(timeout=30) == 1
+
+
+def test_a_task_only_reaches_workers_of_its_queue(cluster):
+    cluster.start_master()
+    cluster.start_worker(APP, name="default-worker", extra=("--queues", "default"))
+    cluster.start_worker(APP, name="io-worker", pool="thread", extra=("--queues", "io,other"))
+    with zq.Client(cluster.endpoint) as client:
+        io = [client.options(queue="io").submit(t.where) for _ in range(6)]
+        plain = [client.submit(t.where) for _ in range(6)]
+        io_pids = {f.result(timeout=30)["pid"] for f in io}
+        plain_pids = {f.result(timeout=30)["pid"] for f in plain}
+        assert len(io_pids) == 1  # the thread pool runs in the io worker's own process
+        assert not io_pids & plain_pids
+        assert {client.get(f.id)["queue"] for f in io} == {"io"}
+        # a queue nobody serves: the task waits in the master, counted in its queue
+        orphan = client.options(queue="nobody").submit(t.add, 1, 1)
+        wait_until(lambda: client.status()["queues"].get("nobody") == 1, 10, "the queue depth")
+        assert client.get(orphan.id)["state"] == "queued"
+
+
+def test_eta_waits_in_the_master(serial, tmp_path):
+    import datetime as dt
+    out = tmp_path / "when"
+    with zq.Client(serial.endpoint) as client:
+        at = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=1)
+        f = client.options(eta=at).submit(t.record, str(out), "at")
+        assert client.get(f.id)["state"] == "pending"
+        f.result(timeout=30)
+    assert float(lines(out)[0][1]) >= at.timestamp() - 0.05
+
+
+def test_async_generator_streams_in_the_async_pool(cluster):
+    cluster.start_master()
+    cluster.start_worker(APP, name="aio", pool="async")
+    with zq.Client(cluster.endpoint) as client:
+        f = client.submit(t.async_countdown, 4)
+        assert list(f.stream(timeout=30)) == [4, 3, 2, 1]
+        f.result(timeout=30)
+
+
+def test_submit_flags_reach_the_master(serial, tmp_path):
+    import subprocess
+    import sys
+    from tests.integration.harness import ROOT
+
+    def zq_cli(*args):
+        return subprocess.run([sys.executable, "-m", "zq", *args, "--connect", serial.endpoint],
+                              capture_output=True, text=True, timeout=60, cwd=ROOT)
+    first = zq_cli("submit", "tests.apps.e2e_tasks:add", "1", "2").stdout.strip()
+    eta = time.time() + 0.5
+    second = zq_cli("submit", "tests.apps.e2e_tasks:add", "3", "4", "--after", first,
+                    "--eta", str(eta), "--retries", "2", "--retry-backoff", "0.1",
+                    "--retry-on", "KeyError,ValueError", "--rate-limit", "10/s",
+                    "--priority", "3", "--wait")
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.strip() == "7"
+    with zq.Client(serial.endpoint) as client:
+        info = [x for x in client.tasks(limit=5) if x["name"].endswith(":add") and x["id"] != first][0]
+    assert info["priority"] == 3 and info["retries"] == 2 and info["eta"] == pytest.approx(eta)
+    bad = zq_cli("submit", "tests.apps.e2e_tasks:add", "--eta", "next tuesday")
+    assert bad.returncode != 0 and "ISO 8601" in bad.stderr
