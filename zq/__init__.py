@@ -1,8 +1,8 @@
 """zq: a zero-broker distributed task queue for Python over ZeroMQ."""
 
 from zq.errors import (
-    ConfigError, ConnectionLost, ProtocolError, Rejected, SerializationError, TaskError,
-    TaskTimeout, UnknownTask, WorkerLost, ZqError,
+    ConfigError, ConnectionLost, ProtocolError, Rejected, SerializationError, StoreError,
+    TaskError, TaskTimeout, UnknownTask, WorkerLost, ZqError,
 )
 from zq.client import Client, Executor, Future
 from zq.context import current_task
@@ -13,5 +13,6 @@ __version__ = "0.1.0"
 __all__ = [
     "Client", "Executor", "Future",
     "ConfigError", "ConnectionLost", "ProtocolError", "Rejected", "SerializationError",
+    "StoreError",
     "TaskError", "TaskTimeout", "UnknownTask", "WorkerLost", "ZqError", "current_task", "task",
 ]
