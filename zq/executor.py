@@ -243,7 +243,21 @@ class _ThreadJob:
         self.abandoned = False  # timed out: reported already, its thread retires
 
 
-class ThreadPool:
+class _InProcessPool:
+    """What the thread and async pools share: outcomes go to a _Sink the loop polls."""
+
+    _sink: "_Sink | None"
+
+    def fds(self) -> list[int]:
+        return [self._sink.fileno()] if self._sink is not None else []
+
+    def _put(self, entry: tuple) -> None:
+        sink = self._sink
+        if sink is not None:  # None once closed: late outcomes are dropped
+            sink.result(entry)
+
+
+class ThreadPool(_InProcessPool):
     """N threads in the worker process, for I/O-bound tasks.
 
     Threads cannot be stopped from outside, so limits are best-effort:
@@ -278,13 +292,6 @@ class ThreadPool:
     def _start_thread(self) -> None:
         threading.Thread(target=self._serve, name="zq-task", daemon=True).start()
 
-    def fds(self) -> list[int]:
-        return [self._sink.fileno()] if self._sink is not None else []
-
-    def _put(self, entry: tuple) -> None:
-        sink = self._sink
-        if sink is not None:  # None once closed: late outcomes are dropped
-            sink.result(entry)
 
     def submit(self, entries: list) -> None:
         with self._cond:
@@ -395,7 +402,7 @@ class _AsyncJob:
         self.cancel_requested = False
 
 
-class AsyncPool:
+class AsyncPool(_InProcessPool):
     """Coroutine functions on one event loop thread, at most N at a time.
 
     Timeout: the coroutine is cancelled and the task reported ERROR ``TaskTimeout`` at the
@@ -442,13 +449,6 @@ class AsyncPool:
         finally:
             loop.close()
 
-    def fds(self) -> list[int]:
-        return [self._sink.fileno()] if self._sink is not None else []
-
-    def _put(self, entry: tuple) -> None:
-        sink = self._sink
-        if sink is not None:  # None once closed: late outcomes are dropped
-            sink.result(entry)
 
     def submit(self, entries: list) -> None:
         with self._lock:

@@ -963,26 +963,22 @@ def _cancelled_error(message: str) -> bytes:
     return serde.encode_error("CancelledError", message)
 
 
+# Commands whose turn's entries become one message of this class, as they are.
+_ENTRY_MESSAGES: dict[Cmd, Callable[[list[Any]], m.Message]] = {
+    Cmd.TASK: m.Task, Cmd.RESULT: m.Result, Cmd.ACK: m.Ack, Cmd.PARTIAL: m.Partial,
+    Cmd.PROGRESS: m.Progress, Cmd.CANCEL: m.Cancel, Cmd.REJECTED: m.Rejected,
+}
+
+
 def _build(cmd: Cmd, items: list[Any]) -> list[m.Message]:
     """The messages for one peer and one command from the turn's entries."""
-    if cmd is Cmd.TASK:
-        return [m.Task(items)]
-    if cmd is Cmd.RESULT:
-        return [m.Result(items)]
-    if cmd is Cmd.ACK:
-        return [m.Ack(items)]
+    make = _ENTRY_MESSAGES.get(cmd)
+    if make is not None:
+        return [make(items)]
     if cmd is Cmd.ACCEPTED:  # plain ids, and (id, existing id) pairs from key dedup
         same = {i[0]: i[1] for i in items if type(i) is tuple}
         return [m.Accepted([i if type(i) is str else i[0] for i in items] if same else items,
                            same)]
-    if cmd is Cmd.PARTIAL:
-        return [m.Partial(items)]
-    if cmd is Cmd.PROGRESS:
-        return [m.Progress(items)]
-    if cmd is Cmd.CANCEL:
-        return [m.Cancel(items)]
-    if cmd is Cmd.REJECTED:
-        return [m.Rejected(items)]
     if cmd is Cmd.BUSY:
         return [m.Busy(items, BUSY_RETRY_AFTER)]
     if cmd is Cmd.HEARTBEAT:
