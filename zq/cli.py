@@ -74,6 +74,25 @@ def _client(connect: Optional[str]) -> Any:
     return Client(config=ClientConfig(connect=connect or default_connect()))
 
 
+def _ask(connect: Optional[str], call: Any) -> Any:
+    """call(client) against the master; a zq error becomes a clear message and exit 2."""
+    try:
+        with _client(connect) as client:
+            return call(client)
+    except ZqError as e:
+        _fail(str(e))
+
+
+def _json_object(text: str, flag: str) -> dict:
+    try:
+        value = json.loads(text)
+    except ValueError as e:
+        _fail(f"{flag} is not JSON: {e}")
+    if not isinstance(value, dict):
+        _fail(f"{flag} must be a JSON object like '{{\"x\": 1}}'")
+    return value
+
+
 def _print(value: Any, as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(value, indent=2, default=str))
@@ -203,12 +222,7 @@ def submit(
     connect: Optional[str] = typer.Option(None, help=CONNECT_HELP),
 ) -> None:
     """Submit one task; print its id, or with --wait its result."""
-    try:
-        kw = json.loads(kwargs)
-    except ValueError as e:
-        _fail(f"--kwargs is not JSON: {e}")
-    if not isinstance(kw, dict):
-        _fail("--kwargs must be a JSON object like '{\"x\": 1}'")
+    kw = _json_object(kwargs, "--kwargs")
     options: dict[str, Any] = {"queue": queue, "priority": priority, "retries": retries}
     for opt, value in (("timeout", timeout), ("delay", delay), ("key", key),
                        ("retry_backoff", retry_backoff), ("rate_limit", rate_limit)):
@@ -268,11 +282,7 @@ def _fail_remote(e: BaseException) -> None:
 def status(json_: bool = typer.Option(False, "--json"),
            connect: Optional[str] = typer.Option(None, help=CONNECT_HELP)) -> None:
     """Workers, queue depths, task counts and recent throughput."""
-    try:
-        with _client(connect) as client:
-            st = client.status()
-    except ZqError as e:
-        _fail(str(e))
+    st = _ask(connect, lambda client: client.status())
     if json_:
         _print(st, True)
         return
@@ -292,11 +302,8 @@ def tasks(state: Optional[str] = typer.Option(None), queue: Optional[str] = type
           json_: bool = typer.Option(False, "--json"),
           connect: Optional[str] = typer.Option(None, help=CONNECT_HELP)) -> None:
     """List tasks, newest first."""
-    try:
-        with _client(connect) as client:
-            rows = client.tasks(state=state, queue=queue, name=name, limit=limit)
-    except ZqError as e:
-        _fail(str(e))
+    rows = _ask(connect, lambda client: client.tasks(state=state, queue=queue, name=name,
+                                                     limit=limit))
     if json_:
         _print(rows, True)
         return
@@ -339,23 +346,17 @@ def result(task_id: str, wait: bool = typer.Option(False, "--wait"),
 def retry(task_id: str, json_: bool = typer.Option(False, "--json"),
           connect: Optional[str] = typer.Option(None, help=CONNECT_HELP)) -> None:
     """Run a failed, dead or cancelled task again."""
-    try:
-        with _client(connect) as client:
-            info = client.retry(task_id)
-    except ZqError as e:
-        _fail(str(e))
+    info = _ask(connect, lambda client: client.retry(task_id))
     _print(info if json_ else f"{task_id} queued again", json_)
 
 
 @app.command()
 def cancel(task_id: str, connect: Optional[str] = typer.Option(None, help=CONNECT_HELP)) -> None:
     """Cancel a task: a queued one never runs, a running one is stopped."""
-    try:
-        with _client(connect) as client:
-            client.future(task_id).cancel()
-            info = client.get(task_id)  # answered after the CANCEL: the master has seen it
-    except ZqError as e:
-        _fail(str(e))
+    def cancel_then_get(client: Any) -> dict:
+        client.future(task_id).cancel()
+        return client.get(task_id)  # answered after the CANCEL: the master has seen it
+    info = _ask(connect, cancel_then_get)
     state = info["state"]
     if state == "cancelled":
         typer.echo(f"{task_id}: cancelled")
@@ -371,11 +372,8 @@ def purge(state: str = typer.Option("succeeded"), older_than: str = typer.Option
           json_: bool = typer.Option(False, "--json"),
           connect: Optional[str] = typer.Option(None, help=CONNECT_HELP)) -> None:
     """Delete finished tasks in a state, older than a duration (e.g. 1h)."""
-    try:
-        with _client(connect) as client:
-            out = client.purge(state, parse_duration(older_than))
-    except ZqError as e:
-        _fail(str(e))
+    seconds = parse_duration(older_than)
+    out = _ask(connect, lambda client: client.purge(state, seconds))
     _print(out if json_ else f"purged {out['purged']} tasks", json_)
 
 
@@ -398,16 +396,11 @@ def schedule_add(
     connect: Optional[str] = typer.Option(None, help=CONNECT_HELP),
 ) -> None:
     """Add (or replace) a periodic task."""
-    try:
-        kw = json.loads(kwargs)
-        with _client(connect) as client:
-            out = client.schedule(name, task, *[parse_arg(a) for a in args or []], cron=cron,
-                                  every=every, timezone=timezone, kwargs=kw, queue=queue,
-                                  priority=priority)
-    except ValueError as e:
-        _fail(f"--kwargs is not JSON: {e}")
-    except ZqError as e:
-        _fail(str(e))
+    kw = _json_object(kwargs, "--kwargs")
+    values = [parse_arg(a) for a in args or []]
+    out = _ask(connect, lambda client: client.schedule(
+        name, task, *values, cron=cron, every=every, timezone=timezone, kwargs=kw,
+        queue=queue, priority=priority))
     _print(out if json_ else f"{name}: next run at {_when(out['next_run'])}", json_)
 
 
@@ -415,11 +408,7 @@ def schedule_add(
 def schedule_list(json_: bool = typer.Option(False, "--json"),
                   connect: Optional[str] = typer.Option(None, help=CONNECT_HELP)) -> None:
     """List the periodic tasks with their next run."""
-    try:
-        with _client(connect) as client:
-            rows = client.schedules()
-    except ZqError as e:
-        _fail(str(e))
+    rows = _ask(connect, lambda client: client.schedules())
     if json_:
         _print(rows, True)
         return
@@ -431,11 +420,7 @@ def schedule_list(json_: bool = typer.Option(False, "--json"),
 @schedule_app.command("remove")
 def schedule_remove(name: str, connect: Optional[str] = typer.Option(None, help=CONNECT_HELP)) -> None:
     """Remove a periodic task."""
-    try:
-        with _client(connect) as client:
-            client.unschedule(name)
-    except ZqError as e:
-        _fail(str(e))
+    _ask(connect, lambda client: client.unschedule(name))
     typer.echo(f"{name}: removed")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from zq.core.messages import State
+from zq.core.serde import decode_error
 
 
 _new = object.__new__
@@ -68,7 +69,6 @@ class TaskRecord:
 
     def as_dict(self) -> dict[str, Any]:
         """The task as QUERY answers show it (no payloads)."""
-        from zq.core.serde import decode_error
         error = None
         if self.result is not None and self.state in (State.FAILED, State.DEAD, State.CANCELLED):
             error = decode_error(self.result)

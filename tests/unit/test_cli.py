@@ -1,0 +1,40 @@
+"""The command line's own parsing and error messages (typer's CliRunner, no master)."""
+
+from __future__ import annotations
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from zq.cli import app, parse_arg, parse_duration, parse_eta
+
+runner = CliRunner()
+NOWHERE = "tcp://127.0.0.1:1"  # nothing listens there; these commands fail before asking
+
+
+def test_durations_args_and_etas():
+    assert parse_duration("90") == 90 and parse_duration("15m") == 900
+    assert parse_duration("1h") == 3600 and parse_duration("2d") == 172800
+    with pytest.raises(typer.BadParameter, match="duration"):
+        parse_duration("soon")
+    assert parse_arg("3") == 3 and parse_arg('{"a": [1]}') == {"a": [1]}
+    assert parse_arg("hello") == "hello"
+    assert parse_eta("1700000000") == 1700000000.0
+    assert parse_eta("2026-12-01T09:00:00+00:00") == 1796115600.0
+    with pytest.raises(typer.BadParameter, match="ISO 8601"):
+        parse_eta("next tuesday")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["submit", "m:f", "--kwargs", "[1]"], "must be a JSON object"),
+    (["submit", "m:f", "--kwargs", "{nope"], "--kwargs is not JSON"),
+    (["schedule", "add", "s", "m:f", "--every", "5", "--kwargs", "{nope"], "--kwargs is not JSON"),
+    # a bad task name is reported as such, not as bad JSON (ConfigError is a ValueError)
+    (["schedule", "add", "s", "nocolon", "--every", "5"], "must look like 'module:function'"),
+    (["purge", "--older-than", "soon"], "duration"),
+])
+def test_bad_input_gets_a_clear_error(args, message):
+    result = runner.invoke(app, [*args, "--connect", NOWHERE])
+    assert result.exit_code != 0
+    assert message in result.output
+    assert "not JSON" not in result.output or "not JSON" in message
