@@ -21,7 +21,17 @@ STORES: dict[str, Callable[[Path], Store]] = {
     "memory": lambda path: MemoryStore(),
     "sqlite": lambda path: SqliteStore(path),
     "sqlite-full": lambda path: SqliteStore(path, sync="full"),
+    # Folds its journal after every commit with more than 2 unfolded tasks.
+    "sqlite-fold-2": lambda path: SqliteStore(path, fold_after=2),
 }
+
+def drop(store: Store) -> None:
+    """What kill -9 leaves of a store, in this process: its connection goes, and
+    nothing of what the store would do on close (fold the journal) is done."""
+    if isinstance(store, SqliteStore):
+        store._conn.close()
+        store._closed = True
+
 
 CRASH_BATCHES = 5
 CRASH_BATCH = 200

@@ -20,13 +20,17 @@ from hypothesis.stateful import (
     RuleBasedStateMachine, invariant, rule, run_state_machine_as_test,
 )
 
-from tests.store.stores import STORES, committed_ids
+from tests.store.stores import STORES, committed_ids, drop
 from zq.core.messages import State
 from zq.core.tasks import TaskRecord
 from zq.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 Opener = Callable[[], Store]
+
+
+# What update() writes: everything but the payload and seq, which never change.
+UPDATED_FIELDS = sorted(set(TaskRecord.__slots__) - {"id", "seq", "payload"})
 
 
 def fields(r: TaskRecord) -> dict[str, Any]:
@@ -214,7 +218,7 @@ def records(draw: st.DrawFn, ids: st.SearchStrategy[str] = any_id) -> TaskRecord
 
 
 # The sync level changes no logic: the properties run once per store class.
-PROPERTY_KINDS = ["memory", "sqlite"]
+PROPERTY_KINDS = ["memory", "sqlite", "sqlite-fold-2"]
 
 
 @pytest.mark.parametrize("kind", [k for k in PROPERTY_KINDS if k != "memory"])
@@ -260,6 +264,35 @@ class StoreModel(RuleBasedStateMachine):
         self.store.save(recs)
         for r in recs:
             self.pending[r.id] = fields(r)
+
+    @rule(recs=st.lists(records(ids=IDS), max_size=4))
+    def update(self, recs: list[TaskRecord]) -> None:
+        """update() writes the fields that change after a submit, of known tasks only."""
+        self.store.update(recs)
+        for r in recs:
+            current = self.pending[r.id] if r.id in self.pending else self.committed.get(r.id)
+            if current is not None:
+                new = fields(r)
+                self.pending[r.id] = {**current, **{f: new[f] for f in UPDATED_FIELDS}}
+
+    @rule(limit=st.integers(0, 5))
+    def compact(self, limit: int) -> None:
+        self.store.compact(limit)
+
+    @rule(task_id=IDS)
+    def get(self, task_id: str) -> None:
+        got = self.store.get(task_id)
+        if self.store.durable:
+            expected = self.committed.get(task_id)
+            assert (got and fields(got)) == expected
+        else:
+            assert got is None
+
+    @rule()
+    def crash(self) -> None:
+        """The process dies: whatever was committed must load, folded or not."""
+        drop(self.store)
+        self.reopen()
 
     @rule(ids=st.lists(IDS, max_size=3))
     def delete(self, ids: list[str]) -> None:
@@ -312,7 +345,7 @@ class StoreModel(RuleBasedStateMachine):
 @pytest.mark.parametrize("kind", PROPERTY_KINDS)
 def test_store_matches_the_dict_model(kind: str) -> None:
     run_state_machine_as_test(lambda: StoreModel(kind), settings=settings(  # type: ignore[arg-type]
-        max_examples=30, stateful_step_count=20, deadline=None,
+        max_examples=60, stateful_step_count=30, deadline=None,
         suppress_health_check=[HealthCheck.too_slow]))
 
 

@@ -14,12 +14,16 @@ from typing import Any
 import msgpack
 import pytest
 
+from tests.store.stores import drop
 from zq.core.messages import State
 from zq.core.tasks import TaskRecord
 from zq.errors import ConfigError, StoreError, ZqError
 from zq.store import open_store
 from zq.store.memory import MemoryStore
-from zq.store.sqlite import SCHEMA_KEY, SCHEMA_VERSION, SqliteStore
+from zq.store.sqlite import (
+    _SAVE_FIELDS, _UPDATE_FIELDS, META_DDL, SCHEMA_KEY, SCHEMA_VERSION, SqliteStore, _row,
+    _update_row,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -109,7 +113,7 @@ def test_a_failed_save_discards_the_pending_transaction(tmp_path: Path) -> None:
     store.save([task("pending", 2)])
     with pytest.raises(StoreError, match="discarded") as caught:
         store.save([task("good", 3), TaskRecord("bad", "app:f", ["not", "bytes"])])
-    assert isinstance(caught.value.__cause__, sqlite3.Error)
+    assert "task 'bad' cannot be stored: payload is list" in str(caught.value)
     with pytest.raises(StoreError):
         store.set_meta("x", object())  # msgpack refuses it: translated too
     store.save([task("after", 4)])  # still usable
@@ -188,3 +192,91 @@ def test_non_default_options_round_trip_with_their_types(tmp_path: Path) -> None
     assert loaded["defaults"].retry_backoff == 1.0 and loaded["defaults"].key is None
     assert type(loaded["ints"].retry_backoff) is int and loaded["ints"].priority == -1
     store.close()
+
+
+def test_a_crash_after_any_partial_fold_keeps_every_commit(tmp_path: Path) -> None:
+    """Fold the oldest k tasks, then crash: the rest must still be in the journal."""
+    for k in range(6):
+        path = tmp_path / f"k{k}.db"
+        store = SqliteStore(path)
+        for i in range(4):  # one turn per task: t0 in turn 1 ... t3 in turn 4
+            store.save([task(f"t{i}", i)])
+            store.commit()
+        done = task("t0", 0, state=State.SUCCEEDED, result=b"r")
+        store.update([done])
+        store.delete(["t2"])
+        store.commit()
+        store.compact(k)
+        drop(store)
+        again = SqliteStore(path)
+        loaded = {r.id: r for r in again.load()}
+        assert sorted(loaded) == ["t0", "t1", "t3"], k
+        assert (loaded["t0"].state, loaded["t0"].result) == (State.SUCCEEDED, b"r"), k
+        again.close()
+
+
+def test_the_journal_is_folded_into_the_task_table(tmp_path: Path) -> None:
+    path = tmp_path / "zq.db"
+    store = SqliteStore(path, fold_after=10)
+    store.save(task(f"t{i}", i) for i in range(8))
+    store.commit()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT count(*) FROM task").fetchone()[0] == 0
+        assert db.execute("SELECT count(*) FROM journal").fetchone()[0] == 1
+    assert store.get("t3") is not None  # unfolded changes are read back too
+    assert store.compact(5) is True  # 3 left
+    assert store.compact(5) is False
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT count(*) FROM task").fetchone()[0] == 8
+        assert db.execute("SELECT count(*) FROM journal").fetchone()[0] == 0
+    store.save(task(f"u{i}", 10 + i) for i in range(12))  # over fold_after: commit folds
+    store.commit()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT count(*) FROM task").fetchone()[0] >= 20 - 10
+    store.close()
+
+
+@pytest.mark.parametrize("bad, column", [
+    (dict(id=7), "id is int 7"),
+    (dict(seq=2**63), "seq is int"),
+    (dict(payload="text"), "payload is str 'text'"),
+])
+def test_what_sqlite_would_refuse_is_refused_before_the_commit(
+        tmp_path: Path, bad: dict, column: str) -> None:
+    store = SqliteStore(tmp_path / "zq.db")
+    fields: dict[str, Any] = {"id": "bad", "name": "app:f", "payload": b"p", "seq": 1, **bad}
+    with pytest.raises(StoreError, match=f"cannot be stored: {column}"):
+        store.save([TaskRecord(**fields)])
+    with pytest.raises(StoreError, match="id is int"):
+        store.update([TaskRecord(7, "app:f", b"p")])  # type: ignore[arg-type]
+    with pytest.raises(StoreError, match="a task id is a str, not int"):
+        store.delete([7])  # type: ignore[list-item]
+    store.commit()
+    assert list(store.load()) == []
+    store.close()
+
+
+def test_a_store_of_an_older_schema_is_refused_with_advice(tmp_path: Path) -> None:
+    path = tmp_path / "zq.db"
+    with sqlite3.connect(path) as db:
+        db.execute(META_DDL)
+        db.execute("INSERT INTO meta VALUES (?, ?)", (SCHEMA_KEY, msgpack.packb(1)))
+    db.close()
+    with pytest.raises(ConfigError, match="older zq .schema 1.*finish its tasks"):
+        SqliteStore(path)
+
+
+def test_journal_rows_hold_the_fields_they_name() -> None:
+    """_row and _update_row spell their fields out for speed: they must match the lists
+    the fold reads them by, and every slot must be kept."""
+    r = TaskRecord("t", "app:f", b"p", queue="q", priority=5, state=State.RETRYING,
+                   attempt=2, retries=3, timeout=1.5, eta=9.0, key="k", after=["a"],
+                   retry_backoff=2.5, retry_backoff_max=60.0, retry_on=["ValueError"],
+                   result_ttl=10.0, created=1.0, updated=2.0, worker="w1", result=b"r",
+                   progress=(1.0, 4.0), seq=7)
+    assert len({repr(getattr(r, name)) for name in TaskRecord.__slots__}) == len(
+        TaskRecord.__slots__)  # every value distinct, so a swap shows
+    assert _row(r) == tuple(getattr(r, name) for name in _SAVE_FIELDS)
+    assert _update_row(r) == tuple(getattr(r, name) for name in _UPDATE_FIELDS)
+    assert set(_SAVE_FIELDS) == set(TaskRecord.__slots__)
+    assert set(_UPDATE_FIELDS) == set(TaskRecord.__slots__) - {"seq", "payload"}

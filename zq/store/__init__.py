@@ -1,8 +1,9 @@
 """Where the master keeps task state: the Store interface and a factory.
 
-A store is bytes-in/bytes-out over TaskRecords. The master calls save()/delete() any
-number of times in a loop turn, then commit() once: everything since the last commit
-becomes durable together (group commit). load() at start-up gives every record kept.
+A store is bytes-in/bytes-out over TaskRecords. The master calls save()/update()/delete()
+any number of times in a loop turn, then commit() once: everything since the last
+commit becomes durable together (group commit). load() at start-up gives every record
+kept; get() one of them later.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ class Store(Protocol):
     durable: bool
 
     def load(self) -> Iterator[TaskRecord]:
-        """Every task kept, in submission order (by seq)."""
+        """Every committed task, in submission order (by seq)."""
         ...
 
     def save(self, records: Iterable[TaskRecord]) -> None:
@@ -24,15 +25,16 @@ class Store(Protocol):
         ...
 
     def update(self, records: Iterable[TaskRecord]) -> None:
-        """Tasks saved before: their payload, name, queue, key and seq never change, so
-        only the rest is written (cheaper than save, which writes every field)."""
+        """Tasks saved before: every field but the payload and seq, which never change
+        after the submit (cheaper than save for large payloads). Unknown ids are skipped."""
         ...
 
     def delete(self, ids: Iterable[str]) -> None:
         ...
 
     def get(self, task_id: str) -> TaskRecord | None:
-        """One task by id, for results older than what the master keeps in memory."""
+        """One committed task by id, for results older than what the master keeps in
+        memory."""
         ...
 
     def get_meta(self, key: str) -> Any:
@@ -44,6 +46,11 @@ class Store(Protocol):
 
     def commit(self) -> None:
         """Make everything since the last commit durable, in one transaction."""
+        ...
+
+    def compact(self, limit: int) -> bool:
+        """Do up to `limit` tasks' worth of deferred upkeep (the SQLite store folds its
+        journal); True while some is left. The master calls it when it is idle."""
         ...
 
     def close(self) -> None:

@@ -40,5 +40,8 @@ class MemoryStore:
     def commit(self) -> None:
         pass
 
+    def compact(self, limit: int) -> bool:
+        return False
+
     def close(self) -> None:
         pass
