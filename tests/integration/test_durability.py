@@ -10,6 +10,7 @@ believes.
 from __future__ import annotations
 
 import signal
+import sqlite3
 import time
 from collections import Counter
 
@@ -18,6 +19,7 @@ import pytest
 import zq
 from tests.apps import e2e_tasks as t
 from tests.integration.harness import wait_until
+from zq.core.messages import State
 
 APP = "tests.apps.e2e_tasks"
 
@@ -279,3 +281,28 @@ def test_sigterm_master_exits_0_and_a_restart_keeps_every_result(cluster, tmp_pa
         results = [fresh.future(f.id).result(timeout=20) for f in futures]
         assert results == [2 * i for i in range(50)]
         assert_one_result_each(fresh, futures)
+
+
+def test_a_quiet_master_folds_its_journal_into_the_task_table(cluster, tmp_path):
+    """The SQLite store commits each turn as one journal row and folds those rows into
+    one row per task later: once the master has nothing to do, the journal empties and
+    every task is in the task table with its final state, while the master runs."""
+    store = tmp_path / "zq.db"
+    cluster.start_master(str(store))
+    cluster.start_worker(APP, name="w1", pool="thread")
+    with zq.Client(cluster.endpoint) as client:
+        futures = [client.submit(t.add, i, 1) for i in range(200)]
+        assert [f.result(timeout=20) for f in futures] == [i + 1 for i in range(200)]
+
+    def table_counts() -> tuple[int, int, int]:
+        with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as db:
+            journal = db.execute("SELECT count(*) FROM journal").fetchone()[0]
+            tasks, succeeded = db.execute(
+                "SELECT count(*), sum(state = ?) FROM task", (int(State.SUCCEEDED),)
+            ).fetchone()
+        db.close()
+        return journal, tasks, succeeded or 0
+
+    wait_until(lambda: table_counts() == (0, 200, 200), timeout=20,
+               what="an empty journal and 200 succeeded tasks in the task table")
+    assert cluster.master.alive()
