@@ -4,6 +4,7 @@ errors translated at the boundary, and what a crash or a close leaves on disk.""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -225,10 +226,17 @@ def test_the_journal_is_folded_into_the_task_table(tmp_path: Path) -> None:
         assert db.execute("SELECT count(*) FROM journal").fetchone()[0] == 1
     assert store.get("t3") is not None  # unfolded changes are read back too
     assert store.compact(5) is True  # 3 left
-    assert store.compact(5) is False
+    assert store.compact(5) is True  # all folded; the WAL is not checkpointed yet
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT count(*) FROM task").fetchone()[0] == 8
         assert db.execute("SELECT count(*) FROM journal").fetchone()[0] == 0
+    assert store.compact(5) is False
+    # Checkpointed: the database file alone, without its -wal, has every task.
+    alone = tmp_path / "copy.db"
+    shutil.copyfile(path, alone)
+    with sqlite3.connect(alone) as db:
+        assert db.execute("SELECT count(*) FROM task").fetchone()[0] == 8
+    db.close()
     store.save(task(f"u{i}", 10 + i) for i in range(12))  # over fold_after: commit folds
     store.commit()
     with sqlite3.connect(path) as db:

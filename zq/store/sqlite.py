@@ -51,6 +51,7 @@ SCHEMA_KEY = "zq.schema"  # meta keys starting with "zq." belong to the store it
 SYNC_LEVELS = {"normal": "NORMAL", "full": "FULL"}
 FOLD_AFTER = 200_000  # unfolded changes kept at most (memory, and the work of an open)
 FOLD_CHUNK = 1_000  # tasks folded per compact() by default: ~10 ms of SQLite
+WAL_PAGES = 16_384  # WAL pages (4 KiB) before SQLite checkpoints by itself
 
 # DDL next to the code that reads it, as Huey's SqliteStorage keeps it. Rows are read
 # in rowid order (first-insert order, which upserts keep) and sorted by seq in Python:
@@ -174,6 +175,7 @@ class SqliteStore:
         # latest update row or None]; insertion order is oldest-change order.
         self._unfolded: dict[str, list] = {}
         self._turn = 0  # of the last commit
+        self._wal_dirty = True  # the WAL may hold commits not checkpointed yet
         self._conn = _connect(self.path, timeout)
         try:
             _configure(self._conn, self.path, SYNC_LEVELS[sync])
@@ -226,6 +228,7 @@ class SqliteStore:
             conn.execute("COMMIT")
         except (sqlite3.Error, TypeError, ValueError, OverflowError) as e:
             raise self._fail(e, "committing") from e
+        self._wal_dirty = True
         if pending:
             self._turn = turn
             self._unindexed.append((turn, pending))
@@ -235,12 +238,21 @@ class SqliteStore:
                 self._fold(len(self._unfolded) - self.fold_after + FOLD_CHUNK)
 
     def compact(self, limit: int = FOLD_CHUNK) -> bool:
-        """Fold up to `limit` tasks' committed changes into the task table; True while
-        some remain. The master calls this when it has nothing else to do."""
+        """Fold up to `limit` tasks' committed changes into the task table, or when all
+        are, checkpoint the WAL; True while work remains. The master calls this when it
+        has had nothing else to do for a moment."""
         self._check_open("compacting")
         self._index()
-        self._fold(limit)
-        return bool(self._unfolded)
+        if self._unfolded:
+            self._fold(limit)
+            return True
+        if self._wal_dirty:
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error as e:
+                raise self._fail(e, "checkpointing") from e
+            self._wal_dirty = False
+        return False
 
     # --- reads -----------------------------------------------------------------------
 
@@ -445,8 +457,11 @@ def _configure(conn: sqlite3.Connection, path: Path, sync: str) -> None:
         # The first statement reads the file header: a foreign file fails here.
         mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         conn.execute(f"PRAGMA synchronous={sync}")
-        # A burst can grow the WAL far past the checkpoint size; cap what stays on disk.
-        conn.execute("PRAGMA journal_size_limit=67108864")
+        # Copying the WAL into the file (a checkpoint, two fsyncs) is most of what a
+        # commit costs when SQLite does it every 1,000 pages: let the WAL grow to 64 MiB
+        # and checkpoint in compact(), when the master is quiet. Cap what stays on disk.
+        conn.execute(f"PRAGMA wal_autocheckpoint={WAL_PAGES}")
+        conn.execute(f"PRAGMA journal_size_limit={WAL_PAGES * 4096}")
     except sqlite3.DatabaseError as e:
         raise ConfigError(
             f"the store {path} is not a SQLite database zq can use ({e}): move the file "
