@@ -106,6 +106,9 @@ def _print(value: Any, as_json: bool) -> None:
 def master(
     bind: str = typer.Option("tcp://*:5555", help="Endpoint to bind."),
     store: str = typer.Option("zq.db", help="SQLite file for task state, or 'memory'."),
+    store_sync: str = typer.Option(
+        "normal", help="SQLite commits survive kill -9 of the master (normal), or a power "
+                       "loss too (full: an fsync per commit)."),
     heartbeat_interval: float = typer.Option(1.0, help="Seconds between heartbeats."),
     heartbeat_liveness: int = typer.Option(3, help="Missed heartbeats before a peer is dead."),
     result_ttl: str = typer.Option("1d", help="How long results are kept (e.g. 1h, 1d)."),
@@ -117,7 +120,8 @@ def master(
     from zq.master import run_master
     _setup_logging(log_level)
     try:
-        config = MasterConfig(bind=bind, store=store, heartbeat_interval=heartbeat_interval,
+        config = MasterConfig(bind=bind, store=store, store_sync=store_sync,
+                              heartbeat_interval=heartbeat_interval,
                               heartbeat_liveness=heartbeat_liveness,
                               result_ttl=parse_duration(result_ttl),
                               max_message=max_message, schedule=schedule).validate()

@@ -29,6 +29,7 @@ def _require(ok: bool, message: str) -> None:
 class MasterConfig:
     bind: str = "tcp://*:5555"
     store: str = "zq.db"  # a SQLite file path, or "memory"
+    store_sync: str = "normal"  # SQLite: "normal" survives kill -9, "full" power loss too
     heartbeat_interval: float = 1.0
     heartbeat_liveness: int = 3
     max_message: int = 256 * 1024 * 1024  # bytes per frame; larger frames drop the peer
@@ -42,6 +43,8 @@ class MasterConfig:
         _require(self.heartbeat_liveness >= 1, "--heartbeat-liveness must be >= 1")
         _require(self.result_ttl > 0, "--result-ttl must be > 0")
         _require(self.max_queued > 0, "max_queued must be > 0")
+        _require(self.store_sync in ("normal", "full"),
+                 f"--store-sync must be normal or full, not {self.store_sync!r}")
         return self
 
 

@@ -56,7 +56,7 @@ class Master:
         self._own_process = own_process
         self._own_context = context is None
         self.ctx = context or zmq.Context()
-        self.store: Store = open_store(config.store)
+        self.store: Store = open_store(config.store, config.store_sync)
         self.core = Scheduler(
             master_id=uuid.uuid4().hex[:12], heartbeat_interval=config.heartbeat_interval,
             liveness=config.heartbeat_liveness, result_ttl=config.result_ttl,

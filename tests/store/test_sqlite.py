@@ -43,6 +43,10 @@ def test_open_store_picks_the_store_by_spec(tmp_path: Path) -> None:
     store = open_store(str(tmp_path / "zq.db"))
     assert isinstance(store, SqliteStore) and store.sync == "normal"
     store.close()
+    store = open_store(str(tmp_path / "zq.db"), "full")
+    assert isinstance(store, SqliteStore)
+    assert store._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    store.close()
 
 
 def test_missing_directories_are_created(tmp_path: Path) -> None:

@@ -38,3 +38,11 @@ def test_bad_input_gets_a_clear_error(args, message):
     assert result.exit_code != 0
     assert message in result.output
     assert "not JSON" not in result.output or "not JSON" in message
+
+
+def test_master_refuses_an_unknown_store_sync_before_it_starts(tmp_path):
+    result = runner.invoke(app, ["master", "--bind", NOWHERE, "--store", str(tmp_path / "zq.db"),
+                                 "--store-sync", "sometimes"])
+    assert result.exit_code != 0
+    assert "--store-sync must be normal or full, not 'sometimes'" in result.output
+    assert not (tmp_path / "zq.db").exists()  # refused before the store was opened

@@ -57,10 +57,11 @@ class Store(Protocol):
         ...
 
 
-def open_store(spec: str) -> Store:
-    """'memory' for a volatile store, else the path of a SQLite file."""
+def open_store(spec: str, sync: str = "normal") -> Store:
+    """'memory' for a volatile store, else the path of a SQLite file (sync: see
+    zq.store.sqlite)."""
     if spec == "memory":
         from zq.store.memory import MemoryStore
         return MemoryStore()
     from zq.store.sqlite import SqliteStore
-    return SqliteStore(spec)
+    return SqliteStore(spec, sync=sync)
