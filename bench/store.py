@@ -44,9 +44,10 @@ def records(start: int, count: int, ids: str = "client") -> Iterator[TaskRecord]
                          timeout=30.0 if options else None)
 
 
-def save_rate(store: Store, batch: int, seconds: float, ids: str) -> float:
-    """Records per second spent in save()+commit(), one commit per batch; building
-    the records is not counted."""
+def save_rate(store: Store, batch: int, seconds: float, ids: str) -> tuple[float, float]:
+    """(records/s spent in save()+commit(), one commit per batch, building the records
+    not counted; records/s spent folding them afterwards in compact(), the SQLite
+    store's deferred work, checkpoint included)."""
     done, spent = 0, 0.0
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline:
@@ -56,27 +57,36 @@ def save_rate(store: Store, batch: int, seconds: float, ids: str) -> float:
         store.commit()
         spent += time.perf_counter() - start
         done += batch
-    return done / spent
+    start = time.perf_counter()
+    for _ in range(done + 1):  # bounded: each call folds at least one record
+        if not store.compact(10_000):
+            break
+    folded = time.perf_counter() - start
+    return done / spent, done / folded
 
 
 def rate_table(tmp: str, seconds: float, ids: str) -> None:
     makers: dict[str, Callable[[str], Store]] = {
         "memory": lambda p: MemoryStore(),
-        "sqlite normal": lambda p: SqliteStore(p, sync="normal"),
-        "sqlite full": lambda p: SqliteStore(p, sync="full"),
+        "sqlite normal": lambda p: SqliteStore(p, sync="normal", fold_after=10**9),
+        "sqlite full": lambda p: SqliteStore(p, sync="full", fold_after=10**9),
     }
-    print(f"save+commit rate, records/s ({seconds:g} s per cell, fresh store each, "
-          f"{ids} ids)")
-    print(f"{'batch':>6}" + "".join(f"{name:>16}" for name in makers))
+    print(f"save+commit rate, then fold rate, records/s ({seconds:g} s of commits per "
+          f"cell, fresh store each, {ids} ids; the fold is the SQLite store's deferred "
+          "work, done when the master is quiet)")
+    names = [f"{name} {what}" for name in makers for what in ("commit", "fold")
+             if not (name == "memory" and what == "fold")]
+    print(f"{'batch':>6}" + "".join(f"{name:>22}" for name in names))
     for batch in BATCHES:
         cells = []
-        for i, make in enumerate(makers.values()):
+        for i, (name, make) in enumerate(makers.items()):
             store = make(os.path.join(tmp, f"rate-{batch}-{i}.db"))
             try:
-                cells.append(save_rate(store, batch, seconds, ids))
+                commit, fold = save_rate(store, batch, seconds, ids)
             finally:
                 store.close()
-        print(f"{batch:>6}" + "".join(f"{c:>16,.0f}" for c in cells))
+            cells += [commit] if name == "memory" else [commit, fold]
+        print(f"{batch:>6}" + "".join(f"{c:>22,.0f}" for c in cells))
 
 
 def fill(path: str, n: int, ids: str) -> float:
