@@ -5,13 +5,14 @@ from zq.errors import (
     TaskError, TaskTimeout, UnknownTask, WorkerLost, ZqError,
 )
 from zq.client import Client, Executor, Future
+from zq.config import ClientConfig
 from zq.context import current_task
 from zq.registry import task
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Client", "Executor", "Future",
+    "Client", "ClientConfig", "Executor", "Future",
     "ConfigError", "ConnectionLost", "ProtocolError", "Rejected", "SerializationError",
     "StoreError",
     "TaskError", "TaskTimeout", "UnknownTask", "WorkerLost", "ZqError", "current_task", "task",

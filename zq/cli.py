@@ -114,6 +114,13 @@ def master(
     result_ttl: str = typer.Option("1d", help="How long results are kept (e.g. 1h, 1d)."),
     max_message: int = typer.Option(256 * 1024 * 1024, help="Largest message accepted, in bytes."),
     schedule: Optional[str] = typer.Option(None, help="A schedule.toml of periodic tasks."),
+    secret_key: Optional[str] = typer.Option(
+        None, help="Encrypt and authenticate (CurveZMQ): this master's NAME.key_secret "
+                   "from `zq keys`; needs --worker-keys and --client-keys."),
+    worker_keys: Optional[str] = typer.Option(
+        None, help="Directory of the public NAME.key files admitted as workers."),
+    client_keys: Optional[str] = typer.Option(
+        None, help="Directory of the public NAME.key files admitted as clients."),
     log_level: str = typer.Option("info", help="debug, info, warning or error."),
 ) -> None:
     """Run the master: the queue, the scheduler and the result store."""
@@ -124,7 +131,9 @@ def master(
                               heartbeat_interval=heartbeat_interval,
                               heartbeat_liveness=heartbeat_liveness,
                               result_ttl=parse_duration(result_ttl),
-                              max_message=max_message, schedule=schedule).validate()
+                              max_message=max_message, schedule=schedule,
+                              secret_key=secret_key, worker_keys=worker_keys,
+                              client_keys=client_keys).validate()
         raise typer.Exit(run_master(config))
     except ZqError as e:
         _fail(str(e))
@@ -140,6 +149,11 @@ def worker(
     queues: str = typer.Option("default", help="Comma-separated queues to take tasks from."),
     name: Optional[str] = typer.Option(None, help="Worker name; default host:pid."),
     shutdown_timeout: float = typer.Option(30.0, help="Seconds running tasks get to finish on SIGTERM."),
+    secret_key: Optional[str] = typer.Option(
+        None, envvar="ZQ_SECRET_KEY",
+        help="CurveZMQ: this worker's NAME.key_secret from `zq keys`; needs --master-key."),
+    master_key: Optional[str] = typer.Option(
+        None, envvar="ZQ_MASTER_KEY", help="CurveZMQ: the master's public NAME.key."),
     log_level: str = typer.Option("info", help="debug, info, warning or error."),
 ) -> None:
     """Run a worker that executes tasks of the --app modules."""
@@ -149,7 +163,7 @@ def worker(
     fields: dict[str, Any] = dict(
         connect=connect or default_connect(), apps=tuple(app_), pool=pool, prefetch=prefetch,
         queues=tuple(q.strip() for q in queues.split(",") if q.strip()),
-        shutdown_timeout=shutdown_timeout)
+        shutdown_timeout=shutdown_timeout, secret_key=secret_key, master_key=master_key)
     if concurrency:
         fields["concurrency"] = concurrency
     if name:
@@ -158,6 +172,21 @@ def worker(
         raise typer.Exit(run_worker(WorkerConfig(**fields).validate()))
     except ZqError as e:
         _fail(str(e))
+
+
+@app.command()
+def keys(
+    name: str = typer.Argument(..., help="Whose keys: e.g. master, worker-1, ci-client."),
+    directory: str = typer.Option("zq-keys", "--dir", help="Where to write them."),
+) -> None:
+    """Make a CurveZMQ key pair: NAME.key (public: give it to the other side) and
+    NAME.key_secret (private, mode 0600)."""
+    from zq.security import create_keys
+    try:
+        public, secret = create_keys(directory, name)
+    except ZqError as e:
+        _fail(str(e))
+    typer.echo(f"public key: {public}\nsecret key: {secret} (keep it private)")
 
 
 @app.command()

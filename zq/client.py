@@ -25,9 +25,11 @@ from typing import Any, Callable, Iterable, Iterator
 
 import msgpack
 import zmq
+from zmq.utils.monitor import parse_monitor_message
 
 from zq import registry, transport
 from zq.config import ClientConfig, MasterConfig
+from zq.security import load_peer_keys
 from zq.core import codec, serde
 from zq.core import messages as m
 from zq.core.client_core import ChunkOrder, ClientSession, Delivery, LinkAction
@@ -43,6 +45,10 @@ _CANCELLED = frozenset({CANCELLED, CANCELLED_AND_NOTIFIED})
 _SUCCEEDED = int(State.SUCCEEDED)
 _STATE_CANCELLED = int(State.CANCELLED)
 MAX_DRAIN = 10_000  # messages read per loop turn before the loop acts on timers again
+# With keys the monitor also reports a refused handshake, which nothing else reports.
+LINK_EVENTS_WITH_KEYS = (zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+                         | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                         | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
 FINAL_LINGER_MS = 1000  # close(): at most this long to hand queued messages to the master
 MAX_ID = codec.MAX_ID
 MAX_NAME = codec.MAX_NAME
@@ -550,6 +556,7 @@ class Client:
         if connect is not None:
             config = replace(config, connect=connect)
         self.config = config.validate()
+        self._keys = load_peer_keys(config.secret_key, config.master_key)
         self._ctx = context if context is not None else zmq.Context()
         self._own_ctx = context is None
         self._prefix = os.urandom(8).hex()  # task ids: this + a counter, unique enough
@@ -858,6 +865,7 @@ class _IoLoop:
                                      liveness=cfg.heartbeat_liveness, now=time.monotonic())
         self.sock: zmq.Socket | None = None
         self.monitor: zmq.Socket | None = None  # reports the TCP link closing
+        self.refusal_logged = False
         self.poller = zmq.Poller()
         self.poller.register(client._wake_r.fileno(), zmq.POLLIN)
         self.backlog: list[m.Message] = []  # messages zmq would not take yet (HWM)
@@ -969,8 +977,11 @@ class _IoLoop:
     # --- socket ---
 
     def _open_socket(self) -> None:
-        self.sock = transport.peer_socket(self.client._ctx, self.client.config.connect)
-        self.monitor = self.sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        keys = self.client._keys
+        self.sock = transport.peer_socket(self.client._ctx, self.client.config.connect,
+                                          keys=keys)
+        self.monitor = self.sock.get_monitor_socket(
+            zmq.EVENT_DISCONNECTED if keys is None else LINK_EVENTS_WITH_KEYS)
         self.poller.register(self.sock, zmq.POLLIN)
         self.poller.register(self.monitor, zmq.POLLIN)
         self.pollout = False
@@ -992,14 +1003,22 @@ class _IoLoop:
         self.backlog = []
 
     def _link_dropped(self) -> bool:
-        """Drain the monitor; True if it reported a disconnect (the only event asked for)."""
+        """Drain the monitor; True if it reported a disconnect. A refused key is logged:
+        the master says nothing else to a peer it does not admit."""
         seen = False
         for _ in range(100):
             try:
-                self.monitor.recv_multipart(zmq.NOBLOCK)  # type: ignore[union-attr]
+                frames = self.monitor.recv_multipart(zmq.NOBLOCK)  # type: ignore[union-attr]
             except zmq.Again:
                 break
-            seen = True
+            event = parse_monitor_message(frames)["event"]
+            if event == zmq.EVENT_DISCONNECTED:
+                seen = True
+            elif not self.refusal_logged:
+                self.refusal_logged = True
+                log.error("the zq master at %s refused this client's key (CURVE handshake "
+                          "failed): is its NAME.key in the master's --client-keys, and "
+                          "--master-key the master's NAME.key?", self.client.config.connect)
         return seen
 
     def _send(self) -> None:

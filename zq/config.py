@@ -36,6 +36,11 @@ class MasterConfig:
     result_ttl: float = 86400.0
     max_queued: int = 5_000_000  # above this SUBMIT gets BUSY (back-pressure)
     schedule: str | None = None  # path of a schedule.toml
+    # CurveZMQ (zq.security): this master's NAME.key_secret, and directories of the
+    # public NAME.key files admitted as workers and as clients. All three, or none.
+    secret_key: str | None = None
+    worker_keys: str | None = None
+    client_keys: str | None = None
 
     def validate(self) -> "MasterConfig":
         _require("://" in self.bind, f"--bind {self.bind!r} is not an endpoint like tcp://*:5555")
@@ -60,6 +65,9 @@ class WorkerConfig:
     shutdown_timeout: float = 30.0
     reconnect_min: float = 0.1
     reconnect_max: float = 30.0
+    # CurveZMQ (zq.security): this worker's NAME.key_secret and the master's NAME.key.
+    secret_key: str | None = field(default_factory=lambda: os.environ.get("ZQ_SECRET_KEY"))
+    master_key: str | None = field(default_factory=lambda: os.environ.get("ZQ_MASTER_KEY"))
 
     @property
     def credit(self) -> int:
@@ -82,6 +90,9 @@ class ClientConfig:
     max_unacked: int = 100_000  # submissions in flight before submit() blocks
     heartbeat_interval: float = 1.0
     heartbeat_liveness: int = 5
+    # CurveZMQ (zq.security): this client's NAME.key_secret and the master's NAME.key.
+    secret_key: str | None = field(default_factory=lambda: os.environ.get("ZQ_SECRET_KEY"))
+    master_key: str | None = field(default_factory=lambda: os.environ.get("ZQ_MASTER_KEY"))
 
     def validate(self) -> "ClientConfig":
         _require("://" in self.connect, f"{self.connect!r} is not an endpoint like tcp://host:5555")

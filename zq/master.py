@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
 import zmq
+from zmq.auth.thread import ThreadAuthenticator
 
 from zq import transport
 from zq.config import MasterConfig
@@ -23,6 +24,7 @@ from zq.core import messages as m
 from zq.core.messages import Role
 from zq.core.scheduler import Scheduler
 from zq.errors import ProtocolError, ZqError
+from zq.security import load_master_keys, start_authenticator
 from zq.store import Store, open_store
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,7 @@ class Master:
         self._own_process = own_process
         self._own_context = context is None
         self.ctx = context or zmq.Context()
+        self.keys = load_master_keys(config.secret_key, config.worker_keys, config.client_keys)
         self.store: Store = open_store(config.store, config.store_sync)
         self.core = Scheduler(
             master_id=uuid.uuid4().hex[:12], heartbeat_interval=config.heartbeat_interval,
@@ -66,6 +69,8 @@ class Master:
         self._stop = threading.Event()
         self._unsent: list[tuple[bytes, m.Message]] = []
         self._store_upkeep = False  # the store may have deferred work for quiet turns
+        self._auth: ThreadAuthenticator | None = None  # the ZAP handler, with keys
+        self._refused_keys: set[str] = set()  # logged once each
         self._last_busy = 0.0  # monotonic time of the last turn with messages
         self.ready = threading.Event()  # set once bound and restored
         self.endpoint = ""
@@ -83,7 +88,10 @@ class Master:
         core.periodic.load(self.store.get_meta("schedules"), core.wall)
         for spec in self._schedule_file():
             core.add_schedule(spec)
-        self.sock = transport.master_socket(self.ctx, self.config.bind, self.config.max_message)
+        if self.keys is not None:
+            self._auth = start_authenticator(self.ctx, self.keys)
+        self.sock = transport.master_socket(self.ctx, self.config.bind, self.config.max_message,
+                                            self.keys)
         self.endpoint = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
         log.info("zq master %s listening on %s (store %s, %d tasks restored)",
                  core.master_id, self.endpoint, self.config.store, restored)
@@ -109,6 +117,8 @@ class Master:
         self.store.close()
         if self.sock is not None:
             self.sock.close(linger=0)
+        if self._auth is not None:
+            self._auth.stop()
         if self._own_context:
             self.ctx.term()
         log.info("zq master stopped")
@@ -138,6 +148,8 @@ class Master:
                 self._store_upkeep = self.store.compact(UPKEEP_CHUNK)
 
     def _drain(self) -> None:
+        if self.keys is not None:
+            return self._drain_checking_keys()
         recv = self.sock.recv_multipart  # type: ignore[union-attr]
         handle = self._handle
         for _ in range(MAX_DRAIN):
@@ -146,6 +158,33 @@ class Master:
             except zmq.Again:
                 return
             handle(frames[0], frames[1:])
+
+    def _drain_checking_keys(self) -> None:
+        """With keys: each message comes with the key its sender was admitted with
+        (User-Id), which must be admitted in the role the message claims."""
+        recv = self.sock.recv_multipart  # type: ignore[union-attr]
+        admitted = self.keys.admitted  # type: ignore[union-attr]
+        for _ in range(MAX_DRAIN):
+            try:
+                parts = recv(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            frames = [p.bytes for p in parts]
+            role = codec.ROLE_OF_SIGNATURE.get(frames[1]) if len(frames) > 1 else None
+            key = parts[-1].get("User-Id")
+            if role in admitted and key not in admitted[role]:
+                self._refuse(frames[0], role, key)
+            else:
+                self._handle(frames[0], frames[1:])
+
+    def _refuse(self, rid: bytes, role: Role, key: str) -> None:
+        what = role.name.lower()
+        if key not in self._refused_keys:
+            self._refused_keys.add(key)
+            log.warning("refused a message from key %s: it is not admitted as a %s "
+                        "(add its NAME.key to --%s-keys)", key, what, what)
+        self.core.on_bad_message(rid, f"this key is not admitted as a {what} by this "
+                                      f"master: add its NAME.key to the master's --{what}-keys")
 
     def _commit(self, out: Any) -> None:
         """Make the turn durable before anything that promises it goes out."""

@@ -9,14 +9,20 @@ from typing import Any
 
 import zmq
 
+from zq import security
 from zq.core import codec
 from zq.core.messages import Message, Role
 from zq.errors import ConnectionLost
+from zq.security import MasterKeys, PeerKeys
 
 
-def master_socket(ctx: zmq.Context, bind: str, max_message: int) -> zmq.Socket:
-    """The master's ROUTER: unroutable sends raise instead of vanishing silently."""
+def master_socket(ctx: zmq.Context, bind: str, max_message: int,
+                  keys: MasterKeys | None = None) -> zmq.Socket:
+    """The master's ROUTER: unroutable sends raise instead of vanishing silently. With
+    keys, a CURVE server (zq.security)."""
     sock = ctx.socket(zmq.ROUTER)
+    if keys is not None:
+        security.configure_master_socket(sock, keys)
     sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
     sock.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a reconnecting peer takes over its identity
     sock.setsockopt(zmq.LINGER, 0)
@@ -34,9 +40,13 @@ def master_socket(ctx: zmq.Context, bind: str, max_message: int) -> zmq.Socket:
     return sock
 
 
-def peer_socket(ctx: zmq.Context, connect: str, identity: bytes | None = None) -> zmq.Socket:
-    """A worker's or client's DEALER. A fresh one is made after every lost connection."""
+def peer_socket(ctx: zmq.Context, connect: str, identity: bytes | None = None,
+                keys: PeerKeys | None = None) -> zmq.Socket:
+    """A worker's or client's DEALER. A fresh one is made after every lost connection.
+    With keys, a CURVE client of the master's public key (zq.security)."""
     sock = ctx.socket(zmq.DEALER)
+    if keys is not None:
+        security.configure_peer_socket(sock, keys)
     if identity:
         sock.setsockopt(zmq.IDENTITY, identity)
     sock.setsockopt(zmq.LINGER, 0)

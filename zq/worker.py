@@ -26,6 +26,7 @@ from zq.core import worker_core as wc
 from zq.core.messages import Role
 from zq.errors import ProtocolError
 from zq.executor import Pool, make_pool
+from zq.security import load_peer_keys
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class Worker:
 
     def __init__(self, config: WorkerConfig, *, context: zmq.Context | None = None) -> None:
         self.config = config.validate()
+        self._keys = load_peer_keys(config.secret_key, config.master_key)
         self._given_context = context
         self._stop_level = 0  # 1 graceful, 2 at once; an int store is atomic, no lock:
         # a lock here could deadlock when a signal handler interrupts its holder
@@ -248,7 +250,7 @@ class Worker:
     def _open_socket(self) -> None:
         self._close_socket()
         log.debug("connecting to %s", self.config.connect)
-        self._sock = transport.peer_socket(self._ctx, self.config.connect)
+        self._sock = transport.peer_socket(self._ctx, self.config.connect, keys=self._keys)
         self._poller.register(self._sock, zmq.POLLIN)
 
     def _close_socket(self) -> None:

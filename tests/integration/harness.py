@@ -20,6 +20,7 @@ import zmq
 from zq.core import codec
 from zq.core import messages as m
 from zq.core.messages import Role
+from zq.security import PeerKeys, configure_peer_socket
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,11 +45,14 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = 
 
 
 def query(endpoint: str, kind: str = "status", args: dict | None = None,
-          timeout: float = 2.0) -> Any:
-    """One QUERY over a throwaway raw socket; None if the master does not answer."""
+          timeout: float = 2.0, keys: PeerKeys | None = None) -> Any:
+    """One QUERY over a throwaway raw socket (CURVE with keys); None if the master does
+    not answer."""
     ctx = zmq.Context.instance()
     sock = ctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
+    if keys is not None:
+        configure_peer_socket(sock, keys)
     try:
         sock.connect(endpoint)
         sock.send_multipart(codec.encode(Role.CLIENT, m.Query(1, kind, args or {})))
@@ -118,6 +122,7 @@ class Cluster:
         self.endpoint = f"tcp://127.0.0.1:{self.port}"
         self.heartbeat, self.liveness = heartbeat, liveness
         self.procs: list[Proc] = []
+        self.client_keys: PeerKeys | None = None  # for the harness's own queries
         self.master: Proc | None = None
 
     def _log(self, name: str) -> Path:
@@ -141,7 +146,7 @@ class Cluster:
         def up() -> Any:
             if not master.alive():
                 raise AssertionError(f"master exited:\n{master.output()}")
-            return query(self.endpoint, timeout=0.5)
+            return query(self.endpoint, timeout=0.5, keys=self.client_keys)
         return wait_until(up, timeout, "the master to answer")
 
     def start_worker(self, *apps: str, name: str, pool: str = "process", concurrency: int = 2,
@@ -157,7 +162,7 @@ class Cluster:
         return proc
 
     def status(self) -> Any:
-        return query(self.endpoint)
+        return query(self.endpoint, keys=self.client_keys)
 
     def workers(self) -> set[str]:
         st = self.status()
