@@ -1,10 +1,12 @@
-"""CurveZMQ keys (zq.security) with real processes: admitted keys are served, unknown
-keys and plain connections get nothing, a key is admitted in one role only, and the
-master keeps serving the admitted peers through all of it."""
+"""CurveZMQ keys (zq.security) with real processes: the wire is encrypted, admitted
+keys are served, unknown keys and plain connections get nothing, a key is admitted in
+one role only, and the master keeps serving the admitted peers through all of it."""
 
 from __future__ import annotations
 
 import logging
+import socket
+import threading
 from pathlib import Path
 
 import pytest
@@ -117,3 +119,79 @@ def test_a_worker_key_cannot_act_as_a_client(secured, keys):
     reply = raw_query(secured.endpoint, peer(keys, "worker"))
     assert isinstance(reply, m.Error) and "not admitted as a client" in reply.reason
     assert isinstance(raw_query(secured.endpoint, peer(keys, "client")), m.Reply)
+
+
+class Tap:
+    """A TCP relay on 127.0.0.1 that keeps every byte it passes: what an eavesdropper
+    on the wire between a client and the master would see."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target = ("127.0.0.1", target_port)
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.seen = bytearray()
+        self.lock = threading.Lock()
+        self.stopping = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        self.server.settimeout(0.2)
+        while not self.stopping:
+            try:
+                inbound, _ = self.server.accept()
+            except (socket.timeout, OSError):
+                continue
+            outbound = socket.create_connection(self.target, timeout=5)
+            for a, b in ((inbound, outbound), (outbound, inbound)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+        src.settimeout(0.2)
+        while not self.stopping:
+            try:
+                data = src.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            if not data:
+                break
+            with self.lock:
+                self.seen += data
+            try:
+                dst.sendall(data)
+            except OSError:
+                break
+        for s in (src, dst):
+            s.close()
+
+    def close(self) -> None:
+        self.stopping = True
+        self.server.close()
+
+
+@pytest.mark.parametrize("with_keys", [False, True])
+def test_with_keys_the_wire_shows_no_task_arguments(cluster, keys, with_keys):
+    """The same task through an eavesdropping relay: without keys its argument is
+    readable on the wire, with keys it is not (and the task still runs)."""
+    flags: tuple[str, ...] = ()
+    config = zq.ClientConfig()
+    if with_keys:
+        cluster.client_keys = peer(keys, "client")
+        flags = ("--secret-key", str(keys / "master" / "master.key_secret"),
+                 "--worker-keys", str(keys / "worker"), "--client-keys", str(keys / "client"))
+        config = zq.ClientConfig(**files(keys, "client"))
+    cluster.start_master("memory", *flags)
+    cluster.start_worker(APP, name="w1", pool="thread",
+                         extra=worker_flags(keys, "worker") if with_keys else ())
+    tap = Tap(cluster.port)
+    secret = "attack at dawn " * 4
+    try:
+        with zq.Client(f"tcp://127.0.0.1:{tap.port}", config=config) as c:
+            assert c.submit(t.echo, secret).result(timeout=20) == secret
+    finally:
+        tap.close()
+    with tap.lock:
+        wire = bytes(tap.seen)
+    assert len(wire) > 2 * len(secret)  # the relay did carry the conversation
+    assert (secret.encode() in wire) is not with_keys
