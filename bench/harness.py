@@ -30,6 +30,7 @@ from tests.integration.harness import Proc, free_port, query, wait_until  # noqa
 from zq.core import codec  # noqa: E402
 from zq.core import messages as m  # noqa: E402
 from zq.core.messages import Role  # noqa: E402
+from zq.security import PeerKeys, configure_peer_socket, create_keys, load_peer_keys  # noqa: E402
 
 APP = "bench.tasks"  # the --app of every bench worker
 RESULTS = ROOT / "bench" / "results"
@@ -100,7 +101,7 @@ class Script(Proc):
 
 
 def wait_answer(endpoint: str, timeout: float, alive: Callable[[], bool] = lambda: True,
-                reconnect_ms: int = 5) -> float:
+                reconnect_ms: int = 5, keys: PeerKeys | None = None) -> float:
     """Send one status QUERY at once and wait for the REPLY; returns when it came
     (time.monotonic()). zmq keeps the query queued and reconnects every reconnect_ms
     until the master binds, so the answer comes as soon as the master can give it."""
@@ -109,6 +110,8 @@ def wait_answer(endpoint: str, timeout: float, alive: Callable[[], bool] = lambd
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.RECONNECT_IVL, reconnect_ms)
     sock.setsockopt(zmq.RECONNECT_IVL_MAX, reconnect_ms)
+    if keys is not None:
+        configure_peer_socket(sock, keys)
     deadline = time.monotonic() + timeout
     try:
         sock.connect(endpoint)
@@ -136,8 +139,17 @@ class Cluster:
     """
 
     def __init__(self, store: str = "memory", heartbeat: float = 1.0,
-                 log_level: str = "warning", keep_tmp: bool = False) -> None:
+                 log_level: str = "warning", keep_tmp: bool = False,
+                 keys: bool = False) -> None:
+        """keys: CurveZMQ (zq.security), with a key pair each for the master, the
+        workers and the client, made in the temp directory."""
         self.tmp = Path(tempfile.mkdtemp(prefix="zq-bench-"))
+        self.keys = self.tmp / "keys" if keys else None
+        self.client_keys: PeerKeys | None = None
+        if self.keys is not None:
+            for name in ("master", "worker", "client"):
+                create_keys(self.keys / name, name)
+            self.client_keys = load_peer_keys(**self._key_files("client"))
         self.port = free_port()
         self.endpoint = f"tcp://127.0.0.1:{self.port}"
         self.store = str(self.tmp / "zq.db") if store == "sqlite" else store
@@ -154,6 +166,18 @@ class Cluster:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
+    def _key_files(self, who: str) -> dict[str, str]:
+        assert self.keys is not None
+        return {"secret_key": str(self.keys / who / f"{who}.key_secret"),
+                "master_key": str(self.keys / "master" / "master.key")}
+
+    def client(self, **config: Any) -> Any:
+        """A zq.Client of this cluster (with the client's keys, if any)."""
+        import zq
+        if self.keys is not None:
+            config.update(self._key_files("client"))
+        return zq.Client(self.endpoint, config=zq.ClientConfig(**config))
+
     def _log(self, name: str) -> Path:
         return self.tmp / f"{name}-{len(self.procs)}.log"
 
@@ -165,12 +189,17 @@ class Cluster:
         args = ["master", "--bind", self.endpoint, "--store", self.store,
                 "--heartbeat-interval", str(self.heartbeat), "--log-level", self.log_level,
                 *extra]
+        if self.keys is not None:
+            args += ["--secret-key", str(self.keys / "master" / "master.key_secret"),
+                     "--worker-keys", str(self.keys / "worker"),
+                     "--client-keys", str(self.keys / "client")]
         start = time.monotonic()
         self.master = Proc(args, self._log("master"))
         self.procs.append(self.master)
         master = self.master
         try:
-            answered = wait_answer(self.endpoint, timeout, master.alive)
+            answered = wait_answer(self.endpoint, timeout, master.alive,
+                                   keys=self.client_keys)
         except (RuntimeError, TimeoutError) as e:
             raise RuntimeError(f"{e}; master output:\n{master.output()[-3000:]}") from None
         return answered - start
@@ -190,7 +219,7 @@ class Cluster:
         return time.monotonic() - start
 
     def status(self, timeout: float = 10.0) -> Any:
-        st = query(self.endpoint, timeout=timeout)
+        st = query(self.endpoint, timeout=timeout, keys=self.client_keys)
         if st is None:
             raise RuntimeError(f"no status from the master within {timeout} s")
         return st
@@ -217,6 +246,10 @@ class Cluster:
             args = ["worker", "--connect", self.endpoint, "--app", APP, "--pool", pool,
                     "--concurrency", str(concurrency), "--prefetch", str(prefetch),
                     "--name", name, "--log-level", self.log_level]
+            if self.keys is not None:
+                worker = self._key_files("worker")
+                args += ["--secret-key", worker["secret_key"],
+                         "--master-key", worker["master_key"]]
             proc = Proc(args, self._log(name))
             self.procs.append(proc)
             new.append(proc)

@@ -20,18 +20,17 @@ from harness import (  # noqa: E402
 from relay import relay_pingpong  # noqa: E402
 from tasks import NOOP  # noqa: E402
 
-import zq  # noqa: E402
 
 SCRIPT = "latency"
 
 
-def zq_case(store: str, n: int, warmup: int, pool: str, prefetch: int):
+def zq_case(store: str, n: int, warmup: int, pool: str, prefetch: int, keys: bool = False):
     def run() -> tuple[float, float]:
-        with Cluster(store=store) as cluster:
+        with Cluster(store=store, keys=keys) as cluster:
             cluster.start_workers(1, pool=pool, concurrency=1, prefetch=prefetch, wait=None)
             cluster.start_master()
             cluster.wait_workers()
-            with zq.Client(cluster.endpoint) as client:
+            with cluster.client() as client:
                 clock, submit = time.perf_counter, client.submit
                 times = []
                 for i in range(warmup + n):

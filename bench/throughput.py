@@ -23,20 +23,19 @@ from harness import (  # noqa: E402
 from relay import relay_throughput  # noqa: E402
 from tasks import NOOP  # noqa: E402
 
-import zq  # noqa: E402
 
 SCRIPT = "throughput"
 
 
 def zq_case(store: str, workers: int, n: int, pool: str, concurrency: int,
-            prefetch: int, warmup: int):
+            prefetch: int, warmup: int, keys: bool = False):
     def run() -> tuple[float, float, float, float]:
-        with Cluster(store=store) as cluster:
+        with Cluster(store=store, keys=keys) as cluster:
             cluster.start_workers(workers, pool=pool, concurrency=concurrency,
                                   prefetch=prefetch, wait=None)  # they start meanwhile
             cluster.start_master()
             cluster.wait_workers()
-            with zq.Client(cluster.endpoint) as client:
+            with cluster.client() as client:
                 return timed_map(cluster, client, NOOP, range(n), warmup=warmup)
     return run
 

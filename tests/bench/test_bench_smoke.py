@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPTS = ["throughput", "latency", "submit_rate", "scale", "payload", "memory"]
+SCRIPTS = ["throughput", "latency", "submit_rate", "scale", "payload", "memory", "security"]
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
