@@ -10,6 +10,7 @@ import zq
 from tests.apps import e2e_tasks as t
 from tests.integration.harness import Cluster, wait_until
 from tests.integration.netns import Hosts, unavailable_reason
+from zq.security import create_keys, load_peer_keys
 
 APP = "tests.apps.e2e_tasks"
 _reason = unavailable_reason()
@@ -58,3 +59,38 @@ def test_cut_off_host_loses_its_work_to_the_other_and_rejoins(spread, hosts):
         hosts.set_link(1, up=True)
         spread.wait_workers({"host1", "host2"}, timeout=60)  # it reconnects by itself
         assert client.submit(t.add, 2, 2).result(timeout=30) == 4
+
+
+def test_with_keys_only_the_keyed_host_serves(hosts, tmp_path):
+    """Keys across hosts: the master admits the worker host that has a worker key; the
+    other host's worker, started without keys, never registers, and all work runs on
+    the keyed host."""
+    for name in ("master", "worker", "client"):
+        create_keys(tmp_path / "keys" / name, name)
+    keys = tmp_path / "keys"
+    master_key = str(keys / "master" / "master.key")
+    c = Cluster(tmp_path, heartbeat=0.2)
+    c.endpoint = f"tcp://{hosts.master_addr}:{c.port}"
+    c.client_keys = load_peer_keys(str(keys / "client" / "client.key_secret"), master_key)
+    try:
+        c.start_master("memory", "--secret-key", str(keys / "master" / "master.key_secret"),
+                       "--worker-keys", str(keys / "worker"), "--client-keys",
+                       str(keys / "client"), bind=f"tcp://*:{c.port}",
+                       prefix=hosts.exec_prefix(hosts.master_ns))
+        keyed = ("--secret-key", str(keys / "worker" / "worker.key_secret"),
+                 "--master-key", master_key)
+        for k, ns in enumerate(hosts.worker_ns, start=1):
+            c.start_worker(APP, name=f"host{k}", concurrency=1,
+                           extra=("--prefetch", "0", *(keyed if k == 1 else ())),
+                           connect=f"tcp://{hosts.master_addr_for(k)}:{c.port}",
+                           prefix=hosts.exec_prefix(ns), wait=k == 1)
+        config = zq.ClientConfig(secret_key=str(keys / "client" / "client.key_secret"),
+                                 master_key=master_key)
+        with zq.Client(c.endpoint, config=config) as client:
+            futures = [client.submit(t.where_after, 0.1) for _ in range(6)]
+            places = {f.result(timeout=30)["netns"] for f in futures}
+        assert len(places) == 1
+        assert c.workers() == {"host1"}
+        assert all(p.alive() for p in c.procs)  # host2 still trying, never admitted
+    finally:
+        c.close()
