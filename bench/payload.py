@@ -97,8 +97,8 @@ def main(argv: list[str] | None = None) -> None:
         "bench/relay.py relay_payload(n, size, batch, window=w): "
         + ", ".join(f"{label} {relay_shape(size)[0]} per message, {relay_shape(size)[1]} "
                     "in flight" for label, size in SIZES.items()),
-        "master RSS: after the run; the master keeps the arguments of finished tasks "
-        f"until their result_ttl. {machine()}",
+        "master RSS: after the run; the master lets go of a succeeded task's arguments "
+        f"and keeps its result until result_ttl. {machine()}",
     ]
     print(f"zq payloads: {notes[0]}\n{notes[1]}")
     print_table(headers, rows)

@@ -375,6 +375,20 @@ def test_backoff_is_capped(h: Harness) -> None:
         assert h.state("t1") is S.QUEUED
 
 
+def test_a_succeeded_task_lets_go_of_its_arguments_a_failed_one_keeps_them(
+        h: Harness) -> None:
+    h.hello(W1, credit=4)
+    h.submit("fast", "slow", "bad", "watched")
+    h.watch("watched", rid=b"another-client")  # two watchers: the general path
+    h.dispatch()
+    h.out()
+    h.results(W1, ("fast", 1, OK), ("watched", 1, OK), ("bad", 1, ERR))
+    assert (b"another-client", "RESULT", [ok("watched")]) in h.out()
+    assert h.s.tasks["fast"].payload == h.s.tasks["watched"].payload == b""
+    assert h.s.tasks["bad"].payload == b"args"  # `zq retry` runs it again
+    assert h.s.tasks["slow"].payload == b"args"  # still running
+
+
 def test_error_without_retries_fails(h: Harness) -> None:
     h.hello(W1)
     h.submit("t1")
@@ -1033,6 +1047,7 @@ def test_restore_holds_running_and_queued_for_one_liveness_window() -> None:
     assert h.sent_tasks() == [(W1, "retry", 2)]
     h.watch("done")
     assert h.out() == [(C, "RESULT", [ok("done")])]
+    assert h.s.tasks["done"].payload == b"" and h.s.tasks["q"].payload == b"a"
     h.later(3.0)
     h.heartbeat(W1)
     h.tick()

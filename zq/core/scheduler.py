@@ -23,6 +23,10 @@ from zq.core.tasks import TaskRecord
 
 FINAL = m.FINAL_STATES
 LOST_ALLOWANCE = 2  # extra attempts a task gets against dying workers, beyond `retries`
+# A succeeded task never runs again, so the master lets go of its arguments (which
+# would otherwise stay in memory until result_ttl); a durable store keeps them, since
+# an update never rewrites the payload. Failed and dead tasks keep theirs for `retry`.
+FREED = b""
 BUSY_RETRY_AFTER = 0.5
 HOUSEKEEPING = 0.25  # seconds between liveness/timer/eviction passes at most
 
@@ -206,6 +210,8 @@ class Scheduler:
         """t reached a final state: record, tell its watchers, release what waits on it."""
         self._move(t, new)
         t.result = payload
+        if new is State.SUCCEEDED:
+            t.payload = FREED
         self.cancelling.discard(t.id)
         self._save(t)
         self.finished.append(t.id)
@@ -556,6 +562,7 @@ class Scheduler:
             leased.discard(tid)
             t.state = succeeded
             t.result = payload
+            t.payload = FREED
             t.updated = wall
             finished.append(tid)
             if durable:
@@ -829,6 +836,8 @@ class Scheduler:
             if t.state in FINAL:
                 self.counts[t.state] += 1
                 self.finished.append(t.id)
+                if t.state is State.SUCCEEDED:
+                    t.payload = FREED
                 continue
             if t.state in (State.RUNNING, State.QUEUED):
                 t.state = State.QUEUED
@@ -852,6 +861,8 @@ class Scheduler:
     def adopt_loaded(self, t: TaskRecord) -> None:
         """A final task read back from the store on demand (an old result being fetched)."""
         if t.id not in self.tasks and t.state in FINAL:
+            if t.state is State.SUCCEEDED:
+                t.payload = FREED
             self.tasks[t.id] = t
             self.counts[t.state] += 1
             self.finished.append(t.id)
