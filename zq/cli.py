@@ -281,15 +281,18 @@ def submit(
                     _fail(f"the master rejected the task: {rejected}")
                 typer.echo(future.id)
                 return
-            _print_result(future, wait_timeout)
+            _print_result(client, future, wait_timeout)
     except ZqError as e:
         _fail(str(e))
 
 
-def _print_result(future: Any, timeout: Optional[float]) -> None:
+NOTE_EVERY = 10.0  # seconds of silent waiting before `--wait` says why it still waits
+
+
+def _print_result(client: Any, future: Any, timeout: Optional[float]) -> None:
     import concurrent.futures
     try:
-        value = future.result(timeout=timeout)
+        value = _wait_saying_why(client, future, timeout)
     except concurrent.futures.CancelledError:
         _fail(f"task {future.id} was cancelled", 1)
     except concurrent.futures.TimeoutError:
@@ -302,6 +305,26 @@ def _print_result(future: Any, timeout: Optional[float]) -> None:
         _fail_remote(e)
     else:
         typer.echo(json.dumps(value, default=repr))
+
+
+def _wait_saying_why(client: Any, future: Any, timeout: Optional[float]) -> Any:
+    """future.result(timeout); every NOTE_EVERY seconds of waiting, a line on stderr says
+    what the task is doing, or that no master answers, so a wait is never silent."""
+    import concurrent.futures
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        left = NOTE_EVERY if deadline is None else min(NOTE_EVERY, deadline - time.monotonic())
+        try:
+            return future.result(timeout=max(left, 0.0))
+        except concurrent.futures.TimeoutError:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise
+        try:
+            state = client.query("get", timeout=NOTE_EVERY / 2, id=future.id)["state"]
+            typer.echo(f"still waiting: task {future.id} is {state}", err=True)
+        except ZqError:
+            typer.echo(f"still waiting for task {future.id}: no zq master answers at "
+                       f"{client.config.connect} (is it running?)", err=True)
 
 
 def _fail_remote(e: BaseException) -> None:
@@ -356,11 +379,11 @@ def result(task_id: str, wait: bool = typer.Option(False, "--wait"),
     try:
         with _client(connect) as client:
             if wait:
-                _print_result(client.future(task_id), timeout)
+                _print_result(client, client.future(task_id), timeout)
                 return
             info = client.get(task_id)
             if info["state"] == "succeeded":
-                _print_result(client.future(task_id), 10.0)
+                _print_result(client, client.future(task_id), 10.0)
             elif json_:
                 _print(info, True)
                 if info.get("error"):

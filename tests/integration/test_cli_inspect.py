@@ -181,3 +181,21 @@ def test_zq_local_starts_a_cluster_and_ctrl_c_stops_it_all(tmp_path):
         wait_until(lambda: not _group_alive(local.pid), 20, "its children to exit")
     finally:
         local.close()  # SIGKILLs the whole group if anything is left
+
+
+def test_result_wait_says_what_the_task_is_doing_while_it_waits(one_worker, monkeypatch):
+    """`zq result ID --wait` (in process, so the note interval can be short) on a task
+    that runs for a while: a note on stderr says it is running, then the value comes."""
+    from typer.testing import CliRunner
+
+    from zq import cli
+    monkeypatch.setattr(cli, "NOTE_EVERY", 0.3)
+    with zq.Client(one_worker.endpoint) as client:
+        future = client.submit(t.sleep_then, 1.5, "done")
+        wait_until(lambda: client.get(future.id)["state"] == "running", 10,
+                   what="the task to start")
+        result = CliRunner().invoke(cli.app, ["result", future.id, "--wait", "--timeout",
+                                              "30", "--connect", one_worker.endpoint])
+    assert result.exit_code == 0, result.output
+    assert f"still waiting: task {future.id} is running" in result.output
+    assert result.output.rstrip().endswith('"done"')

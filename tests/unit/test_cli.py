@@ -6,6 +6,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from zq import cli
 from zq.cli import app, parse_arg, parse_duration, parse_eta
 
 runner = CliRunner()
@@ -46,3 +47,12 @@ def test_master_refuses_an_unknown_store_sync_before_it_starts(tmp_path):
     assert result.exit_code != 0
     assert "--store-sync must be normal or full, not 'sometimes'" in result.output
     assert not (tmp_path / "zq.db").exists()  # refused before the store was opened
+
+
+def test_a_wait_without_a_master_says_why_and_gives_up_at_its_timeout(monkeypatch):
+    monkeypatch.setattr(cli, "NOTE_EVERY", 0.3)
+    result = runner.invoke(app, ["result", "some-id", "--wait", "--timeout", "1.5",
+                                 "--connect", NOWHERE])
+    assert result.exit_code == 3
+    assert "still waiting for task some-id: no zq master answers at" in result.output
+    assert "did not finish within 1.5s" in result.output
