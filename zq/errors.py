@@ -23,6 +23,11 @@ class StoreError(ZqError):
     """The task store failed: an I/O error, a full disk, a locked or damaged file."""
 
 
+class StoreUnavailable(StoreError):
+    """The store cannot write now (a full disk, an I/O error, a lock held too long) but
+    kept what was pending: the same call may be retried and lose nothing."""
+
+
 class ConnectionLost(ZqError):
     """The master could not be reached in time."""
 

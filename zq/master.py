@@ -23,7 +23,7 @@ from zq.core import codec
 from zq.core import messages as m
 from zq.core.messages import Role
 from zq.core.scheduler import Scheduler
-from zq.errors import ProtocolError, ZqError
+from zq.errors import ProtocolError, StoreUnavailable, ZqError
 from zq.security import load_master_keys, start_authenticator
 from zq.store import Store, open_store
 
@@ -36,6 +36,8 @@ MAX_DRAIN = 2000  # messages handled per turn before the core dispatches and we 
 # UPKEEP_CHUNK tasks per turn (~10 ms of SQLite), so a new message waits little.
 UPKEEP_QUIET = 0.1
 UPKEEP_CHUNK = 1000
+STORE_RETRY = 1.0  # seconds between commits tried while the store cannot write
+STORE_RETRY_NOTE = 10.0  # seconds between log lines about it
 
 
 def _tune_gc() -> None:
@@ -113,7 +115,10 @@ class Master:
         return read_schedule_file(self.config.schedule)
 
     def _close(self) -> None:
-        self._commit(self.core.flush())
+        try:
+            self._commit(self.core.flush())
+        except ZqError:
+            pass  # logged; what was not committed was not acknowledged either
         self.store.close()
         if self.sock is not None:
             self.sock.close(linger=0)
@@ -145,7 +150,11 @@ class Master:
         self._send(out.messages)
         if self._store_upkeep and core.now >= self._last_busy + UPKEEP_QUIET:
             with self._stop_on_store_failure():
-                self._store_upkeep = self.store.compact(UPKEEP_CHUNK)
+                try:
+                    self._store_upkeep = self.store.compact(UPKEEP_CHUNK)
+                except StoreUnavailable as e:  # nothing depends on it: later
+                    log.warning("%s; the store's upkeep waits %g s", e, STORE_RETRY)
+                    self._last_busy = core.now + STORE_RETRY
 
     def _drain(self) -> None:
         if self.keys is not None:
@@ -199,8 +208,33 @@ class Master:
                 self.store.delete(out.deletes)
             for key, value in out.meta.items():
                 self.store.set_meta(key, value)
-            self.store.commit()
+            self._commit_until_it_works()
         self._store_upkeep = True
+
+    def _commit_until_it_works(self) -> None:
+        """A store that cannot write now (a full disk, say) keeps the turn: hold
+        everything the turn would send, which all promises it is durable, and try again
+        every second. Peers hear nothing meanwhile: clients keep their submissions,
+        workers their results, and both reconnect and resend once the master answers."""
+        failing_since: float | None = None
+        last_said = 0.0
+        while True:
+            try:
+                self.store.commit()
+            except StoreUnavailable as e:
+                now = time.monotonic()
+                if failing_since is None or now - last_said >= STORE_RETRY_NOTE:
+                    log.error("%s. Holding this turn's messages and trying again every "
+                              "%g s; nothing is acknowledged meanwhile", e, STORE_RETRY)
+                    last_said = now
+                failing_since = failing_since or now
+                if self._stop.wait(STORE_RETRY):
+                    raise  # stopping: what was not committed was not acknowledged
+                continue
+            if failing_since is not None:
+                log.warning("the store commits again, after %.0f s",
+                            time.monotonic() - failing_since)
+            return
 
     @contextmanager
     def _stop_on_store_failure(self) -> Iterator[None]:

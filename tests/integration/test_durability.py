@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import signal
 import sqlite3
+import subprocess
 import time
+from pathlib import Path
 from collections import Counter
 
 import pytest
@@ -305,4 +307,53 @@ def test_a_quiet_master_folds_its_journal_into_the_task_table(cluster, tmp_path)
 
     wait_until(lambda: table_counts() == (0, 200, 200), timeout=20,
                what="an empty journal and 200 succeeded tasks in the task table")
+    assert cluster.master.alive()
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """An 8 MB tmpfs of our own, to fill up."""
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"the full-disk test mounts a small tmpfs, which failed here: "
+                    f"{done.stderr.strip() or done.returncode}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def fill(folder: Path) -> Path:
+    """A file that takes every free byte of folder's filesystem (bounded: 8 MB / 64 kB)."""
+    filler = folder / "filler"
+    with open(filler, "wb") as f:
+        for _ in range(1000):
+            try:
+                f.write(b"\0" * 65536)
+                f.flush()
+            except OSError:
+                break
+    return filler
+
+
+def test_a_full_disk_holds_the_master_and_loses_nothing(cluster, small_disk):
+    """The store's disk fills up: the master acknowledges nothing it could not commit,
+    holds the turn and keeps trying; once space is back every task submitted before
+    and during the outage has its result, exactly once, and the master never exited."""
+    cluster.start_master(str(small_disk / "zq.db"))
+    cluster.start_worker(APP, name="w1", pool="thread")
+    with zq.Client(cluster.endpoint) as client:
+        before = [client.submit(t.add, i, 1) for i in range(20)]
+        assert [f.result(timeout=20) for f in before] == [i + 1 for i in range(20)]
+        filler = fill(small_disk)
+        during = [client.submit(t.add, i, 2) for i in range(20)]
+        wait_until(lambda: "nothing is acknowledged meanwhile" in cluster.master.output(),
+                   timeout=20, what="the master to report the store it cannot write")
+        assert not any(f.done() for f in during)
+        assert cluster.master.alive()
+        filler.unlink()
+        assert [f.result(timeout=60) for f in during] == [i + 2 for i in range(20)]
+        assert "the store commits again" in cluster.master.output()
+        assert_one_result_each(client, before + during)
     assert cluster.master.alive()

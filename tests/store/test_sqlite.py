@@ -18,7 +18,7 @@ import pytest
 from tests.store.stores import drop
 from zq.core.messages import State
 from zq.core.tasks import TaskRecord
-from zq.errors import ConfigError, StoreError, ZqError
+from zq.errors import ConfigError, StoreError, StoreUnavailable, ZqError
 from zq.store import open_store
 from zq.store.memory import MemoryStore
 from zq.store.sqlite import (
@@ -292,3 +292,30 @@ def test_journal_rows_hold_the_fields_they_name() -> None:
     assert _update_row(r) == tuple(getattr(r, name) for name in _UPDATE_FIELDS)
     assert set(_SAVE_FIELDS) == set(TaskRecord.__slots__)
     assert set(_UPDATE_FIELDS) == set(TaskRecord.__slots__) - {"seq", "payload"}
+
+
+def test_a_commit_the_store_cannot_write_now_keeps_everything_for_a_retry(
+        tmp_path: Path) -> None:
+    """A lock held elsewhere (like a full disk) fails the commit with StoreUnavailable;
+    nothing pending is lost, and the same commit works once the obstacle is gone."""
+    path = tmp_path / "zq.db"
+    store = SqliteStore(path, timeout=0.05)
+    store.save([task("before", 1)])
+    store.commit()
+    store.save([task("during", 2)])
+    store.update([task("before", 1, state=State.SUCCEEDED, result=b"r")])
+    store.set_meta("epoch", 2)
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # holds the write lock
+    for _ in range(2):
+        with pytest.raises(StoreUnavailable, match="nothing was lost, it can be tried again"):
+            store.commit()
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    store.commit()
+    store.close()
+    again = SqliteStore(path)
+    loaded = {r.id: r for r in again.load()}
+    assert sorted(loaded) == ["before", "during"] and loaded["before"].result == b"r"
+    assert again.get_meta("epoch") == 2
+    again.close()

@@ -42,7 +42,7 @@ import msgpack
 
 from zq.core.messages import State
 from zq.core.tasks import TaskRecord
-from zq.errors import ConfigError, StoreError
+from zq.errors import ConfigError, StoreError, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -215,19 +215,24 @@ class SqliteStore:
         pending, meta = self._pending, self._pending_meta
         if not (pending or meta):
             return
-        self._pending, self._pending_meta = [], {}
         turn = self._turn + 1
         conn = self._conn
         try:
+            blob = _pack(pending) if pending else None
+        except (TypeError, ValueError, OverflowError) as e:
+            raise self._fail(e, "committing") from e
+        try:
             conn.execute("BEGIN")
-            if pending:
-                conn.execute("INSERT INTO journal (turn, changes) VALUES (?, ?)",
-                             (turn, _pack(pending)))
+            if blob is not None:
+                conn.execute("INSERT INTO journal (turn, changes) VALUES (?, ?)", (turn, blob))
             if meta:
                 conn.executemany(_SET_META, meta.items())
             conn.execute("COMMIT")
-        except (sqlite3.Error, TypeError, ValueError, OverflowError) as e:
+        except sqlite3.OperationalError as e:  # a full disk, an I/O error, a lock
+            raise self._unavailable(e, "committing") from e
+        except sqlite3.Error as e:
             raise self._fail(e, "committing") from e
+        self._pending, self._pending_meta = [], {}
         self._wal_dirty = True
         if pending:
             self._turn = turn
@@ -235,7 +240,11 @@ class SqliteStore:
             self._unindexed_rows += sum(len(rows) for _, rows in pending)
             if len(self._unfolded) + self._unindexed_rows > self.fold_after:
                 self._index()
-                self._fold(len(self._unfolded) - self.fold_after + FOLD_CHUNK)
+                try:
+                    self._fold(len(self._unfolded) - self.fold_after + FOLD_CHUNK)
+                except StoreUnavailable:  # committed all the same: fold another time
+                    log.warning("folding the journal of %s failed; trying again later",
+                                self.path, exc_info=True)
 
     def compact(self, limit: int = FOLD_CHUNK) -> bool:
         """Fold up to `limit` tasks' committed changes into the task table, or when all
@@ -249,6 +258,8 @@ class SqliteStore:
         if self._wal_dirty:
             try:
                 self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.OperationalError as e:
+                raise self._unavailable(e, "checkpointing") from e
             except sqlite3.Error as e:
                 raise self._fail(e, "checkpointing") from e
             self._wal_dirty = False
@@ -390,6 +401,8 @@ class SqliteStore:
             conn.executemany(_UPDATE, updates)
             conn.execute("DELETE FROM journal WHERE turn < ?", (oldest_left,))
             conn.execute("COMMIT")
+        except sqlite3.OperationalError as e:
+            raise self._unavailable(e, "folding the journal") from e
         except sqlite3.Error as e:
             raise self._fail(e, "folding the journal") from e
         for task_id in ids:
@@ -414,6 +427,17 @@ class SqliteStore:
     def _check_open(self, what: str) -> None:
         if self._closed:
             raise StoreError(f"{what}: the store {self.path} is closed")
+
+    def _unavailable(self, e: Exception, what: str) -> StoreUnavailable:
+        """The error to raise when a retry may succeed: the transaction is rolled back,
+        what is pending is kept for the retry."""
+        try:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass  # SQLite rolls back by itself after a full disk or an I/O error
+        return StoreUnavailable(f"{what} failed on the store {self.path}: {e}; nothing "
+                                "was lost, it can be tried again")
 
     def _fail(self, e: Exception, what: str) -> StoreError:
         """The error to raise; what is pending is discarded first, so that a failed
