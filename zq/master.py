@@ -37,6 +37,7 @@ MAX_DRAIN = 2000  # messages handled per turn before the core dispatches and we 
 UPKEEP_QUIET = 0.1
 UPKEEP_CHUNK = 1000
 STORE_RETRY = 1.0  # seconds between commits tried while the store cannot write
+HELD_RETRY = 0.01  # seconds before messages held for a peer with a full queue are retried
 STORE_RETRY_NOTE = 10.0  # seconds between log lines about it
 
 
@@ -69,7 +70,7 @@ class Master:
             durable=self.store.durable, rand=random.random)
         self.sock: zmq.Socket | None = None
         self._stop = threading.Event()
-        self._unsent: list[tuple[bytes, m.Message]] = []
+        self._held: dict[bytes, list[m.Message]] = {}  # per peer whose queue was full
         self._store_upkeep = False  # the store may have deferred work for quiet turns
         self._auth: ThreadAuthenticator | None = None  # the ZAP handler, with keys
         self._refused_keys: set[str] = set()  # logged once each
@@ -135,7 +136,9 @@ class Master:
         deadline = core.next_deadline()
         if self._store_upkeep:
             deadline = min(deadline, self._last_busy + UPKEEP_QUIET)
-        timeout = 0 if self._unsent else max(0.0, min(deadline - time.monotonic(), 0.5))
+        if self._held:  # a peer's queue was full: look again soon, without spinning
+            deadline = min(deadline, time.monotonic() + HELD_RETRY)
+        timeout = max(0.0, min(deadline - time.monotonic(), 0.5))
         events = poller.poll(timeout * 1000)
         core.advance(time.monotonic(), time.time())
         if events:
@@ -246,21 +249,32 @@ class Master:
             raise
 
     def _send(self, messages: list[tuple[bytes, m.Message]]) -> None:
-        if self._unsent:
-            messages = self._unsent + messages
-            self._unsent = []
-        send = transport.send
-        sock = self.sock
-        for i, (rid, msg) in enumerate(messages):
-            try:
-                send(sock, Role.MASTER, msg, rid)  # type: ignore[arg-type]
-            except zmq.Again:  # the peer's queue is full: keep the rest for the next turn
-                self._unsent = messages[i:]
-                return
-            except zmq.ZMQError as e:
-                if e.errno != zmq.EHOSTUNREACH:
-                    raise
-                # The peer is gone. Workers are expired by liveness; clients WATCH again.
+        """Send in order per peer. A peer whose queue is full (it does not read) has its
+        messages held, in order, and tried again next turn; everyone else is served."""
+        held, self._held = self._held, {}
+        for rid, waiting in held.items():
+            for i, msg in enumerate(waiting):
+                if not self._send_one(rid, msg):
+                    self._held[rid] = waiting[i:]
+                    break
+        for rid, msg in messages:
+            waiting = self._held.get(rid)
+            if waiting is not None:
+                waiting.append(msg)
+            elif not self._send_one(rid, msg):
+                self._held[rid] = [msg]
+
+    def _send_one(self, rid: bytes, msg: m.Message) -> bool:
+        """False when the peer's queue is full; a peer that is gone counts as sent (workers
+        are expired by liveness; clients WATCH again when they come back)."""
+        try:
+            transport.send(self.sock, Role.MASTER, msg, rid)  # type: ignore[arg-type]
+        except zmq.Again:
+            return False
+        except zmq.ZMQError as e:
+            if e.errno != zmq.EHOSTUNREACH:
+                raise
+        return True
 
     # --- messages ------------------------------------------------------------------------
 
