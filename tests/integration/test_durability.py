@@ -357,3 +357,28 @@ def test_a_full_disk_holds_the_master_and_loses_nothing(cluster, small_disk):
         assert "the store commits again" in cluster.master.output()
         assert_one_result_each(client, before + during)
     assert cluster.master.alive()
+
+
+def test_a_frozen_worker_loses_its_task_and_its_late_result_is_not_recorded_twice(
+        cluster, tmp_path):
+    """SIGSTOP a worker mid-task for longer than the liveness window (a VM pause, a
+    long GC): the master gives the task to another worker. SIGCONT: the frozen one
+    finishes too, reconnects and reports; the task has exactly one recorded result."""
+    log, gate = tmp_path / "runs", tmp_path / "gate"
+    cluster.start_master(str(tmp_path / "zq.db"))
+    w1 = cluster.start_worker(APP, name="w1", pool="thread", concurrency=1)
+    with zq.Client(cluster.endpoint) as client:
+        future = client.submit(t.log_run, str(log), "frozen", 0.0, str(gate))
+        wait_until(lambda: runs(log)["frozen"] == 1, 20, what="w1 to start the task")
+        cluster.start_worker(APP, name="w2", pool="thread", concurrency=1)
+        w1.signal(signal.SIGSTOP)
+        try:
+            wait_until(lambda: cluster.workers() == {"w2"}, 20, what="the master to drop w1")
+            wait_until(lambda: runs(log)["frozen"] == 2, 20, what="w2 to run the task again")
+        finally:
+            w1.signal(signal.SIGCONT)
+        gate.touch()
+        assert future.result(timeout=30) == "frozen"
+        cluster.wait_workers({"w1", "w2"}, timeout=30)  # w1 is back by itself
+        assert_one_result_each(client, [future])
+    assert runs(log)["frozen"] == 2  # at-least-once: both ran, one result counts
