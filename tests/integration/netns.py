@@ -83,6 +83,14 @@ class Hosts:
     def set_link(self, k: int, up: bool) -> None:
         _ip("-n", self.master_ns, "link", "set", self.link_name(k), "up" if up else "down")
 
+    def drop_one_way(self, k: int, *, to_master: bool, on: bool = True) -> None:
+        """A one-way partition: a blackhole route makes worker host k's packets to the
+        master (to_master) or the master's packets to it vanish, while the other way
+        still works (TCP acknowledgements included: they go the cut way too)."""
+        ns, dest = ((self.worker_ns[k - 1], self.master_addr_for(k)) if to_master
+                    else (self.master_ns, f"10.231.{k}.2"))
+        _ip("-n", ns, "route", "add" if on else "del", "blackhole", f"{dest}/32")
+
     def __exit__(self, *exc: object) -> None:
         for ns in self._made:  # deleting a namespace deletes the veth ends inside it
             subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10)

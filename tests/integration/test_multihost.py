@@ -94,3 +94,22 @@ def test_with_keys_only_the_keyed_host_serves(hosts, tmp_path):
         assert all(p.alive() for p in c.procs)  # host2 still trying, never admitted
     finally:
         c.close()
+
+
+@pytest.mark.parametrize("to_master", [True, False], ids=["worker-to-master", "master-to-worker"])
+def test_one_way_partition_is_detected_and_healed(spread, hosts, to_master):
+    """Cut host1's traffic in one direction only. The master stops hearing host1, or
+    host1 stops hearing the master: either way the master drops host1 and host2 does
+    the work; once healed, host1 comes back by itself and takes work again."""
+    with zq.Client(spread.endpoint) as client:
+        assert client.submit(t.add, 1, 2).result(timeout=30) == 3
+        hosts.drop_one_way(1, to_master=to_master)
+        try:
+            wait_until(lambda: spread.workers() == {"host2"}, 20, "the master to drop host1")
+            futures = [client.submit(t.where_after, 0.05) for _ in range(4)]
+            assert len({f.result(timeout=30)["netns"] for f in futures}) == 1
+        finally:
+            hosts.drop_one_way(1, to_master=to_master, on=False)
+        spread.wait_workers({"host1", "host2"}, timeout=60)
+        futures = [client.submit(t.where_after, 0.3) for _ in range(6)]
+        assert len({f.result(timeout=30)["netns"] for f in futures}) == 2
