@@ -37,8 +37,8 @@ MAX_DRAIN = 2000  # messages handled per turn before the core dispatches and we 
 UPKEEP_QUIET = 0.1
 UPKEEP_CHUNK = 1000
 STORE_RETRY = 1.0  # seconds between commits tried while the store cannot write
-HELD_RETRY = 0.01  # seconds before messages held for a peer with a full queue are retried
 STORE_RETRY_NOTE = 10.0  # seconds between log lines about it
+HELD_RETRY = 0.01  # seconds before messages held for a peer with a full queue are retried
 
 
 def _tune_gc() -> None:
