@@ -275,7 +275,7 @@ class SqliteStore:
         try:
             records = _read_all(self._conn.execute(_SELECT))
         except (sqlite3.Error, ValueError, KeyError) as e:
-            raise self._fail(e, "loading the tasks") from e
+            raise self._read_failed(e, "loading the tasks") from e
         records.sort(key=_seq)  # stable: equal seqs keep insertion order
         return iter(records)
 
@@ -298,7 +298,7 @@ class SqliteStore:
                     row = (row[0], row[1], state, row[3], record)
             return _read_all([row])[0]
         except (sqlite3.Error, ValueError, KeyError) as e:
-            raise self._fail(e, "reading a task") from e
+            raise self._read_failed(e, "reading a task") from e
 
     def get_meta(self, key: str) -> Any:
         self._check_open(f"reading meta {key!r}")
@@ -308,7 +308,7 @@ class SqliteStore:
             row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
             return None if row is None else _unpack(row[0])
         except (sqlite3.Error, ValueError) as e:
-            raise self._fail(e, f"reading meta {key!r}") from e
+            raise self._read_failed(e, f"reading meta {key!r}") from e
 
     def close(self) -> None:
         """Discard what is not committed, fold the journal and close; closing twice is
@@ -427,6 +427,10 @@ class SqliteStore:
     def _check_open(self, what: str) -> None:
         if self._closed:
             raise StoreError(f"{what}: the store {self.path} is closed")
+
+    def _read_failed(self, e: Exception, what: str) -> StoreError:
+        """A read failed: nothing pending is touched (it is not the reader's to drop)."""
+        return StoreError(f"{what} failed on the store {self.path}: {e}")
 
     def _unavailable(self, e: Exception, what: str) -> StoreUnavailable:
         """The error to raise when a retry may succeed: the transaction is rolled back,
