@@ -29,7 +29,6 @@ from zmq.utils.monitor import parse_monitor_message
 
 from zq import registry, transport
 from zq.config import ClientConfig, MasterConfig
-from zq.security import load_peer_keys
 from zq.core import codec, serde
 from zq.core import messages as m
 from zq.core.client_core import ChunkOrder, ClientSession, Delivery, LinkAction
@@ -37,6 +36,7 @@ from zq.core.messages import Role, State
 from zq.errors import (
     ConfigError, ConnectionLost, ProtocolError, Rejected, SerializationError, ZqError,
 )
+from zq.security import load_peer_keys
 
 log = logging.getLogger(__name__)
 
