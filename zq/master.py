@@ -151,6 +151,8 @@ class Master:
         out = core.flush()
         self._commit(out)
         self._send(out.messages)
+        for level, text in out.notices:
+            log.log(logging.WARNING if level == "warning" else logging.INFO, text)
         if self._store_upkeep and core.now >= self._last_busy + UPKEEP_QUIET:
             with self._stop_on_store_failure():
                 try:

@@ -443,6 +443,28 @@ def test_silent_worker_is_dropped_and_its_tasks_run_elsewhere(h: Harness) -> Non
     assert h.sent_tasks() == [(W2, "t1", 2)]
 
 
+def test_workers_joining_leaving_and_going_silent_are_noticed_for_the_log(h: Harness) -> None:
+    h.hello(W1)
+    h.hello(W2)
+    h.submit("t1")
+    h.dispatch()
+    h.out()
+    assert [level for level, _ in h.last.notices] == ["info", "info"]
+    assert "worker w1 (host, pid 1) registered: thread pool of 2" in h.last.notices[0][1]
+    h.bye(W2)
+    h.out()
+    assert h.last.notices == [("info", "worker w2 (host, pid 1) said goodbye, handing back "
+                                       "0 task(s)")]
+    h.later(10)
+    h.tick()
+    h.out()
+    (level, text), = h.last.notices
+    assert level == "warning" and text.startswith("worker w1 (host, pid 1) silent for 10.0 s")
+    assert "its 1 task(s) will run again" in text
+    h.out()
+    assert h.last.notices == []
+
+
 def test_message_from_unknown_worker_gets_disconnect(h: Harness) -> None:
     h.results(W1, ("t1", 1, OK))
     h.credit(W2, 3)

@@ -72,6 +72,8 @@ class Flush:
     deletes: list[str] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)  # store.set_meta(key, value)
     messages: list[tuple[bytes, m.Message]] = field(default_factory=list)
+    # What an operator wants in the master's log: (level "info" or "warning", text).
+    notices: list[tuple[str, str]] = field(default_factory=list)
 
 
 class Scheduler:
@@ -112,6 +114,7 @@ class Scheduler:
         self._dirty: dict[str, TaskRecord] = {}
         self._inserted: set[str] = set()  # ids in _dirty first saved this turn
         self._deleted: list[str] = []
+        self._notices: list[tuple[str, str]] = []
 
     # --- time and output -----------------------------------------------------------
 
@@ -151,8 +154,10 @@ class Scheduler:
         else:
             saves = [t for tid, t in self._dirty.items() if tid in new]
             updates = [t for tid, t in self._dirty.items() if tid not in new]
-        out = Flush(saves=saves, updates=updates, deletes=self._deleted, meta=self._meta)
+        out = Flush(saves=saves, updates=updates, deletes=self._deleted, meta=self._meta,
+                    notices=self._notices)
         self._dirty, self._inserted, self._deleted, self._meta = {}, set(), [], {}
+        self._notices = []
         for rid, per in self._out.items():
             w = self.workers.get(rid)
             if w is not None:
@@ -449,6 +454,11 @@ class Scheduler:
         w = WorkerInfo(rid, hello, self.now)
         w.ready_queues = [q for name, q in self.queues.items() if name in w.queues]
         self.workers[rid] = w
+        self._notices.append(("info", (
+            f"worker {w.name} ({w.host}, pid {w.pid}) {'re-' if old else ''}registered: "
+            f"{w.pool} pool of {w.concurrency}, credit {w.credit}, queues "
+            f"{','.join(w.queues)}" + (f", still running {len(hello.running)}"
+                                       if hello.running else ""))))
         if old is not None:  # the same connection registers again: keep what it still runs
             for tid in list(old.leased):
                 if tid not in hello.running:
@@ -497,6 +507,8 @@ class Scheduler:
         self._hand_back(w, msg.returned)
 
     def on_bye(self, w: WorkerInfo, msg: m.Bye) -> None:
+        self._notices.append(("info", f"worker {w.name} ({w.host}, pid {w.pid}) said "
+                                      f"goodbye, handing back {len(msg.returned)} task(s)"))
         self._hand_back(w, msg.returned)
         self._drop_worker(w)
 
@@ -738,6 +750,10 @@ class Scheduler:
         window = self.interval * self.liveness
         for w in list(self.workers.values()):
             if now - w.last_seen > window:
+                self._notices.append(("warning", (
+                    f"worker {w.name} ({w.host}, pid {w.pid}) silent for "
+                    f"{now - w.last_seen:.1f} s: dropped; its {len(w.leased)} task(s) "
+                    "will run again")))
                 self._drop_worker(w)
             elif now - w.last_sent >= self.interval:
                 self._push(w.rid, Cmd.HEARTBEAT, None)
