@@ -126,6 +126,18 @@ def log_run(path, tag, seconds=0.0, gate=None):
     return tag
 
 
+def spin_then_log(path, tag, seconds):
+    """Burn CPU in pure Python for `seconds` (holding the GIL as much as Python code
+    does), then append `tag pid` to path and return tag."""
+    deadline = time.monotonic() + seconds
+    n = 0
+    while time.monotonic() < deadline:
+        n += sum(i * i for i in range(1000))
+    with open(path, "a") as f:
+        f.write(f"{tag} {os.getpid()}\n")
+    return tag
+
+
 async def async_countdown(n):
     for i in range(n, 0, -1):
         yield i

@@ -382,3 +382,21 @@ def test_a_frozen_worker_loses_its_task_and_its_late_result_is_not_recorded_twic
         cluster.wait_workers({"w1", "w2"}, timeout=30)  # w1 is back by itself
         assert_one_result_each(client, [future])
     assert runs(log)["frozen"] == 2  # at-least-once: both ran, one result counts
+
+
+@pytest.mark.parametrize("pool", ["thread", "process", "async"])
+def test_a_long_cpu_bound_task_is_no_false_death(cluster, tmp_path, pool):
+    """A task that burns CPU in pure Python for three liveness windows: its worker keeps
+    heartbeating, so it is never dropped and the task runs once, on one worker."""
+    log = tmp_path / "runs"
+    cluster.start_master()
+    for name in ("w1", "w2"):
+        cluster.start_worker(APP, name=name, pool=pool, concurrency=1,
+                             extra=("--prefetch", "0"))
+    window = cluster.heartbeat * cluster.liveness
+    with zq.Client(cluster.endpoint) as client:
+        assert client.submit(t.spin_then_log, str(log), "spin", 3 * window).result(
+            timeout=60) == "spin"
+    assert runs(log)["spin"] == 1
+    assert "silent for" not in cluster.master.output()
+    assert cluster.workers() == {"w1", "w2"}
