@@ -69,11 +69,13 @@ class Proc:
     """One zq process with its output in a log file."""
 
     def __init__(self, args: list[str], log: Path, prefix: list[str] | None = None,
-                 env: dict | None = None) -> None:
+                 env: dict | None = None, program: list[str] | None = None) -> None:
+        """program: what runs with args; `python -m zq` unless given."""
         self.args, self.log = args, log
         self._out = open(log, "ab")
         full_env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", **(env or {}))
-        self.popen = subprocess.Popen((prefix or []) + [sys.executable, "-m", "zq", *args],
+        program = program or [sys.executable, "-m", "zq"]
+        self.popen = subprocess.Popen((prefix or []) + program + list(args),
                                       stdout=self._out, stderr=subprocess.STDOUT, cwd=ROOT,
                                       env=full_env, start_new_session=True)
 

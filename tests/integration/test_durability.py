@@ -12,6 +12,7 @@ from __future__ import annotations
 import signal
 import sqlite3
 import subprocess
+import sys
 import time
 from pathlib import Path
 from collections import Counter
@@ -20,7 +21,7 @@ import pytest
 
 import zq
 from tests.apps import e2e_tasks as t
-from tests.integration.harness import wait_until
+from tests.integration.harness import ROOT, Proc, wait_until
 from zq.core.messages import State
 
 APP = "tests.apps.e2e_tasks"
@@ -400,3 +401,24 @@ def test_a_long_cpu_bound_task_is_no_false_death(cluster, tmp_path, pool):
     assert runs(log)["spin"] == 1
     assert "silent for" not in cluster.master.output()
     assert cluster.workers() == {"w1", "w2"}
+
+
+def test_a_master_restarted_under_200_workers_has_them_all_back(cluster, tmp_path):
+    """A reconnect storm: kill -9 the master while 200 workers (light fake ones, one
+    process) are connected, restart it on the same store: every worker re-registers by
+    itself, with backoff, and a map of tasks runs across them."""
+    store = str(tmp_path / "zq.db")
+    cluster.start_master(store)
+    fakes = Proc(["--connect", cluster.endpoint, "--count", "200", "--credit", "10",
+                  "--heartbeat", str(cluster.heartbeat)], tmp_path / "fakes.log",
+                 program=[sys.executable, str(ROOT / "bench" / "fake_worker.py")])
+    cluster.procs.append(fakes)
+    wait_until(lambda: len((cluster.status() or {}).get("workers", ())) == 200, 60,
+               what="200 workers to register")
+    cluster.master.kill()
+    cluster.start_master(store)
+    wait_until(lambda: len((cluster.status() or {}).get("workers", ())) == 200, 60,
+               what="all 200 workers back after the restart")
+    with zq.Client(cluster.endpoint) as client:  # fake workers answer None to anything
+        assert list(client.map(t.add, range(2000), range(2000))) == [None] * 2000
+    assert fakes.alive()
