@@ -119,6 +119,9 @@ def configure_peer_socket(sock: zmq.Socket, keys: PeerKeys) -> None:
 
 
 def _load(path: str, *, need_secret: bool) -> tuple[bytes, bytes | None]:
+    if not zmq.has("curve"):
+        raise ConfigError("keys need CurveZMQ, which this libzmq was built without: "
+                          "install pyzmq's own wheels (pip install --force-reinstall pyzmq)")
     try:
         public, secret = zmq.auth.load_certificate(path)
     except (OSError, ValueError) as e:
