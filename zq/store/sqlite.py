@@ -379,10 +379,9 @@ class SqliteStore:
         unfolded = self._unfolded
         if not unfolded or limit <= 0:
             return
-        ids = list(islice(unfolded, limit))
+        taken = list(islice(unfolded.items(), limit))
         upserts, updates, deletes = [], [], []
-        for task_id in ids:
-            _, save, update = unfolded[task_id]
+        for task_id, (_, save, update) in taken:
             if save is _GONE:
                 deletes.append((task_id,))
             elif save is None:
@@ -391,8 +390,8 @@ class SqliteStore:
                 upserts.append(_sql_insert(save, update))
         # Journal rows older than the oldest change still unfolded are all in the table.
         oldest_left = self._turn + 1
-        if len(ids) < len(unfolded):
-            oldest_left = unfolded[next(islice(unfolded, len(ids), None))][0]
+        if len(taken) < len(unfolded):
+            oldest_left = unfolded[next(islice(unfolded, len(taken), None))][0]
         conn = self._conn
         try:
             conn.execute("BEGIN")
@@ -405,7 +404,7 @@ class SqliteStore:
             raise self._unavailable(e, "folding the journal") from e
         except sqlite3.Error as e:
             raise self._fail(e, "folding the journal") from e
-        for task_id in ids:
+        for task_id, _ in taken:
             del unfolded[task_id]
 
     def _recover(self) -> None:
