@@ -83,6 +83,10 @@ class Hosts:
     def set_link(self, k: int, up: bool) -> None:
         _ip("-n", self.master_ns, "link", "set", self.link_name(k), "up" if up else "down")
 
+    def drop_to_test(self, on: bool = True) -> None:
+        """Make the master host's packets to this test process (its client) vanish."""
+        _ip("-n", self.master_ns, "route", "add" if on else "del", "blackhole", "10.231.0.1/32")
+
     def drop_one_way(self, k: int, *, to_master: bool, on: bool = True) -> None:
         """A one-way partition: a blackhole route makes worker host k's packets to the
         master (to_master) or the master's packets to it vanish, while the other way

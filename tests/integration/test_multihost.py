@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 
 import pytest
 
 import zq
 from tests.apps import e2e_tasks as t
-from tests.integration.harness import Cluster, wait_until
+from tests.integration.harness import ROOT, Cluster, wait_until
 from tests.integration.netns import Hosts, unavailable_reason
 from zq.security import create_keys, load_peer_keys
 
@@ -113,3 +116,31 @@ def test_one_way_partition_is_detected_and_healed(spread, hosts, to_master):
         spread.wait_workers({"host1", "host2"}, timeout=60)
         futures = [client.submit(t.where_after, 0.3) for _ in range(6)]
         assert len({f.result(timeout=30)["netns"] for f in futures}) == 2
+
+
+def test_results_made_while_the_client_cannot_hear_reach_it_after(spread, hosts):
+    """The master's packets to the client vanish (its submissions still arrive): the
+    tasks run and finish meanwhile; once the way back heals, every future resolves with
+    its own value, and the master records one result per task."""
+    def master_status() -> dict:
+        """Asked from inside the master's host, which the cut does not touch."""
+        done = subprocess.run(
+            [*hosts.exec_prefix(hosts.master_ns), sys.executable, "-m", "zq", "status",
+             "--json", "--connect", f"tcp://127.0.0.1:{spread.port}"],
+            capture_output=True, text=True, timeout=30, cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)})
+        return json.loads(done.stdout) if done.returncode == 0 else {}
+
+    with zq.Client(spread.endpoint) as client:
+        assert client.submit(t.add, 0, 0).result(timeout=30) == 0
+        hosts.drop_to_test()
+        try:
+            futures = [client.submit(t.add, i, 100) for i in range(20)]
+            wait_until(lambda: master_status().get("counts", {}).get("succeeded") == 21, 30,
+                       what="the 20 tasks to finish while the client cannot hear")
+            assert not any(f.done() for f in futures)
+        finally:
+            hosts.drop_to_test(on=False)
+        assert [f.result(timeout=60) for f in futures] == [i + 100 for i in range(20)]
+        ids = [row["id"] for row in client.tasks(state="succeeded", limit=100)]
+        assert len(ids) == len(set(ids)) == 21
