@@ -16,6 +16,7 @@ import msgpack
 import pytest
 
 from tests.store.stores import drop
+from zq.store import sqlite as sqlite_store
 from zq.core.messages import State
 from zq.core.tasks import TaskRecord
 from zq.errors import ConfigError, StoreError, StoreUnavailable, ZqError
@@ -318,4 +319,30 @@ def test_a_commit_the_store_cannot_write_now_keeps_everything_for_a_retry(
     loaded = {r.id: r for r in again.load()}
     assert sorted(loaded) == ["before", "during"] and loaded["before"].result == b"r"
     assert again.get_meta("epoch") == 2
+    again.close()
+
+
+def test_a_turn_too_large_for_one_journal_row_takes_several_in_order(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many large payloads in one turn: the journal splits the turn (SQLite refuses
+    blobs over 1 GB), keeps the changes' order across the rows, and a crash before
+    any fold loses none of them."""
+    monkeypatch.setattr(sqlite_store, "JOURNAL_ROW_MAX", 2000)
+    path = tmp_path / "zq.db"
+    store = SqliteStore(path)
+    big = [TaskRecord(f"t{i}", "app:f", bytes([i]) * 300, seq=i) for i in range(20)]
+    store.save(big)
+    store.delete(["t3"])
+    store.save([TaskRecord("t3", "app:f", b"again", seq=3)])  # after its delete: kept
+    store.update([TaskRecord("t5", "app:f", b"", seq=5, state=State.SUCCEEDED, result=b"r")])
+    store.commit()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT count(*) FROM journal").fetchone()[0] > 3
+    db.close()
+    drop(store)
+    again = SqliteStore(path)
+    loaded = {r.id: r for r in again.load()}
+    assert sorted(loaded, key=lambda i: int(i[1:])) == [f"t{i}" for i in range(20)]
+    assert loaded["t3"].payload == b"again" and loaded["t7"].payload == bytes([7]) * 300
+    assert (loaded["t5"].state, loaded["t5"].result) == (State.SUCCEEDED, b"r")
     again.close()

@@ -52,6 +52,7 @@ SYNC_LEVELS = {"normal": "NORMAL", "full": "FULL"}
 FOLD_AFTER = 200_000  # unfolded changes kept at most (memory, and the work of an open)
 FOLD_CHUNK = 1_000  # tasks folded per compact() by default: ~10 ms of SQLite
 WAL_PAGES = 16_384  # WAL pages (4 KiB) before SQLite checkpoints by itself
+JOURNAL_ROW_MAX = 256 * 2**20  # bytes of one journal row; a larger turn takes several
 
 # DDL next to the code that reads it, as Huey's SqliteStorage keeps it. Rows are read
 # in rowid order (first-insert order, which upserts keep) and sorted by seq in Python:
@@ -215,16 +216,16 @@ class SqliteStore:
         pending, meta = self._pending, self._pending_meta
         if not (pending or meta):
             return
-        turn = self._turn + 1
         conn = self._conn
         try:
-            blob = _pack(pending) if pending else None
+            parts = _journal_parts(pending) if pending else []
         except (TypeError, ValueError, OverflowError) as e:
             raise self._fail(e, "committing") from e
+        turns = range(self._turn + 1, self._turn + 1 + len(parts))
         try:
             conn.execute("BEGIN")
-            if blob is not None:
-                conn.execute("INSERT INTO journal (turn, changes) VALUES (?, ?)", (turn, blob))
+            conn.executemany("INSERT INTO journal (turn, changes) VALUES (?, ?)",
+                             [(turn, blob) for turn, (_, blob) in zip(turns, parts)])
             if meta:
                 conn.executemany(_SET_META, meta.items())
             conn.execute("COMMIT")
@@ -234,9 +235,9 @@ class SqliteStore:
             raise self._fail(e, "committing") from e
         self._pending, self._pending_meta = [], {}
         self._wal_dirty = True
-        if pending:
-            self._turn = turn
-            self._unindexed.append((turn, pending))
+        if parts:
+            self._turn = turns[-1]
+            self._unindexed += [(turn, changes) for turn, (changes, _) in zip(turns, parts)]
             self._unindexed_rows += sum(len(rows) for _, rows in pending)
             if len(self._unfolded) + self._unindexed_rows > self.fold_after:
                 self._index()
@@ -457,6 +458,31 @@ class SqliteStore:
         except sqlite3.Error:
             note += "; rolling back failed too"
         return StoreError(f"{what} failed on the store {self.path}: {e}{note}")
+
+
+def _journal_parts(changes: list[tuple[int, list]]) -> list[tuple[list, bytes]]:
+    """The turn's changes as journal rows of at most JOURNAL_ROW_MAX bytes each (unless a
+    single change is larger), in order: (changes, packed). One row is the usual case; a
+    turn of many large payloads is split so no row nears SQLite's 1 GB blob limit."""
+    blob = _pack(changes)
+    if len(blob) <= JOURNAL_ROW_MAX:
+        return [(changes, blob)]
+    flat = [(op, item) for op, items in changes for item in items]
+    if len(flat) == 1:
+        return [(changes, blob)]
+    half = len(flat) // 2
+    return _journal_parts(_regroup(flat[:half])) + _journal_parts(_regroup(flat[half:]))
+
+
+def _regroup(flat: list[tuple[int, Any]]) -> list[tuple[int, list]]:
+    """(op, item) pairs back into (op, items) runs, keeping their order."""
+    out: list[tuple[int, list]] = []
+    for op, item in flat:
+        if out and out[-1][0] == op:
+            out[-1][1].append(item)
+        else:
+            out.append((op, [item]))
+    return out
 
 
 def _task_id(task_id: Any) -> str:
