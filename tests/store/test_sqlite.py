@@ -346,3 +346,26 @@ def test_a_turn_too_large_for_one_journal_row_takes_several_in_order(
     assert loaded["t3"].payload == b"again" and loaded["t7"].payload == bytes([7]) * 300
     assert (loaded["t5"].state, loaded["t5"].result) == (State.SUCCEEDED, b"r")
     again.close()
+
+
+def test_large_payloads_are_folded_early_so_memory_lets_go_of_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past FOLD_BYTES of journal the commit folds everything, however few the
+    changes: the in-memory index would otherwise hold every large payload."""
+    monkeypatch.setattr(sqlite_store, "FOLD_BYTES", 50_000)
+    path = tmp_path / "zq.db"
+    store = SqliteStore(path)
+    for i in range(5):
+        store.save([TaskRecord(f"t{i}", "app:f", bytes(8000), seq=i)])
+        store.commit()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT count(*) FROM journal").fetchone()[0] == 5  # 40 kB
+    db.close()
+    for i in range(5, 8):
+        store.save([TaskRecord(f"t{i}", "app:f", bytes(8000), seq=i)])
+        store.commit()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT count(*) FROM task").fetchone()[0] >= 7  # folded once
+    db.close()
+    assert len(store._unfolded) <= 1
+    store.close()

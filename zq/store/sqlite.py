@@ -51,6 +51,7 @@ SCHEMA_KEY = "zq.schema"  # meta keys starting with "zq." belong to the store it
 SYNC_LEVELS = {"normal": "NORMAL", "full": "FULL"}
 FOLD_AFTER = 200_000  # unfolded changes kept at most (memory, and the work of an open)
 FOLD_CHUNK = 1_000  # tasks folded per compact() by default: ~10 ms of SQLite
+FOLD_BYTES = 256 * 2**20  # journal bytes (large payloads) that make a commit fold it all
 WAL_PAGES = 16_384  # WAL pages (4 KiB) before SQLite checkpoints by itself
 JOURNAL_ROW_MAX = 256 * 2**20  # bytes of one journal row; a larger turn takes several
 
@@ -176,6 +177,7 @@ class SqliteStore:
         # latest update row or None]; insertion order is oldest-change order.
         self._unfolded: dict[str, list] = {}
         self._turn = 0  # of the last commit
+        self._journal_bytes = 0  # committed to the journal since it was last all folded
         self._wal_dirty = True  # the WAL may hold commits not checkpointed yet
         self._conn = _connect(self.path, timeout)
         try:
@@ -239,10 +241,13 @@ class SqliteStore:
             self._turn = turns[-1]
             self._unindexed += [(turn, changes) for turn, (changes, _) in zip(turns, parts)]
             self._unindexed_rows += sum(len(rows) for _, rows in pending)
-            if len(self._unfolded) + self._unindexed_rows > self.fold_after:
+            self._journal_bytes += sum(len(blob) for _, blob in parts)
+            too_many = len(self._unfolded) + self._unindexed_rows - self.fold_after
+            if too_many > 0 or self._journal_bytes > FOLD_BYTES:
                 self._index()
-                try:
-                    self._fold(len(self._unfolded) - self.fold_after + FOLD_CHUNK)
+                try:  # large payloads: fold it all, so the index lets go of them
+                    self._fold(len(self._unfolded) if self._journal_bytes > FOLD_BYTES
+                               else len(self._unfolded) - self.fold_after + FOLD_CHUNK)
                 except StoreUnavailable:  # committed all the same: fold another time
                     log.warning("folding the journal of %s failed; trying again later",
                                 self.path, exc_info=True)
@@ -407,6 +412,8 @@ class SqliteStore:
             raise self._fail(e, "folding the journal") from e
         for task_id, _ in taken:
             del unfolded[task_id]
+        if not unfolded:
+            self._journal_bytes = 0
 
     def _recover(self) -> None:
         """Fold what a crash left in the journal (all of it was committed)."""
