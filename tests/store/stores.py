@@ -23,6 +23,9 @@ STORES: dict[str, Callable[[Path], Store]] = {
     "sqlite-full": lambda path: SqliteStore(path, sync="full"),
     # Folds its journal after every commit with more than 2 unfolded tasks.
     "sqlite-fold-2": lambda path: SqliteStore(path, fold_after=2),
+    # Turns with a payload or result of 150 bytes or more go straight into the task
+    # table (as turns with large payloads do), the others into the journal: both mix.
+    "sqlite-direct": lambda path: SqliteStore(path, direct_bytes=150),
 }
 
 def drop(store: Store) -> None:

@@ -218,7 +218,7 @@ def records(draw: st.DrawFn, ids: st.SearchStrategy[str] = any_id) -> TaskRecord
 
 
 # The sync level changes no logic: the properties run once per store class.
-PROPERTY_KINDS = ["memory", "sqlite", "sqlite-fold-2"]
+PROPERTY_KINDS = ["memory", "sqlite", "sqlite-fold-2", "sqlite-direct"]
 
 
 @pytest.mark.parametrize("kind", [k for k in PROPERTY_KINDS if k != "memory"])

@@ -348,24 +348,49 @@ def test_a_turn_too_large_for_one_journal_row_takes_several_in_order(
     again.close()
 
 
-def test_large_payloads_are_folded_early_so_memory_lets_go_of_them(
+def test_past_fold_bytes_of_journal_a_commit_folds_it_all(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Past FOLD_BYTES of journal the commit folds everything, however few the
-    changes: the in-memory index would otherwise hold every large payload."""
-    monkeypatch.setattr(sqlite_store, "FOLD_BYTES", 50_000)
+    """However few the changes: the in-memory index would otherwise keep every payload
+    of the journal alive."""
+    monkeypatch.setattr(sqlite_store, "FOLD_BYTES", 10_000)
     path = tmp_path / "zq.db"
     store = SqliteStore(path)
-    for i in range(5):
-        store.save([TaskRecord(f"t{i}", "app:f", bytes(8000), seq=i)])
+
+    def counts() -> tuple[int, int]:
+        with sqlite3.connect(path) as db:
+            found = (db.execute("SELECT count(*) FROM journal").fetchone()[0],
+                     db.execute("SELECT count(*) FROM task").fetchone()[0])
+        db.close()
+        return found
+
+    for i in range(4):  # 3 kB each: journaled (under DIRECT_BYTES per change)
+        store.save([TaskRecord(f"t{i}", "app:f", bytes(3000), seq=i)])
         store.commit()
-    with sqlite3.connect(path) as db:
-        assert db.execute("SELECT count(*) FROM journal").fetchone()[0] == 5  # 40 kB
-    db.close()
-    for i in range(5, 8):
-        store.save([TaskRecord(f"t{i}", "app:f", bytes(8000), seq=i)])
-        store.commit()
-    with sqlite3.connect(path) as db:
-        assert db.execute("SELECT count(*) FROM task").fetchone()[0] >= 7  # folded once
-    db.close()
-    assert len(store._unfolded) <= 1
+        assert counts() == ((i + 1, 0) if i < 3 else (0, 4))
     store.close()
+
+
+def test_large_payloads_are_written_once_straight_into_the_task_table(
+        tmp_path: Path) -> None:
+    """A turn of large payloads skips the journal (which would write the bytes twice),
+    after folding what was unfolded, and keeps the turn's order."""
+    path = tmp_path / "zq.db"
+    store = SqliteStore(path)
+    store.save([task("small", 1)])
+    store.commit()  # journaled, not folded
+    big = bytes(100_000)
+    store.save([TaskRecord("big", "app:f", big, seq=2)])
+    store.delete(["big"])
+    store.save([TaskRecord("big", "app:f", big + b"!", seq=2)])
+    store.update([task("small", 1, state=State.SUCCEEDED, result=b"r")])
+    store.commit()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT count(*) FROM journal").fetchone()[0] == 0
+        assert db.execute("SELECT count(*) FROM task").fetchone()[0] == 2
+    db.close()
+    drop(store)
+    again = SqliteStore(path)
+    loaded = {r.id: r for r in again.load()}
+    assert loaded["big"].payload == big + b"!"
+    assert (loaded["small"].state, loaded["small"].result) == (State.SUCCEEDED, b"r")
+    again.close()

@@ -34,7 +34,7 @@ import logging
 import os
 import sqlite3
 from itertools import islice
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -52,6 +52,10 @@ SYNC_LEVELS = {"normal": "NORMAL", "full": "FULL"}
 FOLD_AFTER = 200_000  # unfolded changes kept at most (memory, and the work of an open)
 FOLD_CHUNK = 1_000  # tasks folded per compact() by default: ~10 ms of SQLite
 FOLD_BYTES = 256 * 2**20  # journal bytes (large payloads) that make a commit fold it all
+# A turn with a payload or result this large is written straight into the task table,
+# one row per change: journaled, its bytes would be written twice (and the unfolded
+# index would hold them). 64 KiB, where the codec sends payloads as frames of their own.
+DIRECT_BYTES = 64 * 1024
 WAL_PAGES = 16_384  # WAL pages (4 KiB) before SQLite checkpoints by itself
 JOURNAL_ROW_MAX = 256 * 2**20  # bytes of one journal row; a larger turn takes several
 
@@ -95,6 +99,10 @@ SAVE, UPDATE, DELETE = 0, 1, 2
 _GONE = ()  # in _unfolded: the task was deleted
 _SAVE_FIELDS = ("id", "seq", "state", "payload", *RECORD_FIELDS)
 _UPDATE_FIELDS = ("id", "state", *RECORD_FIELDS)
+# The bytes of a row that may be large: a save's payload (a new task has no result
+# yet), an update's result.
+_LARGE_FIELD = {SAVE: itemgetter(_SAVE_FIELDS.index("payload")),
+                UPDATE: itemgetter(_UPDATE_FIELDS.index("result"))}
 
 _seq = attrgetter("seq")
 _pack = msgpack.Packer(use_bin_type=True).pack
@@ -160,15 +168,18 @@ class SqliteStore:
     durable = True
 
     def __init__(self, path: str | os.PathLike[str], *, sync: str = "normal",
-                 timeout: float = 5.0, fold_after: int = FOLD_AFTER) -> None:
+                 timeout: float = 5.0, fold_after: int = FOLD_AFTER,
+                 direct_bytes: int = DIRECT_BYTES) -> None:
         if sync not in SYNC_LEVELS:
             raise ConfigError(f"store sync must be one of {sorted(SYNC_LEVELS)}, not {sync!r}")
         self.path = Path(path).expanduser()
         self.sync = sync
         self.fold_after = fold_after
+        self.direct_bytes = direct_bytes
         self._closed = False
         self._pending: list[tuple[int, list]] = []  # this turn's (op, items), in call order
         self._pending_meta: dict[str, bytes] = {}
+        self._pending_large = False  # a pending change carries a payload or result that large
         # Committed turns not indexed yet: indexing waits for a fold or a get(), so a
         # burst pays one list append per commit.
         self._unindexed: list[tuple[int, list]] = []
@@ -212,36 +223,37 @@ class SqliteStore:
             raise self._fail(e, f"setting meta {key!r}") from e
 
     def commit(self) -> None:
-        """One journal row for the turn's task changes, the meta values, one transaction;
-        then a fold if too many tasks wait for one."""
+        """Everything pending in one transaction: the task changes as journal rows (one
+        per turn, as a rule), or written straight into the task table when they carry
+        large payloads (journaling them would write the bytes twice); then a fold if
+        too much waits for one."""
         self._check_open("committing")
         pending, meta = self._pending, self._pending_meta
         if not (pending or meta):
             return
-        conn = self._conn
         try:
             parts = _journal_parts(pending) if pending else []
         except (TypeError, ValueError, OverflowError) as e:
             raise self._fail(e, "committing") from e
-        turns = range(self._turn + 1, self._turn + 1 + len(parts))
-        try:
-            conn.execute("BEGIN")
-            conn.executemany("INSERT INTO journal (turn, changes) VALUES (?, ?)",
-                             [(turn, blob) for turn, (_, blob) in zip(turns, parts)])
-            if meta:
-                conn.executemany(_SET_META, meta.items())
-            conn.execute("COMMIT")
-        except sqlite3.OperationalError as e:  # a full disk, an I/O error, a lock
-            raise self._unavailable(e, "committing") from e
-        except sqlite3.Error as e:
-            raise self._fail(e, "committing") from e
-        self._pending, self._pending_meta = [], {}
+        changes = sum(len(items) for _, items in pending)
+        size = sum(len(blob) for _, blob in parts)
+        if self._pending_large:
+            self._index()
+            taken = list(self._unfolded.items())
+            self._in_transaction(lambda: self._write_directly(taken, pending, meta),
+                                 "committing")
+            self._forget(taken)
+            parts = []
+        else:
+            turns = range(self._turn + 1, self._turn + 1 + len(parts))
+            self._in_transaction(lambda: self._write_journal(turns, parts, meta), "committing")
+        self._pending, self._pending_meta, self._pending_large = [], {}, False
         self._wal_dirty = True
         if parts:
             self._turn = turns[-1]
-            self._unindexed += [(turn, changes) for turn, (changes, _) in zip(turns, parts)]
-            self._unindexed_rows += sum(len(rows) for _, rows in pending)
-            self._journal_bytes += sum(len(blob) for _, blob in parts)
+            self._unindexed += [(turn, items) for turn, (items, _) in zip(turns, parts)]
+            self._unindexed_rows += changes
+            self._journal_bytes += size
             too_many = len(self._unfolded) + self._unindexed_rows - self.fold_after
             if too_many > 0 or self._journal_bytes > FOLD_BYTES:
                 self._index()
@@ -251,6 +263,39 @@ class SqliteStore:
                 except StoreUnavailable:  # committed all the same: fold another time
                     log.warning("folding the journal of %s failed; trying again later",
                                 self.path, exc_info=True)
+
+    def _write_journal(self, turns: range, parts: list[tuple[list, bytes]],
+                       meta: dict[str, bytes]) -> None:
+        self._conn.executemany("INSERT INTO journal (turn, changes) VALUES (?, ?)",
+                               [(turn, blob) for turn, (_, blob) in zip(turns, parts)])
+        self._conn.executemany(_SET_META, meta.items())
+
+    def _write_directly(self, unfolded: list[tuple[str, list]],
+                        pending: list[tuple[int, list]], meta: dict[str, bytes]) -> None:
+        """The changes as task rows, in call order, after all that is unfolded (so that
+        no older change is folded over them later)."""
+        if unfolded:
+            self._write_fold(unfolded)
+        conn = self._conn
+        for op, items in pending:
+            if op == SAVE:
+                conn.executemany(_UPSERT, [_sql_insert(row, None) for row in items])
+            elif op == UPDATE:
+                conn.executemany(_UPDATE, [_sql_update(row) for row in items])
+            else:
+                conn.executemany(_DELETE, [(task_id,) for task_id in items])
+        conn.executemany(_SET_META, meta.items())
+
+    def _in_transaction(self, write: Any, what: str) -> None:
+        conn = self._conn
+        try:
+            conn.execute("BEGIN")
+            write()
+            conn.execute("COMMIT")
+        except sqlite3.OperationalError as e:  # a full disk, an I/O error, a lock
+            raise self._unavailable(e, what) from e
+        except sqlite3.Error as e:
+            raise self._fail(e, what) from e
 
     def compact(self, limit: int = FOLD_CHUNK) -> bool:
         """Fold up to `limit` tasks' committed changes into the task table, or when all
@@ -343,8 +388,12 @@ class SqliteStore:
             rows = list(map(check, items))
         except (TypeError, ValueError, OverflowError) as e:
             raise self._fail(e, what) from e
-        if rows:
-            self._pending.append((op, rows))
+        if not rows:
+            return
+        self._pending.append((op, rows))
+        if op != DELETE and not self._pending_large:  # in C: this runs for every task
+            sizes = map(len, filter(None, map(_LARGE_FIELD[op], rows)))
+            self._pending_large = max(sizes, default=0) >= self.direct_bytes
 
     def _index(self) -> None:
         for turn, changes in self._unindexed:
@@ -382,10 +431,13 @@ class SqliteStore:
         """Write the oldest `limit` unfolded tasks into the task table, and delete the
         journal rows no unfolded change is left in, in one transaction. Call _index()
         first."""
-        unfolded = self._unfolded
-        if not unfolded or limit <= 0:
+        if not self._unfolded or limit <= 0:
             return
-        taken = list(islice(unfolded.items(), limit))
+        taken = list(islice(self._unfolded.items(), limit))
+        self._in_transaction(lambda: self._write_fold(taken), "folding the journal")
+        self._forget(taken)
+
+    def _write_fold(self, taken: list[tuple[str, list]]) -> None:
         upserts, updates, deletes = [], [], []
         for task_id, (_, save, update) in taken:
             if save is _GONE:
@@ -395,21 +447,19 @@ class SqliteStore:
             else:
                 upserts.append(_sql_insert(save, update))
         # Journal rows older than the oldest change still unfolded are all in the table.
+        unfolded = self._unfolded
         oldest_left = self._turn + 1
         if len(taken) < len(unfolded):
             oldest_left = unfolded[next(islice(unfolded, len(taken), None))][0]
         conn = self._conn
-        try:
-            conn.execute("BEGIN")
-            conn.executemany(_DELETE, deletes)
-            conn.executemany(_UPSERT, upserts)
-            conn.executemany(_UPDATE, updates)
-            conn.execute("DELETE FROM journal WHERE turn < ?", (oldest_left,))
-            conn.execute("COMMIT")
-        except sqlite3.OperationalError as e:
-            raise self._unavailable(e, "folding the journal") from e
-        except sqlite3.Error as e:
-            raise self._fail(e, "folding the journal") from e
+        conn.executemany(_DELETE, deletes)
+        conn.executemany(_UPSERT, upserts)
+        conn.executemany(_UPDATE, updates)
+        conn.execute("DELETE FROM journal WHERE turn < ?", (oldest_left,))
+
+    def _forget(self, taken: list[tuple[str, list]]) -> None:
+        """Folded: out of the index (and so out of memory)."""
+        unfolded = self._unfolded
         for task_id, _ in taken:
             del unfolded[task_id]
         if not unfolded:
@@ -457,7 +507,7 @@ class SqliteStore:
             return StoreError(f"{what}: the store {self.path} is closed")
         note = ""
         if self._pending or self._pending_meta:
-            self._pending, self._pending_meta = [], {}
+            self._pending, self._pending_meta, self._pending_large = [], {}, False
             note = "; the uncommitted changes were discarded"
         try:
             if self._conn.in_transaction:
