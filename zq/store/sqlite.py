@@ -5,12 +5,13 @@ Journal, then fold. A commit writes the turn's changes as ONE row of the `journa
 loop turn instead of one per task change, which is what makes the durable path cheap
 (bench/README.md, "The SQLite store"). The changes are folded into the `task` table,
 one row per task, later: when the master has been idle for a moment, a chunk at a
-time, and at once when more than `fold_after` changes wait, and on close. A task that
-was submitted and has finished since the last fold is written once, not twice.
-What is not folded yet is indexed in memory (`_unfolded`, oldest first) so that get()
-sees it; a journal row is deleted by the fold that leaves no unfolded change from it.
-Opening a store folds what a crash left in the journal: replaying a change the task
-table already has is harmless, since every change sets values (none adds to them).
+time, and at once when more than `fold_after` changes (or FOLD_BYTES) wait, and on
+close. A task that was submitted and has finished since the last fold is written once,
+not twice. What is not folded yet is indexed in memory (`_unfolded`, oldest first) so
+that get() sees it; a journal row is deleted by the fold that leaves no unfolded change
+from it. Opening a store folds what a crash left in the journal: replaying a change the
+task table already has is harmless, since every change sets values (none adds to them).
+A turn that carries a large payload or result skips the journal (DIRECT_BYTES).
 
 Sync level. The promise is "a submission is acknowledged only after it is committed,
 and a commit survives kill -9 of the master". With WAL and synchronous=NORMAL a commit
