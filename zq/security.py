@@ -49,12 +49,15 @@ class MasterKeys:
 def create_keys(directory: str | os.PathLike[str], name: str) -> tuple[Path, Path]:
     """NAME.key (public) and NAME.key_secret (readable by its owner only) in directory."""
     folder = Path(directory)
+    umask = os.umask(0o077)  # the secret file is never readable by others, not even briefly
     try:
         folder.mkdir(parents=True, exist_ok=True)
         public, secret = (Path(p) for p in zmq.auth.create_certificates(folder, name))
-        secret.chmod(0o600)
+        public.chmod(0o644)  # public: hand it out
     except OSError as e:
         raise ConfigError(f"cannot write keys in {folder}: {e}") from e
+    finally:
+        os.umask(umask)
     return public, secret
 
 
