@@ -88,18 +88,6 @@ def self_cpu_seconds() -> float:
 
 # --- processes ------------------------------------------------------------------------------
 
-class Script(Proc):
-    """A Python script (not `python -m zq`) run like Proc: own session, output to a log."""
-
-    def __init__(self, argv: list[str], log: Path) -> None:
-        self.args, self.log = argv, log
-        self._out = open(log, "ab")
-        env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
-        self.popen = subprocess.Popen([sys.executable, *argv], stdout=self._out,
-                                      stderr=subprocess.STDOUT, cwd=ROOT, env=env,
-                                      start_new_session=True)
-
-
 def wait_answer(endpoint: str, timeout: float, alive: Callable[[], bool] = lambda: True,
                 reconnect_ms: int = 5, keys: PeerKeys | None = None) -> float:
     """Send one status QUERY at once and wait for the REPLY; returns when it came
@@ -268,10 +256,11 @@ class Cluster:
         for i in range(processes):
             k = count // processes + (1 if i < count % processes else 0)
             self._names += 1
-            argv = [str(FAKE_WORKER), "--connect", self.endpoint, "--count", str(k),
+            argv = ["--connect", self.endpoint, "--count", str(k),
                     "--credit", str(credit), "--name", f"fake{self._names}",
                     "--heartbeat", str(self.heartbeat)]
-            proc = Script(argv, self._log(f"fake{self._names}"))
+            proc = Proc(argv, self._log(f"fake{self._names}"),
+                        program=[sys.executable, str(FAKE_WORKER)])
             self.procs.append(proc)
             new.append(proc)
         self.workers += new
