@@ -239,13 +239,9 @@ class Cluster:
                 args += ["--secret-key", worker["secret_key"],
                          "--master-key", worker["master_key"]]
             proc = Proc(args, self._log(name))
-            self.procs.append(proc)
+            self.procs.append(proc)  # at once: killed on close even if a later one fails
             new.append(proc)
-        self.workers += new
-        self.expected += count
-        if wait is not None:
-            self.wait_workers(wait)
-        return new
+        return self._enlist(new, count, wait)
 
     def start_fake_workers(self, count: int, *, processes: int = 2, credit: int = 100,
                            wait: float | None = 60.0) -> list[Proc]:
@@ -261,8 +257,13 @@ class Cluster:
                     "--heartbeat", str(self.heartbeat)]
             proc = Proc(argv, self._log(f"fake{self._names}"),
                         program=[sys.executable, str(FAKE_WORKER)])
-            self.procs.append(proc)
+            self.procs.append(proc)  # at once: killed on close even if a later one fails
             new.append(proc)
+        return self._enlist(new, count, wait)
+
+    def _enlist(self, new: list[Proc], count: int, wait: float | None) -> list[Proc]:
+        """Count `new` processes holding `count` workers; wait until they registered
+        (None: not at all)."""
         self.workers += new
         self.expected += count
         if wait is not None:
