@@ -2,18 +2,52 @@
 test process to the master host. Each link is a veth pair with its own /30 subnet, so
 traffic only ever goes between namespaces this test made.
 
-    root (test, client) 10.231.0.1 ── 10.231.0.2  master host
-    worker host k       10.231.k.2 ── 10.231.k.1  master host
+    root (test, client) 10.N.0.1 ── 10.N.0.2  master host
+    worker host k       10.N.k.2 ── 10.N.k.1  master host
+
+N is picked per Hosts, under a machine-wide lock, among the second octets no address or
+route of the root namespace uses yet, so test runs sharing the machine never collide.
 """
 
 from __future__ import annotations
 
+import fcntl
+import itertools
 import os
+import re
 import subprocess
+import tempfile
+from pathlib import Path
 
 
 def _ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
+
+
+_LOCK = Path(tempfile.gettempdir()) / "zq-test-netns.lock"
+_made_here = itertools.count()  # tells apart the Hosts of one process
+_TEN = re.compile(r"\b10\.(\d{1,3})\.\d{1,3}\.\d{1,3}")
+_LEGACY = 231  # the fixed octet of earlier versions of this file, maybe still running
+
+
+def _octets_in_use() -> set[int]:
+    """Second octets of every 10.x.x.x address or route in the root namespace."""
+    shown = [subprocess.run(["ip", "-4", "-o", *what], check=True, capture_output=True,
+                            text=True, timeout=10).stdout
+             for what in (["addr", "show"], ["route", "show", "table", "all"])]
+    return {int(octet) for octet in _TEN.findall("\n".join(shown))}
+
+
+def _free_octet() -> int:
+    """A second octet for 10.N.0.0/16 that nothing here uses; start from the pid so two
+    runs are unlikely to try the same one first. Call it holding _LOCK."""
+    used = _octets_in_use() | {0, 255, _LEGACY}
+    start = os.getpid() * 7 + next(_made_here) * 53
+    for step in range(256):
+        octet = (start + step) % 256
+        if octet not in used:
+            return octet
+    raise RuntimeError("every 10.N.0.0/16 of the root namespace is in use")
 
 
 def unavailable_reason() -> str | None:
@@ -31,20 +65,39 @@ def unavailable_reason() -> str | None:
 
 class Hosts:
     def __init__(self, workers: int) -> None:
-        self.tag = f"{os.getpid() % 10000}"
-        self.master_ns = f"zq{self.tag}m"
-        self.worker_ns = [f"zq{self.tag}w{k}" for k in range(1, workers + 1)]
+        self.workers = workers
+        self.net = ""  # "10.N", chosen on __enter__
+        self.tag = ""
+        self.master_ns = ""
+        self.worker_ns: list[str] = []
         self._links: list[str] = []
         self._made: list[str] = []
+
+    def _name(self, octet: int) -> None:
+        """Names unique on this machine while the octet is ours: interface names stay
+        within Linux's 15 characters."""
+        self.net = f"10.{octet}"
+        self.tag = f"{octet:03d}{os.getpid() % 100:02d}"
+        self.master_ns = f"zq{self.tag}m"
+        self.worker_ns = [f"zq{self.tag}w{k}" for k in range(1, self.workers + 1)]
 
     @property
     def master_addr(self) -> str:
         """The master host's address as the test process reaches it."""
-        return "10.231.0.2"
+        return f"{self.net}.0.2"
 
     def master_addr_for(self, k: int) -> str:
         """The master host's address as worker host k (from 1) reaches it."""
-        return f"10.231.{k}.1"
+        return f"{self.net}.{k}.1"
+
+    def worker_addr(self, k: int) -> str:
+        """Worker host k's own address."""
+        return f"{self.net}.{k}.2"
+
+    @property
+    def test_addr(self) -> str:
+        """The test process's address, as the master host reaches it."""
+        return f"{self.net}.0.1"
 
     def exec_prefix(self, ns: str) -> list[str]:
         return ["ip", "netns", "exec", ns]
@@ -54,18 +107,23 @@ class Hosts:
         return f"zq{self.tag}m{k}"
 
     def __enter__(self) -> "Hosts":
-        try:
-            for ns in [self.master_ns, *self.worker_ns]:
-                _ip("netns", "add", ns)
-                self._made.append(ns)
-                _ip("-n", ns, "link", "set", "lo", "up")
-            self._veth(f"zq{self.tag}r0", None, "10.231.0.1", f"zq{self.tag}m0", "10.231.0.2")
-            for k, ns in enumerate(self.worker_ns, start=1):
-                self._veth(f"zq{self.tag}w{k}e", ns, f"10.231.{k}.2", self.link_name(k),
-                           f"10.231.{k}.1")
-        except Exception:
-            self.__exit__()
-            raise
+        # Choosing the octet and claiming it (the root end's address) under one lock.
+        with open(_LOCK, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                self._name(_free_octet())
+                for ns in [self.master_ns, *self.worker_ns]:
+                    _ip("netns", "add", ns)
+                    self._made.append(ns)
+                    _ip("-n", ns, "link", "set", "lo", "up")
+                self._veth(f"zq{self.tag}r0", None, self.test_addr, f"zq{self.tag}m0",
+                           self.master_addr)
+                for k, ns in enumerate(self.worker_ns, start=1):
+                    self._veth(f"zq{self.tag}w{k}e", ns, self.worker_addr(k),
+                               self.link_name(k), self.master_addr_for(k))
+            except Exception:
+                self.__exit__()
+                raise
         return self
 
     def _veth(self, a: str, a_ns: str | None, a_addr: str, b: str, b_addr: str) -> None:
@@ -85,14 +143,15 @@ class Hosts:
 
     def drop_to_test(self, on: bool = True) -> None:
         """Make the master host's packets to this test process (its client) vanish."""
-        _ip("-n", self.master_ns, "route", "add" if on else "del", "blackhole", "10.231.0.1/32")
+        _ip("-n", self.master_ns, "route", "add" if on else "del", "blackhole",
+            f"{self.test_addr}/32")
 
     def drop_one_way(self, k: int, *, to_master: bool, on: bool = True) -> None:
         """A one-way partition: a blackhole route makes worker host k's packets to the
         master (to_master) or the master's packets to it vanish, while the other way
         still works (TCP acknowledgements included: they go the cut way too)."""
         ns, dest = ((self.worker_ns[k - 1], self.master_addr_for(k)) if to_master
-                    else (self.master_ns, f"10.231.{k}.2"))
+                    else (self.master_ns, self.worker_addr(k)))
         _ip("-n", ns, "route", "add" if on else "del", "blackhole", f"{dest}/32")
 
     def __exit__(self, *exc: object) -> None:
