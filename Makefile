@@ -17,11 +17,12 @@ setup: $(STAMP)
 demo: setup
 	$(PY) examples/demo.py
 
+# -rs: every skipped test prints why (the namespace and full-disk tests need root).
 test: setup
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider -rs
 
 test-fast: setup
-	$(PY) -m pytest -q -p no:cacheprovider tests/unit tests/property tests/store
+	$(PY) -m pytest -q -p no:cacheprovider -rs tests/unit tests/property tests/store
 
 bench: setup
 	$(PY) -m pip install --quiet -e '.[bench]'

@@ -12,12 +12,15 @@ route of the root namespace uses yet, so test runs sharing the machine never col
 from __future__ import annotations
 
 import fcntl
+import functools
 import itertools
 import os
 import re
 import subprocess
 import tempfile
 from pathlib import Path
+
+from tests.integration.harness import skip_needing_root
 
 
 def _ip(*args: str) -> None:
@@ -50,8 +53,10 @@ def _free_octet() -> int:
     raise RuntimeError("every 10.N.0.0/16 of the root namespace is in use")
 
 
+@functools.lru_cache(maxsize=None)
 def unavailable_reason() -> str | None:
-    """None if namespaces can be made here, else why not (for pytest.skip)."""
+    """None if namespaces can be made here, else why not. Probes once per run, when a
+    test first needs it (never at import: collecting tests makes no namespace)."""
     probe = f"zqprobe{os.getpid() % 100000}"
     try:
         _ip("netns", "add", probe)
@@ -61,6 +66,13 @@ def unavailable_reason() -> str | None:
         return f"network namespaces are not permitted here: {e.stderr.decode().strip()}"
     _ip("netns", "del", probe)
     return None
+
+
+def skip_unless_available(what: str) -> None:
+    """Skip, saying why, when this machine cannot make namespaces."""
+    reason = unavailable_reason()
+    if reason is not None:
+        skip_needing_root(f"{what} need network namespaces: {reason}")
 
 
 class Hosts:

@@ -21,7 +21,7 @@ import pytest
 
 import zq
 from tests.apps import e2e_tasks as t
-from tests.integration.harness import ROOT, Proc, wait_until
+from tests.integration.harness import ROOT, Proc, skip_needing_root, wait_until
 from zq.core.messages import State
 
 APP = "tests.apps.e2e_tasks"
@@ -319,8 +319,8 @@ def small_disk(tmp_path: Path):
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)],
                           capture_output=True, text=True)
     if done.returncode != 0:
-        pytest.skip(f"the full-disk test mounts a small tmpfs, which failed here: "
-                    f"{done.stderr.strip() or done.returncode}")
+        skip_needing_root(f"the full-disk test mounts a small tmpfs, which failed here: "
+                          f"{done.stderr.strip() or done.returncode}")
     yield mount
     subprocess.run(["umount", "-l", str(mount)], capture_output=True)
 

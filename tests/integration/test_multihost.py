@@ -12,18 +12,16 @@ import pytest
 import zq
 from tests.apps import e2e_tasks as t
 from tests.integration.harness import ROOT, Cluster, wait_until
-from tests.integration.netns import Hosts, unavailable_reason
+from tests.integration.netns import Hosts, skip_unless_available
 from zq.security import create_keys, load_peer_keys
 
 APP = "tests.apps.e2e_tasks"
-_reason = unavailable_reason()
-pytestmark = [pytest.mark.netns,
-              pytest.mark.skipif(_reason is not None,
-                                 reason=f"multi-host tests need network namespaces: {_reason}")]
+pytestmark = pytest.mark.netns
 
 
 @pytest.fixture
 def hosts():
+    skip_unless_available("multi-host tests")
     with Hosts(workers=2) as h:
         yield h
 
