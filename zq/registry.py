@@ -7,6 +7,8 @@ only callables found in them; nothing else is ever imported because a message sa
 from __future__ import annotations
 
 import importlib
+import inspect
+import types
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
@@ -122,7 +124,15 @@ def name_of(fn: Callable | str) -> str:
 
 
 class Registry:
-    """The callables a worker may run: those of its --app modules, found by name."""
+    """The callables a worker may run, found by name: a function or class *defined in*
+    one of its --app modules (its ``__module__`` is that module and its ``__qualname__``
+    is the name asked for), or one registered there with ``@zq.task(name=...)``.
+
+    Nothing is reached through another object: not through a module the app imported
+    (``app:os.system``), not through a function's or class's attributes
+    (``app:f.__globals__``), never a name with a ``_``-prefixed part. A task name comes
+    off the wire, so this is the worker's allow-list (DESIGN §6).
+    """
 
     def __init__(self, apps: list[str] | tuple[str, ...]) -> None:
         self.apps = tuple(apps)
@@ -137,28 +147,85 @@ class Registry:
             self._modules[app] = module
             for value in vars(module).values():
                 opts = getattr(value, _ATTR, None)
-                if opts is not None and opts.name and callable(value):
+                if opts is not None and opts.name and _is_task_object(value):
                     self._by_custom_name[opts.name] = value
 
     def resolve(self, name: str) -> Callable:
-        """The callable for name; LookupError with a message saying why not."""
-        if name in self._by_custom_name:
-            return self._by_custom_name[name]
+        """The callable for name; LookupError with a message saying why not and which
+        names this worker has."""
+        fn = self._by_custom_name.get(name)
+        if fn is not None:
+            return fn
         module_name, _, qualname = name.partition(":")
         module = self._modules.get(module_name)
-        if module is None or not qualname:
+        if module is None:
             raise LookupError(f"unknown task {name!r}: this worker runs tasks of "
-                              f"{', '.join(self.apps)} only (start it with --app {module_name})")
-        obj: Any = module
-        for part in qualname.split("."):
-            if part.startswith("_") and part != qualname:
-                raise LookupError(f"unknown task {name!r}: private names are not tasks")
-            obj = getattr(obj, part, None)
-            if obj is None:
-                raise LookupError(f"unknown task {name!r}: {module_name} has no {qualname}")
-        if not callable(obj) or isinstance(obj, type):
-            raise LookupError(f"unknown task {name!r}: not a function")
+                              f"{', '.join(self.apps)} only (start one with --app "
+                              f"{module_name or 'MODULE'}). {self._known()}")
+        obj = _defined_in(module, module_name, qualname)
+        if obj is None:
+            raise LookupError(f"unknown task {name!r}: {module_name} defines no public "
+                              f"function or class {qualname!r}. {self._known()}")
         return obj
+
+    def names(self) -> list[str]:
+        """Every task name this worker resolves: its apps' public top-level functions and
+        classes, and the custom @zq.task names, sorted."""
+        out = set(self._by_custom_name)
+        for module_name, module in self._modules.items():
+            for attr, value in vars(module).items():
+                if not attr.startswith("_") and _defined_in(module, module_name, attr) is value:
+                    out.add(f"{module_name}:{attr}")
+        return sorted(out)
+
+    def _known(self) -> str:
+        names = self.names()
+        shown = ", ".join(names[:KNOWN_SHOWN])
+        more = f" and {len(names) - KNOWN_SHOWN} more" if len(names) > KNOWN_SHOWN else ""
+        return f"This worker has: {shown or 'no tasks'}{more}."
 
     def options(self, fn: Callable) -> TaskOptions:
         return options_of(fn)
+
+
+KNOWN_SHOWN = 20  # names listed in an unknown-task error at most
+
+
+def _is_task_object(obj: Any) -> bool:
+    """A plain Python function (sync, async, generator) or a class: what a task may be.
+    Not a builtin, a bound method, a module, or an arbitrary callable instance."""
+    return isinstance(obj, (types.FunctionType, type))
+
+
+def _defined_in(module: Any, module_name: str, qualname: str) -> Any:
+    """The function or class at ``module.qualname`` if it was defined there, else None.
+
+    Each step is read with ``inspect.getattr_static`` from the module's or a class's own
+    namespace (no ``__getattr__``, no descriptors run), and the object found must say it
+    was defined at exactly this place: ``__module__ == module_name`` and
+    ``__qualname__ == qualname``. So an import (``os``, ``system`` from os, another
+    module's function), a dunder, or a path through attributes never resolves. Dotted
+    names reach classes nested in classes and static methods of app-defined classes;
+    plain methods are not tasks (they need an instance)."""
+    parts = qualname.split(".")
+    if not qualname or any(not p.isidentifier() or p.startswith("_") for p in parts):
+        return None
+    obj: Any = module
+    for i, part in enumerate(parts):
+        if i and not isinstance(obj, type):
+            return None  # only classes are walked into
+        try:
+            found = inspect.getattr_static(obj, part) if i else vars(module).get(part)
+        except AttributeError:
+            return None
+        if isinstance(found, staticmethod) and i:
+            found = found.__func__
+        elif i and isinstance(found, types.FunctionType):
+            return None  # an instance method: calling it would need `self`
+        if not _is_task_object(found):
+            return None
+        obj = found
+    if getattr(obj, "__module__", None) != module_name or \
+            getattr(obj, "__qualname__", None) != qualname:
+        return None
+    return obj
