@@ -851,6 +851,12 @@ class _Child:
         return None
 
 
+def _how_it_died(c: _Child) -> str:
+    code = c.proc.exitcode
+    return (f"was killed by signal {-code}" if code is not None and code < 0 else
+            f"exited with code {code}" if code is not None else "died")
+
+
 def _runs_long(c: _Child, now: float) -> bool:
     s, t, f = c.state()
     return s > f and now - t >= STEAL_AFTER
@@ -859,6 +865,11 @@ def _runs_long(c: _Child, now: float) -> bool:
 class ProcessPool:
     """N child processes; a crash, a time limit or a cancel kills only one child, which
     is replaced. Tasks travel to children in batches and outcomes come back in batches.
+
+    A child that dies by itself (the OOM killer, a segfault, ``os._exit``) loses the task
+    it was running: that task is reported CANCELLED, which the master counts as a lost
+    attempt, as if the worker had died (docs/TASKS.md); the tasks queued behind it go
+    to another child. A child killed for a time limit reports ``TaskTimeout``.
 
     Children start with ``forkserver`` (``spawn`` where there is none): they never
     inherit the worker's ZeroMQ context, its I/O threads or its sockets (a forked copy
@@ -1274,21 +1285,26 @@ class ProcessPool:
         self._read_rest(c)  # what it flushed before it died stands
         started, _, finished = c.state()
         requeue: list[tuple] = []
+        lost: str | None = None
         for task_id, (seq, entry) in c.inflight.items():
             if victims is not None and task_id in victims:
                 self._fates.pop(task_id, None)
                 outcome, data = victims[task_id]
                 self._report.results.append((task_id, entry[1], outcome, data))
             elif victims is None and seq == started > finished:
-                self._fates.pop(task_id, None)  # the crash is this task's doing
-                self._report.results.append((task_id, entry[1], ERROR, self._lost_error(c)))
+                # It died under this task: an attempt lost, as when a worker dies, not a
+                # failure (the OOM killer, a segfault, os._exit). Outcome 3 unasked-for
+                # tells the master so (PROTOCOL §4); a cancel asked for ends as one too.
+                self._fates.pop(task_id, None)
+                self._report.results.append((task_id, entry[1], CANCELLED, _EMPTY))
+                lost = task_id
             else:  # never started, or finished with its outcome lost: run it again
                 self._settle_unstarted(task_id, entry, requeue)
         c.inflight.clear()
         self._pending.extendleft(reversed(requeue))
         if victims is None:
-            log.warning("pool child %d died (exit code %s); replacing it", c.proc.pid,
-                        c.proc.exitcode)
+            log.warning("pool child %d %s%s; replacing it", c.proc.pid, _how_it_died(c),
+                        f" while running task {lost} (a lost attempt)" if lost else "")
         if not was_ready:
             self._start_failures += 1
         self._forget(c)
@@ -1306,12 +1322,6 @@ class ProcessPool:
                         self._on_outcomes(c, msg)
         except OSError:
             return
-
-    def _lost_error(self, c: _Child) -> bytes:
-        code = c.proc.exitcode
-        how = (f"killed by signal {-code}" if code is not None and code < 0 else
-               f"exited with code {code}" if code is not None else "died")
-        return serde.encode_error("WorkerLost", f"the pool process running this task {how}")
 
     def _forget(self, c: _Child) -> None:
         self._by_fd.pop(c.out_fd, None)
@@ -1336,9 +1346,8 @@ class ProcessPool:
     def _break(self, reason: str) -> None:
         log.error("process pool broken: %s", reason)
         self.broken = reason
-        lost = serde.encode_error("WorkerLost", f"the process pool broke: {reason}")
-        for e in self._pending:
-            self._report.results.append((e[0], e[1], ERROR, lost))
+        for e in self._pending:  # lost, not failed: the worker stops, they run elsewhere
+            self._report.results.append((e[0], e[1], CANCELLED, _EMPTY))
         self._pending.clear()
 
     def _take_report(self) -> Report | None:

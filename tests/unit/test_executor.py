@@ -284,16 +284,16 @@ def test_process_timeout_kills_and_replaces_the_child(make_driver: Callable[...,
     assert value(after) != value(before)  # a fresh child ran the next task
 
 
-def test_process_crash_fails_only_its_own_task(make_driver: Callable[..., Driver]) -> None:
+def test_process_crash_loses_only_its_own_task(make_driver: Callable[..., Driver]) -> None:
     drv = make_driver("process", concurrency=2)
     drv.run(*[task(f"warm{i}", "add", i, i) for i in range(50)])  # many per child now
     got = drv.run(task("other", "sleep_then_add", 0.3, 1, 2), task("exit", "crash", 3),
                   task("kill", "kill_self"), *[task(f"q{i}", "add", i, 1) for i in range(20)])
     other, exited, killed = got[:3]
     assert value(other) == 3
-    assert exited[2] == Outcome.ERROR and error(exited)["type"] == "WorkerLost"
-    assert "code 3" in error(exited)["message"]
-    assert killed[2] == Outcome.ERROR and error(killed)["type"] == "WorkerLost"
+    # a lost attempt (outcome 3 the master did not ask for), not a failure: issue 10 #6
+    assert (exited[2], exited[3]) == (Outcome.CANCELLED, b"")
+    assert (killed[2], killed[3]) == (Outcome.CANCELLED, b"")
     assert [value(e) for e in got[3:]] == [i + 1 for i in range(20)]
 
 
