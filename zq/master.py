@@ -19,8 +19,9 @@ from zmq.auth.thread import ThreadAuthenticator
 
 from zq import transport
 from zq.config import MasterConfig
-from zq.core import codec
+from zq.core import codec, queries
 from zq.core import messages as m
+from zq.core.access import Caller
 from zq.core.messages import Role
 from zq.core.scheduler import Scheduler
 from zq.errors import ProtocolError, StoreUnavailable, ZqError
@@ -52,6 +53,31 @@ def _tune_gc() -> None:
     gc.set_threshold(50_000, 20, 10)
 
 
+class _FailureLog:
+    """Logs a failure, with its traceback, at most BURST times per WINDOW seconds; the
+    others are counted and the count goes into the next line logged: a peer that makes
+    every message fail must not flood the log."""
+
+    BURST, WINDOW = 5, 60.0
+
+    def __init__(self) -> None:
+        self.window_start = -self.WINDOW
+        self.used = self.suppressed = 0
+
+    def log(self, text: str, e: BaseException) -> None:
+        now = time.monotonic()
+        if now - self.window_start >= self.WINDOW:
+            self.window_start, self.used = now, 0
+        if self.used >= self.BURST:
+            self.suppressed += 1
+            return
+        self.used += 1
+        if self.suppressed:
+            text += f" ({self.suppressed} more failures since were not logged)"
+            self.suppressed = 0
+        log.error(text, exc_info=e)
+
+
 class Master:
     def __init__(self, config: MasterConfig, context: zmq.Context | None = None, *,
                  own_process: bool = False) -> None:
@@ -74,6 +100,7 @@ class Master:
         self._store_upkeep = False  # the store may have deferred work for quiet turns
         self._auth: ThreadAuthenticator | None = None  # the ZAP handler, with keys
         self._refused_keys: set[str] = set()  # logged once each
+        self._failure_log = _FailureLog()
         self._last_busy = 0.0  # monotonic time of the last turn with messages
         self.ready = threading.Event()  # set once bound and restored
         self.endpoint = ""
@@ -280,27 +307,46 @@ class Master:
 
     # --- messages ------------------------------------------------------------------------
 
-    def _handle(self, rid: bytes, frames: list[bytes]) -> None:
-        core = self.core
+    def _handle(self, rid: bytes, frames: list[bytes], key: str | None = None) -> None:
+        """One message from peer rid (key: the public key it was admitted with). Nothing
+        raised while handling it ends the loop: it is logged, counted and answered."""
+        msg: m.Message | None = None
         try:
             if len(frames) > 2 or len(frames[-1]) > 65536:
                 self._check_size(frames)
             role, msg = codec.decode(frames)
+            handler = self._handlers.get((role, type(msg)))
+            if role is Role.WORKER and not isinstance(msg, m.Hello):
+                w = self.core.worker(rid)
+                if w is None or handler is None:
+                    return
+                handler(self, w, msg)
+            elif role is Role.CLIENT and handler is not None:
+                handler(self, Caller(rid, key, key is None or self._is_admin(key)), msg)
+            elif handler is not None:
+                handler(self, rid, msg)
         except ProtocolError as e:
-            log.debug("dropped a malformed message: %s", e)
+            log.debug("dropped a malformed message from %s: %s", rid.hex(), e)
             if frames and bytes(frames[0]) in codec.ROLE_OF_SIGNATURE:
-                core.on_bad_message(rid, str(e))
+                self.core.on_bad_message(rid, str(e))
             else:
-                core.dropped += 1
-            return
-        handler = self._handlers.get((role, type(msg)))
-        if role is Role.WORKER and not isinstance(msg, m.Hello):
-            w = core.worker(rid)
-            if w is None or handler is None:
-                return
-            handler(self, w, msg)
-        elif handler is not None:
-            handler(self, rid, msg)
+                self.core.dropped += 1
+        except Exception as e:  # noqa: BLE001 - one message must never end the loop
+            self._failed(rid, msg, e)
+
+    def _failed(self, rid: bytes, msg: m.Message | None, e: Exception) -> None:
+        """Handling one message raised: a bug, or input no check caught. Log it with the
+        peer (a few times a minute at most), count it, tell the peer, go on."""
+        what = type(msg).__name__.upper() if msg is not None else "message"
+        self._failure_log.log(f"handling a {what} from peer {rid.hex()} failed: "
+                              f"{type(e).__name__}: {e}", e)
+        request_id = msg.request_id if isinstance(msg, m.Query) else None
+        self.core.on_failed_message(rid, f"the master could not handle this {what} "
+                                         f"({type(e).__name__}: {e})", request_id)
+
+    def _is_admin(self, key: str) -> bool:
+        is_admin = getattr(self.keys, "is_admin", None)
+        return bool(is_admin and is_admin(key))
 
     def _check_size(self, frames: list[bytes]) -> None:
         size = sum(len(f) for f in frames)
@@ -308,9 +354,9 @@ class Master:
             raise ProtocolError(f"message of {size} bytes is over this master's limit of "
                                 f"{self.config.max_message} bytes (zq master --max-message)")
 
-    def _on_watch(self, rid: bytes, msg: m.Watch) -> None:
+    def _on_watch(self, caller: Caller, msg: m.Watch) -> None:
         self._load_missing(msg.ids)
-        self.core.on_watch(rid, msg.ids)
+        self.core.on_watch(caller.rid, msg.ids)
 
     def _load_missing(self, ids: list[str]) -> None:
         """Old results live only in the store: read them back before the core answers."""
@@ -320,18 +366,9 @@ class Master:
                 if t is not None:
                     self.core.adopt_loaded(t)
 
-    def _on_query(self, rid: bytes, q: m.Query) -> None:
-        fn = QUERIES.get(q.kind)
-        if fn is None:
-            self.core.reply(rid, q.request_id, False,
-                            f"unknown query {q.kind!r}; known: {', '.join(sorted(QUERIES))}")
-            return
-        try:
-            body = fn(self, q.args)
-        except (ValueError, LookupError, TypeError) as e:
-            self.core.reply(rid, q.request_id, False, str(e))
-        else:
-            self.core.reply(rid, q.request_id, True, body)
+    def _on_query(self, caller: Caller, q: m.Query) -> None:
+        self._load_missing(queries.ids_to_load(q.kind, q.args))
+        self.core.on_query(caller, q.request_id, q.kind, q.args)
 
     _handlers: dict[tuple[Role, type], Callable[..., None]] = {
         (Role.WORKER, m.Hello): lambda self, rid, msg: self.core.on_hello(rid, msg),
@@ -341,36 +378,12 @@ class Master:
         (Role.WORKER, m.Partial): lambda self, w, msg: self.core.on_partial(w, msg.entries),
         (Role.WORKER, m.Progress): lambda self, w, msg: self.core.on_progress(w, msg.entries),
         (Role.WORKER, m.Bye): lambda self, w, msg: self.core.on_bye(w, msg),
-        (Role.CLIENT, m.Submit): lambda self, rid, msg: self.core.on_submit(rid, msg.entries),
+        (Role.CLIENT, m.Submit): lambda self, c, msg: self.core.on_submit(c.rid, msg.entries),
         (Role.CLIENT, m.Watch): _on_watch,
-        (Role.CLIENT, m.Cancel): lambda self, rid, msg: self.core.on_cancel(rid, msg.ids),
+        (Role.CLIENT, m.Cancel): lambda self, c, msg: self.core.on_cancel(c.rid, msg.ids),
         (Role.CLIENT, m.Query): _on_query,
-        (Role.CLIENT, m.Heartbeat): lambda self, rid, msg: self.core.on_client_heartbeat(rid),
+        (Role.CLIENT, m.Heartbeat): lambda self, c, msg: self.core.on_client_heartbeat(c.rid),
     }
-
-
-def _query_get(master: Master, args: dict) -> dict:
-    tid = str(args.get("id", ""))
-    master._load_missing([tid])
-    t = master.core.tasks.get(tid)
-    if t is None:
-        raise LookupError(f"unknown task id {tid}")
-    return t.as_dict()
-
-
-QUERIES: dict[str, Callable[[Master, dict], Any]] = {
-    "status": lambda master, args: master.core.status(),
-    "tasks": lambda master, args: master.core.list_tasks(
-        state=args.get("state"), queue=args.get("queue"), name=args.get("name"),
-        limit=int(args.get("limit", 100))),
-    "get": _query_get,
-    "retry": lambda master, args: master.core.retry(str(args.get("id", ""))),
-    "purge": lambda master, args: {"purged": master.core.purge(
-        str(args.get("state", "succeeded")), float(args.get("older_than", 0)))},
-    "schedule_add": lambda master, args: master.core.add_schedule(dict(args)),
-    "schedule_list": lambda master, args: master.core.list_schedules(),
-    "schedule_remove": lambda master, args: master.core.remove_schedule(str(args.get("name"))),
-}
 
 
 def run_master(config: MasterConfig) -> int:

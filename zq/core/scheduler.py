@@ -14,12 +14,14 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from zq.core import balance, serde, states
+from zq.core import balance, queries, serde, states
 from zq.core import messages as m
+from zq.core.access import Caller, allowed, refusal
 from zq.core.balance import ReadyQueue
 from zq.core.messages import Cmd, Outcome, State
 from zq.core.periodic import Periodic, Schedule
 from zq.core.tasks import TaskRecord
+from zq.errors import ConfigError
 
 FINAL = m.FINAL_STATES
 LOST_ALLOWANCE = 2  # extra attempts a task gets against dying workers, beyond `retries`
@@ -447,6 +449,15 @@ class Scheduler:
         self.dropped += 1
         self._push(rid, Cmd.ERROR, reason)
 
+    def on_failed_message(self, rid: bytes, reason: str, request_id: int | None = None) -> None:
+        """Handling a message from rid raised (the master caught it): count it and say
+        so, as REPLY ok=false to a query, as ERROR to anything else."""
+        self.dropped += 1
+        if request_id is not None:
+            self.reply(rid, request_id, False, reason)
+        else:
+            self._push(rid, Cmd.ERROR, reason)
+
     # --- workers ---------------------------------------------------------------------
 
     def on_hello(self, rid: bytes, hello: m.Hello) -> None:
@@ -793,14 +804,17 @@ class Scheduler:
             self._meta["schedules"] = self.periodic.dump()
 
     def add_schedule(self, spec: dict[str, Any]) -> dict[str, Any]:
-        """Add or replace a periodic task; ConfigError (a ValueError) if spec is bad."""
-        self.periodic.add(Schedule.from_dict(spec), self.wall)
+        """Add or replace a periodic task; queries.Refused says what is wrong with spec."""
+        try:
+            self.periodic.add(Schedule.from_dict(spec), self.wall)
+        except ConfigError as e:
+            raise queries.Refused(str(e)) from e
         self._meta["schedules"] = self.periodic.dump()
         return self._schedule_view(spec["name"])
 
     def remove_schedule(self, name: str) -> bool:
         if not self.periodic.remove(name):
-            raise LookupError(f"no schedule named {name!r}")
+            raise queries.NotFound(f"no schedule named {name!r}")
         self._meta["schedules"] = self.periodic.dump()
         return True
 
@@ -928,9 +942,15 @@ class Scheduler:
 
     def list_tasks(self, state: str | None = None, queue: str | None = None,
                    name: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Tasks newest first, at most queries.MAX_TASKS_LIMIT. Walks the task table from
+        its newest end without copying it: an unfiltered query costs `limit` rows
+        whatever the number of tasks held."""
         want = _state_named(state) if state else None
-        out = []
-        for t in reversed(list(self.tasks.values())):
+        limit = min(limit, queries.MAX_TASKS_LIMIT)
+        out: list[dict[str, Any]] = []
+        if limit <= 0:
+            return out
+        for t in reversed(self.tasks.values()):
             if (want is None or t.state is want) and (queue is None or t.queue == queue) \
                     and (name is None or t.name == name):
                 out.append(t.as_dict())
@@ -941,10 +961,10 @@ class Scheduler:
     def retry(self, tid: str) -> dict[str, Any]:
         t = self.tasks.get(tid)
         if t is None:
-            raise LookupError(f"unknown task id {tid}")
+            raise queries.NotFound(f"unknown task id {tid}")
         if t.state not in (State.FAILED, State.DEAD, State.CANCELLED):
-            raise ValueError(f"task {tid} is {t.state.label}; only failed, dead or "
-                             "cancelled tasks can be retried")
+            raise queries.Refused(f"task {tid} is {t.state.label}; only failed, dead or "
+                                  "cancelled tasks can be retried")
         self._move(t, State.QUEUED)
         t.attempt, t.result, t.eta = 0, None, None
         self._enqueue(t)
@@ -954,7 +974,8 @@ class Scheduler:
     def purge(self, state: str, older_than: float) -> int:
         want = _state_named(state)
         if want not in FINAL:
-            raise ValueError("only final states (succeeded, failed, cancelled, dead) can be purged")
+            raise queries.Refused("only final states (succeeded, failed, cancelled, dead) "
+                                  "can be purged")
         victims = [t for t in self.tasks.values()
                    if t.state is want and t.updated <= self.wall - older_than]
         for t in victims:
@@ -964,6 +985,24 @@ class Scheduler:
 
     def reply(self, rid: bytes, request_id: int, ok: bool, body: Any) -> None:
         self._push(rid, Cmd.REPLY, m.Reply(request_id, ok, body))
+
+    def on_query(self, caller: Caller, request_id: int, kind: str, args: dict) -> None:
+        """One QUERY: look its kind up in the table, check its arguments and the
+        caller's privilege before anything runs, then answer REPLY ok or not ok."""
+        spec = queries.KINDS.get(kind)
+        if spec is None:
+            self.reply(caller.rid, request_id, False, f"unknown query {kind[:64]!r}; "
+                       f"known: {', '.join(sorted(queries.KINDS))}")
+            return
+        if not allowed(caller, spec.need):
+            self.reply(caller.rid, request_id, False, refusal(f"query {kind!r}", spec.need))
+            return
+        try:
+            body = spec.run(self, queries.check(spec, args), caller)
+        except queries.Refused as e:  # anything else is a bug: the master counts it
+            self.reply(caller.rid, request_id, False, str(e))
+        else:
+            self.reply(caller.rid, request_id, True, body)
 
 
 def _free(w: WorkerInfo) -> int:
@@ -982,8 +1021,8 @@ def _state_named(label: str) -> State:
     try:
         return State[label.upper()]
     except KeyError:
-        raise ValueError(f"unknown state {label!r}; one of "
-                         f"{', '.join(s.label for s in State)}") from None
+        raise queries.Refused(f"unknown state {label!r}; one of "
+                              f"{', '.join(s.label for s in State)}") from None
 
 
 def _cancelled_error(message: str) -> bytes:

@@ -1,0 +1,188 @@
+"""The QUERY kinds a client may ask the master, in one table: each kind's arguments with
+their types and ranges, checked before anything acts, and the privilege it needs
+(docs/PROTOCOL.md §5 lists the same table).
+
+check() turns a QUERY's raw args (a msgpack map from the wire) into the checked args of
+its kind, or raises Refused with a message for the asker. The handlers run on the
+master core (zq.core.scheduler.Scheduler.on_query) and may refuse too (an unknown task
+id, a task that cannot be retried): they raise Refused or NotFound for that.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+
+from zq.core.access import Caller, Need
+from zq.core.messages import FINAL_STATES, State
+
+if TYPE_CHECKING:
+    from zq.core.scheduler import Scheduler
+
+MAX_ID = 128  # codec.MAX_ID: characters in a task id
+MAX_NAME = 512  # codec.MAX_NAME: a task name, a queue name
+MAX_TASKS_LIMIT = 1000  # rows one `tasks` query returns at most
+STATE_LABELS = tuple(s.label for s in State)
+FINAL_LABELS = tuple(s.label for s in State if s in FINAL_STATES)
+
+
+class Refused(ValueError):
+    """A query the master will not run: the message says why, for the asker. Handlers
+    raise it (or NotFound) for what the asker got wrong; any other exception from a
+    handler is a bug, which the master logs and counts."""
+
+
+class NotFound(Refused, LookupError):
+    """The query names a task or schedule the master does not have."""
+
+    def __str__(self) -> str:  # LookupError's str() would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+@dataclass(frozen=True, slots=True)
+class Arg:
+    """One argument: its type ("str", "int", "number", "list", "map"), whether it must
+    be given, its default, and its bounds (length for a str, value for int/number)."""
+
+    type: str
+    required: bool = False
+    default: Any = None
+    lo: float = -math.inf
+    hi: float = math.inf
+    max_len: int = MAX_NAME
+    choices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    name: str
+    args: dict[str, Arg]
+    need: Need
+    run: Callable[["Scheduler", dict[str, Any], Caller], Any]
+    doc: str
+
+
+def check(kind: Kind, raw: dict[Any, Any]) -> dict[str, Any]:
+    """The checked arguments of one query: every given one of the right type and in
+    range, unknown ones refused, absent ones at their default. nil counts as absent."""
+    unknown = [k for k in raw if k not in kind.args]
+    if unknown:
+        known = ", ".join(kind.args) or "none"
+        raise Refused(f"query {kind.name!r} takes no argument {str(unknown[0])[:64]!r}; "
+                      f"its arguments: {known}")
+    out: dict[str, Any] = {}
+    for name, arg in kind.args.items():
+        value = raw.get(name)
+        if value is None:
+            if arg.required:
+                raise Refused(f"query {kind.name!r} needs the argument {name!r}")
+            out[name] = arg.default
+        else:
+            out[name] = _checked(kind.name, name, arg, value)
+    return out
+
+
+def _checked(kind: str, name: str, arg: Arg, v: Any) -> Any:
+    what = f"query {kind!r}: {name}"
+    t = arg.type
+    if t == "str":
+        if type(v) is not str or not 0 < len(v) <= arg.max_len:
+            raise Refused(f"{what} must be a non-empty string of at most {arg.max_len} "
+                          "characters")
+        if arg.choices and v not in arg.choices:
+            raise Refused(f"{what} must be one of {', '.join(arg.choices)}, not {v[:64]!r}")
+        return v
+    if t == "int":
+        if type(v) is not int or not arg.lo <= v <= arg.hi:
+            raise Refused(f"{what} must be an integer from {arg.lo:g} to {arg.hi:g}")
+        return v
+    if t == "number":
+        if type(v) not in (int, float) or not math.isfinite(v) or not arg.lo <= v <= arg.hi:
+            raise Refused(f"{what} must be a finite number from {arg.lo:g} to {arg.hi:g}")
+        return v
+    if t == "list":
+        if type(v) is not list:
+            raise Refused(f"{what} must be an array")
+        return v
+    if t == "map":
+        if type(v) is not dict or not all(type(k) is str for k in v):
+            raise Refused(f"{what} must be a map with string keys")
+        return v
+    raise AssertionError(f"query table: unknown argument type {t!r}")  # a bug, not input
+
+
+# --- the handlers: checked args in, a REPLY body out ----------------------------------
+
+def _status(core: "Scheduler", a: dict[str, Any], caller: Caller) -> Any:
+    return core.status()
+
+
+def _tasks(core: "Scheduler", a: dict[str, Any], caller: Caller) -> Any:
+    return core.list_tasks(state=a["state"], queue=a["queue"], name=a["name"],
+                           limit=a["limit"])
+
+
+def _get(core: "Scheduler", a: dict[str, Any], caller: Caller) -> Any:
+    t = core.tasks.get(a["id"])
+    if t is None:
+        raise NotFound(f"unknown task id {a['id']}")
+    return t.as_dict()
+
+
+def _retry(core: "Scheduler", a: dict[str, Any], caller: Caller) -> Any:
+    return core.retry(a["id"])
+
+
+def _purge(core: "Scheduler", a: dict[str, Any], caller: Caller) -> Any:
+    return {"purged": core.purge(a["state"], a["older_than"])}
+
+
+def _schedule_add(core: "Scheduler", a: dict[str, Any], caller: Caller) -> Any:
+    return core.add_schedule({k: v for k, v in a.items() if v is not None})
+
+
+def _schedule_list(core: "Scheduler", a: dict[str, Any], caller: Caller) -> Any:
+    return core.list_schedules()
+
+
+def _schedule_remove(core: "Scheduler", a: dict[str, Any], caller: Caller) -> Any:
+    return core.remove_schedule(a["name"])
+
+
+_ID = Arg("str", required=True, max_len=MAX_ID)
+
+KINDS: dict[str, Kind] = {k.name: k for k in (
+    Kind("status", {}, Need.READ, _status,
+         "workers, queue depths, counts per state, throughput and counters"),
+    Kind("tasks", {"state": Arg("str", choices=STATE_LABELS), "queue": Arg("str"),
+                   "name": Arg("str"),
+                   "limit": Arg("int", default=100, lo=1, hi=MAX_TASKS_LIMIT)},
+         Need.READ, _tasks, "tasks newest first, filtered"),
+    Kind("get", {"id": _ID}, Need.READ, _get, "one task"),
+    Kind("retry", {"id": _ID}, Need.ADMIN, _retry,
+         "put a failed, dead or cancelled task back in its queue"),
+    Kind("purge", {"state": Arg("str", default="succeeded", choices=FINAL_LABELS),
+                   "older_than": Arg("number", default=0.0, lo=0.0)},
+         Need.ADMIN, _purge, "forget final tasks"),
+    Kind("schedule_add", {
+        "name": Arg("str", required=True, max_len=200), "task": Arg("str", required=True),
+        "cron": Arg("str", max_len=200), "every": Arg("number", lo=1.0, hi=10 * 365 * 86400),
+        "timezone": Arg("str", max_len=64), "args": Arg("list"), "kwargs": Arg("map"),
+        "queue": Arg("str"), "priority": Arg("int", lo=-2**31, hi=2**31 - 1)},
+        Need.ADMIN, _schedule_add, "add or replace a periodic task"),
+    Kind("schedule_list", {}, Need.READ, _schedule_list, "the periodic tasks"),
+    Kind("schedule_remove", {"name": Arg("str", required=True, max_len=200)}, Need.ADMIN,
+         _schedule_remove, "remove a periodic task"),
+)}
+
+
+def ids_to_load(kind: str, args: Any) -> list[str]:
+    """Task ids a query reads that may live only in the store (an old result): the
+    master reads them back before the core answers. Checked like the query's own args;
+    anything malformed loads nothing (the query itself then says what is wrong)."""
+    if kind == "get" and type(args) is dict:
+        tid = args.get("id")
+        if type(tid) is str and 0 < len(tid) <= MAX_ID:
+            return [tid]
+    return []
