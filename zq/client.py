@@ -152,12 +152,22 @@ class Future(cf.Future):
             if self._exception is not None:
                 raise self._exception
             return self._result
-        return super().result(timeout)
+        self._wait_final(timeout)
+        return super().result(0)  # final by now, or TimeoutError
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
         if self._state == FINISHED:
             return self._exception
-        return super().exception(timeout)
+        self._wait_final(timeout)
+        return super().exception(0)
+
+    def _wait_final(self, timeout: float | None) -> None:
+        """Wait until the future is final or timeout seconds pass. Each chunk of a
+        streaming task also wakes the condition (stream() waits on it), so a wake-up is
+        not the end: the standard single wait would give up at the first chunk."""
+        cond = self._condition
+        with cond:
+            cond.wait_for(self.done, timeout)
 
     def cancel(self) -> bool:
         if not self._settle(CANCELLED_AND_NOTIFIED):
