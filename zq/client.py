@@ -7,6 +7,7 @@ zq.core.client_core; this module only moves bytes, threads and futures.
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures as cf
 import datetime as _dt
 import itertools
@@ -15,8 +16,10 @@ import math
 import os
 import random
 import socket
+import sys
 import threading
 import time
+import weakref
 from concurrent.futures._base import (
     CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED, PENDING,
 )
@@ -50,6 +53,8 @@ LINK_EVENTS_WITH_KEYS = (zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_FAILED_AUT
                          | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
                          | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
 FINAL_LINGER_MS = 1000  # close(): at most this long to hand queued messages to the master
+EXIT_NOTE_AFTER = 1.0  # seconds of waiting at interpreter exit before saying what for
+EXIT_NAMES_SHOWN = 10  # unaccepted tasks named one by one at exit; the rest are counted
 MAX_ID = codec.MAX_ID
 MAX_NAME = codec.MAX_NAME
 # A larger frame makes the master (at its default --max-message) drop the connection, and
@@ -558,6 +563,10 @@ class Client:
       unfinished futures WATCHed again, so a master restart does not lose a result.
     - Done-callbacks run on the client's I/O thread: keep them short and do not wait in
       them for other results or queries.
+    - At interpreter exit, a client still open waits until the master has ACCEPTED (made
+      durable) everything submitted, at most config.exit_timeout seconds ($ZQ_EXIT_TIMEOUT,
+      default 10), then closes; tasks still not accepted are named on stderr. So a script
+      may submit and exit, as with concurrent.futures. Results are not waited for.
     """
 
     def __init__(self, connect: str | None = None, *, config: ClientConfig | None = None,
@@ -603,6 +612,7 @@ class Client:
             raise
         self._thread = threading.Thread(target=self._io.run, name="zq-client-io", daemon=True)
         self._thread.start()
+        _AT_EXIT.add(self)
 
     # --- public API ---
 
@@ -882,6 +892,7 @@ class _IoLoop:
         self.acked_seen = 0
         self.pollout = False
         self.dropped = 0  # malformed messages from the master
+        self.unaccepted: list[tuple[str, str]] = []  # (id, name) left unacknowledged at the end
         # The first socket is made here, in Client(), so a bad endpoint fails there.
         self._open_socket()
         self.session.opened(time.monotonic())
@@ -1012,6 +1023,16 @@ class _IoLoop:
             self.sock = None
         self.backlog = []
 
+    def _final_linger(self) -> int:
+        """Milliseconds the last close may spend handing queued messages (a CANCEL made
+        just before close()) to the master: FINAL_LINGER_MS, but never past the deadline
+        close() was given, so close(0) after no master answered returns at once."""
+        stop = self.client._stop
+        if stop is None or stop[0] != "flush":
+            return FINAL_LINGER_MS
+        left_ms = int((stop[1] - time.monotonic()) * 1000)
+        return max(0, min(FINAL_LINGER_MS, left_ms))
+
     def _link_dropped(self) -> bool:
         """Drain the monitor; True if it reported a disconnect. A refused key is logged:
         the master says nothing else to a peer it does not admit."""
@@ -1101,12 +1122,16 @@ class _IoLoop:
             leftover = list(zip(c._entries, c._sinks))
             queries = [args[3] for op, args in c._ops if op == "query"]
             c._entries, c._sinks, c._ops = [], [], []
+        # Kept for the report at interpreter exit: what the master never acknowledged.
+        self.unaccepted = [(e[0], e[1]) for e in self.session.unacked.values()]
+        self.unaccepted += [(tid, name) for (tid, name, *_), _ in leftover]
+        _AT_EXIT.discard(c)
         self._apply([("on_failed", sink, (tid, error)) for (tid, *_), sink in leftover])
         self._apply([("on_lost", reply, (error,)) for reply in queries])
         try:
             self._apply(self.session.abandon(error))
         finally:
-            self._close_socket(linger=FINAL_LINGER_MS)
+            self._close_socket(linger=self._final_linger())
             with c._lock:
                 c._wake_r.close()
                 c._wake_w.close()
@@ -1122,8 +1147,10 @@ class Executor(cf.Executor):
 
     ``Executor(connect=None, **kw)``: kw go to Client (config=, context=). map() ignores
     chunksize (it batches by config.batch_size). shutdown(wait=True) waits for every
-    result still due, then closes the client; wait=False lets it close by itself once
-    they are in; cancel_futures=True cancels those first.
+    result still due, then closes the client; wait=False returns at once and lets the
+    client close by itself once they are in (at interpreter exit it still waits, as an
+    open Client does, until the master has accepted every task submitted);
+    cancel_futures=True cancels those first.
     """
 
     def __init__(self, connect: str | None = None, **kw: Any) -> None:
@@ -1149,3 +1176,88 @@ class Executor(cf.Executor):
         client._shutdown(("idle", math.inf))
         if wait and threading.current_thread() is not client._thread:
             client._thread.join()
+
+
+# --- interpreter exit --------------------------------------------------------------------
+
+
+class _ExitFlush:
+    """At interpreter exit, every client still open waits, at most config.exit_timeout,
+    until the master has ACCEPTED what it submitted, then closes; tasks still not
+    accepted are named on stderr (what a concurrent.futures user expects of a submit).
+
+    Why atexit with a daemon I/O thread: at exit CPython first joins the non-daemon
+    threads, then runs atexit handlers, and only then freezes daemon threads. So this
+    handler runs once the program's own threads are all done (no submit can come after
+    it) while the I/O thread still runs to finish the flush. A non-daemon I/O thread
+    stopped through threading._register_atexit (private API) would be told to stop
+    *before* those threads are joined, failing a submit they make later; and the
+    process could not end while a forgotten client waits for results.
+
+    One registry for the process (as concurrent.futures keeps for its threads): the
+    handler must see every open client, start all their flushes at once and so bound
+    the whole exit by the longest exit_timeout, not by their sum.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._clients: weakref.WeakSet[Client] = weakref.WeakSet()
+        self._registered = False
+
+    def add(self, client: Client) -> None:
+        with self._lock:
+            self._clients.add(client)
+            if not self._registered:
+                self._registered = True
+                atexit.register(self.run)
+                # A forked child has none of these clients' I/O threads: it starts empty.
+                os.register_at_fork(after_in_child=self._forget_all)
+
+    def discard(self, client: Client) -> None:
+        with self._lock:
+            self._clients.discard(client)
+
+    def _forget_all(self) -> None:
+        self._lock = threading.Lock()
+        self._clients = weakref.WeakSet()
+
+    def run(self) -> None:
+        with self._lock:
+            clients = [c for c in self._clients if c._thread.is_alive()]
+        started = time.monotonic()
+        for c in clients:  # all at once: their waits overlap
+            c._shutdown(("flush", started + c.config.exit_timeout))
+        for c in clients:
+            _finish_at_exit(c, started)
+
+
+def _finish_at_exit(client: Client, started: float) -> None:
+    """Wait for one client's exit flush; say on stderr what it waits for if that takes
+    a while, and name the tasks the master did not accept."""
+    cfg, thread = client.config, client._thread
+    # The I/O thread stops at the flush deadline, then lingers at most FINAL_LINGER_MS.
+    deadline = started + cfg.exit_timeout + FINAL_LINGER_MS / 1000 + 1.0
+    thread.join(max(0.0, min(started + EXIT_NOTE_AFTER, deadline) - time.monotonic()))
+    if thread.is_alive():
+        _say(f"zq: waiting up to {cfg.exit_timeout:g} s (ZQ_EXIT_TIMEOUT) for the master at "
+             f"{cfg.connect} to accept the tasks submitted before exit")
+        thread.join(max(0.0, deadline - time.monotonic()))
+    if thread.is_alive():
+        _say(f"zq: the client of {cfg.connect} did not stop in time; tasks it submitted "
+             "may not have reached the master")
+        return
+    lost = client._io.unaccepted
+    if lost:
+        named = ", ".join(f"{tid} ({name})" for tid, name in lost[:EXIT_NAMES_SHOWN])
+        more = f" and {len(lost) - EXIT_NAMES_SHOWN} more" if len(lost) > EXIT_NAMES_SHOWN else ""
+        _say(f"zq: the master at {cfg.connect} did not accept {len(lost)} task(s) within "
+             f"{cfg.exit_timeout:g} s of exit (ZQ_EXIT_TIMEOUT); they may never run: "
+             f"{named}{more}")
+
+
+def _say(line: str) -> None:
+    if sys.stderr is not None:  # None under pythonw
+        print(line, file=sys.stderr, flush=True)
+
+
+_AT_EXIT = _ExitFlush()

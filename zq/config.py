@@ -12,12 +12,25 @@ from dataclasses import dataclass, field
 from zq.errors import ConfigError
 
 DEFAULT_CONNECT = "tcp://127.0.0.1:5555"
+DEFAULT_EXIT_TIMEOUT = 10.0
 POOLS = ("process", "thread", "async")
 
 
 def default_connect() -> str:
     """The address clients and workers use when none is given: $ZQ_CONNECT or loopback."""
     return os.environ.get("ZQ_CONNECT") or DEFAULT_CONNECT
+
+
+def default_exit_timeout() -> float:
+    """Seconds a live client waits at interpreter exit for the master to accept what was
+    submitted (Client docstring): $ZQ_EXIT_TIMEOUT, else 10."""
+    text = os.environ.get("ZQ_EXIT_TIMEOUT")
+    if not text:
+        return DEFAULT_EXIT_TIMEOUT
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError(f"ZQ_EXIT_TIMEOUT={text!r} is not a number of seconds") from None
 
 
 def _require(ok: bool, message: str) -> None:
@@ -90,6 +103,8 @@ class ClientConfig:
     max_unacked: int = 100_000  # submissions in flight before submit() blocks
     heartbeat_interval: float = 1.0
     heartbeat_liveness: int = 5
+    # At interpreter exit a live client waits this long for ACCEPTED of what it submitted.
+    exit_timeout: float = field(default_factory=default_exit_timeout)
     # CurveZMQ (zq.security): this client's NAME.key_secret and the master's NAME.key.
     secret_key: str | None = field(default_factory=lambda: os.environ.get("ZQ_SECRET_KEY"))
     master_key: str | None = field(default_factory=lambda: os.environ.get("ZQ_MASTER_KEY"))
@@ -98,4 +113,6 @@ class ClientConfig:
         _require("://" in self.connect, f"{self.connect!r} is not an endpoint like tcp://host:5555")
         _require(self.batch_size >= 1, "batch_size must be >= 1")
         _require(self.max_unacked >= self.batch_size, "max_unacked must be >= batch_size")
+        _require(self.exit_timeout >= 0, f"exit_timeout (ZQ_EXIT_TIMEOUT) must be >= 0, "
+                                         f"not {self.exit_timeout}")
         return self

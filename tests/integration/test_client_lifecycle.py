@@ -78,6 +78,41 @@ def finish(proc: subprocess.Popen) -> tuple[str, str]:
             proc.wait()
 
 
+# --- finding 1: what was submitted before exit is not lost ------------------------------
+
+
+def test_a_script_that_submits_and_exits_gets_its_task_run_every_time(
+        worker: Cluster, tmp_path: Path) -> None:
+    runs = {(mode, i): tmp_path / f"{mode}-{i}" for mode in MODES for i in range(RUNS)}
+    procs = {key: start_script(tmp_path, key[0], worker.endpoint, path)
+             for key, path in runs.items()}
+    outputs = {key: finish(p) for key, p in procs.items()}
+    for key, (out, err) in outputs.items():
+        assert procs[key].returncode == 0, (key, err)
+        assert "did not accept" not in err, (key, err)
+    # Every script has ended; each task still runs (the master has it durably).
+    wait_until(lambda: all(Path(f"{path}.0").exists() for path in runs.values()), 30,
+               "every submitted task to run")
+    ran = {key for key, path in runs.items() if Path(f"{path}.0").exists()}
+    assert ran == set(runs)
+
+
+def test_with_no_master_a_script_exits_at_its_bound_naming_what_was_not_accepted(
+        tmp_path: Path) -> None:
+    endpoint = f"tcp://127.0.0.1:{free_port()}"  # nothing listens there
+    for mode in ("plain", "executor-nowait"):
+        proc = start_script(tmp_path, mode, endpoint, tmp_path / mode, count=2,
+                            env={"ZQ_EXIT_TIMEOUT": "1"})
+        out, err = finish(proc)
+        ids = out.split()
+        assert proc.returncode == 0 and len(ids) == 2, (mode, out, err)
+        lines = [ln for ln in err.splitlines() if "did not accept" in ln]
+        assert len(lines) == 1, (mode, err)
+        assert f"the master at {endpoint} did not accept 2 task(s) within 1 s of exit" in lines[0]
+        for tid in ids:
+            assert f"{tid} ({APP}:mark)" in lines[0]
+
+
 # --- finding 2: result() waits through chunks ---------------------------------------------
 
 
