@@ -4,6 +4,7 @@ workers are offered tasks, and retry backoff."""
 from __future__ import annotations
 
 import bisect
+import math
 from collections import deque
 from typing import Any, Callable, Iterable
 
@@ -101,7 +102,7 @@ def offer_order(workers: Iterable[Any], room: Callable[[Any], int],
 def compute_backoff(attempt: int, *, base: float, cap: float, rand: float) -> float:
     """Seconds to wait before the next attempt: base * 2**(attempt-1), capped, with full
     jitter in its upper half (rand in [0, 1)) so retries of a burst spread out."""
-    delay = min(cap, base * (2 ** max(0, attempt - 1)))
+    delay = min(cap, base * 2.0 ** min(max(0, attempt - 1), 64))  # 2**1024 overflows
     return delay * (0.5 + 0.5 * rand)
 
 
@@ -109,7 +110,10 @@ def parse_rate(spec: str) -> float:
     """'100/s', '20/m', '5/h' -> tasks per second. ValueError for anything else."""
     count, _, unit = spec.partition("/")
     per = {"s": 1.0, "m": 60.0, "h": 3600.0}.get(unit.strip())
-    n = float(count)
-    if per is None or n <= 0:
+    try:
+        n = float(count)
+    except ValueError:
+        n = math.nan
+    if per is None or not (math.isfinite(n) and n > 0):  # nan or inf would stall the name
         raise ValueError(f"rate limit {spec!r} must look like '100/s', '20/m' or '5/h'")
     return n / per
