@@ -65,7 +65,10 @@ class Schedule:
             raise ConfigError(f"schedule {d.get('name')!r}: {e}") from e
 
     def task_id(self, tick: float) -> str:
-        return f"{self.name}@{tick:.0f}"
+        """NAME@TICK, the tick's unix time: whole seconds as an integer, other ticks to
+        the microsecond (rounded to the second, ticks less than a second apart shared
+        one id, and all but the first were lost as resubmissions of it)."""
+        return f"{self.name}@" + f"{tick:.6f}".rstrip("0").rstrip(".")
 
 
 def _zone(s: Schedule) -> ZoneInfo:
