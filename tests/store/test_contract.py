@@ -90,8 +90,10 @@ def test_a_new_store_is_empty(opener: Opener) -> None:
     assert store.get_meta("anything") is None
 
 
-def test_save_delete_commit_accept_any_iterable(opener: Opener) -> None:
-    store = opener()
+def test_save_delete_commit_accept_any_iterable(durable: Opener) -> None:
+    """Generators, tuples and iterators are read in full; memoryview results are bytes;
+    deleting an id never saved is harmless; a commit with nothing pending too."""
+    store = durable()
     store.save([])
     store.delete([])
     store.save(task(f"t{i}", i) for i in range(3))
@@ -99,6 +101,23 @@ def test_save_delete_commit_accept_any_iterable(opener: Opener) -> None:
     store.delete(iter(["t1", "never-saved"]))
     store.commit()
     store.commit()  # nothing pending: harmless
+    for reader in (store, durable()):  # this run, and a reopen
+        got = load(reader)
+        assert [r.id for r in got] == ["t0", "t2", "mv"]
+        assert got[-1].result == b"r" and reader.get("t1") is None
+
+
+def test_a_volatile_store_keeps_no_task_but_its_meta_for_the_run() -> None:
+    """The memory store: the master's own records are the only copy of each task."""
+    store = STORES["memory"](Path("unused"))
+    store.save(task(f"t{i}", i) for i in range(3))
+    store.update([task("t0", 0, state=State.SUCCEEDED)])
+    store.set_meta("schedules", [1])
+    store.commit()
+    assert not store.durable
+    assert load(store) == [] and store.get("t0") is None
+    assert store.get_meta("schedules") == [1]
+    assert STORES["memory"](Path("unused")).get_meta("schedules") is None
 
 
 def test_meta_reads_back_in_the_same_run(opener: Opener) -> None:
@@ -362,8 +381,8 @@ def test_get_finds_one_committed_task(opener: Opener) -> None:
     assert store.get("never") is None
 
 
-def test_update_writes_what_changes_and_keeps_the_payload(opener: Opener) -> None:
-    store = opener()
+def test_update_writes_what_changes_and_keeps_the_payload(durable: Opener) -> None:
+    store = durable()
     rec = task("u-1", seq=3)
     store.save([rec])
     store.commit()
@@ -372,8 +391,6 @@ def test_update_writes_what_changes_and_keeps_the_payload(opener: Opener) -> Non
     rec.payload = b"must not be written by update"
     store.update([rec])
     store.commit()
-    if not store.durable:
-        return
     got = store.get("u-1")
     assert got is not None
     assert (got.state, got.result, got.attempt, got.worker, got.updated) == (

@@ -250,6 +250,24 @@ def test_map_raises_a_task_error_at_its_position_and_cancels_the_rest(
             list(it)
 
 
+def test_a_failed_map_task_cancels_the_tasks_after_it(manual: FakeMaster) -> None:
+    """The rest of a map whose task failed is cancelled on the master, not left to run."""
+    with connect(manual) as client:
+        it = client.map(tasks.echo, range(5))
+        ids = [e[0] for e in manual.wait_submitted(5)]
+        manual.send(m.Accepted(ids, {}))
+        manual.send(result_of(ids[0], "first"))
+        manual.send(m.Result([(ids[1], int(State.FAILED),
+                               serde.encode_error("ValueError", "second broke"))]))
+        manual.send(result_of(ids[2], "third"))  # already done: nothing to cancel
+        assert next(it) == "first"
+        with pytest.raises(ValueError, match="second broke"):
+            next(it)
+        cancels = manual.wait_for(lambda log: [x for x in log if isinstance(x, m.Cancel)])
+        cancelled = {tid for c in cancels for tid in c.ids}
+        assert {ids[3], ids[4]} <= cancelled and ids[1] not in cancelled, cancelled
+
+
 def test_map_stopped_early_cancels_what_is_left(manual: FakeMaster) -> None:
     with connect(manual) as client:
         it = client.map(tasks.slow, range(3))

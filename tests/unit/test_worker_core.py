@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from zq.config import WorkerConfig
 from zq.core import messages as m
 from zq.core import worker_core as wc
 from zq.core.messages import Outcome
@@ -103,19 +104,27 @@ def registered(**kw: Any) -> Session:
 
 # --- backoff --------------------------------------------------------------------------
 
+# docs/PROTOCOL.md §1: reconnect tries wait 100 ms doubling to 30 s, with jitter.
+RECONNECT_WAITS = [0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8, 25.6, 30.0, 30.0]
+
+
 def test_backoff_doubles_to_the_cap() -> None:
-    delays = [wc.compute_backoff(a, base=0.1, cap=1.0, jitter_fraction=0.0, rand=0.9)
-              for a in range(6)]
-    assert delays == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.0, 1.0])
+    cfg = WorkerConfig(connect="tcp://127.0.0.1:1", apps=("m",))
+    assert (cfg.reconnect_min, cfg.reconnect_max) == (0.1, 30.0)
+    delays = [wc.compute_backoff(a, base=0.1, cap=30.0, jitter_fraction=0.0, rand=0.9)
+              for a in range(len(RECONNECT_WAITS))]
+    assert delays == pytest.approx(RECONNECT_WAITS)
+    assert wc.compute_backoff(10_000, base=0.1, cap=30.0, jitter_fraction=0.0,
+                              rand=0.0) == pytest.approx(30.0)
 
 
-@given(attempt=st.integers(0, 10_000), base=st.floats(0.001, 10), cap=st.floats(0.001, 100),
-       jitter=st.floats(0, 1), rand=st.floats(0, 1, exclude_max=True))
-def test_backoff_stays_within_its_bounds(attempt: int, base: float, cap: float, jitter: float,
-                                         rand: float) -> None:
-    d = wc.compute_backoff(attempt, base=base, cap=cap, jitter_fraction=jitter, rand=rand)
-    full = min(cap, base * 2.0 ** min(attempt, 62))
-    assert (1 - jitter) * full - 1e-12 <= d <= full + 1e-12
+@given(attempt=st.integers(0, 10_000), jitter=st.floats(0, 1),
+       rand=st.floats(0, 1, exclude_max=True))
+def test_backoff_stays_within_its_bounds(attempt: int, jitter: float, rand: float) -> None:
+    """Jitter only shortens a wait, by at most jitter_fraction of it."""
+    full = RECONNECT_WAITS[min(attempt, len(RECONNECT_WAITS) - 1)]
+    d = wc.compute_backoff(attempt, base=0.1, cap=30.0, jitter_fraction=jitter, rand=rand)
+    assert (1 - jitter) * full * (1 - 1e-9) <= d <= full * (1 + 1e-9)
 
 
 # --- registration, liveness, heartbeats -------------------------------------------------
@@ -277,12 +286,21 @@ def test_cancel_is_passed_on_for_held_tasks_only() -> None:
 
 
 def test_partials_while_disconnected_are_kept_up_to_a_bound() -> None:
+    """Chunks made while the master is away wait for the next WELCOME, up to
+    MAX_BUFFERED_PARTIALS of them; a report that does not fit is dropped and counted."""
+    bound = wc.MAX_BUFFERED_PARTIALS
     s = registered()
     s.tick(3.0)
-    s.report(partials=[("a", 1, 0, b"\x01")])
+    assert not s.core.registered
+    kept = [("a", 1, seq, b"\x01") for seq in range(bound)]
+    for i in range(0, bound, 10_000):
+        s.report(partials=kept[i:i + 10_000])
+    s.report(partials=[("a", 1, bound, b"\x02"), ("a", 1, bound + 1, b"\x02")])
+    assert s.core.statistics().partials_dropped == 2
     s.tick(1.0)
     s.register()
-    assert m.Partial([("a", 1, 0, b"\x01")]) in s.pop_sent()
+    sent = [e for msg in s.pop_sent() if isinstance(msg, m.Partial) for e in msg.entries]
+    assert sent == kept
 
 
 # --- stopping ---------------------------------------------------------------------------
@@ -484,13 +502,19 @@ def _complete(core, n: int, now: float) -> list:
 
 
 def test_adaptive_credit_grows_for_fast_tasks_and_stays_small_for_slow_ones():
-    from zq.core import worker_core as wc_
+    """docs/TASKS.md: about 50 ms of work prefetched, at least `concurrency`, at most
+    2,000 extra."""
     fast = _adaptive_core()
     sent = _complete(fast, 4, 0.0) + _complete(fast, 4, 0.30)  # ~27 tasks/s: no change yet
-    sent += _complete(fast, 4000, 0.60)  # 4000 in 0.3 s: ~13k/s -> prefetch ~670
+    sent += _complete(fast, 4000, 0.60)  # 4000 in 0.3 s: ~13,300/s, 50 ms of it is ~667
     credits = [msg.credit for msg in sent if isinstance(msg, m.Credit)]
-    assert credits and credits[-1] > 500 and fast.credit == credits[-1]
-    assert fast.credit <= fast.concurrency + wc_.MAX_PREFETCH
+    assert credits and fast.credit == credits[-1]
+    assert 2 + 600 <= fast.credit <= 2 + 700
+
+    capped = _adaptive_core()
+    _complete(capped, 4, 0.0)
+    sent = _complete(capped, 200_000, 0.30)  # ~670,000/s: 50 ms would be ~33,000
+    assert [msg.credit for msg in sent if isinstance(msg, m.Credit)] == [2 + 2000]
 
     slow = _adaptive_core()
     sent = _complete(slow, 1, 0.0) + _complete(slow, 1, 1.0) + _complete(slow, 1, 2.0)
