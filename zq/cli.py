@@ -469,6 +469,9 @@ def schedule_list(json_: bool = typer.Option(False, "--json"),
         _print(rows, True)
         return
     for s in rows:
+        if s.get("broken"):
+            typer.echo(f"{s['name']}: BROKEN, never runs: {s['broken']}")
+            continue
         when = f"cron '{s['cron']}' ({s['timezone']})" if s["cron"] else f"every {s['every']}s"
         typer.echo(f"{s['name']}: {s['task']} {when}, next run {_when(s['next_run'])}")
 

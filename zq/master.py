@@ -115,9 +115,10 @@ class Master:
         core = self.core
         core.advance(time.monotonic(), time.time())
         restored = core.restore(self.store.load())
-        core.periodic.load(self.store.get_meta("schedules"), core.wall)
+        for note in core.periodic.load(self.store.get_meta("schedules"), core.wall):
+            log.error("%s", note)
         for spec in self._schedule_file():
-            core.add_schedule(spec)
+            core.add_schedule(spec)  # read_schedule_file validated them
         if self.keys is not None:
             self._auth = start_authenticator(self.ctx, self.keys)
         self.sock = transport.master_socket(self.ctx, self.config.bind, self.config.max_message,

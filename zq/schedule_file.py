@@ -44,7 +44,7 @@ def read_schedule_file(path: str) -> list[dict[str, Any]]:
                               f"known: {sorted(_KEYS)}")
         if "every" in entry:
             entry["every"] = float(entry["every"])
-        Schedule.from_dict(dict(entry))  # validates: name, task, cron or every, timezone
+        Schedule.from_spec(dict(entry))  # validates every field
         out.append(entry)
     names = [e["name"] for e in out]
     if len(set(names)) != len(names):

@@ -63,6 +63,8 @@ BAD = [
     ("schedule_add", {"name": "s", "task": "m:f", "every": 60.0, "queue": [1]}, "queue"),
     ("schedule_add", {"name": "s", "task": "m:f", "every": 60.0, "priority": [1]}, "priority"),
     ("schedule_add", {"name": "s", "task": "m:f", "every": 60.0, "kwargs": {1: 2}}, "kwargs"),
+    ("schedule_add", {"name": "s", "task": "m:f", "every": 60.0, "args": [[[[[[[[[[
+        [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}, "nests"),
     ("schedule_remove", {"name": 3}, "name"),
     ("status", {"verbose": True}, "no argument"),
 ]

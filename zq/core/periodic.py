@@ -16,7 +16,17 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
-from zq.errors import ConfigError
+from zq.core import serde
+from zq.errors import ConfigError, SerializationError
+
+
+MIN_EVERY = 0.25  # seconds: a shorter interval would fire (nearly) every loop turn
+MAX_EVERY = 10 * 365 * 86400.0
+MAX_ARGS_BYTES = 64 * 1024  # a schedule's encoded arguments
+MAX_NESTING = 32  # levels of lists and maps in them
+# What a peer or a schedule file may set; the other fields are the master's own.
+PUBLIC_FIELDS = ("name", "task", "cron", "every", "timezone", "args", "kwargs", "queue",
+                 "priority")
 
 
 @dataclass
@@ -34,20 +44,51 @@ class Schedule:
     last_tick: float | None = None  # the last tick that fired
 
     def validate(self) -> "Schedule":
-        if not self.name or "@" in self.name:
-            raise ConfigError(f"schedule name {self.name!r} must be non-empty, without '@'")
-        if ":" not in self.task:
-            raise ConfigError(f"schedule {self.name}: task {self.task!r} must be 'module:function'")
+        """Every field of the right type and in range; ConfigError says which is not.
+        Checked before a schedule is stored, and again when one is loaded."""
+        name = self.name
+        if type(name) is not str or not 0 < len(name) <= 200 or "@" in name:
+            raise ConfigError(f"schedule name {_short(name)} must be a string of 1 to 200 "
+                              "characters, without '@'")
+        if type(self.task) is not str or ":" not in self.task or len(self.task) > 512:
+            raise ConfigError(f"schedule {name}: task {_short(self.task)} must be "
+                              "'module:function'")
         if (self.cron is None) == (self.every is None):
-            raise ConfigError(f"schedule {self.name}: give exactly one of cron or every")
-        if self.cron is not None and not croniter.is_valid(self.cron):
-            raise ConfigError(f"schedule {self.name}: {self.cron!r} is not a 5-field cron "
+            raise ConfigError(f"schedule {name}: give exactly one of cron or every")
+        if self.cron is not None and (type(self.cron) is not str or len(self.cron) > 200
+                                      or not croniter.is_valid(self.cron)):
+            raise ConfigError(f"schedule {name}: {_short(self.cron)} is not a 5-field cron "
                               "expression like '*/5 * * * *'")
-        if self.every is not None and not (self.every > 0 and math.isfinite(self.every)):
-            raise ConfigError(f"schedule {self.name}: every must be a positive number of seconds")
+        if self.every is not None and not (_number(self.every) and self.every > 0):
+            raise ConfigError(f"schedule {name}: every must be a positive number of seconds")
+        if self.every is not None and not MIN_EVERY <= self.every <= MAX_EVERY:
+            raise ConfigError(f"schedule {name}: every must be from {MIN_EVERY:g} to "
+                              f"{MAX_EVERY:g} seconds, not {self.every:g}")
+        if type(self.timezone) is not str or len(self.timezone) > 64:
+            raise ConfigError(f"schedule {name}: timezone must be a name like 'Europe/Berlin'")
         _zone(self)
-        if not isinstance(self.args, list) or not isinstance(self.kwargs, dict):
-            raise ConfigError(f"schedule {self.name}: args must be a list and kwargs a table")
+        if type(self.args) is not list or type(self.kwargs) is not dict \
+                or not all(type(k) is str for k in self.kwargs):
+            raise ConfigError(f"schedule {name}: args must be a list and kwargs a table "
+                              "with string keys")
+        if type(self.queue) is not str or not 0 < len(self.queue) <= 512:
+            raise ConfigError(f"schedule {name}: queue must be a queue name (a string), "
+                              f"not {_short(self.queue)}")
+        if type(self.priority) is not int or not -2**31 <= self.priority < 2**31:
+            raise ConfigError(f"schedule {name}: priority must be an integer, "
+                              f"not {_short(self.priority)}")
+        if not _number(self.anchor) or not (self.last_tick is None or _number(self.last_tick)):
+            raise ConfigError(f"schedule {name}: anchor and last_tick must be finite times")
+        if not serde.nesting_within([self.args, self.kwargs], MAX_NESTING):
+            raise ConfigError(f"schedule {name}: args and kwargs may nest at most "
+                              f"{MAX_NESTING} levels deep")
+        try:
+            size = len(serde.encode_call(self.args, self.kwargs))
+        except SerializationError as e:
+            raise ConfigError(f"schedule {name}: {e}") from e
+        if size > MAX_ARGS_BYTES:
+            raise ConfigError(f"schedule {name}: its arguments take {size} bytes, over "
+                              f"the {MAX_ARGS_BYTES} allowed")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -55,20 +96,41 @@ class Schedule:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Schedule":
+        """A schedule as the master stored it, its own fields (anchor, last_tick) too."""
         known = set(cls.__dataclass_fields__)
         unknown = set(d) - known
         if unknown:
-            raise ConfigError(f"schedule {d.get('name')!r}: unknown keys {sorted(unknown)}")
+            raise ConfigError(f"schedule {_short(d.get('name'))}: unknown keys "
+                              f"{sorted(map(str, unknown))}")
         try:
             return cls(**d).validate()
         except TypeError as e:
-            raise ConfigError(f"schedule {d.get('name')!r}: {e}") from e
+            raise ConfigError(f"schedule {_short(d.get('name'))}: {e}") from e
+
+    @classmethod
+    def from_spec(cls, d: dict[str, Any]) -> "Schedule":
+        """A schedule as a peer or a schedule file gives it: the public fields only
+        (the master sets anchor and last_tick itself)."""
+        own = sorted(str(k) for k in d if k not in PUBLIC_FIELDS)
+        if own:
+            raise ConfigError(f"schedule {_short(d.get('name'))}: unknown keys {own}; "
+                              f"known: {', '.join(PUBLIC_FIELDS)}")
+        return cls.from_dict(d)
 
     def task_id(self, tick: float) -> str:
         """NAME@TICK, the tick's unix time: whole seconds as an integer, other ticks to
         the microsecond (rounded to the second, ticks less than a second apart shared
         one id, and all but the first were lost as resubmissions of it)."""
         return f"{self.name}@" + f"{tick:.6f}".rstrip("0").rstrip(".")
+
+
+def _number(v: Any) -> bool:
+    return type(v) in (int, float) and math.isfinite(v)
+
+
+def _short(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _zone(s: Schedule) -> ZoneInfo:
@@ -104,6 +166,9 @@ class Periodic:
     def __init__(self) -> None:
         self.schedules: dict[str, Schedule] = {}
         self.next_at: dict[str, float] = {}
+        # Stored schedules that cannot load (name -> (what was stored, why)): kept, so
+        # nothing is lost, and listed as broken until replaced or removed.
+        self.broken: dict[str, tuple[dict[str, Any], str]] = {}
 
     def add(self, s: Schedule, wall: float) -> None:
         """Add or replace a schedule. A new one first fires at its first tick from now."""
@@ -114,11 +179,13 @@ class Periodic:
         if not s.anchor:
             s.anchor = wall
         self.schedules[s.name] = s
+        self.broken.pop(s.name, None)
         self.next_at[s.name] = next_tick(s, s.last_tick if s.last_tick is not None else wall)
 
     def remove(self, name: str) -> bool:
         self.next_at.pop(name, None)
-        return self.schedules.pop(name, None) is not None
+        gone = self.broken.pop(name, None) is not None
+        return self.schedules.pop(name, None) is not None or gone
 
     def next_due(self) -> float | None:
         return min(self.next_at.values()) if self.next_at else None
@@ -138,11 +205,45 @@ class Periodic:
         return fired
 
     def dump(self) -> list[dict[str, Any]]:
-        return [s.to_dict() for s in self.schedules.values()]
+        return [s.to_dict() for s in self.schedules.values()] + [
+            raw for raw, _ in self.broken.values()]
 
-    def load(self, dumped: list[dict[str, Any]] | None, wall: float) -> None:
-        for d in dumped or ():
-            self.add(Schedule.from_dict(d), wall)
+    def load(self, dumped: Any, wall: float) -> list[str]:
+        """The schedules a store kept. One that cannot load (a bad field saved by an
+        older master, say) is skipped and kept as broken: never a reason not to start.
+        Returns a line for the log per broken schedule."""
+        notes: list[str] = []
+        if dumped is not None and type(dumped) is not list:
+            return [f"the stored schedules are not a list ({type(dumped).__name__}): "
+                    "none loaded"]
+        for i, d in enumerate(dumped or ()):
+            name = d.get("name") if type(d) is dict else None
+            key = name if type(name) is str and name else f"#{i + 1}"
+            try:
+                if type(d) is not dict:
+                    raise ConfigError(f"schedule {key}: not a table but {type(d).__name__}")
+                self.add(Schedule.from_dict(d), wall)
+            except (ConfigError, ValueError, TypeError, OverflowError) as e:
+                self.broken[key] = (d if type(d) is dict else {"name": key}, str(e))
+                notes.append(f"schedule {key} cannot load, skipped (zq schedule list shows "
+                             f"it broken; add it again or remove it): {e}")
+        return notes
+
+    def view(self, name: str) -> dict[str, Any]:
+        """A schedule as `schedule_list` shows it; a broken one with `broken` = why."""
+        if name in self.broken:
+            raw, why = self.broken[name]
+            out: dict[str, Any] = {f: None for f in PUBLIC_FIELDS}
+            out.update({f: raw.get(f) for f in PUBLIC_FIELDS if f in raw})
+            out.update(name=name, next_run=None, broken=why)
+            return out
+        view = self.schedules[name].to_dict()
+        view["next_run"] = self.next_at.get(name)
+        view["broken"] = None
+        return view
+
+    def names(self) -> list[str]:
+        return sorted([*self.schedules, *self.broken])
 
 
 def utc_iso(ts: float) -> str:

@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
+from zq.core import serde
 from zq.core.access import Caller, Need
 from zq.core.messages import FINAL_STATES, State
 
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 MAX_ID = 128  # codec.MAX_ID: characters in a task id
 MAX_NAME = 512  # codec.MAX_NAME: a task name, a queue name
 MAX_TASKS_LIMIT = 1000  # rows one `tasks` query returns at most
+MAX_NESTING = 32  # levels of arrays and maps in an argument
 STATE_LABELS = tuple(s.label for s in State)
 FINAL_LABELS = tuple(s.label for s in State if s in FINAL_STATES)
 
@@ -101,13 +103,13 @@ def _checked(kind: str, name: str, arg: Arg, v: Any) -> Any:
         if type(v) not in (int, float) or not math.isfinite(v) or not arg.lo <= v <= arg.hi:
             raise Refused(f"{what} must be a finite number from {arg.lo:g} to {arg.hi:g}")
         return v
-    if t == "list":
-        if type(v) is not list:
+    if t == "list" or t == "map":
+        if t == "list" and type(v) is not list:
             raise Refused(f"{what} must be an array")
-        return v
-    if t == "map":
-        if type(v) is not dict or not all(type(k) is str for k in v):
+        if t == "map" and (type(v) is not dict or not all(type(k) is str for k in v)):
             raise Refused(f"{what} must be a map with string keys")
+        if not serde.nesting_within(v, MAX_NESTING):
+            raise Refused(f"{what} nests deeper than {MAX_NESTING} levels")
         return v
     raise AssertionError(f"query table: unknown argument type {t!r}")  # a bug, not input
 
@@ -167,7 +169,7 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
          Need.ADMIN, _purge, "forget final tasks"),
     Kind("schedule_add", {
         "name": Arg("str", required=True, max_len=200), "task": Arg("str", required=True),
-        "cron": Arg("str", max_len=200), "every": Arg("number", lo=1.0, hi=10 * 365 * 86400),
+        "cron": Arg("str", max_len=200), "every": Arg("number", lo=0.25, hi=10 * 365 * 86400),
         "timezone": Arg("str", max_len=64), "args": Arg("list"), "kwargs": Arg("map"),
         "queue": Arg("str"), "priority": Arg("int", lo=-2**31, hi=2**31 - 1)},
         Need.ADMIN, _schedule_add, "add or replace a periodic task"),

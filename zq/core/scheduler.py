@@ -804,13 +804,16 @@ class Scheduler:
             self._meta["schedules"] = self.periodic.dump()
 
     def add_schedule(self, spec: dict[str, Any]) -> dict[str, Any]:
-        """Add or replace a periodic task; queries.Refused says what is wrong with spec."""
+        """Add or replace a periodic task; queries.Refused says what is wrong with spec.
+        Validated before anything is stored; a peer never sets the master's own fields
+        (anchor, last_tick)."""
         try:
-            self.periodic.add(Schedule.from_dict(spec), self.wall)
+            s = Schedule.from_spec(spec)
+            self.periodic.add(s, self.wall)
         except ConfigError as e:
             raise queries.Refused(str(e)) from e
         self._meta["schedules"] = self.periodic.dump()
-        return self._schedule_view(spec["name"])
+        return self.periodic.view(s.name)
 
     def remove_schedule(self, name: str) -> bool:
         if not self.periodic.remove(name):
@@ -819,12 +822,7 @@ class Scheduler:
         return True
 
     def list_schedules(self) -> list[dict[str, Any]]:
-        return [self._schedule_view(n) for n in sorted(self.periodic.schedules)]
-
-    def _schedule_view(self, name: str) -> dict[str, Any]:
-        view = self.periodic.schedules[name].to_dict()
-        view["next_run"] = self.periodic.next_at.get(name)
-        return view
+        return [self.periodic.view(n) for n in self.periodic.names()]
 
     def _expire_finished(self) -> None:
         """Forget results past their ttl; keep at most max_finished of them in memory."""

@@ -32,6 +32,24 @@ def _unpack(payload: Any) -> Any:
     return msgpack.unpackb(payload, raw=False, strict_map_key=False)
 
 
+def nesting_within(value: Any, limit: int) -> bool:
+    """Whether lists and maps in value nest at most `limit` levels (iteratively: a
+    value from the wire may be nested deeper than Python's recursion limit)."""
+    stack = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if type(v) is list or type(v) is tuple:
+            items: Any = v
+        elif type(v) is dict:
+            items = list(v.keys()) + list(v.values())
+        else:
+            continue
+        if depth > limit:
+            return False
+        stack.extend((item, depth + 1) for item in items)
+    return True
+
+
 def encode_call(args: tuple | list, kwargs: dict) -> bytes:
     return _pack([list(args), kwargs], "the task's arguments")
 
