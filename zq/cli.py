@@ -345,8 +345,9 @@ def status(json_: bool = typer.Option(False, "--json"),
     typer.echo(f"master {st['master_id']}: {len(st['workers'])} workers, "
                f"{st['throughput']:.1f} tasks/s over the last 10 s")
     for w in st["workers"]:
-        typer.echo(f"  worker {w['name']} host={w['host']} pid={w['pid']} pool={w['pool']} "
-                   f"concurrency={w['concurrency']} running={w['running']} "
+        session = f" session={w['session']}" if w.get("session") else ""
+        typer.echo(f"  worker {w['name']}{session} host={w['host']} pid={w['pid']} "
+                   f"pool={w['pool']} concurrency={w['concurrency']} running={w['running']} "
                    f"last_seen={w['last_seen']}s ago")
     typer.echo("queues: " + (", ".join(f"{q}={n}" for q, n in st["queues"].items()) or "none"))
     typer.echo("tasks:  " + ", ".join(f"{s}={n}" for s, n in st["counts"].items() if n))

@@ -63,6 +63,9 @@ class Worker:
         self._pool_fds: list[int] = []
         self._exit: int | None = None
         self._dropped = 0
+        # Who we are to the master (PROTOCOL §4): random, kept across reconnects, never
+        # shared with another process, so two workers with one --name stay apart.
+        self._session = os.urandom(16).hex()
 
     # --- public -------------------------------------------------------------------------
 
@@ -82,12 +85,13 @@ class Worker:
         pool.start()  # ConfigError when an --app cannot be imported
         self._pool = pool
         self._core = wc.WorkerCore.from_config(config, host=_socket.gethostname(),
-                                               pid=os.getpid(), rand=random.random)
+                                               pid=os.getpid(), session=self._session,
+                                               rand=random.random)
         self._ctx = ctx
         self._poller.register(self._wake_r, zmq.POLLIN)
-        log.info("worker %s: %s pool of %d, credit %d, apps %s, master %s", config.name,
-                 config.pool, config.concurrency, config.credit, ", ".join(config.apps),
-                 config.connect)
+        log.info("worker %s (session %s): %s pool of %d, credit %d, apps %s, master %s",
+                 config.name, self._session[:8], config.pool, config.concurrency,
+                 config.credit, ", ".join(config.apps), config.connect)
         graceful = False
         try:
             code = self._loop()

@@ -74,6 +74,12 @@ _chars = st.characters(codec="utf-8")
 ids = st.one_of(st.text(min_size=1, max_size=codec.MAX_ID), _chars.map(lambda c: c * codec.MAX_ID))
 names = st.one_of(st.text(max_size=30), _chars.map(lambda c: c * codec.MAX_NAME))
 reasons = st.text(max_size=200)
+# what a worker calls itself (HELLO name, host, pool): printable, not empty
+labels = st.one_of(st.text(st.characters(codec="utf-8").filter(str.isprintable), min_size=1,
+                           max_size=30),
+                   _chars.filter(str.isprintable).map(lambda c: c * codec.MAX_NAME))
+sessions = st.text("0123456789abcdefABCXYZ", min_size=codec.SESSION_MIN,
+                   max_size=codec.SESSION_MAX)
 numbers = st.one_of(st.floats(allow_nan=False), st.integers(-(2**53), 2**53))
 attempts = st.integers(0, 2**62)
 request_ids = st.integers(0, 2**62)
@@ -119,9 +125,10 @@ def messages(role: Role, cmd: Cmd) -> st.SearchStrategy[m.Message]:
 
 
 MESSAGES: dict[Cmd, st.SearchStrategy[Any]] = {
-    Cmd.HELLO: st.builds(m.Hello, name=names, host=names, pid=st.integers(0, 2**62),
-                         queues=few(names), concurrency=st.integers(0, 1 << 20), pool=names,
-                         credit=st.integers(0, 1 << 24), running=few(ids)),
+    Cmd.HELLO: st.builds(m.Hello, name=labels, host=labels, pid=st.integers(0, 2**62),
+                         queues=few(names), concurrency=st.integers(0, 1 << 20), pool=labels,
+                         credit=st.integers(0, 1 << 24), running=few(ids),
+                         session=sessions),
     Cmd.WELCOME: st.builds(m.Welcome, numbers, st.integers(1, 1000), st.integers(0, 2**62),
                            names),
     Cmd.CREDIT: st.builds(m.Credit, st.integers(0, 1 << 24), few(ids)),
@@ -251,7 +258,7 @@ def _entries(*kinds: Any) -> tuple[Any, ...]:
 
 SCHEMA: dict[Cmd, list[Any]] = {
     Cmd.HELLO: [STR, STR, BIG, ("list", STR), ("int", 0, 1 << 20), STR, ("int", 0, 1 << 24),
-                IDS],
+                IDS, ("session",)],
     Cmd.WELCOME: [NUM, ("int", 1, 1000), BIG, STR],
     Cmd.CREDIT: [("int", 0, 1 << 24), IDS],
     Cmd.TASK: [_entries(ID, BIG, STR, PAYLOAD, ("opt", NUM), ("opt", ("list", STR)))],
@@ -307,6 +314,10 @@ def wrong(draw: Callable[..., Any], kind: Any, current: Any, n_extra: int) -> An
         return draw(_not_int | st.sampled_from(out))
     if tag == "num":
         return draw(_not_num)
+    if tag == "session":
+        return draw(_not_str | st.sampled_from(
+            ["", "a" * (codec.SESSION_MIN - 1), "a" * (codec.SESSION_MAX + 1),
+             "0123456789abcdef-0123", "0123456789abcdéf"]))
     if tag == "opt":  # nil is valid here, so anything wrong but nil
         bad = wrong(draw, kind[1], current, n_extra)
         return "not nil" if bad is None else bad
@@ -374,8 +385,8 @@ def mutated(draw: Callable[..., Any], role: Role, cmd: Cmd) -> list[Any]:
     fields = msgpack.unpackb(frames[1], raw=False)[1:]
     kinds = schema(role, cmd)
     assert len(fields) == len(kinds)
-    if draw(st.integers(0, 9)) == 0:
-        fields = fields[:draw(st.integers(0, len(kinds) - 1))]
+    if draw(st.integers(0, 9)) == 0:  # fewer than the decoder needs (later ones are optional)
+        fields = fields[:draw(st.integers(0, codec._DECODERS[cmd].arity - 1))]
     else:
         i = draw(st.sampled_from([i for i, k in enumerate(kinds) if k is not ANY]))
         fields[i] = wrong(draw, kinds[i], fields[i], len(frames) - 2)

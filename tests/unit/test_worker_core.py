@@ -26,12 +26,16 @@ def result(task_id: str, outcome: int = Outcome.OK, payload: bytes = b"\xc0",
     return (task_id, attempt, int(outcome), payload)
 
 
+SESSION = "0123456789abcdef0123456789abcdef"
+
+
 class Session:
     """A WorkerCore with a clock, the messages it sent and its other commands."""
 
     def __init__(self, **kw: Any) -> None:
         params: dict[str, Any] = dict(name="w", host="h", pid=7, queues=["default"], concurrency=2,
-                      pool="process", credit=4, shutdown_timeout=10.0, reconnect_min=0.1,
+                      pool="process", credit=4, session=SESSION, shutdown_timeout=10.0,
+                      reconnect_min=0.1,
                       reconnect_max=1.0, rand=lambda: 0.0)
         params.update(kw)
         self.core = wc.WorkerCore(**params)
@@ -133,7 +137,7 @@ def test_start_opens_a_socket_and_says_hello() -> None:
     session = Session()
     cmds = session.start()
     assert isinstance(cmds[0], wc.OpenConnection)
-    assert session.pop_sent() == [m.Hello("w", "h", 7, ["default"], 2, "process", 4, [])]
+    assert session.pop_sent() == [m.Hello("w", "h", 7, ["default"], 2, "process", 4, [], SESSION)]
     assert session.core.next_deadline() == pytest.approx(103.0)  # 1 s x 3 before WELCOME
 
 
@@ -485,7 +489,8 @@ TestOutbox.settings = settings(max_examples=60, stateful_step_count=40, deadline
 def _adaptive_core(concurrency: int = 2):
     from zq.core import worker_core as wc_
     core = wc_.WorkerCore(name="w", host="h", pid=1, queues=["default"], concurrency=concurrency,
-                          pool="thread", credit=2 * concurrency, adaptive=True, rand=lambda: 0.5)
+                          pool="thread", credit=2 * concurrency, session=SESSION,
+                          adaptive=True, rand=lambda: 0.5)
     core.start(0.0)
     core.tick(0.0)
     core.handle(wc_.MessageReceived(m.Welcome(1.0, 3, 1 << 20, "M"), 0.0))

@@ -27,6 +27,10 @@ MAX_FRAMES = 1026  # signature + header + at most 1024 large payload frames
 MAX_HEADER = 64 * 1024 * 1024
 MAX_ID = 128  # bytes in a task id
 MAX_NAME = 512
+MAX_QUEUES = 256  # queue names in one HELLO
+# A worker's session token (HELLO, 1.1): 16 to 64 ASCII letters and digits; zq's worker
+# sends 32 hex digits (16 random bytes), made once per process.
+SESSION_MIN, SESSION_MAX = 16, 64
 
 # Which commands each role may send.
 ALLOWED = {
@@ -78,9 +82,15 @@ def _out_entries(entries: Sequence[Sequence[Any]], at: int, extra: list[Any]) ->
     return out
 
 
+def _hello_fields(x: m.Hello) -> list[Any]:
+    fields = [x.name, x.host, x.pid, x.queues, x.concurrency, x.pool, x.credit, x.running]
+    if x.session:  # without one it is a 1.0 HELLO
+        fields.append(x.session)
+    return fields
+
+
 _FIELDS_OUT: dict[Cmd, Callable[[Any, list[Any]], list[Any]]] = {
-    Cmd.HELLO: lambda x, _: [x.name, x.host, x.pid, x.queues, x.concurrency, x.pool,
-                             x.credit, x.running],
+    Cmd.HELLO: lambda x, _: _hello_fields(x),
     Cmd.WELCOME: lambda x, _: [x.heartbeat_interval, x.liveness, x.max_message, x.master_id],
     Cmd.CREDIT: lambda x, _: [x.credit, x.returned],
     Cmd.TASK: lambda x, extra: [_out_entries(x.entries, 3, extra)],
@@ -198,14 +208,37 @@ def _entries(v: Any, width: int, what: str) -> list[Any]:
     return entries
 
 
+def _label(v: Any, what: str) -> str:
+    """A name a peer gives itself, shown in logs and `zq status`: printable, so it
+    cannot forge a log line."""
+    if type(v) is not str or not 0 < len(v) <= MAX_NAME or not v.isprintable():
+        raise _bad(f"{what} must be a non-empty printable string of at most {MAX_NAME} "
+                   "characters")
+    return v
+
+
+def is_session_token(v: Any) -> bool:
+    return (type(v) is str and SESSION_MIN <= len(v) <= SESSION_MAX and v.isascii()
+            and v.isalnum())
+
+
 def _hello(role: Role, f: list[Any], extra: Sequence[Any]) -> m.Hello:
     queues = _list(f[3], "queues")
+    if len(queues) > MAX_QUEUES:
+        raise _bad(f"HELLO: at most {MAX_QUEUES} queues")
     for q in queues:
         _str(q, "queue")
-    return m.Hello(name=_str(f[0], "name"), host=_str(f[1], "host"),
+    session = ""
+    if len(f) > 8:  # 1.1; a 1.0 worker sends none and is known by its name
+        session = f[8]
+        if not is_session_token(session):
+            raise _bad(f"HELLO: the session token must be {SESSION_MIN} to {SESSION_MAX} "
+                       "ASCII letters and digits")
+    return m.Hello(name=_label(f[0], "name"), host=_label(f[1], "host"),
                    pid=_int(f[2], "pid"), queues=queues,
-                   concurrency=_int(f[4], "concurrency", 0, 1 << 20), pool=_str(f[5], "pool"),
-                   credit=_int(f[6], "credit", 0, 1 << 24), running=_ids(f[7], "running"))
+                   concurrency=_int(f[4], "concurrency", 0, 1 << 20), pool=_label(f[5], "pool"),
+                   credit=_int(f[6], "credit", 0, 1 << 24), running=_ids(f[7], "running"),
+                   session=session)
 
 
 def _task(role: Role, f: list[Any], extra: Sequence[Any]) -> m.Task:

@@ -85,7 +85,10 @@ class Hello:
     concurrency: int
     pool: str
     credit: int
-    running: list[str] = field(default_factory=list)  # task ids still running after a reconnect
+    running: list[str] = field(default_factory=list)  # task ids held: running or prefetched
+    # 1.1: a random token made once per worker process, the same in each of its HELLOs;
+    # the master knows a worker by it, not by its name. "" only from a 1.0 worker.
+    session: str = ""
     cmd = Cmd.HELLO
 
 

@@ -38,14 +38,25 @@ SEND_ORDER = (Cmd.WELCOME, Cmd.DISCONNECT, Cmd.ACCEPTED, Cmd.REJECTED, Cmd.BUSY,
               Cmd.HEARTBEAT, Cmd.ERROR)
 
 
+# The session of a 1.0 worker, which sends no token, is its name (as in 1.0): the prefix
+# holds a ':', which a token never does, so it matches no worker that sent one.
+LEGACY_SESSION = "1.0:"
+SESSION_SHOWN = 8  # characters of a session token that `status` shows: enough to tell
+# workers apart, too few to claim another worker's tasks with
+
+
 class WorkerInfo:
-    """What the master knows of one connected worker."""
+    """What the master knows of one connected worker. A worker is known by its session
+    token (``session``), which its process keeps across reconnects; its name is a label
+    that several workers may share."""
 
     __slots__ = ("rid", "name", "host", "pid", "queues", "concurrency", "pool", "credit",
-                 "leased", "last_seen", "last_sent", "idle_since", "ready_queues", "adopted")
+                 "leased", "last_seen", "last_sent", "idle_since", "ready_queues", "adopted",
+                 "session")
 
     def __init__(self, rid: bytes, hello: m.Hello, now: float) -> None:
         self.rid = rid
+        self.session = hello.session or LEGACY_SESSION + hello.name
         self.name, self.host, self.pid = hello.name, hello.host, hello.pid
         self.queues = tuple(hello.queues) or ("default",)
         self.concurrency, self.pool, self.credit = hello.concurrency, hello.pool, hello.credit
@@ -58,8 +69,14 @@ class WorkerInfo:
     def free(self) -> int:
         return self.credit - len(self.leased)
 
+    @property
+    def short_session(self) -> str:
+        """What `status` and the log show of the token ("" for a 1.0 worker)."""
+        return "" if self.session.startswith(LEGACY_SESSION) else self.session[:SESSION_SHOWN]
+
     def as_dict(self, now: float) -> dict[str, Any]:
-        return {"name": self.name, "host": self.host, "pid": self.pid, "pool": self.pool,
+        return {"name": self.name, "session": self.short_session, "host": self.host,
+                "pid": self.pid, "pool": self.pool,
                 "concurrency": self.concurrency, "credit": self.credit,
                 "queues": list(self.queues), "running": len(self.leased),
                 "last_seen": round(now - self.last_seen, 3)}
@@ -94,6 +111,7 @@ class Scheduler:
         self.depth: dict[str, int] = {}  # QUEUED tasks per queue
         self.counts: dict[State, int] = {s: 0 for s in State}
         self.workers: dict[bytes, WorkerInfo] = {}
+        self.sessions: dict[str, bytes] = {}  # session token -> rid of its latest HELLO
         self.lease: dict[str, bytes] = {}  # task id -> rid of the worker holding it
         self.watcher: dict[str, bytes] = {}  # task id -> the client to push results to
         self.more_watchers: dict[str, set[bytes]] = {}
@@ -465,11 +483,13 @@ class Scheduler:
         w = WorkerInfo(rid, hello, self.now)
         w.ready_queues = [q for name, q in self.queues.items() if name in w.queues]
         self.workers[rid] = w
+        self._take_session(w, old)
         self._notices.append(("info", (
             f"worker {w.name} ({w.host}, pid {w.pid}) {'re-' if old else ''}registered: "
             f"{w.pool} pool of {w.concurrency}, credit {w.credit}, queues "
             f"{','.join(w.queues)}" + (f", still running {len(hello.running)}"
-                                       if hello.running else ""))))
+                                       if hello.running else "")
+            + (f", session {w.short_session}" if w.short_session else ""))))
         if old is not None:  # the same connection registers again: keep what it still runs
             for tid in list(old.leased):
                 if tid not in hello.running:
@@ -478,6 +498,20 @@ class Scheduler:
                                                self.master_id))
         for tid in hello.running:
             self._adopt(tid, w)
+
+    def _take_session(self, w: WorkerInfo, old: WorkerInfo | None) -> None:
+        """w's session is now served on w.rid. The same session on another connection is
+        the same worker process on a socket it closed: nothing more is sent there, and
+        what it still leases is adopted by w (if w still runs it) or lost when that
+        entry expires (by then w has sent again any result of it)."""
+        if old is not None and self.sessions.get(old.session) == w.rid:
+            del self.sessions[old.session]
+        before = self.sessions.get(w.session)
+        if before is not None and before != w.rid:
+            prev = self.workers.get(before)
+            if prev is not None:
+                prev.credit = 0
+        self.sessions[w.session] = w.rid
 
     def _adopt(self, tid: str, w: WorkerInfo) -> None:
         """A re-registering worker still runs tid: keep it leased there, don't run it twice."""
@@ -488,7 +522,7 @@ class Scheduler:
         owner = self.lease.get(tid)
         if owner is not None:
             ow = self.workers.get(owner)
-            if ow is not None and ow.name != w.name:
+            if ow is not None and ow.session != w.session:
                 return  # another live worker runs it too; the first result wins
             if ow is not None:
                 ow.leased.discard(tid)
@@ -542,6 +576,8 @@ class Scheduler:
 
     def _drop_worker(self, w: WorkerInfo) -> None:
         self.workers.pop(w.rid, None)
+        if self.sessions.get(w.session) == w.rid:
+            del self.sessions[w.session]
         for tid in list(w.leased):
             self._lost(tid, w)
 
@@ -631,7 +667,7 @@ class Scheduler:
                     ow.idle_since = self.now
                 # Unless this is the holder's own attempt, the holder runs the task
                 # again: stop that run, the first result wins.
-                if ow.name != w.name or (attempt < t.attempt and tid not in ow.adopted):
+                if ow.session != w.session or (attempt < t.attempt and tid not in ow.adopted):
                     self._push(owner, Cmd.CANCEL, tid)
                 ow.adopted.discard(tid)
             del self.lease[tid]
@@ -920,6 +956,9 @@ class Scheduler:
             seen |= w.leased
             for tid in w.leased:
                 assert self.lease.get(tid) == w.rid, f"{tid} on {w.name} but leased elsewhere"
+        for session, rid in self.sessions.items():
+            w = self.workers.get(rid)
+            assert w is not None and w.session == session, f"session {session} has no worker"
         for tid in self.watcher:
             t = self.tasks.get(tid)
             assert t is not None and t.state not in FINAL, f"watcher left on final {tid}"

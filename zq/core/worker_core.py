@@ -187,10 +187,14 @@ class WorkerCore:
     """
 
     def __init__(self, *, name: str, host: str, pid: int, queues: list[str], concurrency: int,
-                 pool: str, credit: int, adaptive: bool = False, shutdown_timeout: float = 30.0,
-                 reconnect_min: float = 0.1, reconnect_max: float = 30.0,
-                 jitter_fraction: float = 0.5, rand: Callable[[], float]) -> None:
+                 pool: str, credit: int, session: str, adaptive: bool = False,
+                 shutdown_timeout: float = 30.0, reconnect_min: float = 0.1,
+                 reconnect_max: float = 30.0, jitter_fraction: float = 0.5,
+                 rand: Callable[[], float]) -> None:
+        """session: this worker's token (PROTOCOL §4), made once per process by the
+        caller and sent in every HELLO, so the master knows us again after a reconnect."""
         self.name, self.host, self.pid = name, host, pid
+        self.session = session
         self.queues, self.concurrency, self.pool = list(queues), concurrency, pool
         self.credit = credit
         # With no --prefetch, credit follows the completion rate (see _adapt_credit).
@@ -230,10 +234,11 @@ class WorkerCore:
         self._unexpected = self._garbage = self._partials_dropped = 0
 
     @classmethod
-    def from_config(cls, config: "WorkerConfig", *, host: str, pid: int,
+    def from_config(cls, config: "WorkerConfig", *, host: str, pid: int, session: str,
                     rand: Callable[[], float]) -> "WorkerCore":
         return cls(name=config.name, host=host, pid=pid, queues=list(config.queues),
                    concurrency=config.concurrency, pool=config.pool, credit=config.credit,
+                   session=session,
                    adaptive=config.prefetch is None, shutdown_timeout=config.shutdown_timeout,
                    reconnect_min=config.reconnect_min, reconnect_max=config.reconnect_max,
                    rand=rand)
@@ -330,7 +335,7 @@ class WorkerCore:
     def _hello(self) -> m.Hello:
         credit = self.credit if self.phase is Phase.RUNNING else 0
         return m.Hello(self.name, self.host, self.pid, self.queues, self.concurrency,
-                       self.pool, credit, self.running_ids())
+                       self.pool, credit, self.running_ids(), self.session)
 
     def _check_link(self, now: float, cmds: list[Command]) -> None:
         if self.link is Link.CONNECTING or self.link is Link.REGISTERED:
