@@ -5,6 +5,7 @@ Only this module reads flags and environment variables and configures logging.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -13,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import typer
 
@@ -24,7 +25,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="zq: a zero-broker distributed task queue over ZeroMQ.")
 
 CONNECT_HELP = "Master address; default $ZQ_CONNECT, else tcp://127.0.0.1:5555."
-ACK_TIMEOUT = 10.0  # seconds `zq submit` waits for the master to acknowledge a task
+DEFAULT_TIMEOUT = 3.0  # seconds a client command waits for the master to answer
+TIMEOUT_HELP = "Seconds to wait for the master to answer; default $ZQ_TIMEOUT, else 3."
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 
 
@@ -69,15 +71,45 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def _client(connect: Optional[str]) -> Any:
+def _timeout(given: Optional[float]) -> float:
+    """How long a client command waits for the master: --timeout, $ZQ_TIMEOUT, or 3 s."""
+    if given is None:
+        text = os.environ.get("ZQ_TIMEOUT")
+        try:
+            given = float(text) if text else DEFAULT_TIMEOUT
+        except ValueError:
+            _fail(f"ZQ_TIMEOUT={text!r} is not a number of seconds")
+    if not given > 0:
+        _fail(f"the timeout must be > 0 seconds, not {given:g}")
+    return float(given)
+
+
+@contextlib.contextmanager
+def _client(connect: Optional[str], timeout: float) -> Iterator[Any]:
+    """A client whose queries wait `timeout` seconds. The command says itself what went
+    wrong, in one line: the client's own reconnect warnings are kept quiet; and after a
+    failure it closes at once instead of trying to deliver what is queued."""
     from zq.client import Client
-    return Client(config=ClientConfig(connect=connect or default_connect()))
+    quiet = logging.getLogger("zq.client")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # a refused key (an error) is still said
+    try:
+        client = Client(config=ClientConfig(connect=connect or default_connect(),
+                                            query_timeout=timeout))
+        try:
+            yield client
+        except BaseException:
+            client.close(0)
+            raise
+        client.close()
+    finally:
+        quiet.setLevel(level)
 
 
-def _ask(connect: Optional[str], call: Any) -> Any:
+def _ask(connect: Optional[str], timeout: Optional[float], call: Any) -> Any:
     """call(client) against the master; a zq error becomes a clear message and exit 2."""
     try:
-        with _client(connect) as client:
+        with _client(connect, _timeout(timeout)) as client:
             return call(client)
     except ZqError as e:
         _fail(str(e))
@@ -254,7 +286,8 @@ def submit(
     wait_timeout: Optional[float] = typer.Option(None, help="With --wait: give up after this."),
     connect: Optional[str] = typer.Option(None, help=CONNECT_HELP),
 ) -> None:
-    """Submit one task; print its id, or with --wait its result."""
+    """Submit one task; print its id, or with --wait its result. The master must accept
+    it within $ZQ_TIMEOUT seconds (default 3; --timeout is the task's own time limit)."""
     kw = _json_object(kwargs, "--kwargs")
     options: dict[str, Any] = {"queue": queue, "priority": priority, "retries": retries}
     for opt, value in (("timeout", timeout), ("delay", delay), ("key", key),
@@ -267,18 +300,19 @@ def submit(
         options["after"] = list(after)
     if retry_on:
         options["retry_on"] = tuple(n.strip() for n in retry_on.split(",") if n.strip())
+    from zq.client import no_master_error
+    ack_timeout = _timeout(None)
     try:
-        with _client(connect) as client:
+        with _client(connect, ack_timeout) as client:
             future = client.options(**options).submit(task, *[parse_arg(a) for a in args or []], **kw)
+            # Its id is printed, or its result waited for, once the master has it durably.
+            if not client.flush(ack_timeout):
+                _fail(f"{no_master_error(client.config.connect, ack_timeout)}; the task may not "
+                      "have been submitted")
+            rejected = future.done() and not future.cancelled() and future.exception()
+            if isinstance(rejected, Rejected):
+                _fail(f"the master rejected the task: {rejected}")
             if not wait:
-                # An id is printed only once the master has the task (durably).
-                if not client.flush(ACK_TIMEOUT):
-                    client.close(0)  # stop trying now
-                    _fail(f"no zq master at {client.config.connect} acknowledged the task within "
-                          f"{ACK_TIMEOUT:g} s (is it running?); it may not have been submitted")
-                rejected = future.done() and not future.cancelled() and future.exception()
-                if isinstance(rejected, Rejected):
-                    _fail(f"the master rejected the task: {rejected}")
                 typer.echo(future.id)
                 return
             _print_result(client, future, wait_timeout)
@@ -336,9 +370,10 @@ def _fail_remote(e: BaseException) -> None:
 
 @app.command()
 def status(json_: bool = typer.Option(False, "--json"),
+           timeout: Optional[float] = typer.Option(None, help=TIMEOUT_HELP),
            connect: Optional[str] = typer.Option(None, help=CONNECT_HELP)) -> None:
     """Workers, queue depths, task counts and recent throughput."""
-    st = _ask(connect, lambda client: client.status())
+    st = _ask(connect, timeout, lambda client: client.status())
     if json_:
         _print(st, True)
         return
@@ -357,9 +392,10 @@ def status(json_: bool = typer.Option(False, "--json"),
 def tasks(state: Optional[str] = typer.Option(None), queue: Optional[str] = typer.Option(None),
           name: Optional[str] = typer.Option(None), limit: int = typer.Option(20),
           json_: bool = typer.Option(False, "--json"),
+          timeout: Optional[float] = typer.Option(None, help=TIMEOUT_HELP),
           connect: Optional[str] = typer.Option(None, help=CONNECT_HELP)) -> None:
     """List tasks, newest first."""
-    rows = _ask(connect, lambda client: client.tasks(state=state, queue=queue, name=name,
+    rows = _ask(connect, timeout, lambda client: client.tasks(state=state, queue=queue, name=name,
                                                      limit=limit))
     if json_:
         _print(rows, True)
@@ -374,17 +410,23 @@ def tasks(state: Optional[str] = typer.Option(None), queue: Optional[str] = type
 @app.command()
 def result(task_id: str, wait: bool = typer.Option(False, "--wait"),
            json_: bool = typer.Option(False, "--json"),
-           timeout: Optional[float] = typer.Option(None, help="With --wait: give up after this."),
+           timeout: Optional[float] = typer.Option(
+               None, help="Seconds to wait for the master to answer (default $ZQ_TIMEOUT, "
+                          "else 3); with --wait, for the result (default: no limit)."),
            connect: Optional[str] = typer.Option(None, help=CONNECT_HELP)) -> None:
     """Print a task's result (or its state, if it has none yet)."""
+    answer = _timeout(None if wait else timeout)
+    if wait and timeout is not None:
+        answer = min(answer, _timeout(timeout))
     try:
-        with _client(connect) as client:
-            if wait:
-                _print_result(client, client.future(task_id), timeout)
+        with _client(connect, answer) as client:
+            future = client.future(task_id) if wait else None
+            info = client.get(task_id)  # a master answers and knows the task, or this fails now
+            if future is not None:
+                _print_result(client, future, timeout)
                 return
-            info = client.get(task_id)
             if info["state"] == "succeeded":
-                _print_result(client, client.future(task_id), 10.0)
+                _print_result(client, client.future(task_id), answer)
             elif json_:
                 _print(info, True)
                 if info.get("error"):
@@ -401,19 +443,21 @@ def result(task_id: str, wait: bool = typer.Option(False, "--wait"),
 
 @app.command()
 def retry(task_id: str, json_: bool = typer.Option(False, "--json"),
+          timeout: Optional[float] = typer.Option(None, help=TIMEOUT_HELP),
           connect: Optional[str] = typer.Option(None, help=CONNECT_HELP)) -> None:
     """Run a failed, dead or cancelled task again."""
-    info = _ask(connect, lambda client: client.retry(task_id))
+    info = _ask(connect, timeout, lambda client: client.retry(task_id))
     _print(info if json_ else f"{task_id} queued again", json_)
 
 
 @app.command()
-def cancel(task_id: str, connect: Optional[str] = typer.Option(None, help=CONNECT_HELP)) -> None:
+def cancel(task_id: str, timeout: Optional[float] = typer.Option(None, help=TIMEOUT_HELP),
+           connect: Optional[str] = typer.Option(None, help=CONNECT_HELP)) -> None:
     """Cancel a task: a queued one never runs, a running one is stopped."""
     def cancel_then_get(client: Any) -> dict:
         client.future(task_id).cancel()
         return client.get(task_id)  # answered after the CANCEL: the master has seen it
-    info = _ask(connect, cancel_then_get)
+    info = _ask(connect, timeout, cancel_then_get)
     state = info["state"]
     if state == "cancelled":
         typer.echo(f"{task_id}: cancelled")
@@ -427,10 +471,11 @@ def cancel(task_id: str, connect: Optional[str] = typer.Option(None, help=CONNEC
 @app.command()
 def purge(state: str = typer.Option("succeeded"), older_than: str = typer.Option("0s"),
           json_: bool = typer.Option(False, "--json"),
+          timeout: Optional[float] = typer.Option(None, help=TIMEOUT_HELP),
           connect: Optional[str] = typer.Option(None, help=CONNECT_HELP)) -> None:
     """Delete finished tasks in a state, older than a duration (e.g. 1h)."""
     seconds = parse_duration(older_than)
-    out = _ask(connect, lambda client: client.purge(state, seconds))
+    out = _ask(connect, timeout, lambda client: client.purge(state, seconds))
     _print(out if json_ else f"purged {out['purged']} tasks", json_)
 
 
@@ -450,12 +495,13 @@ def schedule_add(
     queue: str = typer.Option("default"),
     priority: int = typer.Option(0),
     json_: bool = typer.Option(False, "--json"),
+    timeout: Optional[float] = typer.Option(None, help=TIMEOUT_HELP),
     connect: Optional[str] = typer.Option(None, help=CONNECT_HELP),
 ) -> None:
     """Add (or replace) a periodic task."""
     kw = _json_object(kwargs, "--kwargs")
     values = [parse_arg(a) for a in args or []]
-    out = _ask(connect, lambda client: client.schedule(
+    out = _ask(connect, timeout, lambda client: client.schedule(
         name, task, *values, cron=cron, every=every, timezone=timezone, kwargs=kw,
         queue=queue, priority=priority))
     _print(out if json_ else f"{name}: next run at {_when(out['next_run'])}", json_)
@@ -463,9 +509,10 @@ def schedule_add(
 
 @schedule_app.command("list")
 def schedule_list(json_: bool = typer.Option(False, "--json"),
+                  timeout: Optional[float] = typer.Option(None, help=TIMEOUT_HELP),
                   connect: Optional[str] = typer.Option(None, help=CONNECT_HELP)) -> None:
     """List the periodic tasks with their next run."""
-    rows = _ask(connect, lambda client: client.schedules())
+    rows = _ask(connect, timeout, lambda client: client.schedules())
     if json_:
         _print(rows, True)
         return
@@ -478,9 +525,10 @@ def schedule_list(json_: bool = typer.Option(False, "--json"),
 
 
 @schedule_app.command("remove")
-def schedule_remove(name: str, connect: Optional[str] = typer.Option(None, help=CONNECT_HELP)) -> None:
+def schedule_remove(name: str, timeout: Optional[float] = typer.Option(None, help=TIMEOUT_HELP),
+                    connect: Optional[str] = typer.Option(None, help=CONNECT_HELP)) -> None:
     """Remove a periodic task."""
-    _ask(connect, lambda client: client.unschedule(name))
+    _ask(connect, timeout, lambda client: client.unschedule(name))
     typer.echo(f"{name}: removed")
 
 

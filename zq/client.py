@@ -74,6 +74,16 @@ def _serialization_error(e: Exception) -> SerializationError:
         "int, float, str, bytes, list, tuple, dict); convert the value first")
 
 
+def no_master_error(connect: str, timeout: float) -> ConnectionLost:
+    """What to say when nothing came back from the master in time: where zq looked, how
+    long, and how to start a master there."""
+    bind = connect
+    if connect.startswith("tcp://") and connect.rfind(":") > len("tcp://"):
+        bind = "tcp://*" + connect[connect.rfind(":"):]
+    return ConnectionLost(f"no zq master answered at {connect} within {timeout:g} s: is it "
+                          f"running? (start one with: zq master --bind {bind})")
+
+
 def _unblock_wake(sock: socket.socket) -> None:
     try:
         sock.send(b"\0")
@@ -290,13 +300,14 @@ class Future(cf.Future):
 
 
 class _Reply:
-    """Waits for one QUERY's REPLY."""
+    """Waits for one QUERY's REPLY; `silence` is the error if none comes in time."""
 
-    __slots__ = ("_event", "ok", "body", "exc")
+    __slots__ = ("_event", "ok", "body", "exc", "silence")
 
-    def __init__(self) -> None:
+    def __init__(self, silence: ConnectionLost) -> None:
         self._event = threading.Event()
         self.ok, self.body, self.exc = False, None, None
+        self.silence = silence
 
     def on_reply(self, ok: bool, body: Any) -> None:
         self.ok, self.body = ok, body
@@ -306,9 +317,13 @@ class _Reply:
         self.exc = exc
         self._event.set()
 
+    def on_expired(self) -> None:
+        self.exc = self.silence
+        self._event.set()
+
     def wait(self, timeout: float) -> Any:
         if not self._event.wait(timeout):
-            raise ConnectionLost(f"no reply from the master within {timeout} s")
+            raise self.silence
         if self.exc is not None:
             raise self.exc
         if not self.ok:
@@ -667,23 +682,22 @@ class Client:
         self._post("watch", [task_id], [fut])
         return fut
 
-    def query(self, kind: str, /, timeout: float = 10.0, **args: Any) -> Any:
+    def query(self, kind: str, /, timeout: float | None = None, **args: Any) -> Any:
         """Send QUERY(kind, args) and return the REPLY body. Raises Rejected when the
-        master answers ok=false, ConnectionLost when no reply comes within timeout."""
+        master answers ok=false, ConnectionLost when no reply comes within timeout
+        (default config.query_timeout)."""
+        if timeout is None:
+            timeout = self.config.query_timeout
         with self._lock:
             try:
                 self._packer.pack(args)
             except Exception as e:
                 raise SerializationError(f"query arguments cannot be sent: {e}") from e
-        reply = _Reply()
+        reply = _Reply(no_master_error(self.config.connect, timeout))
         self._post("query", next(self._requests), kind, args, reply,
                    time.monotonic() + timeout)
         # The I/O thread answers at the deadline itself; the margin only guards against a dead loop.
-        try:
-            return reply.wait(timeout + 1.0)
-        except ConnectionLost as e:
-            raise ConnectionLost(
-                f"{e} (is a zq master running at {self.config.connect}?)") from None
+        return reply.wait(timeout + 1.0)
 
     def status(self) -> dict:
         """Workers, queue depths, counts per state and throughput (QUERY "status")."""

@@ -103,6 +103,7 @@ class ClientConfig:
     max_unacked: int = 100_000  # submissions in flight before submit() blocks
     heartbeat_interval: float = 1.0
     heartbeat_liveness: int = 5
+    query_timeout: float = 10.0  # seconds a query waits for the master's reply by default
     # At interpreter exit a live client waits this long for ACCEPTED of what it submitted.
     exit_timeout: float = field(default_factory=default_exit_timeout)
     # CurveZMQ (zq.security): this client's NAME.key_secret and the master's NAME.key.
@@ -113,6 +114,7 @@ class ClientConfig:
         _require("://" in self.connect, f"{self.connect!r} is not an endpoint like tcp://host:5555")
         _require(self.batch_size >= 1, "batch_size must be >= 1")
         _require(self.max_unacked >= self.batch_size, "max_unacked must be >= batch_size")
+        _require(self.query_timeout > 0, "query_timeout must be > 0")
         _require(self.exit_timeout >= 0, f"exit_timeout (ZQ_EXIT_TIMEOUT) must be >= 0, "
                                          f"not {self.exit_timeout}")
         return self

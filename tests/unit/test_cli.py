@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -49,10 +51,33 @@ def test_master_refuses_an_unknown_store_sync_before_it_starts(tmp_path):
     assert not (tmp_path / "zq.db").exists()  # refused before the store was opened
 
 
-def test_a_wait_without_a_master_says_why_and_gives_up_at_its_timeout(monkeypatch):
-    monkeypatch.setattr(cli, "NOTE_EVERY", 0.3)
+def test_a_wait_without_a_master_fails_at_once_in_one_line():
     result = runner.invoke(app, ["result", "some-id", "--wait", "--timeout", "1.5",
                                  "--connect", NOWHERE])
-    assert result.exit_code == 3
-    assert "still waiting for task some-id: no zq master answers at" in result.output
-    assert "did not finish within 1.5s" in result.output
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [
+        f"error: no zq master answered at {NOWHERE} within 1.5 s: is it running? "
+        "(start one with: zq master --bind tcp://*:1)"]
+
+
+def test_a_wait_whose_master_goes_away_says_why_and_gives_up_at_its_timeout(monkeypatch):
+    from tests.unit.fake_master import FakeMaster
+    from zq.core import messages as m
+
+    monkeypatch.setattr(cli, "NOTE_EVERY", 0.2)
+    fm = FakeMaster(accept=False)
+    fm.replies["get"] = (True, {"id": "some-id", "state": "running"})
+
+    def stop_after_the_first_note() -> None:  # the task was found, then the master is gone
+        fm.wait_for(lambda log: len([x for x in log if isinstance(x, m.Query)]) >= 2, 10)
+        fm.stop()
+    stopper = threading.Thread(target=stop_after_the_first_note)
+    stopper.start()
+    try:
+        result = runner.invoke(app, ["result", "some-id", "--wait", "--timeout", "3",
+                                     "--connect", fm.endpoint])
+    finally:
+        stopper.join(15)
+    assert result.exit_code == 3, result.output
+    assert f"still waiting for task some-id: no zq master answers at {fm.endpoint}" in result.output
+    assert "did not finish within 3.0s" in result.output

@@ -48,6 +48,7 @@ class Sink(Protocol):
 class ReplySink(Protocol):
     def on_reply(self, ok: bool, body: Any) -> None: ...
     def on_lost(self, exc: BaseException) -> None: ...
+    def on_expired(self) -> None: ...  # no reply by the query's deadline
 
 
 class LinkAction(Enum):
@@ -417,11 +418,11 @@ class ClientSession:
         self._send_submits(entries)
 
     def _expire_queries(self, now: float) -> list[Delivery]:
+        """Queries past their deadline: the shell words the error (it knows the address)."""
         late = [q for q in self.queries.values() if q.deadline <= now]
         for q in late:
             del self.queries[q.request_id]
-        return [("on_lost", q.sink, (ConnectionLost(
-            f"no reply from the master to query {q.kind!r} in time"),)) for q in late]
+        return [("on_expired", q.sink, ()) for q in late]
 
     def _resend_queries(self) -> list[Delivery]:
         out: list[Delivery] = []
