@@ -1,0 +1,51 @@
+"""The invariants every fault test checks afterwards (shared/reference/protocol-research.md
+§7): I1 every accepted task ends in a final state, I2 exactly one recorded result per
+task, I3 no result for a task never accepted, I4 every task ran at least once, with the
+extra runs counted. Runs are counted from what the workers really did (a log file the
+task appends to), never from what the master believes."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any, Iterable
+
+import zq
+
+FINAL = {"succeeded", "failed", "cancelled", "dead"}
+
+
+def runs(path: Path) -> Counter:
+    """How many times each tag ran, from the file tests.apps.e2e_tasks.log_run appends to."""
+    if not path.exists():
+        return Counter()
+    return Counter(line.split()[0] for line in path.read_text().splitlines() if line)
+
+
+def recorded(client: zq.Client, limit: int = 100_000) -> list[dict[str, Any]]:
+    """Every task the master holds, one row each as it lists them."""
+    return client.tasks(limit=limit)
+
+
+def check_tasks(client: zq.Client, accepted: Iterable[str], ran: Counter | None = None,
+                tags: dict[str, str] | None = None) -> int:
+    """I1-I3 for the ids in `accepted` against what the master records, and I4 against
+    `ran` for the tasks in `tags` (tags[id] is the log_run tag of each; without tags,
+    every accepted task, tagged with its id). Returns the number of extra runs
+    (at-least-once reruns), for the caller to bound."""
+    accepted = set(accepted)
+    rows = recorded(client)
+    ids = [r["id"] for r in rows]
+    assert len(ids) == len(set(ids)), "I2: a task is recorded twice"
+    unknown = set(ids) - accepted
+    assert not unknown, f"I3: the master has tasks nobody submitted: {sorted(unknown)[:5]}"
+    missing = accepted - set(ids)
+    assert not missing, f"I1: accepted tasks the master lost: {sorted(missing)[:5]}"
+    unfinished = [(r["id"], r["state"]) for r in rows if r["state"] not in FINAL]
+    assert not unfinished, f"I1: tasks not in a final state: {unfinished[:5]}"
+    if ran is None:
+        return 0
+    tag_of = tags if tags is not None else {tid: tid for tid in accepted}
+    never = [tid for tid, tag in tag_of.items() if ran[tag] == 0]
+    assert not never, f"I4: accepted tasks that never ran: {never[:5]}"
+    return sum(ran[tag] - 1 for tag in tag_of.values())
