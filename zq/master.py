@@ -80,10 +80,13 @@ class _FailureLog:
 
 class Master:
     def __init__(self, config: MasterConfig, context: zmq.Context | None = None, *,
-                 own_process: bool = False) -> None:
+                 own_process: bool = False, wall: Callable[[], float] = time.time) -> None:
         """own_process: the master is all this process does (`zq master`), so it may
-        tune the process-wide garbage collector for itself."""
+        tune the process-wide garbage collector for itself. wall: the wall clock, for
+        what users date by it (eta, cron, result ttl); tests step it. Durations use
+        time.monotonic, which never jumps."""
         self.config = config.validate()
+        self._wall = wall
         self._own_process = own_process
         self._own_context = context is None
         self.ctx = context or zmq.Context()
@@ -113,7 +116,7 @@ class Master:
 
     def run(self) -> None:
         core = self.core
-        core.advance(time.monotonic(), time.time())
+        core.advance(time.monotonic(), self._wall())
         restored = core.restore(self.store.load())
         for note in core.periodic.load(self.store.get_meta("schedules"), core.wall):
             log.error("%s", note)
@@ -168,12 +171,12 @@ class Master:
             deadline = min(deadline, time.monotonic() + HELD_RETRY)
         timeout = max(0.0, min(deadline - time.monotonic(), 0.5))
         events = poller.poll(timeout * 1000)
-        core.advance(time.monotonic(), time.time())
+        core.advance(time.monotonic(), self._wall())
         if events:
             self._last_busy = core.now
             self._drain()
         core.dispatch()
-        if core.now >= core.next_housekeeping or (core.timers and core.timers[0][0] <= core.wall):
+        if core.now >= core.next_housekeeping or core.timers_due():
             core.tick()
             core.dispatch()
         out = core.flush()

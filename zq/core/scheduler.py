@@ -4,7 +4,8 @@ The master loop calls ``advance(now, wall)`` once per turn, then one ``on_*`` me
 message it received, then ``dispatch()`` and ``tick()`` when due, and finally ``flush()``,
 which returns what to persist and what to send. It persists first, commits once, then
 sends: so an ACCEPTED or ACK always follows the commit that made it true.
-``now`` is monotonic seconds (liveness); ``wall`` is unix time (eta, retries, ttl).
+``now`` is monotonic seconds (liveness, retry backoff, rate limits); ``wall`` is unix
+time, for the dates users set (eta, cron, result ttl).
 """
 
 from __future__ import annotations
@@ -119,6 +120,9 @@ class Scheduler:
         self.waiting: dict[str, list[str]] = {}  # task id -> tasks that run after it
         self.cancelling: set[str] = set()
         self.timers: list[tuple[float, int, str]] = []  # (wall time, seq, task id)
+        # Waits the master measures itself (retry backoff, rate limits) run on the
+        # monotonic clock: a step of the wall clock must not stretch or cut them.
+        self.delays: list[tuple[float, int, str]] = []  # (monotonic time, seq, task id)
         self.finished: deque[str] = deque()  # final task ids, oldest first
         self.rates: dict[str, list[float]] = {}  # task name -> [per second, tokens, at]
         self.held: list[TaskRecord] = []  # restored tasks waiting for workers to re-register
@@ -191,6 +195,8 @@ class Scheduler:
     def next_deadline(self) -> float:
         """Monotonic time by which tick() should run again."""
         deadline = self.next_housekeeping
+        if self.delays:
+            deadline = min(deadline, self.delays[0][0])
         for wall_due in (self.timers[0][0] if self.timers else None, self.periodic.next_due()):
             if wall_due is not None:
                 deadline = min(deadline, self.now + max(0.0, wall_due - self.wall))
@@ -227,9 +233,20 @@ class Scheduler:
                     w.ready_queues.append(q)
         return q
 
+    def timers_due(self) -> bool:
+        """A dated task (eta, retry, rate limit) is due: tick() now, not at housekeeping."""
+        return bool(self.timers and self.timers[0][0] <= self.wall
+                    or self.delays and self.delays[0][0] <= self.now)
+
     def _add_timer(self, when: float, t: TaskRecord) -> None:
+        """Look at t again at wall time `when` (its eta)."""
         self.seq += 1
         heapq.heappush(self.timers, (when, self.seq, t.id))
+
+    def _add_delay(self, seconds: float, t: TaskRecord) -> None:
+        """Look at t again after `seconds` (a backoff, a rate limit's pause)."""
+        self.seq += 1
+        heapq.heappush(self.delays, (self.now + seconds, self.seq, t.id))
 
     def _finish(self, t: TaskRecord, new: State, payload: bytes) -> None:
         """t reached a final state: record, tell its watchers, release what waits on it."""
@@ -410,7 +427,7 @@ class Scheduler:
         per_second = balance.parse_rate(spec)
         cur = self.rates.get(name)
         if cur is None:
-            self.rates[name] = [per_second, 1.0, self.wall]
+            self.rates[name] = [per_second, 1.0, self.now]
         else:
             cur[0] = per_second
 
@@ -697,7 +714,7 @@ class Scheduler:
             self._move(t, State.RETRYING)
             delay = balance.compute_backoff(t.attempt, base=t.retry_backoff,
                                             cap=t.retry_backoff_max, rand=self.rand())
-            self._add_timer(self.wall + delay, t)
+            self._add_delay(delay, t)
             t.result = payload
             self._save(t)
         else:
@@ -778,14 +795,14 @@ class Scheduler:
         """Token bucket per task name; a task without a token waits (PENDING) for one."""
         rate = self.rates[t.name]
         per_second, tokens, at = rate
-        tokens = min(max(1.0, per_second), tokens + (self.wall - at) * per_second)
-        rate[2] = self.wall
+        tokens = min(max(1.0, per_second), tokens + (self.now - at) * per_second)
+        rate[2] = self.now
         if tokens >= 1.0:
             rate[1] = tokens - 1.0
             return True
         rate[1] = tokens
         self._move(t, State.PENDING)
-        self._add_timer(self.wall + (1.0 - tokens) / per_second, t)
+        self._add_delay((1.0 - tokens) / per_second, t)
         return False
 
     # --- housekeeping ----------------------------------------------------------------------
@@ -814,19 +831,22 @@ class Scheduler:
         self._expire_finished()
 
     def _fire_timers(self) -> None:
-        timers, wall = self.timers, self.wall
-        while timers and timers[0][0] <= wall:
-            _, _, tid = heapq.heappop(timers)
-            t = self.tasks.get(tid)
-            if t is None:
-                continue
-            if t.state is State.RETRYING or (t.state is State.PENDING and self._deps_done(t)
-                                              and (t.eta is None or t.eta <= wall + 1e-6)):
-                self._move(t, State.QUEUED)
-                self._enqueue(t)
-                self._save(t)
-            elif t.state is State.PENDING and t.eta is not None and t.eta > wall:
-                pass  # an older timer; a newer one is armed for its eta
+        for heap, clock in ((self.timers, self.wall), (self.delays, self.now)):
+            while heap and heap[0][0] <= clock:
+                _, _, tid = heapq.heappop(heap)
+                self._timer_fired(tid)
+
+    def _timer_fired(self, tid: str) -> None:
+        t = self.tasks.get(tid)
+        if t is None:
+            return
+        wall = self.wall
+        if t.state is State.RETRYING or (t.state is State.PENDING and self._deps_done(t)
+                                          and (t.eta is None or t.eta <= wall + 1e-6)):
+            self._move(t, State.QUEUED)
+            self._enqueue(t)
+            self._save(t)
+        # else a PENDING task with an older timer: a newer one is armed for its eta
 
     def _fire_schedules(self) -> None:
         """Submit one task for each due schedule. Its id names the tick, and the tick is
