@@ -32,6 +32,9 @@ LOST_ALLOWANCE = 2  # extra attempts a task gets against dying workers, beyond `
 FREED = b""
 BUSY_RETRY_AFTER = 0.5
 HOUSEKEEPING = 0.25  # seconds between liveness/timer/eviction passes at most
+# A due time reached within a microsecond counts as reached: clocks are floats, and a
+# time summed from steps (0.05 ten times) falls a hair short of the product (0.5).
+EPSILON = 1e-6
 
 # The order in which one turn's messages to one peer go out.
 SEND_ORDER = (Cmd.WELCOME, Cmd.DISCONNECT, Cmd.ACCEPTED, Cmd.REJECTED, Cmd.BUSY, Cmd.ACK,
@@ -236,7 +239,7 @@ class Scheduler:
     def timers_due(self) -> bool:
         """A dated task (eta, retry, rate limit) is due: tick() now, not at housekeeping."""
         return bool(self.timers and self.timers[0][0] <= self.wall
-                    or self.delays and self.delays[0][0] <= self.now)
+                    or self.delays and self.delays[0][0] <= self.now + EPSILON)
 
     def _add_timer(self, when: float, t: TaskRecord) -> None:
         """Look at t again at wall time `when` (its eta)."""
@@ -797,8 +800,8 @@ class Scheduler:
         per_second, tokens, at = rate
         tokens = min(max(1.0, per_second), tokens + (self.now - at) * per_second)
         rate[2] = self.now
-        if tokens >= 1.0:
-            rate[1] = tokens - 1.0
+        if tokens >= 1.0 - EPSILON:
+            rate[1] = max(0.0, tokens - 1.0)
             return True
         rate[1] = tokens
         self._move(t, State.PENDING)
@@ -831,7 +834,7 @@ class Scheduler:
         self._expire_finished()
 
     def _fire_timers(self) -> None:
-        for heap, clock in ((self.timers, self.wall), (self.delays, self.now)):
+        for heap, clock in ((self.timers, self.wall), (self.delays, self.now + EPSILON)):
             while heap and heap[0][0] <= clock:
                 _, _, tid = heapq.heappop(heap)
                 self._timer_fired(tid)
