@@ -118,3 +118,30 @@ async def async_whoami():
 @zq.task(name="custom-name")
 def named(x):
     return x * 2
+
+
+def wait_for_file(path: str, limit: float = 30.0):
+    """Report progress(0, 1) (the task started), then wait until the file `path` exists
+    (limit seconds at most), ignoring cancellation: a test opens the gate."""
+    zq.current_task().progress(0, 1)
+    deadline = time.monotonic() + limit
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return "opened" if os.path.exists(path) else "limit"
+
+
+def wait_for_file_then_tell(path: str, told: str):
+    """wait_for_file, then write whether current_task().cancelled was set to `told`, and
+    return a value the pool must discard if the task timed out meanwhile."""
+    wait_for_file(path)
+    with open(told, "w") as f:
+        f.write(str(zq.current_task().cancelled))
+    return "late value"
+
+
+async def async_wait_for_file(path: str, limit: float = 30.0):
+    zq.current_task().progress(0, 1)
+    deadline = time.monotonic() + limit
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        await asyncio.sleep(0.005)
+    return "opened" if os.path.exists(path) else "limit"

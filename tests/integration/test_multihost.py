@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 import os
 import subprocess
 import sys
@@ -116,10 +117,13 @@ def test_one_way_partition_is_detected_and_healed(spread, hosts, to_master):
         assert len({f.result(timeout=30)["netns"] for f in futures}) == 2
 
 
-def test_results_made_while_the_client_cannot_hear_reach_it_after(spread, hosts):
+def test_results_made_while_the_client_cannot_hear_reach_it_after(spread, hosts, tmp_path):
     """The master's packets to the client vanish (its submissions still arrive): the
     tasks run and finish meanwhile; once the way back heals, every future resolves with
-    its own value, and the master records one result per task."""
+    its own value, the master records one result per task, and each task ran once
+    (counted in a log the worker hosts write: the hosts share the file system)."""
+    log = tmp_path / "runs"
+
     def master_status() -> dict:
         """Asked from inside the master's host, which the cut does not touch."""
         done = subprocess.run(
@@ -130,15 +134,18 @@ def test_results_made_while_the_client_cannot_hear_reach_it_after(spread, hosts)
         return json.loads(done.stdout) if done.returncode == 0 else {}
 
     with zq.Client(spread.endpoint) as client:
-        assert client.submit(t.add, 0, 0).result(timeout=30) == 0
+        first = client.submit(t.add, 0, 0)
+        assert first.result(timeout=30) == 0
         hosts.drop_to_test()
         try:
-            futures = [client.submit(t.add, i, 100) for i in range(20)]
+            futures = [client.submit(t.log_distinct_run, str(log), f"t{i}") for i in range(20)]
             wait_until(lambda: master_status().get("counts", {}).get("succeeded") == 21, 30,
                        what="the 20 tasks to finish while the client cannot hear")
             assert not any(f.done() for f in futures)
         finally:
             hosts.drop_to_test(on=False)
-        assert [f.result(timeout=60) for f in futures] == [i + 100 for i in range(20)]
-        ids = [row["id"] for row in client.tasks(state="succeeded", limit=100)]
-        assert len(ids) == len(set(ids)) == 21
+        assert [f.result(timeout=60) for f in futures] == [f"t{i}:1" for i in range(20)]
+        ids = {row["id"] for row in client.tasks(state="succeeded", limit=100)}
+        assert ids == {f.id for f in futures} | {first.id}
+    ran = Counter(line.split()[0] for line in log.read_text().splitlines())
+    assert ran == Counter({f"t{i}": 1 for i in range(20)})
