@@ -13,6 +13,7 @@ import logging
 import math
 import multiprocessing
 import os
+import queue
 import selectors
 import signal
 import threading
@@ -183,11 +184,14 @@ class _Sink:
         os.set_blocking(self._r, False)
         os.set_blocking(self._w, False)
         self._armed = False  # a wake-up byte is in the pipe
+        # Closed: threads that outlive the pool (a task runs on after a stop) must not
+        # write to the pipe's fd numbers, which may belong to a new file by then.
+        self._closed = False
 
     def fileno(self) -> int:
         return self._r
 
-    def _wake(self) -> None:  # with the lock held
+    def _wake(self) -> None:  # with the lock held, not closed
         if not self._armed:
             self._armed = True
             try:
@@ -197,21 +201,26 @@ class _Sink:
 
     def result(self, entry: tuple) -> None:
         with self._lock:
-            self._report.results.append(entry)
-            self._wake()
+            if not self._closed:  # after close nobody collects: dropped
+                self._report.results.append(entry)
+                self._wake()
 
     def partial(self, task_id: str, attempt: int, seq: int, payload: bytes) -> None:
         with self._lock:
-            self._report.partials.append((task_id, attempt, seq, payload))
-            self._wake()
+            if not self._closed:
+                self._report.partials.append((task_id, attempt, seq, payload))
+                self._wake()
 
     def progress(self, task_id: str, attempt: int, done: float, total: float) -> None:
         with self._lock:
-            self._progress[task_id] = [task_id, attempt, done, total]
-            self._wake()
+            if not self._closed:
+                self._progress[task_id] = [task_id, attempt, done, total]
+                self._wake()
 
     def take(self) -> Report | None:
         with self._lock:
+            if self._closed:
+                return None
             if self._armed:
                 try:
                     os.read(self._r, 4096)
@@ -226,11 +235,16 @@ class _Sink:
             return report
 
     def close(self) -> None:
-        for fd in (self._r, self._w):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._report, self._progress = Report(), {}
+            for fd in (self._r, self._w):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
 
 
 # --- thread pool ------------------------------------------------------------------------
@@ -402,13 +416,76 @@ class _AsyncJob:
         self.cancel_requested = False
 
 
+class _DaemonThreads:
+    """Runs blocking calls for an event loop on daemon threads, reusing idle ones. Not
+    ``asyncio.to_thread``: its executor's threads are joined at interpreter exit, so one
+    sync task that never returns would keep a stopped worker's process alive."""
+
+    def __init__(self) -> None:
+        self._calls: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0  # threads waiting for a call, or about to
+        self._threads = 0
+
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` on one of the threads; a cancel abandons the call, which runs on
+        and whose outcome is discarded."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future = loop.create_future()
+        with self._lock:
+            start = not self._idle
+            if start:
+                self._threads += 1
+            else:
+                self._idle -= 1
+        self._calls.put((fn, args, loop, fut))
+        if start:
+            threading.Thread(target=self._serve, name="zq-task", daemon=True).start()
+        return await fut
+
+    def _serve(self) -> None:
+        while True:
+            call = self._calls.get()
+            if call is None:
+                return
+            fn, args, loop, fut = call
+            value, error = None, None
+            try:
+                value = fn(*args)
+            except BaseException as e:
+                error = e
+            try:
+                loop.call_soon_threadsafe(_settle, fut, value, error)
+            except RuntimeError:
+                pass  # the loop is closed: the pool stopped meanwhile
+            with self._lock:
+                self._idle += 1
+
+    def close(self) -> None:
+        """Idle threads end now, busy ones after their call."""
+        with self._lock:
+            n, self._threads, self._idle = self._threads, 0, 0
+        for _ in range(n):
+            self._calls.put(None)
+
+
+def _settle(fut: asyncio.Future, value: Any, error: BaseException | None) -> None:
+    if fut.done():  # cancelled (time limit, cancel): the outcome is discarded
+        return
+    if error is not None:
+        fut.set_exception(error)
+    else:
+        fut.set_result(value)
+
+
 class AsyncPool(_InProcessPool):
     """Coroutine functions on one event loop thread, at most N at a time.
 
     Timeout: the coroutine is cancelled and the task reported ERROR ``TaskTimeout`` at the
     deadline. Cancel: the coroutine is cancelled and reported CANCELLED when it ends.
-    Plain functions (and sync generators) run in the loop's default thread executor so they
-    do not block the loop; for them timeout and cancel act as in the thread pool.
+    Plain functions (and sync generators) run on daemon threads so they do not block the
+    loop; for them timeout and cancel act as in the thread pool, and a stop does not wait
+    for them (they end with the process).
     """
 
     kind = "async"
@@ -422,6 +499,7 @@ class AsyncPool(_InProcessPool):
         self._running: dict[str, _AsyncJob] = {}  # loop thread only
         self._kinds: dict[str, str] = {}
         self._sink: _Sink | None = None
+        self._threads = _DaemonThreads()  # for plain functions
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._closing = False
@@ -507,8 +585,8 @@ class AsyncPool(_InProcessPool):
             kind = self._kind(name)
         except LookupError as e:
             return FATAL, serde.encode_error("UnknownTask", str(e))
-        if kind == "sync":  # contextvars (current_task) are copied into the thread
-            return await asyncio.to_thread(self._runner.run, job.ctx, payload, retry_on)
+        if kind == "sync":  # the runner makes current_task() job.ctx in the thread
+            return await self._threads.run(self._runner.run, job.ctx, payload, retry_on)
         try:
             args, kwargs = serde.decode_call(payload)
         except Exception as e:
@@ -579,6 +657,7 @@ class AsyncPool(_InProcessPool):
         if loop is not None and self._thread is not None:
             loop.call_soon_threadsafe(loop.stop)
             self._thread.join(timeout)
+        self._threads.close()
         if self._sink is not None:
             self._sink.close()
             self._sink = None

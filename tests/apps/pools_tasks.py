@@ -58,3 +58,12 @@ async def async_pid_then_sleep(path: str, seconds: float) -> int:
     _write_atomically(Path(path), str(os.getpid()))
     await asyncio.sleep(seconds)
     return os.getpid()
+
+
+def gate_then_return(started: str, gate: str, limit: float) -> str:
+    """Create `started`, then wait until the file `gate` exists (at most `limit` s)."""
+    Path(started).touch()
+    deadline = time.monotonic() + limit
+    while not os.path.exists(gate) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return "opened" if os.path.exists(gate) else "gave up"
