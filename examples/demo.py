@@ -1,11 +1,13 @@
 """`make demo`: a local master on the embedded SQLite store, two workers, a real workload.
 
 Starts everything as real processes on 127.0.0.1, prints what happened and the
-throughput, and stops everything again (also on Ctrl-C or an error).
+throughput, and stops everything again (also on Ctrl-C or an error). ``--quick`` runs
+the same steps on less work (the test suite runs it so).
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import socket
@@ -48,17 +50,20 @@ def section(title: str) -> None:
     print(f"\n== {title}")
 
 
-def run(client: zq.Client, scratch: Path, workers: list[subprocess.Popen]) -> None:
-    section("throughput: 50,000 no-op tasks through client.map")
+def run(client: zq.Client, scratch: Path, workers: list[subprocess.Popen],
+        quick: bool = False) -> None:
+    noops, primes_below = (2_000, 40_000) if quick else (50_000, 400_000)
+    section(f"throughput: {noops:,} no-op tasks through client.map")
     t0 = time.perf_counter()
-    n = sum(1 for _ in client.map(tasks.noop, range(50_000)))
+    n = sum(1 for _ in client.map(tasks.noop, range(noops)))
     elapsed = time.perf_counter() - t0
     print(f"{n:,} tasks in {elapsed:.2f}s = {n / elapsed:,.0f} tasks/s "
           "(durable: every submission committed to SQLite before it was acknowledged)")
 
-    section("CPU work spread over the workers: primes below 400,000 in 40 chunks")
+    section(f"CPU work spread over the workers: primes below {primes_below:,} in 40 chunks")
     t0 = time.perf_counter()
-    bounds = [(i * 10_000, (i + 1) * 10_000) for i in range(40)]
+    step = primes_below // 40
+    bounds = [(i * step, (i + 1) * step) for i in range(40)]
     total = sum(client.map(tasks.count_primes, *zip(*bounds)))
     print(f"{total:,} primes, {time.perf_counter() - t0:.2f}s")
 
@@ -104,6 +109,9 @@ def run(client: zq.Client, scratch: Path, workers: list[subprocess.Popen]) -> No
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="the same steps, less work")
+    quick = parser.parse_args().quick
     scratch = Path(tempfile.mkdtemp(prefix="zq-demo-"))
     port = free_port()
     endpoint = f"tcp://127.0.0.1:{port}"
@@ -118,7 +126,7 @@ def main() -> int:
     try:
         with zq.Client(endpoint) as client:
             wait_for_workers(client, 2)
-            run(client, scratch, workers)
+            run(client, scratch, workers, quick)
         print("\ndone.")
         return 0
     finally:
