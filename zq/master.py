@@ -329,6 +329,9 @@ class Master:
                 handler(self, Caller(rid, key, key is None or self._is_admin(key)), msg)
             elif handler is not None:
                 handler(self, rid, msg)
+            bad = getattr(msg, "bad", None)
+            if bad:
+                self.core.on_bad_entries(rid, msg.cmd, bad)
         except ProtocolError as e:
             log.debug("dropped a malformed message from %s: %s", rid.hex(), e)
             if frames and bytes(frames[0]) in codec.ROLE_OF_SIGNATURE:

@@ -25,12 +25,13 @@ ROLE_OF_SIGNATURE = {sig: role for role, sig in SIGNATURES.items()}
 LARGE_PAYLOAD = 64 * 1024  # below this a payload is inlined; above, a frame of its own
 MAX_FRAMES = 1026  # signature + header + at most 1024 large payload frames
 MAX_HEADER = 64 * 1024 * 1024
-MAX_ID = 128  # bytes in a task id
+MAX_ID = 128  # characters in a task id
 MAX_NAME = 512
 MAX_QUEUES = 256  # queue names in one HELLO
 # A worker's session token (HELLO, 1.1): 16 to 64 ASCII letters and digits; zq's worker
 # sends 32 hex digits (16 random bytes), made once per process.
 SESSION_MIN, SESSION_MAX = 16, 64
+MAX_IDS = 10_000  # ids in one WATCH, CANCEL, CREDIT or BYE (the client sends at most this)
 
 # Which commands each role may send.
 ALLOWED = {
@@ -190,6 +191,34 @@ def _ids(v: Any, what: str = "ids") -> list[str]:
     return v
 
 
+def _refused(e: Any, index: int, err: ProtocolError) -> m.BadEntry:
+    """A refused entry: its task id if it has a valid one (else None, and the reason
+    says which entry it was), and why."""
+    tid = e[0] if type(e) is list and e else None
+    if type(tid) is str and 0 < len(tid) <= MAX_ID:
+        return tid, str(err)
+    return None, f"entry #{index}: {err}"
+
+
+def _split_ids(v: Any, what: str, limit: int = MAX_IDS) -> tuple[list[str], list[m.BadEntry]]:
+    """Task ids from a peer, each checked alone: (the good ones, once each, in order;
+    the refused ones). Over `limit` ids the whole message is refused."""
+    ids = _list(v, what)
+    if len(ids) > limit:
+        raise _bad(f"{what}: {len(ids)} ids in one message, over the limit of {limit}")
+    good: list[str] = []
+    bad: list[m.BadEntry] = []
+    for i, tid in enumerate(ids):
+        if type(tid) is str and 0 < len(tid) <= MAX_ID:
+            good.append(tid)
+        else:
+            bad.append((None, f"{what} entry #{i}: a task id must be a non-empty string "
+                        f"of at most {MAX_ID} characters"))
+    if len(good) > 1:
+        good = list(dict.fromkeys(good))  # once each: a repeated id is answered once
+    return good, bad
+
+
 def _payload(v: Any, extra: Sequence[Any]) -> Any:
     if type(v) is bytes:
         return v
@@ -257,8 +286,10 @@ _MAX_STATE = max(m.State)
 
 
 def _result(role: Role, f: list[Any], extra: Sequence[Any]) -> m.Result:
-    # One fused check per entry on the hot path; the field validators word the error.
+    # One fused check per entry on the hot path; an entry that fails it is checked
+    # again field by field, and refused alone (m.Result.bad) if it is bad.
     out: list[Any] = []
+    bad: list[m.BadEntry] = []
     append = out.append
     if role is Role.WORKER:  # (task_id, attempt, outcome, payload)
         for e in _list(f[0], "RESULT"):
@@ -266,11 +297,14 @@ def _result(role: Role, f: list[Any], extra: Sequence[Any]) -> m.Result:
                     and type(e[1]) is int and 0 <= e[1] <= _MAX_INT and type(e[2]) is int
                     and 0 <= e[2] <= _MAX_OUTCOME and type(e[3]) is bytes):
                 append((e[0], e[1], e[2], e[3]))
-            else:
+                continue
+            try:
                 _entries([e], 4, "RESULT")
                 append((e[0], _int(e[1], "attempt"), _int(e[2], "outcome", 0, _MAX_OUTCOME),
                         _payload(e[3], extra)))
-    else:  # (task_id, state, payload)
+            except ProtocolError as err:
+                bad.append(_refused(e, len(out) + len(bad), err))
+    else:  # (task_id, state, payload): from the master, which sends good entries only
         for e in _list(f[0], "RESULT"):
             if (type(e) is list and len(e) >= 3 and type(e[0]) is str and 0 < len(e[0]) <= MAX_ID
                     and type(e[1]) is int and 0 <= e[1] <= _MAX_STATE and type(e[2]) is bytes):
@@ -278,21 +312,38 @@ def _result(role: Role, f: list[Any], extra: Sequence[Any]) -> m.Result:
             else:
                 _entries([e], 3, "RESULT")
                 append((e[0], _int(e[1], "state", 0, _MAX_STATE), _payload(e[2], extra)))
-    return m.Result(out)
+    return m.Result(out, bad)
+
+
+def _each(entries: Any, width: int, what: str,
+          check: Callable[[list[Any]], Any]) -> tuple[list[Any], list[m.BadEntry]]:
+    """Entries checked one by one: (the checked ones, the refused ones)."""
+    out: list[Any] = []
+    bad: list[m.BadEntry] = []
+    for i, e in enumerate(_list(entries, what)):
+        try:
+            _entries([e], width, what)
+            out.append(check(e))
+        except ProtocolError as err:
+            bad.append(_refused(e, i, err))
+    return out, bad
 
 
 def _partial(role: Role, f: list[Any], extra: Sequence[Any]) -> m.Partial:
-    return m.Partial([(e[0], _int(e[1], "attempt"), _int(e[2], "seq"), _payload(e[3], extra))
-                      for e in _entries(f[0], 4, "PARTIAL")])
+    out, bad = _each(f[0], 4, "PARTIAL", lambda e: (
+        e[0], _int(e[1], "attempt"), _int(e[2], "seq"), _payload(e[3], extra)))
+    return m.Partial(out, bad)
 
 
 def _progress(role: Role, f: list[Any], extra: Sequence[Any]) -> m.Progress:
-    return m.Progress([(e[0], _int(e[1], "attempt"), _num(e[2], "done"), _num(e[3], "total"))
-                       for e in _entries(f[0], 4, "PROGRESS")])
+    out, bad = _each(f[0], 4, "PROGRESS", lambda e: (
+        e[0], _int(e[1], "attempt"), _num(e[2], "done"), _num(e[3], "total")))
+    return m.Progress(out, bad)
 
 
 def _submit(role: Role, f: list[Any], extra: Sequence[Any]) -> m.Submit:
     out: list[Any] = []
+    bad: list[m.BadEntry] = []
     append = out.append
     for e in _list(f[0], "SUBMIT"):
         if (type(e) is list and len(e) >= 4 and type(e[0]) is str and 0 < len(e[0]) <= MAX_ID
@@ -300,22 +351,31 @@ def _submit(role: Role, f: list[Any], extra: Sequence[Any]) -> m.Submit:
                 and type(e[3]) is dict and not e[3]):  # the hot path: no options
             append((e[0], e[1], e[2], e[3]))
             continue
-        _entries([e], 4, "SUBMIT")
-        opts = e[3]
-        if type(opts) is not dict:
-            raise _bad("SUBMIT: options must be a map")
-        for k, v in opts.items():
-            _check_option(k, v)
-        append((e[0], _str(e[1], "task name"), _payload(e[2], extra), opts))
-    return m.Submit(out)
+        try:
+            append(_submit_entry(e, extra))
+        except ProtocolError as err:
+            bad.append(_refused(e, len(out) + len(bad), err))
+    return m.Submit(out, bad)
+
+
+def _submit_entry(e: Any, extra: Sequence[Any]) -> m.SubmitEntry:
+    _entries([e], 4, "SUBMIT")
+    opts = e[3]
+    if type(opts) is not dict:
+        raise _bad("SUBMIT: options must be a map")
+    for k, v in opts.items():
+        _check_option(k, v)
+    return (e[0], _str(e[1], "task name"), _payload(e[2], extra), opts)
 
 
 def _check_option(k: Any, v: Any) -> None:
     want = m.SUBMIT_OPTIONS.get(k)
     if want is None:
-        raise _bad(f"SUBMIT: unknown option {k!r}")
+        raise _bad(f"SUBMIT: unknown option {str(k)[:64]!r} (this master knows "
+                   f"{', '.join(m.SUBMIT_OPTIONS)})")
     if want is float:
-        _num(v, k)
+        if _num(v, k) in (_INF, -_INF):
+            raise _bad(f"SUBMIT: option {k!r} must be a finite number")
     elif type(v) is not want:
         raise _bad(f"SUBMIT: option {k!r} must be {want.__name__}")
     elif k == "after":  # ids the scheduler looks up; an unhashable one would raise
@@ -323,6 +383,11 @@ def _check_option(k: Any, v: Any) -> None:
     elif k == "retry_on":  # forwarded in TASK, where a worker checks it is [str]
         for n in v:
             _str(n, "retry_on")
+    elif want is str:
+        _str(v, k)
+
+
+_INF = float("inf")
 
 
 def _rejected(role: Role, f: list[Any], extra: Sequence[Any]) -> m.Rejected:
@@ -350,21 +415,22 @@ _DECODERS: dict[Cmd, _Decoder] = {
                                                         _int(f[2], "max_message"),
                                                         _str(f[3], "master_id"))),
     Cmd.CREDIT: _Decoder(2, lambda r, f, x: m.Credit(_int(f[0], "credit", 0, 1 << 24),
-                                                      _ids(f[1], "returned"))),
+                                                      *_split_ids(f[1], "CREDIT returned"))),
     Cmd.TASK: _Decoder(1, _task),
     Cmd.PARTIAL: _Decoder(1, _partial),
     Cmd.PROGRESS: _Decoder(1, _progress),
     Cmd.RESULT: _Decoder(1, _result),
     Cmd.ACK: _Decoder(1, lambda r, f, x: m.Ack(_ids(f[0]))),
-    Cmd.CANCEL: _Decoder(1, lambda r, f, x: m.Cancel(_ids(f[0]))),
+    Cmd.CANCEL: _Decoder(1, lambda r, f, x: m.Cancel(*_split_ids(f[0], "CANCEL"))
+                         if r is not Role.MASTER else m.Cancel(_ids(f[0]))),
     Cmd.HEARTBEAT: _Decoder(0, lambda r, f, x: m.Heartbeat()),
-    Cmd.BYE: _Decoder(1, lambda r, f, x: m.Bye(_ids(f[0], "returned"))),
+    Cmd.BYE: _Decoder(1, lambda r, f, x: m.Bye(*_split_ids(f[0], "BYE returned"))),
     Cmd.DISCONNECT: _Decoder(1, lambda r, f, x: m.Disconnect(_str(f[0], "reason", 1 << 16))),
     Cmd.SUBMIT: _Decoder(1, _submit),
     Cmd.ACCEPTED: _Decoder(2, _accepted),
     Cmd.REJECTED: _Decoder(1, _rejected),
     Cmd.BUSY: _Decoder(2, lambda r, f, x: m.Busy(_ids(f[0]), _num(f[1], "retry_after"))),
-    Cmd.WATCH: _Decoder(1, lambda r, f, x: m.Watch(_ids(f[0]))),
+    Cmd.WATCH: _Decoder(1, lambda r, f, x: m.Watch(*_split_ids(f[0], "WATCH"))),
     Cmd.QUERY: _Decoder(3, _query),
     Cmd.REPLY: _Decoder(3, lambda r, f, x: m.Reply(_int(f[0], "request id"), bool(f[1]), f[2])),
     Cmd.ERROR: _Decoder(1, lambda r, f, x: m.Error(_str(f[0], "reason", 1 << 16))),

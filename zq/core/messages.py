@@ -73,6 +73,11 @@ class State(IntEnum):
 FINAL_STATES = frozenset({State.SUCCEEDED, State.FAILED, State.CANCELLED, State.DEAD})
 
 
+# An entry of a batch the codec refused on its own, the rest of the message being good:
+# (its task id, or None when it has no valid one; why). See docs/PROTOCOL.md §7.
+BadEntry = tuple["str | None", str]
+
+
 # --- worker -> master ---------------------------------------------------------------
 
 
@@ -96,6 +101,7 @@ class Hello:
 class Credit:
     credit: int  # the worker's total credit from now on (concurrency + prefetch, or 0)
     returned: list[str] = field(default_factory=list)  # prefetched ids it will not start
+    bad: list[BadEntry] = field(default_factory=list)  # refused entries (decoded only)
     cmd = Cmd.CREDIT
 
 
@@ -112,24 +118,28 @@ class Result:
     """W->M: finished attempts. M->C: final results, entries (task_id, state, payload)."""
 
     entries: list[Any]
+    bad: list[BadEntry] = field(default_factory=list)  # refused entries (decoded only)
     cmd = Cmd.RESULT
 
 
 @dataclass(slots=True)
 class Partial:
     entries: list[PartialEntry]  # streamed chunks of generator tasks, in seq order
+    bad: list[BadEntry] = field(default_factory=list)  # refused entries (decoded only)
     cmd = Cmd.PARTIAL
 
 
 @dataclass(slots=True)
 class Progress:
     entries: list[ProgressEntry]
+    bad: list[BadEntry] = field(default_factory=list)  # refused entries (decoded only)
     cmd = Cmd.PROGRESS
 
 
 @dataclass(slots=True)
 class Bye:
     returned: list[str]  # prefetched task ids handed back unstarted
+    bad: list[BadEntry] = field(default_factory=list)  # refused entries (decoded only)
     cmd = Cmd.BYE
 
 
@@ -164,6 +174,7 @@ class Ack:
 @dataclass(slots=True)
 class Cancel:
     ids: list[str]  # C->M: cancel these tasks; M->W: stop running these
+    bad: list[BadEntry] = field(default_factory=list)  # refused entries (decoded only)
     cmd = Cmd.CANCEL
 
 
@@ -187,6 +198,7 @@ SubmitEntry = tuple[str, str, Payload, dict]
 @dataclass(slots=True)
 class Submit:
     entries: list[SubmitEntry]
+    bad: list[BadEntry] = field(default_factory=list)  # refused entries (decoded only)
     cmd = Cmd.SUBMIT
 
 
@@ -213,6 +225,7 @@ class Busy:
 @dataclass(slots=True)
 class Watch:
     ids: list[str]  # push the result (and later chunks) of these tasks to me
+    bad: list[BadEntry] = field(default_factory=list)  # refused entries (decoded only)
     cmd = Cmd.WATCH
 
 

@@ -134,6 +134,7 @@ class Scheduler:
         self.next_housekeeping = 0.0
         self.done_log: deque[tuple[float, int]] = deque()  # (second, tasks finished in it)
         self.dropped = 0  # malformed messages seen
+        self.bad_entries = 0  # entries of batches refused alone
 
         self.periodic = Periodic()
         self._meta: dict[str, Any] = {}
@@ -486,6 +487,22 @@ class Scheduler:
     def on_bad_message(self, rid: bytes, reason: str) -> None:
         self.dropped += 1
         self._push(rid, Cmd.ERROR, reason)
+
+    def on_bad_entries(self, rid: bytes, cmd: Cmd, bad: list[m.BadEntry]) -> None:
+        """Entries of a batch the codec refused one by one (the rest of the message was
+        applied): a SUBMIT entry with a task id is REJECTED with the reason; the others
+        are named in one ERROR. A refused entry changes nothing and is not ACKed."""
+        self.bad_entries += len(bad)
+        said = []
+        for tid, reason in bad:
+            if cmd is Cmd.SUBMIT and tid is not None:
+                self._push(rid, Cmd.REJECTED, (tid, reason))
+            else:
+                said.append(reason if tid is None else f"task {tid}: {reason}")
+        if said:
+            more = f" (and {len(said) - 5} more)" if len(said) > 5 else ""
+            self._push(rid, Cmd.ERROR, f"{cmd.name}: {len(said)} entries refused, the "
+                                       f"rest applied: {'; '.join(said[:5])}{more}")
 
     def on_failed_message(self, rid: bytes, reason: str, request_id: int | None = None) -> None:
         """Handling a message from rid raised (the master caught it): count it and say
@@ -998,6 +1015,7 @@ class Scheduler:
             "counts": {s.label: n for s, n in self.counts.items()},
             "throughput": recent / 10.0,
             "dropped_messages": self.dropped,
+            "refused_entries": self.bad_entries,
         }
 
     def list_tasks(self, state: str | None = None, queue: str | None = None,
@@ -1111,6 +1129,6 @@ def _build(cmd: Cmd, items: list[Any]) -> list[m.Message]:
         return [m.Heartbeat()]
     if cmd is Cmd.DISCONNECT:
         return [m.Disconnect(items[-1])]
-    if cmd is Cmd.ERROR:
-        return [m.Error(items[-1])]
+    if cmd is Cmd.ERROR:  # one message: the turn's reasons, the last ones if many
+        return [m.Error(items[-1] if len(items) == 1 else " | ".join(items[-5:]))]
     return list(items)  # WELCOME, REPLY: whole messages
