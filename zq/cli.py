@@ -230,38 +230,75 @@ def local(
     concurrency: int = typer.Option(0, help="Per worker; default the CPU count."),
     pool: str = typer.Option("process", help="process, thread or async."),
 ) -> None:
-    """A master and N workers in one command, for development. Ctrl-C stops them all."""
+    """A master and N workers in one command, for development. Ctrl-C (SIGINT), SIGTERM
+    or SIGHUP stops them all gracefully, workers first; a second signal stops the
+    workers at once. On Linux they also stop if `zq local` is killed with SIGKILL."""
+    from zq.lifetime import child_setup
     connect = bind.replace("*", "127.0.0.1")
+    stops = _catch_stop_signals()
     base = [sys.executable, "-m", "zq"]
-    procs = [subprocess.Popen(base + ["master", "--bind", bind, "--store", store])]
+    # Each child in its own process group (a Ctrl-C at the terminal reaches only us, and we
+    # stop them in order) with SIGTERM when we die, however we die.
+    setup = child_setup(signal.SIGTERM)
+    procs = [subprocess.Popen(base + ["master", "--bind", bind, "--store", store],
+                              preexec_fn=setup)]
     worker_cmd = base + ["worker", "--connect", connect, "--pool", pool]
     for a in app_:
         worker_cmd += ["--app", a]
     if concurrency:
         worker_cmd += ["--concurrency", str(concurrency)]
-    procs += [subprocess.Popen(worker_cmd + ["--name", f"local-{i}"]) for i in range(workers)]
-    typer.echo(f"zq local: master on {connect}, {workers} workers; Ctrl-C to stop", err=True)
     try:
-        while all(p.poll() is None for p in procs):
+        procs += [subprocess.Popen(worker_cmd + ["--name", f"local-{i}"], preexec_fn=setup)
+                  for i in range(workers)]
+        typer.echo(f"zq local: master on {connect}, {workers} workers; Ctrl-C to stop", err=True)
+        while not stops and all(p.poll() is None for p in procs):
             time.sleep(0.2)
-    except KeyboardInterrupt:
-        pass
+        names = ["the master"] + [f"worker local-{i}" for i in range(workers)]
+        ended = [n for n, p in zip(names, procs) if p.poll() is not None]
     finally:
-        _stop_all(procs)
+        _stop_all(procs, stops)
+    if ended and not stops:
+        _fail(f"zq local: {ended[0]} exited by itself, so the others were stopped too", 1)
 
 
-def _stop_all(procs: list[subprocess.Popen], timeout: float = 10.0) -> None:
-    """SIGTERM workers first and the master last, so results still reach it."""
-    for p in reversed(procs):
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    for p in reversed(procs):
-        try:
-            p.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+LOCAL_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+LOCAL_STOP_WAIT = 40.0  # seconds stopping workers get (theirs is 30) before SIGKILL
+
+
+def _catch_stop_signals() -> list[int]:
+    """The stop signals received, as they come. SIGINT is caught even when inherited as
+    ignored (a background job of a shell): `kill -INT` must still stop zq local. SIGHUP
+    ignored stays ignored: that is what `nohup` asks for."""
+    stops: list[int] = []
+    for sig in LOCAL_STOP_SIGNALS:
+        if sig == signal.SIGHUP and signal.getsignal(sig) == signal.SIG_IGN:
+            continue
+        signal.signal(sig, lambda signum, frame: stops.append(signum))
+    return stops
+
+
+def _stop_all(procs: list[subprocess.Popen], stops: list[int]) -> None:
+    """SIGTERM the workers and wait for them (they finish their running tasks and hand
+    the results to the master), then the master. A signal that comes meanwhile is passed
+    on to the workers: a second SIGTERM stops a worker at once."""
+    workers, master = procs[1:], procs[:1]
+    for group in (workers, master):
+        seen = len(stops)
+        for p in group:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + LOCAL_STOP_WAIT
+        while any(p.poll() is None for p in group) and time.monotonic() < deadline:
+            if len(stops) > seen:
+                seen = len(stops)
+                for p in group:
+                    if p.poll() is None:
+                        p.send_signal(signal.SIGTERM)
+            time.sleep(0.05)
+        for p in group:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
 
 
 # --- client commands ---------------------------------------------------------------------

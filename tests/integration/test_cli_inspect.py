@@ -1,21 +1,19 @@
 """The inspection commands of the `zq` command line, run as subprocesses against a real
 master and worker: tasks, result, retry, cancel, purge, status; what they say when no
-master answers; and `zq local` started and stopped with Ctrl-C."""
+master answers. (`zq local`: tests/integration/test_zq_local.py.)"""
 
 from __future__ import annotations
 
 import concurrent.futures as cf
 import json
-import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 import zq
 from tests.apps import e2e_tasks as t
-from tests.integration.harness import ROOT, Proc, free_port, query, wait_until
+from tests.integration.harness import ROOT, free_port, wait_until
 
 APP = "tests.apps.e2e_tasks"
 ADD = "tests.apps.e2e_tasks:add"
@@ -144,43 +142,6 @@ def test_commands_fail_clearly_when_no_master_answers(tmp_path):
         assert "error:" in err, (c, err)
     for c, (out, err) in zip(commands[:-1], outs):
         assert endpoint in err, (c, err)  # names the address it tried
-
-
-def _group_alive(pgid: int) -> list[int]:
-    """Live (not zombie) processes of a process group, from /proc."""
-    alive = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()  # state ppid pgrp ...
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            alive.append(int(entry.name))
-    return alive
-
-
-def test_zq_local_starts_a_cluster_and_ctrl_c_stops_it_all(tmp_path):
-    port = free_port()
-    endpoint = f"tcp://127.0.0.1:{port}"
-    local = Proc(["local", "--app", APP, "--workers", "2", "--concurrency", "1",
-                  "--bind", endpoint, "--store", "memory"], tmp_path / "local.log")
-    try:
-        def two_workers() -> bool:
-            assert local.alive(), local.output()
-            st = query(endpoint, timeout=0.5)
-            return st is not None and len(st["workers"]) == 2
-        wait_until(two_workers, 30, "zq local's master and 2 workers")
-        with zq.Client(endpoint) as client:
-            assert client.submit(t.add, 40, 2).result(timeout=20) == 42
-        assert len(_group_alive(local.pid)) >= 5  # itself, the master, 2 workers, a pool
-        local.signal(signal.SIGINT)  # what Ctrl-C sends
-        assert local.wait(20) == 0
-        wait_until(lambda: not _group_alive(local.pid), 20, "its children to exit")
-    finally:
-        local.close()  # SIGKILLs the whole group if anything is left
 
 
 def test_result_wait_says_what_the_task_is_doing_while_it_waits(one_worker, monkeypatch):
