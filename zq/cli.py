@@ -308,9 +308,9 @@ def submit(
     task: str = typer.Argument(..., help="Task name, module:function."),
     args: list[str] = typer.Argument(None, help="Arguments; each parsed as JSON if it can be."),
     kwargs: str = typer.Option("{}", help="Keyword arguments as a JSON object."),
-    queue: str = typer.Option("default"),
-    priority: int = typer.Option(0),
-    retries: int = typer.Option(0),
+    queue: Optional[str] = typer.Option(None, help="Default: the task's own, else 'default'."),
+    priority: Optional[int] = typer.Option(None, help="Default: the task's own, else 0."),
+    retries: Optional[int] = typer.Option(None, help="Default: the task's own, else 0."),
     timeout: Optional[float] = typer.Option(None, help="Seconds per attempt."),
     delay: Optional[float] = typer.Option(None, help="Seconds before it may start."),
     eta: Optional[str] = typer.Option(None, help="Not before this time: ISO 8601 (2026-12-01T09:00:00+01:00) or unix seconds."),
@@ -326,8 +326,10 @@ def submit(
     """Submit one task; print its id, or with --wait its result. The master must accept
     it within $ZQ_TIMEOUT seconds (default 3; --timeout is the task's own time limit)."""
     kw = _json_object(kwargs, "--kwargs")
-    options: dict[str, Any] = {"queue": queue, "priority": priority, "retries": retries}
-    for opt, value in (("timeout", timeout), ("delay", delay), ("key", key),
+    # Only what was given: the master fills in the rest from what the task declares.
+    options: dict[str, Any] = {}
+    for opt, value in (("queue", queue), ("priority", priority), ("retries", retries),
+                       ("timeout", timeout), ("delay", delay), ("key", key),
                        ("retry_backoff", retry_backoff), ("rate_limit", rate_limit)):
         if value is not None:
             options[opt] = value
@@ -423,6 +425,21 @@ def status(json_: bool = typer.Option(False, "--json"),
                    f"last_seen={w['last_seen']}s ago")
     typer.echo("queues: " + (", ".join(f"{q}={n}" for q, n in st["queues"].items()) or "none"))
     typer.echo("tasks:  " + ", ".join(f"{s}={n}" for s, n in st["counts"].items() if n))
+    _echo_catalogue(st.get("catalogue") or {})
+
+
+CATALOGUE_SHOWN = 50  # task names `zq status` lists; --json has them all
+
+
+def _echo_catalogue(catalogue: dict[str, dict]) -> None:
+    """The task names workers announced, with the options each declares."""
+    typer.echo(f"task names announced by workers: {len(catalogue)}")
+    for name in list(catalogue)[:CATALOGUE_SHOWN]:
+        opts = " ".join(f"{k}={','.join(v) if isinstance(v, list) else v}"
+                        for k, v in sorted(catalogue[name].items()))
+        typer.echo(f"  {name}" + (f"  {opts}" if opts else ""))
+    if len(catalogue) > CATALOGUE_SHOWN:
+        typer.echo(f"  ... and {len(catalogue) - CATALOGUE_SHOWN} more (zq status --json)")
 
 
 @app.command()
@@ -529,8 +546,8 @@ def schedule_add(
     every: Optional[float] = typer.Option(None, help="Or: run every N seconds."),
     timezone: str = typer.Option("UTC", help="Timezone of the cron expression."),
     kwargs: str = typer.Option("{}", help="Keyword arguments as a JSON object."),
-    queue: str = typer.Option("default"),
-    priority: int = typer.Option(0),
+    queue: Optional[str] = typer.Option(None, help="Default: the task's own, else 'default'."),
+    priority: Optional[int] = typer.Option(None, help="Default: the task's own, else 0."),
     json_: bool = typer.Option(False, "--json"),
     timeout: Optional[float] = typer.Option(None, help=TIMEOUT_HELP),
     connect: Optional[str] = typer.Option(None, help=CONNECT_HELP),

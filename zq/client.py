@@ -514,7 +514,9 @@ def _make_spec(fn: Callable | str, overrides: dict[str, Any]) -> tuple[str, dict
     if len(name) > MAX_NAME:
         raise ConfigError(f"task name {name[:40]!r}... is over {MAX_NAME} characters")
     base = registry.TaskOptions() if isinstance(fn, str) else registry.options_of(fn)
-    wire = registry.with_overrides(base, **overrides).to_wire()
+    # Options given here are sent even at their default: they win over the declared ones
+    # the master fills in for what a submission leaves unset.
+    wire = registry.with_overrides(base, **overrides).to_wire(explicit=overrides)
     _check_wire(wire)
     return name, wire
 
@@ -730,14 +732,19 @@ class Client:
 
     def schedule(self, name: str, task: Callable | str, *args: Any, cron: str | None = None,
                  every: float | None = None, timezone: str = "UTC",
-                 kwargs: dict | None = None, queue: str = "default", priority: int = 0) -> dict:
+                 kwargs: dict | None = None, queue: str | None = None,
+                 priority: int | None = None) -> dict:
         """Run task periodically, owned by the master: on a 5-field `cron` expression (in
         `timezone`) or `every` N seconds. Kept in the master's store across restarts; a
-        schedule with the same name is replaced. Returns it with its next run time."""
+        schedule with the same name is replaced. Returns it with its next run time.
+        A queue or priority not given here is the one the task declares."""
         spec = {"name": name, "task": registry.name_of(task), "cron": cron,
                 "every": None if every is None else float(every), "timezone": timezone,
-                "args": list(args), "kwargs": dict(kwargs or {}), "queue": queue,
-                "priority": priority}
+                "args": list(args), "kwargs": dict(kwargs or {})}
+        if queue is not None:
+            spec["queue"] = queue
+        if priority is not None:
+            spec["priority"] = priority
         return self.query("schedule_add", **spec)
 
     def schedules(self) -> list[dict]:

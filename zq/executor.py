@@ -57,6 +57,7 @@ class Pool(Protocol):
 
     kind: str
     broken: str | None  # why the pool cannot run tasks any more, or None
+    catalogue: dict  # after start(): task name -> declared options (Registry.catalogue)
 
     def start(self) -> None: ...
     def fds(self) -> list[int]: ...
@@ -291,6 +292,7 @@ class ThreadPool(_InProcessPool):
     def __init__(self, apps: tuple[str, ...], concurrency: int) -> None:
         self._apps, self._n = apps, concurrency
         self.broken: str | None = None
+        self.catalogue: dict = {}
         self._cond = threading.Condition()
         self._queue: deque = deque()
         self._running: dict[str, _ThreadJob] = {}
@@ -300,6 +302,7 @@ class ThreadPool(_InProcessPool):
 
     def start(self) -> None:
         registry = Registry(self._apps)
+        self.catalogue = registry.catalogue()
         self._sink = _Sink()
         self._runner = _Runner(registry, self._sink.partial)
         for _ in range(self._n):
@@ -495,6 +498,7 @@ class AsyncPool(_InProcessPool):
     def __init__(self, apps: tuple[str, ...], concurrency: int) -> None:
         self._apps, self._n = apps, concurrency
         self.broken: str | None = None
+        self.catalogue: dict = {}
         self._lock = threading.Lock()  # guards _queue and _scheduled (loop thread + caller)
         self._queue: deque = deque()
         self._scheduled = False
@@ -508,6 +512,7 @@ class AsyncPool(_InProcessPool):
 
     def start(self) -> None:
         registry = Registry(self._apps)
+        self.catalogue = registry.catalogue()
         self._sink = _Sink()
         self._runner = _Runner(registry, self._sink.partial)
         self._loop = asyncio.new_event_loop()
@@ -901,7 +906,7 @@ def _child_main(task_conn: Any, out_conn: Any, shm: Any, apps: tuple[str, ...]) 
         out.send((_FAILED, str(e)))
         return
     runtime = _ChildRuntime(registry, task_conn.fileno(), out, shm)
-    out.send((_READY, os.getpid()))
+    out.send((_READY, os.getpid(), registry.catalogue()))
     threading.Thread(target=runtime.reader, name="zq-reader", daemon=True).start()
     threading.Thread(target=out.flusher, name="zq-flusher", daemon=True).start()
     runtime.serve()
@@ -1032,6 +1037,7 @@ class ProcessPool:
             self._mp.set_forkserver_preload(["zq.executor"])
         self._start_timeout = start_timeout
         self.broken: str | None = None
+        self.catalogue: dict = {}
         self._children: list[_Child] = []
         self._by_fd: dict[int, _Child] = {}
         self._fds: list[int] | None = None
@@ -1316,6 +1322,7 @@ class ProcessPool:
             self._on_dropped(c, msg[1])
         elif kind == _READY:
             c.ready = True
+            self.catalogue = msg[2]  # every child imports the same apps
             self._start_failures = 0
         elif kind == _FAILED:
             self._start_error = msg[1]

@@ -23,6 +23,7 @@ from zq.core import codec, queries
 from zq.core import messages as m
 from zq.core.access import Caller
 from zq.core.messages import Role
+from zq.core.catalogue import META_KEY as CATALOGUE_KEY
 from zq.core.scheduler import Scheduler
 from zq.errors import ProtocolError, StoreUnavailable, ZqError
 from zq.security import load_master_keys, start_authenticator
@@ -117,6 +118,7 @@ class Master:
     def run(self) -> None:
         core = self.core
         core.advance(time.monotonic(), self._wall())
+        core.load_catalogue(self.store.get_meta(CATALOGUE_KEY))
         restored = core.restore(self.store.load())
         for note in core.periodic.load(self.store.get_meta("schedules"), core.wall):
             log.error("%s", note)

@@ -12,6 +12,7 @@ import types
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
+from zq.core.messages import DECLARABLE
 from zq.errors import ConfigError
 
 _ATTR = "__zq_task__"
@@ -33,20 +34,22 @@ class TaskOptions:
     result_ttl: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def to_wire(self) -> dict[str, Any]:
-        """The SUBMIT options map: only what differs from the protocol's defaults."""
+    def to_wire(self, explicit: Any = ()) -> dict[str, Any]:
+        """The SUBMIT options map: what differs from the protocol's defaults, and the
+        options named in `explicit` (given for this submission) even at their default,
+        so that they win over what the task declares (docs/TASKS.md)."""
         out: dict[str, Any] = {}
-        if self.queue != "default":
+        if self.queue != "default" or "queue" in explicit:
             out["queue"] = self.queue
-        if self.priority:
+        if self.priority or "priority" in explicit:
             out["priority"] = self.priority
-        if self.retries:
+        if self.retries or "retries" in explicit:
             out["retries"] = self.retries
         if self.timeout is not None:
             out["timeout"] = float(self.timeout)
-        if self.retry_backoff != 1.0:
+        if self.retry_backoff != 1.0 or "retry_backoff" in explicit:
             out["retry_backoff"] = float(self.retry_backoff)
-        if self.retry_backoff_max != 600.0:
+        if self.retry_backoff_max != 600.0 or "retry_backoff_max" in explicit:
             out["retry_backoff_max"] = float(self.retry_backoff_max)
         if self.retry_on:
             out["retry_on"] = list(self.retry_on)
@@ -177,6 +180,15 @@ class Registry:
                 if not attr.startswith("_") and _defined_in(module, module_name, attr) is value:
                     out.add(f"{module_name}:{attr}")
         return sorted(out)
+
+    def catalogue(self) -> dict[str, dict[str, Any]]:
+        """What a worker announces in HELLO: each name it resolves -> the options its
+        @zq.task declares (the SUBMIT options map, without the defaults)."""
+        out = {}
+        for name in self.names():
+            declared = options_of(self.resolve(name)).to_wire()
+            out[name] = {k: v for k, v in declared.items() if k in DECLARABLE}
+        return out
 
     def _known(self) -> str:
         names = self.names()

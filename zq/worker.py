@@ -84,9 +84,13 @@ class Worker:
         pool = make_pool(config.pool, config.apps, config.concurrency)
         pool.start()  # ConfigError when an --app cannot be imported
         self._pool = pool
+        catalogue, problems = codec.fit_catalogue(pool.catalogue)
+        for why in problems:
+            log.warning("not announced to the master (a submission by name gets no declared "
+                        "options for it): %s", why)
         self._core = wc.WorkerCore.from_config(config, host=_socket.gethostname(),
                                                pid=os.getpid(), session=self._session,
-                                               rand=random.random)
+                                               rand=random.random, catalogue=catalogue)
         self._ctx = ctx
         self._poller.register(self._wake_r, zmq.POLLIN)
         log.info("worker %s (session %s): %s pool of %d, credit %d, apps %s, master %s",

@@ -85,6 +85,12 @@ labels = st.one_of(st.text(st.characters(codec="utf-8").filter(str.isprintable),
                    _chars.filter(str.isprintable).map(lambda c: c * codec.MAX_NAME))
 sessions = st.text("0123456789abcdefABCXYZ", min_size=codec.SESSION_MIN,
                    max_size=codec.SESSION_MAX)
+# a worker's task catalogue: name -> the options it declares
+_declared = st.fixed_dictionaries({}, optional={
+    "queue": st.text(max_size=10), "priority": st.integers(-5, 5),
+    "retries": st.integers(0, 1000), "timeout": st.floats(0.1, 1e6),
+    "retry_on": st.lists(st.text(max_size=10), max_size=3), "rate_limit": st.just("5/s")})
+catalogues = st.dictionaries(st.text(min_size=1, max_size=30), _declared, max_size=4)
 numbers = st.one_of(st.floats(allow_nan=False), st.integers(-(2**53), 2**53))
 # SUBMIT options that are numbers must be finite (docs/PROTOCOL.md, SUBMIT options)
 finite = st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.integers(-(2**53), 2**53))
@@ -135,7 +141,7 @@ MESSAGES: dict[Cmd, st.SearchStrategy[Any]] = {
     Cmd.HELLO: st.builds(m.Hello, name=labels, host=labels, pid=st.integers(0, 2**62),
                          queues=few(names), concurrency=st.integers(0, 1 << 20), pool=labels,
                          credit=st.integers(0, 1 << 24), running=few(ids),
-                         session=sessions),
+                         session=sessions, catalogue=catalogues),
     Cmd.WELCOME: st.builds(m.Welcome, numbers, st.integers(1, 1000), st.integers(0, 2**62),
                            names),
     Cmd.CREDIT: st.builds(m.Credit, st.integers(0, 1 << 24), few(ids)),
@@ -273,7 +279,7 @@ def _entries(*kinds: Any) -> tuple[Any, ...]:
 
 SCHEMA: dict[Cmd, list[Any]] = {
     Cmd.HELLO: [STR, STR, BIG, ("list", STR), ("int", 0, 1 << 20), STR, ("int", 0, 1 << 24),
-                IDS, ("session",)],
+                IDS, ("session",), ("catalogue",)],
     Cmd.WELCOME: [NUM, ("int", 1, 1000), BIG, STR],
     Cmd.CREDIT: [("int", 0, 1 << 24), IDS],
     Cmd.TASK: [_entries(ID, BIG, STR, PAYLOAD, ("opt", NUM), ("opt", ("list", STR)))],
@@ -329,6 +335,11 @@ def wrong(draw: Callable[..., Any], kind: Any, current: Any, n_extra: int) -> An
         return draw(_not_int | st.sampled_from(out))
     if tag == "num":
         return draw(_not_num)
+    if tag == "catalogue":
+        return draw(_not_map | st.sampled_from([
+            {"": {}}, {"m:f": None}, {"m:f": {"eta": 1.0}}, {"m:f": {"key": "k"}},
+            {"m:f": {"retries": "3"}}, {"m:f": {"queue": 1}}, {"m:f": {"retry_on": [1]}},
+            {"x" * (codec.MAX_NAME + 1): {}}]))
     if tag == "session":
         return draw(_not_str | st.sampled_from(
             ["", "a" * (codec.SESSION_MIN - 1), "a" * (codec.SESSION_MAX + 1),

@@ -47,6 +47,13 @@ class ReadyQueue:
         dq = self._by_priority[task.priority]
         dq.rotate(1)
 
+    def discard(self, ids: set[str]) -> None:
+        """Take these tasks out (their queue or priority changed). O(queue length):
+        for rare events only, never per task."""
+        for p, dq in self._by_priority.items():
+            if any(t.id in ids for t in dq):
+                self._by_priority[p] = deque(t for t in dq if t.id not in ids)
+
     def best_priority(self) -> int | None:
         while self._priorities:
             p = self._priorities[-1]

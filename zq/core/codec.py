@@ -32,6 +32,8 @@ MAX_QUEUES = 256  # queue names in one HELLO
 # sends 32 hex digits (16 random bytes), made once per process.
 SESSION_MIN, SESSION_MAX = 16, 64
 MAX_IDS = 10_000  # ids in one WATCH, CANCEL, CREDIT or BYE (the client sends at most this)
+MAX_CATALOGUE = 10_000  # task names in one HELLO's catalogue
+MAX_CATALOGUE_CHARS = 1 << 20  # characters of its names and option strings, all told
 
 # Which commands each role may send.
 ALLOWED = {
@@ -86,7 +88,7 @@ def _out_entries(entries: Sequence[Sequence[Any]], at: int, extra: list[Any]) ->
 def _hello_fields(x: m.Hello) -> list[Any]:
     fields = [x.name, x.host, x.pid, x.queues, x.concurrency, x.pool, x.credit, x.running]
     if x.session:  # without one it is a 1.0 HELLO
-        fields.append(x.session)
+        fields += [x.session, x.catalogue]
     return fields
 
 
@@ -263,11 +265,64 @@ def _hello(role: Role, f: list[Any], extra: Sequence[Any]) -> m.Hello:
         if not is_session_token(session):
             raise _bad(f"HELLO: the session token must be {SESSION_MIN} to {SESSION_MAX} "
                        "ASCII letters and digits")
+    catalogue = _catalogue(f[9]) if len(f) > 9 else {}
     return m.Hello(name=_label(f[0], "name"), host=_label(f[1], "host"),
                    pid=_int(f[2], "pid"), queues=queues,
                    concurrency=_int(f[4], "concurrency", 0, 1 << 20), pool=_label(f[5], "pool"),
                    credit=_int(f[6], "credit", 0, 1 << 24), running=_ids(f[7], "running"),
-                   session=session)
+                   session=session, catalogue=catalogue)
+
+
+def _catalogue(v: Any) -> dict[str, dict[str, Any]]:
+    if type(v) is not dict:
+        raise _bad("HELLO: the catalogue must be a map of task name to options")
+    if len(v) > MAX_CATALOGUE:
+        raise _bad(f"HELLO: at most {MAX_CATALOGUE} task names in the catalogue")
+    size = 0
+    for name, opts in v.items():
+        size += check_catalogue_entry(name, opts)
+        if size > MAX_CATALOGUE_CHARS:
+            raise _bad(f"HELLO: the catalogue is over {MAX_CATALOGUE_CHARS} characters")
+    return v
+
+
+def fit_catalogue(catalogue: dict[str, dict[str, Any]]) -> tuple[dict[str, Any], list[str]]:
+    """What of a worker's catalogue a HELLO can carry: its valid entries, in name order,
+    within MAX_CATALOGUE and MAX_CATALOGUE_CHARS; and why the others were left out."""
+    out: dict[str, Any] = {}
+    problems: list[str] = []
+    size = 0
+    for name in sorted(catalogue):
+        try:
+            n = check_catalogue_entry(name, catalogue[name])
+        except ProtocolError as e:
+            problems.append(str(e))
+            continue
+        if len(out) >= MAX_CATALOGUE or size + n > MAX_CATALOGUE_CHARS:
+            problems.append(f"{len(catalogue) - len(out)} task names are over the HELLO "
+                            f"limits ({MAX_CATALOGUE} names, {MAX_CATALOGUE_CHARS} characters)")
+            break
+        out[name] = catalogue[name]
+        size += n
+    return out, problems
+
+
+def check_catalogue_entry(name: Any, opts: Any) -> int:
+    """ProtocolError unless name is a task name and opts options it may declare; else
+    the entry's size in characters (what MAX_CATALOGUE_CHARS counts)."""
+    if type(name) is not str or not 0 < len(name) <= MAX_NAME:
+        raise _bad(f"catalogue: a task name must be a string of 1 to {MAX_NAME} characters")
+    if type(opts) is not dict:
+        raise _bad(f"catalogue: the options of {name} must be a map")
+    size = len(name)
+    for k, v in opts.items():
+        if k not in m.DECLARABLE:
+            raise _bad(f"catalogue: {name} declares {k!r}, which a task cannot declare "
+                       f"(only {', '.join(sorted(m.DECLARABLE))})")
+        _check_option(k, v)
+        size += len(k) + (len(v) if type(v) is str else
+                          sum(len(n) + 1 for n in v) if type(v) is list else 8)
+    return size
 
 
 def _task(role: Role, f: list[Any], extra: Sequence[Any]) -> m.Task:

@@ -94,6 +94,8 @@ class Hello:
     # 1.1: a random token made once per worker process, the same in each of its HELLOs;
     # the master knows a worker by it, not by its name. "" only from a 1.0 worker.
     session: str = ""
+    # 1.1: the task names this worker runs -> the options each declares (DECLARABLE keys)
+    catalogue: dict[str, dict[str, Any]] = field(default_factory=dict)
     cmd = Cmd.HELLO
 
 
@@ -272,3 +274,8 @@ SUBMIT_OPTIONS = {
     "result_ttl": float,  # seconds to keep the result; default the master's
     "rate_limit": str,  # "100/s", "20/m" or "5/h": the most tasks of this name started
 }
+
+# The SUBMIT options a task may declare (@zq.task) and a worker announce in its HELLO
+# catalogue: the ones about the task, not about one submission of it.
+DECLARABLE = frozenset({"queue", "priority", "retries", "timeout", "retry_backoff",
+                        "retry_backoff_max", "retry_on", "result_ttl", "rate_limit"})

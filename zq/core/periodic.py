@@ -38,8 +38,8 @@ class Schedule:
     timezone: str = "UTC"  # for cron
     args: list[Any] = field(default_factory=list)
     kwargs: dict[str, Any] = field(default_factory=dict)
-    queue: str = "default"
-    priority: int = 0
+    queue: str | None = None  # None: the queue the task declares, else "default"
+    priority: int | None = None
     anchor: float = 0.0  # wall time `every` ticks count from
     last_tick: float | None = None  # the last tick that fired
 
@@ -71,10 +71,12 @@ class Schedule:
                 or not all(type(k) is str for k in self.kwargs):
             raise ConfigError(f"schedule {name}: args must be a list and kwargs a table "
                               "with string keys")
-        if type(self.queue) is not str or not 0 < len(self.queue) <= 512:
+        if self.queue is not None and (type(self.queue) is not str
+                                       or not 0 < len(self.queue) <= 512):
             raise ConfigError(f"schedule {name}: queue must be a queue name (a string), "
                               f"not {_short(self.queue)}")
-        if type(self.priority) is not int or not -2**31 <= self.priority < 2**31:
+        if self.priority is not None and (type(self.priority) is not int
+                                          or not -2**31 <= self.priority < 2**31):
             raise ConfigError(f"schedule {name}: priority must be an integer, "
                               f"not {_short(self.priority)}")
         if not _number(self.anchor) or not (self.last_tick is None or _number(self.last_tick)):

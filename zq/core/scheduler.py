@@ -19,6 +19,8 @@ from zq.core import balance, queries, serde, states
 from zq.core import messages as m
 from zq.core.access import Caller, allowed, refusal
 from zq.core.balance import ReadyQueue
+from zq.core.catalogue import META_KEY as CATALOGUE_KEY
+from zq.core.catalogue import Catalogue
 from zq.core.messages import Cmd, Outcome, State
 from zq.core.periodic import Periodic, Schedule
 from zq.core.tasks import TaskRecord
@@ -35,6 +37,7 @@ HOUSEKEEPING = 0.25  # seconds between liveness/timer/eviction passes at most
 # A due time reached within a microsecond counts as reached: clocks are floats, and a
 # time summed from steps (0.05 ten times) falls a hair short of the product (0.5).
 EPSILON = 1e-6
+MAX_UNANNOUNCED = 10_000  # names submitted before any worker announced them, remembered
 
 # The order in which one turn's messages to one peer go out.
 SEND_ORDER = (Cmd.WELCOME, Cmd.DISCONNECT, Cmd.ACCEPTED, Cmd.REJECTED, Cmd.BUSY, Cmd.ACK,
@@ -137,6 +140,10 @@ class Scheduler:
         self.bad_entries = 0  # entries of batches refused alone
 
         self.periodic = Periodic()
+        self.catalogue = Catalogue()  # task names the workers announced, and their options
+        # Names submitted while no worker had announced them: when one is, its tasks that
+        # have not started yet get its declared options (_fill_waiting).
+        self.unannounced: set[str] = set()
         self._meta: dict[str, Any] = {}
         self._out: dict[bytes, dict[Cmd, Any]] = {}
         self._dirty: dict[str, TaskRecord] = {}
@@ -331,13 +338,16 @@ class Scheduler:
         room = self.max_queued - self.counts[State.QUEUED] - self.counts[State.PENDING]
         fast = room >= len(entries)
         queued: list[TaskRecord] = []
+        declared, known = self.catalogue.declared, self.catalogue.options
         for entry in entries:
             tid = entry[0]
-            if entry[3] or not fast or tid in tasks:
+            if entry[3] or not fast or tid in tasks or entry[1] in declared:
                 self._queue_plain(rid, queued)  # keeps submission order
                 queued = []
                 self._submit_one(rid, entry)
                 continue
+            if entry[1] not in known:
+                self._note_unannounced(entry[1])
             self.seq += 1
             tasks[tid] = t = plain(tid, entry[1], entry[2], wall, self.seq)
             watcher[tid] = rid
@@ -371,6 +381,10 @@ class Scheduler:
         if self.counts[State.QUEUED] + self.counts[State.PENDING] >= self.max_queued:
             self._push(rid, Cmd.BUSY, tid)
             return
+        if name in self.catalogue:
+            opts = self.catalogue.fill(name, opts)  # what the submission left unset
+        else:
+            self._note_unannounced(name)
         try:
             t = self._new_task(tid, name, payload, opts)
         except ValueError as e:
@@ -385,6 +399,10 @@ class Scheduler:
         if self.durable:
             self._inserted.add(tid)
         self._push(rid, Cmd.ACCEPTED, tid)
+
+    def _note_unannounced(self, name: str) -> None:
+        if len(self.unannounced) < MAX_UNANNOUNCED:
+            self.unannounced.add(name)
 
     def _accept_existing(self, rid: bytes | None, tid: str | None, t: TaskRecord) -> None:
         if rid is None:
@@ -535,6 +553,60 @@ class Scheduler:
                                                self.master_id))
         for tid in hello.running:
             self._adopt(tid, w)
+        if hello.catalogue:
+            self._announce(w, hello.catalogue)
+
+    # --- the task catalogue ------------------------------------------------------------
+
+    def _announce(self, w: WorkerInfo, entries: dict[str, dict[str, Any]]) -> None:
+        """Learn the task names w runs and the options they declare (stored, so a
+        restart keeps them); tasks submitted before a name was first announced and not
+        started yet get its options now."""
+        new, problems, changed = self.catalogue.announce(entries, self.wall)
+        for why in problems[:5]:
+            self._notices.append(("warning", f"worker {w.name} ({w.host}, pid {w.pid}) "
+                                             f"declares options zq cannot use: {why}"))
+        if changed:
+            self._meta[CATALOGUE_KEY] = self.catalogue.dump()
+        late = self.unannounced.intersection(new)
+        if late:
+            self._fill_waiting(late)
+
+    def load_catalogue(self, dumped: Any) -> None:
+        """The catalogue kept in the store (before restore(): it decides which restored
+        tasks still wait for their name to be announced)."""
+        for why in self.catalogue.load(dumped)[:5]:
+            self._notices.append(("warning", f"stored task catalogue: skipped {why}"))
+
+    def _fill_waiting(self, names: set[str]) -> None:
+        """Give the tasks of these newly announced names that have not started yet their
+        declared options, where the record holds the default (the record cannot tell
+        an option given at its default from one not given). One pass over the tasks,
+        once per name ever: names are announced for the first time at deploys."""
+        self.unannounced -= names
+        declared = self.catalogue.declared
+        held = {t.id for t in self.held}
+        moved: dict[str, set[str]] = {}  # queue it was in -> ids that leave it
+        requeue: list[TaskRecord] = []
+        for t in self.tasks.values():
+            d = declared.get(t.name) if t.name in names else None
+            if not d or t.attempt or t.state not in (State.QUEUED, State.PENDING):
+                continue
+            where = (t.queue, t.priority)
+            _fill_record(t, d)
+            if "rate_limit" in d:
+                self._set_rate(t.name, d["rate_limit"])
+            self._save(t)
+            if t.state is State.QUEUED and (t.queue, t.priority) != where:
+                self.depth[where[0]] -= 1
+                self.depth[t.queue] = self.depth.get(t.queue, 0) + 1
+                if t.id not in held:
+                    moved.setdefault(where[0], set()).add(t.id)
+                    requeue.append(t)
+        for queue, ids in moved.items():
+            self.queues[queue].discard(ids)
+        for t in requeue:
+            self._ready_queue(t.queue).push(t)
 
     def _take_session(self, w: WorkerInfo, old: WorkerInfo | None) -> None:
         """w's session is now served on w.rid. The same session on another connection is
@@ -873,7 +945,11 @@ class Scheduler:
         saved with it in the same commit, so no tick runs twice, restart or not."""
         fired = self.periodic.due(self.wall)
         for s, tick in fired:
-            opts: dict[str, Any] = {"queue": s.queue, "priority": s.priority}
+            opts: dict[str, Any] = {}  # unset ones: what the task declares (catalogue)
+            if s.queue is not None:
+                opts["queue"] = s.queue
+            if s.priority is not None:
+                opts["priority"] = s.priority
             payload = serde.encode_call(s.args, s.kwargs)
             self._submit_one(None, (s.task_id(tick), s.task, payload, opts))
         if fired:
@@ -943,6 +1019,8 @@ class Scheduler:
                 if t.state is State.SUCCEEDED:
                     t.payload = FREED
                 continue
+            if not t.attempt and t.name not in self.catalogue:
+                self._note_unannounced(t.name)
             if t.state in (State.RUNNING, State.QUEUED):
                 t.state = State.QUEUED
                 self.depth[t.queue] = self.depth.get(t.queue, 0) + 1
@@ -1016,6 +1094,7 @@ class Scheduler:
             "throughput": recent / 10.0,
             "dropped_messages": self.dropped,
             "refused_entries": self.bad_entries,
+            "catalogue": self.catalogue.view(),
         }
 
     def list_tasks(self, state: str | None = None, queue: str | None = None,
@@ -1081,6 +1160,27 @@ class Scheduler:
             self.reply(caller.rid, request_id, False, str(e))
         else:
             self.reply(caller.rid, request_id, True, body)
+
+
+def _fill_record(t: TaskRecord, declared: dict[str, Any]) -> None:
+    """Declared options into a task's record wherever it holds the protocol default."""
+    get = declared.get
+    if t.queue == "default":
+        t.queue = get("queue", t.queue)
+    if t.priority == 0:
+        t.priority = get("priority", 0)
+    if t.retries == 0:
+        t.retries = get("retries", 0)
+    if t.timeout is None and "timeout" in declared:
+        t.timeout = float(declared["timeout"])
+    if t.retry_backoff == 1.0:
+        t.retry_backoff = float(get("retry_backoff", 1.0))
+    if t.retry_backoff_max == 600.0:
+        t.retry_backoff_max = float(get("retry_backoff_max", 600.0))
+    if t.retry_on is None and "retry_on" in declared:
+        t.retry_on = list(declared["retry_on"])
+    if t.result_ttl is None and "result_ttl" in declared:
+        t.result_ttl = float(declared["result_ttl"])
 
 
 def _free(w: WorkerInfo) -> int:

@@ -187,14 +187,18 @@ class WorkerCore:
     """
 
     def __init__(self, *, name: str, host: str, pid: int, queues: list[str], concurrency: int,
-                 pool: str, credit: int, session: str, adaptive: bool = False,
+                 pool: str, credit: int, session: str,
+                 catalogue: dict[str, dict] | None = None, adaptive: bool = False,
                  shutdown_timeout: float = 30.0, reconnect_min: float = 0.1,
                  reconnect_max: float = 30.0, jitter_fraction: float = 0.5,
                  rand: Callable[[], float]) -> None:
         """session: this worker's token (PROTOCOL §4), made once per process by the
-        caller and sent in every HELLO, so the master knows us again after a reconnect."""
+        caller and sent in every HELLO, so the master knows us again after a reconnect.
+        catalogue: the task names we run -> the options each declares, within the HELLO
+        limits (codec.fit_catalogue)."""
         self.name, self.host, self.pid = name, host, pid
         self.session = session
+        self.catalogue = catalogue or {}
         self.queues, self.concurrency, self.pool = list(queues), concurrency, pool
         self.credit = credit
         # With no --prefetch, credit follows the completion rate (see _adapt_credit).
@@ -235,10 +239,11 @@ class WorkerCore:
 
     @classmethod
     def from_config(cls, config: "WorkerConfig", *, host: str, pid: int, session: str,
-                    rand: Callable[[], float]) -> "WorkerCore":
+                    rand: Callable[[], float],
+                    catalogue: dict[str, dict] | None = None) -> "WorkerCore":
         return cls(name=config.name, host=host, pid=pid, queues=list(config.queues),
                    concurrency=config.concurrency, pool=config.pool, credit=config.credit,
-                   session=session,
+                   session=session, catalogue=catalogue,
                    adaptive=config.prefetch is None, shutdown_timeout=config.shutdown_timeout,
                    reconnect_min=config.reconnect_min, reconnect_max=config.reconnect_max,
                    rand=rand)
@@ -335,7 +340,7 @@ class WorkerCore:
     def _hello(self) -> m.Hello:
         credit = self.credit if self.phase is Phase.RUNNING else 0
         return m.Hello(self.name, self.host, self.pid, self.queues, self.concurrency,
-                       self.pool, credit, self.running_ids(), self.session)
+                       self.pool, credit, self.running_ids(), self.session, self.catalogue)
 
     def _check_link(self, now: float, cmds: list[Command]) -> None:
         if self.link is Link.CONNECTING or self.link is Link.REGISTERED:
