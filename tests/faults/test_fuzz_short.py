@@ -1,0 +1,27 @@
+"""A 20-second run of the live fuzzer (bench/fuzz.py): random, mutated, forged, replayed
+and oversized messages from both roles against a real master (SQLite store) while a
+real client runs tasks through real workers. It passes when the master is alive, its
+RSS stays under the bound, and every real task has exactly one result, its own."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.integration.harness import ROOT
+
+SEED = 20261202  # printed by the run; a failure is reproduced with --seed
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "issue 9 finding 7 (helper boundary, not on main yet): a worker session that was "
+    "never given a task can still settle it; the fuzzer's forged RESULTs become real "
+    "tasks' results. Remove this mark when the forgery rule lands."))
+def test_twenty_seconds_of_fuzz_break_nothing():
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "fuzz.py"), "--minutes",
+                           str(20 / 60), "--seed", str(SEED)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    print(done.stdout[-8000:], done.stderr[-4000:])
+    assert done.returncode == 0, "the fuzzer found a violation (see its output above)"
