@@ -1,7 +1,7 @@
 """zq: a zero-broker distributed task queue for Python over ZeroMQ."""
 
 from zq.errors import (
-    ConfigError, ConnectionLost, ProtocolError, Rejected, SerializationError, StoreError,
+    AccessRefused, ConfigError, ConnectionLost, ProtocolError, Rejected, SerializationError, StoreError,
     TaskError, TaskTimeout, UnknownTask, WorkerLost, ZqError,
 )
 from zq.client import Client, Executor, Future
@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Client", "ClientConfig", "Executor", "Future",
-    "ConfigError", "ConnectionLost", "ProtocolError", "Rejected", "SerializationError",
+    "AccessRefused", "ConfigError", "ConnectionLost", "ProtocolError", "Rejected", "SerializationError",
     "StoreError",
     "TaskError", "TaskTimeout", "UnknownTask", "WorkerLost", "ZqError", "current_task", "task",
 ]

@@ -19,7 +19,7 @@ from typing import Any, Iterator, Optional
 import typer
 
 from zq.config import ClientConfig, MasterConfig, WorkerConfig, default_connect
-from zq.errors import ConfigError, Rejected, ZqError
+from zq.errors import AccessRefused, ConfigError, Rejected, ZqError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="zq: a zero-broker distributed task queue over ZeroMQ.")
@@ -153,6 +153,14 @@ def master(
         None, help="Directory of the public NAME.key files admitted as workers."),
     client_keys: Optional[str] = typer.Option(
         None, help="Directory of the public NAME.key files admitted as clients."),
+    insecure: bool = typer.Option(
+        False, "--insecure", envvar="ZQ_INSECURE",
+        help="Without keys, admit peers from any address, not only this host's (loopback): "
+             "anyone who reaches the port may submit tasks and run as a worker. Only on a "
+             "trusted network; keys are the safe way across hosts."),
+    max_connections: int = typer.Option(
+        10_000, help="Connections open at once; past it new peers are turned away (and "
+                     "retry) until some leave. Lowered to fit the open-file limit."),
     log_level: str = typer.Option("info", help="debug, info, warning or error."),
 ) -> None:
     """Run the master: the queue, the scheduler and the result store."""
@@ -165,7 +173,8 @@ def master(
                               result_ttl=parse_duration(result_ttl),
                               max_message=max_message, schedule=schedule,
                               secret_key=secret_key, worker_keys=worker_keys,
-                              client_keys=client_keys).validate()
+                              client_keys=client_keys, insecure=insecure,
+                              max_connections=max_connections).validate()
         raise typer.Exit(run_master(config))
     except ZqError as e:
         _fail(str(e))
@@ -345,12 +354,15 @@ def submit(
         with _client(connect, ack_timeout) as client:
             future = client.options(**options).submit(task, *[parse_arg(a) for a in args or []], **kw)
             # Its id is printed, or its result waited for, once the master has it durably.
-            if not client.flush(ack_timeout):
+            acked = client.flush(ack_timeout)
+            failed = future.done() and not future.cancelled() and future.exception()
+            if isinstance(failed, AccessRefused):
+                _fail(str(failed))
+            if not acked:
                 _fail(f"{no_master_error(client.config.connect, ack_timeout)}; the task may not "
                       "have been submitted")
-            rejected = future.done() and not future.cancelled() and future.exception()
-            if isinstance(rejected, Rejected):
-                _fail(f"the master rejected the task: {rejected}")
+            if isinstance(failed, Rejected):
+                _fail(f"the master rejected the task: {failed}")
             if not wait:
                 typer.echo(future.id)
                 return

@@ -28,7 +28,6 @@ from typing import Any, Callable, Iterable, Iterator
 
 import msgpack
 import zmq
-from zmq.utils.monitor import parse_monitor_message
 
 from zq import registry, transport
 from zq.config import ClientConfig, MasterConfig
@@ -37,7 +36,8 @@ from zq.core import messages as m
 from zq.core.client_core import ChunkOrder, ClientSession, Delivery, LinkAction
 from zq.core.messages import Role, State
 from zq.errors import (
-    ConfigError, ConnectionLost, ProtocolError, Rejected, SerializationError, ZqError,
+    AccessRefused, ConfigError, ConnectionLost, ProtocolError, Rejected, SerializationError,
+    ZqError,
 )
 from zq.security import load_peer_keys
 
@@ -48,10 +48,6 @@ _CANCELLED = frozenset({CANCELLED, CANCELLED_AND_NOTIFIED})
 _SUCCEEDED = int(State.SUCCEEDED)
 _STATE_CANCELLED = int(State.CANCELLED)
 MAX_DRAIN = 10_000  # messages read per loop turn before the loop acts on timers again
-# With keys the monitor also reports a refused handshake, which nothing else reports.
-LINK_EVENTS_WITH_KEYS = (zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_FAILED_AUTH
-                         | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
-                         | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
 FINAL_LINGER_MS = 1000  # close(): at most this long to hand queued messages to the master
 EXIT_NOTE_AFTER = 1.0  # seconds of waiting at interpreter exit before saying what for
 EXIT_NAMES_SHOWN = 10  # unaccepted tasks named one by one at exit; the rest are counted
@@ -613,6 +609,7 @@ class Client:
         self._room_left = config.max_unacked
         self._blocked = 0
         self._closed = False
+        self._refused: AccessRefused | None = None  # why the client closed by itself
         self._stop: tuple[str, float] | None = None  # ("flush", deadline) or ("idle", inf)
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -843,7 +840,7 @@ class Client:
     def _wait_for_room(self) -> None:
         """Called under _lock: block until unacked submissions drop below the limit."""
         if self._closed:
-            raise ZqError("the client is closed")
+            raise self._refused or ZqError("the client is closed")
         if threading.current_thread() is self._thread:
             return  # a done-callback submitting: blocking the I/O thread would deadlock it
         if self._io_idle:  # what is pending must go out for ACCEPTED to ever come
@@ -856,14 +853,14 @@ class Client:
         finally:
             self._blocked -= 1
         if self._closed:
-            raise ZqError("the client is closed")
+            raise self._refused or ZqError("the client is closed")
 
     def _post(self, op: str, *args: Any) -> None:
         """Hand a request (watch, cancel, query, cancel_all) to the I/O thread."""
         with self._lock:
             if self._closed and op != "cancel_all":
                 if op == "query":
-                    args[3].on_lost(ZqError("the client is closed"))
+                    args[3].on_lost(self._refused or ZqError("the client is closed"))
                 return  # a cancel or watch after close has nothing left to act on
             self._ops.append((op, args))
             wake = self._io_idle
@@ -905,8 +902,10 @@ class _IoLoop:
                                      heartbeat_interval=cfg.heartbeat_interval,
                                      liveness=cfg.heartbeat_liveness, now=time.monotonic())
         self.sock: zmq.Socket | None = None
-        self.monitor: zmq.Socket | None = None  # reports the TCP link closing
-        self.refusal_logged = False
+        self.monitor: zmq.Socket | None = None  # the link closing, or refused (LinkWatch)
+        self.watch = transport.LinkWatch("client", cfg.connect, client._keys)
+        self.busy_notes = transport.LogThrottle()
+        self.refused: AccessRefused | None = None  # the master turned us away for good
         self.poller = zmq.Poller()
         self.poller.register(client._wake_r.fileno(), zmq.POLLIN)
         self.backlog: list[m.Message] = []  # messages zmq would not take yet (HWM)
@@ -924,6 +923,8 @@ class _IoLoop:
         try:
             while not self._turn():
                 pass
+            if self.refused is not None:
+                error = self.refused
         except BaseException as e:  # a bug here must not leave futures hanging forever
             log.exception("zq client I/O thread failed")
             error = ZqError(f"the client's I/O thread failed: {type(e).__name__}: {e}")
@@ -955,9 +956,13 @@ class _IoLoop:
             self._drain_wake()
         if self.sock is not None and events.get(self.sock, 0) & zmq.POLLIN:
             self._receive()
-        if self.monitor is not None and self.monitor in events and self._link_dropped():
-            log.warning("zq master at %s closed the connection; reconnecting",
-                        self.client.config.connect)
+        dropped = self.monitor is not None and self.monitor in events and self._link_dropped()
+        if self.refused is not None:
+            return True
+        if dropped:  # in a failing handshake LinkWatch has the story: say it once, there
+            log.log(logging.DEBUG if self.watch.failing else logging.WARNING,
+                    "zq master at %s closed the connection; reconnecting",
+                    self.client.config.connect)
             if session.dropped(time.monotonic(), random.random()) is LinkAction.CLOSE:
                 self._close_socket()
         self._take_mailbox()
@@ -1019,11 +1024,8 @@ class _IoLoop:
     # --- socket ---
 
     def _open_socket(self) -> None:
-        keys = self.client._keys
-        self.sock = transport.peer_socket(self.client._ctx, self.client.config.connect,
-                                          keys=keys)
-        self.monitor = self.sock.get_monitor_socket(
-            zmq.EVENT_DISCONNECTED if keys is None else LINK_EVENTS_WITH_KEYS)
+        self.sock, self.monitor = transport.watched_peer_socket(
+            self.client._ctx, self.client.config.connect, keys=self.client._keys)
         self.poller.register(self.sock, zmq.POLLIN)
         self.poller.register(self.monitor, zmq.POLLIN)
         self.pollout = False
@@ -1037,8 +1039,7 @@ class _IoLoop:
             self.poller.unregister(self.sock)
             if self.monitor is not None:
                 self.poller.unregister(self.monitor)
-                self.sock.disable_monitor()
-                self.monitor.close(linger=0)
+                transport.unwatch(self.sock, self.monitor)
                 self.monitor = None
             self.sock.close(linger=linger)
             self.sock = None
@@ -1055,23 +1056,17 @@ class _IoLoop:
         return max(0, min(FINAL_LINGER_MS, left_ms))
 
     def _link_dropped(self) -> bool:
-        """Drain the monitor; True if it reported a disconnect. A refused key is logged:
-        the master says nothing else to a peer it does not admit."""
-        seen = False
-        for _ in range(100):
-            try:
-                frames = self.monitor.recv_multipart(zmq.NOBLOCK)  # type: ignore[union-attr]
-            except zmq.Again:
-                break
-            event = parse_monitor_message(frames)["event"]
-            if event == zmq.EVENT_DISCONNECTED:
-                seen = True
-            elif not self.refusal_logged:
-                self.refusal_logged = True
-                log.error("the zq master at %s refused this client's key (CURVE handshake "
-                          "failed): is its NAME.key in the master's --client-keys, and "
-                          "--master-key the master's NAME.key?", self.client.config.connect)
-        return seen
+        """Drain the monitor; True if the link dropped. A refusal for good (the master
+        does not admit this client) ends the client with AccessRefused, which every
+        waiting future and call then raises; a busy master is retried."""
+        dropped, refusal = self.watch.read(self.monitor)  # type: ignore[arg-type]
+        if refusal is not None and refusal.final:
+            self.refused = AccessRefused(refusal.message)
+        elif refusal is not None:
+            left_out = self.busy_notes.allow(refusal.message)
+            if left_out is not None:
+                log.warning("%s", refusal.message)
+        return dropped
 
     def _send(self) -> None:
         out = self.session.take_outbox()
@@ -1138,6 +1133,8 @@ class _IoLoop:
         c = self.client
         with c._lock:
             c._closed = True
+            if isinstance(error, AccessRefused):
+                c._refused = error
             c._room_left = -(1 << 62)
             c._room.notify_all()
             leftover = list(zip(c._entries, c._sinks))

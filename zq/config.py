@@ -54,6 +54,12 @@ class MasterConfig:
     secret_key: str | None = None
     worker_keys: str | None = None
     client_keys: str | None = None
+    # Without keys the master admits only peers on its own host (loopback); insecure
+    # admits anyone who reaches its port (zq.gate). Keys make it moot.
+    insecure: bool = False
+    # Connections open at once; past it new peers are turned away (ZAP 300) until some
+    # leave. The master lowers it to fit its open-file limit.
+    max_connections: int = 10_000
 
     def validate(self) -> "MasterConfig":
         _require("://" in self.bind, f"--bind {self.bind!r} is not an endpoint like tcp://*:5555")
@@ -63,6 +69,7 @@ class MasterConfig:
         _require(self.max_queued > 0, "max_queued must be > 0")
         _require(self.store_sync in ("normal", "full"),
                  f"--store-sync must be normal or full, not {self.store_sync!r}")
+        _require(self.max_connections >= 1, "--max-connections must be >= 1")
         return self
 
 

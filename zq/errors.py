@@ -32,6 +32,12 @@ class ConnectionLost(ZqError):
     """The master could not be reached in time."""
 
 
+class AccessRefused(ZqError):
+    """The master refused this peer's connection for good: without keys it admits only
+    peers on its own host, with keys only the public keys in its folders (and each key in
+    one role). The message says which, and what to do."""
+
+
 class Rejected(ZqError):
     """The master refused a submission or a request, with its reason."""
 

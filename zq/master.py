@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
 import zmq
-from zmq.auth.thread import ThreadAuthenticator
 
 from zq import transport
 from zq.config import MasterConfig
@@ -26,7 +25,8 @@ from zq.core.messages import Role
 from zq.core.catalogue import META_KEY as CATALOGUE_KEY
 from zq.core.scheduler import Scheduler
 from zq.errors import ProtocolError, StoreUnavailable, ZqError
-from zq.security import load_master_keys, start_authenticator
+from zq.gate import Gate, local_only_transport
+from zq.security import load_master_keys
 from zq.store import Store, open_store
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ class Master:
         self._stop = threading.Event()
         self._held: dict[bytes, list[m.Message]] = {}  # per peer whose queue was full
         self._store_upkeep = False  # the store may have deferred work for quiet turns
-        self._auth: ThreadAuthenticator | None = None  # the ZAP handler, with keys
+        self._gate: Gate | None = None  # the ZAP handler: who may connect (zq.gate)
         self._refused_keys: set[str] = set()  # logged once each
         self._failure_log = _FailureLog()
         self._last_busy = 0.0  # monotonic time of the last turn with messages
@@ -124,11 +124,7 @@ class Master:
             log.error("%s", note)
         for spec in self._schedule_file():
             core.add_schedule(spec)  # read_schedule_file validated them
-        if self.keys is not None:
-            self._auth = start_authenticator(self.ctx, self.keys)
-        self.sock = transport.master_socket(self.ctx, self.config.bind, self.config.max_message,
-                                            self.keys)
-        self.endpoint = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        self._open_socket()
         log.info("zq master %s listening on %s (store %s, %d tasks restored)",
                  core.master_id, self.endpoint, self.config.store, restored)
         self.ready.set()
@@ -141,6 +137,29 @@ class Master:
                 self._turn(poller)
         finally:
             self._close()
+
+    def _open_socket(self) -> None:
+        """The gate first (it must answer the first handshake), then the ROUTER."""
+        config = self.config
+        loopback_only = (self.keys is None and not config.insecure
+                         and not local_only_transport(config.bind))
+        self._gate = Gate(self.ctx, self.keys, loopback_only=loopback_only,
+                          max_connections=config.max_connections)
+        self.sock, monitor = transport.master_socket(self.ctx, config.bind,
+                                                     config.max_message, self.keys)
+        self._gate.start(monitor)
+        self.endpoint = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        if self.keys is not None:
+            log.info("keys on: admitting %d worker and %d client keys",
+                     len(self.keys.admitted[Role.WORKER]), len(self.keys.admitted[Role.CLIENT]))
+            if config.insecure:
+                log.warning("--insecure has no effect with keys: only admitted keys connect")
+        elif loopback_only:
+            log.info("no keys: admitting peers on this host (loopback) only; others need "
+                     "keys, or --insecure on a trusted network")
+        elif config.insecure:
+            log.warning("no keys and --insecure: anyone who reaches %s may submit tasks and "
+                        "run as a worker", self.endpoint)
 
     def _schedule_file(self) -> list[dict[str, Any]]:
         if not self.config.schedule:
@@ -155,9 +174,10 @@ class Master:
             pass  # logged; what was not committed was not acknowledged either
         self.store.close()
         if self.sock is not None:
+            self.sock.disable_monitor()
             self.sock.close(linger=0)
-        if self._auth is not None:
-            self._auth.stop()
+        if self._gate is not None:
+            self._gate.stop()
         if self._own_context:
             self.ctx.term()
         log.info("zq master stopped")

@@ -14,11 +14,11 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import zmq
 import zmq.auth
-from zmq.auth.thread import ThreadAuthenticator
 
 from zq.core.messages import Role
 from zq.errors import ConfigError
@@ -44,6 +44,11 @@ class MasterKeys:
     public: bytes
     secret: bytes
     admitted: dict[Role, frozenset[str]]
+
+    @cached_property
+    def known(self) -> frozenset[str]:
+        """Every key admitted in some role: what the ZAP handler (zq.gate) lets in."""
+        return frozenset().union(*self.admitted.values())
 
 
 def create_keys(directory: str | os.PathLike[str], name: str) -> tuple[Path, Path]:
@@ -88,30 +93,10 @@ def load_master_keys(secret_key: str | None, worker_keys: str | None,
     return MasterKeys(public, secret, admitted)  # type: ignore[arg-type]
 
 
-def start_authenticator(ctx: zmq.Context, keys: MasterKeys) -> ThreadAuthenticator:
-    """The ZAP handler: admits the keys of either role (the role is checked per message
-    by the master, from the key libzmq attaches to it as User-Id)."""
-    known = keys.admitted[Role.WORKER] | keys.admitted[Role.CLIENT]
-
-    class Admitted:
-        def callback(self, domain: str, key: bytes) -> bool:
-            if key.decode("ascii") in known:
-                return True
-            log.warning("refused a connection with an unknown key %s: add its NAME.key "
-                        "to --worker-keys or --client-keys to admit it", key.decode("ascii"))
-            return False
-
-    auth = ThreadAuthenticator(ctx, log=logging.getLogger("zq.security.zap"))
-    auth.start()
-    auth.configure_curve_callback(ZAP_DOMAIN, credentials_provider=Admitted())
-    return auth
-
-
 def configure_master_socket(sock: zmq.Socket, keys: MasterKeys) -> None:
-    """Before bind: a CURVE server that asks the ZAP handler about every client key."""
+    """Before bind: a CURVE server (the ZAP handler, zq.gate, decides on every key)."""
     sock.setsockopt(zmq.CURVE_SERVER, 1)
     sock.setsockopt(zmq.CURVE_SECRETKEY, keys.secret)
-    sock.setsockopt_string(zmq.ZAP_DOMAIN, ZAP_DOMAIN)
 
 
 def configure_peer_socket(sock: zmq.Socket, keys: PeerKeys) -> None:

@@ -1,11 +1,16 @@
-"""Sockets at the edge: factories with zq's options, and send/recv through the codec.
+"""Sockets at the edge: factories with zq's options, send/recv through the codec, and
+what a socket's monitor says about its connections (a peer refused at the handshake).
 
 zmq errors are translated here, so the loops above see zq errors only.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+import struct
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Hashable
 
 import zmq
 
@@ -15,14 +20,26 @@ from zq.core.messages import Message, Role
 from zq.errors import ConnectionLost
 from zq.security import MasterKeys, PeerKeys
 
+# What the master's doorkeeper (zq.gate) hears of its ROUTER's connections.
+MASTER_EVENTS = (zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED | zmq.EVENT_ACCEPT_FAILED
+                 | zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL)
+# What a worker or client hears of its DEALER's link: dropped, or refused at the handshake.
+PEER_EVENTS = (zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED
+               | zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+               | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+
 
 def master_socket(ctx: zmq.Context, bind: str, max_message: int,
-                  keys: MasterKeys | None = None) -> zmq.Socket:
-    """The master's ROUTER: unroutable sends raise instead of vanishing silently. With
-    keys, a CURVE server (zq.security)."""
+                  keys: MasterKeys | None = None) -> tuple[zmq.Socket, zmq.Socket]:
+    """The master's ROUTER, and a PAIR socket that reports its connections
+    (MASTER_EVENTS; monitored before bind, so none is missed). Unroutable sends raise
+    instead of vanishing silently. Every connection asks the ZAP handler (zq.gate), which
+    must be bound already; with keys the ROUTER is a CURVE server (zq.security)."""
     sock = ctx.socket(zmq.ROUTER)
     if keys is not None:
         security.configure_master_socket(sock, keys)
+    # With a ZAP domain libzmq asks the handler about NULL connections too (RFC 27).
+    sock.setsockopt_string(zmq.ZAP_DOMAIN, security.ZAP_DOMAIN)
     sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
     sock.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a reconnecting peer takes over its identity
     sock.setsockopt(zmq.LINGER, 0)
@@ -32,18 +49,60 @@ def master_socket(ctx: zmq.Context, bind: str, max_message: int,
     sock.setsockopt(zmq.SNDHWM, 100_000)  # credit bounds what we queue, not the HWM
     sock.setsockopt(zmq.RCVHWM, 100_000)
     sock.setsockopt(zmq.HANDSHAKE_IVL, 10_000)
+    monitor = _monitor(ctx, sock, MASTER_EVENTS)
     try:
         sock.bind(bind)
     except zmq.ZMQError as e:
+        sock.disable_monitor()
+        monitor.close(0)
         sock.close()
         raise ConnectionLost(f"cannot bind {bind}: {e}. Is another master running there?") from e
-    return sock
+    return sock, monitor
+
+
+def _monitor(ctx: zmq.Context, sock: zmq.Socket, events: int) -> zmq.Socket:
+    """A PAIR socket receiving sock's monitor events. Its queue is unbounded: libzmq drops
+    events that do not fit, and a lost event would miscount the connections."""
+    endpoint = f"inproc://zq-monitor-{id(sock):x}"
+    sock.monitor(endpoint, events)
+    pair = ctx.socket(zmq.PAIR)
+    pair.setsockopt(zmq.LINGER, 0)
+    pair.setsockopt(zmq.RCVHWM, 0)
+    pair.connect(endpoint)
+    return pair
+
+
+def read_event(monitor: zmq.Socket) -> tuple[int, int] | None:
+    """One monitor event (event, value) without waiting; None when there is none."""
+    while True:
+        try:
+            frames = monitor.recv_multipart(zmq.NOBLOCK)
+        except zmq.Again:
+            return None
+        if len(frames) == 2 and len(frames[0]) == 6:
+            event, value = struct.unpack("=Hi", frames[0])
+            return event, value
 
 
 def peer_socket(ctx: zmq.Context, connect: str, identity: bytes | None = None,
                 keys: PeerKeys | None = None) -> zmq.Socket:
     """A worker's or client's DEALER. A fresh one is made after every lost connection.
     With keys, a CURVE client of the master's public key (zq.security)."""
+    return _peer_socket(ctx, connect, identity, keys, None)[0]
+
+
+def watched_peer_socket(ctx: zmq.Context, connect: str,
+                        keys: PeerKeys | None = None) -> tuple[zmq.Socket, zmq.Socket]:
+    """peer_socket, and a PAIR socket with its PEER_EVENTS (read them with LinkWatch),
+    monitored from before it connects so no refusal goes unseen."""
+    sock, monitor = _peer_socket(ctx, connect, None, keys, PEER_EVENTS)
+    assert monitor is not None
+    return sock, monitor
+
+
+def _peer_socket(ctx: zmq.Context, connect: str, identity: bytes | None,
+                 keys: PeerKeys | None, events: int | None
+                 ) -> tuple[zmq.Socket, zmq.Socket | None]:
     sock = ctx.socket(zmq.DEALER)
     if keys is not None:
         security.configure_peer_socket(sock, keys)
@@ -54,12 +113,21 @@ def peer_socket(ctx: zmq.Context, connect: str, identity: bytes | None = None,
     sock.setsockopt(zmq.RCVHWM, 100_000)
     sock.setsockopt(zmq.RECONNECT_IVL, 100)
     sock.setsockopt(zmq.RECONNECT_IVL_MAX, 5_000)
+    monitor = _monitor(ctx, sock, events) if events else None
     try:
         sock.connect(connect)
     except zmq.ZMQError as e:
+        if monitor is not None:
+            unwatch(sock, monitor)
         sock.close()
         raise ConnectionLost(f"cannot connect to {connect}: {e}") from e
-    return sock
+    return sock, monitor
+
+
+def unwatch(sock: zmq.Socket, monitor: zmq.Socket) -> None:
+    """Before closing a watched socket: stop its monitor and close the PAIR."""
+    sock.disable_monitor()
+    monitor.close(0)
 
 
 def send(sock: zmq.Socket, role: Role, msg: Message, peer: bytes | None = None) -> None:
@@ -70,3 +138,115 @@ def send(sock: zmq.Socket, role: Role, msg: Message, peer: bytes | None = None) 
         frames.insert(0, peer)
     # Large payload frames go without a copy; pyzmq copies small frames anyway.
     sock.send_multipart(frames, flags=zmq.DONTWAIT, copy=len(frames) <= 3)
+
+
+# --- what a peer's socket monitor says ---------------------------------------------------
+
+class LogThrottle:
+    """At most one log line per key every `every` seconds; the next line says how many
+    were left out. Remembers at most `max_keys` keys (then starts afresh), so a flood of
+    distinct keys (addresses) cannot grow it."""
+
+    def __init__(self, every: float = 10.0, max_keys: int = 1024,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.every, self.max_keys, self._clock = every, max_keys, clock
+        self._last: dict[Hashable, tuple[float, int]] = {}  # key -> (logged at, left out)
+
+    def allow(self, key: Hashable) -> int | None:
+        """None: stay quiet this time. Else log now, saying that this many were left out."""
+        now = self._clock()
+        seen = self._last.get(key)
+        if seen is not None and now - seen[0] < self.every:
+            self._last[key] = (seen[0], seen[1] + 1)
+            return None
+        if seen is None and len(self._last) >= self.max_keys:
+            self._last.clear()
+        self._last[key] = (now, 0)
+        return seen[1] if seen is not None else 0
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """The master turned this peer away at the handshake. final: it will go on doing so
+    until someone changes a setting (the message says which); else it was busy."""
+
+    final: bool
+    message: str
+
+
+class LinkWatch:
+    """Reads a watched_peer_socket's monitor: was the link dropped, or refused?
+    The master says nothing else to a peer it does not admit: libzmq reports the ZAP
+    status of the refusal in the handshake (400: refused; 500: the master cannot take it
+    now, zq.gate), and the refused socket never reconnects by itself. One LinkWatch follows a peer's
+    successive sockets (it counts failed handshakes across them)."""
+
+    FAILED_IN_A_ROW = 3  # failed handshakes, no success between, that mean a refusal
+
+    def __init__(self, who: str, endpoint: str, keys: PeerKeys | None) -> None:
+        self.who, self.endpoint, self.keys = who, endpoint, keys
+        self._failures = 0  # handshakes failed in a row, no success between
+
+    @property
+    def failing(self) -> bool:
+        """The last handshake failed (no success since)."""
+        return self._failures > 0
+
+    def read(self, monitor: zmq.Socket) -> tuple[bool, Refusal | None]:
+        """Drain the monitor: (the link dropped, the master's last refusal if any)."""
+        dropped, refusal = False, None
+        for _ in range(1000):
+            got = read_event(monitor)
+            if got is None:
+                break
+            was_dropped, was_refused = self.note(*got)
+            dropped = dropped or was_dropped
+            refusal = was_refused or refusal
+        return dropped, refusal
+
+    def note(self, event: int, value: int) -> tuple[bool, Refusal | None]:
+        """One monitor event: (the link dropped, the master's refusal if it was one)."""
+        if event == zmq.EVENT_DISCONNECTED:
+            return True, None
+        if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+            self._failures = 0
+            return False, None
+        return False, self._refusal(event, value)
+
+    def _refusal(self, event: int, value: int) -> Refusal | None:
+        where = f"the zq master at {self.endpoint}"
+        if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+            if value != 400:  # 500 (300 never arrives: libzmq stalls on it)
+                return Refusal(False, f"{where} is at its connection limit and turned "
+                                      f"this {self.who} away for now; retrying")
+            if self.keys is None:
+                return Refusal(True, f"{where} refused this {self.who}: without keys it "
+                                     "admits only peers on its own host (loopback). Use "
+                                     "keys on both sides, or start the master with "
+                                     "--insecure on a trusted network")
+            return Refusal(True, f"{where} refused this {self.who}'s key "
+                                 f"{self.keys.public.decode('ascii')}: put its public "
+                                 f"NAME.key in the master's {self.who} keys")
+        if (event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                and value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH):
+            return Refusal(True, self._mismatch())
+        # Often a mismatch shows only as a connection closed in the handshake (the master
+        # saw it first and hung up): a few in a row, with no success between, say as much.
+        self._failures += 1
+        if self._failures < self.FAILED_IN_A_ROW:
+            return None
+        failed = f"the handshake with {where} failed {self._failures} times in a row"
+        if self.keys is None:
+            return Refusal(True, f"{failed}: {self._mismatch()}")
+        return Refusal(True, f"{failed}: the master key this {self.who} was given is "
+                             "probably not that master's public key; else the master does "
+                             f"not use keys, or does not admit this {self.who}'s key "
+                             f"{self.keys.public.decode('ascii')}")
+
+    def _mismatch(self) -> str:
+        where = f"the zq master at {self.endpoint}"
+        if self.keys is None:
+            return (f"{where} requires keys: give this {self.who} keys (its secret key and "
+                    "the master's public key)")
+        return (f"{where} does not use keys, but this {self.who} does: use keys on both "
+                "sides or on neither")

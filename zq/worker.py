@@ -59,6 +59,9 @@ class Worker:
         # The pipe outlives run() so a late stop() never writes to a reused fd number.
         weakref.finalize(self, _close_fds, self._wake_r, self._wake_w)
         self._sock: zmq.Socket | None = None
+        self._monitor: zmq.Socket | None = None  # the socket's handshake news (LinkWatch)
+        self._watch = transport.LinkWatch("worker", config.connect, self._keys)
+        self._refusals = transport.LogThrottle()
         self._poller = zmq.Poller()
         self._pool_fds: list[int] = []
         self._exit: int | None = None
@@ -136,6 +139,8 @@ class Worker:
             for what, _ in events:
                 if what is self._sock:
                     sock_ready = True
+                elif what is self._monitor:
+                    self._read_monitor()
                 elif what == self._wake_r:
                     self._drain_wake()
                 else:
@@ -258,14 +263,34 @@ class Worker:
     def _open_socket(self) -> None:
         self._close_socket()
         log.debug("connecting to %s", self.config.connect)
-        self._sock = transport.peer_socket(self._ctx, self.config.connect, keys=self._keys)
+        self._sock, self._monitor = transport.watched_peer_socket(
+            self._ctx, self.config.connect, keys=self._keys)
         self._poller.register(self._sock, zmq.POLLIN)
+        self._poller.register(self._monitor, zmq.POLLIN)
 
     def _close_socket(self) -> None:
         sock, self._sock = self._sock, None
+        monitor, self._monitor = self._monitor, None
         if sock is not None:
             self._poller.unregister(sock)
+            if monitor is not None:
+                self._poller.unregister(monitor)
+                transport.unwatch(sock, monitor)
             sock.close(linger=0)
+
+    def _read_monitor(self) -> None:
+        """A refused handshake is logged, at most every LogThrottle.every seconds; the
+        core's liveness window then makes a fresh socket (the refused one is dead), with
+        backoff, so the worker keeps trying until the master admits it."""
+        if self._monitor is None:
+            return
+        _, refusal = self._watch.read(self._monitor)
+        if refusal is not None:
+            left_out = self._refusals.allow(refusal.final)
+            if left_out is not None:
+                more = f" ({left_out} more refusals not logged)" if left_out else ""
+                log.log(logging.ERROR if refusal.final else logging.WARNING,
+                        "%s%s", refusal.message, more)
 
 
 def run_worker(config: WorkerConfig) -> int:

@@ -29,11 +29,13 @@ def hosts():
 
 @pytest.fixture
 def spread(hosts, tmp_path):
-    """A master on its own host, a worker on each of two other hosts."""
+    """A master on its own host, a worker on each of two other hosts. Without keys the
+    master admits peers from other hosts only with --insecure (test_loopback_rule.py)."""
     c = Cluster(tmp_path, heartbeat=0.2)
     c.endpoint = f"tcp://{hosts.master_addr}:{c.port}"
     try:
-        c.start_master(bind=f"tcp://*:{c.port}", prefix=hosts.exec_prefix(hosts.master_ns))
+        c.start_master("memory", "--insecure", bind=f"tcp://*:{c.port}",
+                       prefix=hosts.exec_prefix(hosts.master_ns))
         for k, ns in enumerate(hosts.worker_ns, start=1):
             c.start_worker(APP, name=f"host{k}", concurrency=1, extra=("--prefetch", "0"),
                            connect=f"tcp://{hosts.master_addr_for(k)}:{c.port}",
@@ -65,8 +67,8 @@ def test_cut_off_host_loses_its_work_to_the_other_and_rejoins(spread, hosts):
 
 def test_with_keys_only_the_keyed_host_serves(hosts, tmp_path):
     """Keys across hosts: the master admits the worker host that has a worker key; the
-    other host's worker, started without keys, never registers, and all work runs on
-    the keyed host."""
+    other host's worker, started without keys, never registers and says why, and all
+    work runs on the keyed host."""
     for name in ("master", "worker", "client"):
         create_keys(tmp_path / "keys" / name, name)
     keys = tmp_path / "keys"
@@ -94,6 +96,8 @@ def test_with_keys_only_the_keyed_host_serves(hosts, tmp_path):
         assert len(places) == 1
         assert c.workers() == {"host1"}
         assert all(p.alive() for p in c.procs)  # host2 still trying, never admitted
+        wait_until(lambda: "requires keys" in c.procs[-1].output(), 10,
+                   "host2's worker to say the master requires keys")
     finally:
         c.close()
 
