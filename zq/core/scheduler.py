@@ -28,6 +28,16 @@ from zq.errors import ConfigError
 
 FINAL = m.FINAL_STATES
 LOST_ALLOWANCE = 2  # extra attempts a task gets against dying workers, beyond `retries`
+# The credit the master honours: a worker's declared concurrency (at most
+# MAX_CONCURRENCY) plus at most PREFETCH_CEILING prefetched tasks (the adaptive prefetch
+# of zq's worker never asks for more): a worker declaring a huge credit cannot hoard
+# the queue.
+MAX_CONCURRENCY = 10_000
+PREFETCH_CEILING = 2_000
+# The master enforces time limits too: a task leased longer than its timeout plus this
+# grace (at least 2 liveness windows) is taken back, counted as a lost attempt, and the
+# worker is sent CANCEL. The worker's own limit stays the first line.
+TIME_LIMIT_GRACE = 5.0
 # A succeeded task never runs again, so the master lets go of its arguments (which
 # would otherwise stay in memory until result_ttl); a durable store keeps them, since
 # an update never rewrites the payload. Failed and dead tasks keep theirs for `retry`.
@@ -59,22 +69,29 @@ class WorkerInfo:
 
     __slots__ = ("rid", "name", "host", "pid", "queues", "concurrency", "pool", "credit",
                  "leased", "last_seen", "last_sent", "idle_since", "ready_queues", "adopted",
-                 "session")
+                 "session", "max_credit", "overdue")
 
     def __init__(self, rid: bytes, hello: m.Hello, now: float) -> None:
         self.rid = rid
         self.session = hello.session or LEGACY_SESSION + hello.name
         self.name, self.host, self.pid = hello.name, hello.host, hello.pid
         self.queues = tuple(hello.queues) or ("default",)
-        self.concurrency, self.pool, self.credit = hello.concurrency, hello.pool, hello.credit
+        self.concurrency, self.pool = hello.concurrency, hello.pool
+        self.max_credit = min(hello.concurrency, MAX_CONCURRENCY) + PREFETCH_CEILING
+        self.credit = min(hello.credit, self.max_credit)
         self.leased: set[str] = set()
+        # Taken back past their time limit and not reported since: while any is, the
+        # worker is offered nothing more (a worker that never answers hoards no more).
+        self.overdue: set[str] = set()
         self.adopted: set[str] = set()  # leased by HELLO.running: attempt unknown
         self.last_seen = self.last_sent = self.idle_since = now
         self.ready_queues: list[ReadyQueue] = []
 
     @property
     def free(self) -> int:
-        return self.credit - len(self.leased)
+        """Tasks the master may still send: none while a task taken back past its time
+        limit is not answered (the worker then answers CANCEL at once, if it reads)."""
+        return 0 if self.overdue else self.credit - len(self.leased)
 
     @property
     def short_session(self) -> str:
@@ -86,6 +103,7 @@ class WorkerInfo:
                 "pid": self.pid, "pool": self.pool,
                 "concurrency": self.concurrency, "credit": self.credit,
                 "queues": list(self.queues), "running": len(self.leased),
+                "overdue": len(self.overdue),
                 "last_seen": round(now - self.last_seen, 3)}
 
 
@@ -137,6 +155,16 @@ class Scheduler:
         self.next_housekeeping = 0.0
         self.done_log: deque[tuple[float, int]] = deque()  # (second, tasks finished in it)
         self.dropped = 0  # malformed messages seen
+        self.ignored_results = 0  # results from a worker the task was not leased to
+        self.timed_out = 0  # leases taken back past their time limit
+        # Leases that ended without a final result: task id -> {attempt: session}, so a
+        # late result of that attempt from that worker still counts (the first wins).
+        self.past: dict[str, dict[int, str]] = {}
+        # Restored tasks whose lease the store does not know (leases are not saved):
+        # until the recovery hold ends a result for one counts from any worker.
+        self.restored_unleased: set[str] = set()
+        # (monotonic due time, seq, task id, attempt, rid): leases with a time limit
+        self.deadlines: list[tuple[float, int, str, int, bytes]] = []
         self.bad_entries = 0  # entries of batches refused alone
 
         self.periodic = Periodic()
@@ -261,6 +289,10 @@ class Scheduler:
 
     def _finish(self, t: TaskRecord, new: State, payload: bytes) -> None:
         """t reached a final state: record, tell its watchers, release what waits on it."""
+        if self.past:
+            self.past.pop(t.id, None)
+        if self.restored_unleased:
+            self.restored_unleased.discard(t.id)
         self._move(t, new)
         t.result = payload
         if new is State.SUCCEEDED:
@@ -657,7 +689,7 @@ class Scheduler:
         return w
 
     def on_credit(self, w: WorkerInfo, msg: m.Credit) -> None:
-        w.credit = msg.credit
+        w.credit = min(msg.credit, w.max_credit)
         self._hand_back(w, msg.returned)
 
     def on_bye(self, w: WorkerInfo, msg: m.Bye) -> None:
@@ -669,6 +701,8 @@ class Scheduler:
     def _hand_back(self, w: WorkerInfo, ids: list[str]) -> None:
         for tid in ids:
             if tid not in w.leased:
+                if w.overdue:
+                    w.overdue.discard(tid)
                 continue
             w.leased.discard(tid)
             w.adopted.discard(tid)
@@ -690,24 +724,34 @@ class Scheduler:
         for tid in list(w.leased):
             self._lost(tid, w)
 
-    def _lost(self, tid: str, w: WorkerInfo) -> None:
-        """w will never report tid: run it again elsewhere, or give up on it."""
+    def _lost(self, tid: str, w: WorkerInfo, timed_out: bool = False) -> None:
+        """w will never report tid (or, timed_out, not in time): run it again elsewhere,
+        or give up on it. A late result of this attempt from w still counts."""
         w.leased.discard(tid)
-        if self.lease.get(tid) == w.rid:
+        w.adopted.discard(tid)
+        held = self.lease.get(tid) == w.rid
+        if held:
             del self.lease[tid]
         t = self.tasks.get(tid)
         if t is None or t.state is not State.RUNNING:
             return
+        if held:
+            self.past.setdefault(tid, {})[t.attempt] = w.session
+        allowed = t.retries + 1 + LOST_ALLOWANCE
         if tid in self.cancelling:
             self._finish(t, State.CANCELLED, _cancelled_error("cancelled; its worker left"))
-        elif t.attempt < t.retries + 1 + LOST_ALLOWANCE:
+        elif t.attempt < allowed:
             self._move(t, State.QUEUED)
             self._enqueue(t, front=True)
             self._save(t)
+        elif timed_out:
+            self._finish(t, State.DEAD, serde.encode_error(
+                "TaskTimeout", f"worker {w.name} did not report it within its time limit "
+                f"of {t.timeout:g} s plus a grace, on attempt {t.attempt} of {allowed}"))
         else:
             self._finish(t, State.DEAD, serde.encode_error(
                 "WorkerLost", f"worker {w.name} was lost while running it, "
-                f"on attempt {t.attempt} of {t.retries + 1 + LOST_ALLOWANCE}"))
+                f"on attempt {t.attempt} of {allowed}"))
 
     def on_worker_results(self, w: WorkerInfo, entries: list[m.ResultEntry]) -> None:
         """Finished attempts. The common case, a success of the current attempt from the
@@ -758,9 +802,14 @@ class Scheduler:
 
     def _worker_result(self, w: WorkerInfo, entry: m.ResultEntry) -> None:
         tid, attempt, outcome, payload = entry
+        if w.overdue:
+            w.overdue.discard(tid)  # reported at last: its slot is free again
         t = self.tasks.get(tid)
         if t is None or t.state in FINAL:
             return  # a duplicate: acknowledged and ignored
+        if not self._entitled(w, t, attempt):
+            self.ignored_results += 1  # acknowledged, ignored, counted
+            return
         owner = self.lease.get(tid)
         # A failure of an older attempt is late, unless w holds the task by adoption (its
         # attempt is unknown); a newer attempt than the master counted is current (leases
@@ -790,7 +839,29 @@ class Scheduler:
             else:
                 self._lost(tid, w)
         else:
+            if t.state is State.RUNNING:  # a late OK of this attempt still wins
+                self.past.setdefault(tid, {})[t.attempt] = w.session
             self._failed(t, outcome == Outcome.FATAL, payload)
+            if t.state in FINAL:
+                self.past.pop(tid, None)
+
+    def _entitled(self, w: WorkerInfo, t: TaskRecord, attempt: int) -> bool:
+        """Whether w's result for this attempt of t counts: t is leased to w's session at
+        that attempt (adopted: at any attempt, the count may lag after a restart), or
+        such a lease ended without a result (a late result, the first wins), or t was
+        restored and no lease of it is known yet. Anything else (a task never leased to
+        w: queued, delayed, running elsewhere) is a forgery or a confusion."""
+        tid = t.id
+        owner = self.lease.get(tid)
+        if owner is not None:
+            ow = w if owner == w.rid else self.workers.get(owner)
+            if ow is not None and ow.session == w.session and (
+                    attempt == t.attempt or tid in ow.adopted):
+                return True
+        past = self.past.get(tid)
+        if past is not None and past.get(attempt) == w.session:
+            return True
+        return tid in self.restored_unleased
 
     def _force_running(self, t: TaskRecord) -> None:
         """A late success for a task that was requeued meanwhile: it ran, so it is done."""
@@ -813,15 +884,23 @@ class Scheduler:
             self._finish(t, State.DEAD if t.retries and not fatal else State.FAILED, payload)
 
     def on_partial(self, w: WorkerInfo, entries: list[m.PartialEntry]) -> None:
+        """Chunks of running tasks, from the worker running that attempt only (chunks
+        sent after the RESULT, or by anyone else, are dropped)."""
         for e in entries:
-            self._to_watchers(e[0], Cmd.PARTIAL, e)
+            if self._runs(w, e[0], e[1]):
+                self._to_watchers(e[0], Cmd.PARTIAL, e)
 
     def on_progress(self, w: WorkerInfo, entries: list[m.ProgressEntry]) -> None:
         for e in entries:
-            t = self.tasks.get(e[0])
-            if t is not None and t.state is State.RUNNING:
-                t.progress = (e[2], e[3])
+            if self._runs(w, e[0], e[1]):
+                self.tasks[e[0]].progress = (e[2], e[3])
                 self._to_watchers(e[0], Cmd.PROGRESS, e)
+
+    def _runs(self, w: WorkerInfo, tid: str, attempt: int) -> bool:
+        """Whether w runs this attempt of tid now (adopted: whatever attempt it says)."""
+        t = self.tasks.get(tid)
+        return (t is not None and t.state is State.RUNNING and self.lease.get(tid) == w.rid
+                and (attempt == t.attempt or tid in w.adopted))
 
     def _to_watchers(self, tid: str, cmd: Cmd, entry: Any) -> None:
         rid = self.watcher.get(tid)
@@ -876,12 +955,45 @@ class Scheduler:
             t.worker = w.name
             lease[t.id] = rid
             leased.add(t.id)
+            if t.timeout is not None:
+                self._add_deadline(t, rid)
             entries.append((t.id, t.attempt, t.name, t.payload, t.timeout, t.retry_on))
         n = len(entries)
         self.counts[queued] -= n
         self.counts[running] += n
         if entries:
             self._push_many(rid, Cmd.TASK, entries)
+            if self.restored_unleased:
+                self.restored_unleased.difference_update(e[0] for e in entries)
+
+    def _add_deadline(self, t: TaskRecord, rid: bytes) -> None:
+        grace = max(TIME_LIMIT_GRACE, 2 * self.interval * self.liveness)
+        self.seq += 1
+        heapq.heappush(self.deadlines, (self.now + t.timeout + grace, self.seq, t.id,
+                                        t.attempt, rid))
+
+    def _enforce_time_limits(self) -> None:
+        """Leases past their task's timeout plus the grace: the worker did not report
+        (it ignores its own limit, or it hoards): take the task back, tell the worker
+        to stop it, and count a lost attempt."""
+        heap, now = self.deadlines, self.now
+        while heap and heap[0][0] <= now:
+            _, _, tid, attempt, rid = heapq.heappop(heap)
+            t = self.tasks.get(tid)
+            w = self.workers.get(rid)
+            if (t is None or w is None or t.state is not State.RUNNING
+                    or t.attempt != attempt or self.lease.get(tid) != rid):
+                continue  # it ended, or moved on, in time
+            self.timed_out += 1
+            if not w.overdue:  # once per worker until it answers, not once per task
+                self._notices.append(("warning", (
+                    f"worker {w.name} ({w.host}, pid {w.pid}) did not report task {tid} "
+                    f"within its time limit of {t.timeout:g} s plus a grace: taken back, "
+                    "with any other it holds past its limit; nothing more is sent to it "
+                    "until it answers the CANCEL")))
+            w.overdue.add(tid)
+            self._push(rid, Cmd.CANCEL, tid)
+            self._lost(tid, w, timed_out=True)
 
     def _take_token(self, t: TaskRecord) -> bool:
         """Token bucket per task name; a task without a token waits (PENDING) for one."""
@@ -915,11 +1027,14 @@ class Scheduler:
                 self._push(w.rid, Cmd.HEARTBEAT, None)
         self._fire_timers()
         self._fire_schedules()
+        if self.deadlines:
+            self._enforce_time_limits()
         if self.held and now >= self.hold_until:
             for t in self.held:
                 if t.state is State.QUEUED:
                     self._enqueue(t, counted=True)
             self.held = []
+            self.restored_unleased.clear()
         self._expire_finished()
 
     def _fire_timers(self) -> None:
@@ -995,6 +1110,8 @@ class Scheduler:
 
     def _forget(self, t: TaskRecord) -> None:
         del self.tasks[t.id]
+        if self.past:
+            self.past.pop(t.id, None)
         self.counts[t.state] -= 1
         if t.key is not None and self.keys.get(t.key) == t.id:
             del self.keys[t.key]
@@ -1021,6 +1138,8 @@ class Scheduler:
                 continue
             if not t.attempt and t.name not in self.catalogue:
                 self._note_unannounced(t.name)
+            if t.state in (State.RUNNING, State.QUEUED, State.RETRYING):
+                self.restored_unleased.add(t.id)
             if t.state in (State.RUNNING, State.QUEUED):
                 t.state = State.QUEUED
                 self.depth[t.queue] = self.depth.get(t.queue, 0) + 1
@@ -1093,6 +1212,8 @@ class Scheduler:
             "counts": {s.label: n for s, n in self.counts.items()},
             "throughput": recent / 10.0,
             "dropped_messages": self.dropped,
+            "ignored_results": self.ignored_results,
+            "timed_out": self.timed_out,
             "refused_entries": self.bad_entries,
             "catalogue": self.catalogue.view(),
         }
@@ -1188,7 +1309,7 @@ def _free(w: WorkerInfo) -> int:
 
 
 def _idle_slots(w: WorkerInfo) -> int:
-    return w.concurrency - len(w.leased)
+    return 0 if w.overdue else w.concurrency - len(w.leased)
 
 
 def _idle_since(w: WorkerInfo) -> float:
