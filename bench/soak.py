@@ -1,0 +1,365 @@
+"""Soak: a mixed workload on a master and four workers spread over three network
+namespaces while a chaos loop kills, freezes and cuts them at random; at the end,
+check the delivery invariants against what really ran.
+
+    sudo python bench/soak.py --minutes 30 [--seed N]      # needs root (namespaces)
+
+Hosts (tests/integration/netns.py): the master on its own host (SQLite store), a
+process-pool and a thread-pool worker on host 1, an async-pool and a thread-pool worker
+on host 2, the client here. Tasks (tests/apps/soak_tasks.py, each run appends a line
+to a run log): short, long (1-3 s), failing on their first attempt then succeeding,
+streaming (generators), delayed (1-3 s), periodic (a schedule every 3 s) and cancelled
+(cancelled 0.1-1 s after submission). Every 2-5 s the chaos loop does one of: kill -9
+of the master (restarted 0.5-2 s later on its store), SIGSTOP of the master or of a
+worker for 0.5-3 s, kill -9 of a worker (restarted 0.5-2 s later), or a cut of a worker
+host's or the client's link for 0.5-4 s. The seed is printed; the same seed makes the
+same workload and chaos (timing still differs).
+
+At the end the chaos stops, everything heals, and it checks:
+  1. every accepted task has exactly one final result (its future resolved once, and
+     the master's record is final), with the right value where it succeeded;
+  2. the master holds no task that was never accepted (only ours and the ticks);
+  3. nothing ran after its final result except at-least-once reruns: a run never has a
+     higher attempt than the final one (a new lease after the end), and runs that
+     started after the result are counted (a worker frozen or cut off runs what it
+     held when it comes back; the master tells it to stop);
+  4. counts add up: every succeeded task ran, a failing-then-succeeding one succeeded
+     on a later attempt, the runs of the log are the runs of accepted tasks (and of
+     the schedule's ticks); extra runs counted.
+Prints a summary; exits 1 on any violation, 2 if namespaces cannot be made here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import zq  # noqa: E402
+from tests.integration.harness import Proc, free_port, query, wait_until  # noqa: E402
+from tests.integration import netns  # noqa: E402
+
+APP = "tests.apps.soak_tasks"
+RUN, STREAM, ARUN = f"{APP}:run", f"{APP}:stream", f"{APP}:arun"
+HEARTBEAT, LIVENESS = 0.25, 4  # a 1 s liveness window: chaos every few seconds heals
+MAX_IN_FLIGHT = 300
+WORKERS = {  # name: (host, pool, queues)
+    "h1-proc": (1, "process", "default"),
+    "h1-thread": (1, "thread", "default"),
+    "h2-async": (2, "async", "aio"),
+    "h2-thread": (2, "thread", "default"),
+}
+
+
+class Soak:
+    def __init__(self, hosts: netns.Hosts, tmp: Path, seed: int) -> None:
+        self.hosts, self.tmp = hosts, tmp
+        self.rng = random.Random(seed)  # the workload's
+        self.chaos_rng = random.Random(seed + 1)
+        self.port = free_port()
+        self.endpoint = f"tcp://{hosts.master_addr}:{self.port}"
+        self.store = str(tmp / "zq.db")
+        self.log = tmp / "runs"
+        self.procs: dict[str, Proc] = {}
+        self.all_procs: list[Proc] = []
+        self.lock = threading.Lock()  # the process table, between chaos and main thread
+        self.stop = threading.Event()
+        self.actions: Counter[str] = Counter()
+        self.tasks: dict[str, dict[str, Any]] = {}  # task id -> what we expect
+        self.finished_at: dict[str, float] = {}  # task id -> wall time its future ended
+
+    # --- processes ---
+
+    def _master_args(self) -> list[str]:
+        return ["master", "--bind", f"tcp://*:{self.port}", "--store", self.store,
+                "--heartbeat-interval", str(HEARTBEAT), "--heartbeat-liveness",
+                str(LIVENESS), "--log-level", "info"]
+
+    def start_master(self) -> None:
+        proc = Proc(self._master_args(), self.tmp / f"master-{len(self.all_procs)}.log",
+                    self.hosts.exec_prefix(self.hosts.master_ns))
+        self.procs["master"] = proc
+        self.all_procs.append(proc)
+
+    def start_worker(self, name: str) -> None:
+        host, pool, queues = WORKERS[name]
+        args = ["worker", "--connect", f"tcp://{self.hosts.master_addr_for(host)}:{self.port}",
+                "--app", APP, "--pool", pool, "--concurrency", "3", "--queues", queues,
+                "--name", name, "--log-level", "info", "--shutdown-timeout", "5"]
+        proc = Proc(args, self.tmp / f"{name}-{len(self.all_procs)}.log",
+                    self.hosts.exec_prefix(self.hosts.worker_ns[host - 1]))
+        self.procs[name] = proc
+        self.all_procs.append(proc)
+
+    def status(self) -> Any:
+        return query(self.endpoint, timeout=2.0)
+
+    # --- chaos ---
+
+    def chaos(self) -> None:
+        r = self.chaos_rng
+        while not self.stop.wait(r.uniform(2.0, 5.0)):
+            victim = r.choice(["master", "master", *WORKERS, "link1", "link2", "client-link"])
+            action = "cut" if "link" in victim else r.choice(["kill", "stop"])
+            pause = r.uniform(0.5, 3.0)
+            self.actions[f"{action} {victim}"] += 1
+            print(f"[{time.strftime('%H:%M:%S')}] chaos: {action} {victim} ({pause:.1f} s)",
+                  flush=True)
+            try:
+                self._inflict(victim, action, pause)
+            except Exception as e:  # noqa: BLE001: chaos must go on; say what failed
+                print(f"chaos: {action} {victim} failed: {e}", flush=True)
+
+    def _inflict(self, victim: str, action: str, pause: float) -> None:
+        if action == "cut":
+            if victim == "client-link":
+                self.hosts.drop_to_test(True)
+                try:
+                    time.sleep(pause)  # the fault itself: this long
+                finally:
+                    self.hosts.drop_to_test(False)
+            else:
+                k = int(victim[-1])
+                self.hosts.set_link(k, up=False)
+                try:
+                    time.sleep(pause)
+                finally:
+                    self.hosts.set_link(k, up=True)
+            return
+        with self.lock:
+            proc = self.procs[victim]
+        if action == "stop":
+            proc.signal(signal.SIGSTOP)
+            try:
+                time.sleep(pause)
+            finally:
+                proc.signal(signal.SIGCONT)
+            return
+        proc.kill()
+        time.sleep(pause)
+        with self.lock:
+            if victim == "master":
+                self.start_master()
+            else:
+                self.start_worker(victim)
+
+    # --- workload ---
+
+    def submit_some(self, client: zq.Client) -> None:
+        r, log = self.rng, str(self.log)
+        for _ in range(r.randint(1, 5)):
+            kind = r.choice(["short", "short", "short", "long", "flaky", "stream", "delayed",
+                             "async", "cancel"])
+            tag = f"{kind}-{len(self.tasks)}"
+            expect: dict[str, Any] = {"kind": kind, "tag": tag, "value": tag}
+            if kind == "short":
+                f = client.submit(RUN, log, tag)
+            elif kind == "long":
+                f = client.submit(RUN, log, tag, r.uniform(1.0, 3.0))
+            elif kind == "flaky":  # at least two runs: the first fails
+                f = client.options(retries=3, retry_backoff=0.2).submit(RUN, log, tag, 0.0, 1)
+            elif kind == "stream":
+                f = client.submit(STREAM, log, tag, r.randint(1, 20))
+            elif kind == "delayed":
+                f = client.options(delay=r.uniform(1.0, 3.0)).submit(RUN, log, tag)
+            elif kind == "async":
+                f = client.options(queue="aio").submit(ARUN, log, tag, r.uniform(0.0, 0.5))
+            else:
+                f = client.submit(RUN, log, tag, 5.0)
+                threading.Timer(r.uniform(0.1, 1.0), f.cancel).start()
+            expect["future"] = f
+            self.tasks[f.id] = expect
+            f.add_done_callback(lambda fut, tid=f.id: self.finished_at.setdefault(tid, time.time()))
+
+    def in_flight(self) -> int:
+        return sum(1 for e in self.tasks.values() if not e["future"].done())
+
+    # --- the run ---
+
+    def run(self, minutes: float) -> list[str]:
+        self.start_master()
+        wait_until(self.status, 30, "the master to answer")
+        for name in WORKERS:
+            self.start_worker(name)
+        wait_until(lambda: len((self.status() or {}).get("workers", ())) == len(WORKERS), 60,
+                   "the workers to register")
+        chaos = threading.Thread(target=self.chaos, name="chaos", daemon=True)
+        with zq.Client(self.endpoint) as client:
+            client.schedule("soak-beat", RUN, str(self.log), "beat", every=3.0)
+            chaos.start()
+            deadline = time.monotonic() + minutes * 60
+            next_note = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                if self.in_flight() < MAX_IN_FLIGHT:
+                    self.submit_some(client)
+                time.sleep(self.rng.uniform(0.05, 0.3))
+                if time.monotonic() >= next_note:
+                    next_note += 60
+                    print(f"[{time.strftime('%H:%M:%S')}] soak: {len(self.tasks)} tasks "
+                          f"submitted, {self.in_flight()} in flight", flush=True)
+            self.stop.set()
+            chaos.join(30)
+            self.heal()
+            client.unschedule("soak-beat")
+            return self.check(client)
+
+    def heal(self) -> None:
+        """Everything up and running again, for the end of the run."""
+        for k in (1, 2):
+            try:
+                self.hosts.set_link(k, up=True)
+            except Exception:  # noqa: BLE001: already up
+                pass
+        try:
+            self.hosts.drop_to_test(False)
+        except Exception:  # noqa: BLE001: no such route: already healed
+            pass
+        with self.lock:
+            for name, proc in list(self.procs.items()):
+                proc.signal(signal.SIGCONT)
+                if not proc.alive():
+                    self.start_master() if name == "master" else self.start_worker(name)
+        wait_until(self.status, 60, "the master to answer after the chaos")
+
+    # --- the invariants ---
+
+    def check(self, client: zq.Client) -> list[str]:
+        violations: list[str] = []
+        outcome: Counter[str] = Counter()
+        deadline = time.monotonic() + 180
+        for tid, e in self.tasks.items():
+            f = e["future"]
+            try:
+                value = f.result(timeout=max(0.1, deadline - time.monotonic()))
+                e["outcome"] = "succeeded"
+                if value != e["value"]:
+                    violations.append(f"{e['tag']}: result {value!r}")
+            except BaseException as exc:  # noqa: BLE001: what it is decides (a cancel too)
+                e["outcome"] = _outcome(exc)
+            outcome[e["outcome"]] += 1
+            if e["outcome"] == "no result":
+                violations.append(f"1: {e['tag']} ({tid}) has no final result")
+        records = {}
+        raced = 0
+        for tid, e in self.tasks.items():
+            try:
+                records[tid] = client.get(tid)
+            except zq.Rejected:
+                violations.append(f"1: the master lost accepted task {e['tag']} ({tid})")
+        for tid, rec in records.items():
+            e = self.tasks[tid]
+            if rec["state"] not in ("succeeded", "failed", "cancelled", "dead"):
+                violations.append(f"1: {e['tag']} is {rec['state']} at the master")
+            elif e["kind"] == "cancel" and e["outcome"] == "cancelled":
+                raced += rec["state"] != "cancelled"  # documented: cancel() settles at once
+            elif (rec["state"] == "succeeded") != (e["outcome"] == "succeeded"):
+                violations.append(f"1: {e['tag']}: the client saw {e['outcome']}, the master "
+                                  f"says {rec['state']}")
+            if e["kind"] != "cancel" and e["kind"] != "flaky" and rec["state"] == "failed":
+                violations.append(f"{e['tag']} failed: {rec.get('error')}")
+        ticks = [row["id"] for row in client.tasks(name=RUN, limit=1000)
+                 if row["id"].startswith("soak-beat@")]
+        held = sum(client.status()["counts"].values())
+        if held != len(self.tasks) + len(ticks):
+            violations.append(f"2: the master holds {held} tasks; {len(self.tasks)} were "
+                              f"accepted and {len(ticks)} ticks fired")
+        violations += self.check_runs(records, ticks)
+        print(f"soak: {len(self.tasks)} tasks: {dict(outcome)}; {len(ticks)} schedule ticks; "
+              f"{raced} cancels came after the task had finished (the future says cancelled, "
+              f"as documented)")
+        print(f"soak: chaos: {dict(self.actions)}")
+        return violations
+
+    def check_runs(self, records: dict[str, dict], ticks: list[str]) -> list[str]:
+        violations = []
+        runs: dict[str, list[tuple[int, float]]] = defaultdict(list)
+        for line in self.log.read_text().splitlines() if self.log.exists() else []:
+            tag, attempt, _pid, started = line.split()
+            runs[tag].append((int(attempt), float(started)))
+        by_tag = {e["tag"]: tid for tid, e in self.tasks.items()}
+        unknown = set(runs) - set(by_tag) - {"beat"}
+        if unknown:
+            violations.append(f"4: runs of tasks never submitted: {sorted(unknown)[:5]}")
+        extra = late = 0
+        for tag, tid in by_tag.items():
+            e, rec, mine = self.tasks[tid], records.get(tid), runs.get(tag, [])
+            if rec is None:
+                continue
+            if rec["state"] == "succeeded" and not mine:
+                violations.append(f"4: {tag} succeeded without a run")
+            if e["kind"] == "flaky" and rec["state"] == "succeeded" and rec["attempt"] < 2:
+                violations.append(f"4: {tag} fails its first attempt, yet succeeded on it")
+            final_attempt = rec["attempt"]
+            higher = [a for a, _ in mine if a > final_attempt]
+            if higher and rec["state"] != "cancelled":
+                violations.append(f"3: {tag} ran with attempt {max(higher)} after its final "
+                                  f"attempt {final_attempt}")
+            done = self.finished_at.get(tid)
+            late += sum(1 for _, started in mine if done is not None and started > done + 0.5)
+            extra += max(0, len(mine) - 1 - (1 if e["kind"] == "flaky" else 0))
+        beats = len(runs.get("beat", []))
+        print(f"soak: runs: {sum(len(v) for v in runs.values())} in all, {extra} extra "
+              f"(at-least-once reruns), {late} started after their task's result; "
+              f"{beats} runs of {len(ticks)} ticks")
+        return violations
+
+    def close(self) -> None:
+        self.stop.set()
+        for p in reversed(self.all_procs):
+            try:
+                p.signal(signal.SIGCONT)
+                p.close()
+            except Exception:  # noqa: BLE001: one stuck process must not keep the others
+                pass
+
+
+def _outcome(exc: BaseException) -> str:
+    name = type(exc).__name__
+    if "Cancel" in name:
+        return "cancelled"
+    if isinstance(exc, TimeoutError) or name == "TimeoutError":
+        return "no result"
+    return f"error {name}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=1.0)
+    parser.add_argument("--seed", type=int, default=None, help="default: a random one")
+    parser.add_argument("--keep", action="store_true", help="keep the logs' directory")
+    a = parser.parse_args()
+    seed = a.seed if a.seed is not None else random.randrange(1 << 31)
+    reason = netns.unavailable_reason()
+    if reason is not None:
+        print(f"soak: cannot run here: it needs network namespaces ({reason}); run it as root")
+        return 2
+    tmp = Path(tempfile.mkdtemp(prefix="zq-soak-"))
+    print(f"soak: seed {seed}, {a.minutes} min, logs in {tmp}", flush=True)
+    with netns.Hosts(workers=2) as hosts:
+        soak = Soak(hosts, tmp, seed)
+        try:
+            violations = soak.run(a.minutes)
+        finally:
+            soak.close()
+    for v in violations:
+        print(f"VIOLATION: {v}")
+    print(f"soak: {'FAILED' if violations else 'ok'}: {len(violations)} violations (seed {seed})")
+    if not a.keep and not violations:
+        import shutil
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 1 if violations else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
