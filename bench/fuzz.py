@@ -235,6 +235,7 @@ class Peer(threading.Thread):
         super().__init__(name=f"fuzz-{n}", daemon=True)
         self.endpoint, self.deadline = endpoint, deadline
         self.rng = random.Random(seed)
+        self.real_ids = real_ids
         self.msgs = Messages(Gen(self.rng, real_ids))
         self.sent_log = sent_log  # shared with the other peers: replays
         self.deaf = n == 0  # this one never reads: its queue on the master fills
@@ -277,6 +278,9 @@ class Peer(threading.Thread):
                 if self.rng.random() < 0.02:
                     self._reopen()  # a new identity: a new session for the master
                 kind, frames = self._frames()
+                if self._cancels_real_work(frames):
+                    self.counts["withheld"] += 1  # a legal cancel, not an attack
+                    continue
                 try:
                     self.sock.send_multipart(frames, zmq.DONTWAIT)  # type: ignore[union-attr]
                     self.counts[kind] += 1
@@ -291,6 +295,16 @@ class Peer(threading.Thread):
         finally:
             self.sock.close(0)  # type: ignore[union-attr]
             self.ctx.term()
+
+    def _cancels_real_work(self, frames: list[bytes]) -> bool:
+        """A random or mutated message that came out a valid client CANCEL of a real
+        task: any client may do that, so it would only make a real task end cancelled."""
+        try:
+            role, msg = codec.decode(frames)
+        except Exception:  # noqa: BLE001: malformed, which is the point
+            return False
+        real = set(self.real_ids())
+        return isinstance(msg, m.Cancel) and role is Role.CLIENT and bool(real & set(msg.ids))
 
     def _drain(self) -> None:
         for _ in range(100):

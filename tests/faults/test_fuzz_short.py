@@ -8,17 +8,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import pytest
-
 from tests.integration.harness import ROOT
 
 SEED = 20261202  # printed by the run; a failure is reproduced with --seed
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "issue 9 finding 7 (helper boundary, not on main yet): a worker session that was "
-    "never given a task can still settle it; the fuzzer's forged RESULTs become real "
-    "tasks' results. Remove this mark when the forgery rule lands."))
 def test_twenty_seconds_of_fuzz_break_nothing():
     done = subprocess.run([sys.executable, str(ROOT / "bench" / "fuzz.py"), "--minutes",
                            str(20 / 60), "--seed", str(SEED)], cwd=ROOT,
