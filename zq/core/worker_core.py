@@ -171,19 +171,9 @@ class WorkerStatistics:
 class WorkerCore:
     """The session logic of one worker. Pure: ``now`` comes with every event.
 
-    Where docs/PROTOCOL.md is silent, it does this:
-    - A TASK for a task it already holds is ignored (never two runs at once); a TASK that
-      arrives while stopping is handed straight back in CREDIT(0, [id]).
-    - CANCEL of a task whose result is made already, or of an unknown id, does nothing:
-      the result stands.
-    - No HEARTBEAT before WELCOME. Each lost connection resets the heartbeat settings to
-      the defaults (1 s x 3) until the next WELCOME, whose master may be a new one.
-    - DISCONNECT is answered by HELLO on the same socket.
-    - A result bigger than the master's max_message becomes FATAL SerializationError.
-    - Chunks made while not registered wait (up to MAX_BUFFERED_PARTIALS) and go after
-      WELCOME; progress keeps the latest per task. Only results are kept until ACK.
-    - Tasks the executor gives back after the first CREDIT(0) of a stop go in another
-      CREDIT(0, ids). A stop waits for the last ACKs one liveness window at most.
+    Where the protocol leaves a worker a choice, it follows docs/PROTOCOL.md §4, "What
+    a worker does where it has a choice" (before WELCOME, heartbeat settings after a
+    lost master, duplicate TASKs, unknown CANCELs, oversized results, the stop).
     """
 
     def __init__(self, *, name: str, host: str, pid: int, queues: list[str], concurrency: int,
