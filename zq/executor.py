@@ -8,7 +8,6 @@ the worker loop polls ``fds()`` to wake up when something is ready.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import inspect
 import logging
 import math
@@ -30,6 +29,7 @@ from typing import Any, Callable, Iterable, Protocol
 
 import msgpack
 
+from zq import lifetime
 from zq.context import TaskContext, activate, deactivate
 from zq.core import serde
 from zq.core.messages import Outcome
@@ -856,25 +856,6 @@ class _ChildRuntime:
 # pipe. The worker then holds the only copy: when the worker dies, however it dies, the
 # fork server sees EOF and exits, and its exit kills every child.
 
-_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-
-
-def _die_with_parent() -> None:
-    """SIGKILL this process when its parent exits (Linux; elsewhere nothing). The parent
-    is the fork server, or with ``spawn`` the worker thread that started the child."""
-    if not sys.platform.startswith("linux"):
-        return
-    parent = os.getppid()
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0:
-            return
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != parent:  # it exited before the request took effect
-        os._exit(0)
-
-
 def _release_fork_server() -> None:
     """Close this child's copy of the fork server's alive pipe (see above). A task that
     starts processes with ``forkserver`` is not affected: multiprocessing starts a fork
@@ -893,7 +874,9 @@ def _release_fork_server() -> None:
 
 def _child_main(task_conn: Any, out_conn: Any, shm: Any, apps: tuple[str, ...]) -> None:
     """Entry point of a pool child (started by multiprocessing)."""
-    _die_with_parent()  # before the alive pipe goes: until then the parent cannot exit
+    # SIGKILL when the parent (the fork server, or with ``spawn`` the worker thread that
+    # started this child) exits; before the alive pipe goes: until then it cannot exit.
+    lifetime.die_with_parent(signal.SIGKILL, os.getppid(), lifetime.find_prctl())
     _release_fork_server()
     # The worker handles SIGINT/SIGTERM (a terminal's ^C reaches the whole group) and
     # stops children itself: by closing their pipe, or with SIGKILL.
@@ -1012,7 +995,7 @@ class ProcessPool:
     (about 30 ms from a crash to the next task on a fresh child, against about 200 ms
     with ``spawn``). Nothing outlives the worker: the fork server exits when the worker
     process does, however it ends, and on Linux its exit kills the children (see
-    ``_die_with_parent``); the fork server is shared by every pool of the process.
+    ``lifetime.die_with_parent``); the fork server is shared by every pool of the process.
 
     How many tasks a child holds adapts to their duration: about TARGET_QUEUE_SECONDS of
     work beyond the running task, so no-op tasks go a thousand at a time and long tasks
