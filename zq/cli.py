@@ -24,6 +24,9 @@ from zq.errors import AccessRefused, ConfigError, Rejected, ZqError
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="zq: a zero-broker distributed task queue over ZeroMQ.")
 
+KEYS_OPTION = typer.Option(
+    None, "--keys", envvar="ZQ_KEYS",
+    help="A keys folder (zq keys init): its client key, and its admin key for admin actions.")
 CONNECT_HELP = "Master address; default $ZQ_CONNECT, else tcp://127.0.0.1:5555."
 DEFAULT_TIMEOUT = 3.0  # seconds a client command waits for the master to answer
 TIMEOUT_HELP = "Seconds to wait for the master to answer; default $ZQ_TIMEOUT, else 3."
@@ -85,7 +88,8 @@ def _timeout(given: Optional[float]) -> float:
 
 
 @contextlib.contextmanager
-def _client(connect: Optional[str], timeout: float) -> Iterator[Any]:
+def _client(connect: Optional[str], timeout: float, keys: Optional[str] = None,
+            admin: bool = False) -> Iterator[Any]:
     """A client whose queries wait `timeout` seconds. The command says itself what went
     wrong, in one line: the client's own reconnect warnings are kept quiet; and after a
     failure it closes at once instead of trying to deliver what is queued."""
@@ -94,8 +98,11 @@ def _client(connect: Optional[str], timeout: float) -> Iterator[Any]:
     level = quiet.level
     quiet.setLevel(logging.ERROR)  # a refused key (an error) is still said
     try:
-        client = Client(config=ClientConfig(connect=connect or default_connect(),
-                                            query_timeout=timeout))
+        fields: dict[str, Any] = {"connect": connect or default_connect(),
+                                  "query_timeout": timeout, "admin": admin}
+        if keys:  # --keys (or ZQ_KEYS): the keys folder's client key, admin key with admin
+            fields.update(keys=keys, secret_key=None, master_key=None)
+        client = Client(config=ClientConfig(**fields))
         try:
             yield client
         except BaseException:
@@ -106,10 +113,12 @@ def _client(connect: Optional[str], timeout: float) -> Iterator[Any]:
         quiet.setLevel(level)
 
 
-def _ask(connect: Optional[str], timeout: Optional[float], call: Any) -> Any:
-    """call(client) against the master; a zq error becomes a clear message and exit 2."""
+def _ask(connect: Optional[str], timeout: Optional[float], call: Any,
+         keys: Optional[str] = None, admin: bool = False) -> Any:
+    """call(client) against the master; a zq error becomes a clear message and exit 2.
+    admin: an admin action, asked with the keys folder's admin key if it has one."""
     try:
-        with _client(connect, _timeout(timeout)) as client:
+        with _client(connect, _timeout(timeout), keys, admin) as client:
             return call(client)
     except ZqError as e:
         _fail(str(e))
@@ -146,13 +155,20 @@ def master(
     result_ttl: str = typer.Option("1d", help="How long results are kept (e.g. 1h, 1d)."),
     max_message: int = typer.Option(256 * 1024 * 1024, help="Largest message accepted, in bytes."),
     schedule: Optional[str] = typer.Option(None, help="A schedule.toml of periodic tasks."),
+    keys: Optional[str] = typer.Option(
+        None, "--keys", envvar="ZQ_KEYS",
+        help="Encrypt and authenticate (CurveZMQ) with a keys folder (zq keys init): its "
+             "master key, and the peers' public keys in workers/, clients/, admins/ "
+             "(read again on SIGHUP)."),
     secret_key: Optional[str] = typer.Option(
-        None, help="Encrypt and authenticate (CurveZMQ): this master's NAME.key_secret "
-                   "from `zq keys`; needs --worker-keys and --client-keys."),
+        None, help="Or, instead of --keys: this master's NAME.key_secret; needs "
+                   "--worker-keys and --client-keys."),
     worker_keys: Optional[str] = typer.Option(
         None, help="Directory of the public NAME.key files admitted as workers."),
     client_keys: Optional[str] = typer.Option(
         None, help="Directory of the public NAME.key files admitted as clients."),
+    admin_keys: Optional[str] = typer.Option(
+        None, help="Directory of the public NAME.key files admitted as admins."),
     insecure: bool = typer.Option(
         False, "--insecure", envvar="ZQ_INSECURE",
         help="Without keys, admit peers from any address, not only this host's (loopback): "
@@ -173,7 +189,8 @@ def master(
                               result_ttl=parse_duration(result_ttl),
                               max_message=max_message, schedule=schedule,
                               secret_key=secret_key, worker_keys=worker_keys,
-                              client_keys=client_keys, insecure=insecure,
+                              client_keys=client_keys, admin_keys=admin_keys, keys=keys,
+                              insecure=insecure,
                               max_connections=max_connections).validate()
         raise typer.Exit(run_master(config))
     except ZqError as e:
@@ -190,9 +207,13 @@ def worker(
     queues: str = typer.Option("default", help="Comma-separated queues to take tasks from."),
     name: Optional[str] = typer.Option(None, help="Worker name; default host:pid."),
     shutdown_timeout: float = typer.Option(30.0, help="Seconds running tasks get to finish on SIGTERM."),
+    keys: Optional[str] = typer.Option(
+        None, "--keys", envvar="ZQ_KEYS",
+        help="CurveZMQ: a keys folder (zq keys init) with master.key and this worker's "
+             "private/workers/NAME.key_secret."),
     secret_key: Optional[str] = typer.Option(
         None, envvar="ZQ_SECRET_KEY",
-        help="CurveZMQ: this worker's NAME.key_secret from `zq keys`; needs --master-key."),
+        help="Or, instead of --keys: this worker's NAME.key_secret; needs --master-key."),
     master_key: Optional[str] = typer.Option(
         None, envvar="ZQ_MASTER_KEY", help="CurveZMQ: the master's public NAME.key."),
     log_level: str = typer.Option("info", help="debug, info, warning or error."),
@@ -204,7 +225,8 @@ def worker(
     fields: dict[str, Any] = dict(
         connect=connect or default_connect(), apps=tuple(app_), pool=pool, prefetch=prefetch,
         queues=tuple(q.strip() for q in queues.split(",") if q.strip()),
-        shutdown_timeout=shutdown_timeout, secret_key=secret_key, master_key=master_key)
+        shutdown_timeout=shutdown_timeout, secret_key=secret_key, master_key=master_key,
+        keys=keys)
     if concurrency:
         fields["concurrency"] = concurrency
     if name:
@@ -215,16 +237,34 @@ def worker(
         _fail(str(e))
 
 
-@app.command()
-def keys(
-    name: str = typer.Argument(..., help="Whose keys: e.g. master, worker-1, ci-client."),
-    directory: str = typer.Option("zq-keys", "--dir", help="Where to write them."),
-) -> None:
-    """Make a CurveZMQ key pair: NAME.key (public: give it to the other side) and
-    NAME.key_secret (private, mode 0600)."""
-    from zq.security import create_keys
+keys_app = typer.Typer(no_args_is_help=True, help="CurveZMQ keys: one folder for a whole setup.")
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("init")
+def keys_init(directory: str = typer.Argument("zq-keys", help="The keys folder to make.")) -> None:
+    """Make a keys folder: the master's key pair and one worker, one client and one admin
+    key pair. Every side then takes --keys DIR (secret files are mode 0600)."""
+    from zq.security import init_keys
     try:
-        public, secret = create_keys(directory, name)
+        made = init_keys(directory)
+    except ZqError as e:
+        _fail(str(e))
+    typer.echo(f"keys in {directory}: " + ", ".join(str(p) for p in made))
+    typer.echo(f"the master host uses {directory} as it is; a worker or client host needs "
+               f"only master.key and its own private/ROLEs/NAME.key_secret, in the same "
+               f"layout (zq master/worker/submit --keys {directory})")
+
+
+@keys_app.command("add")
+def keys_add(role: str = typer.Argument(..., help="worker, client or admin."),
+             name: str = typer.Argument(..., help="A name for the key, e.g. gpu-3."),
+             directory: str = typer.Option("zq-keys", "--dir", help="The keys folder.")) -> None:
+    """Add a key pair of one role to a keys folder; a running master admits it after
+    SIGHUP (kill -HUP PID)."""
+    from zq.security import add_key
+    try:
+        public, secret = add_key(directory, role, name)
     except ZqError as e:
         _fail(str(e))
     typer.echo(f"public key: {public}\nsecret key: {secret} (keep it private)")
@@ -331,6 +371,7 @@ def submit(
     wait: bool = typer.Option(False, "--wait", help="Wait and print the result as JSON."),
     wait_timeout: Optional[float] = typer.Option(None, help="With --wait: give up after this."),
     connect: Optional[str] = typer.Option(None, help=CONNECT_HELP),
+    keys: Optional[str] = KEYS_OPTION,
 ) -> None:
     """Submit one task; print its id, or with --wait its result. The master must accept
     it within $ZQ_TIMEOUT seconds (default 3; --timeout is the task's own time limit)."""
@@ -351,7 +392,7 @@ def submit(
     from zq.client import no_master_error
     ack_timeout = _timeout(None)
     try:
-        with _client(connect, ack_timeout) as client:
+        with _client(connect, ack_timeout, keys) as client:
             future = client.options(**options).submit(task, *[parse_arg(a) for a in args or []], **kw)
             # Its id is printed, or its result waited for, once the master has it durably.
             acked = client.flush(ack_timeout)
@@ -422,9 +463,10 @@ def _fail_remote(e: BaseException) -> None:
 @app.command()
 def status(json_: bool = typer.Option(False, "--json"),
            timeout: Optional[float] = typer.Option(None, help=TIMEOUT_HELP),
-           connect: Optional[str] = typer.Option(None, help=CONNECT_HELP)) -> None:
+           connect: Optional[str] = typer.Option(None, help=CONNECT_HELP),
+           keys: Optional[str] = KEYS_OPTION) -> None:
     """Workers, queue depths, task counts and recent throughput."""
-    st = _ask(connect, timeout, lambda client: client.status())
+    st = _ask(connect, timeout, lambda client: client.status(), keys)
     if json_:
         _print(st, True)
         return
@@ -459,10 +501,11 @@ def tasks(state: Optional[str] = typer.Option(None), queue: Optional[str] = type
           name: Optional[str] = typer.Option(None), limit: int = typer.Option(20),
           json_: bool = typer.Option(False, "--json"),
           timeout: Optional[float] = typer.Option(None, help=TIMEOUT_HELP),
-          connect: Optional[str] = typer.Option(None, help=CONNECT_HELP)) -> None:
+          connect: Optional[str] = typer.Option(None, help=CONNECT_HELP),
+          keys: Optional[str] = KEYS_OPTION) -> None:
     """List tasks, newest first."""
     rows = _ask(connect, timeout, lambda client: client.tasks(state=state, queue=queue, name=name,
-                                                     limit=limit))
+                                                     limit=limit), keys)
     if json_:
         _print(rows, True)
         return
@@ -479,13 +522,14 @@ def result(task_id: str, wait: bool = typer.Option(False, "--wait"),
            timeout: Optional[float] = typer.Option(
                None, help="Seconds to wait for the master to answer (default $ZQ_TIMEOUT, "
                           "else 3); with --wait, for the result (default: no limit)."),
-           connect: Optional[str] = typer.Option(None, help=CONNECT_HELP)) -> None:
+           connect: Optional[str] = typer.Option(None, help=CONNECT_HELP),
+           keys: Optional[str] = KEYS_OPTION) -> None:
     """Print a task's result (or its state, if it has none yet)."""
     answer = _timeout(None if wait else timeout)
     if wait and timeout is not None:
         answer = min(answer, _timeout(timeout))
     try:
-        with _client(connect, answer) as client:
+        with _client(connect, answer, keys) as client:
             future = client.future(task_id) if wait else None
             info = client.get(task_id)  # a master answers and knows the task, or this fails now
             if future is not None:
@@ -510,20 +554,22 @@ def result(task_id: str, wait: bool = typer.Option(False, "--wait"),
 @app.command()
 def retry(task_id: str, json_: bool = typer.Option(False, "--json"),
           timeout: Optional[float] = typer.Option(None, help=TIMEOUT_HELP),
-          connect: Optional[str] = typer.Option(None, help=CONNECT_HELP)) -> None:
+          connect: Optional[str] = typer.Option(None, help=CONNECT_HELP),
+          keys: Optional[str] = KEYS_OPTION) -> None:
     """Run a failed, dead or cancelled task again."""
-    info = _ask(connect, timeout, lambda client: client.retry(task_id))
+    info = _ask(connect, timeout, lambda client: client.retry(task_id), keys, admin=True)
     _print(info if json_ else f"{task_id} queued again", json_)
 
 
 @app.command()
 def cancel(task_id: str, timeout: Optional[float] = typer.Option(None, help=TIMEOUT_HELP),
-           connect: Optional[str] = typer.Option(None, help=CONNECT_HELP)) -> None:
+           connect: Optional[str] = typer.Option(None, help=CONNECT_HELP),
+           keys: Optional[str] = KEYS_OPTION) -> None:
     """Cancel a task: a queued one never runs, a running one is stopped."""
     def cancel_then_get(client: Any) -> dict:
         client.future(task_id).cancel()
         return client.get(task_id)  # answered after the CANCEL: the master has seen it
-    info = _ask(connect, timeout, cancel_then_get)
+    info = _ask(connect, timeout, cancel_then_get, keys, admin=True)
     state = info["state"]
     if state == "cancelled":
         typer.echo(f"{task_id}: cancelled")
@@ -538,10 +584,11 @@ def cancel(task_id: str, timeout: Optional[float] = typer.Option(None, help=TIME
 def purge(state: str = typer.Option("succeeded"), older_than: str = typer.Option("0s"),
           json_: bool = typer.Option(False, "--json"),
           timeout: Optional[float] = typer.Option(None, help=TIMEOUT_HELP),
-          connect: Optional[str] = typer.Option(None, help=CONNECT_HELP)) -> None:
+          connect: Optional[str] = typer.Option(None, help=CONNECT_HELP),
+          keys: Optional[str] = KEYS_OPTION) -> None:
     """Delete finished tasks in a state, older than a duration (e.g. 1h)."""
     seconds = parse_duration(older_than)
-    out = _ask(connect, timeout, lambda client: client.purge(state, seconds))
+    out = _ask(connect, timeout, lambda client: client.purge(state, seconds), keys, admin=True)
     _print(out if json_ else f"purged {out['purged']} tasks", json_)
 
 
@@ -563,22 +610,24 @@ def schedule_add(
     json_: bool = typer.Option(False, "--json"),
     timeout: Optional[float] = typer.Option(None, help=TIMEOUT_HELP),
     connect: Optional[str] = typer.Option(None, help=CONNECT_HELP),
+    keys: Optional[str] = KEYS_OPTION,
 ) -> None:
     """Add (or replace) a periodic task."""
     kw = _json_object(kwargs, "--kwargs")
     values = [parse_arg(a) for a in args or []]
     out = _ask(connect, timeout, lambda client: client.schedule(
         name, task, *values, cron=cron, every=every, timezone=timezone, kwargs=kw,
-        queue=queue, priority=priority))
+        queue=queue, priority=priority), keys, admin=True)
     _print(out if json_ else f"{name}: next run at {_when(out['next_run'])}", json_)
 
 
 @schedule_app.command("list")
 def schedule_list(json_: bool = typer.Option(False, "--json"),
                   timeout: Optional[float] = typer.Option(None, help=TIMEOUT_HELP),
-                  connect: Optional[str] = typer.Option(None, help=CONNECT_HELP)) -> None:
+                  connect: Optional[str] = typer.Option(None, help=CONNECT_HELP),
+                  keys: Optional[str] = KEYS_OPTION) -> None:
     """List the periodic tasks with their next run."""
-    rows = _ask(connect, timeout, lambda client: client.schedules())
+    rows = _ask(connect, timeout, lambda client: client.schedules(), keys)
     if json_:
         _print(rows, True)
         return
@@ -592,9 +641,10 @@ def schedule_list(json_: bool = typer.Option(False, "--json"),
 
 @schedule_app.command("remove")
 def schedule_remove(name: str, timeout: Optional[float] = typer.Option(None, help=TIMEOUT_HELP),
-                    connect: Optional[str] = typer.Option(None, help=CONNECT_HELP)) -> None:
+                    connect: Optional[str] = typer.Option(None, help=CONNECT_HELP),
+                    keys: Optional[str] = KEYS_OPTION) -> None:
     """Remove a periodic task."""
-    _ask(connect, timeout, lambda client: client.unschedule(name))
+    _ask(connect, timeout, lambda client: client.unschedule(name), keys, admin=True)
     typer.echo(f"{name}: removed")
 
 

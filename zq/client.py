@@ -31,15 +31,16 @@ import zmq
 
 from zq import registry, transport
 from zq.config import ClientConfig, MasterConfig
-from zq.core import codec, serde
+from zq.core import codec, queries, serde
 from zq.core import messages as m
+from zq.core.access import Need
 from zq.core.client_core import ChunkOrder, ClientSession, Delivery, LinkAction
 from zq.core.messages import Role, State
 from zq.errors import (
     AccessRefused, ConfigError, ConnectionLost, ProtocolError, Rejected, SerializationError,
     ZqError,
 )
-from zq.security import load_peer_keys
+from zq.security import has_role, peer_keys
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,9 @@ _DONE = frozenset({CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED})
 _CANCELLED = frozenset({CANCELLED, CANCELLED_AND_NOTIFIED})
 _SUCCEEDED = int(State.SUCCEEDED)
 _STATE_CANCELLED = int(State.CANCELLED)
+# Queries only an admin key may ask (zq.core.access): with a keys folder they go out
+# with its admin key.
+ADMIN_KINDS = frozenset(k.name for k in queries.KINDS.values() if k.need is Need.ADMIN)
 MAX_DRAIN = 10_000  # messages read per loop turn before the loop acts on timers again
 FINAL_LINGER_MS = 1000  # close(): at most this long to hand queued messages to the master
 EXIT_NOTE_AFTER = 1.0  # seconds of waiting at interpreter exit before saying what for
@@ -583,12 +587,21 @@ class Client:
     """
 
     def __init__(self, connect: str | None = None, *, config: ClientConfig | None = None,
-                 context: zmq.Context | None = None) -> None:
+                 context: zmq.Context | None = None, keys: str | os.PathLike[str] | None = None
+                 ) -> None:
         config = config or ClientConfig()
         if connect is not None:
             config = replace(config, connect=connect)
+        if keys is not None:  # a keys folder given here wins over the environment's
+            config = replace(config, keys=os.fspath(keys), secret_key=None, master_key=None)
         self.config = config.validate()
-        self._keys = load_peer_keys(config.secret_key, config.master_key)
+        self._keys = peer_keys("client", config.keys, config.secret_key, config.master_key,
+                               config.admin)
+        # With a keys folder holding a client and an admin key, admin queries go through
+        # a second connection with the admin key, made when first needed.
+        self._admin_route = bool(config.keys and not config.admin and has_role(
+            config.keys, "client") and has_role(config.keys, "admin"))
+        self._admin: Client | None = None
         self._ctx = context if context is not None else zmq.Context()
         self._own_ctx = context is None
         self._prefix = os.urandom(8).hex()  # task ids: this + a counter, unique enough
@@ -687,6 +700,8 @@ class Client:
         (default config.query_timeout)."""
         if timeout is None:
             timeout = self.config.query_timeout
+        if self._admin_route and kind in ADMIN_KINDS:
+            return self._admin_client().query(kind, timeout=timeout, **args)
         with self._lock:
             try:
                 self._packer.pack(args)
@@ -775,10 +790,23 @@ class Client:
         be (so a fire-and-forget submit is not lost); futures still waiting then fail
         with ConnectionLost: their tasks go on, only this client stops listening."""
         self._shutdown(("flush", time.monotonic() + timeout))
+        with self._guard:
+            admin, self._admin = self._admin, None
+        if admin is not None:
+            admin.close(timeout)
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout + 5.0)
             if self._thread.is_alive():
                 log.warning("zq client I/O thread did not stop in time")
+
+    def _admin_client(self) -> "Client":
+        """The connection with the keys folder's admin key (see __init__)."""
+        with self._guard:
+            if self._closed:
+                raise self._refused or ZqError("the client is closed")
+            if self._admin is None:
+                self._admin = Client(config=replace(self.config, admin=True))
+            return self._admin
 
     def __enter__(self) -> "Client":
         return self

@@ -54,6 +54,8 @@ class MasterConfig:
     secret_key: str | None = None
     worker_keys: str | None = None
     client_keys: str | None = None
+    admin_keys: str | None = None
+    keys: str | None = None  # or one keys folder (zq keys init): see zq.security
     # Without keys the master admits only peers on its own host (loopback); insecure
     # admits anyone who reaches its port (zq.gate). Keys make it moot.
     insecure: bool = False
@@ -85,9 +87,11 @@ class WorkerConfig:
     shutdown_timeout: float = 30.0
     reconnect_min: float = 0.1
     reconnect_max: float = 30.0
-    # CurveZMQ (zq.security): this worker's NAME.key_secret and the master's NAME.key.
+    # CurveZMQ (zq.security): this worker's NAME.key_secret and the master's NAME.key,
+    # or a keys folder (its worker key).
     secret_key: str | None = field(default_factory=lambda: os.environ.get("ZQ_SECRET_KEY"))
     master_key: str | None = field(default_factory=lambda: os.environ.get("ZQ_MASTER_KEY"))
+    keys: str | None = field(default_factory=lambda: os.environ.get("ZQ_KEYS"))
 
     @property
     def credit(self) -> int:
@@ -113,9 +117,13 @@ class ClientConfig:
     query_timeout: float = 10.0  # seconds a query waits for the master's reply by default
     # At interpreter exit a live client waits this long for ACCEPTED of what it submitted.
     exit_timeout: float = field(default_factory=default_exit_timeout)
-    # CurveZMQ (zq.security): this client's NAME.key_secret and the master's NAME.key.
+    # CurveZMQ (zq.security): this client's NAME.key_secret and the master's NAME.key,
+    # or a keys folder: its client key, and its admin key for admin actions (or for
+    # everything with admin=True).
     secret_key: str | None = field(default_factory=lambda: os.environ.get("ZQ_SECRET_KEY"))
     master_key: str | None = field(default_factory=lambda: os.environ.get("ZQ_MASTER_KEY"))
+    keys: str | None = field(default_factory=lambda: os.environ.get("ZQ_KEYS"))
+    admin: bool = False
 
     def validate(self) -> "ClientConfig":
         _require("://" in self.connect, f"{self.connect!r} is not an endpoint like tcp://host:5555")

@@ -207,9 +207,9 @@ class Gate:
             if self.loopback_only and not is_loopback(address):
                 self._note(("address", address), logging.WARNING,
                            "refused a connection from %s: without keys this master admits "
-                           "only peers on its own host (loopback). Give it keys (zq master "
-                           "--secret-key ...), or start it with --insecure on a trusted "
-                           "network", address)
+                           "only peers on its own host (loopback). Give it keys (zq keys "
+                           "init DIR; zq master --keys DIR), or start it with --insecure on "
+                           "a trusted network", address)
                 return REFUSED, ""
         else:
             self._note(("mechanism", mechanism), logging.WARNING,

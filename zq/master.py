@@ -91,7 +91,8 @@ class Master:
         self._own_process = own_process
         self._own_context = context is None
         self.ctx = context or zmq.Context()
-        self.keys = load_master_keys(config.secret_key, config.worker_keys, config.client_keys)
+        self.keys = load_master_keys(config.secret_key, config.worker_keys, config.client_keys,
+                                     config.admin_keys, config.keys)
         self.store: Store = open_store(config.store, config.store_sync)
         self.core = Scheduler(
             master_id=uuid.uuid4().hex[:12], heartbeat_interval=config.heartbeat_interval,
@@ -150,8 +151,8 @@ class Master:
         self._gate.start(monitor)
         self.endpoint = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
         if self.keys is not None:
-            log.info("keys on: admitting %d worker and %d client keys",
-                     len(self.keys.admitted[Role.WORKER]), len(self.keys.admitted[Role.CLIENT]))
+            log.info("keys on: admitting %d worker, %d client and %d admin keys",
+                     len(self.keys.workers), len(self.keys.clients), len(self.keys.admins))
             if config.insecure:
                 log.warning("--insecure has no effect with keys: only admitted keys connect")
         elif loopback_only:
@@ -240,18 +241,32 @@ class Master:
             role = codec.ROLE_OF_SIGNATURE.get(frames[1]) if len(frames) > 1 else None
             key = parts[-1].get("User-Id")
             if role in admitted and key not in admitted[role]:
-                self._refuse(frames[0], role, key)
+                self._refuse(frames[0], role, key, frames[1:])
             else:
-                self._handle(frames[0], frames[1:])
+                self._handle(frames[0], frames[1:], key)
 
-    def _refuse(self, rid: bytes, role: Role, key: str) -> None:
+    def _refuse(self, rid: bytes, role: Role, key: str, frames: list[bytes]) -> None:
+        """A key speaking out of its role (a client key as a worker, say): a key has one.
+        A query gets REPLY ok=false and a submission REJECTED, so the caller's call or
+        future fails saying why; anything else gets ERROR."""
         what = role.name.lower()
+        has = self.keys.role_of(key) if self.keys is not None else None
         if key not in self._refused_keys:
             self._refused_keys.add(key)
-            log.warning("refused a message from key %s: it is not admitted as a %s "
-                        "(add its NAME.key to --%s-keys)", key, what, what)
-        self.core.on_bad_message(rid, f"this key is not admitted as a {what} by this "
-                                      f"master: add its NAME.key to the master's --{what}-keys")
+            log.warning("refused a message from key %s: it is a %s key, not admitted as a "
+                        "%s (a key has one role: give that peer a key from the %s keys)",
+                        key, has or "removed", what, what)
+        reason = (f"this key is not admitted as a {what} by this master (it is a "
+                  f"{has or 'removed'} key): use a key from the master's {what} keys")
+        try:
+            msg = codec.decode(frames)[1]
+        except ProtocolError:
+            msg = None
+        if isinstance(msg, m.Submit):
+            self.core.on_bad_entries(rid, m.Cmd.SUBMIT, [(e[0], reason) for e in msg.entries])
+        else:
+            request_id = msg.request_id if isinstance(msg, m.Query) else None
+            self.core.on_failed_message(rid, reason, request_id)
 
     def _commit(self, out: Any) -> None:
         """Make the turn durable before anything that promises it goes out."""
@@ -374,8 +389,7 @@ class Master:
                                          f"({type(e).__name__}: {e})", request_id)
 
     def _is_admin(self, key: str) -> bool:
-        is_admin = getattr(self.keys, "is_admin", None)
-        return bool(is_admin and is_admin(key))
+        return self.keys is not None and self.keys.is_admin(key)
 
     def _check_size(self, frames: list[bytes]) -> None:
         size = sum(len(f) for f in frames)

@@ -222,11 +222,13 @@ class LinkWatch:
             if self.keys is None:
                 return Refusal(True, f"{where} refused this {self.who}: without keys it "
                                      "admits only peers on its own host (loopback). Use "
-                                     "keys on both sides, or start the master with "
-                                     "--insecure on a trusted network")
+                                     "keys on both sides (zq keys init DIR, then --keys "
+                                     "DIR), or start the master with --insecure on a "
+                                     "trusted network")
             return Refusal(True, f"{where} refused this {self.who}'s key "
-                                 f"{self.keys.public.decode('ascii')}: put its public "
-                                 f"NAME.key in the master's {self.who} keys")
+                                 f"{self.keys.public.decode('ascii')}: it is not in the "
+                                 f"master's keys; add its public NAME.key to the master's "
+                                 f"{self.who}s/ folder (zq keys add {self.who} NAME)")
         if (event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
                 and value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH):
             return Refusal(True, self._mismatch())

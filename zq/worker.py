@@ -26,7 +26,7 @@ from zq.core import worker_core as wc
 from zq.core.messages import Role
 from zq.errors import ProtocolError
 from zq.executor import make_pool
-from zq.security import load_peer_keys
+from zq.security import peer_keys
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ class Worker:
 
     def __init__(self, config: WorkerConfig, *, context: zmq.Context | None = None) -> None:
         self.config = config.validate()
-        self._keys = load_peer_keys(config.secret_key, config.master_key)
+        self._keys = peer_keys("worker", config.keys, config.secret_key, config.master_key)
         self._given_context = context
         self._stop_level = 0  # 1 graceful, 2 at once; an int store is atomic, no lock:
         # a lock here could deadlock when a signal handler interrupts its holder

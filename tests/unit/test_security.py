@@ -13,12 +13,14 @@ from zq.errors import ConfigError
 from zq.security import create_keys, load_master_keys, load_peer_keys
 
 
-def test_zq_keys_writes_a_public_and_a_private_file(tmp_path):
-    result = CliRunner().invoke(app, ["keys", "w1", "--dir", str(tmp_path / "k")])
+def test_zq_keys_add_writes_a_public_and_a_private_file(tmp_path):
+    result = CliRunner().invoke(app, ["keys", "add", "worker", "w1", "--dir", str(tmp_path / "k")])
     assert result.exit_code == 0, result.output
-    public, secret = tmp_path / "k" / "w1.key", tmp_path / "k" / "w1.key_secret"
+    public = tmp_path / "k" / "workers" / "w1.key"
+    secret = tmp_path / "k" / "private" / "workers" / "w1.key_secret"
     assert "secret-key" not in public.read_text() and "secret-key" in secret.read_text()
     assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+    assert stat.S_IMODE(public.stat().st_mode) == 0o644
 
 
 def test_peer_keys_load_or_say_what_is_missing(tmp_path):
@@ -31,7 +33,7 @@ def test_peer_keys_load_or_say_what_is_missing(tmp_path):
         load_peer_keys(str(tmp_path / "w1.key_secret"), None)
     with pytest.raises(ConfigError, match="holds no secret key: give the NAME.key_secret"):
         load_peer_keys(str(tmp_path / "w1.key"), str(tmp_path / "master.key"))
-    with pytest.raises(ConfigError, match="cannot read the key file .*zq keys NAME"):
+    with pytest.raises(ConfigError, match="cannot read the key file .*zq keys init"):
         load_peer_keys(str(tmp_path / "nope.key_secret"), str(tmp_path / "master.key"))
 
 
@@ -47,7 +49,7 @@ def test_master_keys_need_all_three_options_and_keep_roles_apart(tmp_path):
     assert load_master_keys(None, None, None) is None
     with pytest.raises(ConfigError, match="needs all of --secret-key"):
         load_master_keys(str(tmp_path / "master.key_secret"), str(tmp_path / "workers"), None)
-    with pytest.raises(ConfigError, match="--client-keys .* is not a directory"):
+    with pytest.raises(ConfigError, match="the client keys .* is not a directory"):
         load_master_keys(str(tmp_path / "master.key_secret"), str(tmp_path / "workers"),
                          str(tmp_path / "master.key"))
 
