@@ -84,7 +84,8 @@ class Soak:
     def _master_args(self) -> list[str]:
         return ["master", "--bind", f"tcp://*:{self.port}", "--store", self.store,
                 "--heartbeat-interval", str(HEARTBEAT), "--heartbeat-liveness",
-                str(LIVENESS), "--log-level", "info"]
+                str(LIVENESS), "--log-level", "info",
+                "--insecure"]  # its peers are on other hosts: our own namespaces only
 
     def start_master(self) -> None:
         proc = Proc(self._master_args(), self.tmp / f"master-{len(self.all_procs)}.log",
