@@ -164,3 +164,9 @@ def log_distinct_run(path, tag, seconds=0.0, gate_prefix=None):
         while not os.path.exists(f"{gate_prefix}{n}") and time.monotonic() < deadline:
             time.sleep(0.02)
     return f"{tag}:{n}"
+
+
+def where_record(path, value):
+    """record() and where(): when it ran, and in which process."""
+    record(path, value)
+    return where()

@@ -145,3 +145,15 @@ async def async_wait_for_file(path: str, limit: float = 30.0):
     while not os.path.exists(path) and time.monotonic() < deadline:
         await asyncio.sleep(0.005)
     return "opened" if os.path.exists(path) else "limit"
+
+
+def stream_until_file(path: str, pause: float = 0.01, limit: float = 30.0):
+    """Yield a chunk every `pause` seconds until the file `path` exists (limit seconds
+    at most): a task that keeps its worker talking."""
+    deadline = time.monotonic() + limit
+    i = 0
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        yield i
+        i += 1
+        time.sleep(pause)
+    return i

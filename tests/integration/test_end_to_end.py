@@ -82,18 +82,22 @@ def test_status_shows_workers_and_counts(one_worker):
     assert st["counts"]["succeeded"] >= 1
 
 
-def test_credit_spreads_work_over_workers(cluster):
+def test_credit_spreads_work_over_workers(cluster, tmp_path):
     cluster.start_master()
     for name in ("w1", "w2"):
         cluster.start_worker(APP, name=name, concurrency=1, extra=("--prefetch", "0"))
+    log, gate = tmp_path / "runs", tmp_path / "gate"
     with zq.Client(cluster.endpoint) as client:
-        futures = [client.submit(t.sleep_then, 0.4, i) for i in range(4)]
-        wait_until(lambda: sum(w["running"] for w in client.status()["workers"]) == 2,
-                   10, "both workers to run one task each")
-        st = client.status()
-        assert all(w["running"] <= 1 for w in st["workers"])  # never more than the credit
-        assert st["queues"]["default"] == 2  # the rest waits in the master, not in a worker
-        assert [f.result(timeout=20) for f in futures] == [0, 1, 2, 3]
+        futures = [client.submit(t.log_run, str(log), f"t{i}", 0, str(gate)) for i in range(4)]
+        wait_until(lambda: log.exists() and len(log.read_text().splitlines()) == 2,
+                   10, "both workers to start one task each")
+        wait_until(lambda: client.status()["queues"].get("default") == 2, 10,
+                   "the other two to be accepted")
+        st = client.status()  # the two running tasks wait for the gate: nothing moves
+        assert sorted(w["running"] for w in st["workers"]) == [1, 1]  # one each: the credit
+        assert len({line.split()[1] for line in log.read_text().splitlines()}) == 2
+        gate.touch()  # the rest waited in the master, not in a worker
+        assert [f.result(timeout=20) for f in futures] == ["t0", "t1", "t2", "t3"]
 
 
 def test_kill9_worker_mid_task_reruns_elsewhere(cluster, tmp_path):

@@ -169,19 +169,38 @@ def test_hello_fields_then_task_result_ack(master: FakeMaster, start_worker: Any
     master.expect(m.Heartbeat)  # acknowledged: nothing is sent again
 
 
-def test_heartbeat_only_when_idle(master: FakeMaster, start_worker: Any) -> None:
+def test_heartbeat_only_when_idle(master: FakeMaster, start_worker: Any,
+                                  tmp_path: Path) -> None:
+    """docs/PROTOCOL.md §6: HEARTBEAT only when the worker sent nothing for an interval.
+    Idle, it heartbeats; streaming a chunk every 10 ms for several intervals, it does not
+    (the test counts messages, it does not time them)."""
     start_worker(master.endpoint)
     master.expect(m.Hello)
-    master.welcome(interval=0.1, liveness=5)
-    t0 = time.monotonic()
+    master.welcome(interval=0.3, liveness=20)
+    master.expect(m.Heartbeat, skip=())  # idle: heartbeats come
     master.expect(m.Heartbeat, skip=())
-    t1 = time.monotonic()
-    master.expect(m.Heartbeat, skip=())
-    t2 = time.monotonic()
-    assert t1 - t0 >= 0.05 and t2 - t1 >= 0.05  # not more often than the interval
-    # traffic replaces heartbeats: a result goes out instead of one
-    master.send(m.Task([task("t1", "add", 2, 2)]))
-    assert ok(master.expect(m.Result).entries[0]) == 4
+    gate = tmp_path / "gate"
+    master.send(m.Task([task("s", "stream_until_file", str(gate))]))
+    chunks = 0
+    while chunks == 0:  # the stream has begun
+        chunks += sum(len(x.entries) for x in [master.expect(m.Partial)])
+    busy: list[m.Message] = []
+    while chunks < 200:  # 200 chunks: about 2 s, over six intervals, of steady traffic
+        msg = master.recv(5.0)
+        assert msg is not None, "the stream stopped"
+        busy.append(msg)
+        if isinstance(msg, m.Partial):
+            chunks += len(msg.entries)
+    gate.touch()
+    (entry,) = master.expect(m.Result).entries
+    assert ok(entry) >= 200
+    beats = [x for x in busy if isinstance(x, m.Heartbeat)]
+    # A correct worker sends none here; one is allowed for a stall of the task thread
+    # longer than the interval on a loaded machine. A worker heartbeating regardless of
+    # traffic would have sent about six.
+    assert len(beats) <= 1, [type(x).__name__ for x in busy]
+    master.send(m.Ack(["s"]))
+    master.expect(m.Heartbeat, skip=())  # idle again
 
 
 def test_results_resent_after_reconnect_until_acked(ctx: zmq.Context, start_worker: Any) -> None:
@@ -284,8 +303,9 @@ def test_malformed_and_unexpected_messages_are_dropped(master: FakeMaster,
 # --- signals: a real worker process ---------------------------------------------------
 
 def spawn_worker(endpoint: str, tmp_path: Path, **fields: Any) -> subprocess.Popen:
+    fields.setdefault("shutdown_timeout", 10.0)
     cfg = dict(connect=endpoint, apps=(APP,), name="w-proc", pool="process",
-               concurrency=1, prefetch=2, shutdown_timeout=10.0, **fields)
+               concurrency=1, prefetch=2, **fields)
     code = ("import logging, sys\n"
             "logging.basicConfig(level=logging.INFO)\n"
             "from zq.config import WorkerConfig\n"
@@ -358,15 +378,13 @@ def m_results(master: FakeMaster) -> list[tuple]:
 
 
 def test_second_signal_stops_at_once(master: FakeMaster, worker_proc: Any) -> None:
-    proc = worker_proc()
+    proc = worker_proc(shutdown_timeout=120.0)  # the first signal alone waits 60 s here
     master.expect(m.Hello, timeout=30)
     master.welcome(interval=0.2, liveness=20)
     master.send(m.Task([task("t1", "sleep_then_add", 60, 1, 2)]))
     master.expect(m.Progress, skip=(m.Heartbeat,))
     proc.send_signal(signal.SIGTERM)
     assert master.expect(m.Credit).credit == 0
-    t0 = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     master.expect(m.Bye)
-    assert proc.wait(10) == 1
-    assert time.monotonic() - t0 < 5
+    assert proc.wait(10) == 1  # the 60 s task did not hold it

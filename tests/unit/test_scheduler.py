@@ -1149,26 +1149,60 @@ def test_restore_pending_after_a_dependency() -> None:
 # --- expiry and durability -----------------------------------------------------------------
 
 
+def _expiring_at(h: Harness, *seconds: float) -> list[list[str]]:
+    """The ids deleted at each of these times from now (results expire strictly by their
+    own ttl: docs/TASKS.md)."""
+    deleted, start = [], h.wall
+    for at in seconds:
+        h.later(start + at - h.wall)
+        h.heartbeat(W1)
+        h.tick()
+        h.out()
+        deleted.append(sorted(h.last.deletes))
+    return deleted
+
+
 def test_result_expires_after_ttl() -> None:
     h = make(durable=True, result_ttl=10.0)
-    h.hello(W1)
+    h.hello(W1, credit=3)
     h.submit("t1")
     h.submit("short", result_ttl=1.0)
     h.dispatch()
     h.results(W1, ("t1", 1, OK), ("short", 1, OK))
     h.out()
-    h.later(1)
-    h.heartbeat(W1)
-    h.tick()
-    assert h.out() == [] and h.last.deletes == []  # "short" waits behind the older t1
-    h.later(9)
-    h.heartbeat(W1)
-    h.tick()
+    # "short" expires after its own 1 s, not behind the older t1 (first in, first out)
+    assert _expiring_at(h, 0.99, 1.0, 9.99, 10.0) == [[], ["short"], [], ["t1"]]
+    assert not h.s.tasks
+    h.watch("t1", "short")
+    assert h.out() == [(C, "REJECTED", ["t1", "short"])]
+
+
+def test_a_long_result_ttl_holds_no_shorter_one_back() -> None:
+    h = make(durable=True, result_ttl=10.0)
+    h.hello(W1, credit=3)
+    h.submit("long", result_ttl=100.0)
+    h.submit("plain")
+    h.dispatch()
+    h.results(W1, ("long", 1, OK))
+    h.later(5)
+    h.results(W1, ("plain", 1, OK))
     h.out()
-    assert h.last.deletes == ["t1", "short"]
-    assert not h.s.tasks and not h.s.finished
-    h.watch("t1")
-    assert h.out() == [(C, "REJECTED", ["t1"])]
+    assert _expiring_at(h, 9.99, 10.0, 94.99, 95.0) == [[], ["plain"], [], ["long"]]
+
+
+def test_restored_results_expire_by_when_they_finished_not_by_submission() -> None:
+    h = make(durable=True, result_ttl=10.0)
+    h.s.restore([
+        TaskRecord("first-in", "job", b"", state=S.SUCCEEDED, seq=1, result=b"ok:first-in",
+                   updated=T0 - 2),  # finished last
+        TaskRecord("second-in", "job", b"", state=S.SUCCEEDED, seq=2, result=b"ok:second-in",
+                   updated=T0 - 8),
+        TaskRecord("own", "job", b"", state=S.FAILED, seq=3, result_ttl=3.0,
+                   result=serde.encode_error("ValueError", "x"), updated=T0 - 1),
+    ])
+    h.hello(W1)
+    assert _expiring_at(h, 1.99, 2.0, 7.99, 8.0) == [[], ["own", "second-in"], [],
+                                                      ["first-in"]]
 
 
 def test_max_finished_caps_memory_not_the_store() -> None:

@@ -147,7 +147,11 @@ class Scheduler:
         # Waits the master measures itself (retry backoff, rate limits) run on the
         # monotonic clock: a step of the wall clock must not stretch or cut them.
         self.delays: list[tuple[float, int, str]] = []  # (monotonic time, seq, task id)
+        # Final tasks until their results expire (docs/TASKS.md: strictly by their own
+        # ttl): those on the master's --result-ttl in the order they finished, which is
+        # the order they expire in; those with their own result_ttl by expiry time.
         self.finished: deque[str] = deque()  # final task ids, oldest first
+        self.expiring: list[tuple[float, int, str]] = []  # (wall time, seq, task id)
         self.rates: dict[str, list[float]] = {}  # task name -> [per second, tokens, at]
         self.held: list[TaskRecord] = []  # restored tasks waiting for workers to re-register
         self.hold_until = 0.0
@@ -299,7 +303,7 @@ class Scheduler:
             t.payload = FREED
         self.cancelling.discard(t.id)
         self._save(t)
-        self.finished.append(t.id)
+        self._keep_result(t)
         self._count_done()
         entry = (t.id, int(new), payload)
         rid = self.watcher.pop(t.id, None)
@@ -776,7 +780,10 @@ class Scheduler:
             t.result = payload
             t.payload = FREED
             t.updated = wall
-            finished.append(tid)
+            if t.result_ttl is None:
+                finished.append(tid)
+            else:
+                self._keep_result(t)
             if durable:
                 dirty[tid] = t
             done += 1
@@ -1091,8 +1098,28 @@ class Scheduler:
     def list_schedules(self) -> list[dict[str, Any]]:
         return [self.periodic.view(n) for n in self.periodic.names()]
 
+    def _keep_result(self, t: TaskRecord) -> None:
+        """Remember final task t until its result expires."""
+        if t.result_ttl is None:
+            self.finished.append(t.id)
+        else:
+            heapq.heappush(self.expiring, (t.updated + t.result_ttl, t.seq, t.id))
+
     def _expire_finished(self) -> None:
         """Forget results past their ttl; keep at most max_finished of them in memory."""
+        heap, wall = self.expiring, self.wall
+        while heap:
+            at, _, tid = heap[0]
+            if at > wall and len(heap) <= self.max_finished:
+                break
+            heapq.heappop(heap)
+            t = self.tasks.get(tid)
+            if (t is None or t.state not in FINAL or t.result_ttl is None
+                    or t.updated + t.result_ttl != at):
+                continue  # forgotten, or retried by hand since (a newer entry stands)
+            self._forget(t)
+            if at <= wall and self.durable:
+                self._deleted.append(tid)
         fin = self.finished
         while fin:
             t = self.tasks.get(fin[0])
@@ -1100,8 +1127,8 @@ class Scheduler:
                 fin.popleft()  # retried by hand since, or already forgotten
                 continue
             ttl = self.result_ttl if t.result_ttl is None else t.result_ttl
-            expired = t.updated + ttl <= self.wall
-            if not expired and len(fin) <= self.max_finished:
+            expired = t.updated + ttl <= wall
+            if not expired and len(fin) + len(heap) <= self.max_finished:
                 break
             fin.popleft()
             self._forget(t)
@@ -1124,6 +1151,7 @@ class Scheduler:
         can re-register and keep them instead of running them twice."""
         n = 0
         self.hold_until = self.now + self.interval * self.liveness
+        final: list[TaskRecord] = []
         for t in records:
             n += 1
             self.seq = max(self.seq, t.seq)
@@ -1132,7 +1160,7 @@ class Scheduler:
                 self.keys[t.key] = t.id
             if t.state in FINAL:
                 self.counts[t.state] += 1
-                self.finished.append(t.id)
+                final.append(t)
                 if t.state is State.SUCCEEDED:
                     t.payload = FREED
                 continue
@@ -1157,6 +1185,8 @@ class Scheduler:
                     self._add_timer(self.wall, t)  # re-checked when due
                 else:
                     self._add_timer(t.eta or self.wall, t)
+        for t in sorted(final, key=_finished_at):  # the store gives submission order
+            self._keep_result(t)
         return n
 
     def adopt_loaded(self, t: TaskRecord) -> None:
@@ -1166,7 +1196,7 @@ class Scheduler:
                 t.payload = FREED
             self.tasks[t.id] = t
             self.counts[t.state] += 1
-            self.finished.append(t.id)
+            self._keep_result(t)
 
     # --- invariants ------------------------------------------------------------------------
 
@@ -1302,6 +1332,10 @@ def _fill_record(t: TaskRecord, declared: dict[str, Any]) -> None:
         t.retry_on = list(declared["retry_on"])
     if t.result_ttl is None and "result_ttl" in declared:
         t.result_ttl = float(declared["result_ttl"])
+
+
+def _finished_at(t: TaskRecord) -> float:
+    return t.updated
 
 
 def _free(w: WorkerInfo) -> int:
