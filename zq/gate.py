@@ -20,6 +20,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import resource
 import socket
 import threading
 from typing import Callable
@@ -42,6 +43,43 @@ NEAR_LIMIT = 0.9  # share of the cap at which the master warns once...
 BACK_UNDER = 0.8  # ...and under which it may warn again
 MAX_ANSWERS = 1000  # ZAP requests answered per wake-up before the monitor is read again
 MAX_EVENTS = 10_000  # monitor events read at once (a flood must not starve ZAP requests)
+
+
+FD_RESERVE = 64  # open files kept for the store, zmq's own sockets, logs, and bursts
+FD_SHARE = 0.9  # at most this share of the open-file limit goes to connections
+
+
+def raise_fd_limit() -> int:
+    """Raise this process's soft open-file limit to its hard limit (each connection takes
+    one file descriptor) and return the soft limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if target > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError) as e:
+            log.warning("cannot raise the open-file limit from %d to %d: %s", soft, target, e)
+            return soft
+        log.info("open-file limit raised from %d to %d", soft, target)
+        return target
+    return soft
+
+
+def fd_limit() -> int:
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def connection_cap(wanted: int, limit: int) -> int:
+    """The connections the master admits at once: what was asked (--max-connections),
+    lowered to leave room under the open-file limit, so libzmq never meets EMFILE (it
+    would retry accept() in a loop, a core at 100% and new peers locked out)."""
+    room = min(limit - FD_RESERVE, int(limit * FD_SHARE))
+    cap = max(1, min(wanted, room))
+    if cap < wanted:
+        log.warning("accepting at most %d connections, not %d: the open-file limit is %d "
+                    "(raise it with ulimit -n, or in the service's LimitNOFILE)",
+                    cap, wanted, limit)
+    return cap
 
 
 def is_loopback(address: str) -> bool:

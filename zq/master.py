@@ -25,7 +25,7 @@ from zq.core.messages import Role
 from zq.core.catalogue import META_KEY as CATALOGUE_KEY
 from zq.core.scheduler import Scheduler
 from zq.errors import ProtocolError, StoreUnavailable, ZqError
-from zq.gate import Gate, local_only_transport
+from zq.gate import Gate, connection_cap, fd_limit, local_only_transport, raise_fd_limit
 from zq.security import load_master_keys
 from zq.store import Store, open_store
 
@@ -144,12 +144,16 @@ class Master:
         config = self.config
         loopback_only = (self.keys is None and not config.insecure
                          and not local_only_transport(config.bind))
+        limit = raise_fd_limit() if self._own_process else fd_limit()
         self._gate = Gate(self.ctx, self.keys, loopback_only=loopback_only,
-                          max_connections=config.max_connections)
+                          max_connections=connection_cap(config.max_connections, limit),
+                          fd_limit=limit)
         self.sock, monitor = transport.master_socket(self.ctx, config.bind,
                                                      config.max_message, self.keys)
         self._gate.start(monitor)
         self.endpoint = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        log.info("accepting up to %d connections (open-file limit %d)",
+                 self._gate.max_connections, limit)
         if self.keys is not None:
             log.info("keys on: admitting %d worker, %d client and %d admin keys",
                      len(self.keys.workers), len(self.keys.clients), len(self.keys.admins))
