@@ -14,17 +14,15 @@ import pytest
 import zq
 from tests.apps import e2e_tasks as t
 from tests.integration.harness import ROOT, Cluster, wait_until
-from tests.integration.netns import Hosts, unavailable_reason
+from tests.integration.netns import Hosts, skip_unless_available
 
 APP = "tests.apps.e2e_tasks"
-_reason = unavailable_reason()
-pytestmark = [pytest.mark.netns,
-              pytest.mark.skipif(_reason is not None,
-                                 reason=f"these tests need network namespaces: {_reason}")]
+pytestmark = pytest.mark.netns
 
 
 @pytest.fixture
 def hosts():
+    skip_unless_available("these tests")  # probed when needed, never at import
     with Hosts(workers=1) as h:
         yield h
 
