@@ -238,7 +238,8 @@ class Gate:
                 self._note(("key", address, key), logging.WARNING,
                            "refused a connection from %s with an unknown key %s: to admit "
                            "it, put its public NAME.key in one of the master's key folders "
-                           "(workers, clients, admins)", address, key)
+                           "(workers, clients, admins) and send the master SIGHUP",
+                           address, key)
                 return REFUSED, ""
             user = key
         elif mechanism == b"NULL":

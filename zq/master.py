@@ -105,6 +105,10 @@ class Master:
         self._store_upkeep = False  # the store may have deferred work for quiet turns
         self._gate: Gate | None = None  # the ZAP handler: who may connect (zq.gate)
         self._refused_keys: set[str] = set()  # logged once each
+        self._reload = False  # SIGHUP seen: read the key folders again (next turn)
+        self._revoked: set[str] = set()  # keys removed (or moved) by a reload
+        self._hang_ups: list[int] = []  # connections of revoked keys, closed after _send
+        self._revoked_notes = transport.LogThrottle()
         self._failure_log = _FailureLog()
         self._last_busy = 0.0  # monotonic time of the last turn with messages
         self.ready = threading.Event()  # set once bound and restored
@@ -115,6 +119,11 @@ class Master:
     def stop(self) -> None:
         """Ask the loop to finish its turn, commit and close. Safe from any thread."""
         self._stop.set()
+
+    def reload_keys(self) -> None:
+        """Read the key folders again at the next turn (SIGHUP). Safe from a signal
+        handler: it only sets a flag."""
+        self._reload = True
 
     def run(self) -> None:
         core = self.core
@@ -191,6 +200,9 @@ class Master:
 
     def _turn(self, poller: zmq.Poller) -> None:
         core = self.core
+        if self._reload:
+            self._reload = False
+            self._reload_keys()
         deadline = core.next_deadline()
         if self._store_upkeep:
             deadline = min(deadline, self._last_busy + UPKEEP_QUIET)
@@ -209,6 +221,10 @@ class Master:
         out = core.flush()
         self._commit(out)
         self._send(out.messages)
+        if self._hang_ups:
+            for fd in self._hang_ups:
+                transport.hang_up(fd)
+            self._hang_ups = []
         for level, text in out.notices:
             log.log(logging.WARNING if level == "warning" else logging.INFO, text)
         if self._store_upkeep and core.now >= self._last_busy + UPKEEP_QUIET:
@@ -245,9 +261,56 @@ class Master:
             role = codec.ROLE_OF_SIGNATURE.get(frames[1]) if len(frames) > 1 else None
             key = parts[-1].get("User-Id")
             if role in admitted and key not in admitted[role]:
-                self._refuse(frames[0], role, key, frames[1:])
+                if key in self._revoked:
+                    self._close_session(frames[0], key, parts[-1])
+                else:
+                    self._refuse(frames[0], role, key, frames[1:])
             else:
                 self._handle(frames[0], frames[1:], key)
+
+    def _reload_keys(self) -> None:
+        """SIGHUP: read the key folders again. New handshakes see the new keys at once; a
+        removed key's sessions close at their next message (any peer sends one within
+        a heartbeat interval): a worker is sent DISCONNECT and its tasks count as lost,
+        and the connection is closed, so the peer reconnects and is refused."""
+        old = self.keys
+        if old is None:
+            log.warning("SIGHUP: this master runs without keys; there are none to read again")
+            return
+        try:
+            new = old.reload()
+        except ZqError as e:
+            log.error("SIGHUP: the keys were not changed: %s", e)
+            return
+        changed = {k for k in old.known if new.role_of(k) != old.role_of(k)}
+        self._revoked = (self._revoked - new.known) | changed
+        self._refused_keys.clear()
+        self.keys = new
+        if self._gate is not None:
+            self._gate.keys = new
+        for role, before, after in (("worker", old.workers, new.workers),
+                                    ("client", old.clients, new.clients),
+                                    ("admin", old.admins, new.admins)):
+            for key in sorted(after - before):
+                log.info("SIGHUP: %s key %s admitted", role, key)
+            for key in sorted(before - after):
+                log.warning("SIGHUP: %s key %s removed: its sessions close", role, key)
+        log.info("SIGHUP: keys read again: %d worker, %d client and %d admin keys",
+                 len(new.workers), len(new.clients), len(new.admins))
+
+    def _close_session(self, rid: bytes, key: str, frame: Any) -> None:
+        """A message from a key a reload removed: drop it, end the peer's session."""
+        as_worker = self.core.on_worker_revoked(
+            rid, f"its key {key} is no longer admitted by this master")
+        if self._revoked_notes.allow(key) is not None:
+            log.warning("closed the session of %s %s: its key %s was removed from the "
+                        "master's keys", "worker" if as_worker else "peer", rid.hex(), key)
+        try:
+            fd = frame.get(zmq.SRCFD)
+        except zmq.ZMQError:
+            return
+        if isinstance(fd, int) and fd >= 0:
+            self._hang_ups.append(fd)
 
     def _refuse(self, rid: bytes, role: Role, key: str, frames: list[bytes]) -> None:
         """A key speaking out of its role (a client key as a worker, say): a key has one.
@@ -441,7 +504,11 @@ def run_master(config: MasterConfig) -> int:
         log.info("signal %d: stopping", signum)
         master.stop()
 
+    def on_hangup(signum: int, frame: Any) -> None:
+        master.reload_keys()
+
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGHUP, on_hangup)
     master.run()
     return 0

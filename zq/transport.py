@@ -7,6 +7,8 @@ zmq errors are translated here, so the loops above see zq errors only.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import struct
 import time
 from dataclasses import dataclass
@@ -122,6 +124,23 @@ def _peer_socket(ctx: zmq.Context, connect: str, identity: bytes | None,
         sock.close()
         raise ConnectionLost(f"cannot connect to {connect}: {e}") from e
     return sock, monitor
+
+
+def hang_up(fd: int) -> None:
+    """Close one connection of a ROUTER from outside libzmq, which has no call for it:
+    shut down its TCP socket (the fd libzmq gave as the message's SRCFD), through a
+    duplicate, so libzmq sees the peer gone and cleans up itself. The peer reconnects
+    and goes through the ZAP handler again."""
+    try:
+        dup = socket.socket(fileno=os.dup(fd))
+    except OSError:
+        return
+    try:
+        dup.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    finally:
+        dup.close()
 
 
 def unwatch(sock: zmq.Socket, monitor: zmq.Socket) -> None:

@@ -721,6 +721,18 @@ class Scheduler:
             self._move(t, State.QUEUED)
             self._enqueue(t, front=True)
 
+    def on_worker_revoked(self, rid: bytes, reason: str) -> bool:
+        """The master no longer admits this worker's key (SIGHUP): DISCONNECT it and count
+        the tasks leased to it as lost. False if rid is no registered worker."""
+        w = self.workers.get(rid)
+        if w is None:
+            return False
+        self._notices.append(("warning", f"worker {w.name} ({w.host}, pid {w.pid}) dropped: "
+                                         f"{reason}; its {len(w.leased)} task(s) run again"))
+        self._push(rid, Cmd.DISCONNECT, reason)
+        self._drop_worker(w)
+        return True
+
     def _drop_worker(self, w: WorkerInfo) -> None:
         self.workers.pop(w.rid, None)
         if self.sessions.get(w.session) == w.rid:
