@@ -153,7 +153,7 @@ def master(
     heartbeat_interval: float = typer.Option(1.0, help="Seconds between heartbeats."),
     heartbeat_liveness: int = typer.Option(3, help="Missed heartbeats before a peer is dead."),
     result_ttl: str = typer.Option("1d", help="How long results are kept (e.g. 1h, 1d)."),
-    max_message: int = typer.Option(256 * 1024 * 1024, help="Largest message accepted, in bytes."),
+    max_message: int = typer.Option(256 * 1024 * 1024, help="Largest frame accepted, in bytes: a peer that sends a larger one is disconnected."),
     schedule: Optional[str] = typer.Option(None, help="A schedule.toml of periodic tasks."),
     keys: Optional[str] = typer.Option(
         None, "--keys", envvar="ZQ_KEYS",

@@ -48,6 +48,9 @@ class MasterConfig:
     max_message: int = 256 * 1024 * 1024  # bytes per frame; larger frames drop the peer
     result_ttl: float = 86400.0
     max_queued: int = 5_000_000  # above this SUBMIT gets BUSY (back-pressure)
+    # Bytes the master holds for one peer that does not read (its ZeroMQ queue is full);
+    # past this that peer's session is dropped.
+    max_held: int = 64 * 1024 * 1024
     schedule: str | None = None  # path of a schedule.toml
     # CurveZMQ (zq.security): this master's NAME.key_secret, and directories of the
     # public NAME.key files admitted as workers and as clients. All three, or none.
@@ -69,6 +72,7 @@ class MasterConfig:
         _require(self.heartbeat_liveness >= 1, "--heartbeat-liveness must be >= 1")
         _require(self.result_ttl > 0, "--result-ttl must be > 0")
         _require(self.max_queued > 0, "max_queued must be > 0")
+        _require(self.max_held > 0, "max_held must be > 0")
         _require(self.store_sync in ("normal", "full"),
                  f"--store-sync must be normal or full, not {self.store_sync!r}")
         _require(self.max_connections >= 1, "--max-connections must be >= 1")

@@ -41,6 +41,11 @@ UPKEEP_CHUNK = 1000
 STORE_RETRY = 1.0  # seconds between commits tried while the store cannot write
 STORE_RETRY_NOTE = 10.0  # seconds between log lines about it
 HELD_RETRY = 0.01  # seconds before messages held for a peer with a full queue are retried
+# A peer whose session was dropped (it stopped reading) is not served for this long:
+# what it still sends is dropped and counted, so it cannot make the master work for it
+# again at once. Then it is served as a new peer (a worker says HELLO again).
+SHUN_SECONDS = 10.0
+MAX_SHUNNED = 10_000
 
 
 def _tune_gc() -> None:
@@ -101,7 +106,11 @@ class Master:
             durable=self.store.durable, rand=random.random)
         self.sock: zmq.Socket | None = None
         self._stop = threading.Event()
-        self._held: dict[bytes, list[m.Message]] = {}  # per peer whose queue was full
+        # Per peer whose queue was full: its encoded messages (frames, bytes) in order,
+        # and their bytes, at most config.max_held (then the peer's session is dropped).
+        self._held: dict[bytes, list[tuple[list[Any], int]]] = {}
+        self._held_bytes: dict[bytes, int] = {}
+        self._shunned: dict[bytes, float] = {}  # rid -> monotonic time its drop ends
         self._store_upkeep = False  # the store may have deferred work for quiet turns
         self._gate: Gate | None = None  # the ZAP handler: who may connect (zq.gate)
         self._refused_keys: set[str] = set()  # logged once each
@@ -387,25 +396,29 @@ class Master:
 
     def _send(self, messages: list[tuple[bytes, m.Message]]) -> None:
         """Send in order per peer. A peer whose queue is full (it does not read) has its
-        messages held, in order, and tried again next turn; everyone else is served."""
+        messages held, in order, and tried again next turn; everyone else is served.
+        What is held for one peer is bounded in bytes (MasterConfig.max_held)."""
         held, self._held = self._held, {}
         for rid, waiting in held.items():
-            for i, msg in enumerate(waiting):
-                if not self._send_one(rid, msg):
+            for i, (frames, size) in enumerate(waiting):
+                if not self._send_frames(rid, frames):
                     self._held[rid] = waiting[i:]
                     break
+                self._held_bytes[rid] -= size
+            else:
+                del self._held_bytes[rid]
+        encode = codec.encode
         for rid, msg in messages:
-            waiting = self._held.get(rid)
-            if waiting is not None:
-                waiting.append(msg)
-            elif not self._send_one(rid, msg):
-                self._held[rid] = [msg]
+            frames = encode(Role.MASTER, msg)
+            if rid in self._held or not self._send_frames(rid, frames):
+                self._hold(rid, frames)
 
-    def _send_one(self, rid: bytes, msg: m.Message) -> bool:
+    def _send_frames(self, rid: bytes, frames: list[Any]) -> bool:
         """False when the peer's queue is full; a peer that is gone counts as sent (workers
         are expired by liveness; clients WATCH again when they come back)."""
-        try:
-            transport.send(self.sock, Role.MASTER, msg, rid)  # type: ignore[arg-type]
+        try:  # large payload frames go without a copy; pyzmq copies small frames anyway
+            self.sock.send_multipart([rid, *frames], flags=zmq.DONTWAIT,  # type: ignore[union-attr]
+                                     copy=len(frames) <= 2)
         except zmq.Again:
             return False
         except zmq.ZMQError as e:
@@ -413,15 +426,47 @@ class Master:
                 raise
         return True
 
+    def _hold(self, rid: bytes, frames: list[Any]) -> None:
+        size = sum(map(len, frames))
+        self._held.setdefault(rid, []).append((frames, size))
+        total = self._held_bytes[rid] = self._held_bytes.get(rid, 0) + size
+        if total > self.config.max_held:
+            self._drop_session(rid, total)
+
+    def _still_shunned(self, rid: bytes) -> bool:
+        until = self._shunned.get(rid)
+        if until is None:
+            return False
+        if time.monotonic() < until:
+            return True
+        del self._shunned[rid]
+        return False
+
+    def _drop_session(self, rid: bytes, total: int) -> None:
+        """A peer that stopped reading while the master holds max_held bytes for it:
+        forget what is held and drop its session (a worker is lost, its tasks run
+        elsewhere; a client must WATCH again once it reconnects). Others go on."""
+        self._held.pop(rid, None)
+        self._held_bytes.pop(rid, None)
+        if len(self._shunned) >= MAX_SHUNNED:
+            self._shunned.pop(next(iter(self._shunned)))
+        self._shunned[rid] = time.monotonic() + SHUN_SECONDS
+        what = self.core.drop_peer(rid)
+        log.warning("peer %s (%s) stopped reading: %d bytes were held for it, over the "
+                    "limit of %d (max_held); its session is dropped and what was held "
+                    "discarded; what it sends in the next %g s is dropped",
+                    rid.hex(), what, total, self.config.max_held, SHUN_SECONDS)
+
     # --- messages ------------------------------------------------------------------------
 
     def _handle(self, rid: bytes, frames: list[bytes], key: str | None = None) -> None:
         """One message from peer rid (key: the public key it was admitted with). Nothing
         raised while handling it ends the loop: it is logged, counted and answered."""
         msg: m.Message | None = None
+        if self._shunned and self._still_shunned(rid):
+            self.core.dropped += 1
+            return
         try:
-            if len(frames) > 2 or len(frames[-1]) > 65536:
-                self._check_size(frames)
             role, msg = codec.decode(frames)
             handler = self._handlers.get((role, type(msg)))
             if role is Role.WORKER and not isinstance(msg, m.Hello):
@@ -457,12 +502,6 @@ class Master:
 
     def _is_admin(self, key: str) -> bool:
         return self.keys is not None and self.keys.is_admin(key)
-
-    def _check_size(self, frames: list[bytes]) -> None:
-        size = sum(len(f) for f in frames)
-        if size > self.config.max_message:
-            raise ProtocolError(f"message of {size} bytes is over this master's limit of "
-                                f"{self.config.max_message} bytes (zq master --max-message)")
 
     def _on_watch(self, caller: Caller, msg: m.Watch) -> None:
         self._load_missing(msg.ids)

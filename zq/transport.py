@@ -31,6 +31,9 @@ PEER_EVENTS = (zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED
                | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
 
 
+SEND_HWM = 1_000  # the master's messages queued per peer inside ZeroMQ
+
+
 def master_socket(ctx: zmq.Context, bind: str, max_message: int,
                   keys: MasterKeys | None = None) -> tuple[zmq.Socket, zmq.Socket]:
     """The master's ROUTER, and a PAIR socket that reports its connections
@@ -45,10 +48,12 @@ def master_socket(ctx: zmq.Context, bind: str, max_message: int,
     sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
     sock.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a reconnecting peer takes over its identity
     sock.setsockopt(zmq.LINGER, 0)
-    # A hard cap per frame, above the limit the master checks itself: a frame past it
-    # drops the connection before it is even buffered; one under it gets a clear ERROR.
-    sock.setsockopt(zmq.MAXMSGSIZE, 2 * max_message)
-    sock.setsockopt(zmq.SNDHWM, 100_000)  # credit bounds what we queue, not the HWM
+    # max_message is the largest frame: ZeroMQ drops the connection of a peer that
+    # sends a larger one, before it is buffered (docs/PROTOCOL.md §1).
+    sock.setsockopt(zmq.MAXMSGSIZE, max_message)
+    # Messages queued per peer in ZeroMQ: beyond, the master holds them itself, counted
+    # in bytes (MasterConfig.max_held). A peer that reads is never near either.
+    sock.setsockopt(zmq.SNDHWM, SEND_HWM)
     sock.setsockopt(zmq.RCVHWM, 100_000)
     sock.setsockopt(zmq.HANDSHAKE_IVL, 10_000)
     monitor = _monitor(ctx, sock, MASTER_EVENTS)

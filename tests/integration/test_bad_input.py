@@ -7,7 +7,7 @@ import pytest
 import zmq
 
 import zq
-from zq.core import codec, messages
+from zq.core import codec, messages, serde
 from tests.apps import e2e_tasks as t
 from tests.integration.harness import query
 
@@ -73,12 +73,40 @@ def test_foreign_peer_is_dropped_and_counted(served, raw):
     assert query(served.endpoint)["dropped_messages"] >= before + 3
 
 
-def test_oversized_message_gets_an_error(served, raw):
-    big = codec.encode(messages.Role.CLIENT, messages.Submit(
-        [("big1", "tests.apps.e2e_tasks:size_of", b"x" * (1536 * 1024), {})]))
-    reply = reply_to(raw, big)
-    assert isinstance(reply, messages.Error) and "limit" in reply.reason
+def _submit_of_frame(tid: str, size: int) -> list:
+    """A SUBMIT whose argument payload is a frame of exactly `size` bytes."""
+    payload = serde.encode_call([b"x" * (size - 8)], {})  # 8 bytes of msgpack around it
+    assert len(payload) == size
+    return codec.encode(messages.Role.CLIENT, messages.Submit(
+        [(tid, "tests.apps.e2e_tasks:size_of", payload, {})]))
+
+
+def test_a_frame_over_max_message_drops_the_connection(served, raw):
+    """docs/PROTOCOL.md §1: max_message is the largest frame; ZeroMQ drops the connection
+    of a peer that sends a larger one (MAXMSGSIZE = max_message, here 1 MiB), and the
+    master never sees the message. A frame of exactly max_message is fine. Others are
+    served."""
+    limit = 1024 * 1024
+    monitor = raw.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+    try:
+        raw.send_multipart(_submit_of_frame("big1", limit + 1))
+        assert monitor.poll(10_000), "the connection was not dropped"
+        assert not raw.poll(200)  # and no answer: the master never saw it
+    finally:
+        raw.disable_monitor()
+        monitor.close(0)
     still_serving(served)
+    with zq.Client(served.endpoint) as client:
+        other = zmq.Context.instance().socket(zmq.DEALER)
+        other.setsockopt(zmq.LINGER, 0)
+        try:
+            other.connect(served.endpoint)
+            other.send_multipart(_submit_of_frame("fits", limit))
+            assert other.poll(10_000)
+            assert isinstance(codec.decode(other.recv_multipart())[1], messages.Accepted)
+            assert client.future("fits").result(timeout=20) == limit - 8
+        finally:
+            other.close(0)
 
 
 def test_unknown_task_and_bad_arguments(served):

@@ -38,10 +38,10 @@ def test_bad_query_arguments_are_answered_and_the_master_lives(cluster):
 
 
 @contextmanager
-def master_in_thread() -> Iterator[tuple[Master, str]]:
+def master_in_thread(**config: Any) -> Iterator[tuple[Master, str]]:
     """A Master in this process (so a test can break one of its handlers), memory store."""
     endpoint = f"tcp://127.0.0.1:{free_port()}"
-    master = Master(MasterConfig(bind=endpoint, store="memory"))
+    master = Master(MasterConfig(bind=endpoint, store="memory", **config))
     thread = threading.Thread(target=master.run, name="master", daemon=True)
     thread.start()
     try:

@@ -24,7 +24,20 @@ ROLE_OF_SIGNATURE = {sig: role for role, sig in SIGNATURES.items()}
 
 LARGE_PAYLOAD = 64 * 1024  # below this a payload is inlined; above, a frame of its own
 MAX_FRAMES = 1026  # signature + header + at most 1024 large payload frames
-MAX_HEADER = 64 * 1024 * 1024
+# The header: payloads of 64 KiB and more travel as frames of their own, so a header
+# is ids, names, numbers and small payloads. Senders keep theirs under HEADER_BUDGET.
+MAX_HEADER = 16 * 1024 * 1024
+HEADER_BUDGET = 8 * 1024 * 1024  # inline payload bytes a sender puts in one message
+MAX_ENTRIES = 100_000  # elements of any array in a header (and entries of a map)
+MAX_STR = 4 * 1024 * 1024  # characters of a string in a header
+# A header over BIG_HEADER bytes is decoded counting its arrays and maps: more than one
+# per CONTAINER_BYTES bytes (a real entry takes more) is refused before it is built, so
+# a header of empty arrays cannot make the master allocate 64 bytes per byte.
+BIG_HEADER = 256 * 1024
+CONTAINER_BYTES = 6
+_LIMITS = dict(raw=False, strict_map_key=True, use_list=True, max_str_len=MAX_STR,
+               max_bin_len=MAX_HEADER, max_array_len=MAX_ENTRIES, max_map_len=MAX_ENTRIES,
+               max_ext_len=0)
 MAX_ID = 128  # characters in a task id
 MAX_NAME = 512
 MAX_QUEUES = 256  # queue names in one HELLO
@@ -48,11 +61,28 @@ ALLOWED = {
 _packb = msgpack.Packer(use_bin_type=True).pack
 
 
+class _TooManyContainers(Exception):
+    pass
+
+
 def _unpack(header: bytes) -> Any:
-    if len(header) > MAX_HEADER:
-        raise ProtocolError(f"header of {len(header)} bytes is over the {MAX_HEADER} limit")
-    try:  # unpackb bounds every declared length by the input's size
-        return msgpack.unpackb(header, raw=False, strict_map_key=True, use_list=True)
+    n = len(header)
+    if n > MAX_HEADER:
+        raise ProtocolError(f"header of {n} bytes is over the {MAX_HEADER} limit")
+    try:  # lengths bounded (_LIMITS); nesting by msgpack's own stack (1,024 levels)
+        if n <= BIG_HEADER:
+            return msgpack.unpackb(header, **_LIMITS)
+        left = [n // CONTAINER_BYTES + 1024]
+
+        def count(x: Any) -> Any:
+            left[0] -= 1
+            if left[0] < 0:
+                raise _TooManyContainers
+            return x
+        return msgpack.unpackb(header, list_hook=count, object_hook=count, **_LIMITS)
+    except _TooManyContainers:
+        raise ProtocolError(f"header of {n} bytes holds more than one array or map per "
+                            f"{CONTAINER_BYTES} bytes: refused") from None
     except Exception as e:  # msgpack raises many types: ExtraData, ValueError, StackError...
         raise ProtocolError(f"header is not valid msgpack: {type(e).__name__}: {e}") from e
 

@@ -15,7 +15,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from zq.core import balance, queries, serde, states
+from zq.core import balance, codec, queries, serde, states
 from zq.core import messages as m
 from zq.core.access import Caller, allowed, refusal
 from zq.core.balance import ReadyQueue
@@ -38,6 +38,11 @@ PREFETCH_CEILING = 2_000
 # grace (at least 2 liveness windows) is taken back, counted as a lost attempt, and the
 # worker is sent CANCEL. The worker's own limit stays the first line.
 TIME_LIMIT_GRACE = 5.0
+# Each peer's queries are budgeted in bytes of answers: a bucket of QUERY_BYTES, refilled
+# at QUERY_BYTES per second; a query costs about its answer (QUERY_COST plus ROW_COST a
+# row). A peer past its budget is answered ok=false at once, in a few bytes.
+QUERY_BYTES = 4 * 1024 * 1024
+QUERY_COST, ROW_COST = 1024, 256
 # A succeeded task never runs again, so the master lets go of its arguments (which
 # would otherwise stay in memory until result_ttl); a durable store keeps them, since
 # an update never rewrites the payload. Failed and dead tasks keep theirs for `retry`.
@@ -160,6 +165,9 @@ class Scheduler:
         self.done_log: deque[tuple[float, int]] = deque()  # (second, tasks finished in it)
         self.dropped = 0  # malformed messages seen
         self.ignored_results = 0  # results from a worker the task was not leased to
+        self.dropped_sessions = 0  # peers dropped because they stopped reading
+        self.queries_refused = 0  # over a peer's query budget
+        self.query_budget: dict[bytes, list[float]] = {}  # rid -> [bytes left, at now]
         self.timed_out = 0  # leases taken back past their time limit
         # Leases that ended without a final result: task id -> {attempt: session}, so a
         # late result of that attempt from that worker still counts (the first wins).
@@ -182,6 +190,7 @@ class Scheduler:
         self._inserted: set[str] = set()  # ids in _dirty first saved this turn
         self._deleted: list[str] = []
         self._notices: list[tuple[str, str]] = []
+        self._answered: set[tuple[bytes, str]] = set()  # finals sent this turn by WATCH
 
     # --- time and output -----------------------------------------------------------
 
@@ -225,6 +234,7 @@ class Scheduler:
                     notices=self._notices)
         self._dirty, self._inserted, self._deleted, self._meta = {}, set(), [], {}
         self._notices = []
+        self._answered = set()
         for rid, per in self._out.items():
             w = self.workers.get(rid)
             if w is not None:
@@ -510,7 +520,9 @@ class Scheduler:
             if t is None:
                 self._push(rid, Cmd.REJECTED, (tid, f"unknown task id {tid}"))
             elif t.state in FINAL:
-                self._send_final(t, rid)
+                if (rid, tid) not in self._answered:  # once per peer and turn, however
+                    self._answered.add((rid, tid))     # many WATCHes repeat it
+                    self._send_final(t, rid)
             else:
                 self._watch(tid, rid)
                 if t.progress is not None:
@@ -557,6 +569,30 @@ class Scheduler:
             more = f" (and {len(said) - 5} more)" if len(said) > 5 else ""
             self._push(rid, Cmd.ERROR, f"{cmd.name}: {len(said)} entries refused, the "
                                        f"rest applied: {'; '.join(said[:5])}{more}")
+
+    def drop_peer(self, rid: bytes) -> str:
+        """The master stopped serving peer rid (it does not read): a worker is dropped as
+        lost, a client stops being anyone's watcher. Returns what the peer was."""
+        self.dropped_sessions += 1
+        w = self.workers.get(rid)
+        if w is not None:
+            self._notices.append(("warning", (
+                f"worker {w.name} ({w.host}, pid {w.pid}) dropped: it stopped reading; "
+                f"its {len(w.leased)} task(s) will run again")))
+            self._drop_worker(w)
+            return f"worker {w.name}"
+        for tid in [tid for tid, r in self.watcher.items() if r == rid]:
+            del self.watcher[tid]
+            more = self.more_watchers.get(tid)
+            if more:  # another watcher takes over
+                self.watcher[tid] = more.pop()
+                if not more:
+                    del self.more_watchers[tid]
+        for tid, more in list(self.more_watchers.items()):
+            more.discard(rid)
+            if not more:
+                del self.more_watchers[tid]
+        return "client"
 
     def on_failed_message(self, rid: bytes, reason: str, request_id: int | None = None) -> None:
         """Handling a message from rid raised (the master caught it): count it and say
@@ -1055,6 +1091,11 @@ class Scheduler:
             self.held = []
             self.restored_unleased.clear()
         self._expire_finished()
+        if self.query_budget:  # forget peers whose budget is full again
+            full = [rid for rid, (left, at) in self.query_budget.items()
+                    if left + (now - at) * QUERY_BYTES >= QUERY_BYTES]
+            for rid in full:
+                del self.query_budget[rid]
 
     def _fire_timers(self) -> None:
         for heap, clock in ((self.timers, self.wall), (self.delays, self.now + EPSILON)):
@@ -1256,6 +1297,8 @@ class Scheduler:
             "dropped_messages": self.dropped,
             "ignored_results": self.ignored_results,
             "timed_out": self.timed_out,
+            "dropped_sessions": self.dropped_sessions,
+            "queries_refused": self.queries_refused,
             "refused_entries": self.bad_entries,
             "catalogue": self.catalogue.view(),
         }
@@ -1317,12 +1360,29 @@ class Scheduler:
         if not allowed(caller, spec.need):
             self.reply(caller.rid, request_id, False, refusal(f"query {kind!r}", spec.need))
             return
+        budget = self._query_budget(caller.rid)
+        if budget[0] <= 0:
+            self.queries_refused += 1
+            self.reply(caller.rid, request_id, False, (
+                f"too many queries: this client asked for more than {QUERY_BYTES} bytes "
+                f"of answers per second; try again in {-budget[0] / QUERY_BYTES + 0.01:.2f} s"))
+            return
         try:
             body = spec.run(self, queries.check(spec, args), caller)
         except queries.Refused as e:  # anything else is a bug: the master counts it
             self.reply(caller.rid, request_id, False, str(e))
         else:
+            budget[0] -= QUERY_COST + (ROW_COST * len(body) if type(body) is list else 0)
             self.reply(caller.rid, request_id, True, body)
+
+    def _query_budget(self, rid: bytes) -> list[float]:
+        b = self.query_budget.get(rid)
+        if b is None:
+            b = self.query_budget[rid] = [float(QUERY_BYTES), self.now]
+        else:
+            b[0] = min(float(QUERY_BYTES), b[0] + (self.now - b[1]) * QUERY_BYTES)
+            b[1] = self.now
+        return b
 
 
 def _fill_record(t: TaskRecord, declared: dict[str, Any]) -> None:
@@ -1382,7 +1442,34 @@ _ENTRY_MESSAGES: dict[Cmd, Callable[[list[Any]], m.Message]] = {
 
 
 def _build(cmd: Cmd, items: list[Any]) -> list[m.Message]:
-    """The messages for one peer and one command from the turn's entries."""
+    """The messages for one peer and one command from the turn's entries: as few as
+    possible, each within what a peer decodes (codec.MAX_ENTRIES entries, about
+    codec.HEADER_BUDGET bytes of inline payloads)."""
+    if len(items) > SPLIT_ENTRIES or (cmd in _PAYLOAD_AT and
+                                      len(items) * codec.LARGE_PAYLOAD > codec.HEADER_BUDGET):
+        return [msg for part in _parts(cmd, items) for msg in _build_one(cmd, part)]
+    return _build_one(cmd, items)
+
+
+def _parts(cmd: Cmd, items: list[Any]) -> list[list[Any]]:
+    at = _PAYLOAD_AT.get(cmd)
+    parts: list[list[Any]] = []
+    part: list[Any] = []
+    size = 0
+    for item in items:
+        n = len(item[at]) if at is not None else 0
+        if n >= codec.LARGE_PAYLOAD:
+            n = 0  # a frame of its own, outside the header
+        if part and (len(part) >= SPLIT_ENTRIES or size + n > codec.HEADER_BUDGET):
+            parts.append(part)
+            part, size = [], 0
+        part.append(item)
+        size += n
+    parts.append(part)
+    return parts
+
+
+def _build_one(cmd: Cmd, items: list[Any]) -> list[m.Message]:
     make = _ENTRY_MESSAGES.get(cmd)
     if make is not None:
         return [make(items)]
@@ -1399,3 +1486,8 @@ def _build(cmd: Cmd, items: list[Any]) -> list[m.Message]:
     if cmd is Cmd.ERROR:  # one message: the turn's reasons, the last ones if many
         return [m.Error(items[-1] if len(items) == 1 else " | ".join(items[-5:]))]
     return list(items)  # WELCOME, REPLY: whole messages
+
+
+SPLIT_ENTRIES = 50_000  # entries per message the master sends (codec.MAX_ENTRIES: 100,000)
+# Where the payload is in an entry of the commands that carry payloads.
+_PAYLOAD_AT = {Cmd.TASK: 3, Cmd.RESULT: 2, Cmd.PARTIAL: 3}

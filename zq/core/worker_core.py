@@ -13,6 +13,7 @@ from itertools import repeat
 from enum import Enum
 from typing import TYPE_CHECKING, Callable, Union
 
+from zq.core import codec
 from zq.core import messages as m
 from zq.core.messages import Outcome
 from zq.core.serde import encode_error
@@ -573,7 +574,7 @@ class WorkerCore:
     def _split(self, entries: list) -> list[list]:
         """Entries in messages whose inline payloads stay well under max_message (a
         resend after a long outage can be large); usually one message."""
-        budget = self.max_message // 2
+        budget = min(self.max_message, codec.HEADER_BUDGET * 2) // 2  # and the header bound
         if len(entries) * INLINE_PAYLOAD <= budget:
             return [entries]  # cannot be too big: no need to measure
         parts: list[list] = []
