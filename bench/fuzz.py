@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import signal
 import sys
 import threading
 import time
@@ -441,6 +442,10 @@ def check_real_tasks(c: Cluster, client: zq.Client, futures: dict[str, Any],
     return out
 
 
+def _stop(signum: int, frame: object) -> None:
+    sys.exit(f"stopped by signal {signum}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=1.0)
@@ -450,6 +455,8 @@ def main() -> int:
                         help="the master's peak RSS above which the run fails")
     a = parser.parse_args()
     seed = a.seed if a.seed is not None else random.randrange(1 << 31)
+    # SIGTERM (a test's timeout) unwinds like Ctrl-C: every process started is stopped.
+    signal.signal(signal.SIGTERM, _stop)
     return run(a.minutes, seed, a.peers, a.rss_limit_mb)
 
 

@@ -334,6 +334,10 @@ def _outcome(exc: BaseException) -> str:
     return f"error {name}"
 
 
+def _stop(signum: int, frame: object) -> None:
+    sys.exit(f"stopped by signal {signum}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=1.0)
@@ -341,6 +345,8 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the logs' directory")
     a = parser.parse_args()
     seed = a.seed if a.seed is not None else random.randrange(1 << 31)
+    # SIGTERM (a test's timeout) unwinds like Ctrl-C: every process started is stopped.
+    signal.signal(signal.SIGTERM, _stop)
     reason = netns.unavailable_reason()
     if reason is not None:
         print(f"soak: cannot run here: it needs network namespaces ({reason}); run it as root")

@@ -5,17 +5,12 @@ RSS stays under the bound, and every real task has exactly one result, its own."
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
-from tests.integration.harness import ROOT
+from tests.faults.runner import run_script
 
 SEED = 20261202  # printed by the run; a failure is reproduced with --seed
 
 
 def test_twenty_seconds_of_fuzz_break_nothing():
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / "fuzz.py"), "--minutes",
-                           str(20 / 60), "--seed", str(SEED)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+    done = run_script("fuzz.py", "--minutes", str(20 / 60), "--seed", str(SEED), timeout=300)
     print(done.stdout[-8000:], done.stderr[-4000:])
     assert done.returncode == 0, "the fuzzer found a violation (see its output above)"
