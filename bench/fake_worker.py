@@ -15,6 +15,7 @@ import socket as _socket
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -35,6 +36,7 @@ class FakeWorkers:
     def __init__(self, connect: str, count: int, credit: int, name: str,
                  heartbeat: float) -> None:
         self.connect, self.credit, self.heartbeat = connect, credit, heartbeat
+        self.log: Any = None  # a file: one line per task answered
         self.names = [f"{name}-{i}" for i in range(count)]
         self.ctx = zmq.Context()
         self.poller = zmq.Poller()
@@ -92,6 +94,10 @@ class FakeWorkers:
             _, msg = codec.decode(frames)
             if type(msg) is m.Task:
                 results = m.Result([(e[0], e[1], OK, NONE) for e in msg.entries])
+                if self.log is not None:  # what "ran", for fault tests to count
+                    now = time.time()
+                    self.log.write("".join(f"{e[0]} {e[1]} {now:.6f}\n" for e in msg.entries))
+                    self.log.flush()
                 sock.send_multipart(encode(Role.WORKER, results))
             elif type(msg) is m.Disconnect:
                 self._open(self.index[sock])
@@ -111,8 +117,10 @@ def main() -> int:
     parser.add_argument("--credit", type=int, default=100, help="tasks held per worker")
     parser.add_argument("--name", default=f"fake{os.getpid()}")
     parser.add_argument("--heartbeat", type=float, default=1.0, help="the master's interval")
+    parser.add_argument("--log", help="append `task_id attempt time` per task answered")
     a = parser.parse_args()
     fakes = FakeWorkers(a.connect, a.count, a.credit, a.name, a.heartbeat)
+    fakes.log = open(a.log, "a") if a.log else None
 
     def stop(signum: int, frame: object) -> None:
         fakes.stopping = True
