@@ -313,6 +313,9 @@ class Proxy:
         self.stats = Stats()
         self.refusing = False  # new connections are accepted and reset at once
         self.abort_on_close = False  # a peer that closes takes its in-flight bytes along
+        # Seconds a new connection waits for the target to accept (a master restarting)
+        # before it is reset; 0: reset at once, as most TCP proxies do.
+        self.connect_patience = 0.0
         self.capture = False  # keep every message read, and every one delivered
         self.captured: list[tuple[str, list[bytes]]] = []  # read from a sender
         self.delivered: list[tuple[str, list[bytes]]] = []  # wholly written to the far side
@@ -407,11 +410,17 @@ class Proxy:
         if self.refusing:
             conn.abort()
             return
-        try:
-            t_reader, t_writer = await asyncio.open_connection(*self.target)
-        except OSError:
-            conn.abort()
-            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.connect_patience
+        while True:
+            try:
+                t_reader, t_writer = await asyncio.open_connection(*self.target)
+                break
+            except OSError:
+                if loop.time() >= deadline:
+                    conn.abort()
+                    return
+                await asyncio.sleep(0.05)  # the target restarts: hold the peer meanwhile
         conn.writers.append(t_writer)
         self._conns.add(conn)
         self.stats.connections += 1

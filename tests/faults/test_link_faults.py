@@ -138,6 +138,7 @@ def test_a_master_killed_after_its_commit_but_before_accepted_arrives(cluster, p
     cluster.start_master(store)
     links = proxy_of()
     links.capture = True
+    links.connect_patience = 30  # the client reconnects while the master restarts
     links.filter = lambda d, frames: (
         Verdict.DROP if d == DOWN and command(frames) is m.Cmd.ACCEPTED else Verdict.FORWARD)
     with zq.Client(links.endpoint) as client:
