@@ -319,6 +319,9 @@ class Master:
         except zmq.ZMQError:
             return
         if isinstance(fd, int) and fd >= 0:
+            # Shut down after this turn's sends (the worker's DISCONNECT goes first). The
+            # fd is the one this message just came from; were it closed and reused within
+            # the turn, another peer would be hung up on and would simply reconnect.
             self._hang_ups.append(fd)
 
     def _refuse(self, rid: bytes, role: Role, key: str, frames: list[bytes]) -> None:

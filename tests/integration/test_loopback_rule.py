@@ -51,9 +51,10 @@ def status_from_the_master_host(cluster: Cluster, hosts: Hosts) -> dict:
     return json.loads(done.stdout)
 
 
-def start(cluster: Cluster, hosts: Hosts, *flags: str) -> None:
-    cluster.start_master("memory", *flags, bind=f"tcp://*:{cluster.port}",
-                         prefix=hosts.exec_prefix(hosts.master_ns), wait=False)
+def start(cluster: Cluster, hosts: Hosts, *flags: str, env: tuple[str, ...] = ()) -> None:
+    prefix = hosts.exec_prefix(hosts.master_ns) + (["env", *env] if env else [])
+    cluster.start_master("memory", *flags, bind=f"tcp://*:{cluster.port}", prefix=prefix,
+                         wait=False)
     master = cluster.master
     assert master is not None
     wait_until(lambda: "listening on" in master.output() or not master.alive(), 20,
@@ -95,8 +96,12 @@ def test_without_keys_peers_on_other_hosts_are_refused_and_told(cluster, hosts):
     assert status_from_the_master_host(cluster, hosts)["counts"].get("succeeded", 0) == 0
 
 
-def test_with_insecure_the_same_peers_are_served(cluster, hosts):
-    start(cluster, hosts, "--insecure")
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_with_insecure_the_same_peers_are_served(cluster, hosts, how):
+    if how == "flag":
+        start(cluster, hosts, "--insecure")
+    else:
+        start(cluster, hosts, env=("ZQ_INSECURE=1",))
     remote_worker(cluster, hosts, wait=True)
     with zq.Client(cluster.endpoint) as client:
         assert client.submit(t.add, 1, 2).result(timeout=20) == 3

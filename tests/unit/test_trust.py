@@ -109,3 +109,13 @@ def test_without_keys_failed_handshakes_in_a_row_mean_the_master_requires_keys()
     assert watch.note(zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL, 104) == (False, None)
     refusal = watch.note(zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL, 32)[1]
     assert refusal is not None and refusal.final and "requires keys" in refusal.message
+
+
+def test_the_connection_cap_leaves_room_under_the_open_file_limit(caplog):
+    from zq.gate import connection_cap
+    assert connection_cap(10_000, 1_048_576) == 10_000  # far under: as asked, silently
+    assert "accepting at most" not in caplog.text
+    assert connection_cap(10_000, 256) == 192  # 256 - 64 for the store, zmq, bursts
+    assert connection_cap(10_000, 4096) == 3686  # 90% of a larger limit
+    assert "accepting at most 3686 connections, not 10000" in caplog.text
+    assert connection_cap(10_000, 10) == 1  # never zero
