@@ -141,6 +141,8 @@ class Master:
         restored = core.restore(self.store.load())
         for note in core.periodic.load(self.store.get_meta("schedules"), core.wall):
             log.error("%s", note)
+        for note in core.load_rates(self.store.get_meta("rates")):
+            log.error("%s", note)
         for spec in self._schedule_file():
             core.add_schedule(spec)  # read_schedule_file validated them
         self._open_socket()
@@ -508,7 +510,7 @@ class Master:
 
     def _on_watch(self, caller: Caller, msg: m.Watch) -> None:
         self._load_missing(msg.ids)
-        self.core.on_watch(caller.rid, msg.ids)
+        self.core.on_watch(caller.rid, msg.ids, caller)
 
     def _load_missing(self, ids: list[str]) -> None:
         """Old results live only in the store: read them back before the core answers."""
@@ -530,9 +532,10 @@ class Master:
         (Role.WORKER, m.Partial): lambda self, w, msg: self.core.on_partial(w, msg.entries),
         (Role.WORKER, m.Progress): lambda self, w, msg: self.core.on_progress(w, msg.entries),
         (Role.WORKER, m.Bye): lambda self, w, msg: self.core.on_bye(w, msg),
-        (Role.CLIENT, m.Submit): lambda self, c, msg: self.core.on_submit(c.rid, msg.entries),
+        (Role.CLIENT, m.Submit): lambda self, c, msg: self.core.on_submit(c.rid, msg.entries,
+                                                                          c),
         (Role.CLIENT, m.Watch): _on_watch,
-        (Role.CLIENT, m.Cancel): lambda self, c, msg: self.core.on_cancel(c.rid, msg.ids),
+        (Role.CLIENT, m.Cancel): lambda self, c, msg: self.core.on_cancel(c.rid, msg.ids, c),
         (Role.CLIENT, m.Query): _on_query,
         (Role.CLIENT, m.Heartbeat): lambda self, c, msg: self.core.on_client_heartbeat(c.rid),
     }

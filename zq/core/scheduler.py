@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from zq.core import balance, codec, queries, serde, states
 from zq.core import messages as m
-from zq.core.access import Caller, allowed, refusal
+from zq.core.access import Caller, allowed, may_touch, refusal
 from zq.core.balance import ReadyQueue
 from zq.core.catalogue import META_KEY as CATALOGUE_KEY
 from zq.core.catalogue import Catalogue
@@ -167,6 +167,10 @@ class Scheduler:
         self.ignored_results = 0  # results from a worker the task was not leased to
         self.dropped_sessions = 0  # peers dropped because they stopped reading
         self.queries_refused = 0  # over a peer's query budget
+        # With keys: task id -> the client key that submitted it (in memory only: after
+        # a restart only an admin may cancel or watch the tasks restored).
+        self.owners: dict[str, str] = {}
+        self._caller: Caller | None = None  # of the SUBMIT being handled
         self.query_budget: dict[bytes, list[float]] = {}  # rid -> [bytes left, at now]
         self.timed_out = 0  # leases taken back past their time limit
         # Leases that ended without a final result: task id -> {attempt: session}, so a
@@ -377,9 +381,18 @@ class Scheduler:
 
     # --- clients ---------------------------------------------------------------------
 
-    def on_submit(self, rid: bytes, entries: list[m.SubmitEntry]) -> None:
+    def on_submit(self, rid: bytes, entries: list[m.SubmitEntry],
+                  caller: Caller | None = None) -> None:
         """New tasks from a client. Plain ones (no options, new id, room in the queue)
-        take a fast path; everything else goes through _submit_one."""
+        take a fast path; everything else goes through _submit_one. With keys (caller
+        has one) each new task records the key that submitted it."""
+        self._caller = caller
+        try:
+            self._on_submit(rid, entries)
+        finally:
+            self._caller = None
+
+    def _on_submit(self, rid: bytes, entries: list[m.SubmitEntry]) -> None:
         tasks, watcher, wall, plain = self.tasks, self.watcher, self.wall, TaskRecord.plain
         room = self.max_queued - self.counts[State.QUEUED] - self.counts[State.PENDING]
         fast = room >= len(entries)
@@ -409,6 +422,9 @@ class Scheduler:
         if self.durable:
             self._dirty.update((t.id, t) for t in queued)
             self._inserted.update(t.id for t in queued)
+        caller = self._caller
+        if caller is not None and caller.key is not None:
+            self.owners.update((t.id, caller.key) for t in queued)
         self._push_many(rid, Cmd.ACCEPTED, [t.id for t in queued])
 
     def _submit_one(self, rid: bytes | None, entry: m.SubmitEntry) -> None:
@@ -437,6 +453,9 @@ class Scheduler:
             self._push(rid, Cmd.REJECTED, (tid, str(e)))
             return
         self.tasks[tid] = t
+        caller = self._caller
+        if caller is not None and caller.key is not None:
+            self.owners[tid] = caller.key
         if rid is not None:
             self.watcher[tid] = rid
         self.counts[State.PENDING] += 1  # every task is born PENDING, then moves on
@@ -492,12 +511,39 @@ class Scheduler:
         return t
 
     def _set_rate(self, name: str, spec: str) -> None:
+        """A SUBMIT's rate_limit for its task name. Kept in the store. With keys, a rate
+        already set changes only for an admin (ValueError: the entry is REJECTED)."""
         per_second = balance.parse_rate(spec)
         cur = self.rates.get(name)
+        if cur is not None and cur[0] == per_second:
+            return
+        caller = self._caller
+        if cur is not None and caller is not None and not caller.admin:
+            raise ValueError(f"the rate limit of {name} is already set ({cur[0]:g}/s); "
+                             "changing it needs the admin role")
         if cur is None:
             self.rates[name] = [per_second, 1.0, self.now]
         else:
             cur[0] = per_second
+        self._meta["rates"] = {n: r[0] for n, r in self.rates.items()}
+
+    def load_rates(self, stored: Any) -> list[str]:
+        """The rate limits a store kept (task name -> tasks per second); one that is not
+        a finite positive number is skipped. Returns a log line per skipped one."""
+        if stored is None:
+            return []
+        if type(stored) is not dict:
+            return [f"the stored rate limits are not a table ({type(stored).__name__}): "
+                    "none loaded"]
+        notes = []
+        for name, per_second in stored.items():
+            if (type(name) is str and type(per_second) in (int, float)
+                    and 0 < per_second < float("inf")):
+                self.rates[name] = [float(per_second), 1.0, self.now]
+            else:
+                notes.append(f"stored rate limit {str(name)[:80]!r}: {per_second!r} is not "
+                             "a number of tasks per second: skipped")
+        return notes
 
     def _place_new(self, t: TaskRecord) -> None:
         """A new PENDING task: wait for what it runs after, or for its eta, or queue it."""
@@ -514,11 +560,13 @@ class Scheduler:
             return
         self._start_when_due(t)
 
-    def on_watch(self, rid: bytes, ids: list[str]) -> None:
+    def on_watch(self, rid: bytes, ids: list[str], caller: Caller | None = None) -> None:
         for tid in ids:
             t = self.tasks.get(tid)
             if t is None:
                 self._push(rid, Cmd.REJECTED, (tid, f"unknown task id {tid}"))
+            elif caller is not None and not may_touch(caller, self.owners.get(tid)):
+                self._push(rid, Cmd.REJECTED, (tid, _not_yours(tid, "watching")))
             elif t.state in FINAL:
                 if (rid, tid) not in self._answered:  # once per peer and turn, however
                     self._answered.add((rid, tid))     # many WATCHes repeat it
@@ -528,11 +576,14 @@ class Scheduler:
                 if t.progress is not None:
                     self._push(rid, Cmd.PROGRESS, (tid, t.attempt, *t.progress))
 
-    def on_cancel(self, rid: bytes, ids: list[str]) -> None:
+    def on_cancel(self, rid: bytes, ids: list[str], caller: Caller | None = None) -> None:
         for tid in ids:
             t = self.tasks.get(tid)
             if t is None:
                 self._push(rid, Cmd.REJECTED, (tid, f"unknown task id {tid}"))
+                continue
+            if caller is not None and not may_touch(caller, self.owners.get(tid)):
+                self._push(rid, Cmd.REJECTED, (tid, _not_yours(tid, "cancelling")))
                 continue
             if t.state not in FINAL:
                 self._watch(tid, rid)
@@ -1190,6 +1241,8 @@ class Scheduler:
 
     def _forget(self, t: TaskRecord) -> None:
         del self.tasks[t.id]
+        if self.owners:
+            self.owners.pop(t.id, None)
         if self.past:
             self.past.pop(t.id, None)
         self.counts[t.state] -= 1
@@ -1428,6 +1481,11 @@ def _state_named(label: str) -> State:
     except KeyError:
         raise queries.Refused(f"unknown state {label!r}; one of "
                               f"{', '.join(s.label for s in State)}") from None
+
+
+def _not_yours(tid: str, doing: str) -> str:
+    return (f"task {tid} was not submitted with this client's key: {doing} it needs the "
+            "admin role")
 
 
 def _cancelled_error(message: str) -> bytes:
