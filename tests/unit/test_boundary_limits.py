@@ -17,7 +17,9 @@ from zq.core import codec
 from zq.core import messages as m
 from zq.core.access import Caller
 from zq.core.messages import Cmd, Role
-from zq.core.scheduler import QUERY_BYTES, QUERY_COST, ROW_COST, Scheduler, _build
+from zq.core.scheduler import (
+    MAX_SCAN, QUERY_BYTES, QUERY_COST, ROW_COST, SCAN_COST, Scheduler, _build,
+)
 from zq.errors import ProtocolError
 from zq.master import Master
 from tests.unit.test_master_send import StubRouter
@@ -105,7 +107,7 @@ def test_each_peer_s_queries_are_budgeted_in_bytes() -> None:
     replies = [(rid, msg) for rid, msg in s.flush().messages]
     answered = [msg for rid, msg in replies if rid == b"flood" and msg.ok]
     refused = [msg for rid, msg in replies if rid == b"flood" and not msg.ok]
-    per = QUERY_COST + ROW_COST * 1000
+    per = QUERY_COST + ROW_COST * 1000 + SCAN_COST * 1000
     assert len(answered) == -(-QUERY_BYTES // per)  # the budget, then no more
     assert all(len(msg.body) == 1000 for msg in answered)
     assert len(refused) == 600 - len(answered) and "too many queries" in refused[0].body
@@ -142,3 +144,15 @@ def test_a_peer_that_stops_reading_is_dropped_past_max_held(caplog) -> None:
 
 
 assert logging  # caplog reads the master's log
+
+
+def test_a_tasks_query_that_matches_little_looks_at_a_bounded_number_of_tasks() -> None:
+    s = core()
+    n = MAX_SCAN + 5000
+    s.on_submit(C, [(f"t{i}", "app:f", b"", {}) for i in range(n)])
+    s.flush()
+    s.on_query(Caller(b"q"), 1, "tasks", {"state": "running"})  # matches none of them
+    (_, reply), = s.flush().messages
+    assert reply.ok and reply.body == [] and s._scanned == MAX_SCAN
+    left = s.query_budget[b"q"][0]
+    assert left == QUERY_BYTES - QUERY_COST - SCAN_COST * MAX_SCAN  # and it is paid for

@@ -43,6 +43,8 @@ TIME_LIMIT_GRACE = 5.0
 # row). A peer past its budget is answered ok=false at once, in a few bytes.
 QUERY_BYTES = 4 * 1024 * 1024
 QUERY_COST, ROW_COST = 1024, 256
+SCAN_COST = 8  # per task a `tasks` query looks at
+MAX_SCAN = 100_000  # tasks one `tasks` query looks at, newest first
 # A succeeded task never runs again, so the master lets go of its arguments (which
 # would otherwise stay in memory until result_ttl); a durable store keeps them, since
 # an update never rewrites the payload. Failed and dead tasks keep theirs for `retry`.
@@ -171,6 +173,7 @@ class Scheduler:
         # a restart only an admin may cancel or watch the tasks restored).
         self.owners: dict[str, str] = {}
         self._caller: Caller | None = None  # of the SUBMIT being handled
+        self._scanned = 0  # tasks the query being answered looked at
         self.query_budget: dict[bytes, list[float]] = {}  # rid -> [bytes left, at now]
         self.timed_out = 0  # leases taken back past their time limit
         # Leases that ended without a final result: task id -> {attempt: session}, so a
@@ -1366,12 +1369,17 @@ class Scheduler:
         out: list[dict[str, Any]] = []
         if limit <= 0:
             return out
+        scanned = 0
         for t in reversed(self.tasks.values()):
+            scanned += 1
             if (want is None or t.state is want) and (queue is None or t.queue == queue) \
                     and (name is None or t.name == name):
                 out.append(t.as_dict())
                 if len(out) >= limit:
                     break
+            if scanned >= MAX_SCAN:
+                break  # a filter that matches little: the newest MAX_SCAN tasks only
+        self._scanned += scanned
         return out
 
     def retry(self, tid: str) -> dict[str, Any]:
@@ -1420,12 +1428,14 @@ class Scheduler:
                 f"too many queries: this client asked for more than {QUERY_BYTES} bytes "
                 f"of answers per second; try again in {-budget[0] / QUERY_BYTES + 0.01:.2f} s"))
             return
+        self._scanned = 0
         try:
             body = spec.run(self, queries.check(spec, args), caller)
         except queries.Refused as e:  # anything else is a bug: the master counts it
             self.reply(caller.rid, request_id, False, str(e))
         else:
-            budget[0] -= QUERY_COST + (ROW_COST * len(body) if type(body) is list else 0)
+            budget[0] -= (QUERY_COST + SCAN_COST * self._scanned
+                          + (ROW_COST * len(body) if type(body) is list else 0))
             self.reply(caller.rid, request_id, True, body)
 
     def _query_budget(self, rid: bytes) -> list[float]:
