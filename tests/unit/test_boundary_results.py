@@ -168,3 +168,15 @@ def test_time_limits_exhaust_the_attempts_like_a_lost_worker() -> None:
     assert c.state("t") is State.DEAD
     err = serde.decode_error(c.s.tasks["t"].result)
     assert err["type"] == "TaskTimeout" and "attempt 3 of 3" in err["message"]
+
+
+def test_the_window_for_restored_tasks_closes_without_queued_ones_too() -> None:
+    c = Core(durable=True)
+    c.s.restore([TaskRecord("r", "app:f", b"", state=State.RETRYING, attempt=1, retries=3,
+                            seq=1)])
+    c.hello(THIEF, credit=0)
+    c.later(3.5)  # the hold ends; nothing was held in a queue
+    c.heartbeat(THIEF)
+    c.s.tick()
+    c.results(THIEF, ("r", 1, Outcome.OK))
+    assert c.state("r") is not State.SUCCEEDED and c.s.ignored_results == 1

@@ -1138,12 +1138,14 @@ class Scheduler:
         self._fire_schedules()
         if self.deadlines:
             self._enforce_time_limits()
-        if self.held and now >= self.hold_until:
-            for t in self.held:
-                if t.state is State.QUEUED:
-                    self._enqueue(t, counted=True)
-            self.held = []
-            self.restored_unleased.clear()
+        if now >= self.hold_until:
+            if self.held:
+                for t in self.held:
+                    if t.state is State.QUEUED:
+                        self._enqueue(t, counted=True)
+                self.held = []
+            if self.restored_unleased:
+                self.restored_unleased.clear()
         self._expire_finished()
         if self.query_budget:  # forget peers whose budget is full again
             full = [rid for rid, (left, at) in self.query_budget.items()
