@@ -13,6 +13,7 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any, Callable
 
 from zq.core import balance, codec, queries, serde, states
@@ -1515,8 +1516,10 @@ def _build(cmd: Cmd, items: list[Any]) -> list[m.Message]:
     """The messages for one peer and one command from the turn's entries: as few as
     possible, each within what a peer decodes (codec.MAX_ENTRIES entries, about
     codec.HEADER_BUDGET bytes of inline payloads)."""
-    if len(items) > SPLIT_ENTRIES or (cmd in _PAYLOAD_AT and
-                                      len(items) * codec.LARGE_PAYLOAD > codec.HEADER_BUDGET):
+    n = len(items)
+    at = _PAYLOAD_AT.get(cmd)
+    if n > SPLIT_ENTRIES or (at is not None and n * codec.LARGE_PAYLOAD > codec.HEADER_BUDGET
+                             and sum(map(len, map(itemgetter(at), items))) > codec.HEADER_BUDGET):
         return [msg for part in _parts(cmd, items) for msg in _build_one(cmd, part)]
     return _build_one(cmd, items)
 
