@@ -28,6 +28,11 @@ class StoreUnavailable(StoreError):
     kept what was pending: the same call may be retried and lose nothing."""
 
 
+class StoreDamaged(StoreError):
+    """The store's file is damaged (truncated, corrupt, not SQLite): zq changes nothing
+    in it and stops; the message names the file and the way out."""
+
+
 class ConnectionLost(ZqError):
     """The master could not be reached in time."""
 

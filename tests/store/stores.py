@@ -33,6 +33,8 @@ def drop(store: Store) -> None:
     nothing of what the store would do on close (fold the journal) is done."""
     if isinstance(store, SqliteStore):
         store._conn.close()
+        if store._checkpointer is not None:
+            store._checkpointer.close()
         store._closed = True
 
 

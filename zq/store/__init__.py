@@ -48,9 +48,15 @@ class Store(Protocol):
         """Make everything since the last commit durable, in one transaction."""
         ...
 
+    def behind(self) -> bool:
+        """The deferred upkeep is more than the store should carry (memory, the work of
+        an open): the master then calls compact() every turn, busy or not."""
+        ...
+
     def compact(self, limit: int) -> bool:
         """Do up to `limit` tasks' worth of deferred upkeep (the SQLite store folds its
-        journal); True while some is left. The master calls it when it is idle."""
+        journal), a bounded slice; True while some is left. The master calls it when it
+        is quiet, and every turn while the store is behind(). A commit never does it."""
         ...
 
     def close(self) -> None:

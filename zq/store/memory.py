@@ -40,6 +40,9 @@ class MemoryStore:
     def commit(self) -> None:
         pass
 
+    def behind(self) -> bool:
+        return False
+
     def compact(self, limit: int) -> bool:
         return False
 

@@ -4,14 +4,24 @@ Journal, then fold. A commit writes the turn's changes as ONE row of the `journa
 (a msgpack list of saves, updates and deletes, in call order): one SQLite insert per
 loop turn instead of one per task change, which is what makes the durable path cheap
 (bench/README.md, "The SQLite store"). The changes are folded into the `task` table,
-one row per task, later: when the master has been idle for a moment, a chunk at a
-time, and at once when more than `fold_after` changes (or FOLD_BYTES) wait, and on
-close. A task that was submitted and has finished since the last fold is written once,
-not twice. What is not folded yet is indexed in memory (`_unfolded`, oldest first) so
-that get() sees it; a journal row is deleted by the fold that leaves no unfolded change
-from it. Opening a store folds what a crash left in the journal: replaying a change the
-task table already has is harmless, since every change sets values (none adds to them).
-A turn that carries a large payload or result skips the journal (DIRECT_BYTES).
+one row per task, later and never inside a commit: compact() folds the oldest unfolded
+tasks, a bounded slice per call, which the master calls when it is quiet, and every
+turn, busy or not, while the store is behind() (more than `fold_after` changes or
+FOLD_BYTES of journal wait). So no turn of the master pays for more than its own
+changes and a slice (issue 10: a commit that folded 198,000 rows stalled it 2.5 s). A
+task that was submitted and has finished since the last fold is written once, not
+twice. What is not folded yet is indexed in memory (`_unfolded`, oldest first; indexing
+too goes a bounded number of changes per compact) so that get() and load() see it; a
+journal row is deleted by the fold that leaves no unfolded change from it. Opening a
+store indexes what a crash left in the journal, which is then folded as upkeep:
+replaying a change the task table already has is harmless, since every change sets
+values (none adds to them). A turn that carries a large payload or result skips the
+journal (DIRECT_BYTES): its changes go straight into the task table, merged with the
+unfolded changes of the tasks it touches, and a SUPERSEDE row in the journal tells a
+replay to drop the older changes of those tasks.
+
+Opening checks an existing file before anything is written to it (sqlite_file.py): a
+damaged one is refused with the way out (StoreDamaged), byte for byte untouched.
 
 Sync level. The promise is "a submission is acknowledged only after it is committed,
 and a commit survives kill -9 of the master". With WAL and synchronous=NORMAL a commit
@@ -34,6 +44,7 @@ import gc
 import logging
 import os
 import sqlite3
+from collections import deque
 from itertools import islice
 from operator import attrgetter, itemgetter
 from pathlib import Path
@@ -43,39 +54,27 @@ import msgpack
 
 from zq.core.messages import State
 from zq.core.tasks import TaskRecord
-from zq.errors import ConfigError, StoreError, StoreUnavailable
+from zq.errors import ConfigError, StoreDamaged, StoreError, StoreUnavailable
+from zq.store import sqlite_file
+from zq.store.sqlite_file import (  # noqa: F401  (re-exported: tests and tools use them)
+    JOURNAL_DDL, META_DDL, SCHEMA_KEY, SCHEMA_VERSION, SET_META, TASK_DDL, WAL_PAGES,
+)
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2  # 2: the journal; one msgpack `record` for the fields not in columns
-SCHEMA_KEY = "zq.schema"  # meta keys starting with "zq." belong to the store itself
 SYNC_LEVELS = {"normal": "NORMAL", "full": "FULL"}
 FOLD_AFTER = 200_000  # unfolded changes kept at most (memory, and the work of an open)
-FOLD_CHUNK = 1_000  # tasks folded per compact() by default: ~10 ms of SQLite
-FOLD_BYTES = 256 * 2**20  # journal bytes (large payloads) that make a commit fold it all
+FOLD_CHUNK = 1_000  # tasks folded per compact() by default: ~8 ms of SQLite
+FOLD_BYTES = 256 * 2**20  # journal bytes (large payloads) past which the store is behind
+INDEX_PER_FOLD = 4  # compact(limit) indexes up to this many changes per task it may fold
 # A turn with a payload or result this large is written straight into the task table,
 # one row per change: journaled, its bytes would be written twice (and the unfolded
 # index would hold them). 64 KiB, where the codec sends payloads as frames of their own.
 DIRECT_BYTES = 64 * 1024
-WAL_PAGES = 16_384  # WAL pages (4 KiB) before SQLite checkpoints by itself
+# A direct turn merges with the unfolded changes of its tasks, which needs them all
+# indexed; past this many changes waiting to be indexed it is journaled instead.
+DIRECT_INDEX_MAX = 20_000
 JOURNAL_ROW_MAX = 256 * 2**20  # bytes of one journal row; a larger turn takes several
-
-# DDL next to the code that reads it, as Huey's SqliteStorage keeps it. Rows are read
-# in rowid order (first-insert order, which upserts keep) and sorted by seq in Python:
-# that is linear for data already nearly in order, and spares every write an index.
-# The master answers every query from memory, so only what identifies a task and the
-# state are columns; the other fields are one msgpack array (one bind, and no value
-# msgpack takes can make SQLite refuse a row at the fold).
-TASK_DDL = """CREATE TABLE task (
-        id      TEXT NOT NULL UNIQUE,
-        seq     INTEGER NOT NULL,
-        state   INTEGER NOT NULL,  -- zq.core.messages.State value
-        payload BLOB NOT NULL,     -- written on insert only: updates never rewrite it
-        record  BLOB NOT NULL      -- msgpack array of RECORD_FIELDS
-    )"""
-META_DDL = "CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID"
-# One row per committed turn not folded yet: msgpack [[op, rows], ...] in call order.
-JOURNAL_DDL = "CREATE TABLE journal (turn INTEGER PRIMARY KEY, changes BLOB NOT NULL)"
 
 # Frozen here, not read from TaskRecord.__slots__, so that a new slot cannot change what
 # an old row means (tests/store checks that every slot is kept).
@@ -90,13 +89,14 @@ _SELECT = "SELECT id, seq, state, payload, record FROM task ORDER BY rowid"
 _SELECT_ONE = "SELECT id, seq, state, payload, record FROM task WHERE id = ?"
 _UPDATE = "UPDATE task SET state=?, record=? WHERE id=?"
 _DELETE = "DELETE FROM task WHERE id = ?"
-_SET_META = "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)"
 
 # Journal operations. A journal row is a plain tuple of the record's fields as they
 # were at the commit (cheap: this is the hot path); the SQL rows are built at the
 # fold, once per task however often it changed: a save row is _SAVE_FIELDS, an
 # update row _UPDATE_FIELDS (everything but seq and the payload), a delete an id.
-SAVE, UPDATE, DELETE = 0, 1, 2
+# SUPERSEDE (ids) marks a direct turn: those tasks were written straight into the task
+# table, so their older journal changes must not be folded over them.
+SAVE, UPDATE, DELETE, SUPERSEDE = 0, 1, 2, 3
 _GONE = ()  # in _unfolded: the task was deleted
 _SAVE_FIELDS = ("id", "seq", "state", "payload", *RECORD_FIELDS)
 _UPDATE_FIELDS = ("id", "state", *RECORD_FIELDS)
@@ -162,6 +162,77 @@ def _sql_update(update: tuple) -> tuple:
     return (int(update[1]), _pack(update[2:]), update[0])
 
 
+def _overlay(row: tuple | None, entry: list) -> tuple | None:
+    """The task's row as its unfolded changes leave it (row: the task table's, or None)."""
+    _, save, update = entry
+    if save is _GONE:
+        return None
+    if save is not None:
+        return _sql_insert(save, update)
+    if row is None:
+        return None  # an update of a task the table does not have: skipped, as _UPDATE does
+    state, record, _ = _sql_update(update)
+    return (row[0], row[1], state, row[3], record)
+
+
+def _overlaid(rows: Iterable[tuple], unfolded: dict[str, list]) -> Iterator[tuple]:
+    """The task table's rows with the unfolded changes applied: what a fold would leave."""
+    if not unfolded:
+        yield from rows
+        return
+    seen = set()
+    for row in rows:
+        entry = unfolded.get(row[0])
+        if entry is None:
+            yield row
+            continue
+        seen.add(row[0])
+        row = _overlay(row, entry)
+        if row is not None:
+            yield row
+    for task_id, entry in unfolded.items():
+        if task_id not in seen:
+            row = _overlay(None, entry)
+            if row is not None:
+                yield row
+
+
+def _merge(unfolded: dict[str, list], turn: int, changes: Iterable[tuple[int, Any]]) -> int:
+    """Note one committed turn's changes as unfolded, merged per task; the number of
+    changes. A SUPERSEDE drops what is unfolded of its tasks (written directly since)."""
+    get = unfolded.get
+    n = 0
+    for op, items in changes:
+        n += len(items)
+        if op == SAVE:
+            for row in items:
+                entry = get(row[0])
+                if entry is None:
+                    unfolded[row[0]] = [turn, row, None]
+                else:
+                    entry[1], entry[2] = row, None
+        elif op == UPDATE:
+            for row in items:
+                entry = get(row[0])
+                if entry is None:
+                    unfolded[row[0]] = [turn, None, row]
+                else:  # (of a deleted task it does nothing: _GONE wins in the fold)
+                    entry[2] = row
+        elif op == DELETE:
+            for task_id in items:
+                entry = get(task_id)
+                if entry is None:
+                    unfolded[task_id] = [turn, _GONE, None]
+                else:
+                    entry[1], entry[2] = _GONE, None
+        elif op == SUPERSEDE:
+            for task_id in items:
+                unfolded.pop(task_id, None)
+        else:
+            raise ValueError(f"unknown journal operation {op!r}")
+    return n
+
+
 class SqliteStore:
     """The Store protocol over one SQLite file. Not thread-safe: one thread at a time
     (it may be opened in one thread and used in another)."""
@@ -177,25 +248,32 @@ class SqliteStore:
         self.sync = sync
         self.fold_after = fold_after
         self.direct_bytes = direct_bytes
+        self._timeout = timeout
         self._closed = False
+        self._damaged = False  # the file was found damaged: nothing more is written to it
         self._pending: list[tuple[int, list]] = []  # this turn's (op, items), in call order
         self._pending_meta: dict[str, bytes] = {}
         self._pending_large = False  # a pending change carries a payload or result that large
-        # Committed turns not indexed yet: indexing waits for a fold or a get(), so a
-        # burst pays one list append per commit.
-        self._unindexed: list[tuple[int, list]] = []
+        # Committed turns not indexed yet: indexing waits for compact() or a get(), so a
+        # burst pays one append per commit.
+        self._unindexed: deque[tuple[int, list]] = deque()
         self._unindexed_rows = 0
         # Task id -> [turn of its oldest unfolded change, save row or None or _GONE,
         # latest update row or None]; insertion order is oldest-change order.
         self._unfolded: dict[str, list] = {}
         self._turn = 0  # of the last commit
-        self._journal_bytes = 0  # committed to the journal since it was last all folded
+        self._journal: deque[tuple[int, int]] = deque()  # (turn, bytes) of the journal's rows
+        self._journal_bytes = 0
         self._wal_dirty = True  # the WAL may hold commits not checkpointed yet
-        self._conn = _connect(self.path, timeout)
+        self._checkpointer: sqlite_file.Checkpointer | None = None  # once writable
+        # An existing file is read through a read-only connection until the first write
+        # (_writable): a damaged one is refused before anything touches it.
+        self._conn, self._writable = sqlite_file.open_file(self.path, timeout,
+                                                           SYNC_LEVELS[sync])
         try:
-            _configure(self._conn, self.path, SYNC_LEVELS[sync])
-            _check_schema(self._conn, self.path)
             self._recover()
+            if self._writable:
+                self._checkpointer = sqlite_file.Checkpointer(self.path, timeout)
         except BaseException:
             self._conn.close()
             raise
@@ -226,66 +304,75 @@ class SqliteStore:
     def commit(self) -> None:
         """Everything pending in one transaction: the task changes as journal rows (one
         per turn, as a rule), or written straight into the task table when they carry
-        large payloads (journaling them would write the bytes twice); then a fold if
-        too much waits for one."""
+        large payloads (journaling them would write the bytes twice). Never a fold."""
         self._check_open("committing")
         pending, meta = self._pending, self._pending_meta
         if not (pending or meta):
             return
+        self._make_writable()
+        if self._pending_large and self._index(DIRECT_INDEX_MAX):
+            self._commit_directly(pending, meta)
+        else:
+            self._commit_journal(pending, meta)
+        self._pending, self._pending_meta, self._pending_large = [], {}, False
+        self._wal_dirty = True
+
+    def _commit_journal(self, pending: list[tuple[int, list]], meta: dict[str, bytes]) -> None:
         try:
             parts = _journal_parts(pending) if pending else []
         except (TypeError, ValueError, OverflowError) as e:
             raise self._fail(e, "committing") from e
-        changes = sum(len(items) for _, items in pending)
-        size = sum(len(blob) for _, blob in parts)
-        if self._pending_large:
-            self._index()
-            taken = list(self._unfolded.items())
-            self._in_transaction(lambda: self._write_directly(taken, pending, meta),
-                                 "committing")
-            self._forget(taken)
-            parts = []
-        else:
-            turns = range(self._turn + 1, self._turn + 1 + len(parts))
-            self._in_transaction(lambda: self._write_journal(turns, parts, meta), "committing")
-        self._pending, self._pending_meta, self._pending_large = [], {}, False
-        self._wal_dirty = True
-        if parts:
-            self._turn = turns[-1]
-            self._unindexed += [(turn, items) for turn, (items, _) in zip(turns, parts)]
-            self._unindexed_rows += changes
-            self._journal_bytes += size
-            too_many = len(self._unfolded) + self._unindexed_rows - self.fold_after
-            if too_many > 0 or self._journal_bytes > FOLD_BYTES:
-                self._index()
-                try:  # large payloads: fold it all, so the index lets go of them
-                    self._fold(len(self._unfolded) if self._journal_bytes > FOLD_BYTES
-                               else len(self._unfolded) - self.fold_after + FOLD_CHUNK)
-                except StoreUnavailable:  # committed all the same: fold another time
-                    log.warning("folding the journal of %s failed; trying again later",
-                                self.path, exc_info=True)
+        turns = range(self._turn + 1, self._turn + 1 + len(parts))
+        self._in_transaction(lambda: self._write_journal(turns, parts, meta), "committing")
+        for turn, (items, blob) in zip(turns, parts):
+            self._unindexed.append((turn, items))
+            self._journal.append((turn, len(blob)))
+            self._journal_bytes += len(blob)
+            self._turn = turn
+        self._unindexed_rows += sum(len(items) for _, items in pending)
 
     def _write_journal(self, turns: range, parts: list[tuple[list, bytes]],
                        meta: dict[str, bytes]) -> None:
         self._conn.executemany("INSERT INTO journal (turn, changes) VALUES (?, ?)",
                                [(turn, blob) for turn, (_, blob) in zip(turns, parts)])
-        self._conn.executemany(_SET_META, meta.items())
+        self._conn.executemany(SET_META, meta.items())
 
-    def _write_directly(self, unfolded: list[tuple[str, list]],
-                        pending: list[tuple[int, list]], meta: dict[str, bytes]) -> None:
-        """The changes as task rows, in call order, after all that is unfolded (so that
-        no older change is folded over them later)."""
-        if unfolded:
-            self._write_fold(unfolded)
-        conn = self._conn
+    def _commit_directly(self, pending: list[tuple[int, list]], meta: dict[str, bytes]) -> None:
+        """The turn's changes as task rows, merged with what is unfolded of the same
+        tasks (all indexed), and a SUPERSEDE journal row naming them, so that a replay
+        of older journal rows after a crash drops their older changes."""
+        merged: dict[str, list] = {}
+        unfolded = self._unfolded
         for op, items in pending:
-            if op == SAVE:
-                conn.executemany(_UPSERT, [_sql_insert(row, None) for row in items])
-            elif op == UPDATE:
-                conn.executemany(_UPDATE, [_sql_update(row) for row in items])
-            else:
-                conn.executemany(_DELETE, [(task_id,) for task_id in items])
-        conn.executemany(_SET_META, meta.items())
+            for item in items:
+                task_id = item if op == DELETE else item[0]
+                if task_id not in merged and task_id in unfolded:
+                    merged[task_id] = list(unfolded[task_id])
+        turn = self._turn + 1
+        _merge(merged, turn, pending)
+        try:
+            marker = _pack([(SUPERSEDE, list(merged))])
+        except (TypeError, ValueError, OverflowError) as e:
+            raise self._fail(e, "committing") from e
+        oldest_left = turn + 1  # with nothing else unfolded, every journal row goes
+        for task_id, entry in unfolded.items():
+            if task_id not in merged:
+                oldest_left = entry[0]
+                break
+
+        def write() -> None:
+            self._write_rows(list(merged.items()))
+            self._conn.execute("INSERT INTO journal (turn, changes) VALUES (?, ?)",
+                               (turn, marker))
+            self._conn.execute("DELETE FROM journal WHERE turn < ?", (oldest_left,))
+            self._conn.executemany(SET_META, meta.items())
+        self._in_transaction(write, "committing")
+        self._turn = turn
+        for task_id in merged:
+            unfolded.pop(task_id, None)
+        self._journal.append((turn, len(marker)))
+        self._journal_bytes += len(marker)
+        self._drop_journal_before(oldest_left)
 
     def _in_transaction(self, write: Any, what: str) -> None:
         conn = self._conn
@@ -298,36 +385,126 @@ class SqliteStore:
         except sqlite3.Error as e:
             raise self._fail(e, what) from e
 
+    # --- upkeep: the fold --------------------------------------------------------------
+
+    def behind(self) -> bool:
+        """More waits to be folded than the store should carry (fold_after changes, or
+        FOLD_BYTES of journal): the master then compacts every turn, busy or not."""
+        return (len(self._unfolded) + self._unindexed_rows > self.fold_after
+                or self._journal_bytes > FOLD_BYTES)
+
     def compact(self, limit: int = FOLD_CHUNK) -> bool:
-        """Fold up to `limit` tasks' committed changes into the task table, or when all
-        are, checkpoint the WAL; True while work remains. The master calls this when it
-        has had nothing else to do for a moment."""
+        """One bounded slice of upkeep: index up to INDEX_PER_FOLD * limit committed
+        changes and fold up to `limit` tasks into the task table, or, when all is
+        folded, have the checkpointer copy the WAL into the file (in its own thread).
+        True while work remains."""
         self._check_open("compacting")
-        self._index()
+        if self._damaged:
+            return False
+        self._make_writable()
+        self._index(INDEX_PER_FOLD * max(limit, 1))
         if self._unfolded:
             self._fold(limit)
             return True
-        if self._wal_dirty:
-            try:
-                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            except sqlite3.OperationalError as e:
-                raise self._unavailable(e, "checkpointing") from e
-            except sqlite3.Error as e:
-                raise self._fail(e, "checkpointing") from e
+        if self._unindexed:
+            return True
+        if self._wal_dirty and self._checkpointer is not None:
+            self._checkpointer.poke()
             self._wal_dirty = False
         return False
+
+    def _index(self, limit: int | None = None) -> bool:
+        """Index committed turns, oldest first, until `limit` changes are (all of them
+        by default); True when none is left to index."""
+        unindexed = self._unindexed
+        done = 0
+        while unindexed and (limit is None or done < limit):
+            turn, changes = unindexed.popleft()
+            done += _merge(self._unfolded, turn, changes)
+        self._unindexed_rows -= done
+        return not unindexed
+
+    def _fold(self, limit: int) -> None:
+        """Write the oldest `limit` unfolded tasks into the task table, and delete the
+        journal rows no unfolded change is left in, in one transaction."""
+        if not self._unfolded or limit <= 0:
+            return
+        taken = list(islice(self._unfolded.items(), limit))
+        oldest_left = self._oldest_left(len(taken))
+
+        def write() -> None:
+            self._write_rows(taken)
+            self._conn.execute("DELETE FROM journal WHERE turn < ?", (oldest_left,))
+        self._in_transaction(write, "folding the journal")
+        unfolded = self._unfolded
+        for task_id, _ in taken:
+            del unfolded[task_id]
+        self._drop_journal_before(oldest_left)
+        self._wal_dirty = True
+
+    def _oldest_left(self, folded: int) -> int:
+        """The oldest turn with a change still unfolded once the first `folded` tasks
+        are: journal rows before it are all in the task table."""
+        unfolded = self._unfolded
+        if folded < len(unfolded):
+            return unfolded[next(islice(unfolded, folded, None))][0]
+        if self._unindexed:  # newer than every indexed turn
+            return self._unindexed[0][0]
+        return self._turn + 1
+
+    def _write_rows(self, taken: list[tuple[str, list]]) -> None:
+        """Unfolded entries as task rows: a delete, an update, or an upsert."""
+        upserts, updates, deletes = [], [], []
+        for task_id, (_, save, update) in taken:
+            if save is _GONE:
+                deletes.append((task_id,))
+            elif save is None:
+                updates.append(_sql_update(update))
+            else:
+                upserts.append(_sql_insert(save, update))
+        conn = self._conn
+        conn.executemany(_DELETE, deletes)
+        conn.executemany(_UPSERT, upserts)
+        conn.executemany(_UPDATE, updates)
+
+    def _drop_journal_before(self, turn: int) -> None:
+        journal = self._journal
+        while journal and journal[0][0] < turn:
+            self._journal_bytes -= journal.popleft()[1]
+
+    def _recover(self) -> None:
+        """Index what a crash left in the journal (all of it was committed); it is
+        folded as upkeep, like any other unfolded change."""
+        try:
+            rows = self._conn.execute(
+                "SELECT turn, changes FROM journal ORDER BY turn").fetchall()
+        except sqlite3.Error as e:
+            raise self._read_error(e, "reading the journal") from e
+        try:
+            for turn, blob in rows:
+                _merge(self._unfolded, turn, msgpack.unpackb(blob, raw=False, use_list=False))
+                self._journal.append((turn, len(blob)))
+                self._journal_bytes += len(blob)
+                self._turn = turn
+        except (ValueError, TypeError, IndexError) as e:
+            raise self._damage(f"a journal row cannot be read: {e}") from e
+        if self._unfolded:
+            log.info("%d tasks' changes left in the journal of %s; they are folded as "
+                     "upkeep", len(self._unfolded), self.path)
 
     # --- reads -----------------------------------------------------------------------
 
     def load(self) -> Iterator[TaskRecord]:
-        """Every committed record, by seq."""
+        """Every committed record, by seq: the task table with the unfolded changes
+        applied."""
         self._check_open("loading the tasks")
         self._index()
-        self._fold(len(self._unfolded))
         try:
-            records = _read_all(self._conn.execute(_SELECT))
-        except (sqlite3.Error, ValueError, KeyError) as e:
-            raise self._read_failed(e, "loading the tasks") from e
+            records = _read_all(_overlaid(self._conn.execute(_SELECT), self._unfolded))
+        except sqlite3.Error as e:
+            raise self._read_error(e, "loading the tasks") from e
+        except (ValueError, KeyError, TypeError) as e:
+            raise self._damage(f"a task row cannot be read: {e}") from e
         records.sort(key=_seq)  # stable: equal seqs keep insertion order
         return iter(records)
 
@@ -335,22 +512,18 @@ class SqliteStore:
         """One committed task by id (an old result being fetched), or None."""
         self._check_open("reading a task")
         self._index()
-        _, save, update = self._unfolded.get(task_id, (0, None, None))
-        if save is _GONE:
-            return None
+        entry = self._unfolded.get(task_id)
         try:
-            if save is not None:
-                row = _sql_insert(save, update)
-            else:
+            row = None
+            if entry is None or entry[1] is None:
                 row = self._conn.execute(_SELECT_ONE, (task_id,)).fetchone()
-                if row is None:
-                    return None
-                if update is not None:
-                    state, record, _ = _sql_update(update)
-                    row = (row[0], row[1], state, row[3], record)
-            return _read_all([row])[0]
-        except (sqlite3.Error, ValueError, KeyError) as e:
-            raise self._read_failed(e, "reading a task") from e
+            if entry is not None:
+                row = _overlay(row, entry)
+            return None if row is None else _read_all([row])[0]
+        except sqlite3.Error as e:
+            raise self._read_error(e, "reading a task") from e
+        except (ValueError, KeyError, TypeError) as e:
+            raise self._damage(f"the row of task {task_id!r} cannot be read: {e}") from e
 
     def get_meta(self, key: str) -> Any:
         self._check_open(f"reading meta {key!r}")
@@ -359,24 +532,30 @@ class SqliteStore:
                 return _unpack(self._pending_meta[key])
             row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
             return None if row is None else _unpack(row[0])
-        except (sqlite3.Error, ValueError) as e:
-            raise self._read_failed(e, f"reading meta {key!r}") from e
+        except sqlite3.Error as e:
+            raise self._read_error(e, f"reading meta {key!r}") from e
+        except ValueError as e:
+            raise self._damage(f"meta {key!r} cannot be read: {e}") from e
 
     def close(self) -> None:
         """Discard what is not committed, fold the journal and close; closing twice is
-        harmless."""
+        harmless. A damaged store is closed without writing anything."""
         if self._closed:
             return
         if self._pending or self._pending_meta:
             log.warning("closing the store %s with uncommitted changes: discarded", self.path)
         self._pending, self._pending_meta = [], {}
         try:
-            self._index()
-            self._fold(len(self._unfolded))
+            if not self._damaged and (self._unfolded or self._unindexed):
+                self._make_writable()
+                self._index()
+                self._fold(len(self._unfolded))
         except StoreError:  # the journal keeps them: the next open folds them
             log.exception("folding the journal of %s on close failed", self.path)
         self._closed = True
         try:
+            if self._checkpointer is not None:
+                self._checkpointer.close()
             self._conn.close()  # the last connection checkpoints and removes the -wal
         except sqlite3.Error as e:
             raise StoreError(f"closing the store {self.path} failed: {e}") from e
@@ -396,89 +575,21 @@ class SqliteStore:
             sizes = map(len, filter(None, map(_LARGE_FIELD[op], rows)))
             self._pending_large = max(sizes, default=0) >= self.direct_bytes
 
-    def _index(self) -> None:
-        for turn, changes in self._unindexed:
-            self._remember(turn, changes)
-        self._unindexed, self._unindexed_rows = [], 0
-
-    def _remember(self, turn: int, changes: Iterable[tuple[int, list]]) -> None:
-        """Note one committed turn's changes as unfolded, merged per task."""
-        unfolded = self._unfolded
-        get = unfolded.get
-        for op, items in changes:
-            if op == SAVE:
-                for row in items:
-                    entry = get(row[0])
-                    if entry is None:
-                        unfolded[row[0]] = [turn, row, None]
-                    else:
-                        entry[1], entry[2] = row, None
-            elif op == UPDATE:
-                for row in items:
-                    entry = get(row[0])
-                    if entry is None:
-                        unfolded[row[0]] = [turn, None, row]
-                    else:  # (of a deleted task it does nothing: _GONE wins in _fold)
-                        entry[2] = row
-            else:
-                for task_id in items:
-                    entry = get(task_id)
-                    if entry is None:
-                        unfolded[task_id] = [turn, _GONE, None]
-                    else:
-                        entry[1], entry[2] = _GONE, None
-
-    def _fold(self, limit: int) -> None:
-        """Write the oldest `limit` unfolded tasks into the task table, and delete the
-        journal rows no unfolded change is left in, in one transaction. Call _index()
-        first."""
-        if not self._unfolded or limit <= 0:
+    def _make_writable(self) -> None:
+        """Swap the read-only connection an existing store was checked with for one
+        that writes (the first write after the open)."""
+        if self._writable:
             return
-        taken = list(islice(self._unfolded.items(), limit))
-        self._in_transaction(lambda: self._write_fold(taken), "folding the journal")
-        self._forget(taken)
-
-    def _write_fold(self, taken: list[tuple[str, list]]) -> None:
-        upserts, updates, deletes = [], [], []
-        for task_id, (_, save, update) in taken:
-            if save is _GONE:
-                deletes.append((task_id,))
-            elif save is None:
-                updates.append(_sql_update(update))
-            else:
-                upserts.append(_sql_insert(save, update))
-        # Journal rows older than the oldest change still unfolded are all in the table.
-        unfolded = self._unfolded
-        oldest_left = self._turn + 1
-        if len(taken) < len(unfolded):
-            oldest_left = unfolded[next(islice(unfolded, len(taken), None))][0]
-        conn = self._conn
-        conn.executemany(_DELETE, deletes)
-        conn.executemany(_UPSERT, upserts)
-        conn.executemany(_UPDATE, updates)
-        conn.execute("DELETE FROM journal WHERE turn < ?", (oldest_left,))
-
-    def _forget(self, taken: list[tuple[str, list]]) -> None:
-        """Folded: out of the index (and so out of memory)."""
-        unfolded = self._unfolded
-        for task_id, _ in taken:
-            del unfolded[task_id]
-        if not unfolded:
-            self._journal_bytes = 0
-
-    def _recover(self) -> None:
-        """Fold what a crash left in the journal (all of it was committed)."""
+        if self._damaged:
+            raise StoreDamaged(f"the store {self.path} is damaged: nothing more is written "
+                               "to it")
         try:
-            for turn, blob in self._conn.execute(
-                    "SELECT turn, changes FROM journal ORDER BY turn").fetchall():
-                self._remember(turn, msgpack.unpackb(blob, raw=False, use_list=False))
-                self._turn = turn
-        except (sqlite3.Error, ValueError, TypeError) as e:
-            raise ConfigError(f"cannot read the journal of the store {self.path}: {e}") from e
-        if self._unfolded:
-            log.info("folding %d tasks' changes left in the journal of %s",
-                     len(self._unfolded), self.path)
-        self._fold(len(self._unfolded))
+            conn = sqlite_file.open_writable(self.path, self._timeout, SYNC_LEVELS[self.sync])
+        except ConfigError as e:
+            raise StoreError(str(e)) from e
+        self._conn.close()
+        self._conn, self._writable = conn, True
+        self._checkpointer = sqlite_file.Checkpointer(self.path, self._timeout)
 
     # --- errors ----------------------------------------------------------------------
 
@@ -486,8 +597,15 @@ class SqliteStore:
         if self._closed:
             raise StoreError(f"{what}: the store {self.path} is closed")
 
-    def _read_failed(self, e: Exception, what: str) -> StoreError:
+    def _damage(self, detail: Any) -> StoreDamaged:
+        """The file is damaged: say so with the way out, and write nothing more to it."""
+        self._damaged = True
+        return sqlite_file.damaged(self.path, detail)
+
+    def _read_error(self, e: sqlite3.Error, what: str) -> StoreError:
         """A read failed: nothing pending is touched (it is not the reader's to drop)."""
+        if sqlite_file.is_damage(e):
+            return self._damage(f"{what}: {e}")
         return StoreError(f"{what} failed on the store {self.path}: {e}")
 
     def _unavailable(self, e: Exception, what: str) -> StoreUnavailable:
@@ -515,6 +633,8 @@ class SqliteStore:
                 self._conn.execute("ROLLBACK")
         except sqlite3.Error:
             note += "; rolling back failed too"
+        if sqlite_file.is_damage(e):
+            return self._damage(f"{what}: {e}{note}")
         return StoreError(f"{what} failed on the store {self.path}: {e}{note}")
 
 
@@ -547,81 +667,6 @@ def _task_id(task_id: Any) -> str:
     if type(task_id) is not str:
         raise TypeError(f"a task id is a str, not {type(task_id).__name__}")
     return task_id
-
-
-def _connect(path: Path, timeout: float) -> sqlite3.Connection:
-    if path.is_dir():
-        raise ConfigError(f"the store {path} is a directory: give the path of a file in it")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ConfigError(f"cannot create the directory of the store {path}: {e}") from e
-    try:
-        return sqlite3.connect(path, timeout=timeout, isolation_level=None,
-                               check_same_thread=False)
-    except sqlite3.Error as e:
-        raise ConfigError(f"cannot open the store {path}: {e}") from e
-
-
-def _configure(conn: sqlite3.Connection, path: Path, sync: str) -> None:
-    try:
-        # The first statement reads the file header: a foreign file fails here.
-        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        conn.execute(f"PRAGMA synchronous={sync}")
-        # Copying the WAL into the file (a checkpoint, two fsyncs) is most of what a
-        # commit costs when SQLite does it every 1,000 pages: let the WAL grow to 64 MiB
-        # and checkpoint in compact(), when the master is quiet. Cap what stays on disk.
-        conn.execute(f"PRAGMA wal_autocheckpoint={WAL_PAGES}")
-        conn.execute(f"PRAGMA journal_size_limit={WAL_PAGES * 4096}")
-    except sqlite3.DatabaseError as e:
-        raise ConfigError(
-            f"the store {path} is not a SQLite database zq can use ({e}): move the file "
-            "away or give another store path") from e
-    if mode != "wal":
-        raise ConfigError(
-            f"the store {path} cannot use SQLite's WAL journal (got {mode!r}); WAL needs a "
-            "local filesystem with shared memory: put the store on a local disk")
-
-
-def _check_schema(conn: sqlite3.Connection, path: Path) -> None:
-    try:
-        conn.execute("BEGIN IMMEDIATE")  # two masters starting at once create it once
-        try:
-            version = _schema_version(conn, path)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-    except sqlite3.Error as e:
-        raise ConfigError(f"cannot read the schema of the store {path}: {e}") from e
-    if version > SCHEMA_VERSION:
-        raise ConfigError(
-            f"the store {path} was written by a newer zq (schema {version}; this zq reads "
-            f"up to {SCHEMA_VERSION}): upgrade zq, or give another store path")
-
-
-def _schema_version(conn: sqlite3.Connection, path: Path) -> int:
-    """The file's schema version, creating the schema in an empty file and bringing an
-    older one up to date."""
-    tables = {n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    if not tables:
-        for statement in (TASK_DDL, META_DDL, JOURNAL_DDL):
-            conn.execute(statement)
-        conn.execute(_SET_META, (SCHEMA_KEY, _pack(SCHEMA_VERSION)))
-        return SCHEMA_VERSION
-    row = None
-    if "meta" in tables:
-        row = conn.execute("SELECT value FROM meta WHERE key = ?", (SCHEMA_KEY,)).fetchone()
-    if row is None:
-        raise ConfigError(f"{path} is a SQLite database but not a zq store: give the "
-                          "path of a new file or of an existing zq store")
-    version = int(_unpack(row[0]))
-    if version < SCHEMA_VERSION:
-        raise ConfigError(
-            f"the store {path} was written by an older zq (schema {version}; this zq reads "
-            f"schema {SCHEMA_VERSION}) and cannot be upgraded in place: finish its tasks "
-            "with the zq that wrote it, or give another store path")
-    return version
 
 
 def _read_all(rows: Iterable[tuple]) -> list[TaskRecord]:
