@@ -23,7 +23,7 @@ from zq.core import messages as m
 from zq.core.access import Caller
 from zq.core.messages import Role
 from zq.core.catalogue import META_KEY as CATALOGUE_KEY
-from zq.core.scheduler import Scheduler
+from zq.core.scheduler import BUSY_RETRY_AFTER, Scheduler
 from zq.errors import ProtocolError, StoreUnavailable, ZqError
 from zq.gate import Gate, connection_cap, fd_limit, local_only_transport, raise_fd_limit
 from zq.security import load_master_keys
@@ -31,13 +31,26 @@ from zq.store import Store, open_store
 
 log = logging.getLogger(__name__)
 
+# One turn is bounded whatever the load (issue 10: 200,000 tasks read in one turn and a
+# commit that folded the journal in line stalled the master for seconds, and its peers
+# took it for lost). Messages are handled for DRAIN_BUDGET seconds (MAX_DRAIN at most),
+# MAX_LEASES tasks leased, the commit and the sends are in proportion, and the store's
+# upkeep gets UPKEEP_BUDGET: the loop comes round every ~0.1 s under any load. (One
+# message is handled whole: a SUBMIT of 1,000 tasks takes ~3 ms.)
 MAX_DRAIN = 2000  # messages handled per turn before the core dispatches and we send
+DRAIN_BUDGET = 0.03  # seconds of message handling per turn
+# Tasks leased per turn at most (~15 ms): a worker may hold 2,000 tasks and more, and a
+# thousand workers joining at once would otherwise be leased millions in one turn.
+MAX_LEASES = 5000
 # The store's deferred work (folding the SQLite journal) waits until the master has had
 # nothing to do for UPKEEP_QUIET seconds: done in the short pauses of a burst it would
 # take CPU from the workers and clients the master shares its host with. Then it goes
-# UPKEEP_CHUNK tasks per turn (~10 ms of SQLite), so a new message waits little.
+# UPKEEP_CHUNK tasks per turn (~8 ms of SQLite), so a new message waits little. While
+# the store is behind (too much unfolded), slices run every turn, busy or not, for up
+# to UPKEEP_BUDGET seconds, so the fold keeps up with what comes in.
 UPKEEP_QUIET = 0.1
 UPKEEP_CHUNK = 1000
+UPKEEP_BUDGET = 0.03
 STORE_RETRY = 1.0  # seconds between commits tried while the store cannot write
 STORE_RETRY_NOTE = 10.0  # seconds between log lines about it
 HELD_RETRY = 0.01  # seconds before messages held for a peer with a full queue are retried
@@ -46,6 +59,40 @@ HELD_RETRY = 0.01  # seconds before messages held for a peer with a full queue a
 # again at once. Then it is served as a new peer (a worker says HELLO again).
 SHUN_SECONDS = 10.0
 MAX_SHUNNED = 10_000
+TURN_WINDOW = 10.0  # status `longest_turn`: the longest turn in the last 10 to 20 s
+SLOW_TURN = 1.0  # a turn this long is logged: peers may be close to taking us for lost
+# While the store cannot commit, these still go out (they promise nothing durable);
+# everything else waits for the commit, and an ACCEPTED becomes a BUSY.
+SENT_WHILE_UNCOMMITTED = (m.Heartbeat, m.Busy, m.Error, m.Disconnect, m.Welcome)
+
+
+class TurnTimes:
+    """The longest loop turn over the last TURN_WINDOW to 2 * TURN_WINDOW seconds (for
+    `status`), and a warning for a turn of SLOW_TURN or more, with where it went."""
+
+    PHASES = ("messages and dispatch", "commit", "send", "store upkeep")
+
+    def __init__(self) -> None:
+        self._longest = self._before = 0.0  # in this window, in the one before
+        self._until = 0.0  # end of this window
+
+    @property
+    def longest(self) -> float:
+        return max(self._longest, self._before)
+
+    def note(self, start: float, *marks: float) -> None:
+        """start and the end of each phase (PHASES), monotonic seconds."""
+        end = marks[-1]
+        took = end - start
+        if end >= self._until:
+            self._before = self._longest if end < self._until + TURN_WINDOW else 0.0
+            self._longest, self._until = 0.0, end + TURN_WINDOW
+        if took > self._longest:
+            self._longest = took
+        if took >= SLOW_TURN:
+            phases = [b - a for a, b in zip((start, *marks), marks)]
+            log.warning("a loop turn took %.2f s (%s)", took, ", ".join(
+                f"{name} {s:.2f} s" for name, s in zip(self.PHASES, phases)))
 
 
 def _tune_gc() -> None:
@@ -113,6 +160,12 @@ class Master:
         self._shunned: dict[bytes, float] = {}  # rid -> monotonic time its drop ends
         self._store_upkeep = False  # the store may have deferred work for quiet turns
         self._gate: Gate | None = None  # the ZAP handler: who may connect (zq.gate)
+        # While commits fail: since when, the next try, and what waits for a commit.
+        self._store_down: float | None = None
+        self._store_retry_at = self._store_noted = 0.0
+        self._uncommitted: list[tuple[bytes, m.Message]] = []
+        self._leasing = False  # the last dispatch stopped at MAX_LEASES
+        self.turns = TurnTimes()
         self._refused_keys: set[str] = set()  # logged once each
         self._reload = False  # SIGHUP seen: read the key folders again (next turn)
         self._revoked: set[str] = set()  # keys removed (or moved) by a reload
@@ -194,7 +247,9 @@ class Master:
 
     def _close(self) -> None:
         try:
-            self._commit(self.core.flush())
+            if not self._commit(self.core.flush(), force=True):
+                log.error("stopping with changes the store could not commit; they were "
+                          "never acknowledged, and clients and workers send them again")
         except ZqError:
             pass  # logged; what was not committed was not acknowledged either
         self.store.close()
@@ -214,55 +269,87 @@ class Master:
         if self._reload:
             self._reload = False
             self._reload_keys()
-        deadline = core.next_deadline()
-        if self._store_upkeep:
-            deadline = min(deadline, self._last_busy + UPKEEP_QUIET)
-        if self._held:  # a peer's queue was full: look again soon, without spinning
-            deadline = min(deadline, time.monotonic() + HELD_RETRY)
-        timeout = max(0.0, min(deadline - time.monotonic(), 0.5))
-        events = poller.poll(timeout * 1000)
-        core.advance(time.monotonic(), self._wall())
+        events = poller.poll(self._poll_timeout() * 1000)
+        start = time.monotonic()
+        core.advance(start, self._wall())
         if events:
-            self._last_busy = core.now
-            self._drain()
-        core.dispatch()
+            self._last_busy = start
+            self._drain(start + DRAIN_BUDGET)
         if core.now >= core.next_housekeeping or core.timers_due():
             core.tick()
-            core.dispatch()
+        self._leasing = core.dispatch(MAX_LEASES)  # True: more next turn, at once
         out = core.flush()
-        self._commit(out)
-        self._send(out.messages)
+        handled = time.monotonic()
+        durable = self._commit(out)
+        committed = time.monotonic()
+        self._send(self._after_commit(out.messages, durable))
         if self._hang_ups:
             for fd in self._hang_ups:
                 transport.hang_up(fd)
             self._hang_ups = []
         for level, text in out.notices:
             log.log(logging.WARNING if level == "warning" else logging.INFO, text)
-        if self._store_upkeep and core.now >= self._last_busy + UPKEEP_QUIET:
-            with self._stop_on_store_failure():
-                try:
-                    self._store_upkeep = self.store.compact(UPKEEP_CHUNK)
-                except StoreUnavailable as e:  # nothing depends on it: later
-                    log.warning("%s; the store's upkeep waits %g s", e, STORE_RETRY)
-                    self._last_busy = core.now + STORE_RETRY
+        sent = time.monotonic()
+        self._upkeep(sent)
+        self.turns.note(start, handled, committed, sent, time.monotonic())
+        core.longest_turn = self.turns.longest
 
-    def _drain(self) -> None:
+    def _poll_timeout(self) -> float:
+        """Seconds the turn may wait for a message: until the core's next deadline, the
+        store's upkeep, a held peer's retry or the next commit try, 0.5 s at most."""
+        now = time.monotonic()
+        deadline = self.core.next_deadline()
+        if self._store_upkeep:
+            deadline = min(deadline, self._last_busy + UPKEEP_QUIET)
+        if self._held:  # a peer's queue was full: look again soon, without spinning
+            deadline = min(deadline, now + HELD_RETRY)
+        if self._leasing:  # the last dispatch stopped at MAX_LEASES
+            deadline = now
+        if self._store_down is not None:
+            deadline = min(deadline, self._store_retry_at)
+        return max(0.0, min(deadline - now, 0.5))
+
+    def _upkeep(self, now: float) -> None:
+        """The store's deferred work, in slices: one per turn once the master has been
+        quiet for UPKEEP_QUIET; while the store is behind, as many as UPKEEP_BUDGET
+        allows every turn, busy or not. Never while the store cannot commit."""
+        if not self._store_upkeep or self._store_down is not None:
+            return
+        store = self.store
+        if now < self._last_busy + UPKEEP_QUIET and not store.behind():
+            return
+        deadline = now + UPKEEP_BUDGET
+        with self._stop_on_store_failure():
+            try:
+                self._store_upkeep = store.compact(UPKEEP_CHUNK)
+                while self._store_upkeep and store.behind() and time.monotonic() < deadline:
+                    self._store_upkeep = store.compact(UPKEEP_CHUNK)
+            except StoreUnavailable as e:  # nothing depends on it: later
+                log.warning("%s; the store's upkeep waits %g s", e, STORE_RETRY)
+                self._last_busy = self.core.now + STORE_RETRY
+
+    def _drain(self, deadline: float) -> None:
+        """Handle waiting messages until none is left, MAX_DRAIN are or the clock
+        passes deadline (what is left waits for the next turn)."""
         if self.keys is not None:
-            return self._drain_checking_keys()
+            return self._drain_checking_keys(deadline)
         recv = self.sock.recv_multipart  # type: ignore[union-attr]
-        handle = self._handle
+        handle, clock = self._handle, time.monotonic
         for _ in range(MAX_DRAIN):
             try:
                 frames = recv(zmq.NOBLOCK)
             except zmq.Again:
                 return
             handle(frames[0], frames[1:])
+            if clock() >= deadline:
+                return
 
-    def _drain_checking_keys(self) -> None:
+    def _drain_checking_keys(self, deadline: float) -> None:
         """With keys: each message comes with the key its sender was admitted with
         (User-Id), which must be admitted in the role the message claims."""
         recv = self.sock.recv_multipart  # type: ignore[union-attr]
         admitted = self.keys.admitted  # type: ignore[union-attr]
+        clock = time.monotonic
         for _ in range(MAX_DRAIN):
             try:
                 parts = recv(zmq.NOBLOCK, copy=False)
@@ -278,6 +365,8 @@ class Master:
                     self._refuse(frames[0], role, key, frames[1:])
             else:
                 self._handle(frames[0], frames[1:], key)
+            if clock() >= deadline:
+                return
 
     def _reload_keys(self) -> None:
         """SIGHUP: read the key folders again. New handshakes see the new keys at once; a
@@ -349,10 +438,15 @@ class Master:
             request_id = msg.request_id if isinstance(msg, m.Query) else None
             self.core.on_failed_message(rid, reason, request_id)
 
-    def _commit(self, out: Any) -> None:
-        """Make the turn durable before anything that promises it goes out."""
-        if not (out.saves or out.updates or out.deletes or out.meta):
-            return
+    def _commit(self, out: Any, force: bool = False) -> bool:
+        """Make the turn durable before anything that promises it goes out; True when
+        it is (or there was nothing to make durable). A store that cannot write now (a
+        full disk, say) keeps what is pending and is tried again every STORE_RETRY
+        seconds (force: now); meanwhile the loop goes on, and _after_commit holds back
+        every message that promises something durable."""
+        changes = out.saves or out.updates or out.deletes or out.meta
+        if not changes and self._store_down is None:
+            return True
         with self._stop_on_store_failure():
             if out.saves:
                 self.store.save(out.saves)
@@ -362,33 +456,58 @@ class Master:
                 self.store.delete(out.deletes)
             for key, value in out.meta.items():
                 self.store.set_meta(key, value)
-            self._commit_until_it_works()
-        self._store_upkeep = True
-
-    def _commit_until_it_works(self) -> None:
-        """A store that cannot write now (a full disk, say) keeps the turn: hold
-        everything the turn would send, which all promises it is durable, and try again
-        every second. Peers hear nothing meanwhile: clients keep their submissions,
-        workers their results, and both reconnect and resend once the master answers."""
-        failing_since: float | None = None
-        last_said = 0.0
-        while True:
+            if self._store_down is not None and not force and (
+                    time.monotonic() < self._store_retry_at):
+                return False  # not yet: the next try is due at _store_retry_at
             try:
                 self.store.commit()
             except StoreUnavailable as e:
-                now = time.monotonic()
-                if failing_since is None or now - last_said >= STORE_RETRY_NOTE:
-                    log.error("%s. Holding this turn's messages and trying again every "
-                              "%g s; nothing is acknowledged meanwhile", e, STORE_RETRY)
-                    last_said = now
-                failing_since = failing_since or now
-                if self._stop.wait(STORE_RETRY):
-                    raise  # stopping: what was not committed was not acknowledged
-                continue
-            if failing_since is not None:
-                log.warning("the store commits again, after %.0f s",
-                            time.monotonic() - failing_since)
-            return
+                self._store_failed(e)
+                return False
+        if self._store_down is not None:
+            log.warning("the store commits again, after %.0f s; acknowledging what waited",
+                        time.monotonic() - self._store_down)
+            self._store_down = None
+            self.core.store_writable = True
+        self._store_upkeep = True
+        return True
+
+    def _store_failed(self, e: StoreUnavailable) -> None:
+        now = time.monotonic()
+        if self._store_down is None or now - self._store_noted >= STORE_RETRY_NOTE:
+            log.error("%s. Until a commit succeeds (tried every %g s), submissions get BUSY "
+                      "and nothing is acknowledged meanwhile", e, STORE_RETRY)
+            self._store_noted = now
+        if self._store_down is None:
+            self._store_down = now
+            self.core.store_writable = False  # new submissions: BUSY; no new leases
+        self._store_retry_at = now + STORE_RETRY
+
+    def _after_commit(self, messages: list[tuple[bytes, m.Message]],
+                      durable: bool) -> list[tuple[bytes, m.Message]]:
+        """What to send now. Committed: what waited for the commit, then this turn's.
+        Not committed: only messages that promise nothing durable; the others wait, in
+        order, except an ACCEPTED, which becomes a BUSY (the client sends those tasks
+        again, and hears ACCEPTED once they are committed). A peer whose messages wait
+        gets a HEARTBEAT, so it does not take the master for lost meanwhile."""
+        if durable:
+            if not self._uncommitted:
+                return messages
+            waiting, self._uncommitted = self._uncommitted, []
+            return waiting + messages
+        now: list[tuple[bytes, m.Message]] = []
+        beat: set[bytes] = set()
+        for rid, msg in messages:
+            if isinstance(msg, SENT_WHILE_UNCOMMITTED):
+                now.append((rid, msg))
+            elif isinstance(msg, m.Accepted):
+                now.append((rid, m.Busy(list(msg.ids), BUSY_RETRY_AFTER)))
+            else:
+                self._uncommitted.append((rid, msg))
+                beat.add(rid)
+        beat.difference_update(rid for rid, _ in now)
+        now.extend((rid, m.Heartbeat()) for rid in beat)
+        return now
 
     @contextmanager
     def _stop_on_store_failure(self) -> Iterator[None]:

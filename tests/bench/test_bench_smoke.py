@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPTS = ["throughput", "latency", "submit_rate", "scale", "payload", "memory", "security"]
+SCRIPTS = ["throughput", "latency", "submit_rate", "scale", "payload", "memory", "security",
+           "stall"]
 
 
 @pytest.mark.parametrize("script", SCRIPTS)

@@ -186,6 +186,9 @@ class Scheduler:
         # (monotonic due time, seq, task id, attempt, rid): leases with a time limit
         self.deadlines: list[tuple[float, int, str, int, bytes]] = []
         self.bad_entries = 0  # entries of batches refused alone
+        # False while the store cannot commit: a SUBMIT gets BUSY, nothing is leased.
+        self.store_writable = True
+        self.longest_turn = 0.0  # seconds: the master's loop measures it (status shows it)
 
         self.periodic = Periodic()
         self.catalogue = Catalogue()  # task names the workers announced, and their options
@@ -389,7 +392,11 @@ class Scheduler:
                   caller: Caller | None = None) -> None:
         """New tasks from a client. Plain ones (no options, new id, room in the queue)
         take a fast path; everything else goes through _submit_one. With keys (caller
-        has one) each new task records the key that submitted it."""
+        has one) each new task records the key that submitted it. While the store
+        cannot commit, none is accepted: BUSY, to be sent again."""
+        if not self.store_writable:
+            self._push_many(rid, Cmd.BUSY, [entry[0] for entry in entries])
+            return
         self._caller = caller
         try:
             self._on_submit(rid, entries)
@@ -1021,33 +1028,42 @@ class Scheduler:
 
     # --- dispatch ------------------------------------------------------------------------
 
-    def dispatch(self) -> None:
+    def dispatch(self, limit: int = 1 << 62) -> bool:
         """Lease queued tasks to workers with free credit (DESIGN §3), in two passes:
         first what can start at once, on the workers with the most idle slots (oldest
         idle first on ties); then prefetch, at most a fair share of what is left per
-        worker, so no worker holds tasks another could start sooner."""
-        if not self.counts[State.QUEUED] or not self.workers:
-            return
+        worker, so no worker holds tasks another could start sooner. At most `limit`
+        tasks are offered (a bound on one loop turn); True when the limit stopped it."""
+        if not self.counts[State.QUEUED] or not self.workers or not self.store_writable:
+            return False
+        left = limit
         workers = [w for w in self.workers.values() if w.free > 0 and w.ready_queues]
         for w in balance.offer_order(workers, _idle_slots, _idle_since):
-            self._offer(w, min(w.free, _idle_slots(w)))
+            left -= self._offer(w, min(w.free, _idle_slots(w), left))
             if not self.counts[State.QUEUED]:
-                return
+                return False
+            if left <= 0:
+                return True
         # Water-filling: least free credit first, so what one cannot take flows on.
         workers = balance.offer_order(workers, _free, _idle_since)[::-1]
         for i, w in enumerate(workers):
             share = -(-self.counts[State.QUEUED] // (len(workers) - i))  # ceil
-            self._offer(w, min(w.free, share))
+            left -= self._offer(w, min(w.free, share, left))
             if not self.counts[State.QUEUED]:
-                return
+                return False
+            if left <= 0:
+                return True
+        return False
 
-    def _offer(self, w: WorkerInfo, n: int) -> None:
+    def _offer(self, w: WorkerInfo, n: int) -> int:
+        """Lease up to n of the best tasks w serves; how many were taken from the queues."""
         if n <= 0:
-            return
+            return 0
         picked: list[TaskRecord] = []
         balance.take_best(w.ready_queues, n, picked)
         if picked:
             self._lease_to(w, picked)
+        return len(picked)
 
     def _lease_to(self, w: WorkerInfo, picked: list[TaskRecord]) -> None:
         entries = []
@@ -1360,6 +1376,7 @@ class Scheduler:
             "queries_refused": self.queries_refused,
             "refused_entries": self.bad_entries,
             "catalogue": self.catalogue.view(),
+            "longest_turn": round(self.longest_turn, 4),
         }
 
     def list_tasks(self, state: str | None = None, queue: str | None = None,
