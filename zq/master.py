@@ -192,6 +192,7 @@ class Master:
         core.advance(time.monotonic(), self._wall())
         core.load_catalogue(self.store.get_meta(CATALOGUE_KEY))
         restored = core.restore(self.store.load())
+        core.restore_cancelling(self.store.get_meta("cancelling"))
         for note in core.periodic.load(self.store.get_meta("schedules"), core.wall):
             log.error("%s", note)
         for note in core.load_rates(self.store.get_meta("rates")):

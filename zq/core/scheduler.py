@@ -150,7 +150,8 @@ class Scheduler:
         self.more_watchers: dict[str, set[bytes]] = {}
         self.keys: dict[str, str] = {}  # dedup key -> task id
         self.waiting: dict[str, list[str]] = {}  # task id -> tasks that run after it
-        self.cancelling: set[str] = set()
+        self.cancelling: set[str] = set()  # running tasks told to stop; kept in meta
+        self._cancelling_changed = False
         self.timers: list[tuple[float, int, str]] = []  # (wall time, seq, task id)
         # Waits the master measures itself (retry backoff, rate limits) run on the
         # monotonic clock: a step of the wall clock must not stretch or cut them.
@@ -180,8 +181,9 @@ class Scheduler:
         # Leases that ended without a final result: task id -> {attempt: session}, so a
         # late result of that attempt from that worker still counts (the first wins).
         self.past: dict[str, dict[int, str]] = {}
-        # Restored tasks whose lease the store does not know (leases are not saved):
-        # until the recovery hold ends a result for one counts from any worker.
+        # Restored tasks whose lease is gone (a lease names a connection, which the
+        # restart ended): until the recovery hold ends a result for one counts from any
+        # worker.
         self.restored_unleased: set[str] = set()
         # (monotonic due time, seq, task id, attempt, rid): leases with a time limit
         self.deadlines: list[tuple[float, int, str, int, bytes]] = []
@@ -241,6 +243,9 @@ class Scheduler:
         else:
             saves = [t for tid, t in self._dirty.items() if tid in new]
             updates = [t for tid, t in self._dirty.items() if tid not in new]
+        if self._cancelling_changed:  # stored before the CANCEL goes out: a restart
+            self._meta["cancelling"] = list(self.cancelling)  # cannot rerun the task
+            self._cancelling_changed = False
         out = Flush(saves=saves, updates=updates, deletes=self._deleted, meta=self._meta,
                     notices=self._notices)
         self._dirty, self._inserted, self._deleted, self._meta = {}, set(), [], {}
@@ -322,7 +327,9 @@ class Scheduler:
         t.result = payload
         if new is State.SUCCEEDED:
             t.payload = FREED
-        self.cancelling.discard(t.id)
+        if t.id in self.cancelling:
+            self.cancelling.discard(t.id)
+            self._cancelling_changed = self.durable
         self._save(t)
         self._keep_result(t)
         self._count_done()
@@ -605,6 +612,7 @@ class Scheduler:
             self._finish(t, State.CANCELLED, _cancelled_error("cancelled before it ran"))
         elif t.state is State.RUNNING and t.id not in self.cancelling:
             self.cancelling.add(t.id)
+            self._cancelling_changed = self.durable
             owner = self.lease.get(t.id)
             if owner is not None:
                 self._push(owner, Cmd.CANCEL, t.id)
@@ -780,6 +788,7 @@ class Scheduler:
             t.worker = w.name
             self.lease[tid] = w.rid
             w.leased.add(tid)
+            self._save(t)
 
     def worker(self, rid: bytes) -> WorkerInfo | None:
         """The registered worker behind rid, marked alive; None (and DISCONNECT) if none."""
@@ -818,6 +827,7 @@ class Scheduler:
             t.attempt -= 1  # it never started
             self._move(t, State.QUEUED)
             self._enqueue(t, front=True)
+            self._save(t)
 
     def on_worker_revoked(self, rid: bytes, reason: str) -> bool:
         """The master no longer admits this worker's key (SIGHUP): DISCONNECT it and count
@@ -929,8 +939,8 @@ class Scheduler:
             return
         owner = self.lease.get(tid)
         # A failure of an older attempt is late, unless w holds the task by adoption (its
-        # attempt is unknown); a newer attempt than the master counted is current (leases
-        # are not persisted: after a restart the count lags).
+        # attempt is unknown); a newer attempt than the master counted is current (with
+        # the memory store, a restart forgets the count).
         if outcome != Outcome.OK and (t.state is not State.RUNNING or (
                 attempt < t.attempt and not (owner == w.rid and tid in w.adopted))):
             return
@@ -1070,6 +1080,9 @@ class Scheduler:
         rates = self.rates
         running, queued = State.RUNNING, State.QUEUED
         depth, lease, leased, rid = self.depth, self.lease, w.leased, w.rid
+        # The lease is stored (in the commit before the TASK goes out), so the attempt
+        # number of a rerun after a master crash is never lower than one already run.
+        dirty = self._dirty if self.durable else None
         for t in picked:
             if t.state is not queued:
                 continue  # a second ready-queue entry of a task leased just before
@@ -1083,6 +1096,8 @@ class Scheduler:
             leased.add(t.id)
             if t.timeout is not None:
                 self._add_deadline(t, rid)
+            if dirty is not None:
+                dirty[t.id] = t
             entries.append((t.id, t.attempt, t.name, t.payload, t.timeout, t.retry_on))
         n = len(entries)
         self.counts[queued] -= n
@@ -1316,6 +1331,20 @@ class Scheduler:
         for t in sorted(final, key=_finished_at):  # the store gives submission order
             self._keep_result(t)
         return n
+
+    def restore_cancelling(self, ids: Any) -> None:
+        """Cancels asked for before a restart (the store's "cancelling" meta): those
+        tasks end cancelled now rather than run again; a worker still running one is
+        told to stop when it re-registers (_adopt)."""
+        if not isinstance(ids, list):
+            return
+        for tid in ids:
+            t = self.tasks.get(tid) if isinstance(tid, str) else None
+            if t is not None and t.state not in FINAL:
+                self._finish(t, State.CANCELLED, _cancelled_error(
+                    "cancelled while running; the master restarted before it stopped"))
+        if ids:
+            self._cancelling_changed = self.durable  # none is left: store that too
 
     def adopt_loaded(self, t: TaskRecord) -> None:
         """A final task read back from the store on demand (an old result being fetched)."""
