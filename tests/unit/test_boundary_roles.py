@@ -1,5 +1,5 @@
 """Roles in the core (issue 9, "Roles"): with keys, a client key submits, watches and
-cancels its own tasks and reads; only an admin purges, retries, cancels or watches any
+cancels its own tasks and reads any; only an admin purges, retries, cancels any
 task and changes schedules or a rate limit already set. Rate limits are kept in the
 store. Without keys every peer is an admin (Caller(rid) has admin=True)."""
 
@@ -34,15 +34,18 @@ def submit(s: Scheduler, caller: Caller, tid: str, **opts) -> None:
     s.validate()
 
 
-def test_a_client_key_cancels_and_watches_its_own_tasks_only() -> None:
+def test_a_client_key_cancels_its_own_tasks_only_and_reads_any() -> None:
     s = core()
     submit(s, K1, "a")
     submit(s, K1, "b", priority=1)  # through the slow path too
     sent(s)
     s.on_cancel(K2.rid, ["a"], K2)
-    s.on_watch(K2.rid, ["b"], K2)
+    s.on_cancel(K2.rid, ["b"], K2)
     out = sent(s)
     assert out == [(b"r2", "Rejected", ["a", "b"])]
+    s.on_watch(K2.rid, ["b"], K2)  # reading a result is every client's
+    assert sent(s) == []  # watched: its result will be pushed, nothing refused
+    assert K2.rid in (s.watcher.get("b"), *s.more_watchers.get("b", ()))
     assert s.tasks["a"].state is m.State.QUEUED
     s.on_cancel(K1.rid, ["a"], K1)  # its own
     s.on_cancel(ADMIN.rid, ["b"], ADMIN)  # an admin: any
