@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 # upkeep gets UPKEEP_BUDGET: the loop comes round every ~0.1 s under any load. (One
 # message is handled whole: a SUBMIT of 1,000 tasks takes ~3 ms.)
 MAX_DRAIN = 2000  # messages handled per turn before the core dispatches and we send
-DRAIN_BUDGET = 0.03  # seconds of message handling per turn
+DRAIN_BUDGET = 0.02  # seconds of message handling per turn
 # Tasks leased per turn at most (~15 ms): a worker may hold 2,000 tasks and more, and a
 # thousand workers joining at once would otherwise be leased millions in one turn.
 MAX_LEASES = 5000
@@ -49,8 +49,8 @@ MAX_LEASES = 5000
 # the store is behind (too much unfolded), slices run every turn, busy or not, for up
 # to UPKEEP_BUDGET seconds, so the fold keeps up with what comes in.
 UPKEEP_QUIET = 0.1
-UPKEEP_CHUNK = 1000
-UPKEEP_BUDGET = 0.03
+UPKEEP_CHUNK = 500
+UPKEEP_BUDGET = 0.02
 STORE_RETRY = 1.0  # seconds between commits tried while the store cannot write
 STORE_RETRY_NOTE = 10.0  # seconds between log lines about it
 HELD_RETRY = 0.01  # seconds before messages held for a peer with a full queue are retried
