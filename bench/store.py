@@ -47,7 +47,7 @@ def records(start: int, count: int, ids: str = "client") -> Iterator[TaskRecord]
 def save_rate(store: Store, batch: int, seconds: float, ids: str) -> tuple[float, float]:
     """(records/s spent in save()+commit(), one commit per batch, building the records
     not counted; records/s spent folding them afterwards in compact(), the SQLite
-    store's deferred work, checkpoint included)."""
+    store's deferred work; the WAL checkpoint runs in the store's own thread)."""
     done, spent = 0, 0.0
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline:
