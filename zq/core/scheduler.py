@@ -173,7 +173,6 @@ class Scheduler:
         self.queries_refused = 0  # over a peer's query budget
         # With keys: task id -> the client key that submitted it (in memory only: after
         # a restart only an admin may cancel or watch the tasks restored).
-        self.owners: dict[str, str] = {}
         self._caller: Caller | None = None  # of the SUBMIT being handled
         self._scanned = 0  # tasks the query being answered looked at
         self.query_budget: dict[bytes, list[float]] = {}  # rid -> [bytes left, at now]
@@ -442,7 +441,8 @@ class Scheduler:
             self._inserted.update(t.id for t in queued)
         caller = self._caller
         if caller is not None and caller.key is not None:
-            self.owners.update((t.id, caller.key) for t in queued)
+            for t in queued:
+                t.owner = caller.key
         self._push_many(rid, Cmd.ACCEPTED, [t.id for t in queued])
 
     def _submit_one(self, rid: bytes | None, entry: m.SubmitEntry) -> None:
@@ -473,7 +473,7 @@ class Scheduler:
         self.tasks[tid] = t
         caller = self._caller
         if caller is not None and caller.key is not None:
-            self.owners[tid] = caller.key
+            t.owner = caller.key
         if rid is not None:
             self.watcher[tid] = rid
         self.counts[State.PENDING] += 1  # every task is born PENDING, then moves on
@@ -602,7 +602,7 @@ class Scheduler:
             if t is None:
                 self._push(rid, Cmd.REJECTED, (tid, f"unknown task id {tid}"))
                 continue
-            if caller is not None and not may_touch(caller, self.owners.get(tid)):
+            if caller is not None and not may_touch(caller, t.owner):
                 self._push(rid, Cmd.REJECTED, (tid, _not_yours(tid, "cancelling")))
                 continue
             if t.state not in FINAL:
@@ -1280,8 +1280,6 @@ class Scheduler:
 
     def _forget(self, t: TaskRecord) -> None:
         del self.tasks[t.id]
-        if self.owners:
-            self.owners.pop(t.id, None)
         if self.past:
             self.past.pop(t.id, None)
         self.counts[t.state] -= 1

@@ -18,7 +18,7 @@ class TaskRecord:
     __slots__ = (
         "id", "name", "payload", "queue", "priority", "state", "attempt", "retries",
         "timeout", "eta", "key", "after", "retry_backoff", "retry_backoff_max", "retry_on",
-        "result_ttl", "created", "updated", "worker", "result", "progress", "seq",
+        "result_ttl", "created", "updated", "worker", "result", "progress", "seq", "owner",
     )
 
     def __init__(self, id: str, name: str, payload: Any, *, queue: str = "default",
@@ -29,7 +29,7 @@ class TaskRecord:
                  retry_on: list[str] | None = None, result_ttl: float | None = None,
                  created: float = 0.0, updated: float = 0.0, worker: str | None = None,
                  result: bytes | None = None, progress: tuple[float, float] | None = None,
-                 seq: int = 0) -> None:
+                 seq: int = 0, owner: str | None = None) -> None:
         self.id = id
         self.name = name
         self.payload = payload
@@ -52,6 +52,7 @@ class TaskRecord:
         self.result = result  # result or error payload once final
         self.progress = progress
         self.seq = seq  # submission order: FIFO among equal priorities
+        self.owner = owner  # with keys: the public key that submitted it (zq.core.access)
 
     @staticmethod
     def plain(id: str, name: str, payload: Any, wall: float, seq: int) -> "TaskRecord":
@@ -63,7 +64,7 @@ class TaskRecord:
         t.timeout = t.eta = t.key = t.after = t.retry_on = t.result_ttl = None
         t.retry_backoff, t.retry_backoff_max = 1.0, 600.0
         t.created = t.updated = wall
-        t.worker = t.result = t.progress = None
+        t.worker = t.result = t.progress = t.owner = None
         t.seq = seq
         return t
 

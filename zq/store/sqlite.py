@@ -80,7 +80,9 @@ JOURNAL_ROW_MAX = 256 * 2**20  # bytes of one journal row; a larger turn takes s
 # an old row means (tests/store checks that every slot is kept).
 RECORD_FIELDS = ("name", "queue", "priority", "attempt", "retries", "timeout", "eta", "key",
                  "after", "retry_backoff", "retry_backoff_max", "retry_on", "result_ttl",
-                 "created", "updated", "worker", "result", "progress")
+                 "created", "updated", "worker", "result", "progress", "owner")
+# Rows written before "owner" was added hold the first OLD_RECORD_LEN fields only.
+OLD_RECORD_LEN = len(RECORD_FIELDS) - 1
 
 _UPSERT = ("INSERT INTO task (id, seq, state, payload, record) VALUES (?,?,?,?,?)"
            " ON CONFLICT (id) DO UPDATE SET seq=excluded.seq, state=excluded.state,"
@@ -127,7 +129,7 @@ def _row(r: TaskRecord) -> tuple:
     return (r.id, r.seq, r.state, r.payload, r.name, r.queue, r.priority, r.attempt,
             r.retries, r.timeout, r.eta, r.key, r.after, r.retry_backoff,
             r.retry_backoff_max, r.retry_on, r.result_ttl, r.created, r.updated, r.worker,
-            r.result, r.progress)
+            r.result, r.progress, r.owner)
 
 
 def _update_row(r: TaskRecord) -> tuple:
@@ -136,7 +138,7 @@ def _update_row(r: TaskRecord) -> tuple:
         _refuse(r)
     return (r.id, r.state, r.name, r.queue, r.priority, r.attempt, r.retries, r.timeout,
             r.eta, r.key, r.after, r.retry_backoff, r.retry_backoff_max, r.retry_on,
-            r.result_ttl, r.created, r.updated, r.worker, r.result, r.progress)
+            r.result_ttl, r.created, r.updated, r.worker, r.result, r.progress, r.owner)
 
 
 def _refuse(r: TaskRecord) -> None:
@@ -687,9 +689,12 @@ def _read_all(rows: Iterable[tuple]) -> list[TaskRecord]:
     try:
         for id_, seq, state, payload, record in rows:
             r = new(TaskRecord)
+            fields = unpack(record)
+            if len(fields) == OLD_RECORD_LEN:
+                fields.append(None)  # a row from before owners were kept
             (name, queue, r.priority, r.attempt, r.retries, r.timeout, r.eta, r.key, r.after,
              r.retry_backoff, r.retry_backoff_max, r.retry_on, r.result_ttl, created, updated,
-             worker, r.result, progress) = unpack(record)
+             worker, r.result, progress, r.owner) = fields
             r.id = id_
             r.seq = seq
             r.state = states[state]
