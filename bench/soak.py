@@ -62,6 +62,9 @@ WORKERS = {  # name: (host, pool, queues)
 }
 
 
+FINAL = ("succeeded", "failed", "cancelled", "dead")
+FINAL_WAIT = 60.0  # seconds the check waits for the master to record a cancelled task's end
+
 class Soak:
     def __init__(self, hosts: netns.Hosts, tmp: Path, seed: int) -> None:
         self.hosts, self.tmp = hosts, tmp
@@ -256,16 +259,13 @@ class Soak:
             outcome[e["outcome"]] += 1
             if e["outcome"] == "no result":
                 violations.append(f"1: {e['tag']} ({tid}) has no final result")
-        records = {}
+        records, lost = self.final_records(client)
+        violations += [f"1: the master lost accepted task {self.tasks[tid]['tag']} ({tid})"
+                       for tid in lost]
         raced = 0
-        for tid, e in self.tasks.items():
-            try:
-                records[tid] = client.get(tid)
-            except zq.Rejected:
-                violations.append(f"1: the master lost accepted task {e['tag']} ({tid})")
         for tid, rec in records.items():
             e = self.tasks[tid]
-            if rec["state"] not in ("succeeded", "failed", "cancelled", "dead"):
+            if rec["state"] not in FINAL:
                 violations.append(f"1: {e['tag']} is {rec['state']} at the master")
             elif e["kind"] == "cancel" and e["outcome"] == "cancelled":
                 raced += rec["state"] != "cancelled"  # documented: cancel() settles at once
@@ -285,6 +285,32 @@ class Soak:
               f"as documented)")
         print(f"soak: chaos: {dict(self.actions)}")
         return violations
+
+    def final_records(self, client: zq.Client) -> tuple[dict[str, dict], list[str]]:
+        """The master's record of every task, waiting (bounded) until each is final. A
+        cancelled future settles at once (concurrent.futures), while its task may still
+        be running: a thread-pool task stops only at its next check, and a worker that
+        was frozen or cut off reports back late. So a record still running when the
+        future settled is asked again until FINAL_WAIT seconds have passed."""
+        records: dict[str, dict] = {}
+        lost: list[str] = []
+        pending = list(self.tasks)
+        deadline = time.monotonic() + FINAL_WAIT
+        while pending:
+            still = []
+            for tid in pending:
+                try:
+                    records[tid] = rec = client.get(tid)
+                except zq.Rejected:
+                    lost.append(tid)
+                    continue
+                if rec["state"] not in FINAL:
+                    still.append(tid)
+            pending = still
+            if not pending or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)  # bounded by FINAL_WAIT: the master finishing the last tasks
+        return records, lost
 
     def ticks(self, client: zq.Client) -> list[str]:
         """The ids of the schedule's ticks the master holds: NAME@TICK for each tick
