@@ -670,15 +670,18 @@ def test_hello_running_unknown_or_finished_ids_get_cancel(h: Harness) -> None:
     assert h.s.workers[W2].leased == set()
 
 
-def test_hello_running_a_queued_task_adopts_it(h: Harness) -> None:
+def test_hello_running_a_queued_task_never_given_to_it_is_refused(h: Harness) -> None:
+    """A HELLO cannot claim a task the master never gave that session (it could then
+    settle it with any result): the master says CANCEL and the task stays queued."""
     h.submit("t1", "t2")
     h.hello(W1, credit=1, running=("t2",))
     h.dispatch()
-    assert h.out() == [(C, "ACCEPTED", ["t1", "t2"]), (W1, "WELCOME")]  # credit is full
-    assert h.state("t2") is S.RUNNING and h.attempt("t2") == 1 and h.s.depth["default"] == 1
+    out = h.out()
+    assert (W1, "CANCEL", ["t2"]) in out and (W1, "TASK", ["t1"]) in out
+    assert h.state("t2") is S.QUEUED and h.attempt("t2") == 0
 
 
-def test_hello_running_a_delayed_or_retrying_task_adopts_it() -> None:
+def test_hello_running_a_delayed_or_retrying_task_of_another_session_is_refused() -> None:
     h = make()
     h.submit("later", delay=60.0)
     h.hello(W1)
@@ -686,12 +689,8 @@ def test_hello_running_a_delayed_or_retrying_task_adopts_it() -> None:
     h.dispatch()
     h.results(W1, ("again", 1, ERR))
     h.hello(W2, running=("later", "again"))
-    assert h.state("later") is S.RUNNING and h.state("again") is S.RUNNING
-    assert h.s.lease == {"later": W2, "again": W2}
-    h.later(100)
-    h.heartbeat(W2)
-    h.tick()  # their timers find them running: nothing happens
-    assert h.s.lease == {"later": W2, "again": W2}
+    assert h.state("later") is S.PENDING and h.state("again") is S.RETRYING
+    assert h.s.lease == {}
     h.s.validate()
 
 

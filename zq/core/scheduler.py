@@ -163,6 +163,7 @@ class Scheduler:
         self.expiring: list[tuple[float, int, str]] = []  # (wall time, seq, task id)
         self.rates: dict[str, list[float]] = {}  # task name -> [per second, tokens, at]
         self.held: list[TaskRecord] = []  # restored tasks waiting for workers to re-register
+        self.held_ids: set[str] = set()  # their ids: a HELLO may claim these
         self.hold_until = 0.0
         self.seq = 0
         self.next_housekeeping = 0.0
@@ -780,6 +781,11 @@ class Scheduler:
             if ow is not None:
                 ow.leased.discard(tid)
         if t.state in (State.QUEUED, State.PENDING, State.RETRYING):
+            if not self._may_claim(t, w):
+                # Not given to this session: a HELLO cannot make the master lease it a
+                # task (it could then settle it with any result). Stop that run.
+                self._push(w.rid, Cmd.CANCEL, tid)
+                return
             if t.state is not State.QUEUED:
                 self._move(t, State.QUEUED)
                 self.depth[t.queue] = self.depth.get(t.queue, 0) + 1  # _move takes it off again
@@ -791,6 +797,17 @@ class Scheduler:
             self.lease[tid] = w.rid
             w.leased.add(tid)
             self._save(t)
+
+    def _may_claim(self, t: TaskRecord, w: WorkerInfo) -> bool:
+        """Whether w's HELLO may take back a task that is not running now: one restored
+        after a master restart and held for its workers to re-register, or one whose
+        attempt this same session held before the master gave it up (a worker cut off
+        past the liveness window, still running it). Any other task was never given
+        to w."""
+        if t.id in self.held_ids and self.now < self.hold_until:
+            return True
+        past = self.past.get(t.id)
+        return past is not None and w.session in past.values()
 
     def worker(self, rid: bytes) -> WorkerInfo | None:
         """The registered worker behind rid, marked alive; None (and DISCONNECT) if none."""
@@ -1178,6 +1195,7 @@ class Scheduler:
                     if t.state is State.QUEUED:
                         self._enqueue(t, counted=True)
                 self.held = []
+                self.held_ids = set()
             if self.restored_unleased:
                 self.restored_unleased.clear()
         self._expire_finished()
@@ -1316,6 +1334,7 @@ class Scheduler:
                 self.depth[t.queue] = self.depth.get(t.queue, 0) + 1
                 self._ready_queue(t.queue)
                 self.held.append(t)
+                self.held_ids.add(t.id)
             elif t.state is State.RETRYING:
                 self._add_timer(self.wall, t)
             self.counts[t.state] += 1
