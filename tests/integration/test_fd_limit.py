@@ -12,6 +12,7 @@ import pytest
 import zmq
 
 from tests.integration.harness import query, wait_until
+from tests.integration.test_gate import handshake_outcomes
 from zq import transport
 from zq.core import codec
 from zq.core import messages as m
@@ -42,16 +43,7 @@ class Flood:
             self.seen.append("?")
 
     def outcomes(self) -> list[str]:
-        for i, (sock, monitor) in enumerate(self.peers):
-            for _ in range(100):
-                got = None if sock.closed else transport.read_event(monitor)
-                if got is None:
-                    break
-                if got[0] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
-                    self.seen[i] = "in"
-                elif got[0] == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
-                    self.seen[i] = str(got[1])
-        return list(self.seen)
+        return handshake_outcomes(self.peers, self.seen)
 
     def close(self) -> None:
         for sock, monitor in self.peers:

@@ -22,6 +22,21 @@ def ctx() -> Iterator[zmq.Context]:
     context.term()
 
 
+def handshake_outcomes(peers: list[tuple[zmq.Socket, zmq.Socket]], seen: list[str]) -> list[str]:
+    """Update `seen` from each watched peer's monitor events: "in" once its handshake is
+    done, a refusal's ZAP status, or "?" while it waits; and return a copy."""
+    for i, (sock, monitor) in enumerate(peers):
+        for _ in range(100):
+            got = None if sock.closed else transport.read_event(monitor)
+            if got is None:
+                break
+            if got[0] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                seen[i] = "in"
+            elif got[0] == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+                seen[i] = str(got[1])
+    return list(seen)
+
+
 class Door:
     """A Gate and the ROUTER it guards, bound to a random loopback port."""
 
@@ -54,16 +69,7 @@ class Door:
 
     def outcomes(self) -> list[str]:
         """Per peer so far: "in" (handshake done), a refusal's status, or "?" (waiting)."""
-        for i, (sock, monitor) in enumerate(self.peers):
-            for _ in range(100):
-                got = None if sock.closed else transport.read_event(monitor)
-                if got is None:
-                    break
-                if got[0] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
-                    self.seen[i] = "in"
-                elif got[0] == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
-                    self.seen[i] = str(got[1])
-        return list(self.seen)
+        return handshake_outcomes(self.peers, self.seen)
 
     def hang_up(self, i: int) -> None:
         sock, monitor = self.peers[i]
