@@ -22,7 +22,7 @@ test: setup
 	$(PY) -m pytest -q -p no:cacheprovider -rs
 
 test-fast: setup
-	$(PY) -m pytest -q -p no:cacheprovider -rs tests/unit tests/property tests/store
+	$(PY) -m pytest -q -p no:cacheprovider -rs tests/unit tests/component tests/property tests/store
 
 bench: setup
 	$(PY) -m pip install --quiet -e '.[bench]'

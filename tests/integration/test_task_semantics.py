@@ -205,7 +205,7 @@ def test_submit_flags_reach_the_master(serial, tmp_path):
     assert bad.returncode != 0 and "ISO 8601" in bad.stderr
 
     # Every flag, as the SUBMIT options a master receives (a fake master records them).
-    from tests.unit.fake_master import FakeMaster
+    from tests.component.fake_master import FakeMaster
     fake = FakeMaster()
     try:
         done = zq_cli("submit", "tests.apps.e2e_tasks:add", "3", "4", *flags,

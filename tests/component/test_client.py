@@ -1,4 +1,4 @@
-"""zq.Client against a fake master (tests/unit/fake_master.py): results, errors, cancel,
+"""zq.Client against a fake master (tests/component/fake_master.py): results, errors, cancel,
 streams, map, back-pressure, BUSY/REJECTED/same_as, WATCH, queries, reconnects, close."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 
 import zq
 from tests.apps import client_tasks as tasks
-from tests.unit.fake_master import FakeMaster
+from tests.component.fake_master import FakeMaster
 from zq.config import ClientConfig
 from zq.core import messages as m
 from zq.core import serde

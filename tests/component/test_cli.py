@@ -61,7 +61,7 @@ def test_a_wait_without_a_master_fails_at_once_in_one_line():
 
 
 def test_a_wait_whose_master_goes_away_says_why_and_gives_up_at_its_timeout(monkeypatch):
-    from tests.unit.fake_master import FakeMaster
+    from tests.component.fake_master import FakeMaster
     from zq.core import messages as m
 
     monkeypatch.setattr(cli, "NOTE_EVERY", 0.2)
