@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.unit.test_scheduler import ERR, W1, Harness, S
-from zq.core.balance import compute_backoff
+from zq.core.backoff import compute_backoff
 
 JUST_UNDER_ONE = 1.0 - 2 ** -40  # the largest rand() the tests use: [0, 1) excludes 1
 

@@ -1,5 +1,5 @@
 """Pure pieces of scheduling: the ready queue of one named queue, the order in which
-workers are offered tasks, and retry backoff."""
+workers are offered tasks, and rate limits."""
 
 from __future__ import annotations
 
@@ -104,13 +104,6 @@ def offer_order(workers: Iterable[Any], room: Callable[[Any], int],
     ready = [w for w in workers if room(w) > 0]
     ready.sort(key=lambda w: (-room(w), idle_since(w)))
     return ready
-
-
-def compute_backoff(attempt: int, *, base: float, cap: float, rand: float) -> float:
-    """Seconds to wait before the next attempt: base * 2**(attempt-1), capped, with full
-    jitter in its upper half (rand in [0, 1)) so retries of a burst spread out."""
-    delay = min(cap, base * 2.0 ** min(max(0, attempt - 1), 64))  # 2**1024 overflows
-    return delay * (0.5 + 0.5 * rand)
 
 
 def parse_rate(spec: str) -> float:

@@ -12,6 +12,7 @@ from operator import itemgetter
 from typing import Any, Iterable, Iterator, Protocol, Sequence
 
 from zq.core import messages as m
+from zq.core.backoff import CLIENT_JITTER, compute_backoff
 from zq.core.messages import FINAL_STATES, Cmd, SubmitEntry
 from zq.errors import ConnectionLost, Rejected
 
@@ -146,8 +147,7 @@ class _Query:
 def backoff(retries: int, jitter: float, *, low: float, high: float) -> float:
     """Seconds before the retries-th reconnect: low doubling up to high, times 0.75-1.25
     (jitter in [0, 1)) so that many clients of a restarted master do not come back at once."""
-    base = min(high, low * 2.0 ** max(0, retries - 1))
-    return base * (0.75 + 0.5 * jitter)
+    return compute_backoff(retries, base=low, cap=high, rand=jitter, jitter=CLIENT_JITTER)
 
 
 def chunk_entries(entries: Sequence[SubmitEntry], batch_size: int,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, Callable
 
-from zq.core import balance, codec, queries, serde, states
+from zq.core import backoff, balance, codec, queries, serde, states
 from zq.core import messages as m
 from zq.core.access import Caller, allowed, may_touch, refusal
 from zq.core.balance import ReadyQueue
@@ -1021,7 +1021,7 @@ class Scheduler:
             self._finish(t, State.CANCELLED, _cancelled_error("cancelled while running"))
         elif not fatal and t.attempt <= t.retries:
             self._move(t, State.RETRYING)
-            delay = balance.compute_backoff(t.attempt, base=t.retry_backoff,
+            delay = backoff.compute_backoff(t.attempt, base=t.retry_backoff,
                                             cap=t.retry_backoff_max, rand=self.rand())
             self._add_delay(delay, t)
             t.result = payload

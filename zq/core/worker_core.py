@@ -13,7 +13,7 @@ from itertools import repeat
 from enum import Enum
 from typing import TYPE_CHECKING, Callable, Union
 
-from zq.core import codec
+from zq.core import backoff, codec
 from zq.core import messages as m
 from zq.core.messages import Outcome
 from zq.core.serde import encode_error
@@ -36,8 +36,8 @@ def compute_backoff(attempt: int, *, base: float, cap: float, jitter_fraction: f
     """Seconds to wait before reconnect try ``attempt`` (0 for the first): ``base``
     doubling up to ``cap``, then up to ``jitter_fraction`` of it shaved off at random
     (``rand`` in [0, 1)) so a fleet of workers does not reconnect in lockstep."""
-    delay = min(cap, base * 2.0 ** min(attempt, 62))
-    return delay * (1.0 - jitter_fraction * rand)
+    return backoff.compute_backoff(attempt, base=base, cap=cap, rand=rand, first=0,
+                                   jitter=backoff.worker_jitter(jitter_fraction))
 
 
 # --- events ---------------------------------------------------------------------------
