@@ -25,7 +25,7 @@ from zq.core import messages as m
 from zq.core import worker_core as wc
 from zq.core.messages import Role
 from zq.errors import ProtocolError
-from zq.executor import make_pool
+from zq.pools import make_pool
 from zq.security import peer_keys
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""Task functions the worker and executor tests run (imported with --app in children)."""
+"""Task functions the worker and pool tests run (imported with --app in children)."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ import pytest
 from zq.core import serde
 from zq.core.messages import Outcome
 from zq.errors import ConfigError
-from zq.executor import (
+from zq.pools import (
     AsyncPool, Pool, ProcessPool, ThreadPool, classify, error_payload, make_pool,
 )
 

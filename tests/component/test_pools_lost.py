@@ -15,7 +15,7 @@ import pytest
 from tests.integration.harness import wait_until
 from tests.component.test_executor import Driver, error, task, value
 from zq.core.messages import Outcome
-from zq.executor import ProcessPool
+from zq.pools import ProcessPool
 
 APPS = ("tests.apps.worker_tasks", "tests.apps.pools_tasks")
 POOLS_APP = "tests.apps.pools_tasks"

@@ -15,7 +15,7 @@ import pytest
 
 from tests.integration.harness import wait_until
 from tests.component.test_executor import task
-from zq.executor import ThreadPool
+from zq.pools import ThreadPool
 
 APPS = ("tests.apps.pools_tasks",)
 GATED = "tests.apps.pools_tasks:gate_then_return"

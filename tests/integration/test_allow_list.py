@@ -17,7 +17,7 @@ def test_a_shell_command_through_an_imported_module_never_runs(cluster, tmp_path
     cluster.start_worker(APP, name="w", pool=pool, concurrency=1)
     marker = tmp_path / "escaped"
     with zq.Client(cluster.endpoint) as client:
-        for name in (f"{APP}:os.system", f"{APP}:system", f"{APP}:zq.executor.os.system"):
+        for name in (f"{APP}:os.system", f"{APP}:system", f"{APP}:zq.pools.runner.os.system"):
             f = client.submit(name, f"touch {marker}")
             with pytest.raises(zq.UnknownTask, match="This worker has:"):
                 f.result(timeout=20)

@@ -14,7 +14,7 @@ CORE = Path(__file__).resolve().parents[2] / "zq" / "core"
 FORBIDDEN = {"zmq", "sqlite3", "time", "threading", "asyncio", "socket", "select",
              "selectors", "subprocess", "multiprocessing", "signal", "concurrent"}
 # Layers above the core: dependencies point one way (DESIGN.md §1).
-SHELLS = {"zq.transport", "zq.master", "zq.worker", "zq.executor", "zq.client", "zq.cli",
+SHELLS = {"zq.transport", "zq.master", "zq.worker", "zq.pools", "zq.client", "zq.cli",
           "zq.store"}
 
 

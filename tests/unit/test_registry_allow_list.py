@@ -22,7 +22,7 @@ def registry() -> Registry:
 
 ESCAPES = [
     "os.system", "time.sleep", "system", "joined", "imported_add",
-    "zq.executor.os.system", "zq.core.serde.builtins.eval", "zq.task",
+    "zq.pools.runner.os.system", "zq.core.serde.builtins.eval", "zq.task",
     "__setattr__", "__delattr__", "__getattribute__", "__builtins__", "__dict__",
     "_private", "double.__globals__", "double.__code__", "Point.__init__",
     "Point.__class__", "Point.__subclasses__", "Point.method", "Point.make",

@@ -1,0 +1,30 @@
+"""Pools that run tasks for a worker: ``process`` (default), ``thread`` and ``async``.
+
+Every pool takes TASK entries, runs them with time limits and cancellation, and hands
+back plain data (RESULT / PARTIAL / PROGRESS entries, returned ids) from ``collect()``;
+the worker loop polls ``fds()`` to wake up when something is ready. ``runner`` holds what
+they share; ``thread``, ``aio`` and ``process`` (with its children's side in ``child``)
+one pool each.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+from zq.errors import ConfigError
+from zq.pools.aio import AsyncPool
+from zq.pools.process import ProcessPool
+from zq.pools.runner import Pool, Report, classify, error_payload
+from zq.pools.thread import ThreadPool
+
+__all__ = ["AsyncPool", "Pool", "ProcessPool", "Report", "ThreadPool", "classify",
+           "error_payload", "make_pool"]
+
+
+def make_pool(kind: str, apps: Iterable[str], concurrency: int) -> Pool:
+    """A pool of ``kind`` ("process", "thread" or "async"); call start() before use."""
+    pools: dict[str, Callable[..., Pool]] = {
+        "process": ProcessPool, "thread": ThreadPool, "async": AsyncPool}
+    if kind not in pools:
+        raise ConfigError(f"unknown pool {kind!r}; choose one of {', '.join(pools)}")
+    return pools[kind](tuple(apps), concurrency)
