@@ -14,7 +14,7 @@ from typing import Iterator
 import pytest
 
 from tests.integration.harness import wait_until
-from tests.component.test_executor import task
+from tests.component.test_pools import task
 from zq.pools import ThreadPool
 
 APPS = ("tests.apps.pools_tasks",)
