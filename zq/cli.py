@@ -14,32 +14,94 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Any, Iterator, Optional
+from enum import Enum
+from typing import Any, Iterator, NoReturn, Optional
 
 import typer
 
 from zq.config import ClientConfig, MasterConfig, WorkerConfig, default_connect
 from zq.errors import AccessRefused, ConfigError, Rejected, ZqError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="zq: a zero-broker distributed task queue over ZeroMQ.")
+app = typer.Typer(no_args_is_help=True, rich_markup_mode="markdown",
+                  help="zq: a zero-broker distributed task queue over ZeroMQ. Every flag "
+                       "may be set by the ZQ_* environment variable shown next to it.")
 
-KEYS_OPTION = typer.Option(
-    None, "--keys", envvar="ZQ_KEYS",
-    help="A keys folder (zq keys init): its client key, and its admin key for admin actions.")
-CONNECT_HELP = "Master address; default $ZQ_CONNECT, else tcp://127.0.0.1:5555."
 DEFAULT_TIMEOUT = 3.0  # seconds a client command waits for the master to answer
-TIMEOUT_HELP = "Seconds to wait for the master to answer; default $ZQ_TIMEOUT, else 3."
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
-def parse_duration(text: str) -> float:
-    """'90', '90s', '15m', '1h', '2d' -> seconds."""
-    match = _DURATION.match(text)
+def parse_duration(text: Any) -> float:
+    """'250ms', '30s', '5m', '1h', '2d' or plain seconds ('90', '0.5') -> seconds. The
+    one parser for every time the command line asks for (flags and ZQ_* variables)."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return float(text)  # a default given as a number
+    match = _DURATION.match(str(text))
     if not match:
-        raise typer.BadParameter(f"{text!r} is not a duration like 30s, 15m, 1h or 2d")
+        raise typer.BadParameter(f"{text!r} is not a duration like 250ms, 30s, 5m, 1h, 2d "
+                                 "or plain seconds")
     value, unit = match.groups()
-    return float(value) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
+    return float(value) * _UNIT_SECONDS[unit]
+
+
+def _opt(default: Any, *decls: str, env: str, help: str, **kw: Any) -> Any:
+    """A flag with its ZQ_* environment variable, shown in --help."""
+    return typer.Option(default, *decls, envvar=env, show_envvar=True, help=help, **kw)
+
+
+def _duration(default: Any, *decls: str, env: str, help: str) -> Any:
+    """A flag that takes a duration (parse_duration)."""
+    return _opt(default, *decls, env=env, help=help, parser=parse_duration,
+                metavar="DURATION")
+
+
+class Pool(str, Enum):
+    PROCESS = "process"
+    THREAD = "thread"
+    ASYNC = "async"
+
+
+class StoreSync(str, Enum):
+    NORMAL = "normal"
+    FULL = "full"
+
+
+class LogLevel(str, Enum):
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+class TaskState(str, Enum):  # zq.core.messages.State, by label
+    PENDING = "pending"
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    RETRYING = "retrying"
+    DEAD = "dead"
+
+
+class FinalState(str, Enum):  # the states `zq purge` may forget
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    DEAD = "dead"
+
+
+# Flags that mean the same in every command share one variable.
+KEYS_OPTION = _opt(
+    None, "--keys", env="ZQ_KEYS",
+    help="A keys folder (zq keys init): its client key, and its admin key for admin actions.")
+CONNECT_OPTION = _opt(None, "--connect", env="ZQ_CONNECT",
+                      help="Master address; default tcp://127.0.0.1:5555.")
+TIMEOUT_OPTION = _duration(None, "--timeout", env="ZQ_TIMEOUT",
+                           help="How long to wait for the master to answer; default 3s.")
+JSON_OPTION = _opt(False, "--json", env="ZQ_JSON", help="Print JSON.")
+LOG_LEVEL_OPTION = _opt(LogLevel.INFO, "--log-level", env="ZQ_LOG_LEVEL",
+                        help="The least severe log records shown.", case_sensitive=False)
 
 
 def parse_eta(text: str) -> float:
@@ -64,27 +126,32 @@ def parse_arg(text: str) -> Any:
         return text
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), stream=sys.stderr,
+def _setup_logging(level: LogLevel) -> None:
+    logging.basicConfig(level=level.value.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-def _fail(message: str, code: int = 2) -> None:
+def _fail(message: str, code: int = 2) -> NoReturn:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
 
 
 def _timeout(given: Optional[float]) -> float:
-    """How long a client command waits for the master: --timeout, $ZQ_TIMEOUT, or 3 s."""
+    """How long a client command waits for the master: --timeout ($ZQ_TIMEOUT), or 3 s."""
     if given is None:
-        text = os.environ.get("ZQ_TIMEOUT")
-        try:
-            given = float(text) if text else DEFAULT_TIMEOUT
-        except ValueError:
-            _fail(f"ZQ_TIMEOUT={text!r} is not a number of seconds")
+        given = DEFAULT_TIMEOUT
     if not given > 0:
         _fail(f"the timeout must be > 0 seconds, not {given:g}")
     return float(given)
+
+
+def _env_timeout() -> float:
+    """$ZQ_TIMEOUT for a command whose own --timeout means something else (zq submit)."""
+    text = os.environ.get("ZQ_TIMEOUT")
+    try:
+        return _timeout(parse_duration(text) if text else None)
+    except typer.BadParameter:
+        _fail(f"ZQ_TIMEOUT={text!r} is not a duration like 250ms, 30s, 5m or plain seconds")
 
 
 @contextlib.contextmanager
@@ -145,48 +212,61 @@ def _print(value: Any, as_json: bool) -> None:
 
 @app.command()
 def master(
-    bind: str = typer.Option("tcp://*:5555", help="Endpoint to bind."),
-    store: str = typer.Option("zq.db", help="SQLite file for task state, or 'memory'."),
-    store_sync: str = typer.Option(
-        "normal", help="SQLite commits survive kill -9 of the master (normal), or a power "
-                       "loss too (full: an fsync per commit)."),
-    heartbeat_interval: float = typer.Option(1.0, help="Seconds between heartbeats."),
-    heartbeat_liveness: int = typer.Option(3, help="Missed heartbeats before a peer is dead."),
-    result_ttl: str = typer.Option("1d", help="How long results are kept (e.g. 1h, 1d)."),
-    max_message: int = typer.Option(256 * 1024 * 1024, help="Largest frame accepted, in bytes: a peer that sends a larger one is disconnected."),
-    schedule: Optional[str] = typer.Option(None, help="A schedule.toml of periodic tasks."),
-    keys: Optional[str] = typer.Option(
-        None, "--keys", envvar="ZQ_KEYS",
+    bind: str = _opt("tcp://*:5555", env="ZQ_BIND", help="Endpoint to bind."),
+    store: str = _opt("zq.db", env="ZQ_STORE",
+                      help="SQLite file for task state, or 'memory'."),
+    store_sync: StoreSync = _opt(
+        StoreSync.NORMAL, env="ZQ_STORE_SYNC",
+        help="SQLite commits survive kill -9 of the master (normal), or a power loss too "
+             "(full: an fsync per commit)."),
+    heartbeat_interval: float = _duration("1s", env="ZQ_HEARTBEAT_INTERVAL",
+                                          help="Time between heartbeats."),
+    heartbeat_liveness: int = _opt(3, env="ZQ_HEARTBEAT_LIVENESS",
+                                   help="Missed heartbeats before a peer is dead."),
+    result_ttl: float = _duration("1d", env="ZQ_RESULT_TTL", help="How long results are kept."),
+    max_message: int = _opt(
+        256 * 1024 * 1024, env="ZQ_MAX_MESSAGE",
+        help="Largest frame accepted, in bytes: a peer that sends a larger one is "
+             "disconnected."),
+    schedule: Optional[str] = _opt(None, env="ZQ_SCHEDULE",
+                                   help="A schedule.toml of periodic tasks."),
+    keys: Optional[str] = _opt(
+        None, "--keys", env="ZQ_KEYS",
         help="Encrypt and authenticate (CurveZMQ) with a keys folder (zq keys init): its "
              "master key, and the peers' public keys in workers/, clients/, admins/ "
              "(read again on SIGHUP)."),
-    secret_key: Optional[str] = typer.Option(
-        None, help="Or, instead of --keys: this master's NAME.key_secret; needs "
-                   "--worker-keys and --client-keys."),
-    worker_keys: Optional[str] = typer.Option(
-        None, help="Directory of the public NAME.key files admitted as workers."),
-    client_keys: Optional[str] = typer.Option(
-        None, help="Directory of the public NAME.key files admitted as clients."),
-    admin_keys: Optional[str] = typer.Option(
-        None, help="Directory of the public NAME.key files admitted as admins."),
-    insecure: bool = typer.Option(
-        False, "--insecure", envvar="ZQ_INSECURE",
+    secret_key: Optional[str] = _opt(
+        None, env="ZQ_SECRET_KEY",
+        help="Or, instead of --keys: this master's NAME.key_secret; needs --worker-keys "
+             "and --client-keys."),
+    worker_keys: Optional[str] = _opt(
+        None, env="ZQ_WORKER_KEYS",
+        help="Directory of the public NAME.key files admitted as workers."),
+    client_keys: Optional[str] = _opt(
+        None, env="ZQ_CLIENT_KEYS",
+        help="Directory of the public NAME.key files admitted as clients."),
+    admin_keys: Optional[str] = _opt(
+        None, env="ZQ_ADMIN_KEYS",
+        help="Directory of the public NAME.key files admitted as admins."),
+    insecure: bool = _opt(
+        False, "--insecure", env="ZQ_INSECURE",
         help="Without keys, admit peers from any address, not only this host's (loopback): "
              "anyone who reaches the port may submit tasks and run as a worker. Only on a "
              "trusted network; keys are the safe way across hosts."),
-    max_connections: int = typer.Option(
-        10_000, help="Connections open at once; past it new peers are turned away (and "
-                     "retry) until some leave. Lowered to fit the open-file limit."),
-    log_level: str = typer.Option("info", help="debug, info, warning or error."),
+    max_connections: int = _opt(
+        10_000, env="ZQ_MAX_CONNECTIONS",
+        help="Connections open at once; past it new peers are turned away (and retry) "
+             "until some leave. Lowered to fit the open-file limit."),
+    log_level: LogLevel = LOG_LEVEL_OPTION,
 ) -> None:
     """Run the master: the queue, the scheduler and the result store."""
     from zq.master import run_master
     _setup_logging(log_level)
     try:
-        config = MasterConfig(bind=bind, store=store, store_sync=store_sync,
+        config = MasterConfig(bind=bind, store=store, store_sync=store_sync.value,
                               heartbeat_interval=heartbeat_interval,
                               heartbeat_liveness=heartbeat_liveness,
-                              result_ttl=parse_duration(result_ttl),
+                              result_ttl=result_ttl,
                               max_message=max_message, schedule=schedule,
                               secret_key=secret_key, worker_keys=worker_keys,
                               client_keys=client_keys, admin_keys=admin_keys, keys=keys,
@@ -197,34 +277,47 @@ def master(
         _fail(str(e))
 
 
+APP_OPTION = _opt(..., "--app", env="ZQ_APP",
+                  help="Module whose tasks this worker runs (repeatable; in ZQ_APP, "
+                       "separated by spaces).")
+POOL_OPTION = _opt(Pool.PROCESS, env="ZQ_POOL", help="How tasks run.")
+CONCURRENCY_OPTION = _opt(0, env="ZQ_CONCURRENCY",
+                          help="Tasks run at once per worker; default the CPU count.")
+
+
 @app.command()
 def worker(
-    app_: list[str] = typer.Option(..., "--app", help="Module whose tasks this worker runs (repeatable)."),
-    connect: Optional[str] = typer.Option(None, help=CONNECT_HELP),
-    concurrency: int = typer.Option(0, help="Tasks run at once; default the CPU count."),
-    pool: str = typer.Option("process", help="process, thread or async."),
-    prefetch: Optional[int] = typer.Option(None, help="Extra tasks held beyond concurrency; default: adaptive, about 50 ms of work."),
-    queues: str = typer.Option("default", help="Comma-separated queues to take tasks from."),
-    name: Optional[str] = typer.Option(None, help="Worker name; default host:pid."),
-    shutdown_timeout: float = typer.Option(30.0, help="Seconds running tasks get to finish on SIGTERM."),
-    keys: Optional[str] = typer.Option(
-        None, "--keys", envvar="ZQ_KEYS",
+    app_: list[str] = APP_OPTION,
+    connect: Optional[str] = CONNECT_OPTION,
+    concurrency: int = CONCURRENCY_OPTION,
+    pool: Pool = POOL_OPTION,
+    prefetch: Optional[int] = _opt(
+        None, env="ZQ_PREFETCH",
+        help="Extra tasks held beyond concurrency; default: adaptive, about 50 ms of work."),
+    queues: str = _opt("default", env="ZQ_QUEUES",
+                       help="Comma-separated queues to take tasks from."),
+    name: Optional[str] = _opt(None, env="ZQ_WORKER_NAME",
+                               help="Worker name; default host:pid."),
+    shutdown_timeout: float = _duration("30s", env="ZQ_SHUTDOWN_TIMEOUT",
+                                        help="Time running tasks get to finish on SIGTERM."),
+    keys: Optional[str] = _opt(
+        None, "--keys", env="ZQ_KEYS",
         help="CurveZMQ: a keys folder (zq keys init) with master.key and this worker's "
              "private/workers/NAME.key_secret."),
-    secret_key: Optional[str] = typer.Option(
-        None, envvar="ZQ_SECRET_KEY",
+    secret_key: Optional[str] = _opt(
+        None, env="ZQ_SECRET_KEY",
         help="Or, instead of --keys: this worker's NAME.key_secret; needs --master-key."),
-    master_key: Optional[str] = typer.Option(
-        None, envvar="ZQ_MASTER_KEY", help="CurveZMQ: the master's public NAME.key."),
-    log_level: str = typer.Option("info", help="debug, info, warning or error."),
+    master_key: Optional[str] = _opt(
+        None, env="ZQ_MASTER_KEY", help="CurveZMQ: the master's public NAME.key."),
+    log_level: LogLevel = LOG_LEVEL_OPTION,
 ) -> None:
     """Run a worker that executes tasks of the --app modules."""
     from zq.worker import run_worker
     _setup_logging(log_level)
     sys.path.insert(0, os.getcwd())  # --app modules are usually next to where it starts
     fields: dict[str, Any] = dict(
-        connect=connect or default_connect(), apps=tuple(app_), pool=pool, prefetch=prefetch,
-        queues=tuple(q.strip() for q in queues.split(",") if q.strip()),
+        connect=connect or default_connect(), apps=tuple(app_), pool=pool.value,
+        prefetch=prefetch, queues=tuple(q.strip() for q in queues.split(",") if q.strip()),
         shutdown_timeout=shutdown_timeout, secret_key=secret_key, master_key=master_key,
         keys=keys)
     if concurrency:
@@ -242,7 +335,8 @@ app.add_typer(keys_app, name="keys")
 
 
 @keys_app.command("init")
-def keys_init(directory: str = typer.Argument("zq-keys", help="The keys folder to make.")) -> None:
+def keys_init(directory: str = typer.Argument("zq-keys", envvar="ZQ_KEYS", show_envvar=True,
+                                              help="The keys folder to make.")) -> None:
     """Make a keys folder: the master's key pair and one worker, one client and one admin
     key pair. Every side then takes --keys DIR (secret files are mode 0600)."""
     from zq.security import init_keys
@@ -259,7 +353,8 @@ def keys_init(directory: str = typer.Argument("zq-keys", help="The keys folder t
 @keys_app.command("add")
 def keys_add(role: str = typer.Argument(..., help="worker, client or admin."),
              name: str = typer.Argument(..., help="A name for the key, e.g. gpu-3."),
-             directory: str = typer.Option("zq-keys", "--dir", help="The keys folder.")) -> None:
+             directory: str = _opt("zq-keys", "--dir", env="ZQ_KEYS",
+                                   help="The keys folder.")) -> None:
     """Add a key pair of one role to a keys folder; a running master admits it after
     SIGHUP (kill -HUP PID)."""
     from zq.security import add_key
@@ -272,12 +367,12 @@ def keys_add(role: str = typer.Argument(..., help="worker, client or admin."),
 
 @app.command()
 def local(
-    app_: list[str] = typer.Option(..., "--app", help="Module whose tasks the workers run."),
-    workers: int = typer.Option(2, help="How many worker processes."),
-    bind: str = typer.Option("tcp://127.0.0.1:5555", help="Endpoint for the master."),
-    store: str = typer.Option("zq.db", help="SQLite file, or 'memory'."),
-    concurrency: int = typer.Option(0, help="Per worker; default the CPU count."),
-    pool: str = typer.Option("process", help="process, thread or async."),
+    app_: list[str] = APP_OPTION,
+    workers: int = _opt(2, env="ZQ_LOCAL_WORKERS", help="How many worker processes."),
+    bind: str = _opt("tcp://127.0.0.1:5555", env="ZQ_BIND", help="Endpoint for the master."),
+    store: str = _opt("zq.db", env="ZQ_STORE", help="SQLite file, or 'memory'."),
+    concurrency: int = CONCURRENCY_OPTION,
+    pool: Pool = POOL_OPTION,
 ) -> None:
     """A master and N workers in one command, for development. Ctrl-C (SIGINT), SIGTERM
     or SIGHUP stops them all gracefully, workers first; a second signal stops the
@@ -291,7 +386,7 @@ def local(
     setup = child_setup(signal.SIGTERM)
     procs = [subprocess.Popen(base + ["master", "--bind", bind, "--store", store],
                               preexec_fn=setup)]
-    worker_cmd = base + ["worker", "--connect", connect, "--pool", pool]
+    worker_cmd = base + ["worker", "--connect", connect, "--pool", pool.value]
     for a in app_:
         worker_cmd += ["--app", a]
     if concurrency:
@@ -356,25 +451,41 @@ def _stop_all(procs: list[subprocess.Popen], stops: list[int]) -> None:
 def submit(
     task: str = typer.Argument(..., help="Task name, module:function."),
     args: list[str] = typer.Argument(None, help="Arguments; each parsed as JSON if it can be."),
-    kwargs: str = typer.Option("{}", help="Keyword arguments as a JSON object."),
-    queue: Optional[str] = typer.Option(None, help="Default: the task's own, else 'default'."),
-    priority: Optional[int] = typer.Option(None, help="Default: the task's own, else 0."),
-    retries: Optional[int] = typer.Option(None, help="Default: the task's own, else 0."),
-    timeout: Optional[float] = typer.Option(None, help="Seconds per attempt."),
-    delay: Optional[float] = typer.Option(None, help="Seconds before it may start."),
-    eta: Optional[str] = typer.Option(None, help="Not before this time: ISO 8601 (2026-12-01T09:00:00+01:00) or unix seconds."),
-    after: list[str] = typer.Option(None, "--after", help="Run only after this task id succeeded (repeatable)."),
-    key: Optional[str] = typer.Option(None, help="Deduplication key."),
-    retry_backoff: Optional[float] = typer.Option(None, help="First retry delay in seconds (doubles)."),
-    retry_on: Optional[str] = typer.Option(None, help="Comma-separated exception names that retry."),
-    rate_limit: Optional[str] = typer.Option(None, help="At most this many of this task started, e.g. 100/s."),
-    wait: bool = typer.Option(False, "--wait", help="Wait and print the result as JSON."),
-    wait_timeout: Optional[float] = typer.Option(None, help="With --wait: give up after this."),
-    connect: Optional[str] = typer.Option(None, help=CONNECT_HELP),
+    kwargs: str = _opt("{}", env="ZQ_SUBMIT_KWARGS",
+                       help="Keyword arguments as a JSON object."),
+    queue: Optional[str] = _opt(None, env="ZQ_SUBMIT_QUEUE",
+                                help="Default: the task's own, else 'default'."),
+    priority: Optional[int] = _opt(None, env="ZQ_SUBMIT_PRIORITY",
+                                   help="Default: the task's own, else 0."),
+    retries: Optional[int] = _opt(None, env="ZQ_SUBMIT_RETRIES",
+                                  help="Default: the task's own, else 0."),
+    timeout: Optional[float] = _duration(None, env="ZQ_SUBMIT_TIMEOUT",
+                                         help="The task's time limit, per attempt."),
+    delay: Optional[float] = _duration(None, env="ZQ_SUBMIT_DELAY",
+                                       help="Time before it may start."),
+    eta: Optional[str] = _opt(
+        None, env="ZQ_SUBMIT_ETA",
+        help="Not before this time: ISO 8601 (2026-12-01T09:00:00+01:00) or unix seconds."),
+    after: list[str] = _opt(
+        None, "--after", env="ZQ_SUBMIT_AFTER",
+        help="Run only after this task id succeeded (repeatable)."),
+    key: Optional[str] = _opt(None, env="ZQ_SUBMIT_KEY", help="Deduplication key."),
+    retry_backoff: Optional[float] = _duration(None, env="ZQ_SUBMIT_RETRY_BACKOFF",
+                                               help="First retry delay (doubles)."),
+    retry_on: Optional[str] = _opt(None, env="ZQ_SUBMIT_RETRY_ON",
+                                   help="Comma-separated exception names that retry."),
+    rate_limit: Optional[str] = _opt(
+        None, env="ZQ_SUBMIT_RATE_LIMIT",
+        help="At most this many of this task started, e.g. 100/s."),
+    wait: bool = _opt(False, "--wait", env="ZQ_SUBMIT_WAIT",
+                      help="Wait and print the result as JSON."),
+    wait_timeout: Optional[float] = _duration(None, env="ZQ_SUBMIT_WAIT_TIMEOUT",
+                                              help="With --wait: give up after this."),
+    connect: Optional[str] = CONNECT_OPTION,
     keys: Optional[str] = KEYS_OPTION,
 ) -> None:
     """Submit one task; print its id, or with --wait its result. The master must accept
-    it within $ZQ_TIMEOUT seconds (default 3; --timeout is the task's own time limit)."""
+    it within $ZQ_TIMEOUT (default 3s; --timeout is the task's own time limit)."""
     kw = _json_object(kwargs, "--kwargs")
     # Only what was given: the master fills in the rest from what the task declares.
     options: dict[str, Any] = {}
@@ -390,7 +501,7 @@ def submit(
     if retry_on:
         options["retry_on"] = tuple(n.strip() for n in retry_on.split(",") if n.strip())
     from zq.client import no_master_error
-    ack_timeout = _timeout(None)
+    ack_timeout = _env_timeout()
     try:
         with _client(connect, ack_timeout, keys) as client:
             future = client.options(**options).submit(task, *[parse_arg(a) for a in args or []], **kw)
@@ -461,9 +572,9 @@ def _fail_remote(e: BaseException) -> None:
 
 
 @app.command()
-def status(json_: bool = typer.Option(False, "--json"),
-           timeout: Optional[float] = typer.Option(None, help=TIMEOUT_HELP),
-           connect: Optional[str] = typer.Option(None, help=CONNECT_HELP),
+def status(json_: bool = JSON_OPTION,
+           timeout: Optional[float] = TIMEOUT_OPTION,
+           connect: Optional[str] = CONNECT_OPTION,
            keys: Optional[str] = KEYS_OPTION) -> None:
     """Workers, queue depths, task counts and recent throughput."""
     st = _ask(connect, timeout, lambda client: client.status(), keys)
@@ -472,14 +583,30 @@ def status(json_: bool = typer.Option(False, "--json"),
         return
     typer.echo(f"master {st['master_id']}: {len(st['workers'])} workers, "
                f"{st['throughput']:.1f} tasks/s over the last 10 s")
-    for w in st["workers"]:
-        session = f" session={w['session']}" if w.get("session") else ""
-        typer.echo(f"  worker {w['name']}{session} host={w['host']} pid={w['pid']} "
-                   f"pool={w['pool']} concurrency={w['concurrency']} running={w['running']} "
-                   f"last_seen={w['last_seen']}s ago")
-    typer.echo("queues: " + (", ".join(f"{q}={n}" for q, n in st["queues"].items()) or "none"))
-    typer.echo("tasks:  " + ", ".join(f"{s}={n}" for s, n in st["counts"].items() if n))
+    _table(["worker", "session", "host", "pid", "pool", "concurrency", "running",
+            "last seen (s ago)"],
+           [[w["name"], w.get("session") or "", w["host"], w["pid"], w["pool"],
+             w["concurrency"], w["running"], w["last_seen"]] for w in st["workers"]])
+    _table(["queue", "depth"], [[q, n] for q, n in st["queues"].items()])
+    _table(["state", "tasks"], [[s, n] for s, n in st["counts"].items() if n])
     _echo_catalogue(st.get("catalogue") or {})
+
+
+@app.command()
+def ping(timeout: Optional[float] = TIMEOUT_OPTION,
+         connect: Optional[str] = CONNECT_OPTION,
+         keys: Optional[str] = KEYS_OPTION) -> None:
+    """Exit 0 if the master answers within --timeout, else 1 saying why: a health check
+    (Docker's HEALTHCHECK reads 1 as unhealthy)."""
+    started = time.monotonic()
+    try:
+        with _client(connect, _timeout(timeout), keys) as client:
+            st = client.status()
+    except ZqError as e:
+        _fail(str(e), 1)
+    took = (time.monotonic() - started) * 1000
+    typer.echo(f"master {st['master_id']} at {connect or default_connect()} answered in "
+               f"{took:.0f} ms: {len(st['workers'])} workers")
 
 
 CATALOGUE_SHOWN = 50  # task names `zq status` lists; --json has them all
@@ -488,46 +615,81 @@ CATALOGUE_SHOWN = 50  # task names `zq status` lists; --json has them all
 def _echo_catalogue(catalogue: dict[str, dict]) -> None:
     """The task names workers announced, with the options each declares."""
     typer.echo(f"task names announced by workers: {len(catalogue)}")
-    for name in list(catalogue)[:CATALOGUE_SHOWN]:
-        opts = " ".join(f"{k}={','.join(v) if isinstance(v, list) else v}"
-                        for k, v in sorted(catalogue[name].items()))
-        typer.echo(f"  {name}" + (f"  {opts}" if opts else ""))
+    _table(["task", "declared options"],
+           [[name, " ".join(f"{k}={','.join(v) if isinstance(v, list) else v}"
+                            for k, v in sorted(catalogue[name].items()))]
+            for name in list(catalogue)[:CATALOGUE_SHOWN]])
     if len(catalogue) > CATALOGUE_SHOWN:
-        typer.echo(f"  ... and {len(catalogue) - CATALOGUE_SHOWN} more (zq status --json)")
+        typer.echo(f"... and {len(catalogue) - CATALOGUE_SHOWN} more (zq status --json)")
+
+
+def _table(columns: list[str], rows: list[list[Any]]) -> None:
+    """A table on stdout (rich), nothing when there are no rows. On a terminal it fits the
+    screen; otherwise (a pipe, a file) every cell is whole and lines end without padding,
+    for grep and awk."""
+    if not rows:
+        return
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in columns:
+        table.add_column(column, no_wrap=True)
+    for row in rows:
+        table.add_row(*(Text(str(cell)) for cell in row))  # Text: never read as markup
+    console = Console(highlight=False)
+    if console.is_terminal:
+        console.print(table)
+        return
+    wide = Console(highlight=False, width=100_000, color_system=None)
+    with wide.capture() as captured:
+        wide.print(table)
+    typer.echo("\n".join(line.rstrip() for line in captured.get().splitlines()))
 
 
 @app.command()
-def tasks(state: Optional[str] = typer.Option(None), queue: Optional[str] = typer.Option(None),
-          name: Optional[str] = typer.Option(None), limit: int = typer.Option(20),
-          json_: bool = typer.Option(False, "--json"),
-          timeout: Optional[float] = typer.Option(None, help=TIMEOUT_HELP),
-          connect: Optional[str] = typer.Option(None, help=CONNECT_HELP),
+def tasks(state: Optional[TaskState] = _opt(None, env="ZQ_TASKS_STATE",
+                                            help="Only tasks in this state."),
+          queue: Optional[str] = _opt(None, env="ZQ_TASKS_QUEUE", help="Only this queue."),
+          name: Optional[str] = _opt(None, env="ZQ_TASKS_NAME",
+                                     help="Only this task name, module:function."),
+          limit: int = _opt(20, env="ZQ_TASKS_LIMIT", help="At most this many (1000 at most)."),
+          json_: bool = JSON_OPTION,
+          timeout: Optional[float] = TIMEOUT_OPTION,
+          connect: Optional[str] = CONNECT_OPTION,
           keys: Optional[str] = KEYS_OPTION) -> None:
     """List tasks, newest first."""
-    rows = _ask(connect, timeout, lambda client: client.tasks(state=state, queue=queue, name=name,
-                                                     limit=limit), keys)
+    label = state.value if state else None
+    rows = _ask(connect, timeout, lambda client: client.tasks(state=label, queue=queue,
+                                                              name=name, limit=limit), keys)
     if json_:
         _print(rows, True)
         return
-    for t in rows:
-        err = f" {t['error']['type']}: {t['error']['message']}" if t.get("error") else ""
-        prog = f" progress={t['progress'][0]}/{t['progress'][1]}" if t.get("progress") else ""
-        typer.echo(f"{t['id']}  {t['state']:<9} {t['name']} queue={t['queue']} "
-                   f"attempt={t['attempt']}{prog}{err}")
+    _table(["id", "state", "name", "queue", "attempt", "progress", "error"],
+           [[t["id"], t["state"], t["name"], t["queue"], t["attempt"],
+             f"{t['progress'][0]}/{t['progress'][1]}" if t.get("progress") else "",
+             f"{t['error']['type']}: {t['error']['message']}" if t.get("error") else ""]
+            for t in rows])
 
 
 @app.command()
-def result(task_id: str, wait: bool = typer.Option(False, "--wait"),
-           json_: bool = typer.Option(False, "--json"),
-           timeout: Optional[float] = typer.Option(
-               None, help="Seconds to wait for the master to answer (default $ZQ_TIMEOUT, "
-                          "else 3); with --wait, for the result (default: no limit)."),
-           connect: Optional[str] = typer.Option(None, help=CONNECT_HELP),
+def result(task_id: str,
+           wait: bool = _opt(False, "--wait", env="ZQ_RESULT_WAIT",
+                             help="Wait for the task to finish."),
+           json_: bool = JSON_OPTION,
+           timeout: Optional[float] = _duration(
+               None, "--timeout", env="ZQ_RESULT_TIMEOUT",
+               help="How long to wait for the master to answer (default $ZQ_TIMEOUT, else "
+                    "3s); with --wait, for the result (default: no limit)."),
+           connect: Optional[str] = CONNECT_OPTION,
            keys: Optional[str] = KEYS_OPTION) -> None:
     """Print a task's result (or its state, if it has none yet)."""
-    answer = _timeout(None if wait else timeout)
-    if wait and timeout is not None:
-        answer = min(answer, _timeout(timeout))
+    if timeout is None:
+        answer = _env_timeout()
+    elif wait:
+        answer = min(_env_timeout(), _timeout(timeout))
+    else:
+        answer = _timeout(timeout)
     try:
         with _client(connect, answer, keys) as client:
             future = client.future(task_id) if wait else None
@@ -552,9 +714,9 @@ def result(task_id: str, wait: bool = typer.Option(False, "--wait"),
 
 
 @app.command()
-def retry(task_id: str, json_: bool = typer.Option(False, "--json"),
-          timeout: Optional[float] = typer.Option(None, help=TIMEOUT_HELP),
-          connect: Optional[str] = typer.Option(None, help=CONNECT_HELP),
+def retry(task_id: str, json_: bool = JSON_OPTION,
+          timeout: Optional[float] = TIMEOUT_OPTION,
+          connect: Optional[str] = CONNECT_OPTION,
           keys: Optional[str] = KEYS_OPTION) -> None:
     """Run a failed, dead or cancelled task again."""
     info = _ask(connect, timeout, lambda client: client.retry(task_id), keys, admin=True)
@@ -562,8 +724,8 @@ def retry(task_id: str, json_: bool = typer.Option(False, "--json"),
 
 
 @app.command()
-def cancel(task_id: str, timeout: Optional[float] = typer.Option(None, help=TIMEOUT_HELP),
-           connect: Optional[str] = typer.Option(None, help=CONNECT_HELP),
+def cancel(task_id: str, timeout: Optional[float] = TIMEOUT_OPTION,
+           connect: Optional[str] = CONNECT_OPTION,
            keys: Optional[str] = KEYS_OPTION) -> None:
     """Cancel a task: a queued one never runs, a running one is stopped."""
     def cancel_then_get(client: Any) -> dict:
@@ -581,14 +743,17 @@ def cancel(task_id: str, timeout: Optional[float] = typer.Option(None, help=TIME
 
 
 @app.command()
-def purge(state: str = typer.Option("succeeded"), older_than: str = typer.Option("0s"),
-          json_: bool = typer.Option(False, "--json"),
-          timeout: Optional[float] = typer.Option(None, help=TIMEOUT_HELP),
-          connect: Optional[str] = typer.Option(None, help=CONNECT_HELP),
+def purge(state: FinalState = _opt(FinalState.SUCCEEDED, env="ZQ_PURGE_STATE",
+                                   help="Forget tasks in this state."),
+          older_than: float = _duration("0s", env="ZQ_PURGE_OLDER_THAN",
+                                        help="Only those finished longer ago than this."),
+          json_: bool = JSON_OPTION,
+          timeout: Optional[float] = TIMEOUT_OPTION,
+          connect: Optional[str] = CONNECT_OPTION,
           keys: Optional[str] = KEYS_OPTION) -> None:
     """Delete finished tasks in a state, older than a duration (e.g. 1h)."""
-    seconds = parse_duration(older_than)
-    out = _ask(connect, timeout, lambda client: client.purge(state, seconds), keys, admin=True)
+    out = _ask(connect, timeout, lambda client: client.purge(state.value, older_than), keys,
+               admin=True)
     _print(out if json_ else f"purged {out['purged']} tasks", json_)
 
 
@@ -601,15 +766,21 @@ def schedule_add(
     name: str = typer.Argument(..., help="A name; adding it again replaces it."),
     task: str = typer.Argument(..., help="Task name, module:function."),
     args: list[str] = typer.Argument(None, help="Arguments; each parsed as JSON if it can be."),
-    cron: Optional[str] = typer.Option(None, help="5-field cron expression, e.g. '*/5 * * * *'."),
-    every: Optional[float] = typer.Option(None, help="Or: run every N seconds."),
-    timezone: str = typer.Option("UTC", help="Timezone of the cron expression."),
-    kwargs: str = typer.Option("{}", help="Keyword arguments as a JSON object."),
-    queue: Optional[str] = typer.Option(None, help="Default: the task's own, else 'default'."),
-    priority: Optional[int] = typer.Option(None, help="Default: the task's own, else 0."),
-    json_: bool = typer.Option(False, "--json"),
-    timeout: Optional[float] = typer.Option(None, help=TIMEOUT_HELP),
-    connect: Optional[str] = typer.Option(None, help=CONNECT_HELP),
+    cron: Optional[str] = _opt(None, env="ZQ_SCHEDULE_ADD_CRON",
+                               help="5-field cron expression, e.g. '*/5 * * * *'."),
+    every: Optional[float] = _duration(None, env="ZQ_SCHEDULE_ADD_EVERY",
+                                       help="Or: run every this long (30s, 5m, 1h)."),
+    timezone: str = _opt("UTC", env="ZQ_SCHEDULE_ADD_TIMEZONE",
+                         help="Timezone of the cron expression."),
+    kwargs: str = _opt("{}", env="ZQ_SCHEDULE_ADD_KWARGS",
+                       help="Keyword arguments as a JSON object."),
+    queue: Optional[str] = _opt(None, env="ZQ_SCHEDULE_ADD_QUEUE",
+                                help="Default: the task's own, else 'default'."),
+    priority: Optional[int] = _opt(None, env="ZQ_SCHEDULE_ADD_PRIORITY",
+                                   help="Default: the task's own, else 0."),
+    json_: bool = JSON_OPTION,
+    timeout: Optional[float] = TIMEOUT_OPTION,
+    connect: Optional[str] = CONNECT_OPTION,
     keys: Optional[str] = KEYS_OPTION,
 ) -> None:
     """Add (or replace) a periodic task."""
@@ -622,26 +793,29 @@ def schedule_add(
 
 
 @schedule_app.command("list")
-def schedule_list(json_: bool = typer.Option(False, "--json"),
-                  timeout: Optional[float] = typer.Option(None, help=TIMEOUT_HELP),
-                  connect: Optional[str] = typer.Option(None, help=CONNECT_HELP),
+def schedule_list(json_: bool = JSON_OPTION,
+                  timeout: Optional[float] = TIMEOUT_OPTION,
+                  connect: Optional[str] = CONNECT_OPTION,
                   keys: Optional[str] = KEYS_OPTION) -> None:
     """List the periodic tasks with their next run."""
     rows = _ask(connect, timeout, lambda client: client.schedules(), keys)
     if json_:
         _print(rows, True)
         return
-    for s in rows:
-        if s.get("broken"):
-            typer.echo(f"{s['name']}: BROKEN, never runs: {s['broken']}")
-            continue
-        when = f"cron '{s['cron']}' ({s['timezone']})" if s["cron"] else f"every {s['every']}s"
-        typer.echo(f"{s['name']}: {s['task']} {when}, next run {_when(s['next_run'])}")
+    _table(["name", "task", "when", "next run"],
+           [[s["name"], s["task"], _schedule_when(s),
+             "never" if s.get("broken") else _when(s["next_run"])] for s in rows])
+
+
+def _schedule_when(s: dict) -> str:
+    if s.get("broken"):
+        return f"BROKEN, never runs: {s['broken']}"
+    return f"cron '{s['cron']}' ({s['timezone']})" if s["cron"] else f"every {s['every']}s"
 
 
 @schedule_app.command("remove")
-def schedule_remove(name: str, timeout: Optional[float] = typer.Option(None, help=TIMEOUT_HELP),
-                    connect: Optional[str] = typer.Option(None, help=CONNECT_HELP),
+def schedule_remove(name: str, timeout: Optional[float] = TIMEOUT_OPTION,
+                    connect: Optional[str] = CONNECT_OPTION,
                     keys: Optional[str] = KEYS_OPTION) -> None:
     """Remove a periodic task."""
     _ask(connect, timeout, lambda client: client.unschedule(name), keys, admin=True)
@@ -655,7 +829,7 @@ def _when(ts: Optional[float]) -> str:
 
 def main() -> None:
     try:
-        app()
+        app(prog_name="zq")
     except ConfigError as e:
         _fail(str(e))
 

@@ -49,7 +49,8 @@ def test_tasks_result_and_status(one_worker):
 
         out = zq_cli(endpoint, "tasks", "--name", ADD, "--limit", "2")
         assert out.returncode == 0, out.stderr
-        lines = out.stdout.splitlines()
+        header, *lines = out.stdout.splitlines()  # a table: its header, then one row a task
+        assert header.split()[:2] == ["id", "state"]
         assert [ln.split()[:2] for ln in lines] == [[adds[2].id, "succeeded"],
                                                    [adds[1].id, "succeeded"]]  # newest first
 
