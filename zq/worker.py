@@ -120,7 +120,7 @@ class Worker:
     def _loop(self) -> int:
         core, pool = self._core, self._pool
         now = time.monotonic()
-        self._apply(core.start(now), now)
+        self._apply(core.handle(wc.Started(now)), now)
         self._apply(core.tick(now), now)  # HELLO goes out before the first wait
         stop_seen = 0
         while self._exit is None:
@@ -155,7 +155,7 @@ class Worker:
                 self._drain_socket(now)
             report = pool.collect(now, ready)
             if report is not None:
-                self._apply(core.handle(wc.ExecutorReported(
+                self._apply(core.handle(wc.PoolReported(
                     report.results, report.partials, report.progress, report.returned, now)), now)
             self._apply(core.tick(now), now)
         return self._exit

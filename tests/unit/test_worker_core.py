@@ -49,11 +49,11 @@ class Session:
                 self.sent.append(c.message)
             else:
                 self.other.append(c)
-        self.core.validate_state()
+        self.core.validate()
         return cmds
 
     def start(self) -> list[wc.Command]:
-        return self._take(self.core.start(self.now) + self.core.tick(self.now))
+        return self._take(self.core.handle(wc.Started(self.now)) + self.core.tick(self.now))
 
     def event(self, ev: wc.Event) -> list[wc.Command]:
         return self._take(self.core.handle(ev))
@@ -63,7 +63,7 @@ class Session:
 
     def report(self, results: Sequence = (), partials: Sequence = (), progress: Sequence = (),
                returned: Sequence[str] = ()) -> list[wc.Command]:
-        return self.event(wc.ExecutorReported(list(results), list(partials), list(progress),
+        return self.event(wc.PoolReported(list(results), list(partials), list(progress),
                                               list(returned), self.now))
 
     def tick(self, advance: float = 0.0) -> list[wc.Command]:
@@ -94,7 +94,7 @@ def s() -> Iterator[Session]:
     session.start()
     session.pop_other()
     yield session
-    session.core.validate_state()
+    session.core.validate()
 
 
 def registered(**kw: Any) -> Session:
@@ -477,7 +477,7 @@ class OutboxMachine(RuleBasedStateMachine):
     @invariant()
     def outbox_is_exactly_the_unacked_results(self) -> None:
         assert set(self.s.core.outbox) == self.produced - self.acked
-        self.s.core.validate_state()
+        self.s.core.validate()
 
 
 TestOutbox = OutboxMachine.TestCase
@@ -491,7 +491,7 @@ def _adaptive_core(concurrency: int = 2):
     core = wc_.WorkerCore(name="w", host="h", pid=1, queues=["default"], concurrency=concurrency,
                           pool="thread", credit=2 * concurrency, session=SESSION,
                           adaptive=True, rand=lambda: 0.5)
-    core.start(0.0)
+    core.handle(wc_.Started(0.0))
     core.tick(0.0)
     core.handle(wc_.MessageReceived(m.Welcome(1.0, 3, 1 << 20, "M"), 0.0))
     core.tick(0.0)
@@ -502,8 +502,10 @@ def _complete(core, n: int, now: float) -> list:
     from zq.core import worker_core as wc_
     entries = [(f"t{now}-{i}", 1, "a:f", b"", None, None) for i in range(n)]
     core.handle(wc_.MessageReceived(m.Task(entries), now))
-    core.handle(wc_.ExecutorReported([(e[0], 1, 0, b"") for e in entries], [], [], [], now))
-    return [c.message for c in core.tick(now) if hasattr(c, "message")]
+    core.handle(wc_.PoolReported([(e[0], 1, 0, b"") for e in entries], [], [], [], now))
+    sent = [c.message for c in core.tick(now) if isinstance(c, wc_.Send)]
+    core.validate()
+    return sent
 
 
 def test_adaptive_credit_grows_for_fast_tasks_and_stays_small_for_slow_ones():

@@ -2,7 +2,8 @@
 reconnect backoff, the RESULT outbox kept until ACK, credit and the graceful stop.
 
 Events in (``handle``), commands out; ``tick(now)`` ends every loop turn with the batched
-sends, and ``next_deadline()`` says when the loop must wake up even if nothing happens.
+sends, ``next_deadline()`` says when the loop must wake up even if nothing happens, and
+``validate()`` checks the invariants (tests call it after every step).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import math
 from dataclasses import dataclass
 from itertools import repeat
 from enum import Enum
-from typing import TYPE_CHECKING, Callable, Union
+from typing import TYPE_CHECKING, Any, Callable, Union
 
 from zq.core import backoff, codec
 from zq.core import messages as m
@@ -43,6 +44,12 @@ def compute_backoff(attempt: int, *, base: float, cap: float, jitter_fraction: f
 # --- events ---------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
+class Started:
+    """The loop is up: open the first connection to the master."""
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
 class MessageReceived:
     message: m.Message
     now: float
@@ -55,17 +62,18 @@ class GarbageReceived:
 
 
 @dataclass(frozen=True, slots=True)
-class ExecutorReported:
-    results: list  # ResultEntry-shaped: (task_id, attempt, outcome, payload)
-    partials: list  # PartialEntry-shaped
-    progress: list  # ProgressEntry-shaped, latest per task
-    returned: list[str]  # ids the executor gave back unstarted (during a stop)
+class PoolReported:
+    """What the pool had to say since the last report (zq.pools.Report)."""
+    results: list[m.ResultEntry]  # (task_id, attempt, outcome, payload)
+    partials: list[m.PartialEntry]
+    progress: list[m.ProgressEntry]  # latest per task
+    returned: list[str]  # ids the pool gave back unstarted (during a stop)
     now: float
 
 
 @dataclass(frozen=True, slots=True)
 class StopRequested:
-    """Graceful stop; ``returned`` are held ids the executor dropped unstarted."""
+    """Graceful stop; ``returned`` are held ids the pool dropped unstarted."""
     returned: list[str]
     now: float
 
@@ -82,7 +90,7 @@ class SendFailed:
     now: float
 
 
-Event = Union[MessageReceived, GarbageReceived, ExecutorReported, StopRequested,
+Event = Union[Started, MessageReceived, GarbageReceived, PoolReported, StopRequested,
               StopForced, SendFailed]
 
 
@@ -106,7 +114,7 @@ class CloseConnection:
 
 @dataclass(frozen=True, slots=True)
 class Execute:
-    entries: list  # TaskEntry-shaped
+    entries: list[m.TaskEntry]
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +187,7 @@ class WorkerCore:
 
     def __init__(self, *, name: str, host: str, pid: int, queues: list[str], concurrency: int,
                  pool: str, credit: int, session: str,
-                 catalogue: dict[str, dict] | None = None, adaptive: bool = False,
+                 catalogue: dict[str, dict[str, Any]] | None = None, adaptive: bool = False,
                  shutdown_timeout: float = 30.0, reconnect_min: float = 0.1,
                  reconnect_max: float = 30.0, jitter_fraction: float = 0.5,
                  rand: Callable[[], float]) -> None:
@@ -217,9 +225,9 @@ class WorkerCore:
 
         self.held: dict[str, int] = {}  # task id -> attempt: received, no result yet
         self.outbox: dict[str, m.ResultEntry] = {}  # task id -> entry, until ACKed
-        self._results: list = []  # entries to send this turn
+        self._results: list[m.ResultEntry] = []  # entries to send this turn
         self._resend = False  # send the whole outbox this turn (after WELCOME)
-        self._partials: list = []
+        self._partials: list[m.PartialEntry] = []
         self._progress: dict[str, m.ProgressEntry] = {}
         self._returned: list[str] = []  # ids given back, not yet told to the master
         self._credit_due = False
@@ -231,7 +239,7 @@ class WorkerCore:
     @classmethod
     def from_config(cls, config: "WorkerConfig", *, host: str, pid: int, session: str,
                     rand: Callable[[], float],
-                    catalogue: dict[str, dict] | None = None) -> "WorkerCore":
+                    catalogue: dict[str, dict[str, Any]] | None = None) -> "WorkerCore":
         return cls(name=config.name, host=host, pid=pid, queues=list(config.queues),
                    concurrency=config.concurrency, pool=config.pool, credit=config.credit,
                    session=session, catalogue=catalogue,
@@ -240,9 +248,6 @@ class WorkerCore:
                    rand=rand)
 
     # --- public API -------------------------------------------------------------------
-
-    def start(self, now: float) -> list[Command]:
-        return self._connect(now)
 
     def handle(self, event: Event) -> list[Command]:
         return _EVENT_HANDLERS[type(event)](self, event)
@@ -297,7 +302,7 @@ class WorkerCore:
                                 self._duplicates, self._over_credit, self._unexpected,
                                 self._garbage, self._partials_dropped)
 
-    def validate_state(self) -> None:
+    def validate(self) -> None:
         """Check internal invariants (tests call it after every step); RuntimeError if
         one is broken, which is a bug in this module."""
         problems = []
@@ -309,6 +314,16 @@ class WorkerCore:
             problems.append("only a stopping worker returns tasks")
         if set(self._returned) & set(self.held):
             problems.append("a returned task is still held")
+        if self.phase is Phase.DRAINING and self.drain_deadline is None:
+            problems.append("a draining worker must have a drain deadline")
+        if self.phase is Phase.FLUSHING and self.ack_deadline is None:
+            problems.append("a flushing worker must have an ACK deadline")
+        if self.phase in (Phase.FLUSHING, Phase.DONE) and self.held:
+            problems.append("a worker past draining holds no task")
+        if self.link is Link.REGISTERED and (self.master_id is None or self.failures):
+            problems.append("a registered worker knows its master and has no failures")
+        if any(task_id != e[0] for task_id, e in self.outbox.items()):
+            problems.append("the outbox is keyed by each entry's task id")
         if not (self.interval > 0 and self.liveness >= 1):
             problems.append("bad heartbeat settings")
         if problems:
@@ -356,6 +371,9 @@ class WorkerCore:
                                     f"reconnecting in {delay:.2f} s"))
 
     # --- messages from the master -----------------------------------------------------
+
+    def _on_started(self, ev: Started) -> list[Command]:
+        return self._connect(ev.now)
 
     def _on_message(self, ev: MessageReceived) -> list[Command]:
         if self.link is not Link.CONNECTING and self.link is not Link.REGISTERED:
@@ -428,7 +446,7 @@ class WorkerCore:
     def _on_quiet(self, msg: m.Message, now: float) -> list[Command]:
         return []  # HEARTBEAT, ERROR: a sign of life (the shell logs ERROR)
 
-    # --- executor -----------------------------------------------------------------------
+    # --- the pool -----------------------------------------------------------------------
 
     def _adapt_credit(self, now: float) -> None:
         """Prefetch about BUFFER_SECONDS of work at the rate tasks complete: no-op tasks
@@ -450,7 +468,7 @@ class WorkerCore:
             self.credit = credit
             self._credit_changed = True
 
-    def _on_report(self, ev: ExecutorReported) -> list[Command]:
+    def _on_report(self, ev: PoolReported) -> list[Command]:
         if self.phase is Phase.DONE:
             return []
         results, limit = ev.results, self.max_message
@@ -571,14 +589,14 @@ class WorkerCore:
             cmds.append(Send(m.Heartbeat()))
             self.last_send = now
 
-    def _split(self, entries: list) -> list[list]:
+    def _split(self, entries: list[m.ResultEntry]) -> list[list[m.ResultEntry]]:
         """Entries in messages whose inline payloads stay well under max_message (a
         resend after a long outage can be large); usually one message."""
         budget = min(self.max_message, codec.HEADER_BUDGET * 2) // 2  # and the header bound
         if len(entries) * INLINE_PAYLOAD <= budget:
             return [entries]  # cannot be too big: no need to measure
-        parts: list[list] = []
-        part: list = []
+        parts: list[list[m.ResultEntry]] = []
+        part: list[m.ResultEntry] = []
         size = 0
         for e in entries:
             n = len(e[3])
@@ -610,9 +628,10 @@ _MESSAGE_HANDLERS: dict[type, Callable[[WorkerCore, m.Message, float], list[Comm
 }
 
 _EVENT_HANDLERS: dict[type, Callable[[WorkerCore, Event], list[Command]]] = {
+    Started: WorkerCore._on_started,  # type: ignore[dict-item]
     MessageReceived: WorkerCore._on_message,  # type: ignore[dict-item]
     GarbageReceived: WorkerCore._on_garbage,  # type: ignore[dict-item]
-    ExecutorReported: WorkerCore._on_report,  # type: ignore[dict-item]
+    PoolReported: WorkerCore._on_report,  # type: ignore[dict-item]
     StopRequested: WorkerCore._on_stop,  # type: ignore[dict-item]
     StopForced: WorkerCore._on_stop_forced,  # type: ignore[dict-item]
     SendFailed: WorkerCore._on_send_failed,  # type: ignore[dict-item]
