@@ -214,7 +214,7 @@ def _print(value: Any, as_json: bool) -> None:
 def master(
     bind: str = _opt("tcp://*:5555", env="ZQ_BIND", help="Endpoint to bind."),
     store: str = _opt("zq.db", env="ZQ_STORE",
-                      help="SQLite file for task state, or 'memory'."),
+                      help="SQLite file for task state, 'memory', or a postgresql:// URL."),
     store_sync: StoreSync = _opt(
         StoreSync.NORMAL, env="ZQ_STORE_SYNC",
         help="SQLite commits survive kill -9 of the master (normal), or a power loss too "

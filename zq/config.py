@@ -41,7 +41,7 @@ def _require(ok: bool, message: str) -> None:
 @dataclass(frozen=True)
 class MasterConfig:
     bind: str = "tcp://*:5555"
-    store: str = "zq.db"  # a SQLite file path, or "memory"
+    store: str = "zq.db"  # a SQLite file path, "memory", or a postgresql:// URL
     store_sync: str = "normal"  # SQLite: "normal" survives kill -9, "full" power loss too
     heartbeat_interval: float = 1.0
     heartbeat_liveness: int = 3

@@ -27,7 +27,7 @@ from zq.core.scheduler import BUSY_RETRY_AFTER, Scheduler
 from zq.errors import ProtocolError, StoreUnavailable, ZqError
 from zq.gate import Gate, connection_cap, fd_limit, local_only_transport, raise_fd_limit
 from zq.security import load_master_keys
-from zq.store import Store, open_store
+from zq.store import Store, open_store, redact
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +201,7 @@ class Master:
             core.add_schedule(spec)  # read_schedule_file validated them
         self._open_socket()
         log.info("zq master %s listening on %s (store %s, %d tasks restored)",
-                 core.master_id, self.endpoint, self.config.store, restored)
+                 core.master_id, self.endpoint, redact(self.config.store), restored)
         self.ready.set()
         if self._own_process:
             _tune_gc()

@@ -1,4 +1,6 @@
 """Every store the contract suite runs against, and the child process of its crash test.
+A PostgreSQL kind needs the pg_server fixture (tests/pg.py); the child finds the server
+through the ZQ_TEST_PG_URL it sets.
 
     python -m tests.store.stores KIND PATH HOW   # save and commit, then die without closing
 """
@@ -16,6 +18,14 @@ from zq.store import Store
 from zq.store.memory import MemoryStore
 from zq.store.sqlite import SqliteStore
 
+
+def _postgres(path: Path) -> Store:
+    """The PostgreSQL store, in a database of the session's server named after path."""
+    from tests.pg import database_for
+    from zq.store.postgres import PostgresStore
+    return PostgresStore(database_for(path))
+
+
 # kind -> open the store kept at `path` (a volatile store ignores it)
 STORES: dict[str, Callable[[Path], Store]] = {
     "memory": lambda path: MemoryStore(),
@@ -26,7 +36,11 @@ STORES: dict[str, Callable[[Path], Store]] = {
     # Turns with a payload or result of 150 bytes or more go straight into the task
     # table (as turns with large payloads do), the others into the journal: both mix.
     "sqlite-direct": lambda path: SqliteStore(path, direct_bytes=150),
+    "postgres": _postgres,
 }
+# The stores that need the session's PostgreSQL server (the pg_server fixture).
+NEEDS_PG = {"postgres"}
+
 
 def drop(store: Store) -> None:
     """What kill -9 leaves of a store, in this process: its connection goes, and
@@ -35,6 +49,9 @@ def drop(store: Store) -> None:
         store._conn.close()
         if store._checkpointer is not None:
             store._checkpointer.close()
+        store._closed = True
+    elif type(store).__name__ == "PostgresStore":
+        store._drop_connection()  # the server rolls back what was not committed
         store._closed = True
 
 

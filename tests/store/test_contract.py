@@ -20,7 +20,7 @@ from hypothesis.stateful import (
     RuleBasedStateMachine, invariant, rule, run_state_machine_as_test,
 )
 
-from tests.store.stores import STORES, committed_ids, drop
+from tests.store.stores import NEEDS_PG, STORES, committed_ids, drop
 from zq.core.messages import State
 from zq.core.tasks import TaskRecord
 from zq.store import Store
@@ -53,9 +53,16 @@ def load(store: Store) -> list[TaskRecord]:
     return records
 
 
+def needs(kind: str, request: pytest.FixtureRequest) -> str:
+    """The store kind, once what it needs is up (a PostgreSQL server)."""
+    if kind in NEEDS_PG:
+        request.getfixturevalue("pg_server")
+    return kind
+
+
 @pytest.fixture(params=sorted(STORES))
 def kind(request: pytest.FixtureRequest) -> str:
-    return request.param
+    return needs(request.param, request)
 
 
 @pytest.fixture
@@ -237,13 +244,19 @@ def records(draw: st.DrawFn, ids: st.SearchStrategy[str] = any_id) -> TaskRecord
 
 
 # The sync level changes no logic: the properties run once per store class.
-PROPERTY_KINDS = ["memory", "sqlite", "sqlite-fold-2", "sqlite-direct"]
+PROPERTY_KINDS = ["memory", "sqlite", "sqlite-fold-2", "sqlite-direct", "postgres"]
 
 
-@pytest.mark.parametrize("kind", [k for k in PROPERTY_KINDS if k != "memory"])
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@pytest.fixture(params=[k for k in PROPERTY_KINDS if k != "memory"])
+def durable_kind(request: pytest.FixtureRequest) -> str:
+    return needs(request.param, request)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[
+    HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(recs=st.lists(records(), max_size=5, unique_by=lambda r: r.id))
-def test_every_field_round_trips(kind: str, recs: list[TaskRecord]) -> None:
+def test_every_field_round_trips(durable_kind: str, recs: list[TaskRecord]) -> None:
+    kind = durable_kind
     expected = {r.id: fields(r) for r in recs}  # before the store sees them
     with tempfile.TemporaryDirectory() as tmp:
         store = STORES[kind](Path(tmp) / "zq.db")
@@ -372,7 +385,8 @@ class StoreModel(RuleBasedStateMachine):
 
 
 @pytest.mark.parametrize("kind", PROPERTY_KINDS)
-def test_store_matches_the_dict_model(kind: str) -> None:
+def test_store_matches_the_dict_model(kind: str, request: pytest.FixtureRequest) -> None:
+    needs(kind, request)
     run_state_machine_as_test(lambda: StoreModel(kind), settings=settings(  # type: ignore[arg-type]
         max_examples=60, stateful_step_count=30, deadline=None,
         suppress_health_check=[HealthCheck.too_slow]))

@@ -8,9 +8,11 @@ kept; get() one of them later.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Iterable, Iterator, Protocol
 
 from zq.core.tasks import TaskRecord
+from zq.errors import ConfigError
 
 
 class Store(Protocol):
@@ -63,11 +65,35 @@ class Store(Protocol):
         ...
 
 
+# URL schemes of the stores that live in a database server.
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+_PASSWORD_IN_USER = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/@:]*):[^/@]*@")
+_PASSWORD_PARAM = re.compile(r"([?&]password=)[^&]*")
+
+
 def open_store(spec: str, sync: str = "normal") -> Store:
-    """'memory' for a volatile store, else the path of a SQLite file (sync: see
-    zq.store.sqlite)."""
+    """'memory' for a volatile store, a postgresql:// (or postgres://) URL for the
+    PostgreSQL store, else the path of a SQLite file (sync: see zq.store.sqlite).
+    Anything else shaped like a URL is refused: taken as a path it would silently
+    become a SQLite file under a folder named after the scheme."""
     if spec == "memory":
         from zq.store.memory import MemoryStore
         return MemoryStore()
+    url = _URL.match(spec)
+    if url is not None:
+        scheme = url.group(1)
+        if scheme.lower() not in POSTGRES_SCHEMES:
+            raise ConfigError(f"unknown store URL scheme {scheme!r}; use memory, a file "
+                              "path, or postgresql://...")
+        from zq.store.postgres import PostgresStore
+        return PostgresStore(spec)
     from zq.store.sqlite import SqliteStore
     return SqliteStore(spec, sync=sync)
+
+
+def redact(spec: str) -> str:
+    """The store as logs and errors show it: a URL's password as ***."""
+    if _URL.match(spec) is None:
+        return spec
+    return _PASSWORD_PARAM.sub(r"\1***", _PASSWORD_IN_USER.sub(r"\1:***@", spec))

@@ -1,0 +1,392 @@
+"""The PostgreSQL store: every TaskRecord in a table of a PostgreSQL database (psycopg 3),
+group committed: one transaction, sent in one pipeline, per loop turn.
+
+Layout (made on the first open, in the database the URL names; every name starts with
+zq_ so the store can share a database an application already uses):
+
+    zq_task (id bytea PRIMARY KEY,  -- the task id, UTF-8 (text refuses NUL, ids may not)
+             seq bigint NOT NULL,   -- submission order: load() returns tasks by it
+             state smallint NOT NULL,  -- zq.core.messages.State value
+             payload bytea NOT NULL,   -- written on insert only: updates never rewrite it
+             record bytea NOT NULL)    -- msgpack array of RECORD_FIELDS, as in SQLite
+    zq_meta (key text PRIMARY KEY, value bytea NOT NULL)  -- msgpack values; the key
+             'zq.schema' holds SCHEMA_VERSION, the other 'zq.' keys are the store's own
+
+Indexes: the primary key serves every write (an update, a delete: the master expires
+results by id from its own expiry heap, so a result's TTL needs no index of its own),
+get() and the conflict of an upsert. zq_task_seq (seq) serves the restore, which reads
+the tasks in submission order: an index scan streams them in order, where a sort of a
+million rows with their payloads would spill to disk.
+
+A commit writes the turn's changes merged per task (a task saved and finished in one
+turn is one row), each kind as one statement over arrays (unnest): deletes, upserts,
+updates and meta, with BEGIN and COMMIT, sent as one pipeline (one round trip) and
+acknowledged by the server's commit. Nothing is journaled or folded: PostgreSQL does
+its own upkeep (autovacuum), so behind() is always False.
+
+Durability is the server's: with its defaults (synchronous_commit=on, fsync=on) a commit
+survives the master's and the server's host crashing. A lost connection or a server
+that cannot write (shutting down, disk full, read-only) raises StoreUnavailable with
+what is pending kept: the master answers BUSY and tries the commit again every
+STORE_RETRY, on a new connection. Trying a commit again after its COMMIT was sent but
+its answer lost is harmless: every change sets values, none adds to them.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Iterable, Iterator
+
+from zq.core.tasks import TaskRecord
+from zq.errors import ConfigError, StoreError, StoreUnavailable
+from zq.store import redact
+from zq.store.sqlite import (
+    _GONE,
+    DELETE,
+    SAVE,
+    UPDATE,
+    _merge,
+    _pack,
+    _read_all,
+    _row,
+    _seq,
+    _sql_insert,
+    _sql_update,
+    _task_id,
+    _unpack,
+    _update_row,
+)
+
+try:
+    import psycopg
+    from psycopg import errors as pg_errors
+except ImportError:  # pragma: no cover - the extra is missing
+    psycopg = None  # type: ignore[assignment]
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+SCHEMA_KEY = "zq.schema"
+CONNECT_TIMEOUT = 5  # seconds; the loop waits this long at most for a new connection
+LOAD_CHUNK = 10_000  # rows per fetch of the restore's server-side cursor
+# pg_advisory_xact_lock key taken while the schema is checked or made: two masters
+# opening a new database at once make it once.
+SCHEMA_LOCK = 0x7A71_5343  # "zqSC"
+
+DDL = (
+    """CREATE TABLE IF NOT EXISTS zq_task (
+        id      bytea PRIMARY KEY,
+        seq     bigint NOT NULL,
+        state   smallint NOT NULL,
+        payload bytea NOT NULL,
+        record  bytea NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS zq_task_seq ON zq_task (seq)",
+    "CREATE TABLE IF NOT EXISTS zq_meta (key text PRIMARY KEY, value bytea NOT NULL)",
+)
+_DELETE = "DELETE FROM zq_task WHERE id = ANY(%b::bytea[])"
+_UPSERT = ("INSERT INTO zq_task (id, seq, state, payload, record)"
+           " SELECT * FROM unnest(%b::bytea[], %b::int8[], %b::int2[], %b::bytea[], %b::bytea[])"
+           " ON CONFLICT (id) DO UPDATE SET seq = EXCLUDED.seq, state = EXCLUDED.state,"
+           " payload = EXCLUDED.payload, record = EXCLUDED.record")
+_UPDATE = ("UPDATE zq_task AS t SET state = u.state, record = u.record"
+           " FROM unnest(%b::bytea[], %b::int2[], %b::bytea[]) AS u (id, state, record)"
+           " WHERE t.id = u.id")
+_SET_META = ("INSERT INTO zq_meta (key, value) SELECT * FROM unnest(%b::text[], %b::bytea[])"
+             " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value")
+_SELECT = "SELECT id, seq, state, payload, record FROM zq_task ORDER BY seq"
+_SELECT_ONE = "SELECT id, seq, state, payload, record FROM zq_task WHERE id = %b"
+_GET_META = "SELECT value FROM zq_meta WHERE key = %s"
+
+
+class PostgresStore:
+    """The Store protocol over one PostgreSQL database. Not thread-safe: one thread at a
+    time (it may be opened in one thread and used in another)."""
+
+    durable = True
+
+    def __init__(self, url: str, *, connect_timeout: float = CONNECT_TIMEOUT) -> None:
+        if psycopg is None:
+            raise ConfigError("the PostgreSQL store needs psycopg 3: pip install "
+                              "'zq[postgres]' (or 'psycopg[binary]')")
+        self.url = url
+        self.shown = redact(url)
+        self._connect_timeout = connect_timeout
+        self._closed = False
+        self._pending: list[tuple[int, list]] = []  # this turn's (op, rows), in call order
+        self._pending_meta: dict[str, bytes] = {}
+        self._conn: Any = None
+        try:
+            self._connect()
+            self._check_schema()
+        except StoreError:
+            self._drop_connection()
+            raise
+
+    # --- writes: buffered until commit() ---------------------------------------------
+
+    def save(self, records: Iterable[TaskRecord]) -> None:
+        self._buffer(SAVE, records, _row, "saving tasks")
+
+    def update(self, records: Iterable[TaskRecord]) -> None:
+        """Tasks saved before: the state and the record, never the payload again.
+        Unknown ids are skipped."""
+        self._buffer(UPDATE, records, _update_row, "updating tasks")
+
+    def delete(self, ids: Iterable[str]) -> None:
+        self._buffer(DELETE, ids, _task_id, "deleting tasks")
+
+    def set_meta(self, key: str, value: Any) -> None:
+        self._check_open(f"setting meta {key!r}")
+        if key.startswith("zq."):
+            raise StoreError(f"meta key {key!r} is reserved: keys starting with 'zq.' "
+                             "belong to the store")
+        try:
+            self._pending_meta[key] = _pack(value)
+        except (TypeError, ValueError, OverflowError) as e:
+            raise self._fail(e, f"setting meta {key!r}") from e
+
+    def commit(self) -> None:
+        """Everything pending in one transaction, one round trip. StoreUnavailable keeps
+        it pending for the next try."""
+        self._check_open("committing")
+        if not (self._pending or self._pending_meta):
+            return
+        try:
+            statements = self._statements()
+        except (TypeError, ValueError, OverflowError, UnicodeError) as e:
+            raise self._fail(e, "committing") from e
+        self._write(statements, "committing")
+        self._pending, self._pending_meta = [], {}
+
+    def _statements(self) -> list[tuple[str, list]]:
+        """The turn's changes, merged per task, as (statement, array parameters)."""
+        merged: dict[str, list] = {}
+        _merge(merged, 0, self._pending)
+        deletes: list[bytes] = []
+        upserts: list[tuple] = []
+        updates: list[tuple] = []
+        for task_id, (_, save, update) in merged.items():
+            if save is _GONE:
+                deletes.append(task_id.encode())
+            elif save is None:
+                updates.append(_sql_update(update))
+            else:
+                upserts.append(_sql_insert(save, update))
+        out: list[tuple[str, list]] = []
+        if deletes:
+            out.append((_DELETE, [deletes]))
+        if upserts:
+            ids, seqs, states, payloads, records = map(list, zip(*upserts))
+            out.append((_UPSERT, [[i.encode() for i in ids], seqs, states,
+                                  [bytes(p) if type(p) is memoryview else p for p in payloads],
+                                  records]))
+        if updates:
+            states, records, ids = map(list, zip(*updates))
+            out.append((_UPDATE, [[i.encode() for i in ids], states, records]))
+        if self._pending_meta:
+            out.append((_SET_META, [list(self._pending_meta), list(self._pending_meta.values())]))
+        return out
+
+    def _write(self, statements: list[tuple[str, list]], what: str) -> None:
+        """One transaction in one pipeline; a lost connection is StoreUnavailable (the
+        next try connects again), an error of the data a StoreError."""
+        conn = None
+        try:
+            conn = self._connection()
+            with conn.pipeline(), conn.transaction(), conn.cursor() as cur:
+                for statement, params in statements:
+                    cur.execute(statement, params)
+        except psycopg.Error as e:
+            if _retryable(e, conn):
+                raise self._unavailable(e, what) from e
+            raise self._fail(e, what) from e
+
+    # --- upkeep: none (autovacuum) -------------------------------------------------------
+
+    def behind(self) -> bool:
+        return False
+
+    def compact(self, limit: int) -> bool:
+        self._check_open("compacting")
+        return False
+
+    # --- reads -----------------------------------------------------------------------
+
+    def load(self) -> Iterator[TaskRecord]:
+        """Every committed record, by seq, streamed from a server-side cursor."""
+        self._check_open("loading the tasks")
+        try:
+            conn = self._connection()
+            with conn.transaction(), conn.cursor("zq_load", binary=True) as cur:
+                cur.itersize = LOAD_CHUNK
+                cur.execute(_SELECT)
+                records = _read_all((i.decode(), s, st, p, r) for i, s, st, p, r in cur)
+        except psycopg.Error as e:
+            raise self._read_error(e, "loading the tasks") from e
+        except (ValueError, KeyError, TypeError) as e:
+            raise StoreError(f"a task row of the store {self.shown} cannot be read: {e}") from e
+        records.sort(key=_seq)  # already in order; stable, as SQLite's load is
+        return iter(records)
+
+    def get(self, task_id: str) -> TaskRecord | None:
+        """One committed task by id (an old result being fetched), or None."""
+        self._check_open("reading a task")
+        try:
+            key = task_id.encode()
+            cur = self._connection().execute(_SELECT_ONE, (key,), binary=True)
+            row = cur.fetchone()
+        except psycopg.Error as e:
+            raise self._read_error(e, "reading a task") from e
+        except (AttributeError, UnicodeError) as e:
+            raise StoreError(f"a task id is a str, not {task_id!r}") from e
+        if row is None:
+            return None
+        try:
+            return _read_all([(task_id, *row[1:])])[0]
+        except (ValueError, KeyError, TypeError) as e:
+            raise StoreError(f"the row of task {task_id!r} in the store {self.shown} "
+                             f"cannot be read: {e}") from e
+
+    def get_meta(self, key: str) -> Any:
+        self._check_open(f"reading meta {key!r}")
+        if key in self._pending_meta:
+            return _unpack(self._pending_meta[key])
+        return self._read_meta(key)
+
+    def _read_meta(self, key: str) -> Any:
+        try:
+            row = self._connection().execute(_GET_META, (key,), binary=True).fetchone()
+        except psycopg.Error as e:
+            raise self._read_error(e, f"reading meta {key!r}") from e
+        try:
+            return None if row is None else _unpack(bytes(row[0]))
+        except ValueError as e:
+            raise StoreError(f"meta {key!r} of the store {self.shown} cannot be read: "
+                             f"{e}") from e
+
+    def close(self) -> None:
+        """Discard what is not committed and close; closing twice is harmless."""
+        if self._closed:
+            return
+        if self._pending or self._pending_meta:
+            log.warning("closing the store %s with uncommitted changes: discarded", self.shown)
+        self._pending, self._pending_meta = [], {}
+        self._closed = True
+        self._drop_connection()
+
+    # --- the connection ----------------------------------------------------------------
+
+    def _connect(self) -> None:
+        try:
+            self._conn = psycopg.connect(self.url, autocommit=True,
+                                         connect_timeout=int(self._connect_timeout))
+        except psycopg.Error as e:
+            raise StoreUnavailable(f"cannot connect to the PostgreSQL store {self.shown}: "
+                                   f"{_first_line(e)}") from e
+
+    def _connection(self) -> Any:
+        """The open connection, or a new one after a lost one."""
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            self._drop_connection()
+            self._connect()
+        return self._conn
+
+    def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except psycopg.Error:
+                pass
+
+    def _check_schema(self) -> None:
+        """Make the tables in a new database; refuse one made by a newer zq. An existing
+        store costs one query."""
+        try:
+            version = self._schema_version()
+            if version is None:
+                with self._conn.transaction():
+                    self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+                    for ddl in DDL:
+                        self._conn.execute(ddl)
+                    version = self._schema_version()
+                    if version is None:
+                        version = SCHEMA_VERSION
+                        self._conn.execute(_SET_META, ([SCHEMA_KEY], [_pack(version)]),
+                                           binary=True)
+        except psycopg.Error as e:
+            raise StoreError(f"cannot make the tables of the store {self.shown}: "
+                             f"{_first_line(e)}") from e
+        if version != SCHEMA_VERSION:
+            raise StoreError(f"the store {self.shown} has schema version {version!r}, this "
+                             f"zq knows {SCHEMA_VERSION}: run the zq that made it, or give "
+                             "another database")
+
+    def _schema_version(self) -> Any:
+        """The stored schema version; None when there are no tables (or no version)."""
+        try:
+            with self._conn.transaction():  # a savepoint inside the creating transaction
+                return self._read_meta(SCHEMA_KEY)
+        except StoreError as e:
+            if isinstance(e.__cause__, pg_errors.UndefinedTable):
+                return None
+            raise
+
+    # --- errors ----------------------------------------------------------------------
+
+    def _buffer(self, op: int, items: Iterable[Any], check: Any, what: str) -> None:
+        self._check_open(what)
+        try:
+            rows = list(map(check, items))
+        except (TypeError, ValueError, OverflowError) as e:
+            raise self._fail(e, what) from e
+        if rows:
+            self._pending.append((op, rows))
+
+    def _check_open(self, what: str) -> None:
+        if self._closed:
+            raise StoreError(f"{what}: the store {self.shown} is closed")
+
+    def _unavailable(self, e: Exception, what: str) -> StoreUnavailable:
+        """A retry may succeed: the connection is dropped (the next try makes a new
+        one), what is pending is kept."""
+        self._drop_connection()
+        return StoreUnavailable(f"{what} failed on the store {self.shown}: "
+                                f"{_first_line(e)}; nothing was lost, it can be tried again")
+
+    def _read_error(self, e: Exception, what: str) -> StoreError:
+        """A read failed: nothing pending is touched (it is not the reader's to drop)."""
+        if self._conn is not None and self._conn.broken:
+            self._drop_connection()
+        return StoreError(f"{what} failed on the store {self.shown}: {_first_line(e)}")
+
+    def _fail(self, e: Exception, what: str) -> StoreError:
+        """The error to raise; what is pending is discarded first, so that a failed
+        save never half-survives into the next commit."""
+        note = ""
+        if self._pending or self._pending_meta:
+            self._pending, self._pending_meta = [], {}
+            note = "; the uncommitted changes were discarded"
+        return StoreError(f"{what} failed on the store {self.shown}: {_first_line(e)}{note}")
+
+
+# SQLSTATE classes after which the same commit may succeed later: the connection
+# (08), too many connections or a full disk (53), an operator intervention such as a
+# shutdown or a cancel (57), a system error (58), a read-only server (25006), a
+# serialization failure or deadlock (40).
+_RETRY_CLASSES = ("08", "53", "57", "58", "40")
+
+
+def _retryable(e: Exception, conn: Any) -> bool:
+    if conn is None or conn.closed or conn.broken:
+        return True
+    if isinstance(e, (psycopg.OperationalError, pg_errors.ReadOnlySqlTransaction)):
+        return True
+    code = getattr(e, "sqlstate", None) or ""
+    return code[:2] in _RETRY_CLASSES
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+

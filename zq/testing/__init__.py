@@ -1,0 +1,1 @@
+"""Helpers for testing and benchmarking zq against real parts (a throwaway PostgreSQL)."""
