@@ -73,6 +73,11 @@ class LogLevel(str, Enum):
     ERROR = "error"
 
 
+class LogFormat(str, Enum):
+    TEXT = "text"
+    JSON = "json"
+
+
 class TaskState(str, Enum):  # zq.core.messages.State, by label
     PENDING = "pending"
     QUEUED = "queued"
@@ -102,6 +107,9 @@ TIMEOUT_OPTION = _duration(None, "--timeout", env="ZQ_TIMEOUT",
 JSON_OPTION = _opt(False, "--json", env="ZQ_JSON", help="Print JSON.")
 LOG_LEVEL_OPTION = _opt(LogLevel.INFO, "--log-level", env="ZQ_LOG_LEVEL",
                         help="The least severe log records shown.", case_sensitive=False)
+LOG_FORMAT_OPTION = _opt(LogFormat.TEXT, "--log-format", env="ZQ_LOG_FORMAT",
+                         help="Log lines as text, or one JSON object per line (time, level, "
+                              "logger, message and fields such as task_id).")
 
 
 def parse_eta(text: str) -> float:
@@ -126,9 +134,9 @@ def parse_arg(text: str) -> Any:
         return text
 
 
-def _setup_logging(level: LogLevel) -> None:
-    logging.basicConfig(level=level.value.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _setup_logging(level: LogLevel, fmt: "LogFormat") -> None:
+    from zq.logs import configure
+    configure(level.value, fmt.value)
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:
@@ -258,10 +266,11 @@ def master(
         help="Connections open at once; past it new peers are turned away (and retry) "
              "until some leave. Lowered to fit the open-file limit."),
     log_level: LogLevel = LOG_LEVEL_OPTION,
+    log_format: LogFormat = LOG_FORMAT_OPTION,
 ) -> None:
     """Run the master: the queue, the scheduler and the result store."""
     from zq.master import run_master
-    _setup_logging(log_level)
+    _setup_logging(log_level, log_format)
     try:
         config = MasterConfig(bind=bind, store=store, store_sync=store_sync.value,
                               heartbeat_interval=heartbeat_interval,
@@ -310,10 +319,11 @@ def worker(
     master_key: Optional[str] = _opt(
         None, env="ZQ_MASTER_KEY", help="CurveZMQ: the master's public NAME.key."),
     log_level: LogLevel = LOG_LEVEL_OPTION,
+    log_format: LogFormat = LOG_FORMAT_OPTION,
 ) -> None:
     """Run a worker that executes tasks of the --app modules."""
     from zq.worker import run_worker
-    _setup_logging(log_level)
+    _setup_logging(log_level, log_format)
     sys.path.insert(0, os.getcwd())  # --app modules are usually next to where it starts
     fields: dict[str, Any] = dict(
         connect=connect or default_connect(), apps=tuple(app_), pool=pool.value,

@@ -7,6 +7,7 @@ import asyncio
 import inspect
 import queue
 import threading
+import time
 from collections import deque
 from typing import Any, Callable, Iterable
 
@@ -210,6 +211,7 @@ class AsyncPool(InProcessPool):
                 "SerializationError", f"cannot decode the arguments of {name}: {e}")
         fn = self._runner.resolve(name)
         token = activate(job.ctx)  # this asyncio task has its own context
+        started = time.monotonic()
         try:
             if kind == "coroutine":
                 value = await fn(*args, **kwargs)
@@ -219,13 +221,17 @@ class AsyncPool(InProcessPool):
                     if sink is not None:
                         sink.partial(job.ctx.id, job.ctx.attempt, seq, serde.encode_value(chunk))
                     seq += 1
-            return OK, serde.encode_value(value)
+            data = serde.encode_value(value)
         except asyncio.CancelledError:
             raise
         except BaseException as e:
-            return classify(e, retry_on), error_payload(e)
+            outcome = classify(e, retry_on)
+            self._runner.log.failed(job.ctx, time.monotonic() - started, e, outcome == ERROR)
+            return outcome, error_payload(e)
         finally:
             deactivate(token)
+        self._runner.log.succeeded(job.ctx, time.monotonic() - started)
+        return OK, data
 
     def _expire(self, job: _AsyncJob) -> None:  # loop thread
         if job.reported or job.task is None or job.task.done():

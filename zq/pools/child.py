@@ -11,7 +11,7 @@ import time
 from collections import deque
 from typing import Any
 
-from zq import lifetime
+from zq import lifetime, logs
 from zq.context import TaskContext
 from zq.pools.pipe import (
     DROPPED, FAILED, FINISHED, OUT, READY, STARTED, STARTED_AT, TAKE_BACK, TASKS, Reader,
@@ -178,8 +178,12 @@ def _release_fork_server() -> None:
         pass
 
 
-def _child_main(task_conn: Any, out_conn: Any, shm: Any, apps: tuple[str, ...]) -> None:
-    """Entry point of a pool child (started by multiprocessing)."""
+def _child_main(task_conn: Any, out_conn: Any, shm: Any, apps: tuple[str, ...],
+                log_setup: tuple[str, str] | None = None) -> None:
+    """Entry point of a pool child (started by multiprocessing); it logs as its worker
+    does (log_setup: zq.logs.setup() there)."""
+    if log_setup is not None:
+        logs.configure(*log_setup)
     # SIGKILL when the parent (the fork server, or with ``spawn`` the worker thread that
     # started this child) exits; before the alive pipe goes: until then it cannot exit.
     lifetime.die_with_parent(signal.SIGKILL, os.getppid(), lifetime.find_prctl())

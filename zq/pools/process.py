@@ -17,6 +17,7 @@ from collections import deque
 from itertools import repeat
 from typing import Any, Iterable
 
+from zq import logs
 from zq.errors import ConfigError
 from zq.pools.child import _child_main
 from zq.pools.pipe import (
@@ -211,8 +212,8 @@ class ProcessPool:
         task_r, task_w = self._mp.Pipe(duplex=False)
         out_r, out_w = self._mp.Pipe(duplex=False)
         shm = self._mp.RawArray("d", [-1.0, 0.0, -1.0])
-        proc = self._mp.Process(target=_child_main, args=(task_r, out_w, shm, self._apps),
-                                name=f"zq-pool-{slot}")
+        proc = self._mp.Process(target=_child_main, name=f"zq-pool-{slot}",
+                                args=(task_r, out_w, shm, self._apps, logs.setup()))
         proc.start()
         task_r.close()  # the child's ends: only the child may hold them, so EOF means death
         out_w.close()

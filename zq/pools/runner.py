@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 import traceback
 from dataclasses import dataclass, field
 from types import AsyncGeneratorType, CoroutineType, GeneratorType
@@ -16,6 +17,7 @@ from typing import Any, Callable, Iterable, Protocol
 from zq.context import TaskContext, activate, deactivate
 from zq.core import serde
 from zq.core.messages import Outcome
+from zq.logs import TaskLog
 from zq.registry import Registry
 
 OK, ERROR, FATAL, CANCELLED = (int(o) for o in Outcome)
@@ -89,6 +91,7 @@ class Runner:
         self._registry = registry
         self._on_partial = on_partial
         self._fns: dict[str, Callable] = {}  # only names that resolved: bounded by the apps
+        self.log = TaskLog()  # each finished task's line; the async pool's coroutines too
 
     def resolve(self, name: str) -> Callable:
         fn = self._fns.get(name)
@@ -109,6 +112,7 @@ class Runner:
             return FATAL, serde.encode_error(
                 "SerializationError", f"cannot decode the arguments of {ctx.name}: {e}")
         token = activate(ctx)
+        started = time.monotonic()
         try:
             value = fn(*args, **kwargs)
             kind = type(value)
@@ -118,11 +122,15 @@ class Runner:
                 value = asyncio.run(value)  # a coroutine function outside the async pool
             elif kind is AsyncGeneratorType:
                 value = asyncio.run(self._astream(value, ctx))
-            return OK, serde.encode_value(value)
+            data = serde.encode_value(value)
         except BaseException as e:  # SystemExit and friends fail the task, not the pool
-            return classify(e, retry_on), error_payload(e)
+            outcome = classify(e, retry_on)
+            self.log.failed(ctx, time.monotonic() - started, e, outcome == ERROR)
+            return outcome, error_payload(e)
         finally:
             deactivate(token)
+        self.log.succeeded(ctx, time.monotonic() - started)
+        return OK, data
 
     def _stream(self, gen: Any, ctx: TaskContext) -> Any:
         """Each yielded value is a chunk; the generator's return value is the result. A
