@@ -1,0 +1,129 @@
+"""Issue 16, the PostgreSQL store end to end: real `zq master --store postgresql://...`
+and `zq worker` processes against a real server (tests/pg.py). kill -9 of the master
+in a durable storm and a restart on the same database lose nothing and record one
+result per task; a task running across the restart is adopted; a database that cannot
+be reached for a while makes the master answer BUSY, not ACCEPTED, and it carries on
+once the database is back.
+
+Executions are counted on the workers' side (tasks.log_run), as in test_durability.py.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from typing import Iterator
+
+import pytest
+
+import zq
+from tests.apps import e2e_tasks as t
+from tests.integration.harness import wait_until
+from tests.integration.test_durability import WAVE, assert_one_result_each, runs
+from zq.core.messages import State
+from zq.testing.pgserver import PgServer
+
+APP = "tests.apps.e2e_tasks"
+psycopg = pytest.importorskip("psycopg")
+
+
+@pytest.fixture
+def database(pg_server: PgServer) -> Iterator[str]:
+    """A database of its own (its connections are cut by one test), dropped after."""
+    name = "zq_" + uuid.uuid4().hex[:12]
+    url = pg_server.create_database(name)
+    yield url
+    with psycopg.connect(pg_server.url, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def test_kill9_of_the_master_in_a_durable_storm_loses_nothing(cluster, tmp_path, database):
+    """300 tasks acknowledged (so committed to PostgreSQL), running on two workers, then
+    kill -9 of the master; 150 more submitted while it is down and after its restart on
+    the same database. Every future resolves, each task has exactly one recorded
+    result, and each ran at least once."""
+    log = tmp_path / "runs"
+    cluster.start_master(database)
+    for name in ("w1", "w2"):
+        cluster.start_worker(APP, name=name, pool="thread", concurrency=4)
+    futures: list = []
+
+    def wave(client: zq.Client) -> None:
+        for _ in range(WAVE):
+            i = len(futures)
+            futures.append(client.submit(t.log_distinct_run, str(log), str(i), 0.002))
+
+    with zq.Client(cluster.endpoint) as client:
+        for _ in range(6):
+            wave(client)
+        assert client.flush(10)  # all acknowledged: committed to the database
+        wait_until(lambda: sum(runs(log).values()) >= 100, 30, "the storm to be under way")
+        cluster.master.kill()
+        assert sum(runs(log).values()) < 6 * WAVE, "the storm was over before the kill"
+        wave(client)  # submitted while the master is down
+        assert not client.flush(0.2)
+        cluster.start_master(database)
+        for _ in range(2):
+            wave(client)
+        results = [f.result(timeout=60) for f in futures]
+        assert [r.partition(":")[0] for r in results] == [str(i) for i in range(len(futures))]
+        assert_one_result_each(client, futures)
+    assert set(runs(log)) == {str(i) for i in range(len(futures))}
+    with zq.Client(cluster.endpoint) as fresh:  # knows nothing: the results are the store's
+        assert [fresh.future(f.id).result(timeout=20) for f in futures] == results
+    with psycopg.connect(database) as conn:  # the results are in PostgreSQL indeed
+        stored = conn.execute("SELECT state, count(*) FROM zq_task GROUP BY state").fetchall()
+    assert stored == [(State.SUCCEEDED.value, len(futures))]
+
+
+def test_a_task_running_across_a_master_restart_is_adopted(cluster, tmp_path, database):
+    """kill -9 of the master while a worker runs a long task: restored from PostgreSQL,
+    the task is kept leased by the worker that re-registers with it, not run again."""
+    log, gate = tmp_path / "runs", tmp_path / "gate"
+    cluster.start_master(database)
+    cluster.start_worker(APP, name="w1", concurrency=1, extra=("--prefetch", "0"))
+    with zq.Client(cluster.endpoint) as client:
+        f = client.submit(t.log_run, str(log), "long", gate=str(gate))
+        wait_until(lambda: runs(log)["long"] == 1, 20, "the long task to start on w1")
+        cluster.master.kill()
+        cluster.start_worker(APP, name="w2", concurrency=1, extra=("--prefetch", "0"),
+                             wait=False)
+        cluster.start_master(database)
+        cluster.wait_workers({"w1", "w2"})
+        wait_until(lambda: client.get(f.id)["state"] == "running", 10, "the adoption")
+        assert client.get(f.id)["worker"] == "w1"
+        gate.touch()
+        assert f.result(timeout=30) == "long"
+    assert runs(log) == Counter(long=1)
+
+
+def test_a_database_out_of_reach_means_busy_then_the_master_carries_on(
+        cluster, tmp_path, database, pg_server):
+    """The master's connection is cut and new ones are refused (the database stops
+    accepting connections): submissions are not acknowledged while commits fail (the
+    master says so and answers BUSY), the master stays up, and once the database
+    takes connections again every task is committed, runs, and has one result."""
+    name = database.rsplit("/", 1)[1]
+    log = tmp_path / "runs"
+    cluster.start_master(database)
+    cluster.start_worker(APP, name="w1", pool="thread", concurrency=4)
+    with zq.Client(cluster.endpoint) as client, \
+            psycopg.connect(pg_server.url, autocommit=True) as admin:
+        before = [client.submit(t.log_distinct_run, str(log), f"b{i}", 0) for i in range(20)]
+        assert [f.result(timeout=30).partition(":")[0] for f in before] == [
+            f"b{i}" for i in range(20)]
+        admin.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                      " WHERE datname = %s", (name,))
+        during = [client.submit(t.log_distinct_run, str(log), f"d{i}", 0) for i in range(20)]
+        wait_until(lambda: "submissions get BUSY" in cluster.master.output(), 20,
+                   "the master to find it cannot commit")
+        assert not client.flush(0.5)  # not acknowledged: nothing could be committed
+        assert runs(log).keys().isdisjoint(f"d{i}" for i in range(20))
+        admin.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
+        assert [f.result(timeout=30).partition(":")[0] for f in during] == [
+            f"d{i}" for i in range(20)]
+        assert_one_result_each(client, before + during)
+    assert cluster.master.alive()
+    assert "the store commits again" in cluster.master.output()
+    assert runs(log) == Counter({f"{p}{i}": 1 for p in "bd" for i in range(20)})
