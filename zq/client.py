@@ -70,8 +70,7 @@ def _too_large(n: int) -> SerializationError:
 
 def _serialization_error(e: Exception) -> SerializationError:
     return SerializationError(
-        f"the task's arguments cannot be sent: {e}. zq sends msgpack types only (None, bool, "
-        "int, float, str, bytes, list, tuple, dict); convert the value first")
+        f"the task's arguments cannot be sent (msgpack with zq's extension types): {e}")
 
 
 def no_master_error(connect: str, timeout: float) -> ConnectionLost:
@@ -609,7 +608,7 @@ class Client:
         self._requests = itertools.count(1)
         self._guard = threading.Lock()  # lazily made Conditions of futures, chunk lists
         self._packer = msgpack.Packer(use_bin_type=True)  # not thread-safe: used under _lock
-        self._pack_locked = self._packer.pack
+        self._pack_locked = serde.pack_call  # ((args, kwargs)) -> bytes, thread-safe
         # The mailbox: what user threads hand the I/O thread, all under _lock.
         self._lock = threading.Lock()
         self._room = threading.Condition(self._lock)  # back-pressure: unacked under limit

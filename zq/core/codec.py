@@ -18,7 +18,7 @@ from zq.errors import ProtocolError
 from zq.core import messages as m
 from zq.core.messages import Cmd, Role
 
-PROTOCOL_VERSION = "1.1"
+PROTOCOL_VERSION = "1.2"
 SIGNATURES = {Role.WORKER: b"ZQW1", Role.CLIENT: b"ZQC1", Role.MASTER: b"ZQM1"}
 ROLE_OF_SIGNATURE = {sig: role for role, sig in SIGNATURES.items()}
 

@@ -1,8 +1,8 @@
 """Task payloads: how clients and workers turn arguments, results and errors into bytes.
 
 The master never calls these on user data; it only builds error payloads of its own
-(a lost worker, a cancelled task). msgpack only: tuples arrive as lists, and anything
-msgpack cannot carry raises SerializationError before a byte is sent.
+(a lost worker, a cancelled task). Values are msgpack with zq's extension types
+(zq/core/values.py); anything else raises SerializationError before a byte is sent.
 """
 
 from __future__ import annotations
@@ -12,8 +12,14 @@ from typing import Any
 
 import msgpack
 
+from zq.core import values
 from zq.errors import (
-    RemoteTraceback, SerializationError, TaskError, TaskTimeout, UnknownTask, WorkerLost,
+    RemoteTraceback,
+    SerializationError,
+    TaskError,
+    TaskTimeout,
+    UnknownTask,
+    WorkerLost,
 )
 
 _packb = msgpack.Packer(use_bin_type=True).pack
@@ -21,15 +27,13 @@ _packb = msgpack.Packer(use_bin_type=True).pack
 
 def _pack(value: Any, what: str) -> bytes:
     try:
-        return _packb(value)
-    except (TypeError, ValueError, OverflowError) as e:
-        raise SerializationError(
-            f"{what} cannot be sent: {e}. zq sends msgpack types only (None, bool, int, "
-            "float, str, bytes, list, tuple, dict); convert the value first") from e
+        return values.pack(value)
+    except (TypeError, ValueError, OverflowError, RecursionError) as e:
+        raise SerializationError(f"{what} cannot be sent: {e}") from e
 
 
 def _unpack(payload: Any) -> Any:
-    return msgpack.unpackb(payload, raw=False, strict_map_key=False)
+    return values.unpack(payload)
 
 
 def nesting_within(value: Any, limit: int) -> bool:
@@ -54,9 +58,19 @@ def encode_call(args: tuple | list, kwargs: dict) -> bytes:
     return _pack([list(args), kwargs], "the task's arguments")
 
 
+def pack_call(call: tuple[tuple | list, dict]) -> bytes:
+    """encode_call((args, kwargs)) for the client's submit path: raises the encoder's own
+    TypeError/ValueError/OverflowError, which the client words for the user."""
+    args, kwargs = call
+    return values.pack([list(args), kwargs])
+
+
 def decode_call(payload: Any) -> tuple[list, dict]:
-    args, kwargs = _unpack(payload)
-    return args, kwargs
+    call = _unpack(payload)
+    if type(call) is not list or len(call) != 2 or type(call[0]) is not list \
+            or type(call[1]) is not dict or not all(type(k) is str for k in call[1]):
+        raise ValueError("arguments must be [args array, kwargs map of str keys]")
+    return call[0], call[1]
 
 
 def encode_value(value: Any) -> bytes:
