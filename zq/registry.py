@@ -112,13 +112,19 @@ def name_of(fn: Callable | str) -> str:
         if ":" not in fn:
             raise ConfigError(f"task name {fn!r} must look like 'module:function'")
         return fn
+    if inspect.ismethod(fn):  # bound to an object (or a class) the worker cannot rebuild
+        raise ConfigError(f"{fn.__qualname__} is a bound method: a worker calls tasks by "
+                          "name and has no object to bind it to; submit a module-level "
+                          "function (or a staticmethod) that takes what it needs as "
+                          "arguments")
     opts = getattr(fn, _ATTR, None)
     if opts is not None and opts.name:
         return opts.name
     module = getattr(fn, "__module__", None)
     qualname = getattr(fn, "__qualname__", None)
     if not module or not qualname or "<locals>" in qualname or "<lambda>" in qualname:
-        raise ConfigError(f"{fn!r} is not a module-level function; workers find tasks by "
+        raise ConfigError(f"{fn!r} is not a module-level function (a lambda, a closure or "
+                          "a function defined inside another); workers find tasks by "
                           "'module:name', so define it at the top level of a module")
     if module == "__main__":
         raise ConfigError(f"{qualname} is defined in __main__, which workers cannot import; "
