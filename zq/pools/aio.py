@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterable
 
 from zq.context import TaskContext, activate, deactivate
 from zq.core import serde
+from zq.core.messages import TaskEntry
 from zq.pools.runner import (
     CANCELLED, EMPTY, ERROR, FATAL, OK, InProcessPool, Report, Runner, Sink, classify,
     error_payload, timeout_error,
@@ -23,9 +24,9 @@ from zq.registry import Registry
 class _AsyncJob:
     __slots__ = ("entry", "ctx", "task", "timer", "reported", "cancel_requested")
 
-    def __init__(self, entry: tuple, ctx: TaskContext) -> None:
+    def __init__(self, entry: TaskEntry, ctx: TaskContext) -> None:
         self.entry, self.ctx = entry, ctx
-        self.task: asyncio.Task | None = None
+        self.task: asyncio.Task[None] | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.reported = False
         self.cancel_requested = False
@@ -37,7 +38,7 @@ class _DaemonThreads:
     sync task that never returns would keep a stopped worker's process alive."""
 
     def __init__(self) -> None:
-        self._calls: queue.SimpleQueue = queue.SimpleQueue()
+        self._calls: queue.SimpleQueue[Any] = queue.SimpleQueue()  # (fn, args, loop, fut)
         self._lock = threading.Lock()
         self._idle = 0  # threads waiting for a call, or about to
         self._threads = 0
@@ -46,7 +47,7 @@ class _DaemonThreads:
         """``fn(*args)`` on one of the threads; a cancel abandons the call, which runs on
         and whose outcome is discarded."""
         loop = asyncio.get_running_loop()
-        fut: asyncio.Future = loop.create_future()
+        fut: asyncio.Future[Any] = loop.create_future()
         with self._lock:
             start = not self._idle
             if start:
@@ -84,7 +85,7 @@ class _DaemonThreads:
             self._calls.put(None)
 
 
-def _settle(fut: asyncio.Future, value: Any, error: BaseException | None) -> None:
+def _settle(fut: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
     if fut.done():  # cancelled (time limit, cancel): the outcome is discarded
         return
     if error is not None:
@@ -108,9 +109,9 @@ class AsyncPool(InProcessPool):
     def __init__(self, apps: tuple[str, ...], concurrency: int) -> None:
         self._apps, self._n = apps, concurrency
         self.broken: str | None = None
-        self.catalogue: dict = {}
+        self.catalogue: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()  # guards _queue and _scheduled (loop thread + caller)
-        self._queue: deque = deque()
+        self._queue: deque[TaskEntry] = deque()
         self._scheduled = False
         self._running: dict[str, _AsyncJob] = {}  # loop thread only
         self._kinds: dict[str, str] = {}
@@ -144,8 +145,7 @@ class AsyncPool(InProcessPool):
         finally:
             loop.close()
 
-
-    def submit(self, entries: list) -> None:
+    def submit(self, entries: list[TaskEntry]) -> None:
         with self._lock:
             self._queue.extend(entries)
             if self._scheduled or self._loop is None:
@@ -172,7 +172,8 @@ class AsyncPool(InProcessPool):
     async def _run(self, job: _AsyncJob) -> None:
         task_id, attempt, name, payload, timeout, retry_on = job.entry[:6]
         if timeout is not None:
-            job.timer = asyncio.get_running_loop().call_later(timeout, self._expire, job)
+            job.timer = asyncio.get_running_loop().call_later(timeout, self._expire, job,
+                                                              timeout)
         try:
             outcome, data = await self._call(job, name, payload, retry_on)
         except asyncio.CancelledError:
@@ -203,7 +204,9 @@ class AsyncPool(InProcessPool):
         except LookupError as e:
             return FATAL, serde.encode_error("UnknownTask", str(e))
         if kind == "sync":  # the runner makes current_task() job.ctx in the thread
-            return await self._threads.run(self._runner.run, job.ctx, payload, retry_on)
+            done: tuple[int, bytes] = await self._threads.run(self._runner.run, job.ctx,
+                                                              payload, retry_on)
+            return done
         try:
             args, kwargs = serde.decode_call(payload)
         except Exception as e:
@@ -233,14 +236,14 @@ class AsyncPool(InProcessPool):
         self._runner.log.succeeded(job.ctx, time.monotonic() - started)
         return OK, data
 
-    def _expire(self, job: _AsyncJob) -> None:  # loop thread
+    def _expire(self, job: _AsyncJob, timeout: float) -> None:  # loop thread
         if job.reported or job.task is None or job.task.done():
             return
         job.reported = True
         job.ctx.mark_cancelled()
         job.task.cancel()
         self._put((job.entry[0], job.entry[1], ERROR, timeout_error(
-            job.entry[4], "the coroutine was cancelled")))
+            timeout, "the coroutine was cancelled")))
 
     def cancel(self, ids: Iterable[str]) -> None:
         wanted = set(ids)

@@ -13,6 +13,7 @@ from typing import Any
 
 from zq import lifetime, logs
 from zq.context import TaskContext
+from zq.core.messages import PartialEntry, ProgressEntry
 from zq.pools.pipe import (
     DROPPED, FAILED, FINISHED, OUT, READY, STARTED, STARTED_AT, TAKE_BACK, TASKS, Reader,
     packb, write_all,
@@ -32,14 +33,14 @@ class _ChildOut:
         self._lock = threading.Lock()  # the buffers
         self._write_lock = threading.Lock()  # one message at a time, in buffer order
         self._dirty = threading.Event()  # something is buffered: wakes the flusher
-        self._results: list = []
-        self._partials: list = []
-        self._progress: dict[str, tuple] = {}
+        self._results: list[list[Any]] = []
+        self._partials: list[PartialEntry] = []
+        self._progress: dict[str, ProgressEntry] = {}
         # written by the main thread only; sent as running totals, the parent takes deltas
         self.busy = 0.0
         self.count = 0
 
-    def result(self, entry: list) -> None:
+    def result(self, entry: list[Any]) -> None:
         with self._lock:
             self._results.append(entry)
             n = len(self._results)
@@ -97,7 +98,7 @@ class _ChildRuntime:
         self._shm = shm
         self._lock = threading.Lock()  # a queued task is either popped (runs) or taken back
         self._work = threading.Event()
-        self._queue: deque = deque()
+        self._queue: deque[tuple[int, list[Any]]] = deque()  # (seq, task entry)
         self._runner = Runner(registry, out.partial)
 
     def reader(self) -> None:

@@ -4,6 +4,7 @@ shared array a child writes, and msgpack framing on a raw fd (both sides use the
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import msgpack
 
@@ -43,7 +44,7 @@ class Reader:
         self._view = memoryview(self._buf)
         self.unpacker = unpacker()
 
-    def read(self) -> tuple[int, list]:
+    def read(self) -> tuple[int, list[Any]]:
         """(bytes read, whole messages). 0 bytes means EOF; BlockingIOError if none."""
         n = os.readv(self.fd, [self._buf])
         if n:

@@ -18,6 +18,7 @@ from itertools import repeat
 from typing import Any, Iterable
 
 from zq import logs
+from zq.core.messages import ProgressEntry, TaskEntry
 from zq.errors import ConfigError
 from zq.pools.child import _child_main
 from zq.pools.pipe import (
@@ -47,7 +48,7 @@ def _grow_pipe(fd: int) -> None:
         pass  # not Linux, or over /proc/sys/fs/pipe-max-size: the default works too
 
 
-def _kill_all(procs: list) -> None:
+def _kill_all(procs: list[Any]) -> None:
     for p in procs:
         try:
             p.kill()
@@ -70,7 +71,7 @@ class _Child:
         self.count = 0
         self.ready = False
         self.dead = False
-        self.inflight: dict[str, tuple[int, tuple]] = {}  # task id -> (seq, entry), seq order
+        self.inflight: dict[str, tuple[int, TaskEntry]] = {}  # task id -> (seq, entry), seq order
         self.timed = 0  # in-flight tasks with a time limit
         self.min_timeout = math.inf
         self.taking_back = 0  # TAKE_BACK requests not answered yet
@@ -85,7 +86,7 @@ class _Child:
             if shm[STARTED] == s:
                 return s, t, f
 
-    def running(self) -> tuple[str, tuple, float] | None:
+    def running(self) -> tuple[str, TaskEntry, float] | None:
         """(task id, entry, started at) of the task the child runs now, if any."""
         s, t, f = self.state()
         if s <= f:
@@ -151,13 +152,13 @@ class ProcessPool:
             self._mp.set_forkserver_preload(["zq.pools.child"])
         self._start_timeout = start_timeout
         self.broken: str | None = None
-        self.catalogue: dict = {}
+        self.catalogue: dict[str, dict[str, Any]] = {}
         self._children: list[_Child] = []
         self._by_fd: dict[int, _Child] = {}
         self._fds: list[int] | None = None
-        self._procs: list = []  # every process not reaped yet, for the exit finalizer
-        self._reaping: list = []
-        self._pending: deque = deque()
+        self._procs: list[Any] = []  # every process not reaped yet, for the exit finalizer
+        self._reaping: list[Any] = []
+        self._pending: deque[TaskEntry] = deque()
         self._fates: dict[str, int] = {}
         self._seq = 0
         self._avg: float | None = None  # seconds per task, as the children measure it
@@ -167,7 +168,7 @@ class ProcessPool:
         self._starting = False  # a child dying now fails start() instead of being replaced
         self._closing = False
         self._report = Report()
-        self._progress: dict[str, list] = {}
+        self._progress: dict[str, ProgressEntry] = {}
         self._finalizer = weakref.finalize(self, _kill_all, self._procs)
 
     # --- life -----------------------------------------------------------------------
@@ -278,7 +279,7 @@ class ProcessPool:
                          for fd in (c.out_fd, c.sentinel)]
         return self._fds
 
-    def submit(self, entries: list) -> None:
+    def submit(self, entries: list[TaskEntry]) -> None:
         self._pending.extend(entries)
         self._dispatch()
 
@@ -322,7 +323,7 @@ class ProcessPool:
     def cancel(self, ids: Iterable[str]) -> None:
         wanted = set(ids)
         if self._pending and any(e[0] in wanted for e in self._pending):
-            kept: deque = deque()
+            kept: deque[TaskEntry] = deque()
             for e in self._pending:
                 if e[0] in wanted:
                     self._report.results.append((e[0], e[1], CANCELLED, EMPTY))
@@ -426,7 +427,7 @@ class ProcessPool:
             if n < READ_SIZE:
                 return
 
-    def _on_message(self, c: _Child, msg: list) -> None:
+    def _on_message(self, c: _Child, msg: list[Any]) -> None:
         if c.dead:
             return
         kind = msg[0]
@@ -441,7 +442,7 @@ class ProcessPool:
         elif kind == FAILED:
             self._start_error = msg[1]
 
-    def _on_outcomes(self, c: _Child, msg: list) -> None:
+    def _on_outcomes(self, c: _Child, msg: list[Any]) -> None:
         _, results, partials, progress, busy, count = msg
         if results:
             ids = [r[0] for r in results]
@@ -468,7 +469,7 @@ class ProcessPool:
 
     def _on_dropped(self, c: _Child, ids: list[str]) -> None:
         c.taking_back -= 1
-        requeue: list[tuple] = []
+        requeue: list[TaskEntry] = []
         for task_id in ids:
             job = c.inflight.pop(task_id, None)
             if job is None:
@@ -487,7 +488,8 @@ class ProcessPool:
             self._retire(c, victims)
         self._dispatch()
 
-    def _settle_unstarted(self, task_id: str, entry: tuple, requeue: list) -> None:
+    def _settle_unstarted(self, task_id: str, entry: TaskEntry,
+                          requeue: list[TaskEntry]) -> None:
         fate = self._fates.pop(task_id, None)
         if fate == _CANCEL:
             self._report.results.append((task_id, entry[1], CANCELLED, EMPTY))
@@ -537,7 +539,7 @@ class ProcessPool:
         c.proc.join(CRASH_STATUS_WAIT)  # gone: nothing more can reach its pipe
         self._read_rest(c)  # what it flushed before it died stands
         started, _, finished = c.state()
-        requeue: list[tuple] = []
+        requeue: list[TaskEntry] = []
         lost: str | None = None
         for task_id, (seq, entry) in c.inflight.items():
             if victims is not None and task_id in victims:

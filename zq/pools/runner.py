@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable, Protocol
 
 from zq.context import TaskContext, activate, deactivate
 from zq.core import serde
-from zq.core.messages import Outcome
+from zq.core.messages import Outcome, PartialEntry, ProgressEntry, ResultEntry, TaskEntry
 from zq.logs import TaskLog
 from zq.registry import Registry
 
@@ -28,10 +28,11 @@ EMPTY = b""
 class Report:
     """What a pool has to say since the last collect(): wire-shaped entries."""
 
-    results: list = field(default_factory=list)  # (task_id, attempt, outcome, payload)
-    partials: list = field(default_factory=list)  # (task_id, attempt, seq, payload)
-    progress: list = field(default_factory=list)  # (task_id, attempt, done, total), latest
-    returned: list = field(default_factory=list)  # ids withdrawn unstarted, after the fact
+    # Entries as in the wire messages; those a process pool's child sent arrive as lists.
+    results: list[ResultEntry] = field(default_factory=list)  # (id, attempt, outcome, payload)
+    partials: list[PartialEntry] = field(default_factory=list)  # (id, attempt, seq, payload)
+    progress: list[ProgressEntry] = field(default_factory=list)  # (id, attempt, done, total)
+    returned: list[str] = field(default_factory=list)  # ids withdrawn unstarted, after the fact
 
 
 class Pool(Protocol):
@@ -39,11 +40,12 @@ class Pool(Protocol):
 
     kind: str
     broken: str | None  # why the pool cannot run tasks any more, or None
-    catalogue: dict  # after start(): task name -> declared options (Registry.catalogue)
+    # after start(): task name -> declared options (Registry.catalogue)
+    catalogue: dict[str, dict[str, Any]]
 
     def start(self) -> None: ...
     def fds(self) -> list[int]: ...
-    def submit(self, entries: list) -> None: ...
+    def submit(self, entries: list[TaskEntry]) -> None: ...
     def cancel(self, ids: Iterable[str]) -> None: ...
     def collect(self, now: float, ready: set[int] | frozenset[int]) -> Report | None: ...
     def next_deadline(self, now: float) -> float | None: ...
@@ -90,10 +92,11 @@ class Runner:
                  on_partial: Callable[[str, int, int, bytes], None]) -> None:
         self._registry = registry
         self._on_partial = on_partial
-        self._fns: dict[str, Callable] = {}  # only names that resolved: bounded by the apps
+        # only names that resolved: bounded by the apps
+        self._fns: dict[str, Callable[..., Any]] = {}
         self.log = TaskLog()  # each finished task's line; the async pool's coroutines too
 
-    def resolve(self, name: str) -> Callable:
+    def resolve(self, name: str) -> Callable[..., Any]:
         fn = self._fns.get(name)
         if fn is None:
             fn = self._fns[name] = self._registry.resolve(name)
@@ -162,7 +165,7 @@ class Sink:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._report = Report()
-        self._progress: dict[str, list] = {}
+        self._progress: dict[str, ProgressEntry] = {}
         self._r, self._w = os.pipe()
         os.set_blocking(self._r, False)
         os.set_blocking(self._w, False)
@@ -182,7 +185,7 @@ class Sink:
             except OSError:  # full (cannot be: one byte at a time) or closed at shutdown
                 pass
 
-    def result(self, entry: tuple) -> None:
+    def result(self, entry: ResultEntry) -> None:
         with self._lock:
             if not self._closed:  # after close nobody collects: dropped
                 self._report.results.append(entry)
@@ -197,7 +200,7 @@ class Sink:
     def progress(self, task_id: str, attempt: int, done: float, total: float) -> None:
         with self._lock:
             if not self._closed:
-                self._progress[task_id] = [task_id, attempt, done, total]
+                self._progress[task_id] = (task_id, attempt, done, total)
                 self._wake()
 
     def take(self) -> Report | None:
@@ -240,7 +243,7 @@ class InProcessPool:
     def fds(self) -> list[int]:
         return [self._sink.fileno()] if self._sink is not None else []
 
-    def _put(self, entry: tuple) -> None:
+    def _put(self, entry: ResultEntry) -> None:
         sink = self._sink
         if sink is not None:  # None once closed: late outcomes are dropped
             sink.result(entry)

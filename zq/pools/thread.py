@@ -6,9 +6,10 @@ import logging
 import threading
 import time
 from collections import deque
-from typing import Iterable
+from typing import Any, Iterable
 
 from zq.context import TaskContext
+from zq.core.messages import TaskEntry
 from zq.pools.runner import (
     CANCELLED, EMPTY, ERROR, InProcessPool, Report, Runner, Sink, timeout_error,
 )
@@ -20,7 +21,7 @@ log = logging.getLogger(__name__)
 class _ThreadJob:
     __slots__ = ("entry", "ctx", "deadline", "abandoned")
 
-    def __init__(self, entry: tuple, ctx: TaskContext, deadline: float | None) -> None:
+    def __init__(self, entry: TaskEntry, ctx: TaskContext, deadline: float | None) -> None:
         self.entry, self.ctx, self.deadline = entry, ctx, deadline
         self.abandoned = False  # timed out: reported already, its thread retires
 
@@ -44,9 +45,9 @@ class ThreadPool(InProcessPool):
     def __init__(self, apps: tuple[str, ...], concurrency: int) -> None:
         self._apps, self._n = apps, concurrency
         self.broken: str | None = None
-        self.catalogue: dict = {}
+        self.catalogue: dict[str, dict[str, Any]] = {}
         self._cond = threading.Condition()
-        self._queue: deque = deque()
+        self._queue: deque[TaskEntry] = deque()
         self._running: dict[str, _ThreadJob] = {}
         self._timed = 0  # running jobs with a deadline
         self._closing = False
@@ -63,8 +64,7 @@ class ThreadPool(InProcessPool):
     def _start_thread(self) -> None:
         threading.Thread(target=self._serve, name="zq-task", daemon=True).start()
 
-
-    def submit(self, entries: list) -> None:
+    def submit(self, entries: list[TaskEntry]) -> None:
         with self._cond:
             self._queue.extend(entries)
             self._cond.notify(len(entries))
@@ -128,6 +128,7 @@ class ThreadPool(InProcessPool):
                 self._timed -= 1
         for job in late:
             task_id, attempt, timeout = job.entry[0], job.entry[1], job.entry[4]
+            assert timeout is not None  # only a job with a time limit has a deadline
             self._put((task_id, attempt, ERROR, timeout_error(
                 timeout, "its thread was abandoned (threads cannot be stopped)")))
             log.warning("task %s timed out after %g s; abandoning its thread", task_id, timeout)
