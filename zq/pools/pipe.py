@@ -36,19 +36,19 @@ class Reader:
     """Messages from a pipe. Reads into one reused buffer: ``os.read(fd, 1 MiB)`` would
     allocate a megabyte per call, which costs more than the read itself."""
 
-    __slots__ = ("fd", "_buf", "_view", "unpacker")
+    __slots__ = ("fd", "_buf", "_view", "_unpacker")
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
         self._buf = bytearray(READ_SIZE)
         self._view = memoryview(self._buf)
-        self.unpacker = unpacker()
+        self._unpacker = unpacker()
 
     def read(self) -> tuple[int, list[Any]]:
         """(bytes read, whole messages). 0 bytes means EOF; BlockingIOError if none."""
         n = os.readv(self.fd, [self._buf])
         if n:
-            self.unpacker.feed(self._view[:n])
-        return n, list(self.unpacker) if n else []
+            self._unpacker.feed(self._view[:n])
+        return n, list(self._unpacker) if n else []
 
 
