@@ -37,7 +37,7 @@ from zq.core.access import Need
 from zq.core.client_core import ChunkOrder, ClientSession, Delivery, LinkAction
 from zq.core.messages import Role, State
 from zq.errors import (
-    AccessRefused, ConfigError, ConnectionLost, ProtocolError, Rejected, SerializationError,
+    AccessRefused, ConfigError, ConnectionLost, PeerCongested, Rejected, SerializationError,
     ZqError,
 )
 from zq.security import has_role, peer_keys
@@ -1105,7 +1105,7 @@ class _IoLoop:
         for msg in self.backlog:
             try:
                 transport.send(self.sock, Role.CLIENT, msg)
-            except zmq.Again:  # high-water mark: keep the rest and poll for POLLOUT
+            except PeerCongested:  # high-water mark: keep the rest and poll for POLLOUT
                 break
             except Exception:  # an unencodable message is a bug; drop it, keep the link
                 log.exception("zq client could not send %s", type(msg).__name__)
@@ -1121,21 +1121,12 @@ class _IoLoop:
         sock, session, now = self.sock, self.session, time.monotonic()
         if sock is None:
             return
-        for _ in range(MAX_DRAIN):
-            try:
-                frames = sock.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                break
-            try:
-                role, msg = codec.decode(frames)
-            except ProtocolError as e:
+        for got in transport.drain(sock, MAX_DRAIN, expect=Role.MASTER):
+            if got.message is None:
                 self.dropped += 1
-                log.debug("zq client dropped a malformed message: %s", e)
+                log.debug("zq client dropped a malformed message: %s", got.error)
                 continue
-            if role is not Role.MASTER:
-                self.dropped += 1
-                continue
-            self._apply(session.received(msg, now))
+            self._apply(session.received(got.message, now))
 
     def _drain_wake(self) -> None:
         try:

@@ -37,6 +37,19 @@ class ConnectionLost(ZqError):
     """The master could not be reached in time."""
 
 
+class TransportError(ZqError):
+    """A socket failed to send or receive (a ZeroMQ error, translated by zq.transport)."""
+
+
+class PeerCongested(TransportError):
+    """The peer's queue is full (it does not read fast enough): nothing was sent. Keep
+    the message and try again later."""
+
+
+class PeerGone(TransportError):
+    """The peer is no longer connected (a ROUTER cannot route to it): nothing was sent."""
+
+
 class AccessRefused(ZqError):
     """The master refused this peer's connection for good: without keys it admits only
     peers on its own host, with keys only the public keys in its folders (and each key in

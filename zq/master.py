@@ -24,7 +24,7 @@ from zq.core.access import Caller
 from zq.core.messages import Role
 from zq.core.catalogue import META_KEY as CATALOGUE_KEY
 from zq.core.scheduler import BUSY_RETRY_AFTER, Scheduler
-from zq.errors import ProtocolError, StoreUnavailable, ZqError
+from zq.errors import PeerCongested, PeerGone, ProtocolError, StoreUnavailable, ZqError
 from zq.gate import Gate, connection_cap, fd_limit, local_only_transport, raise_fd_limit
 from zq.security import load_master_keys
 from zq.store import Store, open_store, redact
@@ -331,41 +331,21 @@ class Master:
 
     def _drain(self, deadline: float) -> None:
         """Handle waiting messages until none is left, MAX_DRAIN are or the clock
-        passes deadline (what is left waits for the next turn)."""
-        if self.keys is not None:
-            return self._drain_checking_keys(deadline)
-        recv = self.sock.recv_multipart  # type: ignore[union-attr]
+        passes deadline (what is left waits for the next turn). With keys, each message
+        comes with the key its sender was admitted with (User-Id), which must be
+        admitted in the role the message claims."""
+        keys = self.keys
         handle, clock = self._handle, time.monotonic
-        for _ in range(MAX_DRAIN):
-            try:
-                frames = recv(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            handle(frames[0], frames[1:])
-            if clock() >= deadline:
-                return
-
-    def _drain_checking_keys(self, deadline: float) -> None:
-        """With keys: each message comes with the key its sender was admitted with
-        (User-Id), which must be admitted in the role the message claims."""
-        recv = self.sock.recv_multipart  # type: ignore[union-attr]
-        admitted = self.keys.admitted  # type: ignore[union-attr]
-        clock = time.monotonic
-        for _ in range(MAX_DRAIN):
-            try:
-                parts = recv(zmq.NOBLOCK, copy=False)
-            except zmq.Again:
-                return
-            frames = [p.bytes for p in parts]
-            role = codec.ROLE_OF_SIGNATURE.get(frames[1]) if len(frames) > 1 else None
-            key = parts[-1].get("User-Id")
-            if role in admitted and key not in admitted[role]:
-                if key in self._revoked:
-                    self._close_session(frames[0], key, parts[-1])
+        for got in transport.drain(self.sock, MAX_DRAIN, router=True,  # type: ignore[arg-type]
+                                   keys=keys is not None):
+            allowed = keys.admitted.get(got.role) if keys is not None else None  # type: ignore[arg-type]
+            if allowed is not None and got.key not in allowed:
+                if got.key in self._revoked:
+                    self._close_session(got.peer, got.key, got.frame)  # type: ignore[arg-type]
                 else:
-                    self._refuse(frames[0], role, key, frames[1:])
+                    self._refuse(got)
             else:
-                self._handle(frames[0], frames[1:], key)
+                handle(got)
             if clock() >= deadline:
                 return
 
@@ -416,12 +396,13 @@ class Master:
             # the turn, another peer would be hung up on and would simply reconnect.
             self._hang_ups.append(fd)
 
-    def _refuse(self, rid: bytes, role: Role, key: str, frames: list[bytes]) -> None:
+    def _refuse(self, got: transport.Received) -> None:
         """A key speaking out of its role (a client key as a worker, say): a key has one.
         A query gets REPLY ok=false and a submission REJECTED, so the caller's call or
         future fails saying why; anything else gets ERROR."""
-        what = role.name.lower()
-        has = self.keys.role_of(key) if self.keys is not None else None
+        rid, key, msg = got.peer, got.key, got.message
+        what = got.role.name.lower()  # type: ignore[union-attr]
+        has = self.keys.role_of(key) if self.keys is not None else None  # type: ignore[arg-type]
         if key not in self._refused_keys:
             self._refused_keys.add(key)
             log.warning("refused a message from key %s: it is a %s key, not admitted as a "
@@ -429,10 +410,6 @@ class Master:
                         key, has or "removed", what, what)
         reason = (f"this key is not admitted as a {what} by this master (it is a "
                   f"{has or 'removed'} key): use a key from the master's {what} keys")
-        try:
-            msg = codec.decode(frames)[1]
-        except ProtocolError:
-            msg = None
         if isinstance(msg, m.Submit):
             self.core.on_bad_entries(rid, m.Cmd.SUBMIT, [(e[0], reason) for e in msg.entries])
         else:
@@ -541,14 +518,12 @@ class Master:
     def _send_frames(self, rid: bytes, frames: list[Any]) -> bool:
         """False when the peer's queue is full; a peer that is gone counts as sent (workers
         are expired by liveness; clients WATCH again when they come back)."""
-        try:  # large payload frames go without a copy; pyzmq copies small frames anyway
-            self.sock.send_multipart([rid, *frames], flags=zmq.DONTWAIT,  # type: ignore[union-attr]
-                                     copy=len(frames) <= 2)
-        except zmq.Again:
+        try:
+            transport.send_frames(self.sock, frames, rid)  # type: ignore[arg-type]
+        except PeerCongested:
             return False
-        except zmq.ZMQError as e:
-            if e.errno != zmq.EHOSTUNREACH:
-                raise
+        except PeerGone:
+            pass
         return True
 
     def _hold(self, rid: bytes, frames: list[Any]) -> None:
@@ -584,15 +559,22 @@ class Master:
 
     # --- messages ------------------------------------------------------------------------
 
-    def _handle(self, rid: bytes, frames: list[bytes], key: str | None = None) -> None:
-        """One message from peer rid (key: the public key it was admitted with). Nothing
-        raised while handling it ends the loop: it is logged, counted and answered."""
-        msg: m.Message | None = None
+    def _handle(self, got: transport.Received) -> None:
+        """One message from peer got.peer (got.key: the public key it was admitted with).
+        Nothing raised while handling it ends the loop: it is logged, counted and answered."""
+        rid, key, msg = got.peer, got.key, got.message
         if self._shunned and self._still_shunned(rid):
             self.core.dropped += 1
             return
+        if msg is None:
+            log.debug("dropped a malformed message from %s: %s", rid.hex(), got.error)
+            if got.role is not None:
+                self.core.on_bad_message(rid, str(got.error))
+            else:
+                self.core.dropped += 1
+            return
         try:
-            role, msg = codec.decode(frames)
+            role = got.role
             handler = self._handlers.get((role, type(msg)))
             if role is Role.WORKER and not isinstance(msg, m.Hello):
                 w = self.core.worker(rid)
@@ -608,10 +590,7 @@ class Master:
                 self.core.on_bad_entries(rid, msg.cmd, bad)
         except ProtocolError as e:
             log.debug("dropped a malformed message from %s: %s", rid.hex(), e)
-            if frames and bytes(frames[0]) in codec.ROLE_OF_SIGNATURE:
-                self.core.on_bad_message(rid, str(e))
-            else:
-                self.core.dropped += 1
+            self.core.on_bad_message(rid, str(e))
         except Exception as e:  # noqa: BLE001 - one message must never end the loop
             self._failed(rid, msg, e)
 

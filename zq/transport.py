@@ -12,14 +12,14 @@ import socket
 import struct
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Hashable
+from typing import Any, Callable, Hashable, Iterator, NamedTuple
 
 import zmq
 
 from zq import security
 from zq.core import codec
 from zq.core.messages import Message, Role
-from zq.errors import ConnectionLost
+from zq.errors import ConnectionLost, PeerCongested, PeerGone, ProtocolError, TransportError
 from zq.security import MasterKeys, PeerKeys
 
 # What the master's doorkeeper (zq.gate) hears of its ROUTER's connections.
@@ -155,13 +155,70 @@ def unwatch(sock: zmq.Socket, monitor: zmq.Socket) -> None:
 
 
 def send(sock: zmq.Socket, role: Role, msg: Message, peer: bytes | None = None) -> None:
-    """Encode and send one message; to `peer` when sock is a ROUTER. Raises zmq.Again
-    when the peer is congested and zmq.ZMQError(EHOSTUNREACH) when it is gone."""
-    frames: list[Any] = codec.encode(role, msg)
+    """Encode and send one message; to `peer` when sock is a ROUTER (see send_frames)."""
+    send_frames(sock, codec.encode(role, msg), peer)
+
+
+def send_frames(sock: zmq.Socket, frames: list[Any], peer: bytes | None = None) -> None:
+    """Send encoded frames without waiting; to `peer` when sock is a ROUTER. Raises
+    PeerCongested when the peer's queue is full (nothing sent: hold it, try later),
+    PeerGone when a ROUTER's peer is no longer connected, TransportError otherwise."""
     if peer is not None:
-        frames.insert(0, peer)
-    # Large payload frames go without a copy; pyzmq copies small frames anyway.
-    sock.send_multipart(frames, flags=zmq.DONTWAIT, copy=len(frames) <= 3)
+        frames = [peer, *frames]
+    try:  # large payload frames go without a copy; pyzmq copies small frames anyway
+        sock.send_multipart(frames, flags=zmq.DONTWAIT, copy=len(frames) <= 3)
+    except zmq.Again as e:
+        raise PeerCongested("the peer's queue is full") from e
+    except zmq.ZMQError as e:
+        if e.errno == zmq.EHOSTUNREACH:
+            raise PeerGone("the peer is no longer connected") from e
+        raise TransportError(f"sending failed: {e}") from e
+
+
+class Received(NamedTuple):
+    """One message off a socket, decoded, or the reason it could not be (error)."""
+
+    role: Role | None  # the role its signature claims; None: not a zq peer
+    message: Message | None  # None when it did not decode
+    error: ProtocolError | None = None
+    peer: bytes = b""  # from a ROUTER: the sender's routing id
+    key: str | None = None  # with keys: the public key the sender was admitted with
+    frame: Any = None  # with keys: its last zmq.Frame (whose SRCFD names the connection)
+
+
+def drain(sock: zmq.Socket, limit: int, *, router: bool = False, keys: bool = False,
+          expect: Role | None = None) -> Iterator[Received]:
+    """Receive what is ready, at most `limit` messages, and decode each; a malformed one
+    (or, with `expect`, one from another role) comes with its ProtocolError. Lazy: what
+    the caller does not take (a deadline passed, the socket was closed) stays queued.
+    router: the first frame is the sender's routing id. keys: also the sender's key."""
+    recv, decode, signatures = sock.recv_multipart, codec.decode, codec.ROLE_OF_SIGNATURE
+    peer, key, frame = b"", None, None
+    for _ in range(limit):
+        try:
+            if keys:
+                parts = recv(zmq.NOBLOCK, copy=False)
+                frame = parts[-1]
+                key = frame.get("User-Id")
+                frames = [p.bytes for p in parts]
+            else:
+                frames = recv(zmq.NOBLOCK)
+        except zmq.Again:
+            return
+        except zmq.ZMQError as e:
+            raise TransportError(f"receiving failed: {e}") from e
+        if router:
+            peer, frames = frames[0], frames[1:]
+        try:
+            role, msg = decode(frames)
+            if expect is not None and role is not expect:
+                raise ProtocolError(f"a {role.name.lower()} message where only "
+                                    f"{expect.name.lower()} messages are expected")
+        except ProtocolError as e:
+            claimed = signatures.get(bytes(frames[0])) if frames else None
+            yield Received(claimed, None, e, peer, key, frame)
+            continue
+        yield Received(role, msg, None, peer, key, frame)
 
 
 # --- what a peer's socket monitor says ---------------------------------------------------

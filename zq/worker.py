@@ -24,7 +24,7 @@ from zq.core import codec
 from zq.core import messages as m
 from zq.core import worker_core as wc
 from zq.core.messages import Role
-from zq.errors import ProtocolError
+from zq.errors import PeerCongested
 from zq.pools import make_pool
 from zq.security import peer_keys
 
@@ -189,25 +189,18 @@ class Worker:
         self._pool_fds = list(fds)
 
     def _drain_socket(self, now: float) -> None:
-        core = self._core
-        for _ in range(MAX_DRAIN):
-            sock = self._sock
-            if sock is None:
-                return
-            try:
-                frames = sock.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            try:
-                role, msg = codec.decode(frames)
-                if role is not Role.MASTER:
-                    raise ProtocolError(f"a {role.name.lower()} message on a worker's socket")
-            except ProtocolError as e:
-                self._log_dropped(str(e))
+        core, sock = self._core, self._sock
+        if sock is None:
+            return
+        for got in transport.drain(sock, MAX_DRAIN, expect=Role.MASTER):
+            if got.message is None:
+                self._log_dropped(str(got.error))
                 core.handle(wc.GarbageReceived(now))
-                continue
-            self._log_message(msg)
-            self._apply(core.handle(wc.MessageReceived(msg, now)), now)
+            else:
+                self._log_message(got.message)
+                self._apply(core.handle(wc.MessageReceived(got.message, now)), now)
+            if self._sock is not sock:  # closed or replaced: the next turn reads the new one
+                return
 
     def _log_message(self, msg: m.Message) -> None:
         if type(msg) is m.Task or type(msg) is m.Ack:
@@ -254,9 +247,9 @@ class Worker:
         sock = self._sock
         try:
             if sock is None:
-                raise zmq.Again()
+                raise PeerCongested("not connected")  # as good as full: the core retries
             transport.send(sock, Role.WORKER, msg)
-        except zmq.Again:
+        except PeerCongested:
             log.debug("could not send %s now; the core will retry what matters", msg.cmd.name)
             self._apply(self._core.handle(wc.SendFailed(msg, now)), now)
 
