@@ -89,6 +89,12 @@ class TaskState(str, Enum):  # zq.core.messages.State, by label
     DEAD = "dead"
 
 
+class RetryState(str, Enum):  # the states `zq retry` may run again
+    FAILED = "failed"
+    DEAD = "dead"
+    CANCELLED = "cancelled"
+
+
 class FinalState(str, Enum):  # the states `zq purge` may forget
     SUCCEEDED = "succeeded"
     FAILED = "failed"
@@ -724,13 +730,70 @@ def result(task_id: str,
 
 
 @app.command()
-def retry(task_id: str, json_: bool = JSON_OPTION,
+def retry(task_id: Optional[str] = typer.Argument(None, help="The task to run again."),
+          state: Optional[RetryState] = _opt(
+              None, env="ZQ_RETRY_STATE",
+              help="Or: every task in this state (the newest first, up to --limit)."),
+          name: Optional[str] = _opt(None, env="ZQ_RETRY_NAME",
+                                     help="With --state: only this task name."),
+          queue: Optional[str] = _opt(None, env="ZQ_RETRY_QUEUE",
+                                      help="With --state: only this queue."),
+          limit: int = _opt(1000, env="ZQ_RETRY_LIMIT",
+                            help="With --state: retry at most this many."),
+          json_: bool = JSON_OPTION,
           timeout: Optional[float] = TIMEOUT_OPTION,
           connect: Optional[str] = CONNECT_OPTION,
           keys: Optional[str] = KEYS_OPTION) -> None:
-    """Run a failed, dead or cancelled task again."""
-    info = _ask(connect, timeout, lambda client: client.retry(task_id), keys, admin=True)
-    _print(info if json_ else f"{task_id} queued again", json_)
+    """Run a failed, dead or cancelled task again; or, with --state, every such task
+    (zq retry --state dead --name myapp.tasks:resize)."""
+    if (task_id is None) == (state is None):
+        _fail("give a task id, or --state failed|dead|cancelled to retry many (not both)")
+    if state is None:
+        if name is not None or queue is not None:
+            _fail("--name and --queue choose tasks with --state; a task id is one task")
+        info = _ask(connect, timeout, lambda client: client.retry(task_id), keys, admin=True)
+        _print(info if json_ else f"{task_id} queued again", json_)
+        return
+    if limit < 1:
+        _fail(f"--limit must be >= 1, not {limit}")
+    done = _ask(connect, timeout, lambda client: _retry_many(
+        client, state.value, name, queue, limit), keys, admin=True)
+    if json_:
+        _print(done, True)
+        return
+    what = " ".join(x for x in (state.value, name, f"in queue {queue}" if queue else "") if x)
+    typer.echo(f"retried {len(done['retried'])} {what} tasks"
+               + (f" (--limit {limit}: more may match)" if len(done["retried"]) >= limit else ""))
+    for skip in done["skipped"]:
+        typer.echo(f"skipped {skip['id']}: {skip['reason']}", err=True)
+
+
+RETRY_PAGE = 1000  # tasks listed per `tasks` query (the master's most)
+
+
+def _retry_many(client: Any, state: str, name: Optional[str], queue: Optional[str],
+                limit: int) -> dict:
+    """Retry up to `limit` tasks in `state`, newest first: list them a page at a time and
+    retry each. A task that changed state meanwhile (another retry, a purge) is skipped
+    with the master's reason; one that fails again is not retried twice."""
+    retried: list[str] = []
+    skipped: list[dict] = []
+    seen: set[str] = set()
+    while len(retried) < limit:
+        rows = client.tasks(state=state, queue=queue, name=name,
+                            limit=min(RETRY_PAGE, limit - len(retried)))
+        fresh = [r["id"] for r in rows if r["id"] not in seen]
+        if not fresh:
+            break
+        for task_id in fresh:
+            seen.add(task_id)
+            try:
+                client.retry(task_id)
+            except Rejected as e:
+                skipped.append({"id": task_id, "reason": str(e)})
+            else:
+                retried.append(task_id)
+    return {"retried": retried, "skipped": skipped}
 
 
 @app.command()
