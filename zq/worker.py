@@ -225,23 +225,23 @@ class Worker:
 
     def _apply(self, cmds: list[wc.Command], now: float) -> None:
         for c in cmds:
-            kind = type(c)
-            if kind is wc.Send:
-                self._send(c.message, now)  # type: ignore[union-attr]
-            elif kind is wc.Execute:
-                self._pool.submit(c.entries)  # type: ignore[union-attr]
-            elif kind is wc.CancelTasks:
-                self._pool.cancel(c.ids)  # type: ignore[union-attr]
-            elif kind is wc.OpenConnection:
-                self._open_socket()
-            elif kind is wc.CloseConnection:
-                if c.lost:  # type: ignore[union-attr]
-                    log.warning("master lost: %s", c.reason)  # type: ignore[union-attr]
-                self._close_socket()
-            elif kind is wc.KillTasks:
-                self._pool.close(kill=True)
-            elif kind is wc.Exit:
-                self._exit = c.code  # type: ignore[union-attr]
+            match c:  # the frequent ones first
+                case wc.Send(message):
+                    self._send(message, now)
+                case wc.Execute(entries):
+                    self._pool.submit(entries)
+                case wc.CancelTasks(ids):
+                    self._pool.cancel(ids)
+                case wc.OpenConnection():
+                    self._open_socket()
+                case wc.CloseConnection(reason, lost):
+                    if lost:
+                        log.warning("master lost: %s", reason)
+                    self._close_socket()
+                case wc.KillTasks():
+                    self._pool.close(kill=True)
+                case wc.Exit(code):
+                    self._exit = code
 
     def _send(self, msg: m.Message, now: float) -> None:
         sock = self._sock
