@@ -1,18 +1,22 @@
 """Throughput: client.map of N no-op tasks through a real master and real workers, with
-the memory and the SQLite store, one and two workers; tasks/s and the CPU each process
+the memory, the SQLite and (when a server can be started here, zq.testing.pgserver:
+server defaults, an fsync per commit) the PostgreSQL store, one and two workers; tasks/s and the CPU each process
 spends per task, against the raw pyzmq relay (bench/relay.py) measured in the same run.
 
-Each case starts a fresh master (and a fresh SQLite file) and fresh workers, runs a small
+Each case starts a fresh master (and a fresh SQLite file or database) and fresh workers, runs a small
 untimed warm-up map, then times one map of N tasks from the call to the last result.
 Master and worker CPU come from /proc/PID/stat; the client runs in this process.
 
     .venv/bin/python bench/throughput.py [--n 100000] [--runs 3] [--prefetch 1000]
+                                         [--stores memory,sqlite,postgres]
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import uuid
+from contextlib import ExitStack
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -23,14 +27,21 @@ from harness import (  # noqa: E402
 from relay import relay_throughput  # noqa: E402
 from tasks import NOOP  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from zq.testing.pgserver import PgServer, PgUnavailable  # noqa: E402
+
 
 SCRIPT = "throughput"
 
 
 def zq_case(store: str, workers: int, n: int, pool: str, concurrency: int,
-            prefetch: int, warmup: int, keys: bool = False):
+            prefetch: int, warmup: int, keys: bool = False, pg: PgServer | None = None):
     def run() -> tuple[float, float, float, float]:
-        with Cluster(store=store, keys=keys) as cluster:
+        spec = store
+        if store == "postgres":  # a fresh database per run, as a fresh SQLite file
+            assert pg is not None
+            spec = pg.create_database("bench_" + uuid.uuid4().hex[:12])
+        with Cluster(store=spec, keys=keys) as cluster:
             cluster.start_workers(workers, pool=pool, concurrency=concurrency,
                                   prefetch=prefetch, wait=None)  # they start meanwhile
             cluster.start_master()
@@ -47,16 +58,38 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=1, help="per worker")
     parser.add_argument("--prefetch", type=int, default=1000,
                         help="zq worker --prefetch (set explicitly; see the notes)")
+    parser.add_argument("--stores", default="memory,sqlite,postgres",
+                        help="comma-separated; postgres runs only where a server can start")
     a = parser.parse_args(argv)
+    with ExitStack() as stack:
+        run_cases(a, stack)
+
+
+def start_pg(stores: list[str], stack: ExitStack) -> PgServer | None:
+    """The bench's PostgreSQL server (server defaults: an fsync per commit), or None
+    (said why) when it cannot run here."""
+    if "postgres" not in stores:
+        return None
+    try:
+        return stack.enter_context(PgServer.start(fast=False))
+    except PgUnavailable as e:
+        print(f"PostgreSQL store skipped: {e}", file=sys.stderr)
+        stores.remove("postgres")
+        return None
+
+
+def run_cases(a, stack: ExitStack) -> None:
+    stores = [s for s in a.stores.split(",") if s]
+    pg = start_pg(stores, stack)
     n = 2_000 if a.quick else a.n
     warmup = min(1_000, max(n // 10, 1))
     worker = f"--pool {a.pool} --concurrency {a.concurrency} --prefetch {a.prefetch}"
 
     cases = {}
-    for store in ("memory", "sqlite"):
+    for store in stores:
         for workers in (1, 2):
             cases[(store, workers)] = zq_case(store, workers, n, a.pool, a.concurrency,
-                                              a.prefetch, warmup)
+                                              a.prefetch, warmup, pg=pg)
     cases["relay"] = lambda: relay_throughput(n, 100)
     cases["relay tracked"] = lambda: relay_throughput(n, 100, track=True)
     with Progress(total=a.runs * len(cases), label="throughput runs") as bar:
@@ -66,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     headers = ["case", "tasks", "tasks/s", "vs relay", "vs relay tracked",
                "master µs/task", "worker µs/task", "client µs/task"]
     rows = []
-    for store in ("memory", "sqlite"):
+    for store in stores:
         for workers in (1, 2):
             rate, master_us, worker_us, client_us = med[(store, workers)]
             rows.append([f"zq --store {store}, {workers} worker{'s' if workers > 1 else ''}",
@@ -76,14 +109,11 @@ def main(argv: list[str] | None = None) -> None:
     rows.append(["raw relay, batch=100, master tracks ids", n, tracked, tracked / relay, 1.0,
                  None, None, None])
 
-    mem1, sql1 = med[("memory", 1)][0], med[("sqlite", 1)][0]
-    mem2, sql2 = med[("memory", 2)][0], med[("sqlite", 2)][0]
     notes = [
         f"client.map of {n:,} no-op tasks ({NOOP}), median of {a.runs} runs, "
         f"{warmup:,} untimed warm-up tasks first; a fresh master and workers per case",
         f"workers: zq worker {worker} (prefetch set explicitly for throughput)",
-        f"SQLite/memory: {sql1 / mem1:.0%} with 1 worker, {sql2 / mem2:.0%} with 2; "
-        f"2 workers/1 worker: {mem2 / mem1:.0%} (memory), {sql2 / sql1:.0%} (SQLite)",
+        *ratios(med, stores),
         "relay: bench/relay.py relay_throughput(n, batch=100[, track=True]) in the same run",
         f"CPU from /proc/PID/stat (10 ms ticks) over the timed map; client = this process. "
         f"{machine()}",
@@ -93,11 +123,26 @@ def main(argv: list[str] | None = None) -> None:
     for note in notes[2:]:
         print(note)
     write_markdown(SCRIPT, headers, rows, notes)
-    labels = ["memory 1w", "memory 2w", "sqlite 1w", "sqlite 2w", "relay", "relay tracked"]
+    labels = [f"{s} {w}w" for s in stores for w in (1, 2)] + ["relay", "relay tracked"]
     chart = {label: row[2] for label, row in zip(labels, rows)}
     save_chart(str(results_path(f"{SCRIPT}.png")), chart, kind="bar", logy=True,
                title=f"client.map of {n:,} no-op tasks (median of {a.runs})",
                ylabel="tasks/s (log)")
+
+
+def ratios(med: dict, stores: list[str]) -> list[str]:
+    """One note per pair of stores measured: durable/memory, PostgreSQL/SQLite, and 2
+    workers/1 worker."""
+    names = {"memory": "memory", "sqlite": "SQLite", "postgres": "PostgreSQL"}
+    out = []
+    for slow, fast in (("sqlite", "memory"), ("postgres", "memory"), ("postgres", "sqlite")):
+        if slow in stores and fast in stores:
+            r1 = med[(slow, 1)][0] / med[(fast, 1)][0]
+            r2 = med[(slow, 2)][0] / med[(fast, 2)][0]
+            out.append(f"{names[slow]}/{names[fast]}: {r1:.0%} with 1 worker, {r2:.0%} with 2")
+    out.append("2 workers/1 worker: " + ", ".join(
+        f"{med[(s, 2)][0] / med[(s, 1)][0]:.0%} ({names[s]})" for s in stores))
+    return out
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from zq.core.tasks import TaskRecord
 from zq.store import Store
@@ -19,11 +19,11 @@ from zq.store.memory import MemoryStore
 from zq.store.sqlite import SqliteStore
 
 
-def _postgres(path: Path) -> Store:
-    """The PostgreSQL store, in a database of the session's server named after path."""
+def _postgres(path: Path, **options: Any) -> Store:
+    """The PostgreSQL store, in a schema of the session's server named after path."""
     from tests.pg import database_for
     from zq.store.postgres import PostgresStore
-    return PostgresStore(database_for(path))
+    return PostgresStore(database_for(path), **options)
 
 
 # kind -> open the store kept at `path` (a volatile store ignores it)
@@ -37,9 +37,11 @@ STORES: dict[str, Callable[[Path], Store]] = {
     # table (as turns with large payloads do), the others into the journal: both mix.
     "sqlite-direct": lambda path: SqliteStore(path, direct_bytes=150),
     "postgres": _postgres,
+    # Folds its journal after every commit with more than 2 unfolded tasks.
+    "postgres-fold-2": lambda path: _postgres(path, fold_after=2),
 }
 # The stores that need the session's PostgreSQL server (the pg_server fixture).
-NEEDS_PG = {"postgres"}
+NEEDS_PG = {"postgres", "postgres-fold-2"}
 
 
 def drop(store: Store) -> None:

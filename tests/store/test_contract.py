@@ -244,7 +244,8 @@ def records(draw: st.DrawFn, ids: st.SearchStrategy[str] = any_id) -> TaskRecord
 
 
 # The sync level changes no logic: the properties run once per store class.
-PROPERTY_KINDS = ["memory", "sqlite", "sqlite-fold-2", "sqlite-direct", "postgres"]
+PROPERTY_KINDS = ["memory", "sqlite", "sqlite-fold-2", "sqlite-direct", "postgres",
+                  "postgres-fold-2"]
 
 
 @pytest.fixture(params=[k for k in PROPERTY_KINDS if k != "memory"])

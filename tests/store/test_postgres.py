@@ -78,12 +78,37 @@ def test_a_new_database_gets_the_documented_layout(store: PostgresStore, url: st
         ).fetchall()
         indexes = {name for (name,) in conn.execute(
             "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()")}
-    assert columns == [("zq_meta", "key", "text"), ("zq_meta", "value", "bytea"),
+    assert columns == [("zq_journal", "turn", "bigint"), ("zq_journal", "changes", "bytea"),
+                       ("zq_meta", "key", "text"), ("zq_meta", "value", "bytea"),
                        ("zq_task", "id", "bytea"), ("zq_task", "seq", "bigint"),
                        ("zq_task", "state", "smallint"), ("zq_task", "payload", "bytea"),
                        ("zq_task", "record", "bytea")]
-    assert indexes == {"zq_meta_pkey", "zq_task_pkey", "zq_task_seq"}
+    assert indexes == {"zq_journal_pkey", "zq_meta_pkey", "zq_task_pkey", "zq_task_seq"}
     assert store._read_meta(SCHEMA_KEY) == 1
+
+
+def test_a_commit_is_one_journal_row_folded_later_into_the_task_table(
+        store: PostgresStore, url: str) -> None:
+    """The turn's changes go into zq_journal as one row; compact() moves them into
+    zq_task and trims the journal; a reader sees the same tasks before and after."""
+    store.save([task(i) for i in range(50)])
+    store.update([task(3, state=State.SUCCEEDED, result=b"r")])
+    store.delete(["t7"])
+    store.commit()
+
+    def tables() -> tuple[int, int]:
+        with psycopg.connect(url) as conn:
+            return (conn.execute("SELECT count(*) FROM zq_journal").fetchone()[0],
+                    conn.execute("SELECT count(*) FROM zq_task").fetchone()[0])
+
+    assert tables() == (1, 0)
+    before = [(r.id, r.state, r.result) for r in store.load()]
+    for _ in range(100):  # bounded: each slice folds 10 tasks
+        if not store.compact(10):
+            break
+    assert tables() == (0, 49)
+    assert [(r.id, r.state, r.result) for r in store.load()] == before
+    assert store.get("t3").result == b"r" and store.get("t7") is None
 
 
 def test_a_store_made_by_a_newer_zq_is_refused_untouched(store: PostgresStore, url: str) -> None:
@@ -94,7 +119,8 @@ def test_a_store_made_by_a_newer_zq_is_refused_untouched(store: PostgresStore, u
     with pytest.raises(StoreError, match="schema version 99, this zq knows 1"):
         PostgresStore(url)
     with psycopg.connect(url) as conn:
-        assert conn.execute("SELECT count(*) FROM zq_task").fetchone() == (1,)
+        assert conn.execute("SELECT (SELECT count(*) FROM zq_journal),"
+                            " (SELECT count(*) FROM zq_task)").fetchone() == (1, 0)
 
 
 def test_reserved_meta_keys_are_refused(store: PostgresStore) -> None:

@@ -1,41 +1,52 @@
 """The PostgreSQL store: every TaskRecord in a table of a PostgreSQL database (psycopg 3),
-group committed: one transaction, sent in one pipeline, per loop turn.
+group committed the way the SQLite store is: journal, then fold.
 
-Layout (made on the first open, in the database the URL names; every name starts with
-zq_ so the store can share a database an application already uses):
+Layout (made on the first open, in the first schema of the connection's search_path;
+every name starts with zq_ so the store can share a database an application uses):
 
     zq_task (id bytea PRIMARY KEY,  -- the task id, UTF-8 (text refuses NUL, ids may not)
              seq bigint NOT NULL,   -- submission order: load() returns tasks by it
              state smallint NOT NULL,  -- zq.core.messages.State value
              payload bytea NOT NULL,   -- written on insert only: updates never rewrite it
              record bytea NOT NULL)    -- msgpack array of RECORD_FIELDS, as in SQLite
+             WITH (fillfactor = 80)    -- room on the page: an update stays HOT
+    zq_journal (turn bigint PRIMARY KEY, changes bytea NOT NULL)  -- committed turns not
+             folded yet: msgpack [[op, rows], ...] in call order, as in SQLite
     zq_meta (key text PRIMARY KEY, value bytea NOT NULL)  -- msgpack values; the key
              'zq.schema' holds SCHEMA_VERSION, the other 'zq.' keys are the store's own
 
-Indexes: the primary key serves every write (an update, a delete: the master expires
-results by id from its own expiry heap, so a result's TTL needs no index of its own),
-get() and the conflict of an upsert. zq_task_seq (seq) serves the restore, which reads
-the tasks in submission order: an index scan streams them in order, where a sort of a
-million rows with their payloads would spill to disk.
+Indexes: the primary keys serve every write of the fold (an update, a delete: the master
+expires results by id from its own expiry heap, so a result's TTL needs no index of its
+own), get(), an upsert's conflict and the journal's trimming. zq_task_seq (seq) serves
+the restore, which reads the tasks in submission order: an index scan streams them in
+order, where a sort of a million rows with their payloads would spill to disk.
 
-A commit writes the turn's changes merged per task (a task saved and finished in one
-turn is one row), each kind as one statement over arrays (unnest): deletes, upserts,
-updates and meta, with BEGIN and COMMIT, sent as one pipeline (one round trip) and
-acknowledged by the server's commit. Nothing is journaled or folded: PostgreSQL does
-its own upkeep (autovacuum), so behind() is always False.
+Journal, then fold. A commit writes the turn's changes as ONE row of zq_journal, with
+the meta changes, in one transaction sent as one pipeline: a row per loop turn, not one
+per task change (a row costs PostgreSQL 20-50 us: three per task would cap the master
+below half of SQLite's throughput). compact() folds the oldest unfolded tasks into
+zq_task, a bounded slice per call, when the master is quiet or the store behind(); the
+index of unfolded changes (what get() and load() overlay on zq_task) is SQLite's, and
+so is its format (zq.store.sqlite: _merge, _overlay, _journal_parts). Opening the store
+indexes what a crash left in the journal; replaying a change zq_task already has is
+harmless, since every change sets values (none adds to them).
 
 Durability is the server's: with its defaults (synchronous_commit=on, fsync=on) a commit
 survives the master's and the server's host crashing. A lost connection or a server
-that cannot write (shutting down, disk full, read-only) raises StoreUnavailable with
+that cannot write (shutting down, out of disk, read-only) raises StoreUnavailable with
 what is pending kept: the master answers BUSY and tries the commit again every
-STORE_RETRY, on a new connection. Trying a commit again after its COMMIT was sent but
-its answer lost is harmless: every change sets values, none adds to them.
+STORE_RETRY, on a new connection. A commit whose COMMIT reached the server but whose
+answer was lost writes the same journal rows again when retried (an upsert by turn).
 """
 
 from __future__ import annotations
 
 import logging
+from collections import deque
+from itertools import islice
 from typing import Any, Iterable, Iterator
+
+import msgpack
 
 from zq.core.tasks import TaskRecord
 from zq.errors import ConfigError, StoreError, StoreUnavailable
@@ -43,9 +54,16 @@ from zq.store import redact
 from zq.store.sqlite import (
     _GONE,
     DELETE,
+    FOLD_AFTER,
+    FOLD_BYTES,
+    FOLD_CHUNK,
+    INDEX_PER_FOLD,
     SAVE,
     UPDATE,
+    _journal_parts,
     _merge,
+    _overlaid,
+    _overlay,
     _pack,
     _read_all,
     _row,
@@ -79,10 +97,16 @@ DDL = (
         seq     bigint NOT NULL,
         state   smallint NOT NULL,
         payload bytea NOT NULL,
-        record  bytea NOT NULL)""",
+        record  bytea NOT NULL) WITH (fillfactor = 80)""",
     "CREATE INDEX IF NOT EXISTS zq_task_seq ON zq_task (seq)",
+    "CREATE TABLE IF NOT EXISTS zq_journal (turn bigint PRIMARY KEY, changes bytea NOT NULL)",
     "CREATE TABLE IF NOT EXISTS zq_meta (key text PRIMARY KEY, value bytea NOT NULL)",
 )
+# A retried commit whose first try did reach the server writes the same rows again.
+_JOURNAL = ("INSERT INTO zq_journal (turn, changes) SELECT * FROM unnest(%b::int8[], %b::bytea[])"
+            " ON CONFLICT (turn) DO UPDATE SET changes = EXCLUDED.changes")
+_TRIM_JOURNAL = "DELETE FROM zq_journal WHERE turn < %b"
+_READ_JOURNAL = "SELECT turn, changes FROM zq_journal ORDER BY turn"
 _DELETE = "DELETE FROM zq_task WHERE id = ANY(%b::bytea[])"
 _UPSERT = ("INSERT INTO zq_task (id, seq, state, payload, record)"
            " SELECT * FROM unnest(%b::bytea[], %b::int8[], %b::int2[], %b::bytea[], %b::bytea[])"
@@ -104,20 +128,33 @@ class PostgresStore:
 
     durable = True
 
-    def __init__(self, url: str, *, connect_timeout: float = CONNECT_TIMEOUT) -> None:
+    def __init__(self, url: str, *, connect_timeout: float = CONNECT_TIMEOUT,
+                 fold_after: int = FOLD_AFTER) -> None:
         if psycopg is None:
             raise ConfigError("the PostgreSQL store needs psycopg 3: pip install "
                               "'zq[postgres]' (or 'psycopg[binary]')")
         self.url = url
         self.shown = redact(url)
+        self.fold_after = fold_after
         self._connect_timeout = connect_timeout
         self._closed = False
         self._pending: list[tuple[int, list]] = []  # this turn's (op, rows), in call order
         self._pending_meta: dict[str, bytes] = {}
+        # Committed turns not indexed yet (indexing waits for compact() or a read, so a
+        # burst pays one append per commit), and the index: task id -> [turn of its
+        # oldest unfolded change, save row or None or _GONE, latest update or None], in
+        # oldest-change order. The same structures as the SQLite store's.
+        self._unindexed: deque[tuple[int, list]] = deque()
+        self._unindexed_rows = 0
+        self._unfolded: dict[str, list] = {}
+        self._turn = 0  # of the last commit
+        self._journal: deque[tuple[int, int]] = deque()  # (turn, bytes) of zq_journal's rows
+        self._journal_bytes = 0
         self._conn: Any = None
         try:
             self._connect()
             self._check_schema()
+            self._recover()
         except StoreError:
             self._drop_connection()
             raise
@@ -146,46 +183,32 @@ class PostgresStore:
             raise self._fail(e, f"setting meta {key!r}") from e
 
     def commit(self) -> None:
-        """Everything pending in one transaction, one round trip. StoreUnavailable keeps
-        it pending for the next try."""
+        """Everything pending in one transaction, one round trip: the task changes as
+        a journal row (several for a turn of huge payloads), the meta as rows of
+        zq_meta. StoreUnavailable keeps it pending for the next try."""
         self._check_open("committing")
-        if not (self._pending or self._pending_meta):
+        pending, meta = self._pending, self._pending_meta
+        if not (pending or meta):
             return
         try:
-            statements = self._statements()
+            parts = _journal_parts(pending) if pending else []  # (msgpack refuses an
+            # id that is not UTF-8, as zq_task would at the fold, after the ACCEPTED)
         except (TypeError, ValueError, OverflowError, UnicodeError) as e:
             raise self._fail(e, "committing") from e
+        turns = list(range(self._turn + 1, self._turn + 1 + len(parts)))
+        statements: list[tuple[str, list]] = []
+        if parts:
+            statements.append((_JOURNAL, [turns, [blob for _, blob in parts]]))
+        if meta:
+            statements.append((_SET_META, [list(meta), list(meta.values())]))
         self._write(statements, "committing")
+        for turn, (items, blob) in zip(turns, parts):
+            self._unindexed.append((turn, items))
+            self._journal.append((turn, len(blob)))
+            self._journal_bytes += len(blob)
+            self._turn = turn
+        self._unindexed_rows += sum(len(items) for _, items in pending)
         self._pending, self._pending_meta = [], {}
-
-    def _statements(self) -> list[tuple[str, list]]:
-        """The turn's changes, merged per task, as (statement, array parameters)."""
-        merged: dict[str, list] = {}
-        _merge(merged, 0, self._pending)
-        deletes: list[bytes] = []
-        upserts: list[tuple] = []
-        updates: list[tuple] = []
-        for task_id, (_, save, update) in merged.items():
-            if save is _GONE:
-                deletes.append(task_id.encode())
-            elif save is None:
-                updates.append(_sql_update(update))
-            else:
-                upserts.append(_sql_insert(save, update))
-        out: list[tuple[str, list]] = []
-        if deletes:
-            out.append((_DELETE, [deletes]))
-        if upserts:
-            ids, seqs, states, payloads, records = map(list, zip(*upserts))
-            out.append((_UPSERT, [[i.encode() for i in ids], seqs, states,
-                                  [bytes(p) if type(p) is memoryview else p for p in payloads],
-                                  records]))
-        if updates:
-            states, records, ids = map(list, zip(*updates))
-            out.append((_UPDATE, [[i.encode() for i in ids], states, records]))
-        if self._pending_meta:
-            out.append((_SET_META, [list(self._pending_meta), list(self._pending_meta.values())]))
-        return out
 
     def _write(self, statements: list[tuple[str, list]], what: str) -> None:
         """One transaction in one pipeline; a lost connection is StoreUnavailable (the
@@ -201,48 +224,129 @@ class PostgresStore:
                 raise self._unavailable(e, what) from e
             raise self._fail(e, what) from e
 
-    # --- upkeep: none (autovacuum) -------------------------------------------------------
+    # --- upkeep: the fold --------------------------------------------------------------
 
     def behind(self) -> bool:
-        return False
+        """More waits to be folded than the store should carry (fold_after changes, or
+        FOLD_BYTES of journal): the master then compacts every turn, busy or not."""
+        return (len(self._unfolded) + self._unindexed_rows > self.fold_after
+                or self._journal_bytes > FOLD_BYTES)
 
-    def compact(self, limit: int) -> bool:
+    def compact(self, limit: int = FOLD_CHUNK) -> bool:
+        """One bounded slice of upkeep: index up to INDEX_PER_FOLD * limit committed
+        changes and fold up to `limit` tasks into zq_task. True while work remains."""
         self._check_open("compacting")
-        return False
+        self._index(INDEX_PER_FOLD * max(limit, 1))
+        if self._unfolded:
+            self._fold(limit)
+            return True
+        return bool(self._unindexed)
+
+    def _index(self, limit: int | None = None) -> bool:
+        """Index committed turns, oldest first, until `limit` changes are (all of them
+        by default); True when none is left to index."""
+        unindexed = self._unindexed
+        done = 0
+        while unindexed and (limit is None or done < limit):
+            turn, changes = unindexed.popleft()
+            done += _merge(self._unfolded, turn, changes)
+        self._unindexed_rows -= done
+        return not unindexed
+
+    def _fold(self, limit: int) -> None:
+        """Write the oldest `limit` unfolded tasks into zq_task and delete the journal
+        rows no unfolded change is left in, in one transaction."""
+        if not self._unfolded or limit <= 0:
+            return
+        taken = list(islice(self._unfolded.items(), limit))
+        oldest_left = self._oldest_left(len(taken))
+        try:
+            statements = _task_statements(taken)
+        except (TypeError, ValueError, OverflowError, UnicodeError) as e:
+            raise StoreError(f"folding the journal of the store {self.shown} failed: "
+                             f"{e}") from e
+        statements.append((_TRIM_JOURNAL, [oldest_left]))
+        self._write(statements, "folding the journal")
+        for task_id, _ in taken:
+            del self._unfolded[task_id]
+        journal = self._journal
+        while journal and journal[0][0] < oldest_left:
+            self._journal_bytes -= journal.popleft()[1]
+
+    def _oldest_left(self, folded: int) -> int:
+        """The oldest turn with a change still unfolded once the first `folded` tasks
+        are: journal rows before it are all in zq_task."""
+        unfolded = self._unfolded
+        if folded < len(unfolded):
+            return int(unfolded[next(islice(unfolded, folded, None))][0])
+        if self._unindexed:  # newer than every indexed turn
+            return self._unindexed[0][0]
+        return self._turn + 1
+
+    def _recover(self) -> None:
+        """Index what a crash left in the journal (all of it was committed); it is
+        folded as upkeep, like any other unfolded change."""
+        try:
+            rows = self._conn.execute(_READ_JOURNAL, binary=True).fetchall()
+        except psycopg.Error as e:
+            raise StoreError(f"reading the journal of the store {self.shown} failed: "
+                             f"{_first_line(e)}") from e
+        try:
+            for turn, blob in rows:
+                _merge(self._unfolded, turn, msgpack.unpackb(blob, raw=False, use_list=False))
+                self._journal.append((turn, len(blob)))
+                self._journal_bytes += len(blob)
+                self._turn = turn
+        except (ValueError, TypeError, IndexError) as e:
+            raise StoreError(f"a journal row of the store {self.shown} cannot be read: "
+                             f"{e}") from e
+        if self._unfolded:
+            log.info("%d tasks' changes left in the journal of %s; they are folded as "
+                     "upkeep", len(self._unfolded), self.shown)
 
     # --- reads -----------------------------------------------------------------------
 
     def load(self) -> Iterator[TaskRecord]:
-        """Every committed record, by seq, streamed from a server-side cursor."""
+        """Every committed record, by seq: zq_task, streamed from a server-side cursor,
+        with the unfolded changes applied."""
         self._check_open("loading the tasks")
+        self._index()
         try:
             conn = self._connection()
             with conn.transaction(), conn.cursor("zq_load", binary=True) as cur:
                 cur.itersize = LOAD_CHUNK
                 cur.execute(_SELECT)
-                records = _read_all((i.decode(), s, st, p, r) for i, s, st, p, r in cur)
+                rows = ((i.decode(), s, st, p, r) for i, s, st, p, r in cur)
+                records = _read_all(_overlaid(rows, self._unfolded))
         except psycopg.Error as e:
             raise self._read_error(e, "loading the tasks") from e
         except (ValueError, KeyError, TypeError) as e:
             raise StoreError(f"a task row of the store {self.shown} cannot be read: {e}") from e
-        records.sort(key=_seq)  # already in order; stable, as SQLite's load is
+        records.sort(key=_seq)  # the unfolded tasks come last; stable, as SQLite's load
         return iter(records)
 
     def get(self, task_id: str) -> TaskRecord | None:
         """One committed task by id (an old result being fetched), or None."""
         self._check_open("reading a task")
-        try:
-            key = task_id.encode()
-            cur = self._connection().execute(_SELECT_ONE, (key,), binary=True)
-            row = cur.fetchone()
-        except psycopg.Error as e:
-            raise self._read_error(e, "reading a task") from e
-        except (AttributeError, UnicodeError) as e:
-            raise StoreError(f"a task id is a str, not {task_id!r}") from e
+        self._index()
+        entry = self._unfolded.get(task_id)
+        row = None
+        if entry is None or entry[1] is None:
+            try:
+                key = task_id.encode()
+                found = self._connection().execute(_SELECT_ONE, (key,), binary=True).fetchone()
+            except psycopg.Error as e:
+                raise self._read_error(e, "reading a task") from e
+            except (AttributeError, UnicodeError) as e:
+                raise StoreError(f"a task id is a str, not {task_id!r}") from e
+            if found is not None:
+                row = (task_id, *found[1:])
+        if entry is not None:
+            row = _overlay(row, entry)
         if row is None:
             return None
         try:
-            return _read_all([(task_id, *row[1:])])[0]
+            return _read_all([row])[0]
         except (ValueError, KeyError, TypeError) as e:
             raise StoreError(f"the row of task {task_id!r} in the store {self.shown} "
                              f"cannot be read: {e}") from e
@@ -265,12 +369,19 @@ class PostgresStore:
                              f"{e}") from e
 
     def close(self) -> None:
-        """Discard what is not committed and close; closing twice is harmless."""
+        """Discard what is not committed, fold the journal and close; closing twice is
+        harmless. A fold that fails leaves the journal for the next open."""
         if self._closed:
             return
         if self._pending or self._pending_meta:
             log.warning("closing the store %s with uncommitted changes: discarded", self.shown)
         self._pending, self._pending_meta = [], {}
+        try:
+            if self._unfolded or self._unindexed:
+                self._index()
+                self._fold(len(self._unfolded))
+        except StoreError:
+            log.exception("folding the journal of %s on close failed", self.shown)
         self._closed = True
         self._drop_connection()
 
@@ -368,6 +479,32 @@ class PostgresStore:
             self._pending, self._pending_meta = [], {}
             note = "; the uncommitted changes were discarded"
         return StoreError(f"{what} failed on the store {self.shown}: {_first_line(e)}{note}")
+
+
+def _task_statements(taken: list[tuple[str, list]]) -> list[tuple[str, list]]:
+    """Unfolded entries as (statement, array parameters): deletes, upserts, updates."""
+    deletes: list[bytes] = []
+    upserts: list[tuple] = []
+    updates: list[tuple] = []
+    for task_id, (_, save, update) in taken:
+        if save is _GONE:
+            deletes.append(task_id.encode())
+        elif save is None:
+            updates.append(_sql_update(update))
+        else:
+            upserts.append(_sql_insert(save, update))
+    out: list[tuple[str, list]] = []
+    if deletes:
+        out.append((_DELETE, [deletes]))
+    if upserts:
+        ids, seqs, states, payloads, records = zip(*upserts)
+        out.append((_UPSERT, [[i.encode() for i in ids], list(seqs), list(states),
+                              [bytes(p) if type(p) is memoryview else p for p in payloads],
+                              list(records)]))
+    if updates:
+        states, records, ids = zip(*updates)
+        out.append((_UPDATE, [[i.encode() for i in ids], list(states), list(records)]))
+    return out
 
 
 # SQLSTATE classes after which the same commit may succeed later: the connection
