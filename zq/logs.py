@@ -113,16 +113,20 @@ class TaskLog:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._log = logging.getLogger(TASKS_LOGGER)
+        # Whether succeeded() has anything to do: checked by the pools before they read
+        # the clock a second time (a task's hot path). The level is read once: zq sets
+        # it at start.
+        self.loud = self._log.isEnabledFor(logging.INFO)
         self._lock = threading.Lock()  # the thread pool's threads share one TaskLog
         self._window_end = 0.0
         self._logged = 0  # failures logged in this window
-        self._quiet = 0  # failures not logged in this window
+        self.quiet = 0  # failures not logged in this window
 
     def succeeded(self, ctx: TaskContext, runtime: float, how: str = "succeeded") -> None:
-        if self._quiet:
+        if self.quiet:
             with self._lock:
                 self._say_storm(self._clock())
-        if self._log.isEnabledFor(logging.INFO):
+        if self.loud:
             self._log.info("task %s %s %s (attempt %d) in %.3f s", ctx.id, ctx.name, how,
                            ctx.attempt, runtime, extra=_fields(ctx, runtime))
 
@@ -134,7 +138,7 @@ class TaskLog:
                 self._say_storm(now)
                 self._window_end, self._logged = now + STORM_WINDOW, 0
             if self._logged >= STORM_TRACEBACKS:
-                self._quiet += 1
+                self.quiet += 1
                 return
             self._logged += 1
         why = ("the master retries it while it has attempts left" if retryable else
@@ -148,8 +152,8 @@ class TaskLog:
     def _say_storm(self, now: float) -> None:
         """Log how many failures were not logged, once their window has ended (with the
         lock held)."""
-        if self._quiet and now >= self._window_end:
-            quiet, self._quiet = self._quiet, 0
+        if self.quiet and now >= self._window_end:
+            quiet, self.quiet = self.quiet, 0
             self._log.error("%d more task failures in %g s were not logged one by one (a "
                             "failure storm); zq tasks lists them", quiet, STORM_WINDOW,
                             extra={"suppressed": quiet})

@@ -233,7 +233,9 @@ class AsyncPool(InProcessPool):
             return outcome, error_payload(e)
         finally:
             deactivate(token)
-        self._runner.log.succeeded(job.ctx, time.monotonic() - started)
+        log = self._runner.log
+        if log.loud or log.quiet:
+            log.succeeded(job.ctx, time.monotonic() - started)
         return OK, data
 
     def _expire(self, job: _AsyncJob, timeout: float) -> None:  # loop thread

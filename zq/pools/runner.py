@@ -132,7 +132,9 @@ class Runner:
             return outcome, error_payload(e)
         finally:
             deactivate(token)
-        self.log.succeeded(ctx, time.monotonic() - started)
+        log = self.log
+        if log.loud or log.quiet:
+            log.succeeded(ctx, time.monotonic() - started)
         return OK, data
 
     def _stream(self, gen: Any, ctx: TaskContext) -> Any:
