@@ -159,3 +159,16 @@ def test_tables_keep_every_cell_whole_and_literal_off_a_terminal(capsys):
     assert all(ln == ln.rstrip() for ln in lines)
     cli._table(["id"], [])
     assert capsys.readouterr().out == ""  # no rows, no header
+
+
+TIME_WORDS = ("timeout", "delay", "interval", "ttl", "every", "older_than", "backoff")
+
+
+def test_every_time_flag_takes_a_duration():
+    times = [(path, o.name) for path, command in ALL_COMMANDS for o in flags(command)
+             if any(word in o.name for word in TIME_WORDS)]
+    assert len(times) >= 12, times
+    for path, command in ALL_COMMANDS:
+        for o in flags(command):
+            if any(word in o.name for word in TIME_WORDS):
+                assert o.metavar == "DURATION", (path, o.name)  # set only by cli._duration
