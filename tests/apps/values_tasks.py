@@ -81,3 +81,9 @@ class Holder:
 
 def power(a: int, b: int) -> int:
     return a ** b
+
+
+def ext(code: int) -> Any:
+    """A result with an extension type of the given code (for the hostile-input tests)."""
+    import msgpack
+    return [msgpack.ExtType(code, b"")]

@@ -10,6 +10,7 @@ import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgpack
 import pytest
 from hypothesis import HealthCheck, given, settings
 
@@ -109,3 +110,15 @@ def test_round_trip_property_through_a_worker(client, value):
     assert canon(run(client, t.echo, value)) == canon(value)
     assert canon(dataclasses.replace(run(client, t.Point, value), y=0)) == \
         canon(t.Point(value, 0))
+
+
+def test_an_unknown_extension_type_fails_that_task_alone(client):
+    """msgpack packs an ExtType as it is, so a client can send a code zq does not know:
+    the worker fails that task with SerializationError and runs the next one."""
+    with pytest.raises(zq.TaskError) as err:
+        run(client, t.echo, [1, msgpack.ExtType(99, b"x")])
+    assert err.value.type_name == "SerializationError"
+    assert "unknown extension type 99" in err.value.message
+    with pytest.raises(zq.SerializationError, match="unknown extension type 98"):
+        run(client, t.ext, 98)  # a result the client cannot read fails that future alone
+    assert run(client, t.pair) == (0, 1)

@@ -58,7 +58,7 @@ _DTYPE = re.compile(r"[<>|][biufcmMSU][0-9]{1,9}(\[[0-9]{0,9}[a-zA-Z]{1,2}\])?")
 
 # No hook: it calls no Python code, so it is atomic under the GIL and may be shared by
 # threads. It refuses anything but exact native types, which sends the value to _slow.
-_fast = msgpack.Packer(use_bin_type=True, strict_types=True).pack
+_fast = pack_native = msgpack.Packer(use_bin_type=True, strict_types=True).pack
 
 
 def pack(value: Any) -> bytes:
@@ -70,11 +70,9 @@ def pack(value: Any) -> bytes:
     return _slow(value, 0)
 
 
-def unpack(data: Any) -> Any:
-    """The value of msgpack bytes from pack(); ValueError (or another Exception from
-    msgpack) for bytes that are not one."""
-    return msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=_top_hook,
-                           timestamp=3)
+def pack_ext(value: Any) -> bytes:
+    """pack(value) for a value pack_native refused (it holds a non-native type)."""
+    return _slow(value, 0)
 
 
 def _slow(value: Any, depth: int) -> bytes:
@@ -229,6 +227,13 @@ def _hook(depth: int, code: int, data: bytes) -> Any:
 
 
 _top_hook = partial(_hook, 0)
+
+
+def unpack(data: Any) -> Any:
+    """The value of msgpack bytes from pack(); ValueError (or another Exception from
+    msgpack) for bytes that are not one."""
+    return msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=_top_hook,
+                           timestamp=3)
 
 
 def _unpack_inner(data: bytes, depth: int) -> Any:
