@@ -159,6 +159,15 @@ class TaskLog:
                             extra={"suppressed": quiet})
 
 
+def task_ended(task_id: str, name: str, attempt: int, how: str) -> None:
+    """A task its pool ended (a time limit) or lost (its child process died): ERROR on
+    zq.tasks with the task's fields. There is no traceback; nor a storm limit: each such
+    task held a slot for its time limit, or took a process with it."""
+    logging.getLogger(TASKS_LOGGER).error(
+        "task %s %s (attempt %d) %s", task_id, name, attempt, how,
+        extra={"task_id": task_id, "task_name": name, "attempt": attempt})
+
+
 def _without_runner_frame(exc: BaseException) -> TracebackType | None:
     """The traceback from the task's own code on: the pool's calling frame left out."""
     tb = exc.__traceback__

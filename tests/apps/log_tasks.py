@@ -2,6 +2,8 @@
 
 import asyncio
 import logging
+import os
+import time
 
 log = logging.getLogger("myapp.work")
 
@@ -23,3 +25,15 @@ def fail(message):
 
 def fail_fatal(message):
     raise KeyError(message)
+
+
+async def nap(seconds):
+    await asyncio.sleep(seconds)
+
+
+def nap_sync(seconds):
+    time.sleep(seconds)
+
+
+def crash():
+    os._exit(13)

@@ -100,3 +100,36 @@ def test_a_failure_storm_logs_only_a_few_tracebacks(cluster: Cluster):
     assert len(failures) == STORM_TRACEBACKS or (
         len(failures) < n and any(r.get("suppressed") for r in records(worker))), failures
     assert all(r["retryable"] is False for r in failures)
+
+
+@pytest.mark.parametrize("pool, how", [
+    ("thread", "timed out after 0.3 s; its thread is abandoned"),
+    ("process", "ran past its 0.3 s limit; killing pool child"),
+    ("async", "timed out after 0.3 s; the coroutine was cancelled"),
+])
+def test_a_task_past_its_time_limit_is_an_error_line_with_its_fields(cluster: Cluster,
+                                                                      pool: str, how: str):
+    cluster.start_master()
+    worker = cluster.start_worker(APP, name="w1", pool=pool, concurrency=1,
+                                  extra=("--log-format", "json"))
+    name = f"{APP}:nap" if pool == "async" else f"{APP}:nap_sync"
+    with zq.Client(cluster.endpoint) as client:
+        late = client.options(timeout=0.3).submit(name, 30)
+        with pytest.raises(zq.TaskError, match="TaskTimeout"):
+            late.result(timeout=30)
+    line = wait_record(worker, "of the time limit", logger="zq.tasks", task_id=late.id)
+    assert (line["level"], line["task_name"], line["attempt"]) == ("ERROR", name, 1)
+    assert how in line["message"], line
+
+
+def test_a_task_whose_pool_child_dies_is_an_error_line_with_its_fields(cluster: Cluster):
+    cluster.start_master()
+    worker = cluster.start_worker(APP, name="w1", pool="process", concurrency=1,
+                                  extra=("--log-format", "json"))
+    with zq.Client(cluster.endpoint) as client:
+        doomed = client.submit(f"{APP}:crash")
+        line = wait_record(worker, "of the lost task", logger="zq.tasks", task_id=doomed.id,
+                           attempt=1)
+    assert (line["level"], line["task_name"]) == ("ERROR", f"{APP}:crash")
+    assert "was lost: pool child" in line["message"]
+    assert "exited with code 13 while running it" in line["message"]

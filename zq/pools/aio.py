@@ -11,6 +11,7 @@ import time
 from collections import deque
 from typing import Any, Callable, Iterable
 
+from zq import logs
 from zq.context import TaskContext, activate, deactivate
 from zq.core import serde
 from zq.core.messages import TaskEntry
@@ -246,6 +247,8 @@ class AsyncPool(InProcessPool):
         job.task.cancel()
         self._put((job.entry[0], job.entry[1], ERROR, timeout_error(
             timeout, "the coroutine was cancelled")))
+        logs.task_ended(job.entry[0], job.entry[2], job.entry[1],
+                        f"timed out after {timeout:g} s; the coroutine was cancelled")
 
     def cancel(self, ids: Iterable[str]) -> None:
         wanted = set(ids)

@@ -510,8 +510,8 @@ class ProcessPool:
             task_id, entry, started_at = running
             timeout = entry[4]
             if timeout is not None and now >= started_at + timeout:
-                log.warning("task %s ran past its %g s limit; killing pool child %d",
-                            task_id, timeout, c.proc.pid)
+                logs.task_ended(task_id, entry[2], entry[1], f"ran past its {timeout:g} s "
+                                f"limit; killing pool child {c.proc.pid}")
                 self._retire(c, {task_id: (ERROR, timeout_error(
                     timeout, "its process was killed and replaced"))})
             elif idle and not c.taking_back and now >= started_at + STEAL_AFTER:
@@ -553,6 +553,8 @@ class ProcessPool:
                 self._fates.pop(task_id, None)
                 self._report.results.append((task_id, entry[1], CANCELLED, EMPTY))
                 lost = task_id
+                logs.task_ended(task_id, entry[2], entry[1], f"was lost: pool child "
+                                f"{c.proc.pid} {_how_it_died(c)} while running it")
             else:  # never started, or finished with its outcome lost: run it again
                 self._settle_unstarted(task_id, entry, requeue)
         c.inflight.clear()

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections import deque
 from typing import Any, Iterable
 
+from zq import logs
 from zq.context import TaskContext
 from zq.core.messages import TaskEntry
 from zq.pools.runner import (
     CANCELLED, EMPTY, ERROR, InProcessPool, Report, Runner, Sink, timeout_error,
 )
 from zq.registry import Registry
-
-log = logging.getLogger(__name__)
 
 
 class _ThreadJob:
@@ -131,7 +129,8 @@ class ThreadPool(InProcessPool):
             assert timeout is not None  # only a job with a time limit has a deadline
             self._put((task_id, attempt, ERROR, timeout_error(
                 timeout, "its thread was abandoned (threads cannot be stopped)")))
-            log.warning("task %s timed out after %g s; abandoning its thread", task_id, timeout)
+            logs.task_ended(task_id, job.entry[2], attempt, f"timed out after {timeout:g} s; "
+                            "its thread is abandoned (threads cannot be stopped)")
             self._start_thread()
 
     def next_deadline(self, now: float) -> float | None:
