@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test test-fast bench clean
+.PHONY: setup demo lint test test-fast bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,9 +17,18 @@ setup: $(STAMP)
 demo: setup
 	$(PY) examples/demo.py
 
+# ruff (lint and import order) and mypy (strict on zq/core); settings in pyproject.toml.
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+
+# Lint first, then the suite. The suite runs even when lint fails (a style slip must not
+# hide a test result), and `make test` fails if either did.
 # -rs: every skipped test prints why (the namespace and full-disk tests need root).
 test: setup
-	$(PY) -m pytest -q -p no:cacheprovider -rs
+	@lint=0; $(MAKE) --no-print-directory lint || lint=$$?; \
+	$(PY) -m pytest -q -p no:cacheprovider -rs || exit $$?; \
+	if [ $$lint -ne 0 ]; then echo "make test: the suite passed but lint failed (see above)" >&2; exit $$lint; fi
 
 test-fast: setup
 	$(PY) -m pytest -q -p no:cacheprovider -rs tests/unit tests/component tests/property tests/store

@@ -11,7 +11,7 @@ import time
 from typing import Any, Callable, Mapping, Sequence
 
 
-def median_of(runs: int, fn: Callable[[], Any], progress: "Progress | None" = None) -> Any:
+def median_of(runs: int, fn: Callable[[], Any], progress: Progress | None = None) -> Any:
     """The median of `runs` calls of fn(); a tuple result gives a tuple of medians."""
     results = []
     for _ in range(runs):
@@ -149,7 +149,7 @@ class Progress:
         sys.stderr.write(("\r" + bar) if self.tty else bar + "\n")
         sys.stderr.flush()
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:
         return self
 
     def __exit__(self, *exc: Any) -> None:

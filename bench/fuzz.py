@@ -39,8 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import msgpack  # noqa: E402
 import zmq  # noqa: E402
-
 from harness import Cluster, Proc, query  # noqa: E402
+
 import zq  # noqa: E402
 from zq.core import codec, serde  # noqa: E402
 from zq.core import messages as m  # noqa: E402
@@ -302,7 +302,7 @@ class Peer(threading.Thread):
         task: any client may do that, so it would only make a real task end cancelled."""
         try:
             role, msg = codec.decode(frames)
-        except Exception:  # noqa: BLE001: malformed, which is the point
+        except Exception:  # noqa: BLE001 - malformed, which is the point
             return False
         real = set(self.real_ids())
         return isinstance(msg, m.Cancel) and role is Role.CLIENT and bool(real & set(msg.ids))
@@ -414,7 +414,7 @@ def check_real_tasks(c: Cluster, client: zq.Client, futures: dict[str, Any],
     for tid, (f, tag) in futures.items():
         try:
             value = f.result(timeout=max(0.1, deadline - time.monotonic()))
-        except Exception as e:  # noqa: BLE001: reported, whatever it is
+        except Exception as e:  # noqa: BLE001 - reported, whatever it is
             try:
                 record = client.get(tid)
                 record = {k: record.get(k) for k in ("state", "attempt", "worker", "error")}

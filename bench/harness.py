@@ -148,7 +148,7 @@ class Cluster:
         self._names = 0
         self.expected = 0  # workers started (fake ones count one per socket)
 
-    def __enter__(self) -> "Cluster":
+    def __enter__(self) -> Cluster:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -203,7 +203,7 @@ class Cluster:
             master.wait(timeout)
         except subprocess.TimeoutExpired:
             master.kill()
-            raise RuntimeError(f"the master did not stop within {timeout} s; killed")
+            raise RuntimeError(f"the master did not stop within {timeout} s; killed") from None
         return time.monotonic() - start
 
     def status(self, timeout: float = 10.0) -> Any:

@@ -14,12 +14,9 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import Progress, percentiles, print_table, save_chart  # noqa: E402
-from harness import (  # noqa: E402
-    Cluster, base_parser, interleaved, machine, results_path, write_markdown,
-)
+from harness import Cluster, base_parser, interleaved, machine, results_path, write_markdown  # noqa: E402
 from relay import relay_pingpong  # noqa: E402
 from tasks import NOOP  # noqa: E402
-
 
 SCRIPT = "latency"
 

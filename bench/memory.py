@@ -19,7 +19,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import Progress, median_of, print_table, save_chart  # noqa: E402
 from harness import (  # noqa: E402
-    ARGS_NOOP, Cluster, base_parser, machine, raw_submit, results_path, write_markdown,
+    ARGS_NOOP,
+    Cluster,
+    base_parser,
+    machine,
+    raw_submit,
+    results_path,
+    write_markdown,
 )
 from tasks import NOOP  # noqa: E402
 

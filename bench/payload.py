@@ -17,7 +17,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import Progress, print_table, save_chart  # noqa: E402
 from harness import (  # noqa: E402
-    Cluster, base_parser, interleaved, machine, results_path, timed_map, write_markdown,
+    Cluster,
+    base_parser,
+    interleaved,
+    machine,
+    results_path,
+    timed_map,
+    write_markdown,
 )
 from relay import relay_payload  # noqa: E402
 from tasks import SIZE  # noqa: E402

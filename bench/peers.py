@@ -62,9 +62,10 @@ def _run_setup(cmd: list[str], timeout: float, env: dict | None = None) -> None:
     try:
         subprocess.run(cmd, check=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
-        raise SystemExit(f"peers: `{shlex.join(cmd)}` took more than {timeout:.0f} s")
+        raise SystemExit(f"peers: `{shlex.join(cmd)}` took more than {timeout:.0f} s") from None
     except subprocess.CalledProcessError as e:
-        raise SystemExit(f"peers: `{shlex.join(cmd)}` failed with exit status {e.returncode}")
+        raise SystemExit(
+            f"peers: `{shlex.join(cmd)}` failed with exit status {e.returncode}") from None
 
 
 def venv_ready(venv: Path) -> bool:
@@ -111,7 +112,7 @@ def ensure_redis_server() -> str:
     try:
         failed = subprocess.run(cmd, env=env, timeout=900).returncode != 0
     except subprocess.TimeoutExpired:
-        raise SystemExit(f"peers: `{shlex.join(cmd)}` took more than 900 s")
+        raise SystemExit(f"peers: `{shlex.join(cmd)}` took more than 900 s") from None
     if failed:
         say("apt-get install failed; updating the package lists and trying again")
         _run_setup(["apt-get", "update"], 900, env)
@@ -242,7 +243,7 @@ class System:
     label: str  # the table's
     measure: str  # measure.py's system
     setup: str  # how its worker runs, for the report
-    workers: Callable[["Env"], list[tuple[str, list[str]]]]
+    workers: Callable[[Env], list[tuple[str, list[str]]]]
     measure_args: list[str] = field(default_factory=list)
     zq: bool = False  # needs a zq master
 

@@ -20,7 +20,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import Progress, print_table  # noqa: E402
 from harness import (  # noqa: E402
-    Cluster, base_parser, interleaved, machine, results_path, timed_map, write_markdown,
+    Cluster,
+    base_parser,
+    interleaved,
+    machine,
+    results_path,
+    timed_map,
+    write_markdown,
 )
 from relay import relay_throughput  # noqa: E402
 from tasks import NOOP  # noqa: E402

@@ -32,7 +32,6 @@ Prints a summary; exits 1 on any violation, 2 if namespaces cannot be made here.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import signal
 import sys
@@ -41,14 +40,14 @@ import threading
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import zq  # noqa: E402
-from tests.integration.harness import Proc, free_port, query, wait_until  # noqa: E402
 from tests.integration import netns  # noqa: E402
+from tests.integration.harness import Proc, free_port, query, wait_until  # noqa: E402
 
 APP = "tests.apps.soak_tasks"
 RUN, STREAM, ARUN = f"{APP}:run", f"{APP}:stream", f"{APP}:arun"
@@ -124,7 +123,7 @@ class Soak:
                   flush=True)
             try:
                 self._inflict(victim, action, pause)
-            except Exception as e:  # noqa: BLE001: chaos must go on; say what failed
+            except Exception as e:  # noqa: BLE001 - chaos must go on; say what failed
                 print(f"chaos: {action} {victim} failed: {e}", flush=True)
 
     def _inflict(self, victim: str, action: str, pause: float) -> None:
@@ -228,11 +227,11 @@ class Soak:
         for k in (1, 2):
             try:
                 self.hosts.set_link(k, up=True)
-            except Exception:  # noqa: BLE001: already up
+            except Exception:  # noqa: BLE001 - already up
                 pass
         try:
             self.hosts.drop_to_test(False)
-        except Exception:  # noqa: BLE001: no such route: already healed
+        except Exception:  # noqa: BLE001 - no such route: already healed
             pass
         with self.lock:
             for name, proc in list(self.procs.items()):
@@ -254,7 +253,7 @@ class Soak:
                 e["outcome"] = "succeeded"
                 if value != e["value"]:
                     violations.append(f"{e['tag']}: result {value!r}")
-            except BaseException as exc:  # noqa: BLE001: what it is decides (a cancel too)
+            except BaseException as exc:  # noqa: BLE001 - what it is decides (a cancel too)
                 e["outcome"] = _outcome(exc)
             outcome[e["outcome"]] += 1
             if e["outcome"] == "no result":
@@ -377,7 +376,7 @@ class Soak:
             try:
                 p.signal(signal.SIGCONT)
                 p.close()
-            except Exception:  # noqa: BLE001: one stuck process must not keep the others
+            except Exception:  # noqa: BLE001 - one stuck process must not keep the others
                 pass
 
 

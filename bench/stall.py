@@ -28,9 +28,7 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import Progress, print_table  # noqa: E402
-from harness import (  # noqa: E402
-    ROOT, Cluster, Proc, base_parser, machine, wait_until, write_markdown,
-)
+from harness import Cluster, Proc, base_parser, machine, wait_until, write_markdown  # noqa: E402
 from tasks import NOOP  # noqa: E402
 
 SCRIPT = "stall"
@@ -101,6 +99,7 @@ class Probe(threading.Thread):
 
     def _run(self) -> None:
         import zmq
+
         from zq.core import codec
         from zq.core import messages as msgs
         from zq.core.messages import Role

@@ -17,11 +17,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import msgpack  # noqa: E402
-
 from common import Progress, print_table, save_chart  # noqa: E402
-from harness import (  # noqa: E402
-    Cluster, base_parser, interleaved, machine, results_path, write_markdown,
-)
+from harness import Cluster, base_parser, interleaved, machine, results_path, write_markdown  # noqa: E402
 from tasks import NOOP  # noqa: E402
 
 import zq  # noqa: E402

@@ -1,10 +1,12 @@
 """Throughput: client.map of N no-op tasks through a real master and real workers, with
 the memory, the SQLite and (when a server can be started here, zq.testing.pgserver:
-server defaults, an fsync per commit) the PostgreSQL store, one and two workers; tasks/s and the CPU each process
-spends per task, against the raw pyzmq relay (bench/relay.py) measured in the same run.
+server defaults, an fsync per commit) the PostgreSQL store, one and two workers;
+tasks/s and the CPU each process spends per task, against the raw pyzmq relay
+(bench/relay.py) measured in the same run.
 
-Each case starts a fresh master (and a fresh SQLite file or database) and fresh workers, runs a small
-untimed warm-up map, then times one map of N tasks from the call to the last result.
+Each case starts a fresh master (and a fresh SQLite file or database) and fresh workers,
+runs a small untimed warm-up map, then times one map of N tasks from the call to the
+last result.
 Master and worker CPU come from /proc/PID/stat; the client runs in this process.
 
     .venv/bin/python bench/throughput.py [--n 100000] [--runs 3] [--prefetch 1000]
@@ -22,14 +24,19 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import Progress, print_table, save_chart  # noqa: E402
 from harness import (  # noqa: E402
-    Cluster, base_parser, interleaved, machine, results_path, timed_map, write_markdown,
+    Cluster,
+    base_parser,
+    interleaved,
+    machine,
+    results_path,
+    timed_map,
+    write_markdown,
 )
 from relay import relay_throughput  # noqa: E402
 from tasks import NOOP  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from zq.testing.pgserver import PgServer, PgUnavailable  # noqa: E402
-
 
 SCRIPT = "throughput"
 

@@ -21,8 +21,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-import zq  # noqa: E402
 import demo_tasks as tasks  # noqa: E402
+
+import zq  # noqa: E402
 
 
 def free_port() -> int:

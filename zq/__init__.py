@@ -1,19 +1,29 @@
 """zq: a zero-broker distributed task queue for Python over ZeroMQ."""
 
-from zq.errors import (
-    AccessRefused, ConfigError, ConnectionLost, ProtocolError, Rejected, SerializationError, StoreError,
-    TaskError, TaskTimeout, UnknownTask, WorkerLost, ZqError,
-)
 from zq.client import Client, Executor, Future
 from zq.config import ClientConfig
 from zq.context import current_task
+from zq.errors import (
+    AccessRefused,
+    ConfigError,
+    ConnectionLost,
+    ProtocolError,
+    Rejected,
+    SerializationError,
+    StoreError,
+    TaskError,
+    TaskTimeout,
+    UnknownTask,
+    WorkerLost,
+    ZqError,
+)
 from zq.registry import task
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Client", "ClientConfig", "Executor", "Future",
-    "AccessRefused", "ConfigError", "ConnectionLost", "ProtocolError", "Rejected", "SerializationError",
-    "StoreError",
+    "AccessRefused", "ConfigError", "ConnectionLost", "ProtocolError", "Rejected",
+    "SerializationError", "StoreError",
     "TaskError", "TaskTimeout", "UnknownTask", "WorkerLost", "ZqError", "current_task", "task",
 ]

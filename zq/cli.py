@@ -140,7 +140,7 @@ def parse_arg(text: str) -> Any:
         return text
 
 
-def _setup_logging(level: LogLevel, fmt: "LogFormat") -> None:
+def _setup_logging(level: LogLevel, fmt: LogFormat) -> None:
     from zq.logs import configure
     configure(level.value, fmt.value)
 
@@ -520,7 +520,8 @@ def submit(
     ack_timeout = _env_timeout()
     try:
         with _client(connect, ack_timeout, keys) as client:
-            future = client.options(**options).submit(task, *[parse_arg(a) for a in args or []], **kw)
+            parsed = [parse_arg(a) for a in args or []]
+            future = client.options(**options).submit(task, *parsed, **kw)
             # Its id is printed, or its result waited for, once the master has it durably.
             acked = client.flush(ack_timeout)
             failed = future.done() and not future.cancelled() and future.exception()
@@ -897,7 +898,9 @@ def schedule_remove(name: str, timeout: Optional[float] = TIMEOUT_OPTION,
 
 def _when(ts: Optional[float]) -> str:
     from datetime import datetime
-    return "never" if ts is None else datetime.fromtimestamp(ts).astimezone().isoformat(timespec="seconds")
+    if ts is None:
+        return "never"
+    return datetime.fromtimestamp(ts).astimezone().isoformat(timespec="seconds")
 
 
 def main() -> None:

@@ -66,7 +66,7 @@ class MasterConfig:
     # leave. The master lowers it to fit its open-file limit.
     max_connections: int = 10_000
 
-    def validate(self) -> "MasterConfig":
+    def validate(self) -> MasterConfig:
         _require("://" in self.bind, f"--bind {self.bind!r} is not an endpoint like tcp://*:5555")
         _require(self.heartbeat_interval > 0, "--heartbeat-interval must be > 0")
         _require(self.heartbeat_liveness >= 1, "--heartbeat-liveness must be >= 1")
@@ -102,7 +102,7 @@ class WorkerConfig:
         prefetch = self.concurrency if self.prefetch is None else self.prefetch
         return self.concurrency + prefetch
 
-    def validate(self) -> "WorkerConfig":
+    def validate(self) -> WorkerConfig:
         _require(bool(self.apps), "give at least one --app MODULE whose tasks this worker runs")
         _require(self.pool in POOLS, f"--pool must be one of {', '.join(POOLS)}, not {self.pool!r}")
         _require(self.concurrency >= 1, "--concurrency must be >= 1")
@@ -129,7 +129,7 @@ class ClientConfig:
     keys: str | None = field(default_factory=lambda: os.environ.get("ZQ_KEYS"))
     admin: bool = False
 
-    def validate(self) -> "ClientConfig":
+    def validate(self) -> ClientConfig:
         _require("://" in self.connect, f"{self.connect!r} is not an endpoint like tcp://host:5555")
         _require(self.batch_size >= 1, "batch_size must be >= 1")
         _require(self.max_unacked >= self.batch_size, "max_unacked must be >= batch_size")

@@ -14,7 +14,7 @@ ProgressSink = Callable[[str, int, float, float], None]
 
 # A ContextVar is an immutable handle; its values are per thread / per asyncio task,
 # so this is not shared mutable state.
-_CURRENT: ContextVar["TaskContext | None"] = ContextVar("zq_current_task", default=None)
+_CURRENT: ContextVar[TaskContext | None] = ContextVar("zq_current_task", default=None)
 
 
 class TaskContext:

@@ -228,7 +228,8 @@ class Gate:
             self._refusing += 1
         return [b"1.0", request_id, status, b"", user.encode("ascii"), b""]
 
-    def _decide(self, address: str, mechanism: bytes, credentials: list[bytes]) -> tuple[bytes, str]:
+    def _decide(self, address: str, mechanism: bytes,
+                credentials: list[bytes]) -> tuple[bytes, str]:
         user = ""
         if mechanism == b"CURVE":
             key = z85.encode(credentials[0]).decode("ascii") if (

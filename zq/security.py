@@ -88,7 +88,7 @@ class MasterKeys:
                 return role
         return None
 
-    def reload(self) -> "MasterKeys":
+    def reload(self) -> MasterKeys:
         """The same master pair with the folders read again (ConfigError if one is
         unreadable or a key is in two of them: the caller keeps the old keys)."""
         return _master_keys(self.public, self.secret, self.folders, self.in_keys_folder)

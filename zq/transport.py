@@ -6,13 +6,12 @@ zmq errors are translated here, so the loops above see zq errors only.
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 import struct
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Hashable, Iterator, NamedTuple
+from typing import Any, Callable, Hashable, Iterator, NamedTuple, cast
 
 import zmq
 
@@ -199,7 +198,7 @@ def drain(sock: zmq.Socket, limit: int, *, router: bool = False, keys: bool = Fa
             if keys:
                 parts = recv(zmq.NOBLOCK, copy=False)
                 frame = parts[-1]
-                key = frame.get("User-Id")
+                key = cast("str | None", frame.get("User-Id"))  # a z85 key with CURVE
                 frames = [p.bytes for p in parts]
             else:
                 frames = recv(zmq.NOBLOCK)

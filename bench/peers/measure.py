@@ -49,8 +49,9 @@ def enqueued() -> None:
 # Each system: setup(args) -> (bulk(n, deadline), one(i, deadline) -> i, versions, close)
 
 def setup_zq(args: argparse.Namespace) -> tuple[Callable, Callable, dict, Callable]:
-    import zq
     from zq_tasks import noop
+
+    import zq
 
     client = zq.Client(args.zq)
 
@@ -123,9 +124,8 @@ def setup_rq(args: argparse.Namespace) -> tuple[Callable, Callable, dict, Callab
 
 def setup_dramatiq(args: argparse.Namespace) -> tuple[Callable, Callable, dict, Callable]:
     import dramatiq
-    from dramatiq_tasks import broker, noop
-
     from dramatiq.results import ResultTimeout
+    from dramatiq_tasks import broker, noop
 
     def wait(message: Any, dl: Deadline) -> Any:
         # The Redis result backend blocks in a BRPOPLPUSH, in whole seconds (at least 1);

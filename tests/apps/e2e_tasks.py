@@ -68,8 +68,7 @@ def flaky(path, failures):
 
 
 def countdown(n):
-    for i in range(n, 0, -1):
-        yield i
+    yield from range(n, 0, -1)
     return "liftoff"
 
 

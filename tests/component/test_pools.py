@@ -13,9 +13,7 @@ import pytest
 from zq.core import serde
 from zq.core.messages import Outcome
 from zq.errors import ConfigError
-from zq.pools import (
-    AsyncPool, Pool, ProcessPool, ThreadPool, classify, error_payload, make_pool,
-)
+from zq.pools import AsyncPool, Pool, ProcessPool, ThreadPool, classify, error_payload, make_pool
 
 APP = "tests.apps.worker_tasks"
 POOLS = ["process", "thread", "async"]
@@ -265,7 +263,7 @@ def test_withdraw_unstarted_gives_back_queued_tasks(make_driver: Callable[..., D
         drv.wait_started("run")
         now = drv.pool.withdraw_unstarted()
         drv.wait_for("run")
-        drv.pump(lambda: set(now) | set(drv.returned) | set(drv.results) >= {"q1", "q2"},
+        drv.pump(lambda: set(now) | set(drv.returned) | set(drv.results) >= {"q1", "q2"},  # noqa: B023 - called in this iteration
                  what="withdrawn tasks")
         given_back = set(now) | set(drv.returned)
         assert given_back == {"q1", "q2"} - set(drv.results), kind
@@ -299,7 +297,8 @@ def test_process_crash_loses_only_its_own_task(make_driver: Callable[..., Driver
     assert [value(e) for e in got[3:]] == [i + 1 for i in range(20)]
 
 
-def test_process_cancel_of_a_running_task_kills_its_child(make_driver: Callable[..., Driver]) -> None:
+def test_process_cancel_of_a_running_task_kills_its_child(
+        make_driver: Callable[..., Driver]) -> None:
     drv = make_driver("process", concurrency=1)
     (before,) = drv.run(task("p1", "pid"))
     drv.pool.submit([task("long", "sleep_then_add", 30, 1, 2)])

@@ -12,8 +12,8 @@ from typing import Iterator
 
 import pytest
 
-from tests.integration.harness import wait_until
 from tests.component.test_pools import Driver, error, task, value
+from tests.integration.harness import wait_until
 from zq.core.messages import Outcome
 from zq.pools import ProcessPool
 

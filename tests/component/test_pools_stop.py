@@ -13,8 +13,8 @@ from typing import Iterator
 
 import pytest
 
-from tests.integration.harness import wait_until
 from tests.component.test_pools import task
+from tests.integration.harness import wait_until
 from zq.pools import ThreadPool
 
 APPS = ("tests.apps.pools_tasks",)

@@ -159,7 +159,7 @@ class _Pipe:
     Every piece queued says how many messages begin in it and which end in it, so the
     writer knows what the far side has wholly received, and what only in part."""
 
-    def __init__(self, proxy: "Proxy", conn: "_Connection", direction: str,
+    def __init__(self, proxy: Proxy, conn: _Connection, direction: str,
                  reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.proxy, self.conn, self.direction = proxy, conn, direction
         self.reader, self.writer = reader, writer
@@ -277,7 +277,7 @@ class _Pipe:
 
 
 class _Connection:
-    def __init__(self, proxy: "Proxy") -> None:
+    def __init__(self, proxy: Proxy) -> None:
         self.proxy = proxy
         self.writers: list[asyncio.StreamWriter] = []
         self.tasks: list[asyncio.Task[None]] = []
@@ -332,7 +332,7 @@ class Proxy:
 
     # --- control, from any thread ------------------------------------------------------
 
-    def start(self) -> "Proxy":
+    def start(self) -> Proxy:
         self._thread.start()
         self._call(self._start())
         return self
@@ -345,7 +345,7 @@ class Proxy:
         self._thread.join(10)
         self._loop.close()
 
-    def __enter__(self) -> "Proxy":
+    def __enter__(self) -> Proxy:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -12,7 +12,7 @@ import textwrap
 import zq
 from tests.faults.checks import check_tasks, runs
 from tests.faults.proxy import UP
-from tests.integration.harness import ROOT, Proc, wait_until
+from tests.integration.harness import Proc, wait_until
 from zq.core import codec, serde
 from zq.core import messages as m
 

@@ -22,8 +22,8 @@ import pytest
 import zq
 from tests.apps import e2e_tasks as t
 from tests.faults.checks import check_tasks, runs
-from tests.integration.harness import Cluster, free_port, wait_until
-from tests.unit.test_scheduler import C, ERR, OK, W1, W2, Harness
+from tests.integration.harness import Cluster, wait_until
+from tests.unit.test_scheduler import ERR, OK, W1, W2, Harness
 from zq.config import MasterConfig
 from zq.core.messages import State
 from zq.master import Master

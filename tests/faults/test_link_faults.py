@@ -16,7 +16,7 @@ import zq
 from tests.apps import e2e_tasks as t
 from tests.faults.checks import check_tasks, runs
 from tests.faults.proxy import DOWN, UP, Verdict
-from tests.integration.harness import Cluster, wait_until
+from tests.integration.harness import wait_until
 from zq.core import codec
 from zq.core import messages as m
 from zq.core.messages import Role
@@ -41,7 +41,8 @@ def test_delay_jitter_and_loss_cause_no_false_death_at_the_defaults(cluster, pro
     """Every link of the master (two workers and the client) delays 200 ms +- 50 ms each
     way and loses 5% of its segments (TCP sends them again a timeout later): with the
     default heartbeat (1 s x 3), no worker is ever dropped or re-registers, every task
-    runs exactly once (a 4.5 s task too, one and a half liveness windows long) and has one result."""
+    runs exactly once (a 4.5 s task too, one and a half liveness windows long) and has one
+    result."""
     log = tmp_path / "runs"
     cluster.heartbeat, cluster.liveness = 1.0, 3  # zq's defaults
     cluster.start_master("memory")

@@ -183,7 +183,8 @@ class Cluster:
     def wait_workers(self, names: set[str], timeout: float = 20.0) -> None:
         def registered() -> bool:
             for p in self.procs:
-                if not p.alive() and p is not self.master and any(n in " ".join(p.args) for n in names):
+                if (not p.alive() and p is not self.master
+                        and any(n in " ".join(p.args) for n in names)):
                     raise AssertionError(f"a worker exited:\n{p.output()}")
             return names <= self.workers()
         wait_until(registered, timeout, f"workers {sorted(names)} to register")

@@ -53,7 +53,7 @@ def _free_octet() -> int:
     raise RuntimeError("every 10.N.0.0/16 of the root namespace is in use")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def unavailable_reason() -> str | None:
     """None if namespaces can be made here, else why not. Probes once per run, when a
     test first needs it (never at import: collecting tests makes no namespace)."""
@@ -118,7 +118,7 @@ class Hosts:
         """The master-side interface of worker host k: set it down to cut that host off."""
         return f"zq{self.tag}m{k}"
 
-    def __enter__(self) -> "Hosts":
+    def __enter__(self) -> Hosts:
         # Choosing the octet and claiming it (the root end's address) under one lock.
         with open(_LOCK, "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)

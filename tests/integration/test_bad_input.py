@@ -7,9 +7,9 @@ import pytest
 import zmq
 
 import zq
-from zq.core import codec, messages, serde
 from tests.apps import e2e_tasks as t
 from tests.integration.harness import query
+from zq.core import codec, messages, serde
 
 APP = "tests.apps.e2e_tasks"
 

@@ -6,7 +6,6 @@ replies answered, bytes of memory; the master answers another client throughout.
 from __future__ import annotations
 
 import msgpack
-import zmq
 
 import zq
 from tests.integration.harness import query

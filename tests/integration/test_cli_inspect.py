@@ -141,7 +141,7 @@ def test_commands_fail_clearly_when_no_master_answers(tmp_path):
     for c, p, (out, err) in zip(commands, procs, outs):
         assert p.returncode != 0, (c, out, err)
         assert "error:" in err, (c, err)
-    for c, (out, err) in zip(commands[:-1], outs):
+    for c, (_, err) in zip(commands[:-1], outs):
         assert endpoint in err, (c, err)  # names the address it tried
 
 

@@ -87,7 +87,7 @@ def test_a_script_that_submits_and_exits_gets_its_task_run_every_time(
     procs = {key: start_script(tmp_path, key[0], worker.endpoint, path)
              for key, path in runs.items()}
     outputs = {key: finish(p) for key, p in procs.items()}
-    for key, (out, err) in outputs.items():
+    for key, (_, err) in outputs.items():
         assert procs[key].returncode == 0, (key, err)
         assert "did not accept" not in err, (key, err)
     # Every script has ended; each task still runs (the master has it durably).

@@ -14,8 +14,8 @@ import sqlite3
 import subprocess
 import sys
 import time
-from pathlib import Path
 from collections import Counter
+from pathlib import Path
 
 import pytest
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
-import signal
 import subprocess
 import sys
 
@@ -45,7 +44,8 @@ def test_executor_wait_and_as_completed(one_worker):
         futures = [ex.submit(t.add, i, 1) for i in range(20)]
         done, not_done = cf.wait(futures, timeout=20)
         assert not not_done
-        assert sorted(f.result() for f in cf.as_completed(futures, timeout=20)) == list(range(1, 21))
+        done = cf.as_completed(futures, timeout=20)
+        assert sorted(f.result() for f in done) == list(range(1, 21))
 
 
 def test_stream_and_attach_from_another_client(one_worker):

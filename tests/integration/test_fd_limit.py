@@ -18,8 +18,9 @@ from zq.core import codec
 from zq.core import messages as m
 from zq.core.messages import Role
 
-pytestmark = pytest.mark.skipif(shutil.which("prlimit") is None,
-                                reason="needs prlimit (util-linux) to start a master with a low limit")
+pytestmark = pytest.mark.skipif(
+    shutil.which("prlimit") is None,
+    reason="needs prlimit (util-linux) to start a master with a low limit")
 
 
 def soft_limit(pid: int) -> int:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
 import os
 import subprocess
 import sys
+from collections import Counter
 
 import pytest
 
@@ -48,7 +48,8 @@ def spread(hosts, tmp_path):
 def test_tasks_run_on_both_worker_hosts(spread):
     here = os.stat("/proc/self/ns/net").st_ino
     with zq.Client(spread.endpoint) as client:
-        places = [f.result(timeout=30) for f in [client.submit(t.where_after, 0.3) for _ in range(6)]]
+        futures = [client.submit(t.where_after, 0.3) for _ in range(6)]
+        places = [f.result(timeout=30) for f in futures]
     hosts_used = {p["netns"] for p in places}
     assert len(hosts_used) == 2 and here not in hosts_used
 

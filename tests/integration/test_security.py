@@ -92,7 +92,8 @@ def test_an_unknown_key_is_refused_and_told_and_the_master_serves_on(secured, ke
                what="the master to log the refused key")
     with client(secured, keys, "stranger") as stranger:
         future = stranger.submit(t.add, 1, 1)
-        with pytest.raises(zq.AccessRefused, match=re.escape(peer(keys, "stranger").public.decode())):
+        stranger_key = peer(keys, "stranger").public.decode()
+        with pytest.raises(zq.AccessRefused, match=re.escape(stranger_key)):
             future.result(timeout=10)
     with client(secured, keys, "client") as c:
         assert c.submit(t.add, 4, 4).result(timeout=20) == 8
@@ -137,7 +138,7 @@ class Tap:
         while not self.stopping:
             try:
                 inbound, _ = self.server.accept()
-            except (socket.timeout, OSError):
+            except (TimeoutError, OSError):
                 continue
             outbound = socket.create_connection(self.target, timeout=5)
             for a, b in ((inbound, outbound), (outbound, inbound)):
@@ -148,7 +149,7 @@ class Tap:
         while not self.stopping:
             try:
                 data = src.recv(65536)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 break

@@ -63,8 +63,9 @@ def test_priority_orders_queued_tasks(serial, tmp_path):
     with zq.Client(serial.endpoint) as client:
         blocker = client.submit(t.log_run, str(tmp_path / "blocker"), "blocker", 0, str(gate))
         wait_until(lambda: client.status()["workers"][0]["running"] == 1, 10, "the blocker")
+        priorities = [("low1", 0), ("high1", 5), ("low2", 0), ("high2", 5), ("mid", 2)]
         futures = [client.options(priority=p).submit(t.record, str(out), name)
-                   for name, p in [("low1", 0), ("high1", 5), ("low2", 0), ("high2", 5), ("mid", 2)]]
+                   for name, p in priorities]
         wait_until(lambda: client.status()["queues"].get("default") == 5, 10,
                    "all five to wait in the master behind the blocker")
         gate.touch()
@@ -184,6 +185,7 @@ def test_async_generator_streams_in_the_async_pool(cluster):
 def test_submit_flags_reach_the_master(serial, tmp_path):
     import subprocess
     import sys
+
     from tests.integration.harness import ROOT
 
     def zq_cli(*args, endpoint=serial.endpoint):
@@ -198,7 +200,8 @@ def test_submit_flags_reach_the_master(serial, tmp_path):
     assert second.returncode == 0, second.stderr
     assert second.stdout.strip() == "7"
     with zq.Client(serial.endpoint) as client:
-        info = [x for x in client.tasks(limit=5) if x["name"].endswith(":add") and x["id"] != first][0]
+        info = [x for x in client.tasks(limit=5)
+                if x["name"].endswith(":add") and x["id"] != first][0]
     assert info["priority"] == 3 and info["retries"] == 2 and info["eta"] == pytest.approx(eta)
     assert info["key"] == "k-1"
     bad = zq_cli("submit", "tests.apps.e2e_tasks:add", "--eta", "next tuesday")

@@ -73,8 +73,9 @@ class FakeMaster:
             left = deadline - time.monotonic()
             msg = self.recv(max(0.0, left)) if left > 0 else None
             if msg is None:
-                raise AssertionError(f"no {getattr(kind, '__name__', kind)} within {timeout} s; got "
-                                     f"{[type(x).__name__ for x in self.received]}")
+                raise AssertionError(
+                    f"no {getattr(kind, '__name__', kind)} within {timeout} s; got "
+                    f"{[type(x).__name__ for x in self.received]}")
             if isinstance(msg, kind):
                 return msg
             if not isinstance(msg, skip):

@@ -212,7 +212,8 @@ def test_round_trip(role: Role, cmd: Cmd, data: st.DataObject) -> None:
 
 def _once_each(role: Role, msg: Any) -> Any:
     """msg as the master decodes it: a peer's id lists keep each id once (PROTOCOL.md §7)."""
-    field = {m.Credit: "returned", m.Bye: "returned", m.Watch: "ids", m.Cancel: "ids"}.get(type(msg))
+    fields = {m.Credit: "returned", m.Bye: "returned", m.Watch: "ids", m.Cancel: "ids"}
+    field = fields.get(type(msg))
     if field is None or role is Role.MASTER:
         return msg
     return dataclasses.replace(msg, **{field: list(dict.fromkeys(getattr(msg, field)))})
@@ -359,8 +360,9 @@ def wrong(draw: Callable[..., Any], kind: Any, current: Any, n_extra: int) -> An
     if tag == "entries":
         return _wrong_entries(draw, kind[1], current, n_extra)
     if tag == "ids_map":
+        bad_ids = st.sampled_from(["", "i" * (codec.MAX_ID + 1)])
         return draw(_not_map | st.builds(lambda k, v: {k: v}, ids, _not_str)
-                    | st.builds(lambda v: {v: "x"}, st.sampled_from(["", "i" * (codec.MAX_ID + 1)])))
+                    | st.builds(lambda v: {v: "x"}, bad_ids))
     if tag == "map":
         return draw(_not_map)
     if tag == "options":

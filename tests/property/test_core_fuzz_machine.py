@@ -191,7 +191,7 @@ class CoreFuzz(RuleBasedStateMachine):
     def consistent(self) -> None:
         self.s.validate()
         out = self.s.flush()
-        for rid, msg in out.messages:  # everything the master sends must encode
+        for _, msg in out.messages:  # everything the master sends must encode
             frames = codec.encode(Role.MASTER, msg)
             assert len(frames[1]) <= codec.MAX_HEADER
         for w in self.s.workers.values():

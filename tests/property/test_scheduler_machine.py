@@ -16,9 +16,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import (
-    RuleBasedStateMachine, initialize, invariant, precondition, rule,
-)
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from zq.core import messages as m
 from zq.core import serde
@@ -161,7 +159,7 @@ class SchedulerMachine(RuleBasedStateMachine):
                     self.accepted_set.add(tid)
                     self.accepted.append(tid)
         elif isinstance(msg, m.Result):
-            for tid, state, payload in msg.entries:
+            for tid, state, _ in msg.entries:
                 t = s.tasks.get(tid)  # None: forgotten (max_finished) right after
                 assert State(state) in FINAL_STATES and (t is None or t.state == state)
                 key = (rid, tid)

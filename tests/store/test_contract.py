@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
-from hypothesis.stateful import (
-    RuleBasedStateMachine, invariant, rule, run_state_machine_as_test,
-)
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from tests.store.stores import NEEDS_PG, STORES, committed_ids, drop
 from zq.core.messages import State

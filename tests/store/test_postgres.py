@@ -16,7 +16,7 @@ from zq.errors import StoreError, StoreUnavailable
 from zq.testing.pgserver import PgServer, free_port
 
 psycopg = pytest.importorskip("psycopg")
-from zq.store.postgres import SCHEMA_KEY, PostgresStore, _pack  # after the importorskip
+from zq.store.postgres import SCHEMA_KEY, PostgresStore, _pack  # noqa: E402 - after the importorskip
 
 
 @pytest.fixture

@@ -17,14 +17,20 @@ import pytest
 
 from tests.integration.harness import wait_until
 from tests.store.stores import drop
-from zq.store import sqlite as sqlite_store
 from zq.core.messages import State
 from zq.core.tasks import TaskRecord
 from zq.errors import ConfigError, StoreError, StoreUnavailable, ZqError
 from zq.store import open_store
+from zq.store import sqlite as sqlite_store
 from zq.store.memory import MemoryStore
 from zq.store.sqlite import (
-    _SAVE_FIELDS, _UPDATE_FIELDS, META_DDL, SCHEMA_KEY, SCHEMA_VERSION, SqliteStore, _row,
+    _SAVE_FIELDS,
+    _UPDATE_FIELDS,
+    META_DDL,
+    SCHEMA_KEY,
+    SCHEMA_VERSION,
+    SqliteStore,
+    _row,
     _update_row,
 )
 

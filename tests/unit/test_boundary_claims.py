@@ -6,9 +6,9 @@ hold, and a task whose attempt the same session held before the master gave it u
 
 from __future__ import annotations
 
+from tests.unit.test_boundary_results import Core
 from zq.core import messages as m
 from zq.core.messages import Outcome, State
-from tests.unit.test_boundary_results import Core
 
 EVIL = b"evil"
 

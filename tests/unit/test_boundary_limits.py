@@ -12,17 +12,23 @@ import tracemalloc
 import msgpack
 import pytest
 
+from tests.unit.test_master_send import StubRouter
 from zq.config import MasterConfig
 from zq.core import codec
 from zq.core import messages as m
 from zq.core.access import Caller
 from zq.core.messages import Cmd, Role
 from zq.core.scheduler import (
-    MAX_SCAN, QUERY_BYTES, QUERY_COST, ROW_COST, SCAN_COST, Scheduler, _build,
+    MAX_SCAN,
+    QUERY_BYTES,
+    QUERY_COST,
+    ROW_COST,
+    SCAN_COST,
+    Scheduler,
+    _build,
 )
 from zq.errors import ProtocolError
 from zq.master import Master
-from tests.unit.test_master_send import StubRouter
 
 C, C2, W = b"c1", b"c2", b"w1"
 

@@ -11,7 +11,12 @@ import pytest
 from zq.core import client_core
 from zq.core import messages as m
 from zq.core.client_core import (
-    ChunkOrder, ClientSession, Fanout, LinkAction, backoff, chunk_entries,
+    ChunkOrder,
+    ClientSession,
+    Fanout,
+    LinkAction,
+    backoff,
+    chunk_entries,
 )
 from zq.core.messages import State
 from zq.errors import ConnectionLost, Rejected

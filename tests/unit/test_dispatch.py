@@ -10,7 +10,8 @@ def setup(workers: dict[bytes, tuple[int, int]]) -> Scheduler:
     s = Scheduler(master_id="t")
     s.advance(1.0, 1000.0)
     for rid, (concurrency, credit) in workers.items():
-        s.on_hello(rid, m.Hello(rid.decode(), "h", 1, ["default"], concurrency, "thread", credit, []))
+        s.on_hello(rid, m.Hello(rid.decode(), "h", 1, ["default"], concurrency, "thread",
+                                credit, []))
     s.flush()
     return s
 

@@ -13,9 +13,7 @@ from zq.cli import app
 from zq.config import ClientConfig
 from zq.core.messages import Role
 from zq.errors import ConfigError
-from zq.security import (
-    add_key, client_keys_folder, init_keys, load_keys_folder, load_master_keys, peer_keys,
-)
+from zq.security import add_key, client_keys_folder, load_keys_folder, load_master_keys, peer_keys
 
 
 def public_of(path: Path) -> bytes:

@@ -83,7 +83,8 @@ def test_the_core_submits_a_task_per_tick_and_persists_the_schedule():
     assert (t.name, t.queue, t.state) == ("app:job", "cron", m.State.QUEUED)
     out = core.flush()
     assert [r.id for r in out.saves] == [tid]  # the task and ...
-    assert out.meta["schedules"][0]["last_tick"] == utc(2026, 1, 1, 0, 5)  # ... its tick, one commit
+    # ... and its tick, in one commit
+    assert out.meta["schedules"][0]["last_tick"] == utc(2026, 1, 1, 0, 5)
     assert out.messages == []  # nobody submitted it: nobody to tell
     core.validate()
 

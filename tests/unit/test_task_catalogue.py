@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.test_scheduler import C, ERR, S, W1, Harness, make  # noqa: F401
+from tests.unit.test_scheduler import ERR, W1, C, Harness, S, make  # noqa: F401
 from zq.core import codec
 from zq.core import messages as m
 from zq.core.catalogue import MAX_NAMES, Catalogue

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.test_scheduler import (
-    C, C2, CANC, OK, W1, W2, Harness, S, lease_times, make, ok,
-)
+from tests.unit.test_scheduler import C2, CANC, OK, W1, W2, C, S, lease_times, make, ok
 
 CANCELLED = "CancelledError"
 

@@ -530,7 +530,6 @@ def test_adaptive_credit_grows_for_fast_tasks_and_stays_small_for_slow_ones():
 
 
 def test_fixed_prefetch_never_changes_credit():
-    from zq.core import worker_core as wc_
     core = _adaptive_core()
     core.adaptive = False
     sent = _complete(core, 4000, 0.3) + _complete(core, 4000, 0.6)

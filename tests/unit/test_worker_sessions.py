@@ -9,11 +9,10 @@ from typing import Any
 
 import pytest
 
-from tests.unit.test_scheduler import C, ERR, OK, S, Harness, h, make, ok  # noqa: F401 (h: fixture)
+from tests.unit.test_scheduler import ERR, OK, C, Harness, S, h, make, ok  # noqa: F401 (h: fixture)
 from tests.unit.test_worker_core import Session
 from zq.core import codec
 from zq.core import messages as m
-from zq.core import worker_core as wc
 from zq.core.messages import Role
 from zq.core.tasks import TaskRecord
 from zq.errors import ProtocolError

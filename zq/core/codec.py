@@ -14,9 +14,9 @@ from typing import Any, Callable, Sequence
 
 import msgpack
 
-from zq.errors import ProtocolError
 from zq.core import messages as m
 from zq.core.messages import Cmd, Role
+from zq.errors import ProtocolError
 
 PROTOCOL_VERSION = "1.2"
 SIGNATURES = {Role.WORKER: b"ZQW1", Role.CLIENT: b"ZQC1", Role.MASTER: b"ZQM1"}
@@ -217,10 +217,11 @@ def _list(v: Any, what: str) -> list[Any]:
 
 
 def _ids(v: Any, what: str = "ids") -> list[str]:
-    for i in _list(v, what):
+    ids = _list(v, what)
+    for i in ids:
         if type(i) is not str or not 0 < len(i) <= MAX_ID:
             raise _bad(f"{what}: a task id must be a non-empty string of at most {MAX_ID}")
-    return v
+    return ids
 
 
 def _refused(e: Any, index: int, err: ProtocolError) -> m.BadEntry:
@@ -466,7 +467,7 @@ def _check_option(k: Any, v: Any) -> None:
     elif k == "after":  # ids the scheduler looks up; an unhashable one would raise
         _ids(v, "after")
     elif k == "retry_on":  # forwarded in TASK, where a worker checks it is [str]
-        for n in v:
+        for n in _list(v, "retry_on"):
             _str(n, "retry_on")
     elif want is str:
         _str(v, k)
@@ -476,7 +477,8 @@ _INF = float("inf")
 
 
 def _rejected(role: Role, f: list[Any], extra: Sequence[Any]) -> m.Rejected:
-    return m.Rejected([(e[0], _str(e[1], "reason", 1 << 16)) for e in _entries(f[0], 2, "REJECTED")])
+    entries = _entries(f[0], 2, "REJECTED")
+    return m.Rejected([(e[0], _str(e[1], "reason", 1 << 16)) for e in entries])
 
 
 def _query(role: Role, f: list[Any], extra: Sequence[Any]) -> m.Query:

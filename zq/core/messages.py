@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any, Union
+from typing import Any
 
-Payload = Union[bytes, memoryview]
+Payload = bytes | memoryview
 
 
 class Cmd(IntEnum):
@@ -194,7 +194,7 @@ class Disconnect:
 # --- client -> master ---------------------------------------------------------------
 
 # (task_id, name, payload, options map); options keys are listed in SUBMIT_OPTIONS
-SubmitEntry = tuple[str, str, Payload, dict]
+SubmitEntry = tuple[str, str, Payload, dict[str, Any]]
 
 
 @dataclass(slots=True)
@@ -235,7 +235,7 @@ class Watch:
 class Query:
     request_id: int
     kind: str  # "status", "tasks", "retry", "purge", ... (docs/PROTOCOL.md)
-    args: dict
+    args: dict[str, Any]
     cmd = Cmd.QUERY
 
 
@@ -253,10 +253,11 @@ class Error:
     cmd = Cmd.ERROR
 
 
-Message = Union[
-    Hello, Credit, Result, Partial, Progress, Bye, Welcome, Task, Ack, Cancel, Heartbeat,
-    Disconnect, Submit, Accepted, Rejected, Busy, Watch, Query, Reply, Error,
-]
+Message = (
+    Hello | Credit | Result | Partial | Progress | Bye | Welcome | Task | Ack | Cancel
+    | Heartbeat | Disconnect | Submit | Accepted | Rejected | Busy | Watch | Query | Reply
+    | Error
+)
 
 # Option keys a SUBMIT entry may carry; absent means the default.
 SUBMIT_OPTIONS = {

@@ -19,7 +19,6 @@ from croniter import croniter
 from zq.core import serde
 from zq.errors import ConfigError, SerializationError
 
-
 MIN_EVERY = 0.25  # seconds: a shorter interval would fire (nearly) every loop turn
 MAX_EVERY = 10 * 365 * 86400.0
 MAX_ARGS_BYTES = 64 * 1024  # a schedule's encoded arguments
@@ -43,7 +42,7 @@ class Schedule:
     anchor: float = 0.0  # wall time `every` ticks count from
     last_tick: float | None = None  # the last tick that fired
 
-    def validate(self) -> "Schedule":
+    def validate(self) -> Schedule:
         """Every field of the right type and in range; ConfigError says which is not.
         Checked before a schedule is stored, and again when one is loaded."""
         name = self.name
@@ -97,7 +96,7 @@ class Schedule:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Schedule":
+    def from_dict(cls, d: dict[str, Any]) -> Schedule:
         """A schedule as the master stored it, its own fields (anchor, last_tick) too."""
         known = set(cls.__dataclass_fields__)
         unknown = set(d) - known
@@ -110,7 +109,7 @@ class Schedule:
             raise ConfigError(f"schedule {_short(d.get('name'))}: {e}") from e
 
     @classmethod
-    def from_spec(cls, d: dict[str, Any]) -> "Schedule":
+    def from_spec(cls, d: dict[str, Any]) -> Schedule:
         """A schedule as a peer or a schedule file gives it: the public fields only
         (the master sets anchor and last_tick itself)."""
         own = sorted(str(k) for k in d if k not in PUBLIC_FIELDS)

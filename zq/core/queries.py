@@ -61,7 +61,7 @@ class Kind:
     name: str
     args: dict[str, Arg]
     need: Need
-    run: Callable[["Scheduler", dict[str, Any], Caller], Any]
+    run: Callable[[Scheduler, dict[str, Any], Caller], Any]
     doc: str
 
 
@@ -116,39 +116,39 @@ def _checked(kind: str, name: str, arg: Arg, v: Any) -> Any:
 
 # --- the handlers: checked args in, a REPLY body out ----------------------------------
 
-def _status(core: "Scheduler", a: dict[str, Any], caller: Caller) -> Any:
+def _status(core: Scheduler, a: dict[str, Any], caller: Caller) -> Any:
     return core.status()
 
 
-def _tasks(core: "Scheduler", a: dict[str, Any], caller: Caller) -> Any:
+def _tasks(core: Scheduler, a: dict[str, Any], caller: Caller) -> Any:
     return core.list_tasks(state=a["state"], queue=a["queue"], name=a["name"],
                            limit=a["limit"])
 
 
-def _get(core: "Scheduler", a: dict[str, Any], caller: Caller) -> Any:
+def _get(core: Scheduler, a: dict[str, Any], caller: Caller) -> Any:
     t = core.tasks.get(a["id"])
     if t is None:
         raise NotFound(f"unknown task id {a['id']}")
     return t.as_dict()
 
 
-def _retry(core: "Scheduler", a: dict[str, Any], caller: Caller) -> Any:
+def _retry(core: Scheduler, a: dict[str, Any], caller: Caller) -> Any:
     return core.retry(a["id"])
 
 
-def _purge(core: "Scheduler", a: dict[str, Any], caller: Caller) -> Any:
+def _purge(core: Scheduler, a: dict[str, Any], caller: Caller) -> Any:
     return {"purged": core.purge(a["state"], a["older_than"])}
 
 
-def _schedule_add(core: "Scheduler", a: dict[str, Any], caller: Caller) -> Any:
+def _schedule_add(core: Scheduler, a: dict[str, Any], caller: Caller) -> Any:
     return core.add_schedule({k: v for k, v in a.items() if v is not None})
 
 
-def _schedule_list(core: "Scheduler", a: dict[str, Any], caller: Caller) -> Any:
+def _schedule_list(core: Scheduler, a: dict[str, Any], caller: Caller) -> Any:
     return core.list_schedules()
 
 
-def _schedule_remove(core: "Scheduler", a: dict[str, Any], caller: Caller) -> Any:
+def _schedule_remove(core: Scheduler, a: dict[str, Any], caller: Caller) -> Any:
     return core.remove_schedule(a["name"])
 
 

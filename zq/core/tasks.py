@@ -7,7 +7,6 @@ from typing import Any
 from zq.core.messages import State
 from zq.core.serde import decode_error
 
-
 _new = object.__new__
 _QUEUED = State.QUEUED
 
@@ -55,11 +54,12 @@ class TaskRecord:
         self.owner = owner  # with keys: the public key that submitted it (zq.core.access)
 
     @staticmethod
-    def plain(id: str, name: str, payload: Any, wall: float, seq: int) -> "TaskRecord":
+    def plain(id: str, name: str, payload: Any, wall: float, seq: int) -> TaskRecord:
         """A QUEUED task with every option at its default: the hot path of submit,
         3x cheaper than __init__ with keywords."""
         t = _new(TaskRecord)
-        t.id, t.name, t.payload, t.queue, t.priority, t.state = id, name, payload, "default", 0, _QUEUED
+        t.id, t.name, t.payload, t.state = id, name, payload, _QUEUED
+        t.queue, t.priority = "default", 0
         t.attempt = t.retries = 0
         t.timeout = t.eta = t.key = t.after = t.retry_on = t.result_ttl = None
         t.retry_backoff, t.retry_backoff_max = 1.0, 600.0

@@ -57,7 +57,13 @@ from zq.core.tasks import TaskRecord
 from zq.errors import ConfigError, StoreDamaged, StoreError, StoreUnavailable
 from zq.store import sqlite_file
 from zq.store.sqlite_file import (  # noqa: F401  (re-exported: tests and tools use them)
-    JOURNAL_DDL, META_DDL, SCHEMA_KEY, SCHEMA_VERSION, SET_META, TASK_DDL, WAL_PAGES,
+    JOURNAL_DDL,
+    META_DDL,
+    SCHEMA_KEY,
+    SCHEMA_VERSION,
+    SET_META,
+    TASK_DDL,
+    WAL_PAGES,
 )
 
 log = logging.getLogger(__name__)
@@ -189,14 +195,14 @@ def _overlaid(rows: Iterable[tuple], unfolded: dict[str, list]) -> Iterator[tupl
             yield row
             continue
         seen.add(row[0])
-        row = _overlay(row, entry)
-        if row is not None:
-            yield row
+        merged = _overlay(row, entry)
+        if merged is not None:
+            yield merged
     for task_id, entry in unfolded.items():
         if task_id not in seen:
-            row = _overlay(None, entry)
-            if row is not None:
-                yield row
+            added = _overlay(None, entry)
+            if added is not None:
+                yield added
 
 
 def _merge(unfolded: dict[str, list], turn: int, changes: Iterable[tuple[int, Any]]) -> int:

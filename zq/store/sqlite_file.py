@@ -78,7 +78,8 @@ def open_file(path: Path, timeout: float, sync: str) -> tuple[sqlite3.Connection
     return open_writable(path, timeout, sync, create=True), True
 
 
-def open_writable(path: Path, timeout: float, sync: str, create: bool = False) -> sqlite3.Connection:
+def open_writable(path: Path, timeout: float, sync: str,
+                  create: bool = False) -> sqlite3.Connection:
     """The connection that writes: WAL, the sync level, the checkpoint settings; with
     create, the schema is made if the file has none."""
     conn = _connect(path, timeout)
@@ -93,7 +94,8 @@ def open_writable(path: Path, timeout: float, sync: str, create: bool = False) -
 
 
 def is_damage(e: BaseException) -> bool:
-    return isinstance(e, sqlite3.DatabaseError) and getattr(e, "sqlite_errorcode", None) in DAMAGE_CODES
+    code = getattr(e, "sqlite_errorcode", None)
+    return isinstance(e, sqlite3.DatabaseError) and code in DAMAGE_CODES
 
 
 def damaged(path: Path, detail: Any) -> StoreDamaged:

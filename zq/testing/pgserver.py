@@ -71,7 +71,7 @@ class PgServer:
         self._stopped = False
 
     @classmethod
-    def start(cls, fast: bool = True, bindir: Path | None = None) -> "PgServer":
+    def start(cls, fast: bool = True, bindir: Path | None = None) -> PgServer:
         """initdb and start a server (fast: without fsync, for tests); PgUnavailable
         when it cannot."""
         bindir = bindir or find_bindir()
@@ -128,7 +128,7 @@ class PgServer:
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
 
-    def __enter__(self) -> "PgServer":
+    def __enter__(self) -> PgServer:
         return self
 
     def __exit__(self, *exc: Any) -> None:
