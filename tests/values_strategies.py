@@ -12,7 +12,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from tests.apps.values_tasks import Box, Color, Level, Point
+from tests.apps.values_tasks import Box, Color, Level, Perm, Point
 
 try:
     import numpy as np
@@ -69,7 +69,7 @@ hashable_scalars = (
     st.none() | st.booleans() | big_ints | st.floats() | st.text() | st.binary()
     | st.complex_numbers() | st.decimals(allow_nan=False) | st.uuids()
     | st.datetimes(timezones=zones) | st.dates() | st.times(timezones=zones)
-    | st.timedeltas() | st.sampled_from(list(Color) + list(Level))
+    | st.timedeltas() | st.sampled_from(list(Color) + list(Level) + [Perm(n) for n in range(8)])
 )
 # Decimal("sNaN") cannot be hashed, so NaNs are only where no hash is taken
 scalars = hashable_scalars | st.decimals(allow_nan=True, allow_infinity=True)

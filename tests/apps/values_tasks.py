@@ -15,6 +15,12 @@ class Color(enum.Enum):
     GREEN = (0, 1)  # a member's value may itself be a tuple; members travel by name
 
 
+class Perm(enum.Flag):
+    R = 1
+    W = 2
+    X = 4
+
+
 class Level(enum.IntEnum):
     LOW = 1
     HIGH = 2

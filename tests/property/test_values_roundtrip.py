@@ -62,6 +62,13 @@ class IntSubclass(int):
     pass
 
 
+def test_enum_members_and_flag_combinations():
+    from tests.apps.values_tasks import Level, Perm
+    for member in [Color.GREEN, Level.HIGH, Perm.R, Perm.R | Perm.X, Perm(0)]:
+        back = v.unpack(v.pack(member))
+        assert back is member or (back == member and type(back) is Perm)
+
+
 def test_datetime_keeps_its_zone_and_fold():
     from zoneinfo import ZoneInfo
     when = dt.datetime(2024, 10, 27, 2, 30, fold=1, tzinfo=ZoneInfo("Europe/Paris"))
@@ -118,6 +125,8 @@ def _ext(code: int, data: bytes) -> bytes:
      "does not name"),
     (_ext(v.Ext.ENUM, msgpack.packb(["tests.apps.values_tasks:zq", "RED"])), "defines no class"),
     (_ext(v.Ext.ENUM, msgpack.packb(["tests.apps.values_tasks:Color", "BLUE"])), "no member"),
+    (_ext(v.Ext.ENUM, msgpack.packb(["tests.apps.values_tasks:Color", 1])), "no member"),
+    (_ext(v.Ext.ENUM, msgpack.packb(["tests.apps.values_tasks:Perm", 8])), "invalid value"),
     (_ext(v.Ext.DATACLASS, msgpack.packb(["tests.apps.values_tasks:Color", {}])),
      "not a dataclass"),
     (_ext(v.Ext.DATACLASS, msgpack.packb(["tests.apps.values_tasks:Point", {"z": 1}])),

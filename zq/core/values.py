@@ -107,7 +107,7 @@ def _default_by_kind(obj: Any, depth: int) -> Any:
     """Subclasses and classes of the app: an Enum member, a dataclass, a subclass of a
     native type (sent as that type), a numpy array or scalar."""
     if isinstance(obj, enum.Enum):
-        return ExtType(Ext.ENUM, _fast([_class_ref(type(obj)), obj.name]))
+        return _encode_enum(obj)
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return _encode_dataclass(obj, depth)
     for base, encode in _BY_BASE:
@@ -155,6 +155,15 @@ def _encode_datetime(d: dt.datetime, depth: int) -> ExtType:
 def _encode_time(t: dt.time, depth: int) -> ExtType:
     return ExtType(Ext.TIME, _fast([t.hour, t.minute, t.second, t.microsecond, t.fold,
                                     _encode_tz(t.tzinfo)]))
+
+
+def _encode_enum(member: enum.Enum) -> ExtType:
+    """A member by name; a combination of Flag members (no name of its own) by its int."""
+    cls = type(member)
+    key: Any = member.name
+    if isinstance(member, enum.Flag) and cls.__members__.get(key) is not member:
+        key = int(member.value)
+    return ExtType(Ext.ENUM, _fast([_class_ref(cls), key]))
 
 
 def _class_ref(cls: type) -> str:
@@ -361,11 +370,13 @@ def find_class(ref: Any, want: str) -> type:
 def _decode_enum(data: bytes, depth: int) -> enum.Enum:
     f = _fields(data, 2, "Enum")
     cls = find_class(f[0], "Enum")
-    if not issubclass(cls, enum.Enum) or type(f[1]) is not str:
-        raise ValueError(f"{f[0]!r} is not an Enum, or its member is not named")
-    member = cls.__members__.get(f[1])
+    if not issubclass(cls, enum.Enum):
+        raise ValueError(f"{f[0]!r} is not an Enum")
+    if type(f[1]) is int and issubclass(cls, enum.Flag):
+        return cls(f[1])  # a combination of flags; a value no flags make raises ValueError
+    member = cls.__members__.get(f[1]) if type(f[1]) is str else None
     if member is None:
-        raise ValueError(f"{f[0]} has no member {f[1][:100]!r}")
+        raise ValueError(f"{f[0]} has no member {str(f[1])[:100]!r}")
     return member
 
 
