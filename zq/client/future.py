@@ -1,0 +1,273 @@
+"""Future (one task's eventual result) and Reply (one QUERY's answer): the sinks the
+I/O thread settles. Both are made by the Client, never directly by users."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import threading
+import time
+from concurrent.futures._base import CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED, PENDING
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+from zq.core import serde
+from zq.core.client_core import ChunkOrder
+from zq.core.messages import State
+from zq.errors import ConnectionLost, Rejected, SerializationError
+
+if TYPE_CHECKING:
+    from zq.client.mailbox import Mailbox
+
+_DONE = frozenset({CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED})
+_CANCELLED = frozenset({CANCELLED, CANCELLED_AND_NOTIFIED})
+SUCCEEDED = int(State.SUCCEEDED)
+STATE_CANCELLED = int(State.CANCELLED)
+
+
+class Future(cf.Future):  # type: ignore[type-arg]
+    """The eventual result of one task, a ``concurrent.futures.Future`` (``wait`` and
+    ``as_completed`` work on it). ``id`` is the task id; after a key deduplication it is
+    the id of the existing task this future follows.
+
+    ``cancel()`` settles the future as cancelled at once and asks the master to cancel
+    the task (a queued task never runs, a running one is stopped on its worker); the
+    task may still have finished remotely before the request arrived. It returns False
+    only when the result is already here. Created by Client, never directly.
+    """
+
+    # Class-level defaults: most are never set for most futures, which keeps __init__ cheap.
+    _cond: threading.Condition | None = None
+    _state = PENDING
+    _result: Any = None
+    _exception: BaseException | None = None
+    _chunks: list[Any] | None = None
+    _order: ChunkOrder | None = None
+    _progress: tuple[float, float] | None = None
+    _w: list[Any] | None = None
+    _cb: list[Callable[[Any], Any]] | None = None
+
+    def __init__(self, mailbox: Mailbox, task_id: str) -> None:
+        # cf.Future.__init__ is not called on purpose: its Condition costs ~2 us per task
+        # and most futures are never waited on one by one, so _condition, _waiters and
+        # _done_callbacks are made on first use (fewer objects for the GC to track, too).
+        self.id = task_id
+        self._mailbox = mailbox
+
+    # concurrent.futures touches these two only while holding _condition.
+    @property
+    def _waiters(self) -> list[Any]:  # type: ignore[override]
+        w = self._w
+        if w is None:
+            w = self._w = []
+        return w
+
+    @property
+    def _done_callbacks(self) -> list[Callable[[Any], Any]]:  # type: ignore[override]
+        cb = self._cb
+        if cb is None:
+            cb = self._cb = []
+        return cb
+
+    @property  # type: ignore[override]
+    def _condition(self) -> threading.Condition:
+        cond = self._cond
+        if cond is None:
+            with self._mailbox.guard:
+                cond = self._cond
+                if cond is None:
+                    cond = self._cond = threading.Condition()
+        return cond
+
+    @property
+    def progress(self) -> tuple[float, float] | None:
+        """The latest (done, total) the task reported, or None."""
+        return self._progress
+
+    def done(self) -> bool:
+        return self._state in _DONE
+
+    def cancelled(self) -> bool:
+        return self._state in _CANCELLED
+
+    def running(self) -> bool:
+        return False  # the client does not know when a worker starts; cancel() always tries
+
+    def result(self, timeout: float | None = None) -> Any:
+        if self._state == FINISHED:  # the common case, without touching the condition
+            if self._exception is not None:
+                raise self._exception
+            return self._result
+        self._wait_final(timeout)
+        return super().result(0)  # final by now, or TimeoutError
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        if self._state == FINISHED:
+            return self._exception
+        self._wait_final(timeout)
+        return super().exception(0)
+
+    def _wait_final(self, timeout: float | None) -> None:
+        """Wait until the future is final or timeout seconds pass. Each chunk of a
+        streaming task also wakes the condition (stream() waits on it), so a wake-up is
+        not the end: the standard single wait would give up at the first chunk."""
+        cond = self._condition
+        with cond:
+            cond.wait_for(self.done, timeout)
+
+    def cancel(self) -> bool:
+        if not self._settle(CANCELLED_AND_NOTIFIED):
+            return self._state in _CANCELLED
+        self._mailbox.cancel([self.id], self)
+        return True
+
+    def stream(self, timeout: float | None = None) -> Iterator[Any]:
+        """The values a generator task yields, in order, as they arrive (including those
+        that came before this call); ends when the task ends, then raises its error if it
+        failed. timeout bounds the wait for each next chunk (TimeoutError)."""
+        cond = self._condition
+        given = 0
+        while True:
+            with cond:
+                deadline = None if timeout is None else time.monotonic() + timeout
+                while len(self._chunks or ()) <= given and self._state == PENDING:
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        raise TimeoutError(f"no chunk of task {self.id} within {timeout} s")
+                    cond.wait(left)
+                new = (self._chunks or [])[given:]
+                final = self._state != PENDING
+            for payload in new:
+                yield serde.decode_value(payload)
+            given += len(new)
+            if final:  # chunks are all in before the final state is set
+                break
+        if self._state in _CANCELLED:
+            raise cf.CancelledError()
+        if self._exception is not None:
+            raise self._exception
+
+    def __repr__(self) -> str:
+        label = {PENDING: "pending", FINISHED: "finished"}.get(self._state, "cancelled")
+        return f"<zq.Future id={self.id} {label}>"
+
+    # --- sink side: called by the I/O thread -------------------------------------------
+
+    def on_result(self, task_id: str, state: int, payload: Any) -> None:
+        if self._order is not None:
+            self._add_chunks(self._order.drain())
+        if state == SUCCEEDED:
+            try:
+                value = serde.decode_value(payload)
+            except Exception as e:
+                self._settle(FINISHED, exc=SerializationError(f"unreadable result: {e}"))
+                return
+            self._settle(FINISHED, value)
+        elif state == STATE_CANCELLED:
+            self._settle(CANCELLED_AND_NOTIFIED)
+        else:
+            self._settle(FINISHED, exc=serde.exception_from_error(serde.decode_error(payload)))
+
+    def on_failed(self, task_id: str, exc: BaseException) -> None:
+        self._settle(FINISHED, exc=exc)
+
+    def on_cancelled(self, task_id: str) -> None:
+        self._settle(CANCELLED_AND_NOTIFIED)
+
+    def on_partial(self, task_id: str, attempt: int, seq: int, payload: Any) -> None:
+        if self._order is None:
+            self._order = ChunkOrder()
+        ready = self._order.push(attempt, seq, payload)
+        if ready:
+            self._add_chunks(ready)
+
+    def on_progress(self, task_id: str, done: float, total: float) -> None:
+        self._progress = (done, total)
+
+    def on_followed(self, task_id: str, new_id: str) -> None:
+        self.id = new_id
+
+    def _add_chunks(self, payloads: list[Any]) -> None:
+        if not payloads:
+            return
+        with self._mailbox.guard:
+            if self._chunks is None:
+                self._chunks = []
+            self._chunks.extend(payloads)
+            cond = self._cond
+        if cond is not None:
+            with cond:
+                cond.notify_all()
+
+    def _settle(self, state: str, result: Any = None, exc: BaseException | None = None) -> bool:
+        """Move to a final state once (False if already final); wake waiters, run callbacks."""
+        guard = self._mailbox.guard
+        guard.acquire()  # not `with`: this runs once per task on the I/O thread
+        try:
+            if self._state != PENDING:
+                return False
+            cond = self._cond
+            if cond is None:
+                # Nobody asked for the condition, so nobody waits and no callback is set.
+                self._result, self._exception, self._state = result, exc, state
+                return True
+        finally:
+            guard.release()
+        with cond:
+            if self._state != PENDING:
+                return False
+            self._result, self._exception, self._state = result, exc, state
+            for w in self._w or ():
+                if state != FINISHED:
+                    w.add_cancelled(self)
+                elif exc is not None:
+                    w.add_exception(self)
+                else:
+                    w.add_result(self)
+            cond.notify_all()
+        if self._cb:
+            self._invoke_callbacks()  # type: ignore[attr-defined]
+        return True
+
+
+def decode_outcome(state: int, payload: Any) -> Any:
+    """A task's value from a final (state, payload), or its error raised; state -1 means
+    payload is the client-side error itself (map() runs keep outcomes this way)."""
+    if state == SUCCEEDED:
+        return serde.decode_value(payload)
+    if state == -1:
+        raise payload
+    if state == STATE_CANCELLED:
+        raise cf.CancelledError()
+    raise serde.exception_from_error(serde.decode_error(payload))
+
+
+class Reply:
+    """Waits for one QUERY's REPLY; `silence` is the error if none comes in time."""
+
+    __slots__ = ("_event", "ok", "body", "exc", "silence")
+
+    def __init__(self, silence: ConnectionLost) -> None:
+        self._event = threading.Event()
+        self.ok, self.body = False, None
+        self.exc: BaseException | None = None
+        self.silence = silence
+
+    def on_reply(self, ok: bool, body: Any) -> None:
+        self.ok, self.body = ok, body
+        self._event.set()
+
+    def on_lost(self, exc: BaseException) -> None:
+        self.exc = exc
+        self._event.set()
+
+    def on_expired(self) -> None:
+        self.exc = self.silence
+        self._event.set()
+
+    def wait(self, timeout: float) -> Any:
+        if not self._event.wait(timeout):
+            raise self.silence
+        if self.exc is not None:
+            raise self.exc
+        if not self.ok:
+            raise Rejected(str(self.body))
+        return self.body

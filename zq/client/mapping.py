@@ -1,0 +1,153 @@
+"""map(): one run per call, a slot per task instead of a Future, results yielded in
+order, at most a window of tasks in flight, submitted a chunk at a time."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
+
+from zq.client.future import STATE_CANCELLED, decode_outcome
+from zq.client.mailbox import Mailbox, Spec
+
+if TYPE_CHECKING:
+    from zq.config import ClientConfig
+
+Outcome = tuple[int, Any]  # (final state, or -1 for a client-side error; payload or error)
+
+
+def start(mailbox: Mailbox, config: ClientConfig, spec: Spec,
+          iterables: tuple[Iterable[Any], ...], timeout: float | None,
+          chunksize: int | None) -> Iterator[Any]:
+    """Submit the first window now (as Executor.map does) and return the results."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    chunk = max(1, min(chunksize or config.batch_size, config.batch_size))
+    window = max(chunk, config.max_unacked)
+    run = MapRun(mailbox, spec, zip(*iterables), chunk, window)
+    run.top_up()
+    return run.results(deadline)
+
+
+class MapRun:
+    """One map() call; the sink of every task it submits."""
+
+    def __init__(self, mailbox: Mailbox, spec: Spec, args: Iterator[tuple[Any, ...]],
+                 chunk: int, window: int) -> None:
+        self.mailbox, self.spec, self.args = mailbox, spec, args
+        self.chunk, self.window = chunk, window
+        self.index: dict[str, Any] = {}  # task id -> position (a list after a key dedup)
+        self.done: dict[int, Outcome] = {}  # position -> outcome
+        self.cond = threading.Condition()
+        self.waiting_for = -1
+        self.count = 0  # positions handed out
+        self.head = 0  # next position to yield
+        self.stop: tuple[int, BaseException] | None = None  # args that could not be sent
+        self.exhausted = False
+
+    # --- sink side (I/O thread) ---
+
+    def on_result(self, task_id: str, state: int, payload: Any) -> None:
+        pos = self.index.pop(task_id, None)
+        if type(pos) is int:  # the common case, inlined: this runs once per task
+            self.done[pos] = (state, payload)
+            if pos == self.waiting_for:
+                with self.cond:
+                    self.cond.notify()
+        elif pos is not None:
+            self.index[task_id] = pos
+            self._put(task_id, (state, payload))
+
+    def on_failed(self, task_id: str, exc: BaseException) -> None:
+        self._put(task_id, (-1, exc))
+
+    def on_cancelled(self, task_id: str) -> None:
+        self._put(task_id, (STATE_CANCELLED, b""))
+
+    def on_partial(self, *a: Any) -> None:
+        pass
+
+    def on_progress(self, *a: Any) -> None:
+        pass
+
+    def on_followed(self, task_id: str, new_id: str) -> None:
+        pos = self.index.pop(task_id, None)
+        if pos is None:
+            return
+        have = self.index.get(new_id)
+        if have is None:
+            self.index[new_id] = pos
+        else:  # several tasks of this map deduplicated to one by key
+            self.index[new_id] = (have if type(have) is list else [have]) + (
+                pos if type(pos) is list else [pos])
+
+    def _put(self, task_id: str, item: Outcome) -> None:
+        pos = self.index.pop(task_id, None)
+        if pos is None:
+            return
+        for p in (pos if type(pos) is list else (pos,)):
+            self.done[p] = item
+            if p == self.waiting_for:
+                with self.cond:
+                    self.cond.notify()
+
+    # --- consumer side (the user's thread) ---
+
+    def top_up(self) -> None:
+        """Submit more tasks while the window has room for a chunk."""
+        while not self.exhausted and self.count - self.head <= self.window - self.chunk:
+            batch = list(itertools.islice(self.args, self.chunk))
+            if len(batch) < self.chunk:
+                self.exhausted = True
+            if batch:
+                self._submit(batch)
+
+    def _submit(self, batch: list[tuple[Any, ...]]) -> None:
+        name, wire = self.spec
+        payloads, error = self.mailbox.pack_calls(batch)
+        if error is not None:
+            self.stop = (self.count + len(payloads), error)  # raised at that position
+            self.exhausted = True
+        if not payloads:
+            return
+        index, first = self.index, self.count
+        ids = self.mailbox.new_ids(len(payloads))
+        entries = []
+        for pos, tid, payload in zip(itertools.count(first), ids, payloads):
+            index[tid] = pos
+            entries.append((tid, name, payload, wire))
+        self.count = first + len(entries)
+        self.mailbox.post_entries(entries, [self] * len(entries))
+
+    def results(self, deadline: float | None) -> Iterator[Any]:
+        try:
+            while True:
+                if not self.exhausted:
+                    self.top_up()
+                if self.stop is not None and self.head == self.stop[0]:
+                    raise self.stop[1]
+                if self.head >= self.count:
+                    return
+                item = self.done.pop(self.head, None)
+                if item is None:
+                    item = self._wait(self.head, deadline)
+                self.head += 1
+                yield decode_outcome(*item)
+        finally:
+            if self.index:  # stopped early: the remaining tasks are not wanted any more
+                self.mailbox.cancel(list(self.index), self)
+
+    def _wait(self, pos: int, deadline: float | None) -> Outcome:
+        with self.cond:
+            self.waiting_for = pos
+            try:
+                while True:
+                    item = self.done.pop(pos, None)
+                    if item is not None:
+                        return item
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        raise TimeoutError("map() results did not come in time")
+                    self.cond.wait(left)
+            finally:
+                self.waiting_for = -1

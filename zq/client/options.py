@@ -1,0 +1,120 @@
+"""Submission options: user-friendly values turned into what SUBMIT carries, checked
+before anything is sent, and the (name, wire options) spec cached per task function."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import datetime as _dt
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
+
+from zq import registry
+from zq.client import mapping
+from zq.client.future import Future
+from zq.client.mailbox import Spec
+from zq.core import codec
+from zq.core import messages as m
+from zq.errors import ConfigError
+
+if TYPE_CHECKING:
+    from zq.client.mailbox import Mailbox
+    from zq.config import ClientConfig
+
+MAX_ID = codec.MAX_ID
+MAX_NAME = codec.MAX_NAME
+TaskRef = Callable[..., Any] | str  # a module-level function or its name "module:function"
+
+
+def normalize(overrides: dict[str, Any]) -> dict[str, Any]:
+    """User-friendly option values turned into what the wire takes (see SUBMIT options)."""
+    out = dict(overrides)
+    if "eta" in out and out["eta"] is not None:
+        eta = out["eta"]
+        out["eta"] = float(eta.timestamp() if isinstance(eta, _dt.datetime) else eta)
+    if "delay" in out and out["delay"] is not None:
+        delay = out["delay"]
+        out["delay"] = float(delay.total_seconds() if isinstance(delay, _dt.timedelta) else delay)
+    if "after" in out and out["after"] is not None:
+        after = out["after"]
+        if isinstance(after, (str, cf.Future)):
+            after = [after]
+        out["after"] = [a.id if isinstance(a, Future) else a for a in after]
+    for k in [k for k, v in out.items() if v is None and k in ("eta", "delay", "after", "key")]:
+        del out[k]  # None means "not set" for the options that have no default value
+    return out
+
+
+def check_wire(wire: dict[str, Any]) -> None:
+    """Fail here, with a clear message, what the master would reject as a malformed
+    message (and with it every other task of the same SUBMIT)."""
+    for k, v in wire.items():
+        want = m.SUBMIT_OPTIONS.get(k)
+        if want is None:
+            raise ConfigError(f"option {k!r} is not a SUBMIT option")
+        if want is float:
+            ok = type(v) in (int, float) and v == v
+        elif k == "after":
+            ok = type(v) is list and all(type(i) is str and 0 < len(i) <= MAX_ID for i in v)
+        elif want is list:
+            ok = type(v) is list and all(type(i) is str and 0 < len(i) <= MAX_NAME for i in v)
+        else:
+            ok = type(v) is want
+        if not ok:
+            raise ConfigError(f"task option {k}={v!r} must be {want.__name__}"
+                              + (" of task ids / names" if want is list else ""))
+
+
+def make_spec(fn: TaskRef, overrides: dict[str, Any]) -> Spec:
+    """(wire name, wire options) of fn with overrides; raises ConfigError early."""
+    name = registry.name_of(fn)
+    if len(name) > MAX_NAME:
+        raise ConfigError(f"task name {name[:40]!r}... is over {MAX_NAME} characters")
+    base = registry.TaskOptions() if isinstance(fn, str) else registry.options_of(fn)
+    # Options given here are sent even at their default: they win over the declared ones
+    # the master fills in for what a submission leaves unset.
+    wire = registry.with_overrides(base, **overrides).to_wire(explicit=overrides)
+    check_wire(wire)
+    return name, wire
+
+
+class Submitter:
+    """submit() and map() with a fixed set of option overrides; specs cached per function."""
+
+    def __init__(self, mailbox: Mailbox, config: ClientConfig, overrides: dict[str, Any]
+                 ) -> None:
+        self._mailbox, self._config = mailbox, config
+        self._overrides = overrides
+        self.specs: dict[Any, Spec] = {}  # Client.submit's fast path reads it directly
+        if overrides:  # unknown names and wrong types fail here, not at submit()
+            check_wire(registry.with_overrides(registry.TaskOptions(), **overrides).to_wire())
+
+    def spec(self, fn: TaskRef) -> Spec:
+        try:
+            return self.specs[fn]
+        except KeyError:
+            spec = self.specs[fn] = make_spec(fn, self._overrides)
+            return spec
+        except TypeError:  # an unhashable callable
+            return make_spec(fn, self._overrides)
+
+    def submit(self, fn: TaskRef, /, *args: Any, **kwargs: Any) -> Future:
+        """Send one task; returns at once with its Future. fn is a module-level function
+        or its name "module:function"."""
+        try:
+            spec = self.specs[fn]
+        except (KeyError, TypeError):
+            spec = self.spec(fn)
+        return self._mailbox.submit(spec, args, kwargs)
+
+    def map(self, fn: TaskRef, *iterables: Iterable[Any], timeout: float | None = None,
+            chunksize: int | None = None) -> Iterator[Any]:
+        """Results of fn(*args) for args in zip(*iterables), in order. Tasks are submitted
+        in batches as results come back (the first window at once); no Future per task.
+        A failed task raises its error at its position and cancels the rest."""
+        return mapping.start(self._mailbox, self._config, self.spec(fn), iterables, timeout,
+                             chunksize)
+
+    def options(self, **overrides: Any) -> Submitter:
+        """Another submitter with more option overrides (queue, priority, retries,
+        timeout, delay, eta, key, after, retry_on, retry_backoff, result_ttl...)."""
+        return Submitter(self._mailbox, self._config,
+                         {**self._overrides, **normalize(overrides)})
