@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from zq.core import backoff, client_core, worker_core
+from zq.core import backoff, worker_core
 from zq.core.backoff import CLIENT_JITTER, RETRY_JITTER, compute_backoff, worker_jitter
 
 JUST_UNDER_ONE = 1.0 - 2 ** -40
@@ -60,20 +60,12 @@ def test_never_shorter_for_a_later_attempt(attempt: int, rand: float,
     assert b >= a
 
 
-def test_a_client_that_reconnected_a_thousand_times_still_gets_a_wait() -> None:
-    """The client's own backoff raised OverflowError (2.0 ** 1100) once its master had
-    been away for ~1,100 reconnects (about 90 minutes at the 5 s cap): its loop died."""
-    assert client_core.backoff(1_100, 0.5, low=0.1, high=5.0) == pytest.approx(5.0)
-    assert client_core.backoff(10 ** 9, 0.0, low=0.1, high=5.0) == pytest.approx(3.75)
-
-
 def test_the_worker_and_client_helpers_are_this_backoff() -> None:
-    """One implementation: the worker's and client's names are thin adapters."""
+    """One implementation: the worker's name is a thin adapter (the client core calls
+    compute_backoff itself: tests/unit/test_client_core.py)."""
     for a in range(0, 40):
         for r in (0.0, 0.3, JUST_UNDER_ONE):
             assert worker_core.compute_backoff(a, base=0.1, cap=30.0, jitter_fraction=0.2,
                                                rand=r) == compute_backoff(
                 a, base=0.1, cap=30.0, rand=r, first=0, jitter=worker_jitter(0.2))
-            assert client_core.backoff(a, r, low=0.1, high=5.0) == compute_backoff(
-                a, base=0.1, cap=5.0, rand=r, jitter=CLIENT_JITTER)
     assert backoff.MAX_EXPONENT < 1024  # 2.0 ** 1024 overflows

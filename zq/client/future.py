@@ -10,7 +10,7 @@ from concurrent.futures._base import CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from zq.core import serde
-from zq.core.client_core import ChunkOrder
+from zq.core.client_events import ChunkOrder
 from zq.core.messages import State
 from zq.errors import ConnectionLost, Rejected, SerializationError
 

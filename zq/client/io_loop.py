@@ -8,7 +8,7 @@ import math
 import random
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 import zmq
 
@@ -17,7 +17,13 @@ from zq.client.exit import AT_EXIT, FINAL_LINGER
 from zq.client.mailbox import Mailbox, Stop
 from zq.config import ClientConfig
 from zq.core import messages as m
-from zq.core.client_core import ClientSession, Delivery, LinkAction
+from zq.core.client_core import ClientCore
+from zq.core.client_events import (
+    AnswerQuery, ClientClosed, CloseConnection, Command, FailQueries, FailTasks, FollowTasks,
+    FreeRoom, LinkDropped, LinkOpened, LogMasterError, MessageReceived, MessagesSent,
+    OpenConnection, OpenFailed, Send, SettleCancelled, SettlePartials, SettleProgress,
+    SettleResults, Submitted,
+)
 from zq.core.messages import Role
 from zq.errors import AccessRefused, ConnectionLost, PeerCongested, ZqError
 
@@ -35,9 +41,10 @@ class IoLoop:
                  mailbox: Mailbox) -> None:
         self.config, self.keys, self.ctx, self.own_ctx = config, keys, ctx, own_ctx
         self.mailbox = mailbox
-        self.session = ClientSession(batch_size=config.batch_size,
-                                     heartbeat_interval=config.heartbeat_interval,
-                                     liveness=config.heartbeat_liveness, now=time.monotonic())
+        self.core = ClientCore(batch_size=config.batch_size,
+                               heartbeat_interval=config.heartbeat_interval,
+                               liveness=config.heartbeat_liveness, now=time.monotonic(),
+                               rand=random.random)
         self.sock: zmq.Socket[Any] | None = None
         self.monitor: zmq.Socket[Any] | None = None  # the link closing, or refused (LinkWatch)
         self.watch = transport.LinkWatch("client", config.connect, keys)
@@ -46,13 +53,12 @@ class IoLoop:
         self.poller = zmq.Poller()
         self.poller.register(mailbox.wake_fd(), zmq.POLLIN)
         self.backlog: list[m.Message] = []  # messages zmq would not take yet (HWM)
-        self.acked_seen = 0
         self.pollout = False
         self.dropped = 0  # malformed messages from the master
         self.unaccepted: list[tuple[str, str]] = []  # (id, name) left unacknowledged at the end
         self.thread = threading.Thread(target=self.run, name="zq-client-io", daemon=True)
         self._open_socket()
-        self.session.opened(time.monotonic())
+        self._run(self.core.handle(LinkOpened(time.monotonic())))
 
     # --- the thread, seen from other threads ----------------------------------------------
 
@@ -91,21 +97,8 @@ class IoLoop:
 
     def _turn(self) -> bool:
         """One loop turn; True when the client should stop."""
-        session, now = self.session, time.monotonic()
-        action, notes = session.tick(now, random.random())
-        self._apply(notes)
-        if action is LinkAction.CLOSE:
-            log.warning("zq master at %s silent for %.1f s; reconnecting",
-                        self.config.connect, session.window)
-            self._close_socket()
-        elif action is LinkAction.OPEN:
-            try:
-                self._open_socket()
-            except ConnectionLost as e:
-                log.warning("zq client: %s; retrying", e)
-                session.open_failed(now, random.random())
-            else:
-                self._apply(session.opened(now))
+        now = time.monotonic()
+        self._run(self.core.tick(now))
         self._send()
         if self._should_stop(now):
             return True
@@ -120,11 +113,9 @@ class IoLoop:
         if dropped:  # in a failing handshake LinkWatch has the story: say it once, there
             log.log(logging.DEBUG if self.watch.failing else logging.WARNING,
                     "zq master at %s closed the connection; reconnecting", self.config.connect)
-            if session.dropped(time.monotonic(), random.random()) is LinkAction.CLOSE:
-                self._close_socket()
+            self._run(self.core.handle(LinkDropped(time.monotonic())))
         self._take_mailbox()
         self._send()
-        self._report_acked()
         return False
 
     def _timeout(self, now: float) -> int:
@@ -133,32 +124,23 @@ class IoLoop:
         stop_at = self.mailbox.go_idle()
         if stop_at is None:
             return 0
-        due = min(self.session.next_deadline(), stop_at)
+        due = min(self.core.next_deadline(), stop_at)
         return max(0, math.ceil((due - now) * 1000)) if due < math.inf else -1
 
     def _take_mailbox(self) -> None:
-        entries, sinks, ops = self.mailbox.take()
-        if entries:
-            self.session.submit(entries, sinks)
-        for op, args in ops:
-            if op == "cancel_all":
-                self._apply(self.session.cancel_all())
-            else:
-                getattr(self.session, op)(*args)
-
-    def _report_acked(self) -> None:
-        acked = self.session.acked
-        if acked != self.acked_seen:
-            self.mailbox.acked(acked - self.acked_seen)
-            self.acked_seen = acked
+        entries, sinks, requests = self.mailbox.take()
+        if entries:  # one event for the whole take: the submit hot path
+            self._run(self.core.handle(Submitted(entries, sinks)))
+        for event in requests:
+            self._run(self.core.handle(event))
 
     def _should_stop(self, now: float) -> bool:
         stop = self.mailbox.stop_requested()
         if stop is None:
             return False
         if stop[0] == "flush":
-            return not self.session.unacked or now >= stop[1]
-        return self.session.idle
+            return not self.core.unacked or now >= stop[1]
+        return self.core.idle
 
     # --- socket ---
 
@@ -208,9 +190,7 @@ class IoLoop:
         return dropped
 
     def _send(self) -> None:
-        out = self.session.take_outbox()
-        if out:
-            self.backlog.extend(out)
+        """Hand the backlog to zmq, in order, until its high-water mark says wait."""
         if not self.backlog or self.sock is None:
             return
         sent = 0
@@ -224,13 +204,13 @@ class IoLoop:
             sent += 1
         del self.backlog[:sent]
         if sent:
-            self.session.sent(time.monotonic())
+            self._run(self.core.handle(MessagesSent(time.monotonic())))
         if self.pollout != bool(self.backlog):
             self.pollout = bool(self.backlog)
             self.poller.register(self.sock, zmq.POLLIN | (zmq.POLLOUT if self.pollout else 0))
 
     def _receive(self) -> None:
-        sock, session, now = self.sock, self.session, time.monotonic()
+        sock, core, now = self.sock, self.core, time.monotonic()
         if sock is None:
             return
         for got in transport.drain(sock, MAX_DRAIN, expect=Role.MASTER):
@@ -238,32 +218,122 @@ class IoLoop:
                 self.dropped += 1
                 log.debug("zq client dropped a malformed message: %s", got.error)
                 continue
-            self._apply(session.received(got.message, now))
+            self._run(core.handle(MessageReceived(got.message, now)))
 
-    # --- settling ---
+    # --- commands -----------------------------------------------------------------------
 
-    def _apply(self, deliveries: list[Delivery]) -> None:
-        for name, sink, args in deliveries:
-            if sink is None:
-                log.warning("zq master reported an error: %s", args[0])
-                continue
+    def _run(self, commands: list[Command]) -> None:
+        for cmd in commands:
+            _COMMANDS[type(cmd)](self, cmd)
+
+    def _do_send(self, cmd: Send) -> None:
+        self.backlog.append(cmd.message)
+
+    def _do_open(self, cmd: OpenConnection) -> None:
+        now = time.monotonic()
+        try:
+            self._open_socket()
+        except ConnectionLost as e:
+            log.warning("zq client: %s; retrying", e)
+            self._run(self.core.handle(OpenFailed(now)))
+        else:
+            self._run(self.core.handle(LinkOpened(now)))
+
+    def _do_close(self, cmd: CloseConnection) -> None:
+        if cmd.silent_for is not None:
+            log.warning("zq master at %s silent for %.1f s; reconnecting",
+                        self.config.connect, cmd.silent_for)
+        self._close_socket()
+
+    # One loop per command, one guarded call per sink: a sink that raises (a bug, or a
+    # done-callback's error escaping) must not cost the others their outcome.
+
+    def _settle_results(self, cmd: SettleResults) -> None:
+        for sink, entry in cmd.items:
             try:
-                getattr(sink, name)(*args)
+                sink.on_result(*entry)
             except Exception:
-                log.exception("zq client could not deliver %s", name)
+                log.exception("zq client could not deliver a result")
+
+    def _settle_partials(self, cmd: SettlePartials) -> None:
+        for sink, entry in cmd.items:
+            try:
+                sink.on_partial(*entry)
+            except Exception:
+                log.exception("zq client could not deliver a chunk")
+
+    def _settle_progress(self, cmd: SettleProgress) -> None:
+        for sink, tid, done, total in cmd.items:
+            try:
+                sink.on_progress(tid, done, total)
+            except Exception:
+                log.exception("zq client could not deliver progress")
+
+    def _fail_tasks(self, cmd: FailTasks) -> None:
+        for sink, tid, exc in cmd.items:
+            try:
+                sink.on_failed(tid, exc)
+            except Exception:
+                log.exception("zq client could not deliver a failure")
+
+    def _settle_cancelled(self, cmd: SettleCancelled) -> None:
+        for sink, tid in cmd.items:
+            try:
+                sink.on_cancelled(tid)
+            except Exception:
+                log.exception("zq client could not deliver a cancellation")
+
+    def _follow(self, cmd: FollowTasks) -> None:
+        for sink, tid, existing in cmd.items:
+            try:
+                sink.on_followed(tid, existing)
+            except Exception:
+                log.exception("zq client could not deliver a deduplication")
+
+    def _answer(self, cmd: AnswerQuery) -> None:
+        try:
+            cmd.sink.on_reply(cmd.ok, cmd.body)
+        except Exception:
+            log.exception("zq client could not deliver a reply")
+
+    def _fail_queries(self, cmd: FailQueries) -> None:
+        for sink, exc in cmd.items:
+            try:
+                if exc is None:
+                    sink.on_expired()
+                else:
+                    sink.on_lost(exc)
+            except Exception:
+                log.exception("zq client could not deliver a lost query")
+
+    def _log_master_error(self, cmd: LogMasterError) -> None:
+        log.warning("zq master reported an error: %s", cmd.reason)
+
+    def _free_room(self, cmd: FreeRoom) -> None:
+        self.mailbox.acked(cmd.count)
 
     def _finish(self, error: BaseException) -> None:
         leftover, replies = self.mailbox.finish(error)
         # Kept for the report at interpreter exit: what the master never acknowledged.
-        self.unaccepted = [(e[0], e[1]) for e in self.session.unacked.values()]
+        self.unaccepted = self.core.unaccepted()
         self.unaccepted += [(tid, name) for (tid, name, *_), _ in leftover]
         AT_EXIT.discard(self)
-        self._apply([("on_failed", sink, (tid, error)) for (tid, *_), sink in leftover])
-        self._apply([("on_lost", reply, (error,)) for reply in replies])
+        self._fail_tasks(FailTasks([(sink, tid, error) for (tid, *_), sink in leftover]))
+        self._fail_queries(FailQueries([(reply, error) for reply in replies]))
         try:
-            self._apply(self.session.abandon(error))
+            self._run(self.core.handle(ClientClosed(error)))
         finally:
             self._close_socket(linger=self._final_linger())
             self.mailbox.close_wake()
             if self.own_ctx:
                 self.ctx.term()
+
+
+_COMMANDS: dict[type, Callable[[IoLoop, Any], None]] = {
+    Send: IoLoop._do_send, OpenConnection: IoLoop._do_open, CloseConnection: IoLoop._do_close,
+    SettleResults: IoLoop._settle_results, SettlePartials: IoLoop._settle_partials,
+    SettleProgress: IoLoop._settle_progress, FailTasks: IoLoop._fail_tasks,
+    SettleCancelled: IoLoop._settle_cancelled, FollowTasks: IoLoop._follow,
+    AnswerQuery: IoLoop._answer, FailQueries: IoLoop._fail_queries,
+    LogMasterError: IoLoop._log_master_error, FreeRoom: IoLoop._free_room,
+}

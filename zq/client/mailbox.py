@@ -17,6 +17,9 @@ from zq.client.future import Future
 from zq.config import MasterConfig
 from zq.core import messages as m
 from zq.core import serde
+from zq.core.client_events import (
+    CancelAllRequested, CancelRequested, Event, QueryAsked, WatchRequested,
+)
 from zq.errors import AccessRefused, SerializationError, ZqError
 
 # A larger frame makes the master (at its default --max-message) drop the connection, and
@@ -26,7 +29,6 @@ CLOSED_ROOM = -(1 << 62)  # room_left once closed: no submission fits any more
 
 Spec = tuple[str, dict[str, Any]]  # (task name, wire options) of a submission
 Stop = tuple[str, float]  # ("flush", deadline) or ("idle", inf): how the I/O thread ends
-Op = tuple[str, tuple[Any, ...]]  # a request for the session: (method name, arguments)
 
 
 def too_large(n: int) -> SerializationError:
@@ -63,7 +65,7 @@ class Mailbox:
         self._pack = serde.pack_call  # ((args, kwargs)) -> bytes, thread-safe
         self._entries: list[m.SubmitEntry] = []
         self._sinks: list[Any] = []
-        self._ops: list[Op] = []
+        self._events: list[Event] = []  # requests other than submissions, in order
         self._idle = False  # the I/O thread sleeps in poll: the next post wakes it
         # Submissions that may still be made before one must wait for ACCEPTED:
         # max_unacked - (submitted - acknowledged); forced negative once closed.
@@ -149,21 +151,21 @@ class Mailbox:
                 _unblock_wake(self._wake_w)
 
     def watch(self, ids: list[str], sinks: list[Any]) -> None:
-        self._post("watch", (ids, sinks))
+        self._post(WatchRequested(ids, sinks))
 
     def cancel(self, ids: list[str], sink: Any) -> None:
         """sink (already settled as cancelled) stops following ids; the master is asked
         to cancel them."""
-        self._post("cancel", (ids, sink))
+        self._post(CancelRequested(ids, sink))
 
     def cancel_all(self) -> None:
         """Cancel every task still waited for (Executor.shutdown(cancel_futures=True));
         taken even after close, as the shutdown that follows it closes the mailbox."""
-        self._post("cancel_all", ())
+        self._post(CancelAllRequested())
 
     def query(self, request_id: int, kind: str, args: dict[str, Any], reply: Any,
               deadline: float) -> None:
-        self._post("query", (request_id, kind, args, reply, deadline))
+        self._post(QueryAsked(request_id, kind, args, reply, deadline))
 
     def wait_acked(self, deadline: float | None) -> bool:
         """Wait until every submission so far is acknowledged; False if the deadline
@@ -221,28 +223,28 @@ class Mailbox:
         """None if work is waiting; else mark the I/O thread asleep (the next post wakes
         it) and return the stop deadline (math.inf if none)."""
         with self._lock:
-            if self._entries or self._ops:
+            if self._entries or self._events:
                 return None
             self._idle = True
             return self._stop[1] if self._stop is not None else float("inf")
 
-    def take(self) -> tuple[list[m.SubmitEntry], list[Any], list[Op]]:
+    def take(self) -> tuple[list[m.SubmitEntry], list[Any], list[Event]]:
         """Everything posted since the last take: (entries, their sinks, requests)."""
         with self._lock:
-            entries, sinks, ops = self._entries, self._sinks, self._ops
+            entries, sinks, events = self._entries, self._sinks, self._events
             if entries:
                 self._entries, self._sinks = [], []
-            if ops:
-                self._ops = []
+            if events:
+                self._events = []
             self._idle = False
-        return entries, sinks, ops
+        return entries, sinks, events
 
     def stop_requested(self) -> Stop | None:
         """How the I/O thread should end, once nothing posted is left to take."""
         if self._stop is None:
             return None
         with self._lock:
-            if self._entries or self._ops:
+            if self._entries or self._events:
                 return None  # take what was posted before the close first
             return self._stop
 
@@ -267,8 +269,8 @@ class Mailbox:
             self._room_left = CLOSED_ROOM
             self._room.notify_all()
             leftover = list(zip(self._entries, self._sinks))
-            replies = [args[3] for op, args in self._ops if op == "query"]
-            self._entries, self._sinks, self._ops = [], [], []
+            replies = [ev.sink for ev in self._events if type(ev) is QueryAsked]
+            self._entries, self._sinks, self._events = [], [], []
         return leftover, replies
 
     def close_wake(self) -> None:
@@ -296,14 +298,14 @@ class Mailbox:
         if self._closed:
             raise self._refused or ZqError("the client is closed")
 
-    def _post(self, op: str, args: tuple[Any, ...]) -> None:
-        """Hand a request (watch, cancel, query, cancel_all) to the I/O thread."""
+    def _post(self, event: Event) -> None:
+        """Hand a request (watch, cancel, query, cancel all) to the I/O thread."""
         with self._lock:
-            if self._closed and op != "cancel_all":
-                if op == "query":
-                    args[3].on_lost(self._refused or ZqError("the client is closed"))
+            if self._closed and type(event) is not CancelAllRequested:
+                if type(event) is QueryAsked:
+                    event.sink.on_lost(self._refused or ZqError("the client is closed"))
                 return  # a cancel or watch after close has nothing left to act on
-            self._ops.append((op, args))
+            self._events.append(event)
             wake = self._idle
             self._idle = False
         if wake:

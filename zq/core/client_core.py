@@ -1,18 +1,56 @@
-"""The client's session rules without I/O (docs/PROTOCOL.md §5-6): what to send and resend
-to the master, which waiting task each message from the master settles, and when the
-master counts as lost. The I/O shell (zq/client.py) feeds it stimuli and the clock.
+"""The client's session with the master, without I/O (docs/PROTOCOL.md §5-6): what to send
+and send again, which waiting task each message from the master settles, and when the
+master counts as lost.
+
+Events in (``handle``), commands out; ``tick(now)`` runs the timers and
+``next_deadline()`` says when the I/O shell (zq/client/io_loop.py) must call it even if
+nothing happens. One event per message or per mailbox take, one command per kind of
+outcome of it (never one per task entry): this is the submit and result hot path.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
+from dataclasses import dataclass
 from enum import Enum
 from itertools import repeat
 from operator import itemgetter
-from typing import Any, Iterable, Iterator, Protocol, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from zq.core import messages as m
 from zq.core.backoff import CLIENT_JITTER, compute_backoff
+from zq.core.client_events import (
+    AnswerQuery,
+    CancelAllRequested,
+    CancelRequested,
+    ClientClosed,
+    CloseConnection,
+    Command,
+    Event,
+    FailQueries,
+    FailTasks,
+    Fanout,
+    FollowTasks,
+    FreeRoom,
+    LinkDropped,
+    LinkOpened,
+    LogMasterError,
+    MessageReceived,
+    MessagesSent,
+    OpenConnection,
+    OpenFailed,
+    QueryAsked,
+    ReplySink,
+    Send,
+    SettleCancelled,
+    SettlePartials,
+    SettleProgress,
+    SettleResults,
+    Sink,
+    Submitted,
+    WatchRequested,
+)
 from zq.core.messages import FINAL_STATES, Cmd, SubmitEntry
 from zq.errors import ConnectionLost, Rejected
 
@@ -30,125 +68,45 @@ def _consume(it: Iterable[Any]) -> None:
     deque(it, maxlen=0)
 
 
-# (sink method name, sink, arguments): the shell calls getattr(sink, name)(*arguments).
-# A None sink means "log this" (an ERROR from the master).
-Delivery = tuple[str, Any, tuple]
+# --- the link ---------------------------------------------------------------------------
+
+class Link(Enum):
+    WAITING = "waiting"  # no socket: the first open, or a reconnect after backoff
+    CONNECTED = "connected"
+    CLOSED = "closed"  # the client stopped
 
 
-class Sink(Protocol):
-    """Whatever waits for a task's outcome: a Future, a map() run, or a Fanout of them."""
-
-    def on_result(self, task_id: str, state: int, payload: Any) -> None: ...
-    def on_partial(self, task_id: str, attempt: int, seq: int, payload: Any) -> None: ...
-    def on_progress(self, task_id: str, done: float, total: float) -> None: ...
-    def on_failed(self, task_id: str, exc: BaseException) -> None: ...
-    def on_cancelled(self, task_id: str) -> None: ...
-    def on_followed(self, task_id: str, new_id: str) -> None: ...
-
-
-class ReplySink(Protocol):
-    def on_reply(self, ok: bool, body: Any) -> None: ...
-    def on_lost(self, exc: BaseException) -> None: ...
-    def on_expired(self) -> None: ...  # no reply by the query's deadline
+# The legal edges of the link; anything else is a bug in this module.
+LINK_EDGES = frozenset({
+    (Link.WAITING, Link.CONNECTED),  # LinkOpened
+    (Link.WAITING, Link.WAITING),  # OpenFailed: a longer backoff
+    (Link.CONNECTED, Link.WAITING),  # silence, or the link dropped
+    (Link.WAITING, Link.CLOSED),
+    (Link.CONNECTED, Link.CLOSED),
+})
 
 
-class LinkAction(Enum):
-    CLOSE = "close"  # the master is lost: close the socket now
-    OPEN = "open"  # connect a fresh socket, then call ClientSession.opened()
+@dataclass(frozen=True, slots=True)
+class ClientStatistics:
+    unacked: int  # submissions not yet ACCEPTED or REJECTED
+    following: int  # task ids someone waits for
+    cancelling: int
+    queries: int
+    acked: int  # submissions that left unacked since the start
+    reconnects: int
 
 
-class Fanout:
-    """Several sinks following one task id (client.future() of an id already followed,
-    or two submissions deduplicated to one task by key)."""
-
-    __slots__ = ("sinks",)
-
-    def __init__(self, sinks: list[Any]) -> None:
-        self.sinks = sinks
-
-    def on_result(self, *a: Any) -> None:
-        for s in self.sinks:
-            s.on_result(*a)
-
-    def on_partial(self, *a: Any) -> None:
-        for s in self.sinks:
-            s.on_partial(*a)
-
-    def on_progress(self, *a: Any) -> None:
-        for s in self.sinks:
-            s.on_progress(*a)
-
-    def on_failed(self, *a: Any) -> None:
-        for s in self.sinks:
-            s.on_failed(*a)
-
-    def on_cancelled(self, *a: Any) -> None:
-        for s in self.sinks:
-            s.on_cancelled(*a)
-
-    def on_followed(self, *a: Any) -> None:
-        for s in self.sinks:
-            s.on_followed(*a)
-
-
-class ChunkOrder:
-    """Puts one streaming task's chunks in seq order. Duplicates are dropped; a chunk that
-    comes early is held until the gap fills or the task ends (drain). A retried task
-    streams again from its first chunk: chunks of the older attempt already given stay
-    given, the rest of them are drained first."""
-
-    __slots__ = ("attempt", "next_seq", "held")
-
-    def __init__(self) -> None:
-        self.attempt = 0
-        self.next_seq = 0
-        self.held: dict[int, Any] = {}
-
-    def push(self, attempt: int, seq: int, payload: Any) -> list[Any]:
-        """The chunks now ready to hand to the user, in order."""
-        ready: list[Any] = []
-        if attempt > self.attempt:
-            ready = self.drain()
-            self.attempt, self.next_seq = attempt, 0
-        elif attempt < self.attempt:
-            return ready
-        if seq < self.next_seq or seq in self.held:
-            return ready
-        if seq > self.next_seq:
-            self.held[seq] = payload
-            return ready
-        ready.append(payload)
-        self.next_seq += 1
-        while self.next_seq in self.held:
-            ready.append(self.held.pop(self.next_seq))
-            self.next_seq += 1
-        return ready
-
-    def drain(self) -> list[Any]:
-        """Everything held, in seq order, gaps skipped (the task ended or moved on)."""
-        if not self.held:
-            return []
-        seqs = sorted(self.held)
-        self.next_seq = seqs[-1] + 1
-        out = [self.held[s] for s in seqs]
-        self.held.clear()
-        return out
-
-
+@dataclass(slots=True)
 class _Query:
-    __slots__ = ("request_id", "kind", "args", "sink", "deadline", "sent")
+    request_id: int
+    kind: str
+    args: dict[str, Any]
+    sink: ReplySink
+    deadline: float
+    sent: bool
 
-    def __init__(self, request_id: int, kind: str, args: dict, sink: Any, deadline: float,
-                 sent: bool) -> None:
-        self.request_id, self.kind, self.args = request_id, kind, args
-        self.sink, self.deadline, self.sent = sink, deadline, sent
 
-
-def backoff(retries: int, jitter: float, *, low: float, high: float) -> float:
-    """Seconds before the retries-th reconnect: low doubling up to high, times 0.75-1.25
-    (jitter in [0, 1)) so that many clients of a restarted master do not come back at once."""
-    return compute_backoff(retries, base=low, cap=high, rand=jitter, jitter=CLIENT_JITTER)
-
+# --- helpers ---------------------------------------------------------------------------
 
 def chunk_entries(entries: Sequence[SubmitEntry], batch_size: int,
                   max_bytes: int = MAX_SUBMIT_BYTES) -> Iterator[list[SubmitEntry]]:
@@ -183,7 +141,7 @@ def _id_batches(ids: Iterable[str]) -> Iterator[list[str]]:
         yield batch
 
 
-class ClientSession:
+class ClientCore:
     """Everything a client must remember to never lose a submission or a result.
 
     - ``unacked``: SUBMIT entries not yet named by ACCEPTED or REJECTED, in order; all
@@ -194,91 +152,78 @@ class ClientSession:
     - liveness: the master is lost after heartbeat_interval x liveness of silence while
       anything is outstanding; HEARTBEAT goes out when nothing was sent for an interval.
 
-    Outgoing messages collect in ``outbox`` (only while connected: a reconnect rebuilds
-    them from the state above). ``acked`` counts submissions that left ``unacked``.
+    Messages are sent (Send) only while connected: a reconnect rebuilds them from the
+    state above. Pure: ``now`` comes with every event, ``rand`` (in [0, 1)) jitters the
+    reconnect backoff.
     """
 
     def __init__(self, *, batch_size: int, heartbeat_interval: float, liveness: int,
-                 now: float, reconnect_min: float = 0.1, reconnect_max: float = 5.0) -> None:
+                 now: float, rand: Callable[[], float], reconnect_min: float = 0.1,
+                 reconnect_max: float = 5.0) -> None:
         self.batch_size = batch_size
         self.interval = heartbeat_interval
         self.window = heartbeat_interval * liveness
+        self.rand = rand
         self.reconnect_min, self.reconnect_max = reconnect_min, reconnect_max
+        self.link = Link.WAITING
         self.unacked: dict[str, SubmitEntry] = {}
         self.sinks: dict[str, Any] = {}
         self.cancelling: set[str] = set()
         self.rewatch: set[str] = set()  # resent after a reconnect: WATCH once ACCEPTED
         self.held: list[tuple[float, list[str]]] = []  # BUSY: (send again at, ids)
         self.queries: dict[int, _Query] = {}
-        self.outbox: list[m.Message] = []
+        self.submitted = 0
         self.acked = 0
-        self.connected = False
         self.opens = 0
         self.retries = 0  # reconnects since the master was last heard from
         self.reopen_at: float | None = now  # the first tick opens the link
         self.last_sent = self.last_recv = self.quiet_since = now
 
-    # --- stimuli from the user's side -------------------------------------------------
+    # --- public API -------------------------------------------------------------------
 
-    def submit(self, entries: Sequence[SubmitEntry], sinks: Sequence[Any]) -> None:
-        """New submissions; each entry's result goes to the sink at the same index."""
-        ids = [e[0] for e in entries]
-        self.unacked.update(zip(ids, entries))
-        # Ids are the client's own and fresh; C-level bulk inserts keep this cheap per task.
-        self.sinks.update(zip(ids, sinks))
-        if self.connected:
-            self._send_submits(entries)
+    def handle(self, event: Event) -> list[Command]:
+        return _EVENT_HANDLERS[type(event)](self, event)
 
-    def watch(self, ids: Sequence[str], sinks: Sequence[Any]) -> None:
-        """Follow tasks by id. An id this client has not got ACCEPTED yet is followed
-        without a WATCH: the master could answer it REJECTED (unknown) before the SUBMIT."""
-        new = []
-        for tid, s in zip(ids, sinks):
-            self._add_sink(tid, s)
-            if tid not in self.unacked:
-                new.append(tid)
-        if self.connected:
-            for batch in _id_batches(new):
-                self.outbox.append(m.Watch(batch))
+    def tick(self, now: float) -> list[Command]:
+        """Timers: heartbeat, liveness, reconnect, BUSY resends, query deadlines."""
+        cmds: list[Command] = []
+        if self.queries:
+            self._expire_queries(now, cmds)
+        if self.link is not Link.CONNECTED:
+            if self.link is Link.WAITING and self.reopen_at is not None and now >= self.reopen_at:
+                cmds.append(OpenConnection())
+            return cmds
+        if not self.outstanding:
+            self.quiet_since = now
+        elif now - max(self.last_recv, self.quiet_since) > self.window:
+            self._lose(now)
+            cmds.append(CloseConnection(self.window))
+            return cmds
+        resent = bool(self.held) and self._resend_held(now, cmds)
+        if now - self.last_sent >= self.interval and not resent:
+            cmds.append(Send(m.Heartbeat()))
+            self.last_sent = now  # counted as sent even if zmq holds it back (HWM)
+        return cmds
 
-    def cancel(self, ids: Sequence[str], sink: Any) -> None:
-        """sink (already settled as cancelled by the shell) stops following ids, and the
-        master is asked to cancel them."""
-        for tid in ids:
-            self._remove_sink(tid, sink)
-        self.cancelling.update(ids)
-        if self.connected:
-            for batch in _id_batches(ids):
-                self.outbox.append(m.Cancel(list(batch)))
+    def next_deadline(self) -> float:
+        """When tick() next has something to do (monotonic seconds; math.inf: never)."""
+        if self.link is Link.CLOSED:
+            return math.inf
+        if self.link is Link.WAITING:
+            due = math.inf if self.reopen_at is None else self.reopen_at
+        else:
+            due = self.last_sent + self.interval
+            if self.outstanding:
+                due = min(due, max(self.last_recv, self.quiet_since) + self.window)
+            if self.held:
+                due = min(due, min(t for t, _ in self.held))
+        if self.queries:
+            due = min(due, min(q.deadline for q in self.queries.values()))
+        return due
 
-    def cancel_all(self) -> list[Delivery]:
-        """Cancel every task still waited for (Executor.shutdown(cancel_futures=True))."""
-        out = [("on_cancelled", s, (tid,)) for tid, s in self.sinks.items()]
-        ids = list(self.sinks)
-        self.sinks.clear()
-        self.cancelling.update(ids)
-        if self.connected:
-            for batch in _id_batches(ids):
-                self.outbox.append(m.Cancel(batch))
-        return out
-
-    def query(self, request_id: int, kind: str, args: dict, sink: Any, deadline: float) -> None:
-        self.queries[request_id] = _Query(request_id, kind, args, sink, deadline, self.connected)
-        if self.connected:
-            self.outbox.append(m.Query(request_id, kind, args))
-
-    def abandon(self, exc: BaseException) -> list[Delivery]:
-        """The client is closing: everyone still waiting gets exc; nothing is kept."""
-        out: list[Delivery] = [("on_failed", s, (tid, exc)) for tid, s in self.sinks.items()]
-        out += [("on_lost", q.sink, (exc,)) for q in self.queries.values()]
-        self.sinks.clear()
-        self.queries.clear()
-        self.unacked.clear()
-        self.cancelling.clear()
-        self.rewatch.clear()
-        self.held.clear()
-        self.outbox.clear()
-        return out
+    @property
+    def connected(self) -> bool:
+        return self.link is Link.CONNECTED
 
     @property
     def outstanding(self) -> bool:
@@ -290,89 +235,156 @@ class ClientSession:
         """Nothing submitted, followed or asked is still open (cancellations are best-effort)."""
         return not (self.unacked or self.sinks or self.queries)
 
+    def unaccepted(self) -> list[tuple[str, str]]:
+        """(id, task name) of every submission the master has not acknowledged."""
+        return [(e[0], e[1]) for e in self.unacked.values()]
+
+    def statistics(self) -> ClientStatistics:
+        return ClientStatistics(len(self.unacked), len(self.sinks), len(self.cancelling),
+                                len(self.queries), self.acked, max(0, self.opens - 1))
+
+    def validate(self) -> None:
+        """Check internal invariants (tests call it after every step); RuntimeError if
+        one is broken, which is a bug in this module (or ids used twice by the shell)."""
+        problems = []
+        if (self.link is Link.WAITING) != (self.reopen_at is not None):
+            problems.append("reopen_at must be set exactly while waiting to reconnect")
+        if self.link is not Link.CLOSED and self.submitted - self.acked != len(self.unacked):
+            problems.append(f"{self.submitted} submitted - {self.acked} acknowledged != "
+                            f"{len(self.unacked)} unacknowledged")
+        if any(s is None for s in self.sinks.values()):
+            problems.append("a task is followed by no sink")
+        if any(type(s) is Fanout and len(s.sinks) < 2 for s in self.sinks.values()):
+            problems.append("a fanout of fewer than two sinks")
+        if any(not ids for _, ids in self.held):
+            problems.append("an empty BUSY hold")
+        if not (self.interval > 0 and self.window >= self.interval and self.batch_size >= 1):
+            problems.append("bad heartbeat or batch settings")
+        if problems:
+            raise RuntimeError("; ".join(problems))
+
+    # --- stimuli from the user's side ---------------------------------------------------
+
+    def _on_submitted(self, ev: Submitted) -> list[Command]:
+        entries = ev.entries
+        ids = [e[0] for e in entries]
+        self.unacked.update(zip(ids, entries))
+        # Ids are the client's own and fresh; C-level bulk inserts keep this cheap per task.
+        self.sinks.update(zip(ids, ev.sinks))
+        self.submitted += len(entries)
+        cmds: list[Command] = []
+        if self.link is Link.CONNECTED:
+            self._send_submits(entries, cmds)
+        return cmds
+
+    def _on_watch(self, ev: WatchRequested) -> list[Command]:
+        """An id this client has not got ACCEPTED yet is followed without a WATCH: the
+        master could answer it REJECTED (unknown) before the SUBMIT."""
+        new = []
+        for tid, s in zip(ev.ids, ev.sinks):
+            self._add_sink(tid, s)
+            if tid not in self.unacked:
+                new.append(tid)
+        if self.link is not Link.CONNECTED:
+            return []
+        return [Send(m.Watch(batch)) for batch in _id_batches(new)]
+
+    def _on_cancel(self, ev: CancelRequested) -> list[Command]:
+        for tid in ev.ids:
+            self._remove_sink(tid, ev.sink)
+        self.cancelling.update(ev.ids)
+        if self.link is not Link.CONNECTED:
+            return []
+        return [Send(m.Cancel(list(batch))) for batch in _id_batches(ev.ids)]
+
+    def _on_cancel_all(self, ev: CancelAllRequested) -> list[Command]:
+        cmds: list[Command] = [SettleCancelled(list(zip(self.sinks.values(), self.sinks)))]
+        ids = list(self.sinks)
+        self.sinks.clear()
+        self.cancelling.update(ids)
+        if self.link is Link.CONNECTED:
+            cmds += [Send(m.Cancel(batch)) for batch in _id_batches(ids)]
+        return cmds
+
+    def _on_query(self, ev: QueryAsked) -> list[Command]:
+        connected = self.link is Link.CONNECTED
+        self.queries[ev.request_id] = _Query(ev.request_id, ev.kind, ev.args, ev.sink,
+                                             ev.deadline, connected)
+        return [Send(m.Query(ev.request_id, ev.kind, ev.args))] if connected else []
+
+    def _on_closed(self, ev: ClientClosed) -> list[Command]:
+        exc = ev.error
+        cmds: list[Command] = []
+        if self.sinks:
+            cmds.append(FailTasks([(s, tid, exc) for tid, s in self.sinks.items()]))
+        if self.queries:
+            cmds.append(FailQueries([(q.sink, exc) for q in self.queries.values()]))
+        self._set_link(Link.CLOSED)
+        self.reopen_at = None
+        self.sinks.clear()
+        self.queries.clear()
+        self.unacked.clear()
+        self.cancelling.clear()
+        self.rewatch.clear()
+        self.held.clear()
+        return cmds
+
     # --- stimuli from the link ----------------------------------------------------------
 
-    def take_outbox(self) -> list[m.Message]:
-        out, self.outbox = self.outbox, []
-        return out
+    def _on_sent(self, ev: MessagesSent) -> list[Command]:
+        self.last_sent = ev.now
+        return []
 
-    def sent(self, now: float) -> None:
-        self.last_sent = now
+    def _on_dropped(self, ev: LinkDropped) -> list[Command]:
+        """A master that restarts quickly would otherwise be reconnected to by zmq itself
+        and answer heartbeats, while the submissions and watches it held in memory are
+        gone: start afresh."""
+        if self.link is not Link.CONNECTED:
+            return []
+        self._lose(ev.now)
+        return [CloseConnection(None)]
 
-    def received(self, msg: m.Message, now: float) -> list[Delivery]:
-        """A message from the master: what it settles, for the shell to hand over."""
-        self.last_recv = now
-        self.retries = 0
-        handler = self._HANDLERS.get(msg.cmd)
-        return handler(self, msg, now) if handler is not None else []
+    def _on_open_failed(self, ev: OpenFailed) -> list[Command]:
+        """Try again after a longer backoff."""
+        self._lose(ev.now)
+        return []
 
-    def tick(self, now: float, jitter: float) -> tuple[LinkAction | None, list[Delivery]]:
-        """Timers: heartbeat, liveness, reconnect, BUSY resends, query deadlines.
-        jitter is a random number in [0, 1) for the reconnect backoff."""
-        expired = self._expire_queries(now) if self.queries else []
-        if not self.connected:
-            if self.reopen_at is not None and now >= self.reopen_at:
-                return LinkAction.OPEN, expired
-            return None, expired
-        if not self.outstanding:
-            self.quiet_since = now
-        elif now - max(self.last_recv, self.quiet_since) > self.window:
-            return self._lost(now, jitter), expired
-        if self.held:
-            self._resend_held(now)
-        if now - self.last_sent >= self.interval and not self.outbox:
-            self.outbox.append(m.Heartbeat())
-            self.last_sent = now  # counted as sent even if zmq holds it back (HWM)
-        return None, expired
-
-    def dropped(self, now: float, jitter: float) -> LinkAction | None:
-        """The transport saw the connection to the master close. A master that restarts
-        quickly would otherwise be reconnected to by zmq itself and answer heartbeats,
-        while the submissions and watches it held in memory are gone: start afresh."""
-        return self._lost(now, jitter) if self.connected else None
-
-    def open_failed(self, now: float, jitter: float) -> None:
-        """A fresh socket could not be made: try again after a longer backoff."""
-        self.connected = True  # so that _lost() counts it as one more failed attempt
-        self._lost(now, jitter)
-
-    def opened(self, now: float) -> list[Delivery]:
-        """A fresh socket is connected: send again everything that is still open. Returns
-        the queries that cannot be sent again safely, failed."""
-        self.connected = True
+    def _on_opened(self, ev: LinkOpened) -> list[Command]:
+        """Send again everything that is still open; queries that cannot be sent again
+        safely fail."""
+        now = ev.now
+        self._set_link(Link.CONNECTED)
         self.opens += 1
         self.reopen_at = None
         self.last_recv = self.quiet_since = self.last_sent = now
         self.held.clear()
-        self.outbox = []
         entries = list(self.unacked.values())
         if self.opens > 1:
             self.rewatch = set(self.unacked)
-        self._send_submits(entries)
+        cmds: list[Command] = []
+        self._send_submits(entries, cmds)
         follow = [tid for tid in self.sinks if tid not in self.unacked]
         follow += [tid for tid in self.cancelling if tid not in self.unacked
                    and tid not in self.sinks]
-        for batch in _id_batches(follow):
-            self.outbox.append(m.Watch(batch))
-        for batch in _id_batches(list(self.cancelling)):
-            self.outbox.append(m.Cancel(batch))
-        return self._resend_queries()
+        cmds += [Send(m.Watch(batch)) for batch in _id_batches(follow)]
+        cmds += [Send(m.Cancel(batch)) for batch in _id_batches(list(self.cancelling))]
+        self._resend_queries(cmds)
+        return cmds
 
-    def next_deadline(self) -> float:
-        """When tick() next has something to do (monotonic seconds)."""
-        if not self.connected:
-            due = float("inf") if self.reopen_at is None else self.reopen_at
-        else:
-            due = self.last_sent + self.interval
-            if self.outstanding:
-                due = min(due, max(self.last_recv, self.quiet_since) + self.window)
-            if self.held:
-                due = min(due, min(t for t, _ in self.held))
-        if self.queries:
-            due = min(due, min(q.deadline for q in self.queries.values()))
-        return due
+    def _on_message(self, ev: MessageReceived) -> list[Command]:
+        """A message from the master: what it settles, for the shell to hand over."""
+        self.last_recv = ev.now
+        self.retries = 0
+        msg = ev.message
+        handler = _MESSAGE_HANDLERS.get(msg.cmd)
+        return handler(self, msg, ev.now) if handler is not None else []
 
     # --- internals ----------------------------------------------------------------------
+
+    def _set_link(self, new: Link) -> None:
+        if (self.link, new) not in LINK_EDGES:
+            raise RuntimeError(f"illegal link transition {self.link.value} -> {new.value}")
+        self.link = new
 
     def _add_sink(self, tid: str, sink: Any) -> None:
         current = self.sinks.get(tid)
@@ -397,63 +409,70 @@ class ClientSession:
             else:
                 self.sinks[tid] = rest[0] if len(rest) == 1 else Fanout(rest)
 
-    def _send_submits(self, entries: Sequence[SubmitEntry]) -> None:
+    def _send_submits(self, entries: Sequence[SubmitEntry], cmds: list[Command]) -> None:
         for chunk in chunk_entries(entries, self.batch_size):
-            self.outbox.append(m.Submit(chunk))
+            cmds.append(Send(m.Submit(chunk)))
 
-    def _lost(self, now: float, jitter: float) -> LinkAction:
-        self.connected = False
+    def _lose(self, now: float) -> None:
+        """The link is gone (or could not be made): wait a growing backoff, then reopen."""
+        self._set_link(Link.WAITING)
         self.retries += 1
-        self.reopen_at = now + backoff(self.retries, jitter, low=self.reconnect_min,
-                                       high=self.reconnect_max)
-        self.outbox = []
-        return LinkAction.CLOSE
+        self.reopen_at = now + compute_backoff(self.retries, base=self.reconnect_min,
+                                               cap=self.reconnect_max, rand=self.rand(),
+                                               jitter=CLIENT_JITTER)
 
-    def _resend_held(self, now: float) -> None:
+    def _resend_held(self, now: float, cmds: list[Command]) -> bool:
+        """SUBMIT again the BUSY-held entries now due; True if any were."""
         due = [ids for t, ids in self.held if t <= now]
         if not due:
-            return
+            return False
         self.held = [(t, ids) for t, ids in self.held if t > now]
         entries = [self.unacked[i] for ids in due for i in ids if i in self.unacked]
-        self._send_submits(entries)
+        self._send_submits(entries, cmds)
+        return bool(entries)
 
-    def _expire_queries(self, now: float) -> list[Delivery]:
-        """Queries past their deadline: the shell words the error (it knows the address)."""
+    def _expire_queries(self, now: float, cmds: list[Command]) -> None:
         late = [q for q in self.queries.values() if q.deadline <= now]
         for q in late:
             del self.queries[q.request_id]
-        return [("on_expired", q.sink, ()) for q in late]
+        if late:
+            cmds.append(FailQueries([(q.sink, None) for q in late]))
 
-    def _resend_queries(self) -> list[Delivery]:
-        out: list[Delivery] = []
+    def _resend_queries(self, cmds: list[Command]) -> None:
+        lost: list[tuple[ReplySink, BaseException | None]] = []
         for q in list(self.queries.values()):
             if q.sent and q.kind not in READ_ONLY_QUERIES:
                 # It may have been applied before the link broke: never apply it twice.
                 del self.queries[q.request_id]
-                out.append(("on_lost", q.sink, (ConnectionLost(
+                lost.append((q.sink, ConnectionLost(
                     f"the master was lost while answering {q.kind!r}; it may or may not "
-                    "have been applied"),)))
+                    "have been applied")))
                 continue
             q.sent = True
-            self.outbox.append(m.Query(q.request_id, q.kind, q.args))
-        return out
+            cmds.append(Send(m.Query(q.request_id, q.kind, q.args)))
+        if lost:
+            cmds.append(FailQueries(lost))
 
     # --- one handler per command from the master ----------------------------------------
 
-    def _on_accepted(self, msg: m.Accepted, now: float) -> list[Delivery]:
+    def _on_accepted(self, msg: m.Accepted, now: float) -> list[Command]:
         unacked = self.unacked
         before = len(unacked)
         _consume(map(unacked.pop, msg.ids, repeat(None)))  # C-speed; unknown ids are fine
-        self.acked += before - len(unacked)
+        gone = before - len(unacked)
+        self.acked += gone
+        cmds: list[Command] = [FreeRoom(gone)] if gone else []
         if self.rewatch:
             again = [tid for tid in msg.ids if tid in self.rewatch]
             self.rewatch.difference_update(again)
             if again:
-                self.outbox.append(m.Watch(again))
-        return self._follow(msg.same_as) if msg.same_as else []
+                cmds.append(Send(m.Watch(again)))
+        if msg.same_as:
+            self._follow(msg.same_as, cmds)
+        return cmds
 
-    def _follow(self, same_as: dict) -> list[Delivery]:
-        out: list[Delivery] = []
+    def _follow(self, same_as: dict[Any, Any], cmds: list[Command]) -> None:
+        followed: list[tuple[Sink, str, str]] = []
         watch: list[str] = []
         for tid, existing in same_as.items():
             if type(tid) is not str or type(existing) is not str or tid == existing:
@@ -464,41 +483,49 @@ class ClientSession:
                 continue
             self._add_sink(existing, sink)
             watch.append(existing)
-            out.append(("on_followed", sink, (tid, existing)))
-        if watch and self.connected:
-            self.outbox.append(m.Watch(watch))
-        return out
+            followed.append((sink, tid, existing))
+        if watch and self.link is Link.CONNECTED:
+            cmds.append(Send(m.Watch(watch)))
+        if followed:
+            cmds.append(FollowTasks(followed))
 
-    def _on_rejected(self, msg: m.Rejected, now: float) -> list[Delivery]:
-        out: list[Delivery] = []
+    def _on_rejected(self, msg: m.Rejected, now: float) -> list[Command]:
+        failed: list[tuple[Sink, str, BaseException]] = []
+        gone = 0
         for tid, reason in msg.entries:
             if self.unacked.pop(tid, None) is not None:
-                self.acked += 1
+                gone += 1
             self.cancelling.discard(tid)
             self.rewatch.discard(tid)
             sink = self.sinks.pop(tid, None)
             if sink is not None:
-                out.append(("on_failed", sink, (tid, Rejected(reason))))
-        return out
+                failed.append((sink, tid, Rejected(reason)))
+        self.acked += gone
+        cmds: list[Command] = [FreeRoom(gone)] if gone else []
+        if failed:
+            cmds.append(FailTasks(failed))
+        return cmds
 
-    def _on_busy(self, msg: m.Busy, now: float) -> list[Delivery]:
+    def _on_busy(self, msg: m.Busy, now: float) -> list[Command]:
         keep = []
+        gone = 0
         for tid in msg.ids:
             if tid not in self.unacked:
                 continue
             if tid in self.cancelling:  # never accepted, and no longer wanted
                 del self.unacked[tid]
                 self.cancelling.discard(tid)
-                self.acked += 1
+                gone += 1
             else:
                 keep.append(tid)
         if keep:
             wait = min(max(msg.retry_after, 0.0), MAX_RETRY_AFTER)
             self.held.append((now + wait, keep))
-        return []
+        self.acked += gone
+        return [FreeRoom(gone)] if gone else []
 
-    def _on_result(self, msg: m.Result, now: float) -> list[Delivery]:
-        out: list[Delivery] = []
+    def _on_result(self, msg: m.Result, now: float) -> list[Command]:
+        out: list[tuple[Sink, tuple[str, int, Any]]] = []
         pop = self.sinks.pop
         cancelling = self.cancelling
         for e in msg.entries:  # (task_id, state, payload): the sink's arguments as they are
@@ -508,28 +535,40 @@ class ClientSession:
                 cancelling.discard(e[0])
             sink = pop(e[0], None)
             if sink is not None:
-                out.append(("on_result", sink, e))
-        return out
+                out.append((sink, e))
+        return [SettleResults(out)] if out else []
 
-    def _on_partial(self, msg: m.Partial, now: float) -> list[Delivery]:
+    def _on_partial(self, msg: m.Partial, now: float) -> list[Command]:
         get = self.sinks.get
-        return [("on_partial", s, (tid, attempt, seq, payload))
-                for tid, attempt, seq, payload in msg.entries if (s := get(tid)) is not None]
+        out = [(s, e) for e in msg.entries if (s := get(e[0])) is not None]
+        return [SettlePartials(out)] if out else []
 
-    def _on_progress(self, msg: m.Progress, now: float) -> list[Delivery]:
+    def _on_progress(self, msg: m.Progress, now: float) -> list[Command]:
         get = self.sinks.get
-        return [("on_progress", s, (tid, done, total))
-                for tid, _attempt, done, total in msg.entries if (s := get(tid)) is not None]
+        out = [(s, tid, done, total)
+               for tid, _attempt, done, total in msg.entries if (s := get(tid)) is not None]
+        return [SettleProgress(out)] if out else []
 
-    def _on_reply(self, msg: m.Reply, now: float) -> list[Delivery]:
+    def _on_reply(self, msg: m.Reply, now: float) -> list[Command]:
         q = self.queries.pop(msg.request_id, None)
-        return [] if q is None else [("on_reply", q.sink, (msg.ok, msg.body))]
+        return [] if q is None else [AnswerQuery(q.sink, msg.ok, msg.body)]
 
-    def _on_error(self, msg: m.Error, now: float) -> list[Delivery]:
-        return [("master_error", None, (msg.reason,))]
+    def _on_error(self, msg: m.Error, now: float) -> list[Command]:
+        return [LogMasterError(msg.reason)]
 
-    _HANDLERS = {
-        Cmd.ACCEPTED: _on_accepted, Cmd.REJECTED: _on_rejected, Cmd.BUSY: _on_busy,
-        Cmd.RESULT: _on_result, Cmd.PARTIAL: _on_partial, Cmd.PROGRESS: _on_progress,
-        Cmd.REPLY: _on_reply, Cmd.ERROR: _on_error,
-    }
+
+_EVENT_HANDLERS: dict[type, Callable[[ClientCore, Any], list[Command]]] = {
+    Submitted: ClientCore._on_submitted, WatchRequested: ClientCore._on_watch,
+    CancelRequested: ClientCore._on_cancel, CancelAllRequested: ClientCore._on_cancel_all,
+    QueryAsked: ClientCore._on_query, MessageReceived: ClientCore._on_message,
+    MessagesSent: ClientCore._on_sent, LinkOpened: ClientCore._on_opened,
+    OpenFailed: ClientCore._on_open_failed, LinkDropped: ClientCore._on_dropped,
+    ClientClosed: ClientCore._on_closed,
+}
+
+_MESSAGE_HANDLERS: dict[Cmd, Callable[[ClientCore, Any, float], list[Command]]] = {
+    Cmd.ACCEPTED: ClientCore._on_accepted, Cmd.REJECTED: ClientCore._on_rejected,
+    Cmd.BUSY: ClientCore._on_busy, Cmd.RESULT: ClientCore._on_result,
+    Cmd.PARTIAL: ClientCore._on_partial, Cmd.PROGRESS: ClientCore._on_progress,
+    Cmd.REPLY: ClientCore._on_reply, Cmd.ERROR: ClientCore._on_error,
+}
