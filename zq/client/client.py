@@ -177,9 +177,10 @@ class Client:
         `timezone`) or `every` N seconds. Kept in the master's store across restarts; a
         schedule with the same name is replaced. Returns it with its next run time.
         A queue or priority not given here is the one the task declares."""
-        spec = {"name": name, "task": registry.name_of(task), "cron": cron,
-                "every": None if every is None else float(every), "timezone": timezone,
-                "args": list(args), "kwargs": dict(kwargs or {})}
+        spec: dict[str, Any] = {
+            "name": name, "task": registry.name_of(task), "cron": cron,
+            "every": None if every is None else float(every), "timezone": timezone,
+            "args": list(args), "kwargs": dict(kwargs or {})}
         if queue is not None:
             spec["queue"] = queue
         if priority is not None:

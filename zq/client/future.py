@@ -67,8 +67,8 @@ class Future(cf.Future):  # type: ignore[type-arg]
             cb = self._cb = []
         return cb
 
-    @property  # type: ignore[override]
-    def _condition(self) -> threading.Condition:
+    @property
+    def _condition(self) -> threading.Condition:  # type: ignore[override]
         cond = self._cond
         if cond is None:
             with self._mailbox.guard:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from zq.client.future import STATE_CANCELLED, decode_outcome
 from zq.client.mailbox import Mailbox, Spec
+from zq.core import messages as m
 
 if TYPE_CHECKING:
     from zq.config import ClientConfig
@@ -112,7 +113,7 @@ class MapRun:
             return
         index, first = self.index, self.count
         ids = self.mailbox.new_ids(len(payloads))
-        entries = []
+        entries: list[m.SubmitEntry] = []
         for pos, tid, payload in zip(itertools.count(first), ids, payloads):
             index[tid] = pos
             entries.append((tid, name, payload, wire))
