@@ -1,5 +1,6 @@
-"""The client's I/O thread: owns the socket, takes the mailbox into the session, sends
-what the session says, reads every message waiting and settles futures."""
+"""The client's I/O thread: owns the socket, turns what the mailbox holds and what the
+master sends into events for the client core (zq.core.client_core), and carries out the
+commands it returns: send, open or close the socket, settle futures and queries."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ FINAL_LINGER_MS = int(FINAL_LINGER * 1000)  # the last close: ms to hand queued 
 
 
 class IoLoop:
-    """One client's I/O thread and the session it drives. The first socket is made in
+    """One client's I/O thread and the core it drives. The first socket is made in
     the constructor, so a bad endpoint fails in Client(); start() runs the thread."""
 
     def __init__(self, config: ClientConfig, keys: Any, ctx: zmq.Context[Any], own_ctx: bool,
@@ -119,7 +120,7 @@ class IoLoop:
         return False
 
     def _timeout(self, now: float) -> int:
-        """Milliseconds poll may sleep: until the session's next deadline, or 0 when
+        """Milliseconds poll may sleep: until the core's next deadline, or 0 when
         the mailbox already has work."""
         stop_at = self.mailbox.go_idle()
         if stop_at is None:
