@@ -1,9 +1,10 @@
 """A hypothesis state machine over the client core (zq.core.client_core): the user's
 requests, every kind of message a master may send (about known ids, unknown ids and
 ids of other clients), dropped links, failed opens and the clock, in any order. After
-every step: the core's own validate(), no sink settled twice, nothing sent while
-disconnected, the room handed back equals the submissions acknowledged; at the end,
-closing the client gives every task and query still waited for exactly one outcome."""
+every step: the core's own validate(), no sink settled twice (nor given a chunk or
+progress once settled), nothing sent while disconnected, the room handed back equals
+the submissions acknowledged; at the end, closing the client gives every task and
+query still waited for exactly one outcome."""
 
 from __future__ import annotations
 
@@ -16,10 +17,31 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from zq.core import messages as m
 from zq.core.client_core import ClientCore
 from zq.core.client_events import (
-    AnswerQuery, CancelAllRequested, CancelRequested, ClientClosed, CloseConnection, Command,
-    FailQueries, FailTasks, FollowTasks, FreeRoom, LinkDropped, LinkOpened, LogMasterError,
-    MessageReceived, MessagesSent, OpenConnection, OpenFailed, QueryAsked, Send,
-    SettleCancelled, SettlePartials, SettleProgress, SettleResults, Submitted, WatchRequested,
+    AnswerQuery,
+    CancelAllRequested,
+    CancelRequested,
+    ClientClosed,
+    CloseConnection,
+    Command,
+    FailQueries,
+    FailTasks,
+    FollowTasks,
+    FreeRoom,
+    LinkDropped,
+    LinkOpened,
+    LogMasterError,
+    MessageReceived,
+    MessagesSent,
+    OpenConnection,
+    OpenFailed,
+    QueryAsked,
+    Send,
+    SettleCancelled,
+    SettlePartials,
+    SettleProgress,
+    SettleResults,
+    Submitted,
+    WatchRequested,
 )
 from zq.core.messages import State
 from zq.errors import ConnectionLost
@@ -46,10 +68,10 @@ class Recorder:
         self.finals.append("cancelled")
 
     def on_partial(self, *a: Any) -> None:
-        pass
+        assert not self.finals, f"a chunk for {self.name}, already {self.finals}"
 
     def on_progress(self, *a: Any) -> None:
-        pass
+        assert not self.finals, f"progress for {self.name}, already {self.finals}"
 
     def on_followed(self, tid: str, new_id: str) -> None:
         pass
@@ -113,9 +135,12 @@ class ClientCoreMachine(RuleBasedStateMachine):
             elif t is FailQueries:
                 for sink, exc in c.items:
                     sink.on_expired() if exc is None else sink.on_lost(exc)
-            elif t in (SettlePartials, SettleProgress):
-                for item in c.items:
-                    getattr(item[0], "on_partial")
+            elif t is SettlePartials:
+                for sink, e in c.items:
+                    sink.on_partial(*e)
+            elif t is SettleProgress:
+                for sink, tid, done, total in c.items:
+                    sink.on_progress(tid, done, total)
             else:
                 assert t in (CloseConnection, LogMasterError), t
 

@@ -14,10 +14,29 @@ from zq.core import messages as m
 from zq.core.backoff import CLIENT_JITTER, compute_backoff
 from zq.core.client_core import ClientCore, chunk_entries
 from zq.core.client_events import (
-    AnswerQuery, CancelAllRequested, CancelRequested, ChunkOrder, ClientClosed,
-    CloseConnection, Command, FailQueries, FailTasks, Fanout, FollowTasks, FreeRoom,
-    LinkDropped, LinkOpened, MessageReceived, MessagesSent, OpenConnection, QueryAsked, Send,
-    SettleCancelled, SettleResults, Submitted, WatchRequested,
+    AnswerQuery,
+    CancelAllRequested,
+    CancelRequested,
+    ChunkOrder,
+    ClientClosed,
+    CloseConnection,
+    Command,
+    FailQueries,
+    FailTasks,
+    Fanout,
+    FollowTasks,
+    FreeRoom,
+    LinkDropped,
+    LinkOpened,
+    MessageReceived,
+    MessagesSent,
+    OpenConnection,
+    QueryAsked,
+    Send,
+    SettleCancelled,
+    SettleResults,
+    Submitted,
+    WatchRequested,
 )
 from zq.core.messages import State
 from zq.errors import ConnectionLost, Rejected

@@ -6,8 +6,8 @@ questions. Its parts live beside it: the mailbox user threads post to, the I/O t
 from __future__ import annotations
 
 import itertools
-import math
 import logging
+import math
 import os
 import time
 from dataclasses import replace
@@ -226,7 +226,7 @@ class Client:
         if wait:
             self._io.join()
 
-    def _admin_client(self) -> "Client":
+    def _admin_client(self) -> Client:
         """The connection with the keys folder's admin key (see __init__)."""
         with self._mailbox.guard:
             error = self._mailbox.closed_error()
@@ -236,7 +236,7 @@ class Client:
                 self._admin = Client(config=replace(self.config, admin=True))
             return self._admin
 
-    def __enter__(self) -> "Client":
+    def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc: Any) -> None:

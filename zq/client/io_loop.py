@@ -20,10 +20,27 @@ from zq.config import ClientConfig
 from zq.core import messages as m
 from zq.core.client_core import ClientCore
 from zq.core.client_events import (
-    AnswerQuery, ClientClosed, CloseConnection, Command, FailQueries, FailTasks, FollowTasks,
-    FreeRoom, LinkDropped, LinkOpened, LogMasterError, MessageReceived, MessagesSent,
-    OpenConnection, OpenFailed, Send, SettleCancelled, SettlePartials, SettleProgress,
-    SettleResults, Submitted,
+    AnswerQuery,
+    ClientClosed,
+    CloseConnection,
+    Command,
+    FailQueries,
+    FailTasks,
+    FollowTasks,
+    FreeRoom,
+    LinkDropped,
+    LinkOpened,
+    LogMasterError,
+    MessageReceived,
+    MessagesSent,
+    OpenConnection,
+    OpenFailed,
+    Send,
+    SettleCancelled,
+    SettlePartials,
+    SettleProgress,
+    SettleResults,
+    Submitted,
 )
 from zq.core.messages import Role
 from zq.errors import AccessRefused, ConnectionLost, PeerCongested, ZqError

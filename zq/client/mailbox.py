@@ -18,7 +18,11 @@ from zq.config import MasterConfig
 from zq.core import messages as m
 from zq.core import serde
 from zq.core.client_events import (
-    CancelAllRequested, CancelRequested, Event, QueryAsked, WatchRequested,
+    CancelAllRequested,
+    CancelRequested,
+    Event,
+    QueryAsked,
+    WatchRequested,
 )
 from zq.errors import AccessRefused, SerializationError, ZqError
 

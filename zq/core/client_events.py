@@ -7,7 +7,7 @@ from the user's side; commands are imperative.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence, Union
+from typing import Any, Protocol, Sequence
 
 from zq.core import messages as m
 from zq.core.messages import SubmitEntry
@@ -183,8 +183,8 @@ class ClientClosed:
     error: BaseException
 
 
-Event = Union[Submitted, WatchRequested, CancelRequested, CancelAllRequested, QueryAsked,
-              MessageReceived, MessagesSent, LinkOpened, OpenFailed, LinkDropped, ClientClosed]
+Event = (Submitted | WatchRequested | CancelRequested | CancelAllRequested | QueryAsked
+         | MessageReceived | MessagesSent | LinkOpened | OpenFailed | LinkDropped | ClientClosed)
 
 
 # --- commands ---------------------------------------------------------------------------
@@ -261,6 +261,6 @@ class FreeRoom:
     count: int
 
 
-Command = Union[Send, OpenConnection, CloseConnection, SettleResults, SettlePartials,
-                SettleProgress, FailTasks, SettleCancelled, FollowTasks, AnswerQuery,
-                FailQueries, LogMasterError, FreeRoom]
+Command = (Send | OpenConnection | CloseConnection | SettleResults | SettlePartials
+           | SettleProgress | FailTasks | SettleCancelled | FollowTasks | AnswerQuery
+           | FailQueries | LogMasterError | FreeRoom)
