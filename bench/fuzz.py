@@ -14,7 +14,7 @@ and deeply nested headers; and peers that never read. Their HELLOs only name que
 their own, so no real task is ever leased to them, and they never cancel or purge
 (legal admin actions on loopback, not attacks).
 
-Meanwhile a real zq.Client submits tasks (tests.apps.e2e_tasks.log_run) to two real
+Meanwhile a real zq.Client submits tasks (bench.soak_tasks.run) to two real
 workers. At the end: the master is alive and answers, its RSS stays under
 --rss-limit-mb (printed; the bound is documented in bench/README.md), every real task
 has exactly one result, the right one, and ran at least once (counted from the workers'
@@ -40,14 +40,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import msgpack  # noqa: E402
 import zmq  # noqa: E402
 from harness import Cluster, Proc, query  # noqa: E402
+from tasks import ECHO  # noqa: E402
 
 import zq  # noqa: E402
 from zq.core import codec, serde  # noqa: E402
 from zq.core import messages as m  # noqa: E402
 from zq.core.messages import Cmd, Role  # noqa: E402
 
-APP = "tests.apps.e2e_tasks"
-LOG_RUN = f"{APP}:log_run"
+APP = "bench.soak_tasks"
+LOG_RUN = f"{APP}:run"  # appends "tag attempt pid start" to its log for each run
 SIGNATURES = [b"ZQW1", b"ZQC1", b"ZQM1", b"ZQW2", b"\x00\x00\x00\x00", b""]
 QUERY_KINDS = ["status", "tasks", "get", "retry", "schedule_add", "schedule_list",
                "schedule_remove", "nope", ""]  # never purge: legal, and it forgets results
@@ -148,7 +149,7 @@ class Messages:
                              {"priority": r.randint(-2**40, 2**40)},
                              {"timeout": r.choice([0.0, -1.0, 1e-9, 1e300])}])
             # Never the real tasks' name: a rate_limit on it would rightly slow them down.
-            name = r.choice([f"{APP}:echo", "os:system", f"{APP}:__class__", g.text()[:80]])
+            name = r.choice([ECHO, "os:system", f"{APP}:__class__", g.text()[:80]])
             return Role.CLIENT, m.Submit([(f"fz{r.randrange(10**9)}", name,
                                            serde.encode_call([g.scalar()], {}), dict(opts))
                                           for _ in range(r.randint(1, 5))])
@@ -164,7 +165,7 @@ class Messages:
                            "priority", "args", "kwargs", "timezone", "older_than",
                            g.text()[:10]])] = g.value()
         if kind_name == "schedule_add" and r.random() < 0.5:
-            args = {"name": f"fz{r.randrange(5)}", "task": r.choice([f"{APP}:echo", "a:b"]),
+            args = {"name": f"fz{r.randrange(5)}", "task": r.choice([ECHO, "a:b"]),
                     "every": r.choice([0.25, 1.0, 1e-300, float("inf")]),
                     "queue": f"fuzz-{r.randrange(3)}"}
         return Role.CLIENT, m.Query(r.randint(0, 2**62), kind_name, args)
@@ -342,7 +343,8 @@ def run(minutes: float, seed: int, peers: int, rss_limit_mb: float) -> int:
         c.start_master()
         log = c.tmp / "runs"
         for name in ("real-1", "real-2"):
-            proc = Proc(["worker", "--connect", c.endpoint, "--app", APP, "--pool", "thread",
+            proc = Proc(["worker", "--connect", c.endpoint, "--app", APP, "--app", "bench.tasks",
+                         "--pool", "thread",
                          "--concurrency", "4", "--name", name, "--log-level", "warning"],
                         c.tmp / f"{name}.log")
             c.procs.append(proc)

@@ -1,7 +1,7 @@
 """Real zq processes for the bench scripts: a master and workers on a free 127.0.0.1 port,
 started, waited for and always stopped; CPU time and memory of a process read from /proc.
 
-Builds on tests/integration/harness.py (Proc, free_port, query, wait_until) but runs the
+Builds on zq.testing.processes (Proc, free_port, query, wait_until) but runs the
 processes at log level warning with the default heartbeat, as a user would, and adds
 what a benchmark needs: fake workers, a raw submitter and /proc readers. Linux only.
 """
@@ -26,11 +26,11 @@ if str(ROOT) not in sys.path:
 import msgpack  # noqa: E402
 import zmq  # noqa: E402
 
-from tests.integration.harness import Proc, free_port, query, wait_until  # noqa: E402,F401
 from zq.core import codec  # noqa: E402
 from zq.core import messages as m  # noqa: E402
 from zq.core.messages import Role  # noqa: E402
 from zq.security import PeerKeys, configure_peer_socket, create_keys, load_peer_keys  # noqa: E402
+from zq.testing.processes import Proc, free_port, query, wait_until  # noqa: E402,F401
 
 APP = "bench.tasks"  # the --app of every bench worker
 RESULTS = ROOT / "bench" / "results"

@@ -12,7 +12,7 @@ apt-get (root only). A private redis-server is started on a free 127.0.0.1 port
 (--save '' --appendonly no) and is always stopped, as is every worker.
 
 Each system gets one worker that runs two tasks at a time (see SYSTEMS). A run starts
-the system's worker(s) afresh and a fresh client (bench/peers/measure.py, task modules
+the system's worker(s) afresh and a fresh client (bench/peer_systems/measure.py, task modules
 next to it), which measures (a) throughput: N no-op tasks enqueued with the system's bulk
 API, then every result awaited, timed from the first enqueue to the last result, and
 (b) the round-trip latency of one task at a time, p50/p99. The runs go round the systems
@@ -42,7 +42,7 @@ from typing import Any, Callable
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-TASKS = HERE / "peers"  # the task modules and measure.py; on the workers' PYTHONPATH
+TASKS = HERE / "peer_systems"  # the task modules and measure.py; on the workers' PYTHONPATH
 RESULTS = HERE / "results"
 DEFAULT_VENV = HERE / ".peers-venv"
 PEER_PACKAGES = ["celery[redis]", "rq", "dramatiq[redis]", "redis"]

@@ -4,9 +4,9 @@ check the delivery invariants against what really ran.
 
     sudo python bench/soak.py --minutes 30 [--seed N]      # needs root (namespaces)
 
-Hosts (tests/integration/netns.py): the master on its own host (SQLite store), a
+Hosts (zq/testing/netns.py): the master on its own host (SQLite store), a
 process-pool and a thread-pool worker on host 1, an async-pool and a thread-pool worker
-on host 2, the client here. Tasks (tests/apps/soak_tasks.py, each run appends a line
+on host 2, the client here. Tasks (bench/soak_tasks.py, each run appends a line
 to a run log): short, long (1-3 s), failing on their first attempt then succeeding,
 streaming (generators), delayed (1-3 s), periodic (a schedule every 3 s) and cancelled
 (cancelled 0.1-1 s after submission). Every 2-5 s the chaos loop does one of: kill -9
@@ -46,10 +46,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import zq  # noqa: E402
-from tests.integration import netns  # noqa: E402
-from tests.integration.harness import Proc, free_port, query, wait_until  # noqa: E402
+from zq.testing import netns  # noqa: E402
+from zq.testing.processes import Proc, free_port, query, wait_until  # noqa: E402
 
-APP = "tests.apps.soak_tasks"
+APP = "bench.soak_tasks"
 RUN, STREAM, ARUN = f"{APP}:run", f"{APP}:stream", f"{APP}:arun"
 HEARTBEAT, LIVENESS = 0.25, 4  # a 1 s liveness window: chaos every few seconds heals
 MAX_IN_FLIGHT = 300

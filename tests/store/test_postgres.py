@@ -13,7 +13,8 @@ from tests.pg import database_for
 from zq.core.messages import State
 from zq.core.tasks import TaskRecord
 from zq.errors import StoreError, StoreUnavailable
-from zq.testing.pgserver import PgServer, free_port
+from zq.testing.pgserver import PgServer
+from zq.testing.processes import free_port
 
 psycopg = pytest.importorskip("psycopg")
 from zq.store.postgres import SCHEMA_KEY, PostgresStore, _pack  # noqa: E402 - after the importorskip

@@ -19,11 +19,12 @@ import os
 import pwd
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any, Sequence
+
+from zq.testing.processes import free_port
 
 SUPERUSER = "zq"  # initdb's superuser, trusted on loopback: this server is a throwaway
 START_TIMEOUT = 60  # seconds pg_ctl waits for the server to accept connections
@@ -53,12 +54,6 @@ def find_bindir() -> Path:
 
 def _version(name: str) -> tuple[int, ...]:
     return tuple(int(p) for p in re.findall(r"\d+", name))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class PgServer:

@@ -1,6 +1,6 @@
 """One measurement run of one system for bench/peers.py, inside bench/.peers-venv.
 
-    python bench/peers/measure.py SYSTEM --n N --pings P [--warmup W] [--timeout S]
+    python bench/peer_systems/measure.py SYSTEM --n N --pings P [--warmup W] [--timeout S]
         [--zq tcp://127.0.0.1:PORT]      (the Redis systems read $BENCH_REDIS_URL)
 
 With the system's worker(s) already running: `warmup` untimed round trips (the first
