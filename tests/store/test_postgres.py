@@ -17,7 +17,7 @@ from zq.testing.pgserver import PgServer
 from zq.testing.processes import free_port
 
 psycopg = pytest.importorskip("psycopg")
-from zq.store.postgres import SCHEMA_KEY, PostgresStore, _pack  # noqa: E402 - after the importorskip
+from zq.store.postgres import SCHEMA_KEY, PostgresStore, pack  # noqa: E402 - after the importorskip
 
 
 @pytest.fixture
@@ -116,7 +116,7 @@ def test_a_store_made_by_a_newer_zq_is_refused_untouched(store: PostgresStore, u
     store.save([task(1)])
     store.commit()
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("UPDATE zq_meta SET value = %s WHERE key = %s", (_pack(99), SCHEMA_KEY))
+        conn.execute("UPDATE zq_meta SET value = %s WHERE key = %s", (pack(99), SCHEMA_KEY))
     with pytest.raises(StoreError, match="schema version 99, this zq knows 1"):
         PostgresStore(url)
     with psycopg.connect(url) as conn:

@@ -22,17 +22,9 @@ from zq.core.tasks import TaskRecord
 from zq.errors import ConfigError, StoreError, StoreUnavailable, ZqError
 from zq.store import open_store
 from zq.store import sqlite as sqlite_store
+from zq.store.journal import SAVE_FIELDS, UPDATE_FIELDS, save_row, update_row
 from zq.store.memory import MemoryStore
-from zq.store.sqlite import (
-    _SAVE_FIELDS,
-    _UPDATE_FIELDS,
-    META_DDL,
-    SCHEMA_KEY,
-    SCHEMA_VERSION,
-    SqliteStore,
-    _row,
-    _update_row,
-)
+from zq.store.sqlite import META_DDL, SCHEMA_KEY, SCHEMA_VERSION, SqliteStore
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -306,7 +298,7 @@ def test_a_store_of_an_older_schema_is_refused_with_advice(tmp_path: Path) -> No
 
 
 def test_journal_rows_hold_the_fields_they_name() -> None:
-    """_row and _update_row spell their fields out for speed: they must match the lists
+    """save_row and update_row spell their fields out for speed: they must match the lists
     the fold reads them by, and every slot must be kept."""
     r = TaskRecord("t", "app:f", b"p", queue="q", priority=5, state=State.RETRYING,
                    attempt=2, retries=3, timeout=1.5, eta=9.0, key="k", after=["a"],
@@ -315,10 +307,10 @@ def test_journal_rows_hold_the_fields_they_name() -> None:
                    progress=(1.0, 4.0), seq=7)
     assert len({repr(getattr(r, name)) for name in TaskRecord.__slots__}) == len(
         TaskRecord.__slots__)  # every value distinct, so a swap shows
-    assert _row(r) == tuple(getattr(r, name) for name in _SAVE_FIELDS)
-    assert _update_row(r) == tuple(getattr(r, name) for name in _UPDATE_FIELDS)
-    assert set(_SAVE_FIELDS) == set(TaskRecord.__slots__)
-    assert set(_UPDATE_FIELDS) == set(TaskRecord.__slots__) - {"seq", "payload"}
+    assert save_row(r) == tuple(getattr(r, name) for name in SAVE_FIELDS)
+    assert update_row(r) == tuple(getattr(r, name) for name in UPDATE_FIELDS)
+    assert set(SAVE_FIELDS) == set(TaskRecord.__slots__)
+    assert set(UPDATE_FIELDS) == set(TaskRecord.__slots__) - {"seq", "payload"}
 
 
 def test_a_commit_the_store_cannot_write_now_keeps_everything_for_a_retry(

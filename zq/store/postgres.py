@@ -27,7 +27,7 @@ per task change (a row costs PostgreSQL 20-50 us: three per task would cap the m
 below half of SQLite's throughput). compact() folds the oldest unfolded tasks into
 zq_task, a bounded slice per call, when the master is quiet or the store behind(); the
 index of unfolded changes (what get() and load() overlay on zq_task) is SQLite's, and
-so is its format (zq.store.sqlite: _merge, _overlay, _journal_parts). Opening the store
+so is its format (zq.store.sqlite: merge, overlay, journal_parts). Opening the store
 indexes what a crash left in the journal; replaying a change zq_task already has is
 harmless, since every change sets values (none adds to them).
 
@@ -51,29 +51,26 @@ import msgpack
 from zq.core.tasks import TaskRecord
 from zq.errors import ConfigError, StoreError, StoreUnavailable
 from zq.store import redact
-from zq.store.sqlite import (
-    _GONE,
+from zq.store.journal import (
     DELETE,
-    FOLD_AFTER,
-    FOLD_BYTES,
-    FOLD_CHUNK,
-    INDEX_PER_FOLD,
+    GONE,
     SAVE,
     UPDATE,
-    _journal_parts,
-    _merge,
-    _overlaid,
-    _overlay,
-    _pack,
-    _read_all,
-    _row,
-    _seq,
-    _sql_insert,
-    _sql_update,
-    _task_id,
-    _unpack,
-    _update_row,
+    by_seq,
+    insert_args,
+    journal_parts,
+    merge,
+    overlaid,
+    overlay,
+    pack,
+    read_all,
+    save_row,
+    task_id_of,
+    unpack,
+    update_args,
+    update_row,
 )
+from zq.store.sqlite import FOLD_AFTER, FOLD_BYTES, FOLD_CHUNK, INDEX_PER_FOLD
 
 try:
     import psycopg
@@ -142,7 +139,7 @@ class PostgresStore:
         self._pending_meta: dict[str, bytes] = {}
         # Committed turns not indexed yet (indexing waits for compact() or a read, so a
         # burst pays one append per commit), and the index: task id -> [turn of its
-        # oldest unfolded change, save row or None or _GONE, latest update or None], in
+        # oldest unfolded change, save row or None or GONE, latest update or None], in
         # oldest-change order. The same structures as the SQLite store's.
         self._unindexed: deque[tuple[int, list]] = deque()
         self._unindexed_rows = 0
@@ -162,15 +159,15 @@ class PostgresStore:
     # --- writes: buffered until commit() ---------------------------------------------
 
     def save(self, records: Iterable[TaskRecord]) -> None:
-        self._buffer(SAVE, records, _row, "saving tasks")
+        self._buffer(SAVE, records, save_row, "saving tasks")
 
     def update(self, records: Iterable[TaskRecord]) -> None:
         """Tasks saved before: the state and the record, never the payload again.
         Unknown ids are skipped."""
-        self._buffer(UPDATE, records, _update_row, "updating tasks")
+        self._buffer(UPDATE, records, update_row, "updating tasks")
 
     def delete(self, ids: Iterable[str]) -> None:
-        self._buffer(DELETE, ids, _task_id, "deleting tasks")
+        self._buffer(DELETE, ids, task_id_of, "deleting tasks")
 
     def set_meta(self, key: str, value: Any) -> None:
         self._check_open(f"setting meta {key!r}")
@@ -178,7 +175,7 @@ class PostgresStore:
             raise StoreError(f"meta key {key!r} is reserved: keys starting with 'zq.' "
                              "belong to the store")
         try:
-            self._pending_meta[key] = _pack(value)
+            self._pending_meta[key] = pack(value)
         except (TypeError, ValueError, OverflowError) as e:
             raise self._fail(e, f"setting meta {key!r}") from e
 
@@ -191,7 +188,7 @@ class PostgresStore:
         if not (pending or meta):
             return
         try:
-            parts = _journal_parts(pending) if pending else []  # (msgpack refuses an
+            parts = journal_parts(pending) if pending else []  # (msgpack refuses an
             # id that is not UTF-8, as zq_task would at the fold, after the ACCEPTED)
         except (TypeError, ValueError, OverflowError, UnicodeError) as e:
             raise self._fail(e, "committing") from e
@@ -249,7 +246,7 @@ class PostgresStore:
         done = 0
         while unindexed and (limit is None or done < limit):
             turn, changes = unindexed.popleft()
-            done += _merge(self._unfolded, turn, changes)
+            done += merge(self._unfolded, turn, changes)
         self._unindexed_rows -= done
         return not unindexed
 
@@ -293,7 +290,7 @@ class PostgresStore:
                              f"{_first_line(e)}") from e
         try:
             for turn, blob in rows:
-                _merge(self._unfolded, turn, msgpack.unpackb(blob, raw=False, use_list=False))
+                merge(self._unfolded, turn, msgpack.unpackb(blob, raw=False, use_list=False))
                 self._journal.append((turn, len(blob)))
                 self._journal_bytes += len(blob)
                 self._turn = turn
@@ -317,12 +314,12 @@ class PostgresStore:
                 cur.itersize = LOAD_CHUNK
                 cur.execute(_SELECT)
                 rows = ((i.decode(), s, st, p, r) for i, s, st, p, r in cur)
-                records = _read_all(_overlaid(rows, self._unfolded))
+                records = read_all(overlaid(rows, self._unfolded))
         except psycopg.Error as e:
             raise self._read_error(e, "loading the tasks") from e
         except (ValueError, KeyError, TypeError) as e:
             raise StoreError(f"a task row of the store {self.shown} cannot be read: {e}") from e
-        records.sort(key=_seq)  # the unfolded tasks come last; stable, as SQLite's load
+        records.sort(key=by_seq)  # the unfolded tasks come last; stable, as SQLite's load
         return iter(records)
 
     def get(self, task_id: str) -> TaskRecord | None:
@@ -342,11 +339,11 @@ class PostgresStore:
             if found is not None:
                 row = (task_id, *found[1:])
         if entry is not None:
-            row = _overlay(row, entry)
+            row = overlay(row, entry)
         if row is None:
             return None
         try:
-            return _read_all([row])[0]
+            return read_all([row])[0]
         except (ValueError, KeyError, TypeError) as e:
             raise StoreError(f"the row of task {task_id!r} in the store {self.shown} "
                              f"cannot be read: {e}") from e
@@ -354,7 +351,7 @@ class PostgresStore:
     def get_meta(self, key: str) -> Any:
         self._check_open(f"reading meta {key!r}")
         if key in self._pending_meta:
-            return _unpack(self._pending_meta[key])
+            return unpack(self._pending_meta[key])
         return self._read_meta(key)
 
     def _read_meta(self, key: str) -> Any:
@@ -363,7 +360,7 @@ class PostgresStore:
         except psycopg.Error as e:
             raise self._read_error(e, f"reading meta {key!r}") from e
         try:
-            return None if row is None else _unpack(bytes(row[0]))
+            return None if row is None else unpack(bytes(row[0]))
         except ValueError as e:
             raise StoreError(f"meta {key!r} of the store {self.shown} cannot be read: "
                              f"{e}") from e
@@ -423,7 +420,7 @@ class PostgresStore:
                     version = self._schema_version()
                     if version is None:
                         version = SCHEMA_VERSION
-                        self._conn.execute(_SET_META, ([SCHEMA_KEY], [_pack(version)]),
+                        self._conn.execute(_SET_META, ([SCHEMA_KEY], [pack(version)]),
                                            binary=True)
         except psycopg.Error as e:
             raise StoreError(f"cannot make the tables of the store {self.shown}: "
@@ -487,12 +484,12 @@ def _task_statements(taken: list[tuple[str, list]]) -> list[tuple[str, list]]:
     upserts: list[tuple] = []
     updates: list[tuple] = []
     for task_id, (_, save, update) in taken:
-        if save is _GONE:
+        if save is GONE:
             deletes.append(task_id.encode())
         elif save is None:
-            updates.append(_sql_update(update))
+            updates.append(update_args(update))
         else:
-            upserts.append(_sql_insert(save, update))
+            upserts.append(insert_args(save, update))
     out: list[tuple[str, list]] = []
     if deletes:
         out.append((_DELETE, [deletes]))

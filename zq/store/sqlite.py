@@ -40,22 +40,43 @@ and lets SQLite fold the WAL back into the file, which leaves one consistent fil
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import sqlite3
 from collections import deque
 from itertools import islice
-from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import msgpack
 
-from zq.core.messages import State
 from zq.core.tasks import TaskRecord
 from zq.errors import ConfigError, StoreDamaged, StoreError, StoreUnavailable
 from zq.store import sqlite_file
+from zq.store.journal import (  # noqa: F401  (RECORD_FIELDS re-exported, as before)
+    DELETE,
+    GONE,
+    JOURNAL_ROW_MAX,
+    LARGE_FIELD,
+    OLD_RECORD_LEN,
+    RECORD_FIELDS,
+    SAVE,
+    SUPERSEDE,
+    UPDATE,
+    by_seq,
+    insert_args,
+    journal_parts,
+    merge,
+    overlaid,
+    overlay,
+    pack,
+    read_all,
+    save_row,
+    task_id_of,
+    unpack,
+    update_args,
+    update_row,
+)
 from zq.store.sqlite_file import (  # noqa: F401  (re-exported: tests and tools use them)
     JOURNAL_DDL,
     META_DDL,
@@ -80,15 +101,6 @@ DIRECT_BYTES = 64 * 1024
 # A direct turn merges with the unfolded changes of its tasks, which needs them all
 # indexed; past this many changes waiting to be indexed it is journaled instead.
 DIRECT_INDEX_MAX = 20_000
-JOURNAL_ROW_MAX = 256 * 2**20  # bytes of one journal row; a larger turn takes several
-
-# Frozen here, not read from TaskRecord.__slots__, so that a new slot cannot change what
-# an old row means (tests/store checks that every slot is kept).
-RECORD_FIELDS = ("name", "queue", "priority", "attempt", "retries", "timeout", "eta", "key",
-                 "after", "retry_backoff", "retry_backoff_max", "retry_on", "result_ttl",
-                 "created", "updated", "worker", "result", "progress", "owner")
-# Rows written before "owner" was added hold the first OLD_RECORD_LEN fields only.
-OLD_RECORD_LEN = len(RECORD_FIELDS) - 1
 
 _UPSERT = ("INSERT INTO task (id, seq, state, payload, record) VALUES (?,?,?,?,?)"
            " ON CONFLICT (id) DO UPDATE SET seq=excluded.seq, state=excluded.state,"
@@ -97,149 +109,6 @@ _SELECT = "SELECT id, seq, state, payload, record FROM task ORDER BY rowid"
 _SELECT_ONE = "SELECT id, seq, state, payload, record FROM task WHERE id = ?"
 _UPDATE = "UPDATE task SET state=?, record=? WHERE id=?"
 _DELETE = "DELETE FROM task WHERE id = ?"
-
-# Journal operations. A journal row is a plain tuple of the record's fields as they
-# were at the commit (cheap: this is the hot path); the SQL rows are built at the
-# fold, once per task however often it changed: a save row is _SAVE_FIELDS, an
-# update row _UPDATE_FIELDS (everything but seq and the payload), a delete an id.
-# SUPERSEDE (ids) marks a direct turn: those tasks were written straight into the task
-# table, so their older journal changes must not be folded over them.
-SAVE, UPDATE, DELETE, SUPERSEDE = 0, 1, 2, 3
-_GONE = ()  # in _unfolded: the task was deleted
-_SAVE_FIELDS = ("id", "seq", "state", "payload", *RECORD_FIELDS)
-_UPDATE_FIELDS = ("id", "state", *RECORD_FIELDS)
-# The bytes of a row that may be large: a save's payload (a new task has no result
-# yet), an update's result.
-_LARGE_FIELD = {SAVE: itemgetter(_SAVE_FIELDS.index("payload")),
-                UPDATE: itemgetter(_UPDATE_FIELDS.index("result"))}
-
-_seq = attrgetter("seq")
-_pack = msgpack.Packer(use_bin_type=True).pack
-_STATES = {s.value: s for s in State}
-_BLOB = (bytes, memoryview)
-
-
-def _unpack(blob: bytes) -> Any:
-    return msgpack.unpackb(blob, raw=False, strict_map_key=False)
-
-
-def _row(r: TaskRecord) -> tuple:
-    """The journal row of a save: _SAVE_FIELDS, spelled out (2.4x faster than an
-    attrgetter of 22 names; tests/store checks the two agree)."""
-    # Checked here, before the row goes into the journal: a value SQLite refuses in a
-    # column would otherwise fail only at the fold, after the commit was acknowledged.
-    # (What msgpack refuses fails the commit: the `record` column is msgpack.)
-    if (type(r.id) is not str or type(r.seq) is not int or not -2**63 <= r.seq < 2**63
-            or type(r.payload) not in _BLOB):
-        _refuse(r)
-    return (r.id, r.seq, r.state, r.payload, r.name, r.queue, r.priority, r.attempt,
-            r.retries, r.timeout, r.eta, r.key, r.after, r.retry_backoff,
-            r.retry_backoff_max, r.retry_on, r.result_ttl, r.created, r.updated, r.worker,
-            r.result, r.progress, r.owner)
-
-
-def _update_row(r: TaskRecord) -> tuple:
-    """The journal row of an update: _UPDATE_FIELDS, spelled out."""
-    if type(r.id) is not str:
-        _refuse(r)
-    return (r.id, r.state, r.name, r.queue, r.priority, r.attempt, r.retries, r.timeout,
-            r.eta, r.key, r.after, r.retry_backoff, r.retry_backoff_max, r.retry_on,
-            r.result_ttl, r.created, r.updated, r.worker, r.result, r.progress, r.owner)
-
-
-def _refuse(r: TaskRecord) -> None:
-    bad = [f"{name} is {type(value).__name__} {value!r:.40}"
-           for name, value, ok in (
-               ("id", r.id, type(r.id) is str),
-               ("seq", r.seq, type(r.seq) is int and -2**63 <= r.seq < 2**63),
-               ("payload", r.payload, type(r.payload) in _BLOB))
-           if not ok]
-    raise TypeError(f"task {r.id!r} cannot be stored: {'; '.join(bad)}")
-
-
-def _sql_insert(save: tuple, update: tuple | None) -> tuple:
-    """The _UPSERT arguments for a saved task, with its latest update if any."""
-    record = save[4:] if update is None else update[2:]
-    state = save[2] if update is None else update[1]
-    # int(): sqlite3 binds an exact int directly but looks up an adapter for an IntEnum.
-    return (save[0], save[1], int(state), save[3], _pack(record))
-
-
-def _sql_update(update: tuple) -> tuple:
-    """The _UPDATE arguments."""
-    return (int(update[1]), _pack(update[2:]), update[0])
-
-
-def _overlay(row: tuple | None, entry: list) -> tuple | None:
-    """The task's row as its unfolded changes leave it (row: the task table's, or None)."""
-    _, save, update = entry
-    if save is _GONE:
-        return None
-    if save is not None:
-        return _sql_insert(save, update)
-    if row is None:
-        return None  # an update of a task the table does not have: skipped, as _UPDATE does
-    state, record, _ = _sql_update(update)
-    return (row[0], row[1], state, row[3], record)
-
-
-def _overlaid(rows: Iterable[tuple], unfolded: dict[str, list]) -> Iterator[tuple]:
-    """The task table's rows with the unfolded changes applied: what a fold would leave."""
-    if not unfolded:
-        yield from rows
-        return
-    seen = set()
-    for row in rows:
-        entry = unfolded.get(row[0])
-        if entry is None:
-            yield row
-            continue
-        seen.add(row[0])
-        merged = _overlay(row, entry)
-        if merged is not None:
-            yield merged
-    for task_id, entry in unfolded.items():
-        if task_id not in seen:
-            added = _overlay(None, entry)
-            if added is not None:
-                yield added
-
-
-def _merge(unfolded: dict[str, list], turn: int, changes: Iterable[tuple[int, Any]]) -> int:
-    """Note one committed turn's changes as unfolded, merged per task; the number of
-    changes. A SUPERSEDE drops what is unfolded of its tasks (written directly since)."""
-    get = unfolded.get
-    n = 0
-    for op, items in changes:
-        n += len(items)
-        if op == SAVE:
-            for row in items:
-                entry = get(row[0])
-                if entry is None:
-                    unfolded[row[0]] = [turn, row, None]
-                else:
-                    entry[1], entry[2] = row, None
-        elif op == UPDATE:
-            for row in items:
-                entry = get(row[0])
-                if entry is None:
-                    unfolded[row[0]] = [turn, None, row]
-                else:  # (of a deleted task it does nothing: _GONE wins in the fold)
-                    entry[2] = row
-        elif op == DELETE:
-            for task_id in items:
-                entry = get(task_id)
-                if entry is None:
-                    unfolded[task_id] = [turn, _GONE, None]
-                else:
-                    entry[1], entry[2] = _GONE, None
-        elif op == SUPERSEDE:
-            for task_id in items:
-                unfolded.pop(task_id, None)
-        else:
-            raise ValueError(f"unknown journal operation {op!r}")
-    return n
-
 
 class SqliteStore:
     """The Store protocol over one SQLite file. Not thread-safe: one thread at a time
@@ -266,7 +135,7 @@ class SqliteStore:
         # burst pays one append per commit.
         self._unindexed: deque[tuple[int, list]] = deque()
         self._unindexed_rows = 0
-        # Task id -> [turn of its oldest unfolded change, save row or None or _GONE,
+        # Task id -> [turn of its oldest unfolded change, save row or None or GONE,
         # latest update row or None]; insertion order is oldest-change order.
         self._unfolded: dict[str, list] = {}
         self._turn = 0  # of the last commit
@@ -289,15 +158,15 @@ class SqliteStore:
     # --- writes: buffered until commit() ---------------------------------------------
 
     def save(self, records: Iterable[TaskRecord]) -> None:
-        self._buffer(SAVE, records, _row, "saving tasks")
+        self._buffer(SAVE, records, save_row, "saving tasks")
 
     def update(self, records: Iterable[TaskRecord]) -> None:
         """Tasks saved before: the state and the record, never the payload again.
         Unknown ids are skipped."""
-        self._buffer(UPDATE, records, _update_row, "updating tasks")
+        self._buffer(UPDATE, records, update_row, "updating tasks")
 
     def delete(self, ids: Iterable[str]) -> None:
-        self._buffer(DELETE, ids, _task_id, "deleting tasks")
+        self._buffer(DELETE, ids, task_id_of, "deleting tasks")
 
     def set_meta(self, key: str, value: Any) -> None:
         self._check_open(f"setting meta {key!r}")
@@ -305,7 +174,7 @@ class SqliteStore:
             raise StoreError(f"meta key {key!r} is reserved: keys starting with 'zq.' "
                              "belong to the store")
         try:
-            self._pending_meta[key] = _pack(value)
+            self._pending_meta[key] = pack(value)
         except (TypeError, ValueError, OverflowError) as e:
             raise self._fail(e, f"setting meta {key!r}") from e
 
@@ -327,7 +196,7 @@ class SqliteStore:
 
     def _commit_journal(self, pending: list[tuple[int, list]], meta: dict[str, bytes]) -> None:
         try:
-            parts = _journal_parts(pending) if pending else []
+            parts = journal_parts(pending, JOURNAL_ROW_MAX) if pending else []
         except (TypeError, ValueError, OverflowError) as e:
             raise self._fail(e, "committing") from e
         turns = range(self._turn + 1, self._turn + 1 + len(parts))
@@ -357,9 +226,9 @@ class SqliteStore:
                 if task_id not in merged and task_id in unfolded:
                     merged[task_id] = list(unfolded[task_id])
         turn = self._turn + 1
-        _merge(merged, turn, pending)
+        merge(merged, turn, pending)
         try:
-            marker = _pack([(SUPERSEDE, list(merged))])
+            marker = pack([(SUPERSEDE, list(merged))])
         except (TypeError, ValueError, OverflowError) as e:
             raise self._fail(e, "committing") from e
         oldest_left = turn + 1  # with nothing else unfolded, every journal row goes
@@ -428,7 +297,7 @@ class SqliteStore:
         done = 0
         while unindexed and (limit is None or done < limit):
             turn, changes = unindexed.popleft()
-            done += _merge(self._unfolded, turn, changes)
+            done += merge(self._unfolded, turn, changes)
         self._unindexed_rows -= done
         return not unindexed
 
@@ -464,12 +333,12 @@ class SqliteStore:
         """Unfolded entries as task rows: a delete, an update, or an upsert."""
         upserts, updates, deletes = [], [], []
         for task_id, (_, save, update) in taken:
-            if save is _GONE:
+            if save is GONE:
                 deletes.append((task_id,))
             elif save is None:
-                updates.append(_sql_update(update))
+                updates.append(update_args(update))
             else:
-                upserts.append(_sql_insert(save, update))
+                upserts.append(insert_args(save, update))
         conn = self._conn
         conn.executemany(_DELETE, deletes)
         conn.executemany(_UPSERT, upserts)
@@ -490,7 +359,7 @@ class SqliteStore:
             raise self._read_error(e, "reading the journal") from e
         try:
             for turn, blob in rows:
-                _merge(self._unfolded, turn, msgpack.unpackb(blob, raw=False, use_list=False))
+                merge(self._unfolded, turn, msgpack.unpackb(blob, raw=False, use_list=False))
                 self._journal.append((turn, len(blob)))
                 self._journal_bytes += len(blob)
                 self._turn = turn
@@ -508,12 +377,12 @@ class SqliteStore:
         self._check_open("loading the tasks")
         self._index()
         try:
-            records = _read_all(_overlaid(self._conn.execute(_SELECT), self._unfolded))
+            records = read_all(overlaid(self._conn.execute(_SELECT), self._unfolded))
         except sqlite3.Error as e:
             raise self._read_error(e, "loading the tasks") from e
         except (ValueError, KeyError, TypeError) as e:
             raise self._damage(f"a task row cannot be read: {e}") from e
-        records.sort(key=_seq)  # stable: equal seqs keep insertion order
+        records.sort(key=by_seq)  # stable: equal seqs keep insertion order
         return iter(records)
 
     def get(self, task_id: str) -> TaskRecord | None:
@@ -526,8 +395,8 @@ class SqliteStore:
             if entry is None or entry[1] is None:
                 row = self._conn.execute(_SELECT_ONE, (task_id,)).fetchone()
             if entry is not None:
-                row = _overlay(row, entry)
-            return None if row is None else _read_all([row])[0]
+                row = overlay(row, entry)
+            return None if row is None else read_all([row])[0]
         except sqlite3.Error as e:
             raise self._read_error(e, "reading a task") from e
         except (ValueError, KeyError, TypeError) as e:
@@ -537,9 +406,9 @@ class SqliteStore:
         self._check_open(f"reading meta {key!r}")
         try:
             if key in self._pending_meta:
-                return _unpack(self._pending_meta[key])
+                return unpack(self._pending_meta[key])
             row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-            return None if row is None else _unpack(row[0])
+            return None if row is None else unpack(row[0])
         except sqlite3.Error as e:
             raise self._read_error(e, f"reading meta {key!r}") from e
         except ValueError as e:
@@ -580,7 +449,7 @@ class SqliteStore:
             return
         self._pending.append((op, rows))
         if op != DELETE and not self._pending_large:  # in C: this runs for every task
-            sizes = map(len, filter(None, map(_LARGE_FIELD[op], rows)))
+            sizes = map(len, filter(None, map(LARGE_FIELD[op], rows)))
             self._pending_large = max(sizes, default=0) >= self.direct_bytes
 
     def _make_writable(self) -> None:
@@ -646,79 +515,3 @@ class SqliteStore:
         return StoreError(f"{what} failed on the store {self.path}: {e}{note}")
 
 
-def _journal_parts(changes: list[tuple[int, list]]) -> list[tuple[list, bytes]]:
-    """The turn's changes as journal rows of at most JOURNAL_ROW_MAX bytes each (unless a
-    single change is larger), in order: (changes, packed). One row is the usual case; a
-    turn of many large payloads is split so no row nears SQLite's 1 GB blob limit."""
-    blob = _pack(changes)
-    if len(blob) <= JOURNAL_ROW_MAX:
-        return [(changes, blob)]
-    flat = [(op, item) for op, items in changes for item in items]
-    if len(flat) == 1:
-        return [(changes, blob)]
-    half = len(flat) // 2
-    return _journal_parts(_regroup(flat[:half])) + _journal_parts(_regroup(flat[half:]))
-
-
-def _regroup(flat: list[tuple[int, Any]]) -> list[tuple[int, list]]:
-    """(op, item) pairs back into (op, items) runs, keeping their order."""
-    out: list[tuple[int, list]] = []
-    for op, item in flat:
-        if out and out[-1][0] == op:
-            out[-1][1].append(item)
-        else:
-            out.append((op, [item]))
-    return out
-
-
-def _task_id(task_id: Any) -> str:
-    if type(task_id) is not str:
-        raise TypeError(f"a task id is a str, not {type(task_id).__name__}")
-    return task_id
-
-
-def _read_all(rows: Iterable[tuple]) -> list[TaskRecord]:
-    """One TaskRecord per row, built without TaskRecord.__init__ (4x faster, it counts
-    at a million rows); tests/store checks that every slot is set."""
-    new = object.__new__
-    unpack = msgpack.unpackb
-    states = _STATES
-    strings: dict[str, str] = {}  # names, queues and workers repeat: keep one copy
-    intern = strings.setdefault
-    out: list[TaskRecord] = []
-    append = out.append
-    created_before = updated_before = 0.0  # tasks of one loop turn share their times
-    # Collections during the load would walk every record built so far, repeatedly,
-    # and find nothing to free: pause them (only here, never across a yield).
-    paused = gc.isenabled()
-    gc.disable()
-    try:
-        for id_, seq, state, payload, record in rows:
-            r = new(TaskRecord)
-            fields = unpack(record)
-            if len(fields) == OLD_RECORD_LEN:
-                fields.append(None)  # a row from before owners were kept
-            (name, queue, r.priority, r.attempt, r.retries, r.timeout, r.eta, r.key, r.after,
-             r.retry_backoff, r.retry_backoff_max, r.retry_on, r.result_ttl, created, updated,
-             worker, r.result, progress, r.owner) = fields
-            r.id = id_
-            r.seq = seq
-            r.state = states[state]
-            r.payload = payload
-            r.name = intern(name, name)
-            r.queue = intern(queue, queue)
-            if created == created_before:
-                created = created_before
-            if updated == created:
-                updated = created
-            elif updated == updated_before:
-                updated = updated_before
-            r.created = created_before = created
-            r.updated = updated_before = updated
-            r.worker = None if worker is None else intern(worker, worker)
-            r.progress = None if progress is None else tuple(progress)
-            append(r)
-    finally:
-        if paused:
-            gc.enable()
-    return out

@@ -1,0 +1,248 @@
+"""The journal both durable stores keep (zq.store.sqlite, zq.store.postgres): a task's
+change as a plain tuple, a turn's changes as msgpack, committed turns merged per task
+(the index of what is not folded yet), unfolded changes overlaid on stored rows, and
+stored rows read back into TaskRecords. No I/O: the stores do their own SQL.
+"""
+
+from __future__ import annotations
+
+import gc
+from operator import attrgetter, itemgetter
+from typing import Any, Iterable, Iterator
+
+import msgpack
+
+from zq.core.messages import State
+from zq.core.tasks import TaskRecord
+
+JOURNAL_ROW_MAX = 256 * 2**20  # bytes of one journal row; a larger turn takes several
+
+# Frozen here, not read from TaskRecord.__slots__, so that a new slot cannot change what
+# an old row means (tests/store checks that every slot is kept).
+RECORD_FIELDS = ("name", "queue", "priority", "attempt", "retries", "timeout", "eta", "key",
+                 "after", "retry_backoff", "retry_backoff_max", "retry_on", "result_ttl",
+                 "created", "updated", "worker", "result", "progress", "owner")
+# Rows written before "owner" was added hold the first OLD_RECORD_LEN fields only.
+OLD_RECORD_LEN = len(RECORD_FIELDS) - 1
+
+# Journal operations. A journal row is a plain tuple of the record's fields as they
+# were at the commit (cheap: this is the hot path); the SQL rows are built at the
+# fold, once per task however often it changed: a save row is SAVE_FIELDS, an
+# update row UPDATE_FIELDS (everything but seq and the payload), a delete an id.
+# SUPERSEDE (ids) marks a direct turn: those tasks were written straight into the task
+# table, so their older journal changes must not be folded over them.
+SAVE, UPDATE, DELETE, SUPERSEDE = 0, 1, 2, 3
+GONE = ()  # in a store's index of unfolded changes: the task was deleted
+SAVE_FIELDS = ("id", "seq", "state", "payload", *RECORD_FIELDS)
+UPDATE_FIELDS = ("id", "state", *RECORD_FIELDS)
+# The bytes of a row that may be large: a save's payload (a new task has no result
+# yet), an update's result.
+LARGE_FIELD = {SAVE: itemgetter(SAVE_FIELDS.index("payload")),
+               UPDATE: itemgetter(UPDATE_FIELDS.index("result"))}
+
+by_seq = attrgetter("seq")
+pack = msgpack.Packer(use_bin_type=True).pack
+_STATES = {s.value: s for s in State}
+_BLOB = (bytes, memoryview)
+
+
+def unpack(blob: bytes) -> Any:
+    return msgpack.unpackb(blob, raw=False, strict_map_key=False)
+
+
+def save_row(r: TaskRecord) -> tuple:
+    """The journal row of a save: SAVE_FIELDS, spelled out (2.4x faster than an
+    attrgetter of 22 names; tests/store checks the two agree)."""
+    # Checked here, before the row goes into the journal: a value SQLite refuses in a
+    # column would otherwise fail only at the fold, after the commit was acknowledged.
+    # (What msgpack refuses fails the commit: the `record` column is msgpack.)
+    if (type(r.id) is not str or type(r.seq) is not int or not -2**63 <= r.seq < 2**63
+            or type(r.payload) not in _BLOB):
+        _refuse(r)
+    return (r.id, r.seq, r.state, r.payload, r.name, r.queue, r.priority, r.attempt,
+            r.retries, r.timeout, r.eta, r.key, r.after, r.retry_backoff,
+            r.retry_backoff_max, r.retry_on, r.result_ttl, r.created, r.updated, r.worker,
+            r.result, r.progress, r.owner)
+
+
+def update_row(r: TaskRecord) -> tuple:
+    """The journal row of an update: UPDATE_FIELDS, spelled out."""
+    if type(r.id) is not str:
+        _refuse(r)
+    return (r.id, r.state, r.name, r.queue, r.priority, r.attempt, r.retries, r.timeout,
+            r.eta, r.key, r.after, r.retry_backoff, r.retry_backoff_max, r.retry_on,
+            r.result_ttl, r.created, r.updated, r.worker, r.result, r.progress, r.owner)
+
+
+def _refuse(r: TaskRecord) -> None:
+    bad = [f"{name} is {type(value).__name__} {value!r:.40}"
+           for name, value, ok in (
+               ("id", r.id, type(r.id) is str),
+               ("seq", r.seq, type(r.seq) is int and -2**63 <= r.seq < 2**63),
+               ("payload", r.payload, type(r.payload) in _BLOB))
+           if not ok]
+    raise TypeError(f"task {r.id!r} cannot be stored: {'; '.join(bad)}")
+
+
+def insert_args(save: tuple, update: tuple | None) -> tuple:
+    """The _UPSERT arguments for a saved task, with its latest update if any."""
+    record = save[4:] if update is None else update[2:]
+    state = save[2] if update is None else update[1]
+    # int(): sqlite3 binds an exact int directly but looks up an adapter for an IntEnum.
+    return (save[0], save[1], int(state), save[3], pack(record))
+
+
+def update_args(update: tuple) -> tuple:
+    """The _UPDATE arguments."""
+    return (int(update[1]), pack(update[2:]), update[0])
+
+
+def overlay(row: tuple | None, entry: list) -> tuple | None:
+    """The task's row as its unfolded changes leave it (row: the task table's, or None)."""
+    _, save, update = entry
+    if save is GONE:
+        return None
+    if save is not None:
+        return insert_args(save, update)
+    if row is None:
+        return None  # an update of a task the table does not have: skipped, as _UPDATE does
+    state, record, _ = update_args(update)
+    return (row[0], row[1], state, row[3], record)
+
+
+def overlaid(rows: Iterable[tuple], unfolded: dict[str, list]) -> Iterator[tuple]:
+    """The task table's rows with the unfolded changes applied: what a fold would leave."""
+    if not unfolded:
+        yield from rows
+        return
+    seen = set()
+    for row in rows:
+        entry = unfolded.get(row[0])
+        if entry is None:
+            yield row
+            continue
+        seen.add(row[0])
+        merged = overlay(row, entry)
+        if merged is not None:
+            yield merged
+    for task_id, entry in unfolded.items():
+        if task_id not in seen:
+            added = overlay(None, entry)
+            if added is not None:
+                yield added
+
+
+def merge(unfolded: dict[str, list], turn: int, changes: Iterable[tuple[int, Any]]) -> int:
+    """Note one committed turn's changes as unfolded, merged per task; the number of
+    changes. A SUPERSEDE drops what is unfolded of its tasks (written directly since)."""
+    get = unfolded.get
+    n = 0
+    for op, items in changes:
+        n += len(items)
+        if op == SAVE:
+            for row in items:
+                entry = get(row[0])
+                if entry is None:
+                    unfolded[row[0]] = [turn, row, None]
+                else:
+                    entry[1], entry[2] = row, None
+        elif op == UPDATE:
+            for row in items:
+                entry = get(row[0])
+                if entry is None:
+                    unfolded[row[0]] = [turn, None, row]
+                else:  # (of a deleted task it does nothing: GONE wins in the fold)
+                    entry[2] = row
+        elif op == DELETE:
+            for task_id in items:
+                entry = get(task_id)
+                if entry is None:
+                    unfolded[task_id] = [turn, GONE, None]
+                else:
+                    entry[1], entry[2] = GONE, None
+        elif op == SUPERSEDE:
+            for task_id in items:
+                unfolded.pop(task_id, None)
+        else:
+            raise ValueError(f"unknown journal operation {op!r}")
+    return n
+
+
+def journal_parts(changes: list[tuple[int, list]],
+                  row_max: int = JOURNAL_ROW_MAX) -> list[tuple[list, bytes]]:
+    """The turn's changes as journal rows of at most row_max bytes each (unless a
+    single change is larger), in order: (changes, packed). One row is the usual case; a
+    turn of many large payloads is split so no row nears SQLite's 1 GB blob limit."""
+    blob = pack(changes)
+    if len(blob) <= row_max:
+        return [(changes, blob)]
+    flat = [(op, item) for op, items in changes for item in items]
+    if len(flat) == 1:
+        return [(changes, blob)]
+    half = len(flat) // 2
+    return (journal_parts(_regroup(flat[:half]), row_max)
+            + journal_parts(_regroup(flat[half:]), row_max))
+
+
+def _regroup(flat: list[tuple[int, Any]]) -> list[tuple[int, list]]:
+    """(op, item) pairs back into (op, items) runs, keeping their order."""
+    out: list[tuple[int, list]] = []
+    for op, item in flat:
+        if out and out[-1][0] == op:
+            out[-1][1].append(item)
+        else:
+            out.append((op, [item]))
+    return out
+
+
+def task_id_of(task_id: Any) -> str:
+    if type(task_id) is not str:
+        raise TypeError(f"a task id is a str, not {type(task_id).__name__}")
+    return task_id
+
+
+def read_all(rows: Iterable[tuple]) -> list[TaskRecord]:
+    """One TaskRecord per row, built without TaskRecord.__init__ (4x faster, it counts
+    at a million rows); tests/store checks that every slot is set."""
+    new = object.__new__
+    unpack = msgpack.unpackb
+    states = _STATES
+    strings: dict[str, str] = {}  # names, queues and workers repeat: keep one copy
+    intern = strings.setdefault
+    out: list[TaskRecord] = []
+    append = out.append
+    created_before = updated_before = 0.0  # tasks of one loop turn share their times
+    # Collections during the load would walk every record built so far, repeatedly,
+    # and find nothing to free: pause them (only here, never across a yield).
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        for id_, seq, state, payload, record in rows:
+            r = new(TaskRecord)
+            fields = unpack(record)
+            if len(fields) == OLD_RECORD_LEN:
+                fields.append(None)  # a row from before owners were kept
+            (name, queue, r.priority, r.attempt, r.retries, r.timeout, r.eta, r.key, r.after,
+             r.retry_backoff, r.retry_backoff_max, r.retry_on, r.result_ttl, created, updated,
+             worker, r.result, progress, r.owner) = fields
+            r.id = id_
+            r.seq = seq
+            r.state = states[state]
+            r.payload = payload
+            r.name = intern(name, name)
+            r.queue = intern(queue, queue)
+            if created == created_before:
+                created = created_before
+            if updated == created:
+                updated = created
+            elif updated == updated_before:
+                updated = updated_before
+            r.created = created_before = created
+            r.updated = updated_before = updated
+            r.worker = None if worker is None else intern(worker, worker)
+            r.progress = None if progress is None else tuple(progress)
+            append(r)
+    finally:
+        if paused:
+            gc.enable()
+    return out
