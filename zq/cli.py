@@ -20,6 +20,7 @@ from typing import Any, Iterator, NoReturn, Optional
 import typer
 
 from zq.config import ClientConfig, MasterConfig, WorkerConfig, default_connect
+from zq.core import limits
 from zq.errors import AccessRefused, ConfigError, Rejected, ZqError
 
 app = typer.Typer(no_args_is_help=True, rich_markup_mode="markdown",
@@ -239,7 +240,7 @@ def master(
                                    help="Missed heartbeats before a peer is dead."),
     result_ttl: float = _duration("1d", env="ZQ_RESULT_TTL", help="How long results are kept."),
     max_message: int = _opt(
-        256 * 1024 * 1024, env="ZQ_MAX_MESSAGE",
+        limits.MAX_MESSAGE, env="ZQ_MAX_MESSAGE",
         help="Largest frame accepted, in bytes: a peer that sends a larger one is "
              "disconnected."),
     schedule: Optional[str] = _opt(None, env="ZQ_SCHEDULE",

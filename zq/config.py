@@ -9,6 +9,7 @@ import os
 import socket
 from dataclasses import dataclass, field
 
+from zq.core import limits
 from zq.errors import ConfigError
 
 DEFAULT_CONNECT = "tcp://127.0.0.1:5555"
@@ -45,9 +46,9 @@ class MasterConfig:
     store_sync: str = "normal"  # SQLite: "normal" survives kill -9, "full" power loss too
     heartbeat_interval: float = 1.0
     heartbeat_liveness: int = 3
-    max_message: int = 256 * 1024 * 1024  # bytes per frame; larger frames drop the peer
-    result_ttl: float = 86400.0
-    max_queued: int = 5_000_000  # above this SUBMIT gets BUSY (back-pressure)
+    max_message: int = limits.MAX_MESSAGE  # bytes per frame; larger frames drop the peer
+    result_ttl: float = limits.RESULT_TTL
+    max_queued: int = limits.MAX_QUEUED  # above this SUBMIT gets BUSY (back-pressure)
     # Bytes the master holds for one peer that does not read (its ZeroMQ queue is full);
     # past this that peer's session is dropped.
     max_held: int = 64 * 1024 * 1024

@@ -18,6 +18,7 @@ from itertools import repeat
 from operator import itemgetter
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
+from zq.core import codec
 from zq.core import messages as m
 from zq.core.backoff import CLIENT_JITTER, compute_backoff
 from zq.core.client_events import (
@@ -58,7 +59,6 @@ from zq.errors import ConnectionLost, Rejected
 # applied already, so they fail with ConnectionLost instead.
 READ_ONLY_QUERIES = frozenset({"status", "tasks", "get", "schedule_list"})
 MAX_SUBMIT_BYTES = 8 * 1024 * 1024  # payload bytes per SUBMIT; keeps frames and headers small
-MAX_IDS = 10_000  # ids per WATCH or CANCEL message
 MAX_RETRY_AFTER = 60.0  # a BUSY asking for longer is capped: a wire value is never trusted
 
 _payload_of = itemgetter(2)
@@ -134,7 +134,7 @@ def _id_batches(ids: Iterable[str]) -> Iterator[list[str]]:
     batch: list[str] = []
     for i in ids:
         batch.append(i)
-        if len(batch) >= MAX_IDS:
+        if len(batch) >= codec.MAX_IDS:
             yield batch
             batch = []
     if batch:

@@ -16,13 +16,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
-from zq.core import serde
+from zq.core import limits, serde
 from zq.errors import ConfigError, SerializationError
 
 MIN_EVERY = 0.25  # seconds: a shorter interval would fire (nearly) every loop turn
 MAX_EVERY = 10 * 365 * 86400.0
 MAX_ARGS_BYTES = 64 * 1024  # a schedule's encoded arguments
-MAX_NESTING = 32  # levels of lists and maps in them
 # What a peer or a schedule file may set; the other fields are the master's own.
 PUBLIC_FIELDS = ("name", "task", "cron", "every", "timezone", "args", "kwargs", "queue",
                  "priority")
@@ -80,9 +79,9 @@ class Schedule:
                               f"not {_short(self.priority)}")
         if not _number(self.anchor) or not (self.last_tick is None or _number(self.last_tick)):
             raise ConfigError(f"schedule {name}: anchor and last_tick must be finite times")
-        if not serde.nesting_within([self.args, self.kwargs], MAX_NESTING):
+        if not serde.nesting_within([self.args, self.kwargs], limits.MAX_NESTING):
             raise ConfigError(f"schedule {name}: args and kwargs may nest at most "
-                              f"{MAX_NESTING} levels deep")
+                              f"{limits.MAX_NESTING} levels deep")
         try:
             size = len(serde.encode_call(self.args, self.kwargs))
         except SerializationError as e:

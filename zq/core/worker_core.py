@@ -14,7 +14,7 @@ from itertools import repeat
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Callable, Union
 
-from zq.core import backoff, codec
+from zq.core import backoff, codec, limits
 from zq.core import messages as m
 from zq.core.messages import Outcome
 from zq.core.serde import encode_error
@@ -24,8 +24,6 @@ if TYPE_CHECKING:
 
 DEFAULT_INTERVAL = 1.0  # heartbeat settings until a WELCOME says otherwise (PROTOCOL §4)
 DEFAULT_LIVENESS = 3
-DEFAULT_MAX_MESSAGE = 256 * 1024 * 1024
-INLINE_PAYLOAD = 64 * 1024  # codec.LARGE_PAYLOAD: smaller payloads ride in the header
 ADAPT_WINDOW = 0.25  # seconds between adaptive credit updates
 BUFFER_SECONDS = 0.05  # adaptive prefetch: about this much work held beyond running tasks
 MAX_PREFETCH = 2000
@@ -214,7 +212,7 @@ class WorkerCore:
         self.phase = Phase.RUNNING
         self.interval = DEFAULT_INTERVAL
         self.liveness = DEFAULT_LIVENESS
-        self.max_message = DEFAULT_MAX_MESSAGE
+        self.max_message = limits.MAX_MESSAGE
         self.master_id: str | None = None
         self.last_recv = 0.0
         self.last_send = 0.0
@@ -593,14 +591,14 @@ class WorkerCore:
         """Entries in messages whose inline payloads stay well under max_message (a
         resend after a long outage can be large); usually one message."""
         budget = min(self.max_message, codec.HEADER_BUDGET * 2) // 2  # and the header bound
-        if len(entries) * INLINE_PAYLOAD <= budget:
+        if len(entries) * codec.LARGE_PAYLOAD <= budget:
             return [entries]  # cannot be too big: no need to measure
         parts: list[list[m.ResultEntry]] = []
         part: list[m.ResultEntry] = []
         size = 0
         for e in entries:
             n = len(e[3])
-            if n < INLINE_PAYLOAD:
+            if n < codec.LARGE_PAYLOAD:
                 if size + n > budget and part:
                     parts.append(part)
                     part, size = [], 0
