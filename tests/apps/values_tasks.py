@@ -93,3 +93,8 @@ def ext(code: int) -> Any:
     """A result with an extension type of the given code (for the hostile-input tests)."""
     import msgpack
     return [msgpack.ExtType(code, b"")]
+
+
+async def aecho(value: Any) -> Any:
+    """echo as a coroutine: the async pool decodes and encodes these itself."""
+    return value

@@ -22,11 +22,12 @@ from tests.values_strategies import canon, np, values
 APP = "tests.apps.values_tasks"
 
 
-@pytest.fixture(scope="module", params=["process", "thread"])
+@pytest.fixture(scope="module", params=["process", "thread", "async"])
 def endpoint(tmp_path_factory: pytest.TempPathFactory,
              request: pytest.FixtureRequest) -> Iterator[str]:
     """One master and one worker for the module, per pool (the process pool decodes and
-    encodes in a child process, the thread pool in the worker's threads)."""
+    encodes in a child process, the thread pool in the worker's threads, the async pool
+    in its event loop for coroutines)."""
     c = Cluster(Path(tmp_path_factory.mktemp(f"values-{request.param}")))
     try:
         c.start_master()
@@ -108,6 +109,7 @@ def test_every_value_as_argument_and_result(client):
 @given(values)
 def test_round_trip_property_through_a_worker(client, value):
     assert canon(run(client, t.echo, value)) == canon(value)
+    assert canon(run(client, t.aecho, value)) == canon(value)
     assert canon(dataclasses.replace(run(client, t.Point, value), y=0)) == \
         canon(t.Point(value, 0))
 
