@@ -50,6 +50,8 @@ def test_native_values_keep_their_old_bytes():
 
 def test_bytearray_and_memoryview_arrive_as_bytes():
     assert v.unpack(v.pack([bytearray(b"ab"), memoryview(b"cd")])) == [b"ab", b"cd"]
+    with pytest.raises(SerializationError, match="C-contiguous"):
+        serde.encode_value((memoryview(b"abcd")[::2],))  # a strided view: bytes(view) travels
 
 
 def test_subclasses_travel_as_their_native_base():

@@ -31,11 +31,11 @@ def _pack(value: Any, what: str) -> bytes:
         return _pack_native(value)
     except (TypeError, OverflowError):
         pass
-    except ValueError as e:  # too deep for msgpack
+    except (ValueError, BufferError) as e:  # too deep, or a memoryview not C-contiguous
         raise SerializationError(f"{what} cannot be sent: {e}") from e
     try:
         return values.pack_ext(value)
-    except (TypeError, ValueError, OverflowError, RecursionError) as e:
+    except (TypeError, ValueError, OverflowError, RecursionError, BufferError) as e:
         raise SerializationError(f"{what} cannot be sent: {e}") from e
 
 
