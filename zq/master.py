@@ -19,11 +19,11 @@ import zmq
 from zq import transport
 from zq.config import MasterConfig
 from zq.core import codec, queries
+from zq.core import master_events as ev
 from zq.core import messages as m
-from zq.core.access import Caller
 from zq.core.messages import Role
 from zq.core.catalogue import META_KEY as CATALOGUE_KEY
-from zq.core.scheduler import BUSY_RETRY_AFTER, Scheduler
+from zq.core.master_core import BUSY_RETRY_AFTER, MasterCore
 from zq.errors import PeerCongested, PeerGone, ProtocolError, StoreUnavailable, ZqError
 from zq.gate import Gate, connection_cap, fd_limit, local_only_transport, raise_fd_limit
 from zq.security import load_master_keys
@@ -34,14 +34,11 @@ log = logging.getLogger(__name__)
 # One turn is bounded whatever the load (issue 10: 200,000 tasks read in one turn and a
 # commit that folded the journal in line stalled the master for seconds, and its peers
 # took it for lost). Messages are handled for DRAIN_BUDGET seconds (MAX_DRAIN at most),
-# MAX_LEASES tasks leased, the commit and the sends are in proportion, and the store's
+# zq.core.master_core.MAX_LEASES tasks leased, the commit and the sends are in proportion, and the store's
 # upkeep gets UPKEEP_BUDGET: the loop comes round every ~0.1 s under any load. (One
 # message is handled whole: a SUBMIT of 1,000 tasks takes ~3 ms.)
 MAX_DRAIN = 2000  # messages handled per turn before the core dispatches and we send
 DRAIN_BUDGET = 0.02  # seconds of message handling per turn
-# Tasks leased per turn at most (~15 ms): a worker may hold 2,000 tasks and more, and a
-# thousand workers joining at once would otherwise be leased millions in one turn.
-MAX_LEASES = 5000
 # The store's deferred work (folding the SQLite journal) waits until the master has had
 # nothing to do for UPKEEP_QUIET seconds: done in the short pauses of a burst it would
 # take CPU from the workers and clients the master shares its host with. Then it goes
@@ -146,7 +143,7 @@ class Master:
         self.keys = load_master_keys(config.secret_key, config.worker_keys, config.client_keys,
                                      config.admin_keys, config.keys)
         self.store: Store = open_store(config.store, config.store_sync)
-        self.core = Scheduler(
+        self.core = MasterCore(
             master_id=uuid.uuid4().hex[:12], heartbeat_interval=config.heartbeat_interval,
             liveness=config.heartbeat_liveness, result_ttl=config.result_ttl,
             max_queued=config.max_queued, max_message=config.max_message,
@@ -164,7 +161,6 @@ class Master:
         self._store_down: float | None = None
         self._store_retry_at = self._store_noted = 0.0
         self._uncommitted: list[tuple[bytes, m.Message]] = []
-        self._leasing = False  # the last dispatch stopped at MAX_LEASES
         self.turns = TurnTimes()
         self._refused_keys: set[str] = set()  # logged once each
         self._reload = False  # SIGHUP seen: read the key folders again (next turn)
@@ -248,7 +244,8 @@ class Master:
 
     def _close(self) -> None:
         try:
-            if not self._commit(self.core.flush(), force=True):
+            persist = _persist_of(self.core.handle(ev.Stopping()))
+            if not self._commit(persist, force=True):
                 log.error("stopping with changes the store could not commit; they were "
                           "never acknowledged, and clients and workers send them again")
         except ZqError:
@@ -276,20 +273,17 @@ class Master:
         if events:
             self._last_busy = start
             self._drain(start + DRAIN_BUDGET)
-        if core.now >= core.next_housekeeping or core.timers_due():
-            core.tick()
-        self._leasing = core.dispatch(MAX_LEASES)  # True: more next turn, at once
-        out = core.flush()
+        persist, sends, notes = _sorted_commands(core.tick(start))
         handled = time.monotonic()
-        durable = self._commit(out)
+        durable = self._commit(persist)
         committed = time.monotonic()
-        self._send(self._after_commit(out.messages, durable))
+        self._send(self._after_commit(sends, durable))
         if self._hang_ups:
             for fd in self._hang_ups:
                 transport.hang_up(fd)
             self._hang_ups = []
-        for level, text in out.notices:
-            log.log(logging.WARNING if level == "warning" else logging.INFO, text)
+        for note in notes:
+            log.log(logging.WARNING if note.level == "warning" else logging.INFO, note.text)
         sent = time.monotonic()
         self._upkeep(sent)
         self.turns.note(start, handled, committed, sent, time.monotonic())
@@ -304,8 +298,6 @@ class Master:
             deadline = min(deadline, self._last_busy + UPKEEP_QUIET)
         if self._held:  # a peer's queue was full: look again soon, without spinning
             deadline = min(deadline, now + HELD_RETRY)
-        if self._leasing:  # the last dispatch stopped at MAX_LEASES
-            deadline = now
         if self._store_down is not None:
             deadline = min(deadline, self._store_retry_at)
         return max(0.0, min(deadline - now, 0.5))
@@ -381,8 +373,9 @@ class Master:
 
     def _close_session(self, rid: bytes, key: str, frame: Any) -> None:
         """A message from a key a reload removed: drop it, end the peer's session."""
-        as_worker = self.core.on_worker_revoked(
-            rid, f"its key {key} is no longer admitted by this master")
+        as_worker = rid in self.core.workers
+        self.core.handle(ev.KeyRevoked(rid, f"its key {key} is no longer admitted by this "
+                                            "master"))
         if self._revoked_notes.allow(key) is not None:
             log.warning("closed the session of %s %s: its key %s was removed from the "
                         "master's keys", "worker" if as_worker else "peer", rid.hex(), key)
@@ -411,12 +404,13 @@ class Master:
         reason = (f"this key is not admitted as a {what} by this master (it is a "
                   f"{has or 'removed'} key): use a key from the master's {what} keys")
         if isinstance(msg, m.Submit):
-            self.core.on_bad_entries(rid, m.Cmd.SUBMIT, [(e[0], reason) for e in msg.entries])
+            self.core.handle(ev.EntriesRefused(rid, m.Cmd.SUBMIT,
+                                               [(e[0], reason) for e in msg.entries]))
         else:
             request_id = msg.request_id if isinstance(msg, m.Query) else None
-            self.core.on_failed_message(rid, reason, request_id)
+            self.core.handle(ev.HandlingFailed(rid, reason, request_id))
 
-    def _commit(self, out: Any, force: bool = False) -> bool:
+    def _commit(self, out: ev.Persist, force: bool = False) -> bool:
         """Make the turn durable before anything that promises it goes out; True when
         it is (or there was nothing to make durable). A store that cannot write now (a
         full disk, say) keeps what is pending and is tried again every STORE_RETRY
@@ -446,7 +440,7 @@ class Master:
             log.warning("the store commits again, after %.0f s; acknowledging what waited",
                         time.monotonic() - self._store_down)
             self._store_down = None
-            self.core.store_writable = True
+            self.core.handle(ev.StoreChanged(writable=True))
         self._store_upkeep = True
         return True
 
@@ -458,7 +452,7 @@ class Master:
             self._store_noted = now
         if self._store_down is None:
             self._store_down = now
-            self.core.store_writable = False  # new submissions: BUSY; no new leases
+            self.core.handle(ev.StoreChanged(writable=False))  # BUSY; no new leases
         self._store_retry_at = now + STORE_RETRY
 
     def _after_commit(self, messages: list[tuple[bytes, m.Message]],
@@ -551,7 +545,9 @@ class Master:
         if len(self._shunned) >= MAX_SHUNNED:
             self._shunned.pop(next(iter(self._shunned)))
         self._shunned[rid] = time.monotonic() + SHUN_SECONDS
-        what = self.core.drop_peer(rid)
+        w = self.core.workers.get(rid)
+        what = f"worker {w.name}" if w is not None else "client"
+        self.core.handle(ev.PeerStoppedReading(rid))
         log.warning("peer %s (%s) stopped reading: %d bytes were held for it, over the "
                     "limit of %d (max_held); its session is dropped and what was held "
                     "discarded; what it sends in the next %g s is dropped",
@@ -563,34 +559,23 @@ class Master:
         """One message from peer got.peer (got.key: the public key it was admitted with).
         Nothing raised while handling it ends the loop: it is logged, counted and answered."""
         rid, key, msg = got.peer, got.key, got.message
+        core = self.core
         if self._shunned and self._still_shunned(rid):
-            self.core.dropped += 1
+            core.handle(ev.MessageDropped(rid))
             return
         if msg is None:
             log.debug("dropped a malformed message from %s: %s", rid.hex(), got.error)
-            if got.role is not None:
-                self.core.on_bad_message(rid, str(got.error))
-            else:
-                self.core.dropped += 1
+            core.handle(ev.GarbageReceived(rid, str(got.error), answer=got.role is not None))
             return
         try:
             role = got.role
-            handler = self._handlers.get((role, type(msg)))
-            if role is Role.WORKER and not isinstance(msg, m.Hello):
-                w = self.core.worker(rid)
-                if w is None or handler is None:
-                    return
-                handler(self, w, msg)
-            elif role is Role.CLIENT and handler is not None:
-                handler(self, Caller(rid, key, key is None or self._is_admin(key)), msg)
-            elif handler is not None:
-                handler(self, rid, msg)
-            bad = getattr(msg, "bad", None)
-            if bad:
-                self.core.on_bad_entries(rid, msg.cmd, bad)
+            if role is Role.CLIENT and type(msg) in _READS_STORED:
+                self._load_missing(msg)
+            core.handle(ev.MessageReceived(rid, role, msg, key,  # type: ignore[arg-type]
+                                           key is None or self._is_admin(key)))
         except ProtocolError as e:
             log.debug("dropped a malformed message from %s: %s", rid.hex(), e)
-            self.core.on_bad_message(rid, str(e))
+            core.handle(ev.GarbageReceived(rid, str(e), answer=True))
         except Exception as e:  # noqa: BLE001 - one message must never end the loop
             self._failed(rid, msg, e)
 
@@ -601,43 +586,51 @@ class Master:
         self._failure_log.log(f"handling a {what} from peer {rid.hex()} failed: "
                               f"{type(e).__name__}: {e}", e)
         request_id = msg.request_id if isinstance(msg, m.Query) else None
-        self.core.on_failed_message(rid, f"the master could not handle this {what} "
-                                         f"({type(e).__name__}: {e})", request_id)
+        self.core.handle(ev.HandlingFailed(rid, f"the master could not handle this {what} "
+                                                f"({type(e).__name__}: {e})", request_id))
 
     def _is_admin(self, key: str) -> bool:
         return self.keys is not None and self.keys.is_admin(key)
 
-    def _on_watch(self, caller: Caller, msg: m.Watch) -> None:
-        self._load_missing(msg.ids)
-        self.core.on_watch(caller.rid, msg.ids, caller)
+    def _load_missing(self, msg: m.Message) -> None:
+        """Old results live only in the store: read those a WATCH or a query names back
+        before the core answers."""
+        if isinstance(msg, m.Watch):
+            ids = msg.ids
+        elif isinstance(msg, m.Query):
+            ids = queries.ids_to_load(msg.kind, msg.args)
+        else:
+            return
+        tasks = self.core.tasks
+        loaded = [t for t in map(self.store.get, [i for i in ids if i not in tasks])
+                  if t is not None]
+        if loaded:
+            self.core.handle(ev.RecordsLoaded(loaded))
 
-    def _load_missing(self, ids: list[str]) -> None:
-        """Old results live only in the store: read them back before the core answers."""
-        for tid in ids:
-            if tid not in self.core.tasks:
-                t = self.store.get(tid)
-                if t is not None:
-                    self.core.adopt_loaded(t)
 
-    def _on_query(self, caller: Caller, q: m.Query) -> None:
-        self._load_missing(queries.ids_to_load(q.kind, q.args))
-        self.core.on_query(caller, q.request_id, q.kind, q.args)
+# Messages that may name tasks only the store still holds.
+_READS_STORED = (m.Watch, m.Query)
 
-    _handlers: dict[tuple[Role, type], Callable[..., None]] = {
-        (Role.WORKER, m.Hello): lambda self, rid, msg: self.core.on_hello(rid, msg),
-        (Role.WORKER, m.Heartbeat): lambda self, w, msg: None,
-        (Role.WORKER, m.Credit): lambda self, w, msg: self.core.on_credit(w, msg),
-        (Role.WORKER, m.Result): lambda self, w, msg: self.core.on_worker_results(w, msg.entries),
-        (Role.WORKER, m.Partial): lambda self, w, msg: self.core.on_partial(w, msg.entries),
-        (Role.WORKER, m.Progress): lambda self, w, msg: self.core.on_progress(w, msg.entries),
-        (Role.WORKER, m.Bye): lambda self, w, msg: self.core.on_bye(w, msg),
-        (Role.CLIENT, m.Submit): lambda self, c, msg: self.core.on_submit(c.rid, msg.entries,
-                                                                          c),
-        (Role.CLIENT, m.Watch): _on_watch,
-        (Role.CLIENT, m.Cancel): lambda self, c, msg: self.core.on_cancel(c.rid, msg.ids, c),
-        (Role.CLIENT, m.Query): _on_query,
-        (Role.CLIENT, m.Heartbeat): lambda self, c, msg: self.core.on_client_heartbeat(c.rid),
-    }
+
+def _sorted_commands(cmds: list[ev.Command]) -> tuple[ev.Persist, list[tuple[bytes, m.Message]],
+                                                      list[ev.Log]]:
+    """A tick's commands by kind: the Persist, the Sends as (rid, message) in order, the
+    Logs."""
+    persist = ev.Persist()
+    sends: list[tuple[bytes, m.Message]] = []
+    notes: list[ev.Log] = []
+    for c in cmds:
+        if type(c) is ev.Send:
+            sends.append((c.rid, c.message))
+        elif type(c) is ev.Persist:
+            persist = c
+        else:
+            notes.append(c)  # type: ignore[arg-type]
+    return persist, sends, notes
+
+
+def _persist_of(cmds: list[ev.Command]) -> ev.Persist:
+    return _sorted_commands(cmds)[0]
 
 
 def run_master(config: MasterConfig) -> int:

@@ -6,7 +6,7 @@ user set, on the wall clock. So a jump neither drops a live worker, nor takes a 
 from the worker running it, nor expires results en masse, nor stalls a retry or a
 rate-limited task for an hour, nor fires a cron tick twice.
 
-The first half drives the core (zq.core.scheduler) through `advance(now, wall)`; the
+The first half drives the core (zq.core.master_core) through `advance(now, wall)`; the
 second runs a real Master in this process with a wall clock the test controls, real
 workers and a real client."""
 
@@ -23,7 +23,7 @@ import zq
 from tests.apps import e2e_tasks as t
 from tests.faults.checks import check_tasks, runs
 from tests.integration.harness import Cluster, wait_until
-from tests.unit.test_scheduler import ERR, OK, W1, W2, Harness
+from tests.unit.test_master_core import ERR, OK, W1, W2, Harness
 from zq.config import MasterConfig
 from zq.core.messages import State
 from zq.master import Master

@@ -120,7 +120,7 @@ def test_after_chains(serial):
 def test_one_rate_limit_spreads_starts_over_several_workers(cluster, tmp_path):
     """rate_limit="4/s" over two workers: the k-th start of the name comes at least k/4 s
     after the first (the bucket starts with one token). The other bound, that the limit
-    is the only brake, is timed: tests/unit/test_scheduler.py checks it on a fake clock."""
+    is the only brake, is timed: tests/unit/test_master_core.py checks it on a fake clock."""
     out = tmp_path / "starts"
     cluster.start_master()
     for name in ("w1", "w2"):

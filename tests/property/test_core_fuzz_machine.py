@@ -4,7 +4,7 @@ replayed task ids, results for tasks never leased, huge credits, queries of ever
 with random arguments, and raw garbage. Each message goes the way a real one does:
 msgpack bytes through codec.decode (a ProtocolError is a refusal, fine), then to the
 core handler the master would call. After every step `validate()` holds, and no
-exception ever escapes a handler. Follows tests/property/test_scheduler_machine.py.
+exception ever escapes a handler. Follows tests/property/test_master_core_machine.py.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from zq.core import codec, queries
 from zq.core import messages as m
 from zq.core.access import Caller
 from zq.core.messages import Cmd, Role
-from zq.core.scheduler import Scheduler
+from zq.core.master_core import MasterCore
 from zq.errors import ProtocolError
 
 WORKERS = [b"w1", b"w2", b"w3"]
@@ -41,7 +41,7 @@ payloads = st.one_of(st.binary(max_size=16), st.none(), st.integers(-1, 3), st.t
 class CoreFuzz(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.s = Scheduler(master_id="fuzz", durable=True, rand=lambda: 0.5, max_finished=5,
+        self.s = MasterCore(master_id="fuzz", durable=True, rand=lambda: 0.5, max_finished=5,
                            result_ttl=20.0)
         self.now, self.wall = 0.0, 1_000_000.0
         self.s.advance(self.now, self.wall)
@@ -75,7 +75,7 @@ class CoreFuzz(RuleBasedStateMachine):
             if isinstance(msg, m.Hello):
                 s.on_hello(rid, msg)
             else:
-                w = s.worker(rid)
+                w = s.touch_worker(rid)
                 if w is None:
                     return
                 if isinstance(msg, m.Credit):
@@ -184,7 +184,7 @@ class CoreFuzz(RuleBasedStateMachine):
         self.s.advance(self.now, self.wall)
         if dispatch:
             self.s.dispatch()
-        self.s.tick()
+        self.s.housekeeping()
         self.s.dispatch()
 
     @invariant()

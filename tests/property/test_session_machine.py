@@ -1,4 +1,4 @@
-"""The master-core state machine of test_scheduler_machine, with every worker named the
+"""The master-core state machine of test_master_core_machine, with every worker named the
 same: each fake worker process sends its own session token (kept across its
 reconnects), so the master must keep them apart by token alone (issue 9, finding 6).
 Every guarantee the base machine checks after each step must still hold."""
@@ -9,7 +9,7 @@ import hashlib
 
 from hypothesis import HealthCheck, settings
 
-from tests.property.test_scheduler_machine import FakeWorker, SchedulerMachine
+from tests.property.test_master_core_machine import FakeWorker, MasterCoreMachine
 from zq.core import messages as m
 
 SHARED_NAME = "dup"
@@ -20,7 +20,7 @@ def token_of(w: FakeWorker) -> str:
     return hashlib.sha256(w.name.encode()).hexdigest()[:32]
 
 
-class SameNameMachine(SchedulerMachine):
+class SameNameMachine(MasterCoreMachine):
     def _hello(self, w: FakeWorker, running: list[str]) -> None:
         w.held = {tid: w.held[tid] for tid in running}
         w.via_task = set()

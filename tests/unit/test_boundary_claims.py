@@ -40,7 +40,7 @@ def test_a_session_cut_off_past_the_liveness_window_takes_its_task_back() -> Non
     c.sent()
     assert c.state("t") is State.RUNNING
     c.later(5.0)  # silent past the window: dropped, its task requeued
-    c.s.tick()
+    c.s.housekeeping()
     assert c.state("t") is State.QUEUED
     c.s.on_hello(b"w1b", m.Hello("w1", "h", 1, ["default"], 1, "thread", 1, ["t"],
                                  session="a" * 32))  # the same process, reconnected

@@ -13,7 +13,7 @@ import pytest
 from zq.core import codec
 from zq.core import messages as m
 from zq.core.messages import Cmd, Role
-from zq.core.scheduler import Scheduler
+from zq.core.master_core import MasterCore
 from zq.errors import ProtocolError
 
 W, C = b"w1", b"c1"
@@ -70,8 +70,8 @@ def test_too_many_ids_in_one_message_refuse_the_message() -> None:
         decode(Role.CLIENT, [Cmd.WATCH, [f"t{i}" for i in range(codec.MAX_IDS + 1)]])
 
 
-def core() -> Scheduler:
-    s = Scheduler(master_id="m")
+def core() -> MasterCore:
+    s = MasterCore(master_id="m")
     s.advance(1.0, 1_000_000.0)
     return s
 
@@ -99,7 +99,7 @@ def test_the_core_applies_the_good_results_and_names_the_bad_one() -> None:
     s.flush()
     msg = decode(Role.WORKER, [Cmd.RESULT, [["t1", 1, 0, b"r1"], ["t2", 1, 3, None],
                                             ["t3", 1, 0, b"r3"]]])
-    w = s.worker(W)
+    w = s.touch_worker(W)
     s.on_worker_results(w, msg.entries)
     s.on_bad_entries(W, Cmd.RESULT, msg.bad)
     out = dict((type(x).__name__, x) for _, x in s.flush().messages)

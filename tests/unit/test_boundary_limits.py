@@ -18,13 +18,13 @@ from zq.core import codec
 from zq.core import messages as m
 from zq.core.access import Caller
 from zq.core.messages import Cmd, Role
-from zq.core.scheduler import (
+from zq.core.master_core import (
     MAX_SCAN,
     QUERY_BYTES,
     QUERY_COST,
     ROW_COST,
     SCAN_COST,
-    Scheduler,
+    MasterCore,
     _build,
 )
 from zq.errors import ProtocolError
@@ -70,8 +70,8 @@ def test_lengths_are_bounded(value, says) -> None:
         codec.decode([b"ZQC1", msgpack.packb(value)])
 
 
-def core() -> Scheduler:
-    s = Scheduler(master_id="m")
+def core() -> MasterCore:
+    s = MasterCore(master_id="m")
     s.advance(1.0, 1_000_000.0)
     return s
 
@@ -81,7 +81,7 @@ def test_a_watch_repeating_one_id_is_answered_once() -> None:
     s.on_hello(W, m.Hello("w", "h", 1, ["default"], 1, "thread", 1, []))
     s.on_submit(C, [("t1", "app:f", b"", {})])
     s.dispatch()
-    s.on_worker_results(s.worker(W), [("t1", 1, 0, b"r" * 60_000)])
+    s.on_worker_results(s.touch_worker(W), [("t1", 1, 0, b"r" * 60_000)])
     s.flush()
     watch = codec.decode([b"ZQC1", msgpack.packb([Cmd.WATCH, ["t1"] * 10_000])])[1]
     s.on_watch(C2, watch.ids)

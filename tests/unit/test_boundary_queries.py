@@ -12,20 +12,20 @@ import pytest
 from zq.core import messages as m
 from zq.core import queries
 from zq.core.access import Caller
-from zq.core.scheduler import Scheduler
+from zq.core.master_core import MasterCore
 
 RID = b"client"
 ADMIN = Caller(RID)
 CLIENT_KEY = Caller(RID, key="client-key", admin=False)
 
 
-def core() -> Scheduler:
-    s = Scheduler(master_id="m-test")
+def core() -> MasterCore:
+    s = MasterCore(master_id="m-test")
     s.advance(1.0, 1_000_000.0)
     return s
 
 
-def ask(s: Scheduler, kind: str, caller: Caller = ADMIN, **args: Any) -> tuple[bool, Any]:
+def ask(s: MasterCore, kind: str, caller: Caller = ADMIN, **args: Any) -> tuple[bool, Any]:
     """One QUERY through the core: (ok, body) of the REPLY it answers with."""
     s.on_query(caller, 7, kind, args)
     s.validate()

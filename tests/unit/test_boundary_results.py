@@ -10,7 +10,7 @@ from typing import Any
 from zq.core import messages as m
 from zq.core import serde
 from zq.core.messages import Outcome, State
-from zq.core.scheduler import MAX_CONCURRENCY, PREFETCH_CEILING, Scheduler
+from zq.core.master_core import MAX_CONCURRENCY, PREFETCH_CEILING, MasterCore
 from zq.core.tasks import TaskRecord
 
 C = b"client"
@@ -19,7 +19,7 @@ GOOD, THIEF, HOLE = b"good", b"thief", b"hole"
 
 class Core:
     def __init__(self, **kw: Any) -> None:
-        self.s = Scheduler(master_id="m", **kw)
+        self.s = MasterCore(master_id="m", **kw)
         self.now, self.wall = 0.0, 1_000_000.0
         self.s.advance(self.now, self.wall)
 
@@ -39,7 +39,7 @@ class Core:
         self.s.validate()
 
     def results(self, rid: bytes, *entries: tuple[str, int, Outcome]) -> None:
-        w = self.s.worker(rid)
+        w = self.s.touch_worker(rid)
         assert w is not None
         self.s.on_worker_results(w, [(tid, a, int(o), b"forged" if o == Outcome.OK else
                                       (b"" if o == Outcome.CANCELLED else
@@ -48,7 +48,7 @@ class Core:
 
     def heartbeat(self, *rids: bytes) -> None:
         for rid in rids:
-            self.s.worker(rid)
+            self.s.touch_worker(rid)
 
     def sent(self) -> list[tuple[bytes, str, list]]:
         out = []
@@ -79,7 +79,7 @@ def test_a_worker_cannot_settle_tasks_it_was_never_given() -> None:
         State.RUNNING, State.QUEUED, State.PENDING)
     assert c.s.lease["running"] == GOOD
     assert c.s.status()["ignored_results"] == 6
-    w = c.s.worker(THIEF)
+    w = c.s.touch_worker(THIEF)
     c.s.on_partial(w, [("running", 1, 0, b"chunk")])
     c.s.on_progress(w, [("running", 1, 0.5, 1.0)])
     assert c.sent() == [] and c.s.tasks["running"].progress is None  # nothing forwarded
@@ -96,7 +96,7 @@ def test_a_restored_task_takes_a_result_from_any_worker_until_the_hold_ends() ->
     assert c.state("a") is State.SUCCEEDED
     c.later(3.5)  # the hold ends: b's lease is no longer unknown
     c.heartbeat(GOOD)
-    c.s.tick()
+    c.s.housekeeping()
     c.results(GOOD, ("b", 1, Outcome.OK))
     assert c.state("b") is State.QUEUED and c.s.ignored_results == 1
 
@@ -126,11 +126,11 @@ def test_a_task_held_past_its_time_limit_is_taken_back_and_runs_elsewhere() -> N
     c.sent()
     c.later(7.9)
     c.heartbeat(HOLE, GOOD)  # the black hole stays alive, and never reports
-    c.s.tick()
+    c.s.housekeeping()
     assert c.s.lease["t"] == HOLE  # not yet: 2 s + 6 s
     c.later(0.2)
     c.heartbeat(HOLE, GOOD)
-    c.s.tick()
+    c.s.housekeeping()
     c.s.dispatch()
     c.s.validate()
     out = c.sent()
@@ -151,7 +151,7 @@ def test_a_hoarder_gets_nothing_more_once_its_tasks_are_overdue() -> None:
     c.s.dispatch()
     c.later(7.1)
     c.heartbeat(HOLE)
-    c.s.tick()
+    c.s.housekeeping()
     c.s.dispatch()
     assert not c.s.workers[HOLE].leased and c.s.workers[HOLE].free == 0
     assert all(c.state(f"t{i}") is State.QUEUED for i in range(3))
@@ -164,7 +164,7 @@ def test_time_limits_exhaust_the_attempts_like_a_lost_worker() -> None:
         c.s.dispatch() if k else (c.submit("t", timeout=1.0), c.s.dispatch())
         c.later(7.1)
         c.heartbeat(*[f"hole{j}".encode() for j in range(k + 1)])
-        c.s.tick()
+        c.s.housekeeping()
     assert c.state("t") is State.DEAD
     err = serde.decode_error(c.s.tasks["t"].result)
     assert err["type"] == "TaskTimeout" and "attempt 3 of 3" in err["message"]
@@ -177,6 +177,6 @@ def test_the_window_for_restored_tasks_closes_without_queued_ones_too() -> None:
     c.hello(THIEF, credit=0)
     c.later(3.5)  # the hold ends; nothing was held in a queue
     c.heartbeat(THIEF)
-    c.s.tick()
+    c.s.housekeeping()
     c.results(THIEF, ("r", 1, Outcome.OK))
     assert c.state("r") is not State.SUCCEEDED and c.s.ignored_results == 1

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from zq.core import messages as m
 from zq.core.access import Caller
-from zq.core.scheduler import Scheduler
+from zq.core.master_core import MasterCore
 
 K1 = Caller(b"r1", key="key-one", admin=False)
 K2 = Caller(b"r2", key="key-two", admin=False)
@@ -15,13 +15,13 @@ ADMIN = Caller(b"ra", key="key-admin", admin=True)
 NO_KEYS = Caller(b"rn")
 
 
-def core() -> Scheduler:
-    s = Scheduler(master_id="m", durable=True)
+def core() -> MasterCore:
+    s = MasterCore(master_id="m", durable=True)
     s.advance(1.0, 1_000_000.0)
     return s
 
 
-def sent(s: Scheduler) -> list[tuple[bytes, str, list]]:
+def sent(s: MasterCore) -> list[tuple[bytes, str, list]]:
     out = []
     for rid, msg in s.flush().messages:
         ids = getattr(msg, "ids", None) or [e[0] for e in getattr(msg, "entries", [])]
@@ -29,7 +29,7 @@ def sent(s: Scheduler) -> list[tuple[bytes, str, list]]:
     return out
 
 
-def submit(s: Scheduler, caller: Caller, tid: str, **opts) -> None:
+def submit(s: MasterCore, caller: Caller, tid: str, **opts) -> None:
     s.on_submit(caller.rid, [(tid, "app:f", b"", opts)], caller)
     s.validate()
 

@@ -12,15 +12,15 @@ import pytest
 from zq.core import messages as m
 from zq.core import queries
 from zq.core.periodic import Periodic, Schedule
-from zq.core.scheduler import Scheduler
+from zq.core.master_core import MasterCore
 from zq.errors import ConfigError
 
 WALL = 1_000_000.0
 GOOD = {"name": "g", "task": "app:job", "every": 60.0}
 
 
-def core() -> Scheduler:
-    s = Scheduler(master_id="m-test", durable=True)
+def core() -> MasterCore:
+    s = MasterCore(master_id="m-test", durable=True)
     s.advance(1.0, WALL)
     return s
 
@@ -56,7 +56,7 @@ def test_a_bad_schedule_is_refused_and_nothing_is_stored(change: dict, says: str
         s.add_schedule({**GOOD, **change})
     assert not s.periodic.schedules and not s.flush().meta  # nothing kept, nothing saved
     s.advance(2.0, WALL + 3600)
-    s.tick()  # and nothing fires
+    s.housekeeping()  # and nothing fires
     assert not s.tasks
 
 
@@ -84,7 +84,7 @@ def test_a_stored_schedule_that_cannot_load_is_skipped_listed_and_kept() -> None
     assert set(listed) == {"bad-anchor", "bad-queue", "#3", "g"}
     assert listed["bad-queue"]["broken"] and listed["bad-queue"]["next_run"] is None
     assert listed["g"]["broken"] is None and listed["g"]["next_run"] is not None
-    s.tick()  # the good one fires; the broken ones never do
+    s.housekeeping()  # the good one fires; the broken ones never do
     assert list(s.tasks) == [Schedule.from_dict(stored[3]).task_id(WALL - 0.5)]
     s.validate()
     dumped = s.flush().meta["schedules"]

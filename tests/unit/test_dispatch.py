@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from zq.core import messages as m
-from zq.core.scheduler import Scheduler
+from zq.core.master_core import MasterCore
 
 
-def setup(workers: dict[bytes, tuple[int, int]]) -> Scheduler:
-    s = Scheduler(master_id="t")
+def setup(workers: dict[bytes, tuple[int, int]]) -> MasterCore:
+    s = MasterCore(master_id="t")
     s.advance(1.0, 1000.0)
     for rid, (concurrency, credit) in workers.items():
         s.on_hello(rid, m.Hello(rid.decode(), "h", 1, ["default"], concurrency, "thread",
@@ -16,7 +16,7 @@ def setup(workers: dict[bytes, tuple[int, int]]) -> Scheduler:
     return s
 
 
-def leased(s: Scheduler) -> dict[bytes, int]:
+def leased(s: MasterCore) -> dict[bytes, int]:
     s.dispatch()
     out = {rid: 0 for rid in s.workers}
     for rid, msg in s.flush().messages:
@@ -26,7 +26,7 @@ def leased(s: Scheduler) -> dict[bytes, int]:
     return out
 
 
-def submit(s: Scheduler, n: int, start: int = 0) -> None:
+def submit(s: MasterCore, n: int, start: int = 0) -> None:
     s.on_submit(b"c", [(f"t{i}", "a:f", b"", {}) for i in range(start, start + n)])
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from zq.core import messages as m
 from zq.core.periodic import Periodic, Schedule, latest_tick, next_tick
-from zq.core.scheduler import Scheduler
+from zq.core.master_core import MasterCore
 from zq.errors import ConfigError
 
 
@@ -65,8 +65,8 @@ def test_a_tick_never_fires_twice_across_a_restart():
     assert [t for _, t in restarted.due(1120.0)] == [1120.0]
 
 
-def sched_at(wall: float) -> Scheduler:
-    s = Scheduler(master_id="t", durable=True)
+def sched_at(wall: float) -> MasterCore:
+    s = MasterCore(master_id="t", durable=True)
     s.advance(1.0, wall)
     return s
 
@@ -77,7 +77,7 @@ def test_the_core_submits_a_task_per_tick_and_persists_the_schedule():
                        "args": [1], "queue": "cron"})
     assert "schedules" in core.flush().meta
     core.advance(2.0, utc(2026, 1, 1, 0, 5, 1))
-    core.tick()
+    core.housekeeping()
     tid = f"tick@{utc(2026, 1, 1, 0, 5):.0f}"
     t = core.tasks[tid]
     assert (t.name, t.queue, t.state) == ("app:job", "cron", m.State.QUEUED)
@@ -93,12 +93,12 @@ def test_restored_master_does_not_fire_a_tick_again():
     core = sched_at(1000.0)
     core.add_schedule({"name": "e", "task": "app:job", "every": 60.0})
     core.advance(2.0, 1061.0)
-    core.tick()
+    core.housekeeping()
     saved = core.flush()
     again = sched_at(1062.0)
     again.restore(iter(saved.saves))
     again.periodic.load(saved.meta["schedules"], 1062.0)
-    again.tick()
+    again.housekeeping()
     assert [tid for tid in again.tasks] == ["e@1060"]
     again.validate()
 

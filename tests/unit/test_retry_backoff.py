@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.unit.test_scheduler import ERR, W1, Harness, S
+from tests.unit.test_master_core import ERR, W1, Harness, S
 from zq.core.backoff import compute_backoff
 
 JUST_UNDER_ONE = 1.0 - 2 ** -40  # the largest rand() the tests use: [0, 1) excludes 1

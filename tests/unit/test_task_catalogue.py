@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from tests.unit.test_scheduler import ERR, W1, C, Harness, S, make  # noqa: F401
+from tests.unit.test_master_core import ERR, W1, C, Harness, S, make  # noqa: F401
 from zq.core import codec
 from zq.core import messages as m
 from zq.core.catalogue import MAX_NAMES, Catalogue
 from zq.core.messages import Role
-from zq.core.scheduler import Scheduler
+from zq.core.master_core import MasterCore
 from zq.errors import ProtocolError
 from zq.registry import Registry, TaskOptions
 
@@ -103,7 +103,7 @@ def test_the_catalogue_is_stored_and_a_restart_keeps_it() -> None:
     stored = h.s.flush().meta["catalogue"]
     announce(h)  # the same again: nothing to store
     assert "catalogue" not in h.s.flush().meta
-    again = Scheduler(master_id="m2", durable=True)
+    again = MasterCore(master_id="m2", durable=True)
     again.load_catalogue(stored)
     again.on_submit(C, [("t1", BOOM, b"", {})])
     assert again.tasks["t1"].queue == "io" and again.status()["catalogue"][BOOM] == DECLARED
@@ -143,7 +143,7 @@ def test_the_catalogue_is_bounded_and_forgets_the_least_recently_announced() -> 
 
 
 def test_a_bad_stored_catalogue_never_stops_the_master() -> None:
-    s = Scheduler(master_id="m")
+    s = MasterCore(master_id="m")
     s.load_catalogue({"m:f": [{"queue": 1}, 0.0], "m:g": "x", 3: [{}, 0.0],
                       "m:ok": [{"retries": 2}, 5.0]})
     assert list(s.catalogue.options) == ["m:ok"]

@@ -1,11 +1,11 @@
 """Promises of docs/TASKS.md and docs/PROTOCOL.md that no other test checked, one test
-each, on the master core with a fake clock (see tests/unit/test_scheduler.py)."""
+each, on the master core with a fake clock (see tests/unit/test_master_core.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.unit.test_scheduler import C2, CANC, OK, W1, W2, C, S, lease_times, make, ok
+from tests.unit.test_master_core import C2, CANC, OK, W1, W2, C, S, lease_times, make, ok
 
 CANCELLED = "CancelledError"
 

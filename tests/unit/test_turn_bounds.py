@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from tests.unit.test_scheduler import W1, W2, Harness
+from tests.unit.test_master_core import W1, W2, Harness
 from zq import master as master_module
 from zq.master import TurnTimes
 

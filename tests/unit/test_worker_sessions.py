@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.test_scheduler import ERR, OK, C, Harness, S, h, make, ok  # noqa: F401 (h: fixture)
+from tests.unit.test_master_core import ERR, OK, C, Harness, S, h, make, ok  # noqa: F401 (h: fixture)
 from tests.unit.test_worker_core import Session
 from zq.core import codec
 from zq.core import messages as m

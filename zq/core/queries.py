@@ -4,7 +4,7 @@ their types and ranges, checked before anything acts, and the privilege it needs
 
 check() turns a QUERY's raw args (a msgpack map from the wire) into the checked args of
 its kind, or raises Refused with a message for the asker. The handlers run on the
-master core (zq.core.scheduler.Scheduler.on_query) and may refuse too (an unknown task
+master core (zq.core.master_core.MasterCore.on_query) and may refuse too (an unknown task
 id, a task that cannot be retried): they raise Refused or NotFound for that.
 """
 
@@ -19,7 +19,7 @@ from zq.core.access import Caller, Need
 from zq.core.messages import FINAL_STATES, State
 
 if TYPE_CHECKING:
-    from zq.core.scheduler import Scheduler
+    from zq.core.master_core import MasterCore
 
 MAX_ID = 128  # codec.MAX_ID: characters in a task id
 MAX_NAME = 512  # codec.MAX_NAME: a task name, a queue name
@@ -61,7 +61,7 @@ class Kind:
     name: str
     args: dict[str, Arg]
     need: Need
-    run: Callable[[Scheduler, dict[str, Any], Caller], Any]
+    run: Callable[[MasterCore, dict[str, Any], Caller], Any]
     doc: str
 
 
@@ -116,39 +116,39 @@ def _checked(kind: str, name: str, arg: Arg, v: Any) -> Any:
 
 # --- the handlers: checked args in, a REPLY body out ----------------------------------
 
-def _status(core: Scheduler, a: dict[str, Any], caller: Caller) -> Any:
+def _status(core: MasterCore, a: dict[str, Any], caller: Caller) -> Any:
     return core.status()
 
 
-def _tasks(core: Scheduler, a: dict[str, Any], caller: Caller) -> Any:
+def _tasks(core: MasterCore, a: dict[str, Any], caller: Caller) -> Any:
     return core.list_tasks(state=a["state"], queue=a["queue"], name=a["name"],
                            limit=a["limit"])
 
 
-def _get(core: Scheduler, a: dict[str, Any], caller: Caller) -> Any:
+def _get(core: MasterCore, a: dict[str, Any], caller: Caller) -> Any:
     t = core.tasks.get(a["id"])
     if t is None:
         raise NotFound(f"unknown task id {a['id']}")
     return t.as_dict()
 
 
-def _retry(core: Scheduler, a: dict[str, Any], caller: Caller) -> Any:
+def _retry(core: MasterCore, a: dict[str, Any], caller: Caller) -> Any:
     return core.retry(a["id"])
 
 
-def _purge(core: Scheduler, a: dict[str, Any], caller: Caller) -> Any:
+def _purge(core: MasterCore, a: dict[str, Any], caller: Caller) -> Any:
     return {"purged": core.purge(a["state"], a["older_than"])}
 
 
-def _schedule_add(core: Scheduler, a: dict[str, Any], caller: Caller) -> Any:
+def _schedule_add(core: MasterCore, a: dict[str, Any], caller: Caller) -> Any:
     return core.add_schedule({k: v for k, v in a.items() if v is not None})
 
 
-def _schedule_list(core: Scheduler, a: dict[str, Any], caller: Caller) -> Any:
+def _schedule_list(core: MasterCore, a: dict[str, Any], caller: Caller) -> Any:
     return core.list_schedules()
 
 
-def _schedule_remove(core: Scheduler, a: dict[str, Any], caller: Caller) -> Any:
+def _schedule_remove(core: MasterCore, a: dict[str, Any], caller: Caller) -> Any:
     return core.remove_schedule(a["name"])
 
 

@@ -5,9 +5,9 @@ no submission is accepted (issue 11: BUSY, never ACCEPTED)."""
 
 from __future__ import annotations
 
-from tests.unit.test_scheduler import CANC, W1, C, Harness, S
+from tests.unit.test_master_core import CANC, W1, C, Harness, S
 from zq.core import messages as m
-from zq.core.scheduler import Scheduler
+from zq.core.master_core import MasterCore
 from zq.core.tasks import TaskRecord
 
 
@@ -101,7 +101,7 @@ def test_while_the_store_cannot_commit_a_submission_gets_busy_and_nothing_is_lea
 
 
 def test_the_memory_store_is_given_nothing() -> None:
-    s = Scheduler(master_id="m")
+    s = MasterCore(master_id="m")
     s.on_hello(W1, m.Hello("w1", "host", 1, ["default"], 1, "thread", 1, []))
     s.on_submit(C, [("t1", "job", b"a", {})])
     s.dispatch()

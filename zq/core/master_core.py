@@ -22,7 +22,8 @@ from zq.core.access import Caller, allowed, may_touch, refusal
 from zq.core.balance import ReadyQueue
 from zq.core.catalogue import META_KEY as CATALOGUE_KEY
 from zq.core.catalogue import Catalogue
-from zq.core.messages import Cmd, Outcome, State
+from zq.core import master_events as ev
+from zq.core.messages import Cmd, Outcome, Role, State
 from zq.core.periodic import Periodic, Schedule
 from zq.core.tasks import TaskRecord
 from zq.errors import ConfigError
@@ -55,6 +56,9 @@ HOUSEKEEPING = 0.25  # seconds between liveness/timer/eviction passes at most
 # A due time reached within a microsecond counts as reached: clocks are floats, and a
 # time summed from steps (0.05 ten times) falls a hair short of the product (0.5).
 EPSILON = 1e-6
+# Tasks leased per tick at most (~15 ms): a worker may hold 2,000 tasks and more, and a
+# thousand workers joining at once would otherwise be leased millions in one turn.
+MAX_LEASES = 5000
 MAX_UNANNOUNCED = 10_000  # names submitted before any worker announced them, remembered
 
 # The order in which one turn's messages to one peer go out.
@@ -128,7 +132,7 @@ class Flush:
     notices: list[tuple[str, str]] = field(default_factory=list)
 
 
-class Scheduler:
+class MasterCore:
     def __init__(self, *, master_id: str, heartbeat_interval: float = 1.0, liveness: int = 3,
                  result_ttl: float = 86400.0, max_queued: int = 5_000_000,
                  max_message: int = 256 * 1024 * 1024, max_finished: int = 200_000,
@@ -191,6 +195,7 @@ class Scheduler:
         # False while the store cannot commit: a SUBMIT gets BUSY, nothing is leased.
         self.store_writable = True
         self.longest_turn = 0.0  # seconds: the master's loop measures it (status shows it)
+        self._more_to_lease = False  # the last tick stopped leasing at MAX_LEASES
 
         self.periodic = Periodic()
         self.catalogue = Catalogue()  # task names the workers announced, and their options
@@ -205,10 +210,89 @@ class Scheduler:
         self._notices: list[tuple[str, str]] = []
         self._answered: set[tuple[bytes, str]] = set()  # finals sent this turn by WATCH
 
-    # --- time and output -----------------------------------------------------------
+    # --- the loop's interface: events in, commands out ---------------------------------
 
     def advance(self, now: float, wall: float) -> None:
+        """Set both clocks for the turn about to be handled (before its events)."""
         self.now, self.wall = now, wall
+
+    def handle(self, event: ev.Event) -> list[ev.Command]:
+        """Apply one event. What it makes the master persist and send comes out of the
+        next tick(), once per turn: one turn's answers to a peer then go in one message
+        (ACKs, RESULTs batched) after one commit. So only Stopping returns commands
+        (the last Persist); the list is there for the shape the three cores share."""
+        out = _EVENT_HANDLERS[type(event)](self, event)
+        return [] if out is None else out
+
+    def tick(self, now: float) -> list[ev.Command]:
+        """End of a turn: upkeep when due (liveness, heartbeats, timers, expiry), leases
+        (at most MAX_LEASES), then the turn's output: one Persist (possibly empty),
+        then each Send, then each Log. The loop persists and commits before it sends."""
+        self.now = now
+        if now >= self.next_housekeeping or self.timers_due():
+            self.housekeeping()
+        self._more_to_lease = self.dispatch(MAX_LEASES)
+        return self._commands(self.flush())
+
+    def _commands(self, out: Flush) -> list[ev.Command]:
+        cmds: list[ev.Command] = [ev.Persist(out.saves, out.updates, out.deletes, out.meta)]
+        cmds.extend([ev.Send(rid, msg) for rid, msg in out.messages])
+        cmds.extend([ev.Log(level, text) for level, text in out.notices])
+        return cmds
+
+    # --- the events --------------------------------------------------------------------
+
+    def _on_message(self, e: ev.MessageReceived) -> None:
+        """One message: a worker's (but HELLO) marks it alive, or is refused with
+        DISCONNECT if it never registered; a client's names its caller. Then the entries
+        of a batch the codec refused alone are answered."""
+        msg, rid = e.message, e.rid
+        handler = _MESSAGE_HANDLERS.get((e.role, type(msg)))
+        if e.role is Role.WORKER and type(msg) is not m.Hello:
+            w = self.touch_worker(rid)
+            if w is None or handler is None:
+                return
+            handler(self, w, msg)
+        elif e.role is Role.CLIENT and handler is not None:
+            handler(self, Caller(rid, e.key, e.admin), msg)
+        elif handler is not None:
+            handler(self, rid, msg)
+        bad = getattr(msg, "bad", None)
+        if bad:
+            self.on_bad_entries(rid, msg.cmd, bad)
+
+    def _on_garbage(self, e: ev.GarbageReceived) -> None:
+        if e.answer:
+            self.on_bad_message(e.rid, e.reason)
+        else:
+            self.dropped += 1
+
+    def _on_dropped(self, e: ev.MessageDropped) -> None:
+        self.dropped += 1
+
+    def _on_store(self, e: ev.StoreChanged) -> None:
+        self.store_writable = e.writable
+
+    def _on_loaded(self, e: ev.RecordsLoaded) -> None:
+        for t in e.records:
+            self.adopt_loaded(t)
+
+    def _on_stopping(self, e: ev.Stopping) -> list[ev.Command]:
+        """What is left to persist (and to log); nothing more is leased or sent."""
+        self._more_to_lease = False
+        return [c for c in self._commands(self.flush()) if type(c) is not ev.Send]
+
+    def _on_failed(self, e: ev.HandlingFailed) -> None:
+        self.on_failed_message(e.rid, e.reason, e.request_id)
+
+    def _on_refused(self, e: ev.EntriesRefused) -> None:
+        self.on_bad_entries(e.rid, e.cmd, e.bad)
+
+    def _on_stopped_reading(self, e: ev.PeerStoppedReading) -> None:
+        self.drop_peer(e.rid)
+
+    def _on_revoked(self, e: ev.KeyRevoked) -> None:
+        self.on_worker_revoked(e.rid, e.reason)
 
     def _push(self, rid: bytes | None, cmd: Cmd, entry: Any) -> None:
         if rid is None:  # the master's own submission (a schedule): nobody to tell
@@ -262,7 +346,10 @@ class Scheduler:
         return out
 
     def next_deadline(self) -> float:
-        """Monotonic time by which tick() should run again."""
+        """Monotonic time by which tick() should run again (now: at once, more tasks
+        wait to be leased than one tick leases)."""
+        if self._more_to_lease:
+            return self.now
         deadline = self.next_housekeeping
         if self.delays:
             deadline = min(deadline, self.delays[0][0])
@@ -809,7 +896,7 @@ class Scheduler:
         past = self.past.get(t.id)
         return past is not None and w.session in past.values()
 
-    def worker(self, rid: bytes) -> WorkerInfo | None:
+    def touch_worker(self, rid: bytes) -> WorkerInfo | None:
         """The registered worker behind rid, marked alive; None (and DISCONNECT) if none."""
         w = self.workers.get(rid)
         if w is None:
@@ -1171,7 +1258,7 @@ class Scheduler:
 
     # --- housekeeping ----------------------------------------------------------------------
 
-    def tick(self) -> None:
+    def housekeeping(self) -> None:
         """Liveness, heartbeats, due timers, the end of a recovery hold, expiry."""
         now = self.now
         self.next_housekeeping = now + min(HOUSEKEEPING, self.interval / 4)
@@ -1514,6 +1601,38 @@ class Scheduler:
             b[0] = min(float(QUERY_BYTES), b[0] + (self.now - b[1]) * QUERY_BYTES)
             b[1] = self.now
         return b
+
+
+# What each message does, by the role it came in and its type. A worker's handler gets
+# its WorkerInfo (touch_worker), a client's its Caller, a HELLO the peer's rid.
+_MESSAGE_HANDLERS: dict[tuple[Role, type], Callable[..., None]] = {
+    (Role.WORKER, m.Hello): MasterCore.on_hello,
+    (Role.WORKER, m.Heartbeat): lambda core, w, msg: None,  # touch_worker was the point
+    (Role.WORKER, m.Credit): MasterCore.on_credit,
+    (Role.WORKER, m.Result): lambda core, w, msg: core.on_worker_results(w, msg.entries),
+    (Role.WORKER, m.Partial): lambda core, w, msg: core.on_partial(w, msg.entries),
+    (Role.WORKER, m.Progress): lambda core, w, msg: core.on_progress(w, msg.entries),
+    (Role.WORKER, m.Bye): MasterCore.on_bye,
+    (Role.CLIENT, m.Submit): lambda core, c, msg: core.on_submit(c.rid, msg.entries, c),
+    (Role.CLIENT, m.Watch): lambda core, c, msg: core.on_watch(c.rid, msg.ids, c),
+    (Role.CLIENT, m.Cancel): lambda core, c, msg: core.on_cancel(c.rid, msg.ids, c),
+    (Role.CLIENT, m.Query): lambda core, c, msg: core.on_query(c, msg.request_id, msg.kind,
+                                                               msg.args),
+    (Role.CLIENT, m.Heartbeat): lambda core, c, msg: core.on_client_heartbeat(c.rid),
+}
+
+_EVENT_HANDLERS: dict[type, Callable[[Any, Any], list[ev.Command] | None]] = {
+    ev.MessageReceived: MasterCore._on_message,
+    ev.GarbageReceived: MasterCore._on_garbage,
+    ev.MessageDropped: MasterCore._on_dropped,
+    ev.HandlingFailed: MasterCore._on_failed,
+    ev.EntriesRefused: MasterCore._on_refused,
+    ev.PeerStoppedReading: MasterCore._on_stopped_reading,
+    ev.KeyRevoked: MasterCore._on_revoked,
+    ev.StoreChanged: MasterCore._on_store,
+    ev.RecordsLoaded: MasterCore._on_loaded,
+    ev.Stopping: MasterCore._on_stopping,
+}
 
 
 def _fill_record(t: TaskRecord, declared: dict[str, Any]) -> None:

@@ -21,12 +21,12 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from zq.core import messages as m
 from zq.core import serde
 from zq.core.messages import FINAL_STATES, Outcome, State
-from zq.core.scheduler import Scheduler
+from zq.core.master_core import MasterCore
 from zq.core.tasks import TaskRecord
 
 QUEUES = ("default", "b")  # a task without options goes to "default"
 C, C2 = b"client", b"canceller"  # C submits everything; C2 only cancels
-WINDOW = 3.0  # heartbeat interval x liveness, the Scheduler's defaults
+WINDOW = 3.0  # heartbeat interval x liveness, the MasterCore's defaults
 MAX_WORKERS = 3  # live at once; few workers make collisions between them likely
 
 # One submission: (queue or None, priority, retries, delay or None, what), drawn as plain
@@ -68,12 +68,12 @@ def _payload(outcome: Outcome) -> bytes:
     return serde.encode_error("ValueError", "it broke")
 
 
-class SchedulerMachine(RuleBasedStateMachine):
+class MasterCoreMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.now, self.wall = 0.0, 1_000_000.0
         self.store: dict[str, TaskRecord] = {}  # what the master committed, as copies
-        self.memory: dict[str, float] = {}  # Scheduler limits on finished tasks
+        self.memory: dict[str, float] = {}  # MasterCore limits on finished tasks
         self.s = self._new_master()
         self.n_ids = self.n_rids = 0
         self.accepted: list[str] = []  # every id C was sent ACCEPTED for, in order
@@ -100,8 +100,8 @@ class SchedulerMachine(RuleBasedStateMachine):
 
     # --- plumbing ----------------------------------------------------------------------
 
-    def _new_master(self) -> Scheduler:
-        s = Scheduler(master_id="prop", durable=True, rand=lambda: 0.5, **self.memory)
+    def _new_master(self) -> MasterCore:
+        s = MasterCore(master_id="prop", durable=True, rand=lambda: 0.5, **self.memory)
         s.advance(self.now, self.wall)
         return s
 
@@ -127,8 +127,8 @@ class SchedulerMachine(RuleBasedStateMachine):
         self.wall += dt
         self.s.advance(self.now, self.wall)
         for w in self._live():
-            assert self.s.worker(w.rid) is not None, f"{w.name} is live but unknown"
-        self.s.tick()
+            assert self.s.touch_worker(w.rid) is not None, f"{w.name} is live but unknown"
+        self.s.housekeeping()
         self._flush()
 
     def _flush(self) -> None:
@@ -263,7 +263,7 @@ class SchedulerMachine(RuleBasedStateMachine):
         for tid, outcome in zip(_subset(w.held, mask) or sorted(w.held), outcomes):
             entries.append((tid, w.held.pop(tid), int(outcome), _payload(outcome)))
             w.via_task.discard(tid)
-        sw = self.s.worker(w.rid)
+        sw = self.s.touch_worker(w.rid)
         assert sw is not None
         self.s.on_worker_results(sw, entries)
         self._flush()
@@ -279,7 +279,7 @@ class SchedulerMachine(RuleBasedStateMachine):
             del w.held[tid]
             w.via_task.discard(tid)
         w.credit = credit
-        sw = self.s.worker(w.rid)
+        sw = self.s.touch_worker(w.rid)
         assert sw is not None
         self.s.on_credit(sw, m.Credit(credit, returned))
         self._flush()
@@ -291,7 +291,7 @@ class SchedulerMachine(RuleBasedStateMachine):
         self._begin()
         w = _pick(self._live(), pick)
         returned = _subset(w.via_task, mask)
-        sw = self.s.worker(w.rid)
+        sw = self.s.touch_worker(w.rid)
         assert sw is not None
         self.s.on_bye(sw, m.Bye(returned))
         w.alive, w.held, w.via_task = False, {}, set()
@@ -326,7 +326,7 @@ class SchedulerMachine(RuleBasedStateMachine):
                 if w.held.get(tid) == attempt:  # TASK just sent it this (id, attempt) again:
                     del w.held[tid]  # the worker answers with the result it has, no rerun
                     w.via_task.discard(tid)
-            sw = self.s.worker(w.rid)
+            sw = self.s.touch_worker(w.rid)
             assert sw is not None
             self.s.on_worker_results(sw, ended)
             self._flush()
@@ -399,7 +399,7 @@ class SchedulerMachine(RuleBasedStateMachine):
                     entries = [(tid, att, int(Outcome.OK), b"result")
                                for tid, att in sorted(w.held.items())]
                     w.held, w.via_task = {}, set()
-                    sw = self.s.worker(w.rid)
+                    sw = self.s.touch_worker(w.rid)
                     assert sw is not None
                     self.s.on_worker_results(sw, entries)
             self.s.dispatch()
@@ -415,8 +415,8 @@ class SchedulerMachine(RuleBasedStateMachine):
             assert self.received.get((C, tid), 0) >= 1, f"no result ever reached C for {tid}"
 
 
-SchedulerMachine.TestCase.settings = settings(
+MasterCoreMachine.TestCase.settings = settings(
     max_examples=150, stateful_step_count=40, deadline=None, derandomize=True,
     suppress_health_check=[HealthCheck.too_slow],
 )
-TestSchedulerMachine = SchedulerMachine.TestCase
+TestSchedulerMachine = MasterCoreMachine.TestCase

@@ -1,6 +1,6 @@
 """Rules of the master core, one small test each (Dask worker-state-machine style).
 
-Every test drives a Scheduler through `Harness`, which validates the core after every
+Every test drives a MasterCore through `Harness`, which validates the core after every
 step, and asserts on the whole list of messages one flush() returns, as comparable
 tuples (see `_view`). A flush groups messages by peer (peers in the order they were first
 addressed in the turn), and each peer's in SEND_ORDER. No sockets and no real clock: time
@@ -16,7 +16,7 @@ import pytest
 from zq.core import messages as m
 from zq.core import serde
 from zq.core.messages import Outcome, State
-from zq.core.scheduler import Scheduler
+from zq.core.master_core import MasterCore
 from zq.core.tasks import TaskRecord
 
 C, C2 = b"client-1", b"client-2"
@@ -56,11 +56,11 @@ def _view(rid: bytes, msg: m.Message) -> tuple:
 
 
 class Harness:
-    """A Scheduler on a fake clock; every stimulus is followed by validate()."""
+    """A MasterCore on a fake clock; every stimulus is followed by validate()."""
 
     def __init__(self, **kw: Any) -> None:
         kw.setdefault("master_id", "m-test")
-        self.s = Scheduler(**kw)
+        self.s = MasterCore(**kw)
         self.now, self.wall = 0.0, T0
         self.s.advance(self.now, self.wall)
         self.last: Any = None  # the last Flush
@@ -73,7 +73,7 @@ class Harness:
         self.s.advance(self.now, self.wall)
 
     def tick(self) -> None:
-        self.s.tick()
+        self.s.housekeeping()
         self.s.validate()
 
     def dispatch(self) -> None:
@@ -109,7 +109,7 @@ class Harness:
         self.s.validate()
 
     def _w(self, rid: bytes) -> Any:
-        return self.s.worker(rid)
+        return self.s.touch_worker(rid)
 
     def results(self, rid: bytes, *entries: tuple[str, int, Outcome]) -> None:
         """entries: (task id, attempt, outcome); OK carries b'ok:<id>', errors an error map."""
@@ -997,7 +997,7 @@ def test_partial_and_progress_reach_watchers(h: Harness) -> None:
     h.dispatch()
     h.watch("t1", rid=C2)
     h.out()
-    w = h.s.worker(W1)
+    w = h.s.touch_worker(W1)
     h.s.on_partial(w, [("t1", 1, 0, b"chunk")])
     h.s.on_progress(w, [("t1", 1, 1.0, 4.0)])
     assert h.out() == [(C, "PARTIAL", [("t1", 1, 0, b"chunk")]),
