@@ -988,7 +988,9 @@ class MasterCore:
         worker holding the lease, with one watcher and nothing waiting, is done inline;
         every other case goes through _worker_result."""
         tasks, lease, leased, watcher, rid = self.tasks, self.lease, w.leased, self.watcher, w.rid
-        special = self.more_watchers or self.waiting or self.cancelling
+        # A flag, not the first non-empty container: handling one entry may empty it
+        # (and nothing handled here adds to any of them, so False stays true).
+        special = bool(self.more_watchers or self.waiting or self.cancelling)
         running, succeeded, wall = State.RUNNING, State.SUCCEEDED, self.wall
         finished, dirty, durable = self.finished, self._dirty, self.durable
         pushes: dict[bytes, list[Any]] = {}
