@@ -39,3 +39,8 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
+
+.PHONY: docs
+# docs/TASKS.md's state table, from zq.core.states (tests/unit/test_state_table.py checks it).
+docs:
+	$(PYTHON) docs/gen_state_table.py
