@@ -34,9 +34,10 @@ log = logging.getLogger(__name__)
 # One turn is bounded whatever the load (issue 10: 200,000 tasks read in one turn and a
 # commit that folded the journal in line stalled the master for seconds, and its peers
 # took it for lost). Messages are handled for DRAIN_BUDGET seconds (MAX_DRAIN at most),
-# zq.core.master_core.MAX_LEASES tasks leased, the commit and the sends are in proportion, and the store's
-# upkeep gets UPKEEP_BUDGET: the loop comes round every ~0.1 s under any load. (One
-# message is handled whole: a SUBMIT of 1,000 tasks takes ~3 ms.)
+# the core leases at most its MAX_LEASES tasks a tick, the commit and the sends are in
+# proportion, and the store's upkeep gets UPKEEP_BUDGET: the loop comes round every
+# ~0.1 s under any load. (One message is handled whole: a SUBMIT of 1,000 tasks takes
+# ~3 ms.)
 MAX_DRAIN = 2000  # messages handled per turn before the core dispatches and we send
 DRAIN_BUDGET = 0.02  # seconds of message handling per turn
 # The store's deferred work (folding the SQLite journal) waits until the master has had
