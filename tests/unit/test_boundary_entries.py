@@ -5,6 +5,8 @@ id) while the rest of the message is applied."""
 
 from __future__ import annotations
 
+from zq.core import queries
+
 import math
 
 import msgpack
@@ -87,7 +89,7 @@ def test_the_core_rejects_a_bad_submit_entry_and_accepts_the_rest() -> None:
     assert out[0] == (C, m.Accepted(["a"]))
     assert isinstance(out[1][1], m.Rejected) and out[1][1].entries[0][0] == "b"
     assert isinstance(out[2][1], m.Error) and "entry #2" in out[2][1].reason
-    assert set(s.tasks) == {"a"} and s.status()["refused_entries"] == 2
+    assert set(s.tasks) == {"a"} and queries.status(s)["refused_entries"] == 2
     s.validate()
 
 

@@ -6,6 +6,8 @@ in bytes. Bounds are checked by counts (bytes, replies, entries), never by timin
 
 from __future__ import annotations
 
+from zq.core import queries
+
 import logging
 import tracemalloc
 
@@ -18,15 +20,9 @@ from zq.core import codec
 from zq.core import messages as m
 from zq.core.access import Caller
 from zq.core.messages import Cmd, Role
-from zq.core.master_core import (
-    MAX_SCAN,
-    QUERY_BYTES,
-    QUERY_COST,
-    ROW_COST,
-    SCAN_COST,
-    MasterCore,
-    _build,
-)
+from zq.core.master_core import QUERY_BYTES, QUERY_COST, ROW_COST, MasterCore
+from zq.core.outbox import build as _build
+from zq.core.queries import MAX_SCAN, SCAN_COST
 from zq.errors import ProtocolError
 from zq.master import Master
 
@@ -118,7 +114,7 @@ def test_each_peer_s_queries_are_budgeted_in_bytes() -> None:
     assert all(len(msg.body) == 1000 for msg in answered)
     assert len(refused) == 600 - len(answered) and "too many queries" in refused[0].body
     assert any(rid == b"other" and msg.ok for rid, msg in replies)  # others are served
-    assert s.status()["queries_refused"] == len(refused)
+    assert queries.status(s)["queries_refused"] == len(refused)
     s.advance(2.0, 1_000_001.0)  # a second later the budget is back
     s.on_query(flooder, 601, "tasks", {"limit": 10})
     assert s.flush().messages[0][1].ok
@@ -138,7 +134,7 @@ def test_a_peer_that_stops_reading_is_dropped_past_max_held(caplog) -> None:
         for _ in range(20):  # 50 kB a message: 20 of them make 1 MB
             master._send([(W, m.Reply(1, True, "x" * 50_000))])
         assert W not in master._held and W not in core.workers  # dropped
-        assert core.status()["dropped_sessions"] == 1
+        assert queries.status(core)["dropped_sessions"] == 1
         assert all(core.tasks[f"t{i}"].state is m.State.QUEUED for i in range(4))
         assert "stopped reading" in caplog.text
         core.validate()

@@ -90,7 +90,7 @@ def test_good_queries_still_answer() -> None:
     s = core()
     s.on_submit(b"c", [(f"t{i}", "job", b"", {}) for i in range(5)])
     s.flush()
-    assert ask(s, "tasks", state="queued", limit=2) == (True, s.list_tasks(state="queued",
+    assert ask(s, "tasks", state="queued", limit=2) == (True, queries.list_tasks(s, state="queued",
                                                                           limit=2))
     ok, rows = ask(s, "tasks")
     assert ok and [r["id"] for r in rows] == ["t4", "t3", "t2", "t1", "t0"]
@@ -115,7 +115,7 @@ def test_tasks_limit_is_capped_and_the_table_is_not_copied() -> None:
     s = core()
     s.on_submit(b"c", [(f"t{i}", "job", b"", {}) for i in range(queries.MAX_TASKS_LIMIT + 5)])
     s.flush()
-    assert len(s.list_tasks(limit=10**6)) == queries.MAX_TASKS_LIMIT  # the core API caps too
+    assert len(queries.list_tasks(s, limit=10**6)) == queries.MAX_TASKS_LIMIT  # the core API caps too
 
     class Uncopyable(dict):
         def values(self):  # type: ignore[override]
@@ -129,7 +129,7 @@ def test_tasks_limit_is_capped_and_the_table_is_not_copied() -> None:
                     raise AssertionError("the whole task table was walked from the start")
             return View()
     s.tasks = Uncopyable(s.tasks)
-    assert [r["id"] for r in s.list_tasks(limit=3)] == ["t1004", "t1003", "t1002"]
+    assert [r["id"] for r in queries.list_tasks(s, limit=3)] == ["t1004", "t1003", "t1002"]
 
 
 def test_a_client_key_reads_but_only_an_admin_changes() -> None:
@@ -159,4 +159,4 @@ def test_a_failed_message_is_counted_and_answered() -> None:
     s.on_failed_message(RID, "bang")
     out = s.flush().messages
     assert out == [(RID, m.Reply(3, False, "boom")), (RID, m.Error("bang"))]
-    assert s.status()["dropped_messages"] == 2
+    assert queries.status(s)["dropped_messages"] == 2

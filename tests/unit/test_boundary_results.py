@@ -5,12 +5,15 @@ or failed, results for adopted tasks, and for restored tasks after a master rest
 
 from __future__ import annotations
 
+from zq.core import queries
+
 from typing import Any
 
 from zq.core import messages as m
 from zq.core import serde
 from zq.core.messages import Outcome, State
-from zq.core.master_core import MAX_CONCURRENCY, PREFETCH_CEILING, MasterCore
+from zq.core.master_core import MasterCore
+from zq.core.workers import MAX_CONCURRENCY, PREFETCH_CEILING
 from zq.core.tasks import TaskRecord
 
 C = b"client"
@@ -78,7 +81,7 @@ def test_a_worker_cannot_settle_tasks_it_was_never_given() -> None:
     assert (c.state("running"), c.state("queued"), c.state("delayed")) == (
         State.RUNNING, State.QUEUED, State.PENDING)
     assert c.s.lease["running"] == GOOD
-    assert c.s.status()["ignored_results"] == 6
+    assert queries.status(c.s)["ignored_results"] == 6
     w = c.s.touch_worker(THIEF)
     c.s.on_partial(w, [("running", 1, 0, b"chunk")])
     c.s.on_progress(w, [("running", 1, 0.5, 1.0)])
@@ -136,7 +139,7 @@ def test_a_task_held_past_its_time_limit_is_taken_back_and_runs_elsewhere() -> N
     out = c.sent()
     assert (HOLE, "Cancel", ["t"]) in out and (GOOD, "Task", ["t"]) in out
     assert c.s.workers[HOLE].overdue == {"t"} and c.s.workers[HOLE].free == 0
-    assert c.s.status()["timed_out"] == 1 and c.s.tasks["t"].attempt == 2
+    assert queries.status(c.s)["timed_out"] == 1 and c.s.tasks["t"].attempt == 2
     c.results(GOOD, ("t", 2, Outcome.OK))
     assert c.state("t") is State.SUCCEEDED
     c.results(HOLE, ("t", 1, Outcome.CANCELLED))  # answers the CANCEL at last

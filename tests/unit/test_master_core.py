@@ -9,6 +9,8 @@ only moves when a test says so.
 
 from __future__ import annotations
 
+from zq.core import queries
+
 from typing import Any, Iterator
 
 import pytest
@@ -1287,15 +1289,15 @@ def test_list_tasks(h: Harness) -> None:
     h.submit("a", queue="x")
     h.submit("b", name="other")
     h.submit("c")
-    assert [t["id"] for t in h.s.list_tasks()] == ["c", "b", "a"]
-    assert [t["id"] for t in h.s.list_tasks(queue="x")] == ["a"]
-    assert [t["id"] for t in h.s.list_tasks(name="other")] == ["b"]
-    assert [t["id"] for t in h.s.list_tasks(state="queued", limit=2)] == ["c", "b"]
-    assert h.s.list_tasks(state="running") == []
-    row = h.s.list_tasks(name="other")[0]
+    assert [t["id"] for t in queries.list_tasks(h.s)] == ["c", "b", "a"]
+    assert [t["id"] for t in queries.list_tasks(h.s, queue="x")] == ["a"]
+    assert [t["id"] for t in queries.list_tasks(h.s, name="other")] == ["b"]
+    assert [t["id"] for t in queries.list_tasks(h.s, state="queued", limit=2)] == ["c", "b"]
+    assert queries.list_tasks(h.s, state="running") == []
+    row = queries.list_tasks(h.s, name="other")[0]
     assert row["state"] == "queued" and row["attempt"] == 0 and row["error"] is None
     with pytest.raises(ValueError):
-        h.s.list_tasks(state="nonsense")
+        queries.list_tasks(h.s, state="nonsense")
 
 
 def test_status(h: Harness) -> None:
@@ -1305,7 +1307,7 @@ def test_status(h: Harness) -> None:
     h.later(1)
     h.results(W1, ("a", 1, OK))
     h.later(1)
-    st = h.s.status()
+    st = queries.status(h.s)
     assert st["master_id"] == "m-test"
     assert st["queues"] == {"default": 1}
     assert st["counts"]["succeeded"] == 1 and st["counts"]["queued"] == 1

@@ -4,6 +4,8 @@ what a submission by name left unset; what a submission gives wins."""
 
 from __future__ import annotations
 
+from zq.core import queries
+
 from typing import Any
 
 import pytest
@@ -106,7 +108,7 @@ def test_the_catalogue_is_stored_and_a_restart_keeps_it() -> None:
     again = MasterCore(master_id="m2", durable=True)
     again.load_catalogue(stored)
     again.on_submit(C, [("t1", BOOM, b"", {})])
-    assert again.tasks["t1"].queue == "io" and again.status()["catalogue"][BOOM] == DECLARED
+    assert again.tasks["t1"].queue == "io" and queries.status(again)["catalogue"][BOOM] == DECLARED
 
 
 def test_a_restored_task_waiting_for_its_name_is_filled_in_when_it_is_announced() -> None:

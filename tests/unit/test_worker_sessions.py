@@ -5,6 +5,8 @@ each is served, and neither takes over the other's tasks, in a reconnect or a re
 
 from __future__ import annotations
 
+from zq.core import queries
+
 from typing import Any
 
 import pytest
@@ -50,7 +52,7 @@ def two() -> Any:
 
 
 def test_two_workers_with_one_name_are_both_registered_and_shown(two: Harness) -> None:
-    shown = two.s.status()["workers"]
+    shown = queries.status(two.s)["workers"]
     assert sorted((w["name"], w["session"]) for w in shown) == [
         ("dup", A_TOKEN[:8]), ("dup", B_TOKEN[:8])]
     assert all(len(w["session"]) == 8 for w in shown)  # never the whole token
@@ -144,7 +146,7 @@ def test_a_worker_without_a_token_is_known_by_its_name_as_in_1_0(h: Harness) -> 
     h.out()
     h.hello(b"old-again", name="legacy", credit=1, running=("t1",))
     assert leased_to(h, "t1") == b"old-again"
-    assert h.s.status()["workers"][-1]["session"] == ""
+    assert queries.status(h.s)["workers"][-1]["session"] == ""
     hello(h, b"new", "c" * 32, name="legacy", running=("t1",))
     assert leased_to(h, "t1") == b"old-again"  # a token never matches a 1.0 worker's name
 

@@ -12,30 +12,24 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from dataclasses import dataclass, field
-from operator import itemgetter
 from typing import Any, Callable
 
-from zq.core import backoff, balance, codec, queries, serde, states
+from zq.core import backoff, balance, queries, serde, states
+from zq.core import master_events as ev
 from zq.core import messages as m
 from zq.core.access import Caller, allowed, may_touch, refusal
 from zq.core.balance import ReadyQueue
 from zq.core.catalogue import META_KEY as CATALOGUE_KEY
 from zq.core.catalogue import Catalogue
-from zq.core import master_events as ev
 from zq.core.messages import Cmd, Outcome, Role, State
+from zq.core.outbox import Flush, Outbox
 from zq.core.periodic import Periodic, Schedule
 from zq.core.tasks import TaskRecord
+from zq.core.workers import WorkerInfo, free_credit, idle_since, idle_slots
 from zq.errors import ConfigError
 
 FINAL = m.FINAL_STATES
 LOST_ALLOWANCE = 2  # extra attempts a task gets against dying workers, beyond `retries`
-# The credit the master honours: a worker's declared concurrency (at most
-# MAX_CONCURRENCY) plus at most PREFETCH_CEILING prefetched tasks (the adaptive prefetch
-# of zq's worker never asks for more): a worker declaring a huge credit cannot hoard
-# the queue.
-MAX_CONCURRENCY = 10_000
-PREFETCH_CEILING = 2_000
 # The master enforces time limits too: a task leased longer than its timeout plus this
 # grace (at least 2 liveness windows) is taken back, counted as a lost attempt, and the
 # worker is sent CANCEL. The worker's own limit stays the first line.
@@ -45,13 +39,10 @@ TIME_LIMIT_GRACE = 5.0
 # row). A peer past its budget is answered ok=false at once, in a few bytes.
 QUERY_BYTES = 4 * 1024 * 1024
 QUERY_COST, ROW_COST = 1024, 256
-SCAN_COST = 8  # per task a `tasks` query looks at
-MAX_SCAN = 100_000  # tasks one `tasks` query looks at, newest first
 # A succeeded task never runs again, so the master lets go of its arguments (which
 # would otherwise stay in memory until result_ttl); a durable store keeps them, since
 # an update never rewrites the payload. Failed and dead tasks keep theirs for `retry`.
 FREED = b""
-BUSY_RETRY_AFTER = 0.5
 HOUSEKEEPING = 0.25  # seconds between liveness/timer/eviction passes at most
 # A due time reached within a microsecond counts as reached: clocks are floats, and a
 # time summed from steps (0.05 ten times) falls a hair short of the product (0.5).
@@ -61,75 +52,6 @@ EPSILON = 1e-6
 MAX_LEASES = 5000
 MAX_UNANNOUNCED = 10_000  # names submitted before any worker announced them, remembered
 
-# The order in which one turn's messages to one peer go out.
-SEND_ORDER = (Cmd.WELCOME, Cmd.DISCONNECT, Cmd.ACCEPTED, Cmd.REJECTED, Cmd.BUSY, Cmd.ACK,
-              Cmd.CANCEL, Cmd.TASK, Cmd.PARTIAL, Cmd.PROGRESS, Cmd.RESULT, Cmd.REPLY,
-              Cmd.HEARTBEAT, Cmd.ERROR)
-
-
-# The session of a 1.0 worker, which sends no token, is its name (as in 1.0): the prefix
-# holds a ':', which a token never does, so it matches no worker that sent one.
-LEGACY_SESSION = "1.0:"
-SESSION_SHOWN = 8  # characters of a session token that `status` shows: enough to tell
-# workers apart, too few to claim another worker's tasks with
-
-
-class WorkerInfo:
-    """What the master knows of one connected worker. A worker is known by its session
-    token (``session``), which its process keeps across reconnects; its name is a label
-    that several workers may share."""
-
-    __slots__ = ("rid", "name", "host", "pid", "queues", "concurrency", "pool", "credit",
-                 "leased", "last_seen", "last_sent", "idle_since", "ready_queues", "adopted",
-                 "session", "max_credit", "overdue")
-
-    def __init__(self, rid: bytes, hello: m.Hello, now: float) -> None:
-        self.rid = rid
-        self.session = hello.session or LEGACY_SESSION + hello.name
-        self.name, self.host, self.pid = hello.name, hello.host, hello.pid
-        self.queues = tuple(hello.queues) or ("default",)
-        self.concurrency, self.pool = hello.concurrency, hello.pool
-        self.max_credit = min(hello.concurrency, MAX_CONCURRENCY) + PREFETCH_CEILING
-        self.credit = min(hello.credit, self.max_credit)
-        self.leased: set[str] = set()
-        # Taken back past their time limit and not reported since: while any is, the
-        # worker is offered nothing more (a worker that never answers hoards no more).
-        self.overdue: set[str] = set()
-        self.adopted: set[str] = set()  # leased by HELLO.running: attempt unknown
-        self.last_seen = self.last_sent = self.idle_since = now
-        self.ready_queues: list[ReadyQueue] = []
-
-    @property
-    def free(self) -> int:
-        """Tasks the master may still send: none while a task taken back past its time
-        limit is not answered (the worker then answers CANCEL at once, if it reads)."""
-        return 0 if self.overdue else self.credit - len(self.leased)
-
-    @property
-    def short_session(self) -> str:
-        """What `status` and the log show of the token ("" for a 1.0 worker)."""
-        return "" if self.session.startswith(LEGACY_SESSION) else self.session[:SESSION_SHOWN]
-
-    def as_dict(self, now: float) -> dict[str, Any]:
-        return {"name": self.name, "session": self.short_session, "host": self.host,
-                "pid": self.pid, "pool": self.pool,
-                "concurrency": self.concurrency, "credit": self.credit,
-                "queues": list(self.queues), "running": len(self.leased),
-                "overdue": len(self.overdue),
-                "last_seen": round(now - self.last_seen, 3)}
-
-
-@dataclass
-class Flush:
-    """One turn's output: persist `saves`/`deletes` and commit, then send `messages`."""
-
-    saves: list[TaskRecord] = field(default_factory=list)  # new tasks: every field
-    updates: list[TaskRecord] = field(default_factory=list)  # saved before: what changes
-    deletes: list[str] = field(default_factory=list)
-    meta: dict[str, Any] = field(default_factory=dict)  # store.set_meta(key, value)
-    messages: list[tuple[bytes, m.Message]] = field(default_factory=list)
-    # What an operator wants in the master's log: (level "info" or "warning", text).
-    notices: list[tuple[str, str]] = field(default_factory=list)
 
 
 class MasterCore:
@@ -203,7 +125,9 @@ class MasterCore:
         # have not started yet get its declared options (_fill_waiting).
         self.unannounced: set[str] = set()
         self._meta: dict[str, Any] = {}
-        self._out: dict[bytes, dict[Cmd, Any]] = {}
+        self.outbox = Outbox()
+        self._push = self.outbox.push  # bound once: called per task on the hot path
+        self._push_many = self.outbox.push_many
         self._dirty: dict[str, TaskRecord] = {}
         self._inserted: set[str] = set()  # ids in _dirty first saved this turn
         self._deleted: list[str] = []
@@ -294,28 +218,6 @@ class MasterCore:
     def _on_revoked(self, e: ev.KeyRevoked) -> None:
         self.on_worker_revoked(e.rid, e.reason)
 
-    def _push(self, rid: bytes | None, cmd: Cmd, entry: Any) -> None:
-        if rid is None:  # the master's own submission (a schedule): nobody to tell
-            return
-        per = self._out.get(rid)
-        if per is None:
-            per = self._out[rid] = {}
-        lst = per.get(cmd)
-        if lst is None:
-            per[cmd] = [entry]
-        else:
-            lst.append(entry)
-
-    def _push_many(self, rid: bytes, cmd: Cmd, entries: list[Any]) -> None:
-        per = self._out.get(rid)
-        if per is None:
-            per = self._out[rid] = {}
-        lst = per.get(cmd)
-        if lst is None:
-            per[cmd] = entries
-        else:
-            lst.extend(entries)
-
     def _save(self, t: TaskRecord) -> None:
         if self.durable:
             self._dirty[t.id] = t
@@ -335,14 +237,11 @@ class MasterCore:
         self._dirty, self._inserted, self._deleted, self._meta = {}, set(), [], {}
         self._notices = []
         self._answered = set()
-        for rid, per in self._out.items():
+        for rid in self.outbox.peers():
             w = self.workers.get(rid)
             if w is not None:
                 w.last_sent = self.now
-            for cmd in SEND_ORDER:
-                if cmd in per:
-                    out.messages.extend((rid, msg) for msg in _build(cmd, per[cmd]))
-        self._out = {}
+        out.messages = self.outbox.take()
         return out
 
     def next_deadline(self) -> float:
@@ -360,25 +259,49 @@ class MasterCore:
 
     # --- task state changes ------------------------------------------------------------
 
-    def _move(self, t: TaskRecord, new: State) -> None:
-        states.check(t.state, new)
+    def _move(self, t: TaskRecord, new: State, front: bool = False) -> None:
+        """The one way a task changes state. The edge must be in states.EDGES, which
+        also says whether the change is stored; the counts, the queue depth, the ready
+        queue (front: first among its priority) and t.updated follow."""
+        old = t.state
+        edge = states.edge(old, new)
         c = self.counts
-        c[t.state] -= 1
+        c[old] -= 1
         c[new] += 1
-        if t.state is State.QUEUED:
+        if old is State.QUEUED:
             self.depth[t.queue] -= 1
         t.state = new
         t.updated = self.wall
-
-    def _enqueue(self, t: TaskRecord, front: bool = False, counted: bool = False) -> None:
-        """t is QUEUED now: put it in its ready queue (counted: already in depth)."""
-        q = self._ready_queue(t.queue)
-        if not counted:
+        if new is State.QUEUED:
             self.depth[t.queue] = self.depth.get(t.queue, 0) + 1
-        if front:
-            q.push_front(t)
+            q = self._ready_queue(t.queue)
+            if front:
+                q.push_front(t)
+            else:
+                q.push(t)
+        if edge.saved and self.durable:
+            self._dirty[t.id] = t
+
+    def _move_all(self, ts: list[TaskRecord], old: State, new: State) -> None:
+        """_move for many tasks, all in `old`, to a state other than QUEUED: the hot
+        paths (leases, successes), with one edge check and one count update."""
+        edge = states.edge(old, new)
+        n = len(ts)
+        self.counts[old] -= n
+        self.counts[new] += n
+        wall = self.wall
+        if old is State.QUEUED:
+            depth = self.depth
+            for t in ts:
+                t.state = new
+                t.updated = wall
+                depth[t.queue] -= 1
         else:
-            q.push(t)
+            for t in ts:
+                t.state = new
+                t.updated = wall
+        if edge.saved and self.durable:
+            self._dirty.update([(t.id, t) for t in ts])
 
     def _ready_queue(self, name: str) -> ReadyQueue:
         q = self.queues.get(name)
@@ -417,7 +340,6 @@ class MasterCore:
         if t.id in self.cancelling:
             self.cancelling.discard(t.id)
             self._cancelling_changed = self.durable
-        self._save(t)
         self._keep_result(t)
         self._count_done()
         entry = (t.id, int(new), payload)
@@ -467,8 +389,6 @@ class MasterCore:
             self._add_timer(t.eta, t)
         else:
             self._move(t, State.QUEUED)
-            self._enqueue(t)
-            self._save(t)
 
     def _watch(self, tid: str, rid: bytes) -> None:
         cur = self.watcher.get(tid)
@@ -519,6 +439,8 @@ class MasterCore:
         self._queue_plain(rid, queued)
 
     def _queue_plain(self, rid: bytes, queued: list[TaskRecord]) -> None:
+        """New tasks born QUEUED (the fast path of submit): counted here, as the slow
+        path's are in _submit_one; a birth is not a transition."""
         if not queued:
             return
         self.counts[State.QUEUED] += len(queued)
@@ -830,8 +752,7 @@ class MasterCore:
                 self._set_rate(t.name, d["rate_limit"])
             self._save(t)
             if t.state is State.QUEUED and (t.queue, t.priority) != where:
-                self.depth[where[0]] -= 1
-                self.depth[t.queue] = self.depth.get(t.queue, 0) + 1
+                self._count_queue_change(where[0], t.queue)
                 if t.id not in held:
                     moved.setdefault(where[0], set()).add(t.id)
                     requeue.append(t)
@@ -839,6 +760,11 @@ class MasterCore:
             self.queues[queue].discard(ids)
         for t in requeue:
             self._ready_queue(t.queue).push(t)
+
+    def _count_queue_change(self, old: str, new: str) -> None:
+        """A QUEUED task moved from queue `old` to `new` (its declared options came)."""
+        self.depth[old] -= 1
+        self.depth[new] = self.depth.get(new, 0) + 1
 
     def _take_session(self, w: WorkerInfo, old: WorkerInfo | None) -> None:
         """w's session is now served on w.rid. The same session on another connection is
@@ -873,9 +799,6 @@ class MasterCore:
                 # task (it could then settle it with any result). Stop that run.
                 self._push(w.rid, Cmd.CANCEL, tid)
                 return
-            if t.state is not State.QUEUED:
-                self._move(t, State.QUEUED)
-                self.depth[t.queue] = self.depth.get(t.queue, 0) + 1  # _move takes it off again
             self._move(t, State.RUNNING)
             t.attempt = max(t.attempt, 1)
             w.adopted.add(tid)
@@ -931,9 +854,7 @@ class MasterCore:
                 self._finish(t, State.CANCELLED, _cancelled_error("cancelled before it ran"))
                 continue
             t.attempt -= 1  # it never started
-            self._move(t, State.QUEUED)
-            self._enqueue(t, front=True)
-            self._save(t)
+            self._move(t, State.QUEUED, front=True)
 
     def on_worker_revoked(self, rid: bytes, reason: str) -> bool:
         """The master no longer admits this worker's key (SIGHUP): DISCONNECT it and count
@@ -971,9 +892,7 @@ class MasterCore:
         if tid in self.cancelling:
             self._finish(t, State.CANCELLED, _cancelled_error("cancelled; its worker left"))
         elif t.attempt < allowed:
-            self._move(t, State.QUEUED)
-            self._enqueue(t, front=True)
-            self._save(t)
+            self._move(t, State.QUEUED, front=True)
         elif timed_out:
             self._finish(t, State.DEAD, serde.encode_error(
                 "TaskTimeout", f"worker {w.name} did not report it within its time limit "
@@ -991,29 +910,25 @@ class MasterCore:
         # A flag, not the first non-empty container: handling one entry may empty it
         # (and nothing handled here adds to any of them, so False stays true).
         special = bool(self.more_watchers or self.waiting or self.cancelling)
-        running, succeeded, wall = State.RUNNING, State.SUCCEEDED, self.wall
-        finished, dirty, durable = self.finished, self._dirty, self.durable
+        running = State.RUNNING
         pushes: dict[bytes, list[Any]] = {}
         done = 0
+        ok: list[TaskRecord] = []  # successes whose transition is still to be made
         for entry in entries:
             tid, attempt, outcome, payload = entry
             t = tasks.get(tid)
             if (outcome or t is None or t.state is not running or attempt != t.attempt
                     or lease.get(tid) != rid or special and self._is_special(tid)):
+                if ok:  # the slow path sees every earlier entry done
+                    self._succeeded(ok)
+                    ok = []
                 self._worker_result(w, entry)
                 continue
             del lease[tid]
             leased.discard(tid)
-            t.state = succeeded
             t.result = payload
             t.payload = FREED
-            t.updated = wall
-            if t.result_ttl is None:
-                finished.append(tid)
-            else:
-                self._keep_result(t)
-            if durable:
-                dirty[tid] = t
+            ok.append(t)
             done += 1
             to = watcher.pop(tid, None)
             if to is not None:
@@ -1022,15 +937,25 @@ class MasterCore:
                     pushes[to] = [(tid, 3, payload)]
                 else:
                     lst.append((tid, 3, payload))
+        if ok:
+            self._succeeded(ok)
         if done:
-            self.counts[running] -= done
-            self.counts[succeeded] += done
-            self._count_done(done)
             if not leased:
                 w.idle_since = self.now
             for to, results in pushes.items():
                 self._push_many(to, Cmd.RESULT, results)
         self._push_many(rid, Cmd.ACK, [e[0] for e in entries])
+
+    def _succeeded(self, ok: list[TaskRecord]) -> None:
+        """The fast path's successes: their transitions in one go, their results kept."""
+        self._move_all(ok, State.RUNNING, State.SUCCEEDED)
+        self._count_done(len(ok))
+        finished = self.finished
+        for t in ok:
+            if t.result_ttl is None:
+                finished.append(t.id)
+            else:
+                self._keep_result(t)
 
     def _is_special(self, tid: str) -> bool:
         return tid in self.more_watchers or tid in self.waiting or tid in self.cancelling
@@ -1100,9 +1025,6 @@ class MasterCore:
 
     def _force_running(self, t: TaskRecord) -> None:
         """A late success for a task that was requeued meanwhile: it ran, so it is done."""
-        if t.state is not State.QUEUED:
-            self._move(t, State.QUEUED)
-            self.depth[t.queue] = self.depth.get(t.queue, 0) + 1  # _move takes it off again
         self._move(t, State.RUNNING)
 
     def _failed(self, t: TaskRecord, fatal: bool, payload: bytes) -> None:
@@ -1114,7 +1036,6 @@ class MasterCore:
                                             cap=t.retry_backoff_max, rand=self.rand())
             self._add_delay(delay, t)
             t.result = payload
-            self._save(t)
         else:
             self._finish(t, State.DEAD if t.retries and not fatal else State.FAILED, payload)
 
@@ -1156,14 +1077,14 @@ class MasterCore:
             return False
         left = limit
         workers = [w for w in self.workers.values() if w.free > 0 and w.ready_queues]
-        for w in balance.offer_order(workers, _idle_slots, _idle_since):
-            left -= self._offer(w, min(w.free, _idle_slots(w), left))
+        for w in balance.offer_order(workers, idle_slots, idle_since):
+            left -= self._offer(w, min(w.free, idle_slots(w), left))
             if not self.counts[State.QUEUED]:
                 return False
             if left <= 0:
                 return True
         # Water-filling: least free credit first, so what one cannot take flows on.
-        workers = balance.offer_order(workers, _free, _idle_since)[::-1]
+        workers = balance.offer_order(workers, free_credit, idle_since)[::-1]
         for i, w in enumerate(workers):
             share = -(-self.counts[State.QUEUED] // (len(workers) - i))  # ceil
             left -= self._offer(w, min(w.free, share, left))
@@ -1184,32 +1105,25 @@ class MasterCore:
         return len(picked)
 
     def _lease_to(self, w: WorkerInfo, picked: list[TaskRecord]) -> None:
-        entries = []
-        rates = self.rates
-        running, queued = State.RUNNING, State.QUEUED
-        depth, lease, leased, rid = self.depth, self.lease, w.leased, w.rid
+        rates, queued = self.rates, State.QUEUED
+        take = [t for t in picked if t.state is queued]
+        if len(set(take)) != len(take):  # a task with two ready-queue entries, both taken
+            take = list(dict.fromkeys(take))
+        if rates:  # a task without a token waits (PENDING) for one
+            take = [t for t in take if t.name not in rates or self._take_token(t)]
         # The lease is stored (in the commit before the TASK goes out), so the attempt
         # number of a rerun after a master crash is never lower than one already run.
-        dirty = self._dirty if self.durable else None
-        for t in picked:
-            if t.state is not queued:
-                continue  # a second ready-queue entry of a task leased just before
-            if rates and t.name in rates and not self._take_token(t):
-                continue
-            t.state = running
-            depth[t.queue] -= 1
+        self._move_all(take, queued, State.RUNNING)
+        lease, leased, rid, name = self.lease, w.leased, w.rid, w.name
+        entries = []
+        for t in take:
             t.attempt += 1
-            t.worker = w.name
+            t.worker = name
             lease[t.id] = rid
             leased.add(t.id)
             if t.timeout is not None:
                 self._add_deadline(t, rid)
-            if dirty is not None:
-                dirty[t.id] = t
             entries.append((t.id, t.attempt, t.name, t.payload, t.timeout, t.retry_on))
-        n = len(entries)
-        self.counts[queued] -= n
-        self.counts[running] += n
         if entries:
             self._push_many(rid, Cmd.TASK, entries)
             if self.restored_unleased:
@@ -1281,8 +1195,8 @@ class MasterCore:
         if now >= self.hold_until:
             if self.held:
                 for t in self.held:
-                    if t.state is State.QUEUED:
-                        self._enqueue(t, counted=True)
+                    if t.state is State.QUEUED:  # counted in depth by restore()
+                        self._ready_queue(t.queue).push(t)
                 self.held = []
                 self.held_ids = set()
             if self.restored_unleased:
@@ -1308,8 +1222,6 @@ class MasterCore:
         if t.state is State.RETRYING or (t.state is State.PENDING and self._deps_done(t)
                                           and (t.eta is None or t.eta <= wall + 1e-6)):
             self._move(t, State.QUEUED)
-            self._enqueue(t)
-            self._save(t)
         # else a PENDING task with an older timer: a newer one is armed for its eta
 
     def _fire_schedules(self) -> None:
@@ -1398,7 +1310,11 @@ class MasterCore:
     def restore(self, records: Any) -> int:
         """Load the store's tasks after a restart. Tasks that were queued or running wait
         one liveness window before they are dispatched, so workers that still run them
-        can re-register and keep them instead of running them twice."""
+        can re-register and keep them instead of running them twice.
+
+        The one bulk load: states are taken as stored and counted here, not moved
+        through _move (a running task is queued again: its lease named a connection
+        the restart ended)."""
         n = 0
         self.hold_until = self.now + self.interval * self.liveness
         final: list[TaskRecord] = []
@@ -1494,50 +1410,17 @@ class MasterCore:
         for tid in self.watcher:
             t = self.tasks.get(tid)
             assert t is not None and t.state not in FINAL, f"watcher left on final {tid}"
+        for tid in self.more_watchers:
+            t = self.tasks.get(tid)
+            assert t is not None and t.state not in FINAL, f"watchers left on final {tid}"
+        for tid in self.waiting:
+            t = self.tasks.get(tid)
+            assert t is None or t.state not in FINAL, f"dependents left waiting on {tid}"
+        for tid in self.cancelling:
+            t = self.tasks.get(tid)
+            assert t is not None and t.state is State.RUNNING, f"cancel left on {tid}"
 
     # --- queries ---------------------------------------------------------------------------
-
-    def status(self) -> dict[str, Any]:
-        log = self.done_log
-        recent = sum(n for sec, n in log if sec >= int(self.now) - 10 and sec < int(self.now))
-        return {
-            "master_id": self.master_id,
-            "workers": [w.as_dict(self.now) for w in self.workers.values()],
-            "queues": {q: d for q, d in self.depth.items()},
-            "counts": {s.label: n for s, n in self.counts.items()},
-            "throughput": recent / 10.0,
-            "dropped_messages": self.dropped,
-            "ignored_results": self.ignored_results,
-            "timed_out": self.timed_out,
-            "dropped_sessions": self.dropped_sessions,
-            "queries_refused": self.queries_refused,
-            "refused_entries": self.bad_entries,
-            "catalogue": self.catalogue.view(),
-            "longest_turn": round(self.longest_turn, 4),
-        }
-
-    def list_tasks(self, state: str | None = None, queue: str | None = None,
-                   name: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        """Tasks newest first, at most queries.MAX_TASKS_LIMIT. Walks the task table from
-        its newest end without copying it: an unfiltered query costs `limit` rows
-        whatever the number of tasks held."""
-        want = _state_named(state) if state else None
-        limit = min(limit, queries.MAX_TASKS_LIMIT)
-        out: list[dict[str, Any]] = []
-        if limit <= 0:
-            return out
-        scanned = 0
-        for t in reversed(self.tasks.values()):
-            scanned += 1
-            if (want is None or t.state is want) and (queue is None or t.queue == queue) \
-                    and (name is None or t.name == name):
-                out.append(t.as_dict())
-                if len(out) >= limit:
-                    break
-            if scanned >= MAX_SCAN:
-                break  # a filter that matches little: the newest MAX_SCAN tasks only
-        self._scanned += scanned
-        return out
 
     def retry(self, tid: str) -> dict[str, Any]:
         t = self.tasks.get(tid)
@@ -1548,12 +1431,10 @@ class MasterCore:
                                   "cancelled tasks can be retried")
         self._move(t, State.QUEUED)
         t.attempt, t.result, t.eta = 0, None, None
-        self._enqueue(t)
-        self._save(t)
         return t.as_dict()
 
     def purge(self, state: str, older_than: float) -> int:
-        want = _state_named(state)
+        want = queries.state_named(state)
         if want not in FINAL:
             raise queries.Refused("only final states (succeeded, failed, cancelled, dead) "
                                   "can be purged")
@@ -1591,7 +1472,7 @@ class MasterCore:
         except queries.Refused as e:  # anything else is a bug: the master counts it
             self.reply(caller.rid, request_id, False, str(e))
         else:
-            budget[0] -= (QUERY_COST + SCAN_COST * self._scanned
+            budget[0] -= (QUERY_COST + queries.SCAN_COST * self._scanned
                           + (ROW_COST * len(body) if type(body) is list else 0))
             self.reply(caller.rid, request_id, True, body)
 
@@ -1662,26 +1543,6 @@ def _finished_at(t: TaskRecord) -> float:
     return t.updated
 
 
-def _free(w: WorkerInfo) -> int:
-    return w.free
-
-
-def _idle_slots(w: WorkerInfo) -> int:
-    return 0 if w.overdue else w.concurrency - len(w.leased)
-
-
-def _idle_since(w: WorkerInfo) -> float:
-    return w.idle_since
-
-
-def _state_named(label: str) -> State:
-    try:
-        return State[label.upper()]
-    except KeyError:
-        raise queries.Refused(f"unknown state {label!r}; one of "
-                              f"{', '.join(s.label for s in State)}") from None
-
-
 def _not_yours(tid: str, doing: str) -> str:
     return (f"task {tid} was not submitted with this client's key: {doing} it needs the "
             "admin role")
@@ -1689,64 +1550,3 @@ def _not_yours(tid: str, doing: str) -> str:
 
 def _cancelled_error(message: str) -> bytes:
     return serde.encode_error("CancelledError", message)
-
-
-# Commands whose turn's entries become one message of this class, as they are.
-_ENTRY_MESSAGES: dict[Cmd, Callable[[list[Any]], m.Message]] = {
-    Cmd.TASK: m.Task, Cmd.RESULT: m.Result, Cmd.ACK: m.Ack, Cmd.PARTIAL: m.Partial,
-    Cmd.PROGRESS: m.Progress, Cmd.CANCEL: m.Cancel, Cmd.REJECTED: m.Rejected,
-}
-
-
-def _build(cmd: Cmd, items: list[Any]) -> list[m.Message]:
-    """The messages for one peer and one command from the turn's entries: as few as
-    possible, each within what a peer decodes (codec.MAX_ENTRIES entries, about
-    codec.HEADER_BUDGET bytes of inline payloads)."""
-    n = len(items)
-    at = _PAYLOAD_AT.get(cmd)
-    if n > SPLIT_ENTRIES or (at is not None and n * codec.LARGE_PAYLOAD > codec.HEADER_BUDGET
-                             and sum(map(len, map(itemgetter(at), items))) > codec.HEADER_BUDGET):
-        return [msg for part in _parts(cmd, items) for msg in _build_one(cmd, part)]
-    return _build_one(cmd, items)
-
-
-def _parts(cmd: Cmd, items: list[Any]) -> list[list[Any]]:
-    at = _PAYLOAD_AT.get(cmd)
-    parts: list[list[Any]] = []
-    part: list[Any] = []
-    size = 0
-    for item in items:
-        n = len(item[at]) if at is not None else 0
-        if n >= codec.LARGE_PAYLOAD:
-            n = 0  # a frame of its own, outside the header
-        if part and (len(part) >= SPLIT_ENTRIES or size + n > codec.HEADER_BUDGET):
-            parts.append(part)
-            part, size = [], 0
-        part.append(item)
-        size += n
-    parts.append(part)
-    return parts
-
-
-def _build_one(cmd: Cmd, items: list[Any]) -> list[m.Message]:
-    make = _ENTRY_MESSAGES.get(cmd)
-    if make is not None:
-        return [make(items)]
-    if cmd is Cmd.ACCEPTED:  # plain ids, and (id, existing id) pairs from key dedup
-        same = {i[0]: i[1] for i in items if type(i) is tuple}
-        return [m.Accepted([i if type(i) is str else i[0] for i in items] if same else items,
-                           same)]
-    if cmd is Cmd.BUSY:
-        return [m.Busy(items, BUSY_RETRY_AFTER)]
-    if cmd is Cmd.HEARTBEAT:
-        return [m.Heartbeat()]
-    if cmd is Cmd.DISCONNECT:
-        return [m.Disconnect(items[-1])]
-    if cmd is Cmd.ERROR:  # one message: the turn's reasons, the last ones if many
-        return [m.Error(items[-1] if len(items) == 1 else " | ".join(items[-5:]))]
-    return list(items)  # WELCOME, REPLY: whole messages
-
-
-SPLIT_ENTRIES = 50_000  # entries per message the master sends (codec.MAX_ENTRIES: 100,000)
-# Where the payload is in an entry of the commands that carry payloads.
-_PAYLOAD_AT = {Cmd.TASK: 3, Cmd.RESULT: 2, Cmd.PARTIAL: 3}

@@ -25,6 +25,8 @@ MAX_ID = 128  # codec.MAX_ID: characters in a task id
 MAX_NAME = 512  # codec.MAX_NAME: a task name, a queue name
 MAX_TASKS_LIMIT = 1000  # rows one `tasks` query returns at most
 MAX_NESTING = 32  # levels of arrays and maps in an argument
+MAX_SCAN = 100_000  # tasks one `tasks` query looks at, newest first
+SCAN_COST = 8  # per task a `tasks` query looks at
 STATE_LABELS = tuple(s.label for s in State)
 FINAL_LABELS = tuple(s.label for s in State if s in FINAL_STATES)
 
@@ -114,15 +116,69 @@ def _checked(kind: str, name: str, arg: Arg, v: Any) -> Any:
     raise AssertionError(f"query table: unknown argument type {t!r}")  # a bug, not input
 
 
+# --- the read-only answers -----------------------------------------------------------
+
+def status(core: MasterCore) -> dict[str, Any]:
+    """The `status` answer: workers, queue depths, counts, throughput, counters."""
+    log = core.done_log
+    recent = sum(n for sec, n in log if sec >= int(core.now) - 10 and sec < int(core.now))
+    return {
+        "master_id": core.master_id,
+        "workers": [w.as_dict(core.now) for w in core.workers.values()],
+        "queues": {q: d for q, d in core.depth.items()},
+        "counts": {s.label: n for s, n in core.counts.items()},
+        "throughput": recent / 10.0,
+        "dropped_messages": core.dropped,
+        "ignored_results": core.ignored_results,
+        "timed_out": core.timed_out,
+        "dropped_sessions": core.dropped_sessions,
+        "queries_refused": core.queries_refused,
+        "refused_entries": core.bad_entries,
+        "catalogue": core.catalogue.view(),
+        "longest_turn": round(core.longest_turn, 4),
+    }
+
+def list_tasks(core: MasterCore, state: str | None = None, queue: str | None = None,
+               name: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    """Tasks newest first, at most MAX_TASKS_LIMIT. Walks the task table from
+    its newest end without copying it: an unfiltered query costs `limit` rows
+    whatever the number of tasks held."""
+    want = state_named(state) if state else None
+    limit = min(limit, MAX_TASKS_LIMIT)
+    out: list[dict[str, Any]] = []
+    if limit <= 0:
+        return out
+    scanned = 0
+    for t in reversed(core.tasks.values()):
+        scanned += 1
+        if (want is None or t.state is want) and (queue is None or t.queue == queue) \
+                and (name is None or t.name == name):
+            out.append(t.as_dict())
+            if len(out) >= limit:
+                break
+        if scanned >= MAX_SCAN:
+            break  # a filter that matches little: the newest MAX_SCAN tasks only
+    core._scanned += scanned
+    return out
+
+
+def state_named(label: str) -> State:
+    try:
+        return State[label.upper()]
+    except KeyError:
+        raise Refused(f"unknown state {label!r}; one of "
+                              f"{', '.join(s.label for s in State)}") from None
+
+
 # --- the handlers: checked args in, a REPLY body out ----------------------------------
 
 def _status(core: MasterCore, a: dict[str, Any], caller: Caller) -> Any:
-    return core.status()
+    return status(core)
 
 
 def _tasks(core: MasterCore, a: dict[str, Any], caller: Caller) -> Any:
-    return core.list_tasks(state=a["state"], queue=a["queue"], name=a["name"],
-                           limit=a["limit"])
+    return list_tasks(core, state=a["state"], queue=a["queue"], name=a["name"],
+                      limit=a["limit"])
 
 
 def _get(core: MasterCore, a: dict[str, Any], caller: Caller) -> Any:
