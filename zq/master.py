@@ -21,9 +21,9 @@ from zq.config import MasterConfig
 from zq.core import codec, queries
 from zq.core import master_events as ev
 from zq.core import messages as m
-from zq.core.messages import Role
 from zq.core.catalogue import META_KEY as CATALOGUE_KEY
 from zq.core.master_core import MasterCore
+from zq.core.messages import Role
 from zq.core.outbox import BUSY_RETRY_AFTER
 from zq.errors import PeerCongested, PeerGone, ProtocolError, StoreUnavailable, ZqError
 from zq.gate import Gate, connection_cap, fd_limit, local_only_transport, raise_fd_limit

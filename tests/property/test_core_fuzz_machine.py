@@ -20,8 +20,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from zq.core import codec, queries
 from zq.core import messages as m
 from zq.core.access import Caller
-from zq.core.messages import Cmd, Role
 from zq.core.master_core import MasterCore
+from zq.core.messages import Cmd, Role
 from zq.errors import ProtocolError
 
 WORKERS = [b"w1", b"w2", b"w3"]

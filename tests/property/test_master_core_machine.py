@@ -20,8 +20,8 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from zq.core import messages as m
 from zq.core import serde
-from zq.core.messages import FINAL_STATES, Outcome, State
 from zq.core.master_core import MasterCore
+from zq.core.messages import FINAL_STATES, Outcome, State
 from zq.core.tasks import TaskRecord
 
 QUEUES = ("default", "b")  # a task without options goes to "default"

@@ -5,17 +5,15 @@ id) while the rest of the message is applied."""
 
 from __future__ import annotations
 
-from zq.core import queries
-
 import math
 
 import msgpack
 import pytest
 
-from zq.core import codec
+from zq.core import codec, queries
 from zq.core import messages as m
-from zq.core.messages import Cmd, Role
 from zq.core.master_core import MasterCore
+from zq.core.messages import Cmd, Role
 from zq.errors import ProtocolError
 
 W, C = b"w1", b"c1"

@@ -6,8 +6,6 @@ in bytes. Bounds are checked by counts (bytes, replies, entries), never by timin
 
 from __future__ import annotations
 
-from zq.core import queries
-
 import logging
 import tracemalloc
 
@@ -16,11 +14,11 @@ import pytest
 
 from tests.unit.test_master_send import StubRouter
 from zq.config import MasterConfig
-from zq.core import codec
+from zq.core import codec, queries
 from zq.core import messages as m
 from zq.core.access import Caller
-from zq.core.messages import Cmd, Role
 from zq.core.master_core import QUERY_BYTES, QUERY_COST, ROW_COST, MasterCore
+from zq.core.messages import Cmd, Role
 from zq.core.outbox import build as _build
 from zq.core.queries import MAX_SCAN, SCAN_COST
 from zq.errors import ProtocolError

@@ -115,7 +115,7 @@ def test_tasks_limit_is_capped_and_the_table_is_not_copied() -> None:
     s = core()
     s.on_submit(b"c", [(f"t{i}", "job", b"", {}) for i in range(queries.MAX_TASKS_LIMIT + 5)])
     s.flush()
-    assert len(queries.list_tasks(s, limit=10**6)) == queries.MAX_TASKS_LIMIT  # the core API caps too
+    assert len(queries.list_tasks(s, limit=10**6)) == queries.MAX_TASKS_LIMIT  # capped too
 
     class Uncopyable(dict):
         def values(self):  # type: ignore[override]

@@ -5,16 +5,14 @@ or failed, results for adopted tasks, and for restored tasks after a master rest
 
 from __future__ import annotations
 
-from zq.core import queries
-
 from typing import Any
 
 from zq.core import messages as m
-from zq.core import serde
-from zq.core.messages import Outcome, State
+from zq.core import queries, serde
 from zq.core.master_core import MasterCore
-from zq.core.workers import MAX_CONCURRENCY, PREFETCH_CEILING
+from zq.core.messages import Outcome, State
 from zq.core.tasks import TaskRecord
+from zq.core.workers import MAX_CONCURRENCY, PREFETCH_CEILING
 
 C = b"client"
 GOOD, THIEF, HOLE = b"good", b"thief", b"hole"

@@ -11,8 +11,8 @@ import pytest
 
 from zq.core import messages as m
 from zq.core import queries
-from zq.core.periodic import Periodic, Schedule
 from zq.core.master_core import MasterCore
+from zq.core.periodic import Periodic, Schedule
 from zq.errors import ConfigError
 
 WALL = 1_000_000.0

@@ -9,16 +9,14 @@ only moves when a test says so.
 
 from __future__ import annotations
 
-from zq.core import queries
-
 from typing import Any, Iterator
 
 import pytest
 
 from zq.core import messages as m
-from zq.core import serde
-from zq.core.messages import Outcome, State
+from zq.core import queries, serde
 from zq.core.master_core import MasterCore
+from zq.core.messages import Outcome, State
 from zq.core.tasks import TaskRecord
 
 C, C2 = b"client-1", b"client-2"

@@ -9,7 +9,7 @@ batch was handled, so a later entry with dependents finished without releasing t
 
 from __future__ import annotations
 
-from tests.unit.test_master_core import C, C2, OK, W1, Harness, S
+from tests.unit.test_master_core import C2, OK, W1, Harness, S
 
 
 def test_what_runs_after_a_task_starts_when_an_earlier_entry_emptied_the_watchers() -> None:

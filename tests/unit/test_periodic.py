@@ -7,8 +7,8 @@ from datetime import datetime, timezone
 import pytest
 
 from zq.core import messages as m
-from zq.core.periodic import Periodic, Schedule, latest_tick, next_tick
 from zq.core.master_core import MasterCore
+from zq.core.periodic import Periodic, Schedule, latest_tick, next_tick
 from zq.errors import ConfigError
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from zq.core.periodic import Schedule
 from zq.core.master_core import MasterCore
+from zq.core.periodic import Schedule
 
 
 @pytest.mark.parametrize("anchor", [1000.0, 1000.3, 1000.5, 1000.75, 1000.999])

@@ -4,18 +4,16 @@ what a submission by name left unset; what a submission gives wins."""
 
 from __future__ import annotations
 
-from zq.core import queries
-
 from typing import Any
 
 import pytest
 
 from tests.unit.test_master_core import ERR, W1, C, Harness, S, make  # noqa: F401
-from zq.core import codec
+from zq.core import codec, queries
 from zq.core import messages as m
 from zq.core.catalogue import MAX_NAMES, Catalogue
-from zq.core.messages import Role
 from zq.core.master_core import MasterCore
+from zq.core.messages import Role
 from zq.errors import ProtocolError
 from zq.registry import Registry, TaskOptions
 

@@ -5,15 +5,13 @@ each is served, and neither takes over the other's tasks, in a reconnect or a re
 
 from __future__ import annotations
 
-from zq.core import queries
-
 from typing import Any
 
 import pytest
 
 from tests.unit.test_master_core import ERR, OK, C, Harness, S, h, make, ok  # noqa: F401 (h: fixture)
 from tests.unit.test_worker_core import Session
-from zq.core import codec
+from zq.core import codec, queries
 from zq.core import messages as m
 from zq.core.messages import Role
 from zq.core.tasks import TaskRecord

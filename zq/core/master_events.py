@@ -8,7 +8,7 @@ commands are imperative.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 from zq.core import messages as m
 from zq.core.messages import Cmd, Role
@@ -101,9 +101,8 @@ class Stopping:
     """The master is closing: hand over what is left to persist; nothing more is sent."""
 
 
-Event = Union[MessageReceived, GarbageReceived, MessageDropped, HandlingFailed,
-              EntriesRefused, PeerStoppedReading, KeyRevoked, StoreChanged, RecordsLoaded,
-              Stopping]
+Event = (MessageReceived | GarbageReceived | MessageDropped | HandlingFailed | EntriesRefused
+         | PeerStoppedReading | KeyRevoked | StoreChanged | RecordsLoaded | Stopping)
 
 
 # --- commands -------------------------------------------------------------------------
@@ -137,4 +136,4 @@ class Log:
     text: str
 
 
-Command = Union[Persist, Send, Log]
+Command = Persist | Send | Log
