@@ -96,13 +96,86 @@ def encode_error(type_name: str, message: str, traceback: str = "") -> bytes:
     return _packb({"type": type_name, "message": message, "traceback": traceback})
 
 
-def decode_error(payload: Any) -> dict[str, str]:
+# The OSError attributes an error payload carries (PROTOCOL §2, error payload).
+_OS_FIELDS = ("errno", "strerror", "filename", "filename2")
+
+
+def encode_exception(exc: BaseException, message: str, traceback: str) -> bytes:
+    """The error payload of exc: what encode_error carries, plus its module and qualname,
+    its args as values (an arg that is not a value travels as its repr) and, for an
+    OSError, errno, strerror, filename and filename2."""
+    cls = type(exc)
+    info: dict[str, Any] = {"type": cls.__name__, "message": message, "traceback": traceback,
+                            "module": cls.__module__, "qualname": cls.__qualname__}
+    if isinstance(exc, OSError):
+        for name in _OS_FIELDS:
+            info[name] = _os_field(getattr(exc, name, None))
+    try:
+        info["args"] = list(exc.args)
+        return values.pack(info)
+    except Exception:  # some arg is not a value: that one goes as its repr
+        info["args"] = [_value_or_repr(a) for a in _safe_args(exc)]
+        return values.pack(info)
+
+
+def _safe_args(exc: BaseException) -> tuple:
+    args = getattr(exc, "args", ())
+    return args if type(args) is tuple else ()
+
+
+def _value_or_repr(arg: Any) -> Any:
+    try:
+        values.pack(arg)
+        return arg
+    except Exception:
+        try:
+            return repr(arg)
+        except Exception:
+            return f"<unrepresentable {type(arg).__name__}>"
+
+
+def _os_field(v: Any) -> Any:
+    """errno/strerror/filename as the wire takes them: int, str, bytes or nil."""
+    if v is None or type(v) in (int, str, bytes):
+        return v
+    if isinstance(v, int):
+        return int(v)
+    try:  # a path-like filename, say
+        return str(v)
+    except Exception:
+        return None
+
+
+# The optional fields of an error map and the msgpack types each may hold (nil: absent).
+_ERROR_FIELDS: dict[str, tuple[type, ...]] = {
+    "module": (str,), "qualname": (str,), "args": (list, tuple), "errno": (int,),
+    "strerror": (str,), "filename": (str, bytes, int), "filename2": (str, bytes, int),
+}
+
+
+def decode_error(payload: Any) -> dict[str, Any]:
+    """The error map of a payload, checked: type and message must be str, or it is an
+    unreadable payload. An optional field of the wrong type marks it `malformed` (the
+    client then raises TaskError, never a half-rebuilt exception)."""
     try:
         info = _unpack(payload)
-        return {"type": str(info["type"]), "message": str(info["message"]),
-                "traceback": str(info.get("traceback", ""))}
     except Exception:
+        info = None
+    if type(info) is not dict or type(info.get("type")) is not str or type(
+            info.get("message")) is not str:
         return {"type": "TaskError", "message": "unreadable error payload", "traceback": ""}
+    tb = info.get("traceback", "")
+    out: dict[str, Any] = {"type": info["type"], "message": info["message"],
+                           "traceback": tb if type(tb) is str else ""}
+    for name, kinds in _ERROR_FIELDS.items():
+        v = info.get(name)
+        if v is None:
+            continue
+        if type(v) not in kinds:
+            out["malformed"] = name
+            break
+        out[name] = tuple(v) if name == "args" else v
+    return out
 
 
 _ZQ_ERRORS: dict[str, type[TaskError]] = {
@@ -110,20 +183,51 @@ _ZQ_ERRORS: dict[str, type[TaskError]] = {
 }
 
 
-def exception_from_error(info: dict[str, str]) -> BaseException:
-    """The exception a client raises for a remote error: a built-in type as itself (with
-    the remote traceback as its cause), zq's own errors as themselves, else TaskError.
-    Nothing is unpickled or imported: only builtins are looked up by name."""
+def exception_from_error(info: dict[str, Any]) -> BaseException:
+    """The exception a client raises for a remote error, with the remote traceback as its
+    __cause__: zq's own errors as themselves; the class the payload names, rebuilt from
+    its args, when it is a built-in Exception or an Exception class of a module this
+    process has already imported (looked up in sys.modules, never imported); else
+    TaskError. Rebuilding calls cls(*args) only: a class whose metaclass is not `type`
+    (its call could run any code) is not rebuilt, and one whose constructor raises gives
+    TaskError. Nothing is unpickled."""
     name, message, tb = info["type"], info["message"], info["traceback"]
-    if name in _ZQ_ERRORS:
+    if name in _ZQ_ERRORS and info.get("module", "zq.errors") == "zq.errors":
         return _ZQ_ERRORS[name](name, message, tb)
-    cls = getattr(builtins, name, None)
-    if isinstance(cls, type) and issubclass(cls, Exception):
+    cls = None if "malformed" in info else _exception_class(info)
+    if cls is not None:
         try:
-            exc: BaseException = cls(message)
+            exc = _rebuild(cls, info)
         except Exception:
-            exc = TaskError(name, message, tb)
+            pass
         else:
             exc.__cause__ = RemoteTraceback(tb)
             return exc
     return TaskError(name, message, tb)
+
+
+def _exception_class(info: dict[str, Any]) -> type[Exception] | None:
+    module, qualname = info.get("module"), info.get("qualname")
+    if module is None or module == "builtins":  # old workers and other languages: by name
+        cls = vars(builtins).get(qualname if module is not None else info["type"])
+    else:
+        try:
+            cls = values.find_class(f"{module}:{qualname}", "exception")
+        except ValueError:
+            return None
+    # Exception, not BaseException: a remote SystemExit or KeyboardInterrupt must not
+    # end or interrupt the client. type(cls) is type: no metaclass __call__ runs.
+    if isinstance(cls, type) and type(cls) is type and issubclass(cls, Exception) and \
+            not issubclass(cls, TaskError):
+        return cls
+    return None
+
+
+def _rebuild(cls: type[Exception], info: dict[str, Any]) -> Exception:
+    args = info.get("args")
+    exc = cls(*args) if args is not None else cls(info["message"])
+    if isinstance(exc, OSError):
+        for name in _OS_FIELDS:
+            if name in info:
+                setattr(exc, name, info[name])
+    return exc

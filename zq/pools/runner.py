@@ -67,7 +67,8 @@ def classify(exc: BaseException, retry_on: list[str] | None) -> int:
 
 
 def error_payload(exc: BaseException, skip_frames: int = 1) -> bytes:
-    """The error map of exc: type name, message, and the traceback without our frames."""
+    """The error map of exc (serde.encode_exception): type, message, args, and the
+    traceback without our frames."""
     tb = exc.__traceback__
     for _ in range(skip_frames):
         if tb is not None and tb.tb_next is not None:
@@ -77,7 +78,7 @@ def error_payload(exc: BaseException, skip_frames: int = 1) -> bytes:
         message = str(exc)
     except Exception:
         message = repr(exc)
-    return serde.encode_error(type(exc).__name__, message, text)
+    return serde.encode_exception(exc, message, text)
 
 
 def timeout_error(seconds: float, how: str) -> bytes:
