@@ -63,6 +63,26 @@ def test_a_lost_connection_keeps_the_turn_and_the_next_commit_reconnects(
         again.close()
 
 
+def test_one_writer_per_store_a_second_waits_busy_until_the_first_is_gone(
+        store: PostgresStore, url: str) -> None:
+    """Two masters on one store must not interleave journal turns: the second one's
+    commits fail as "cannot write now" (kept pending), naming why, until the first
+    session ends; then they land, and nothing of either is lost."""
+    store.save([task(1)])
+    store.commit()  # the first writer
+    second = PostgresStore(url)
+    try:
+        assert [r.id for r in second.load()] == ["t1"]  # reading needs no lock
+        second.save([task(2)])
+        with pytest.raises(StoreUnavailable, match="another session writes to the store"):
+            second.commit()
+        store.close()  # the first master goes away
+        second.commit()  # the same turn, now the writer
+        assert [r.id for r in second.load()] == ["t1", "t2"]
+    finally:
+        second.close()
+
+
 def test_a_server_that_cannot_be_reached_is_unavailable_and_shows_no_password() -> None:
     port = free_port()  # nothing listens there
     with pytest.raises(StoreUnavailable) as caught:

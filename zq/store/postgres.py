@@ -31,6 +31,11 @@ so is its format (zq.store.sqlite: merge, overlay, journal_parts). Opening the s
 indexes what a crash left in the journal; replaying a change zq_task already has is
 harmless, since every change sets values (none adds to them).
 
+One writer per store: the first write takes a session advisory lock (WRITER_LOCK, keyed
+by the schema); a second master on the same store reads, but its commits fail as
+"cannot write now" (BUSY, nothing acknowledged) naming the session that holds it, until
+that session ends. (A standby that takes over is issue 16's other part: a lease.)
+
 Durability is the server's: with its defaults (synchronous_commit=on, fsync=on) a commit
 survives the master's and the server's host crashing. A lost connection or a server
 that cannot write (shutting down, out of disk, read-only) raises StoreUnavailable with
@@ -87,6 +92,17 @@ LOAD_CHUNK = 10_000  # rows per fetch of the restore's server-side cursor
 # pg_advisory_xact_lock key taken while the schema is checked or made: two masters
 # opening a new database at once make it once.
 SCHEMA_LOCK = 0x7A71_5343  # "zqSC"
+# One writer per store: the session that writes holds pg_try_advisory_lock(WRITER_LOCK,
+# hashtext(schema)) (its schema: several stores may share a database). Another master
+# on the same store cannot write (its commits fail as "cannot write now": BUSY, nothing
+# acknowledged), so two masters never interleave journal turns. The lock goes with the
+# session: a master killed -9 releases it as soon as the server sees its connection end.
+WRITER_LOCK = 0x7A71_5752  # "zqWR"
+_TAKE_LOCK = "SELECT pg_try_advisory_lock(%s, hashtext(current_schema()))"
+_LOCK_HOLDER = ("SELECT l.pid, a.client_addr, a.application_name FROM pg_locks l"
+                " LEFT JOIN pg_stat_activity a ON a.pid = l.pid"
+                " WHERE l.locktype = 'advisory' AND l.classid = %s::int::oid"
+                " AND l.objid = hashtext(current_schema())::oid AND l.granted LIMIT 1")
 
 DDL = (
     """CREATE TABLE IF NOT EXISTS zq_task (
@@ -148,6 +164,7 @@ class PostgresStore:
         self._journal: deque[tuple[int, int]] = deque()  # (turn, bytes) of zq_journal's rows
         self._journal_bytes = 0
         self._conn: Any = None
+        self._writer = False  # this connection holds the writer lock
         try:
             self._connect()
             self._check_schema()
@@ -213,6 +230,8 @@ class PostgresStore:
         conn = None
         try:
             conn = self._connection()
+            if not self._writer:
+                self._take_writer_lock(conn, what)
             with conn.pipeline(), conn.transaction(), conn.cursor() as cur:
                 for statement, params in statements:
                     cur.execute(statement, params)
@@ -220,6 +239,19 @@ class PostgresStore:
             if _retryable(e, conn):
                 raise self._unavailable(e, what) from e
             raise self._fail(e, what) from e
+
+    def _take_writer_lock(self, conn: Any, what: str) -> None:
+        """Become the store's one writer, or StoreUnavailable naming who is."""
+        if conn.execute(_TAKE_LOCK, (WRITER_LOCK,)).fetchone()[0]:
+            self._writer = True
+            return
+        holder = conn.execute(_LOCK_HOLDER, (WRITER_LOCK,)).fetchone()
+        who = ("" if holder is None else
+               f" (server process {holder[0]}, client {holder[1] or 'local'})")
+        raise StoreUnavailable(
+            f"{what}: another session writes to the store {self.shown}{who}: is another "
+            "zq master running on it? Run one master per store; this one writes once "
+            "that session ends")
 
     # --- upkeep: the fold --------------------------------------------------------------
 
@@ -401,6 +433,7 @@ class PostgresStore:
 
     def _drop_connection(self) -> None:
         conn, self._conn = self._conn, None
+        self._writer = False  # the lock went with the session
         if conn is not None:
             try:
                 conn.close()
