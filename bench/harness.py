@@ -339,7 +339,7 @@ def raw_submit(endpoint: str, n: int, name: str, payload: bytes, *, batch: int =
                 in_flight -= 1
                 if progress is not None:
                     progress(len(msg.ids))
-            elif isinstance(msg, (m.Busy, m.Rejected, m.Error)):
+            elif isinstance(msg, (m.Busy, m.RejectedEntries, m.Error)):
                 raise RuntimeError(f"the master did not accept a SUBMIT: {msg}")
         return time.monotonic() - start
     finally:

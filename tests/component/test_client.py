@@ -346,7 +346,7 @@ def test_rejected_submission_raises_rejected(manual: FakeMaster) -> None:
     with connect(manual) as client:
         f = client.submit(tasks.add, 1, 2)
         tid = manual.wait_submitted(1)[0][0]
-        manual.send(m.Rejected([(tid, "queue is closed")]))
+        manual.send(m.RejectedEntries([(tid, "queue is closed")]))
         with pytest.raises(zq.Rejected, match="queue is closed"):
             f.result(timeout=5)
 
@@ -419,7 +419,7 @@ def test_future_by_id_sends_watch_and_resolves(manual: FakeMaster) -> None:
         assert f.result(timeout=5) == {"a": 1}
         unknown = client.future("nobody")
         manual.wait_for(lambda log: sum(isinstance(x, m.Watch) for x in log) == 2)
-        manual.send(m.Rejected([("nobody", "unknown task")]))
+        manual.send(m.RejectedEntries([("nobody", "unknown task")]))
         with pytest.raises(zq.Rejected):
             unknown.result(timeout=5)
 
@@ -518,7 +518,7 @@ def test_flush_waits_until_every_submission_is_acknowledged(manual: FakeMaster) 
         manual.send(m.Accepted([tid], {}))
         assert client.flush(5) and not f.done()  # acknowledged, no result yet
         g = client.submit(tasks.add, 2, 2)
-        manual.send(m.Rejected([(manual.wait_submitted(2)[1][0], "no")]))
+        manual.send(m.RejectedEntries([(manual.wait_submitted(2)[1][0], "no")]))
         assert client.flush(5)  # a rejection is an answer too
         with pytest.raises(zq.Rejected):
             g.result(timeout=1)

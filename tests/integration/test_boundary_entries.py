@@ -47,7 +47,7 @@ def test_an_unknown_option_rejects_that_entry_and_accepts_the_rest(cluster):
             ["ok1", "app:f", b"", {}], ["new1", "app:f", b"", {"deadline": 5}],
             ["ok2", "app:f", b"", {"priority": 1}]]])])
         seen: list[m.Message] = []
-        rejected = raw.recv_until(lambda x: isinstance(x, m.Rejected), seen=seen)
+        rejected = raw.recv_until(lambda x: isinstance(x, m.RejectedEntries), seen=seen)
         assert [tid for tid, _ in rejected.entries] == ["new1"]
         assert "unknown option 'deadline'" in rejected.entries[0][1]
         accepted = [x for x in seen if isinstance(x, m.Accepted)]

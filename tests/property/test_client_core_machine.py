@@ -216,7 +216,7 @@ class ClientCoreMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def rejected(self, data: st.DataObject) -> None:
         entries = [(tid, "no") for tid in self.some_ids(data)]
-        self.step(MessageReceived(m.Rejected(entries), self.now))
+        self.step(MessageReceived(m.RejectedEntries(entries), self.now))
 
     @precondition(lambda self: not self.closed)
     @rule(data=st.data(), retry_after=st.floats(-1.0, 100.0))

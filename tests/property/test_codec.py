@@ -157,7 +157,7 @@ MESSAGES: dict[Cmd, st.SearchStrategy[Any]] = {
     Cmd.DISCONNECT: st.builds(m.Disconnect, reasons),
     Cmd.SUBMIT: st.builds(m.Submit, few(st.tuples(ids, names, payloads, options))),
     Cmd.ACCEPTED: st.builds(m.Accepted, few(ids), st.dictionaries(ids, ids, max_size=3)),
-    Cmd.REJECTED: st.builds(m.Rejected, few(st.tuples(ids, reasons))),
+    Cmd.REJECTED: st.builds(m.RejectedEntries, few(st.tuples(ids, reasons))),
     Cmd.BUSY: st.builds(m.Busy, few(ids), numbers),
     Cmd.WATCH: st.builds(m.Watch, few(ids)),
     Cmd.QUERY: st.builds(m.Query, request_ids, names,

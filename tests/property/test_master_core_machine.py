@@ -185,7 +185,7 @@ class MasterCoreMachine(RuleBasedStateMachine):
         elif isinstance(msg, m.Disconnect):
             if w is not None:
                 w.alive = False  # it will HELLO again
-        elif isinstance(msg, m.Rejected):  # a cancel of, or after= on, a forgotten task
+        elif isinstance(msg, m.RejectedEntries):  # a cancel of, or after= on, a forgotten task
             for tid, reason in msg.entries:
                 assert "unknown task id" in reason and tid not in s.tasks, reason
         elif isinstance(msg, (m.Busy, m.Error)):

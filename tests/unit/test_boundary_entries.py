@@ -85,7 +85,7 @@ def test_the_core_rejects_a_bad_submit_entry_and_accepts_the_rest() -> None:
     s.on_bad_entries(C, Cmd.SUBMIT, msg.bad)
     out = s.flush().messages
     assert out[0] == (C, m.Accepted(["a"]))
-    assert isinstance(out[1][1], m.Rejected) and out[1][1].entries[0][0] == "b"
+    assert isinstance(out[1][1], m.RejectedEntries) and out[1][1].entries[0][0] == "b"
     assert isinstance(out[2][1], m.Error) and "entry #2" in out[2][1].reason
     assert set(s.tasks) == {"a"} and queries.status(s)["refused_entries"] == 2
     s.validate()

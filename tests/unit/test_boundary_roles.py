@@ -42,7 +42,7 @@ def test_a_client_key_cancels_its_own_tasks_only_and_reads_any() -> None:
     s.on_cancel(K2.rid, ["a"], K2)
     s.on_cancel(K2.rid, ["b"], K2)
     out = sent(s)
-    assert out == [(b"r2", "Rejected", ["a", "b"])]
+    assert out == [(b"r2", "RejectedEntries", ["a", "b"])]
     s.on_watch(K2.rid, ["b"], K2)  # reading a result is every client's
     assert sent(s) == []  # watched: its result will be pushed, nothing refused
     assert K2.rid in (s.watcher.get("b"), *s.more_watchers.get("b", ()))
@@ -68,7 +68,7 @@ def test_only_an_admin_changes_a_rate_limit_already_set_and_it_is_stored() -> No
     submit(s, K2, "b", rate_limit="1000/s")  # a change: refused, the entry REJECTED
     submit(s, K2, "c", rate_limit="10/s")  # the same value: fine
     out = s.flush()
-    rejected = [msg for rid, msg in out.messages if isinstance(msg, m.Rejected)]
+    rejected = [msg for rid, msg in out.messages if isinstance(msg, m.RejectedEntries)]
     assert [e[0] for e in rejected[0].entries] == ["b"] and "admin" in rejected[0].entries[0][1]
     assert "rates" not in out.meta and s.rates["app:f"][0] == 10.0
     submit(s, ADMIN, "d", rate_limit="5/s")

@@ -180,7 +180,7 @@ def test_rejected_and_watch_of_unknown() -> None:
     s, a, b = session(), Sink(), Sink()
     s.handle(Submitted([entry("a")], [a]))
     s.handle(WatchRequested(["w"], [b]))
-    out = received(s, m.Rejected([("a", "no"), ("w", "unknown")]))
+    out = received(s, m.RejectedEntries([("a", "no"), ("w", "unknown")]))
     assert out[0] == FreeRoom(1) and len(out) == 2
     assert [(sink, tid) for sink, tid, _ in out[1].items] == [(a, "a"), (b, "w")]
     assert all(isinstance(exc, Rejected) for _, _, exc in out[1].items)

@@ -44,7 +44,7 @@ def _view(rid: bytes, msg: m.Message) -> tuple:
         if msg.same_as:
             return rid, "ACCEPTED", msg.ids, msg.same_as
         return rid, "ACCEPTED", msg.ids
-    if isinstance(msg, m.Rejected):
+    if isinstance(msg, m.RejectedEntries):
         return rid, "REJECTED", [tid for tid, _ in msg.entries]
     if isinstance(msg, (m.Ack, m.Cancel, m.Busy)):
         return rid, msg.cmd.name, msg.ids

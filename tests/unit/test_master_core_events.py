@@ -133,7 +133,7 @@ def test_refused_entries_of_a_submit_are_rejected_by_id() -> None:
     s = core()
     s.handle(ev.EntriesRefused(C, Cmd.SUBMIT, [("t1", "not for you")]))
     cmds = tick(s)
-    assert sends(cmds) == [(C, m.Rejected)]
+    assert sends(cmds) == [(C, m.RejectedEntries)]
 
 
 def test_a_peer_that_stopped_reading_is_dropped_and_its_tasks_run_again() -> None:

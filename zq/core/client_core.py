@@ -489,7 +489,7 @@ class ClientCore:
         if followed:
             cmds.append(FollowTasks(followed))
 
-    def _on_rejected(self, msg: m.Rejected, now: float) -> list[Command]:
+    def _on_rejected(self, msg: m.RejectedEntries, now: float) -> list[Command]:
         failed: list[tuple[Sink, str, BaseException]] = []
         gone = 0
         for tid, reason in msg.entries:

@@ -476,9 +476,9 @@ def _check_option(k: Any, v: Any) -> None:
 _INF = float("inf")
 
 
-def _rejected(role: Role, f: list[Any], extra: Sequence[Any]) -> m.Rejected:
+def _rejected(role: Role, f: list[Any], extra: Sequence[Any]) -> m.RejectedEntries:
     entries = _entries(f[0], 2, "REJECTED")
-    return m.Rejected([(e[0], _str(e[1], "reason", 1 << 16)) for e in entries])
+    return m.RejectedEntries([(e[0], _str(e[1], "reason", 1 << 16)) for e in entries])
 
 
 def _query(role: Role, f: list[Any], extra: Sequence[Any]) -> m.Query:

@@ -212,7 +212,7 @@ class Accepted:
 
 
 @dataclass(slots=True)
-class Rejected:
+class RejectedEntries:
     entries: list[tuple[str, str]]  # (task_id, reason)
     cmd = Cmd.REJECTED
 
@@ -255,7 +255,7 @@ class Error:
 
 Message = (
     Hello | Credit | Result | Partial | Progress | Bye | Welcome | Task | Ack | Cancel
-    | Heartbeat | Disconnect | Submit | Accepted | Rejected | Busy | Watch | Query | Reply
+    | Heartbeat | Disconnect | Submit | Accepted | RejectedEntries | Busy | Watch | Query | Reply
     | Error
 )
 

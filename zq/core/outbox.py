@@ -82,7 +82,7 @@ class Outbox:
 # Commands whose turn's entries become one message of this class, as they are.
 _ENTRY_MESSAGES: dict[Cmd, Callable[[list[Any]], m.Message]] = {
     Cmd.TASK: m.Task, Cmd.RESULT: m.Result, Cmd.ACK: m.Ack, Cmd.PARTIAL: m.Partial,
-    Cmd.PROGRESS: m.Progress, Cmd.CANCEL: m.Cancel, Cmd.REJECTED: m.Rejected,
+    Cmd.PROGRESS: m.Progress, Cmd.CANCEL: m.Cancel, Cmd.REJECTED: m.RejectedEntries,
 }
 
 
