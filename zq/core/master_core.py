@@ -14,7 +14,7 @@ import heapq
 from collections import deque
 from typing import Any, Callable
 
-from zq.core import backoff, balance, queries, serde, states
+from zq.core import backoff, balance, limits, queries, serde, states
 from zq.core import master_events as ev
 from zq.core import messages as m
 from zq.core.access import Caller, allowed, may_touch, refusal
@@ -56,8 +56,8 @@ MAX_UNANNOUNCED = 10_000  # names submitted before any worker announced them, re
 
 class MasterCore:
     def __init__(self, *, master_id: str, heartbeat_interval: float = 1.0, liveness: int = 3,
-                 result_ttl: float = 86400.0, max_queued: int = 5_000_000,
-                 max_message: int = 256 * 1024 * 1024, max_finished: int = 200_000,
+                 result_ttl: float = limits.RESULT_TTL, max_queued: int = limits.MAX_QUEUED,
+                 max_message: int = limits.MAX_MESSAGE, max_finished: int = 200_000,
                  durable: bool = False, rand: Callable[[], float] = lambda: 0.5) -> None:
         self.master_id = master_id
         self.interval, self.liveness = heartbeat_interval, liveness

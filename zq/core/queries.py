@@ -16,15 +16,15 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from zq.core import serde
 from zq.core.access import Caller, Need
+from zq.core.codec import MAX_ID, MAX_NAME
+from zq.core.limits import MAX_NESTING
 from zq.core.messages import FINAL_STATES, State
+from zq.core.periodic import MAX_EVERY, MIN_EVERY
 
 if TYPE_CHECKING:
     from zq.core.master_core import MasterCore
 
-MAX_ID = 128  # codec.MAX_ID: characters in a task id
-MAX_NAME = 512  # codec.MAX_NAME: a task name, a queue name
 MAX_TASKS_LIMIT = 1000  # rows one `tasks` query returns at most
-MAX_NESTING = 32  # levels of arrays and maps in an argument
 MAX_SCAN = 100_000  # tasks one `tasks` query looks at, newest first
 SCAN_COST = 8  # per task a `tasks` query looks at
 STATE_LABELS = tuple(s.label for s in State)
@@ -225,7 +225,7 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
          Need.ADMIN, _purge, "forget final tasks"),
     Kind("schedule_add", {
         "name": Arg("str", required=True, max_len=200), "task": Arg("str", required=True),
-        "cron": Arg("str", max_len=200), "every": Arg("number", lo=0.25, hi=10 * 365 * 86400),
+        "cron": Arg("str", max_len=200), "every": Arg("number", lo=MIN_EVERY, hi=MAX_EVERY),
         "timezone": Arg("str", max_len=64), "args": Arg("list"), "kwargs": Arg("map"),
         "queue": Arg("str"), "priority": Arg("int", lo=-2**31, hi=2**31 - 1)},
         Need.ADMIN, _schedule_add, "add or replace a periodic task"),
