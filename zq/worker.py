@@ -131,7 +131,8 @@ class Worker:
             if pool_deadline is not None:
                 deadline = min(deadline, pool_deadline)
             wait = deadline - now
-            timeout = MAX_POLL_MS if wait == math.inf else min(MAX_POLL_MS, max(0, math.ceil(wait * 1000)))
+            timeout = (MAX_POLL_MS if wait == math.inf
+                       else min(MAX_POLL_MS, max(0, math.ceil(wait * 1000))))
             events = self._poller.poll(timeout)
             now = time.monotonic()
             ready: set[int] = set()

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from itertools import repeat
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Callable, Union
+from itertools import repeat
+from typing import TYPE_CHECKING, Any, Callable
 
 from zq.core import backoff, codec, limits
 from zq.core import messages as m
@@ -88,8 +88,8 @@ class SendFailed:
     now: float
 
 
-Event = Union[Started, MessageReceived, GarbageReceived, PoolReported, StopRequested,
-              StopForced, SendFailed]
+Event = (Started | MessageReceived | GarbageReceived | PoolReported | StopRequested
+         | StopForced | SendFailed)
 
 
 # --- commands -------------------------------------------------------------------------
@@ -130,7 +130,8 @@ class Exit:
     code: int
 
 
-Command = Union[Send, OpenConnection, CloseConnection, Execute, CancelTasks, KillTasks, Exit]
+Command = (Send | OpenConnection | CloseConnection | Execute | CancelTasks | KillTasks
+           | Exit)
 
 
 # --- states ---------------------------------------------------------------------------
@@ -235,9 +236,9 @@ class WorkerCore:
         self._unexpected = self._garbage = self._partials_dropped = 0
 
     @classmethod
-    def from_config(cls, config: "WorkerConfig", *, host: str, pid: int, session: str,
+    def from_config(cls, config: WorkerConfig, *, host: str, pid: int, session: str,
                     rand: Callable[[], float],
-                    catalogue: dict[str, dict[str, Any]] | None = None) -> "WorkerCore":
+                    catalogue: dict[str, dict[str, Any]] | None = None) -> WorkerCore:
         return cls(name=config.name, host=host, pid=pid, queues=list(config.queues),
                    concurrency=config.concurrency, pool=config.pool, credit=config.credit,
                    session=session, catalogue=catalogue,
@@ -350,10 +351,10 @@ class WorkerCore:
         if self.link is Link.CONNECTING or self.link is Link.REGISTERED:
             if now - self.last_recv >= self.interval * self.liveness:
                 self._lose_master(now, cmds)
-        elif self.link is Link.BACKING_OFF and self.reconnect_at is not None:
-            if now >= self.reconnect_at:
-                self._reconnects += 1
-                cmds.extend(self._connect(now))
+        elif (self.link is Link.BACKING_OFF and self.reconnect_at is not None
+              and now >= self.reconnect_at):
+            self._reconnects += 1
+            cmds.extend(self._connect(now))
 
     def _lose_master(self, now: float, cmds: list[Command]) -> None:
         delay = compute_backoff(self.failures, base=self.reconnect_min, cap=self.reconnect_max,

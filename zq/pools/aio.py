@@ -16,8 +16,18 @@ from zq.context import TaskContext, activate, deactivate
 from zq.core import serde
 from zq.core.messages import TaskEntry
 from zq.pools.runner import (
-    CANCELLED, EMPTY, ERROR, FATAL, OK, InProcessPool, Report, Runner, Sink, classify,
-    error_payload, timeout_error,
+    CANCELLED,
+    EMPTY,
+    ERROR,
+    FATAL,
+    OK,
+    InProcessPool,
+    Report,
+    Runner,
+    Sink,
+    classify,
+    error_payload,
+    timeout_error,
 )
 from zq.registry import Registry
 

@@ -15,8 +15,18 @@ from zq import lifetime, logs
 from zq.context import TaskContext
 from zq.core.messages import PartialEntry, ProgressEntry
 from zq.pools.pipe import (
-    DROPPED, FAILED, FINISHED, OUT, READY, STARTED, STARTED_AT, TAKE_BACK, TASKS, Reader,
-    packb, write_all,
+    DROPPED,
+    FAILED,
+    FINISHED,
+    OUT,
+    READY,
+    STARTED,
+    STARTED_AT,
+    TAKE_BACK,
+    TASKS,
+    Reader,
+    packb,
+    write_all,
 )
 from zq.pools.runner import Runner
 from zq.registry import Registry

@@ -22,8 +22,19 @@ from zq.core.messages import ProgressEntry, TaskEntry
 from zq.errors import ConfigError
 from zq.pools.child import _child_main
 from zq.pools.pipe import (
-    DROPPED, FAILED, FINISHED, OUT, READ_SIZE, READY, STARTED, STARTED_AT, TAKE_BACK,
-    TASKS, Reader, packb, write_all,
+    DROPPED,
+    FAILED,
+    FINISHED,
+    OUT,
+    READ_SIZE,
+    READY,
+    STARTED,
+    STARTED_AT,
+    TAKE_BACK,
+    TASKS,
+    Reader,
+    packb,
+    write_all,
 )
 from zq.pools.runner import CANCELLED, EMPTY, ERROR, Report, timeout_error
 

@@ -241,7 +241,7 @@ class Sink:
 class InProcessPool:
     """What the thread and async pools share: outcomes go to a Sink the loop polls."""
 
-    _sink: "Sink | None"
+    _sink: Sink | None
 
     def fds(self) -> list[int]:
         return [self._sink.fileno()] if self._sink is not None else []

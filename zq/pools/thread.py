@@ -11,7 +11,14 @@ from zq import logs
 from zq.context import TaskContext
 from zq.core.messages import TaskEntry
 from zq.pools.runner import (
-    CANCELLED, EMPTY, ERROR, InProcessPool, Report, Runner, Sink, timeout_error,
+    CANCELLED,
+    EMPTY,
+    ERROR,
+    InProcessPool,
+    Report,
+    Runner,
+    Sink,
+    timeout_error,
 )
 from zq.registry import Registry
 
