@@ -377,7 +377,7 @@ def test_stop_while_disconnected_says_credit_zero_in_hello_and_returns_after_wel
     assert s.pop_sent() == [m.Credit(0, ["wait"])]
 
 
-def test_late_returns_from_the_executor_go_back_in_another_credit() -> None:
+def test_late_returns_from_the_pool_go_back_in_another_credit() -> None:
     s = registered()
     s.recv(m.Task([entry("a"), entry("b")]))
     s.event(wc.StopRequested([], s.now))

@@ -3,8 +3,8 @@
 Every pool takes TASK entries, runs them with time limits and cancellation, and hands
 back plain data (RESULT / PARTIAL / PROGRESS entries, returned ids) from ``collect()``;
 the worker loop polls ``fds()`` to wake up when something is ready. ``runner`` holds what
-they share; ``thread``, ``aio`` and ``process`` (with its children's side in ``child``)
-one pool each.
+they share; ``thread``, ``aio`` and ``process`` one pool each; ``child`` is what a process
+pool's child runs, and ``pipe`` the framing on the pipes between the two.
 """
 
 from __future__ import annotations
