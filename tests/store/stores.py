@@ -53,8 +53,27 @@ def drop(store: Store) -> None:
             store._checkpointer.close()
         store._closed = True
     elif type(store).__name__ == "PostgresStore":
+        conn = store._conn
+        pid = None if conn is None or conn.closed else conn.info.backend_pid
         store._drop_connection()  # the server rolls back what was not committed
         store._closed = True
+        if pid is not None:
+            _wait_session_gone(store.url, pid)
+
+
+def _wait_session_gone(url: str, pid: int, timeout: float = 10.0) -> None:
+    """Until the server has ended the dropped session (asynchronously, as after kill -9),
+    its writer lock is held: a store opened next would find its commits BUSY."""
+    import time
+
+    import psycopg
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(url, autocommit=True) as conn:
+        while conn.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s",
+                           (pid,)).fetchone() is not None:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the server kept session {pid} for {timeout} s")
+            time.sleep(0.01)  # polls the condition itself, bounded by the deadline
 
 
 CRASH_BATCHES = 5

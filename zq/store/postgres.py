@@ -412,6 +412,11 @@ class PostgresStore:
         except StoreError:
             log.exception("folding the journal of %s on close failed", self.shown)
         self._closed = True
+        if self._writer and self._conn is not None:
+            try:  # now, not when the server notices the connection end (asynchronous)
+                self._conn.execute("SELECT pg_advisory_unlock_all()")
+            except psycopg.Error:
+                pass  # the session ends anyway, and its lock with it
         self._drop_connection()
 
     # --- the connection ----------------------------------------------------------------
