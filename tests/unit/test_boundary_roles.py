@@ -70,9 +70,10 @@ def test_only_an_admin_changes_a_rate_limit_already_set_and_it_is_stored() -> No
     out = s.flush()
     rejected = [msg for rid, msg in out.messages if isinstance(msg, m.RejectedEntries)]
     assert [e[0] for e in rejected[0].entries] == ["b"] and "admin" in rejected[0].entries[0][1]
-    assert "rates" not in out.meta and s.rates["app:f"][0] == 10.0
+    assert "rates" not in out.meta and s.rates.per_second("app:f") == 10.0
     submit(s, ADMIN, "d", rate_limit="5/s")
     assert s.flush().meta["rates"] == {"app:f": 5.0}
     again = core()  # a restart: the store gives them back
-    assert again.load_rates({"app:f": 5.0, "bad": "x", 3: 1.0}) and again.rates["app:f"][0] == 5.0
-    assert set(again.rates) == {"app:f"}
+    assert again.load_rates({"app:f": 5.0, "bad": "x", 3: 1.0})
+    assert again.rates.per_second("app:f") == 5.0
+    assert set(again.rates.dump()) == {"app:f"}

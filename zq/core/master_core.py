@@ -21,6 +21,7 @@ from zq.core.access import Caller, allowed, may_touch, refusal
 from zq.core.balance import ReadyQueue
 from zq.core.catalogue import META_KEY as CATALOGUE_KEY
 from zq.core.catalogue import Catalogue
+from zq.core.dispatch import EPSILON, MAX_LEASES, TIME_LIMIT_GRACE, RateLimits
 from zq.core.messages import Cmd, Outcome, Role, State
 from zq.core.outbox import Flush, Outbox
 from zq.core.periodic import Periodic, Schedule
@@ -30,10 +31,6 @@ from zq.errors import ConfigError
 
 FINAL = m.FINAL_STATES
 LOST_ALLOWANCE = 2  # extra attempts a task gets against dying workers, beyond `retries`
-# The master enforces time limits too: a task leased longer than its timeout plus this
-# grace (at least 2 liveness windows) is taken back, counted as a lost attempt, and the
-# worker is sent CANCEL. The worker's own limit stays the first line.
-TIME_LIMIT_GRACE = 5.0
 # Each peer's queries are budgeted in bytes of answers: a bucket of QUERY_BYTES, refilled
 # at QUERY_BYTES per second; a query costs about its answer (QUERY_COST plus ROW_COST a
 # row). A peer past its budget is answered ok=false at once, in a few bytes.
@@ -44,12 +41,6 @@ QUERY_COST, ROW_COST = 1024, 256
 # an update never rewrites the payload. Failed and dead tasks keep theirs for `retry`.
 FREED = b""
 HOUSEKEEPING = 0.25  # seconds between liveness/timer/eviction passes at most
-# A due time reached within a microsecond counts as reached: clocks are floats, and a
-# time summed from steps (0.05 ten times) falls a hair short of the product (0.5).
-EPSILON = 1e-6
-# Tasks leased per tick at most (~15 ms): a worker may hold 2,000 tasks and more, and a
-# thousand workers joining at once would otherwise be leased millions in one turn.
-MAX_LEASES = 5000
 MAX_UNANNOUNCED = 10_000  # names submitted before any worker announced them, remembered
 
 
@@ -87,7 +78,7 @@ class MasterCore:
         # the order they expire in; those with their own result_ttl by expiry time.
         self.finished: deque[str] = deque()  # final task ids, oldest first
         self.expiring: list[tuple[float, int, str]] = []  # (wall time, seq, task id)
-        self.rates: dict[str, list[float]] = {}  # task name -> [per second, tokens, at]
+        self.rates = RateLimits()  # per task name
         self.held: list[TaskRecord] = []  # restored tasks waiting for workers to re-register
         self.held_ids: set[str] = set()  # their ids: a HELLO may claim these
         self.hold_until = 0.0
@@ -541,37 +532,13 @@ class MasterCore:
     def _set_rate(self, name: str, spec: str) -> None:
         """A SUBMIT's rate_limit for its task name. Kept in the store. With keys, a rate
         already set changes only for an admin (ValueError: the entry is REJECTED)."""
-        per_second = balance.parse_rate(spec)
-        cur = self.rates.get(name)
-        if cur is not None and cur[0] == per_second:
-            return
         caller = self._caller
-        if cur is not None and caller is not None and not caller.admin:
-            raise ValueError(f"the rate limit of {name} is already set ({cur[0]:g}/s); "
-                             "changing it needs the admin role")
-        if cur is None:
-            self.rates[name] = [per_second, 1.0, self.now]
-        else:
-            cur[0] = per_second
-        self._meta["rates"] = {n: r[0] for n, r in self.rates.items()}
+        if self.rates.set(name, spec, self.now, may_change=caller is None or caller.admin):
+            self._meta["rates"] = self.rates.dump()
 
     def load_rates(self, stored: Any) -> list[str]:
-        """The rate limits a store kept (task name -> tasks per second); one that is not
-        a finite positive number is skipped. Returns a log line per skipped one."""
-        if stored is None:
-            return []
-        if type(stored) is not dict:
-            return [f"the stored rate limits are not a table ({type(stored).__name__}): "
-                    "none loaded"]
-        notes = []
-        for name, per_second in stored.items():
-            if (type(name) is str and type(per_second) in (int, float)
-                    and 0 < per_second < float("inf")):
-                self.rates[name] = [float(per_second), 1.0, self.now]
-            else:
-                notes.append(f"stored rate limit {str(name)[:80]!r}: {per_second!r} is not "
-                             "a number of tasks per second: skipped")
-        return notes
+        """The rate limits a store kept; a log line for each one skipped."""
+        return self.rates.load(stored, self.now)
 
     def _place_new(self, t: TaskRecord) -> None:
         """A new PENDING task: wait for what it runs after, or for its eta, or queue it."""
@@ -1160,16 +1127,11 @@ class MasterCore:
 
     def _take_token(self, t: TaskRecord) -> bool:
         """Token bucket per task name; a task without a token waits (PENDING) for one."""
-        rate = self.rates[t.name]
-        per_second, tokens, at = rate
-        tokens = min(max(1.0, per_second), tokens + (self.now - at) * per_second)
-        rate[2] = self.now
-        if tokens >= 1.0 - EPSILON:
-            rate[1] = max(0.0, tokens - 1.0)
+        wait = self.rates.take(t.name, self.now)
+        if wait is None:
             return True
-        rate[1] = tokens
         self._move(t, State.PENDING)
-        self._add_delay((1.0 - tokens) / per_second, t)
+        self._add_delay(wait, t)
         return False
 
     # --- housekeeping ----------------------------------------------------------------------
