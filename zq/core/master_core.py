@@ -325,7 +325,7 @@ class MasterCore:
         self.seq += 1
         heapq.heappush(self.delays, (self.now + seconds, self.seq, t.id))
 
-    def _finish(self, t: TaskRecord, new: State, payload: bytes) -> None:
+    def _finish(self, t: TaskRecord, new: State, payload: m.Payload) -> None:
         """t reached a final state: record, tell its watchers, release what waits on it."""
         if self.past:
             self.past.pop(t.id, None)
@@ -505,7 +505,7 @@ class MasterCore:
         else:
             self._watch(t.id, rid)
 
-    def _new_task(self, tid: str, name: str, payload: Any, opts: dict) -> TaskRecord:
+    def _new_task(self, tid: str, name: str, payload: Any, opts: dict[str, Any]) -> TaskRecord:
         self.seq += 1
         wall = self.wall
         if not opts:  # the common case, kept cheap
@@ -1001,7 +1001,7 @@ class MasterCore:
         """A late success for a task that was requeued meanwhile: it ran, so it is done."""
         self._move(t, State.RUNNING)
 
-    def _failed(self, t: TaskRecord, fatal: bool, payload: bytes) -> None:
+    def _failed(self, t: TaskRecord, fatal: bool, payload: m.Payload) -> None:
         if not fatal and t.attempt <= t.retries and t.id in self.cancelling:
             self._finish(t, State.CANCELLED, _cancelled_error("cancelled while running"))
         elif not fatal and t.attempt <= t.retries:
@@ -1096,17 +1096,17 @@ class MasterCore:
             lease[t.id] = rid
             leased.add(t.id)
             if t.timeout is not None:
-                self._add_deadline(t, rid)
+                self._add_deadline(t, t.timeout, rid)
             entries.append((t.id, t.attempt, t.name, t.payload, t.timeout, t.retry_on))
         if entries:
             self._push_many(rid, Cmd.TASK, entries)
             if self.restored_unleased:
                 self.restored_unleased.difference_update(e[0] for e in entries)
 
-    def _add_deadline(self, t: TaskRecord, rid: bytes) -> None:
+    def _add_deadline(self, t: TaskRecord, timeout: float, rid: bytes) -> None:
         grace = max(TIME_LIMIT_GRACE, 2 * self.interval * self.liveness)
         self.seq += 1
-        heapq.heappush(self.deadlines, (self.now + t.timeout + grace, self.seq, t.id,
+        heapq.heappush(self.deadlines, (self.now + timeout + grace, self.seq, t.id,
                                         t.attempt, rid))
 
     def _enforce_time_limits(self) -> None:
@@ -1363,8 +1363,8 @@ class MasterCore:
         for q, n in self.depth.items():
             assert n == depth.get(q, 0), f"depth of {q!r} is {n}, {depth.get(q, 0)} queued"
         for tid, rid in self.lease.items():
-            t = self.tasks.get(tid)
-            assert t is not None and t.state is State.RUNNING, f"lease on non-running {tid}"
+            rec = self.tasks.get(tid)
+            assert rec is not None and rec.state is State.RUNNING, f"lease on non-running {tid}"
             w = self.workers.get(rid)
             assert w is not None and tid in w.leased, f"lease of {tid} not on its worker"
         seen: set[str] = set()
@@ -1377,17 +1377,17 @@ class MasterCore:
             w = self.workers.get(rid)
             assert w is not None and w.session == session, f"session {session} has no worker"
         for tid in self.watcher:
-            t = self.tasks.get(tid)
-            assert t is not None and t.state not in FINAL, f"watcher left on final {tid}"
+            rec = self.tasks.get(tid)
+            assert rec is not None and rec.state not in FINAL, f"watcher left on final {tid}"
         for tid in self.more_watchers:
-            t = self.tasks.get(tid)
-            assert t is not None and t.state not in FINAL, f"watchers left on final {tid}"
+            rec = self.tasks.get(tid)
+            assert rec is not None and rec.state not in FINAL, f"watchers left on final {tid}"
         for tid in self.waiting:
-            t = self.tasks.get(tid)
-            assert t is None or t.state not in FINAL, f"dependents left waiting on {tid}"
+            rec = self.tasks.get(tid)
+            assert rec is None or rec.state not in FINAL, f"dependents left waiting on {tid}"
         for tid in self.cancelling:
-            t = self.tasks.get(tid)
-            assert t is not None and t.state is State.RUNNING, f"cancel left on {tid}"
+            rec = self.tasks.get(tid)
+            assert rec is not None and rec.state is State.RUNNING, f"cancel left on {tid}"
 
     # --- queries ---------------------------------------------------------------------------
 
@@ -1417,7 +1417,8 @@ class MasterCore:
     def reply(self, rid: bytes, request_id: int, ok: bool, body: Any) -> None:
         self._push(rid, Cmd.REPLY, m.Reply(request_id, ok, body))
 
-    def on_query(self, caller: Caller, request_id: int, kind: str, args: dict) -> None:
+    def on_query(self, caller: Caller, request_id: int, kind: str,
+                 args: dict[str, Any]) -> None:
         """One QUERY: look its kind up in the table, check its arguments and the
         caller's privilege before anything runs, then answer REPLY ok or not ok."""
         spec = queries.KINDS.get(kind)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from zq.core.messages import State
+from zq.core.messages import Payload, State
 from zq.core.serde import decode_error
 
 _new = object.__new__
@@ -27,7 +27,7 @@ class TaskRecord:
                  retry_backoff: float = 1.0, retry_backoff_max: float = 600.0,
                  retry_on: list[str] | None = None, result_ttl: float | None = None,
                  created: float = 0.0, updated: float = 0.0, worker: str | None = None,
-                 result: bytes | None = None, progress: tuple[float, float] | None = None,
+                 result: Payload | None = None, progress: tuple[float, float] | None = None,
                  seq: int = 0, owner: str | None = None) -> None:
         self.id = id
         self.name = name
