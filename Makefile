@@ -42,5 +42,5 @@ clean:
 
 .PHONY: docs
 # docs/TASKS.md's state table, from zq.core.states (tests/unit/test_state_table.py checks it).
-docs:
-	$(PYTHON) docs/gen_state_table.py
+docs: setup
+	$(PY) docs/gen_state_table.py
