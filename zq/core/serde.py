@@ -8,7 +8,7 @@ The master never calls these on user data; it only builds error payloads of its 
 from __future__ import annotations
 
 import builtins
-from typing import Any
+from typing import Any, Callable
 
 import msgpack
 
@@ -23,7 +23,7 @@ from zq.errors import (
     WorkerLost,
 )
 
-_packb = msgpack.Packer(use_bin_type=True).pack
+_packb: Callable[[Any], bytes] = msgpack.Packer(use_bin_type=True).pack
 
 
 def _pack(value: Any, what: str) -> bytes:
@@ -60,11 +60,11 @@ def nesting_within(value: Any, limit: int) -> bool:
     return True
 
 
-def encode_call(args: tuple | list, kwargs: dict) -> bytes:
+def encode_call(args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]) -> bytes:
     return _pack([list(args), kwargs], "the task's arguments")
 
 
-def pack_call(call: tuple[tuple | list, dict]) -> bytes:
+def pack_call(call: tuple[tuple[Any, ...] | list[Any], dict[str, Any]]) -> bytes:
     """encode_call((args, kwargs)) for the client's submit path: raises the encoder's own
     TypeError/ValueError/OverflowError, which the client words for the user."""
     value = [list(call[0]), call[1]]
@@ -75,7 +75,7 @@ def pack_call(call: tuple[tuple | list, dict]) -> bytes:
     return values.pack_ext(value)
 
 
-def decode_call(payload: Any) -> tuple[list, dict]:
+def decode_call(payload: Any) -> tuple[list[Any], dict[str, Any]]:
     call = _unpack(payload)
     if type(call) is list and len(call) == 2:
         args, kwargs = call
@@ -118,7 +118,7 @@ def encode_exception(exc: BaseException, message: str, traceback: str) -> bytes:
         return values.pack(info)
 
 
-def _safe_args(exc: BaseException) -> tuple:
+def _safe_args(exc: BaseException) -> tuple[Any, ...]:
     args = getattr(exc, "args", ())
     return args if type(args) is tuple else ()
 
@@ -209,7 +209,8 @@ def exception_from_error(info: dict[str, Any]) -> BaseException:
 def _exception_class(info: dict[str, Any]) -> type[Exception] | None:
     module, qualname = info.get("module"), info.get("qualname")
     if module is None or module == "builtins":  # old workers and other languages: by name
-        cls = vars(builtins).get(qualname if module is not None else info["type"])
+        name = qualname if module is not None else info["type"]
+        cls = vars(builtins).get(name) if type(name) is str else None
     else:
         try:
             cls = values.find_class(f"{module}:{qualname}", "exception")

@@ -58,7 +58,8 @@ _DTYPE = re.compile(r"[<>|][biufcmMSU][0-9]{1,9}(\[[0-9]{0,9}[a-zA-Z]{1,2}\])?")
 
 # No hook: it calls no Python code, so it is atomic under the GIL and may be shared by
 # threads. It refuses anything but exact native types, which sends the value to _slow.
-_fast = pack_native = msgpack.Packer(use_bin_type=True, strict_types=True).pack
+_fast: Callable[[Any], bytes] = msgpack.Packer(use_bin_type=True, strict_types=True).pack
+pack_native = _fast
 
 
 def pack(value: Any) -> bytes:
@@ -81,7 +82,8 @@ def _slow(value: Any, depth: int) -> bytes:
                          "other extension types")
     packer = msgpack.Packer(use_bin_type=True, strict_types=True,
                             default=partial(_default, depth), buf_size=256)
-    return packer.pack(value)
+    packed: bytes = packer.pack(value)
+    return packed
 
 
 def _inner(value: Any, depth: int) -> bytes:
@@ -250,14 +252,14 @@ def _unpack_inner(data: bytes, depth: int) -> Any:
                            ext_hook=partial(_hook, depth + 1), timestamp=3)
 
 
-def _items(data: bytes, depth: int) -> list:
+def _items(data: bytes, depth: int) -> list[Any]:
     items = _unpack_inner(data, depth)
     if type(items) is not list:
         raise ValueError("a tuple or set extension must hold an array")
     return items
 
 
-def _fields(data: bytes, n: int, what: str, inner: int | None = None) -> list:
+def _fields(data: bytes, n: int, what: str, inner: int | None = None) -> list[Any]:
     """The array of n fields inside an extension value; extension values among them
     only if `inner` gives the depth (a tuple in a dataclass), never in a datetime."""
     hook = _no_ext if inner is None else partial(_hook, inner + 1)
@@ -271,7 +273,7 @@ def _no_ext(code: int, data: bytes) -> Any:
     raise ValueError("an extension type where a plain field was expected")
 
 
-def _check_ints(fields: list, what: str) -> None:
+def _check_ints(fields: list[Any], what: str) -> None:
     if not all(type(x) is int for x in fields):
         raise ValueError(f"the fields of a {what} must be integers")
 
@@ -356,15 +358,16 @@ def find_class(ref: Any, want: str) -> type:
                          "is not imported (zq never imports a module because a value names "
                          "it; import it first, e.g. from the worker's --app module)")
     obj: Any = module
+    found: type | None = None
     for part in parts:  # each step from a namespace's own dict: no __getattr__, no descriptor
-        found = vars(obj).get(part)
-        if not isinstance(found, type):
+        step = vars(obj).get(part)
+        if not isinstance(step, type):
             found = None
             break
-        obj = found
+        obj = found = step
     if found is None or obj.__module__ != module_name or obj.__qualname__ != qualname:
         raise ValueError(f"{module_name} defines no class {qualname!r}")
-    return obj
+    return found
 
 
 def _decode_enum(data: bytes, depth: int) -> enum.Enum:
