@@ -269,7 +269,7 @@ class Master:
         if self._reload:
             self._reload = False
             self._reload_keys()
-        events = poller.poll(self._poll_timeout() * 1000)
+        events = poller.poll(int(self._poll_timeout() * 1000))  # pyzmq truncates too
         start = time.monotonic()
         core.advance(start, self._wall())
         if events:
@@ -395,9 +395,9 @@ class Master:
         """A key speaking out of its role (a client key as a worker, say): a key has one.
         A query gets REPLY ok=false and a submission REJECTED, so the caller's call or
         future fails saying why; anything else gets ERROR."""
-        rid, key, msg = got.peer, got.key, got.message
-        what = got.role.name.lower()  # type: ignore[union-attr]
-        has = self.keys.role_of(key) if self.keys is not None else None  # type: ignore[arg-type]
+        rid, key, msg = got.peer, got.key or "(none)", got.message  # CURVE: always a key
+        what = got.role.name.lower()  # type: ignore[union-attr]  # admitted has no None
+        has = self.keys.role_of(key) if self.keys is not None else None
         if key not in self._refused_keys:
             self._refused_keys.add(key)
             log.warning("refused a message from key %s: it is a %s key, not admitted as a "
