@@ -93,6 +93,7 @@ class Client:
             if context is None:
                 ctx.term()
             raise
+        self._mailbox.ask = self.query
         self._io.start()
 
     # --- public API ---
@@ -111,6 +112,15 @@ class Client:
         return self._default.map(fn, *iterables, timeout=timeout, chunksize=chunksize)
 
     map.__doc__ = Submitter.map.__doc__
+
+    def cancel(self, future: Future) -> bool:
+        """Stop future's task whatever its state (future.revoke()): a queued task never
+        runs, a running one is stopped on its worker. False if its result is already
+        here. Future.cancel() instead follows concurrent.futures and leaves a running
+        task alone."""
+        if not isinstance(future, Future):
+            raise TypeError(f"cancel() takes a zq Future, not {type(future).__name__}")
+        return future.revoke()
 
     def options(self, **overrides: Any) -> Submitter:
         """submit()/map() with these options instead of the task's defaults: queue,

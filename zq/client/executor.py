@@ -13,8 +13,10 @@ from zq.client.options import TaskRef
 class Executor(cf.Executor):
     """A concurrent.futures.Executor whose calls run on zq workers.
 
-    ``Executor(connect=None, **kw)``: kw go to Client (config=, context=). map() ignores
-    chunksize (it batches by config.batch_size). shutdown(wait=True) waits for every
+    ``Executor(connect=None, **kw)``: kw go to Client (config=, context=). map() submits
+    chunksize tasks per SUBMIT message (at most config.batch_size); its timeout counts
+    from the call, and the iterator's __next__ raises TimeoutError once it passes.
+    shutdown(wait=True) waits for every
     result still due, then closes the client; wait=False returns at once and lets the
     client close by itself once they are in (at interpreter exit it still waits, as an
     open Client does, until the master has accepted every task submitted);
@@ -34,7 +36,7 @@ class Executor(cf.Executor):
             timeout: float | None = None, chunksize: int = 1) -> Iterator[Any]:
         if self._closed:
             raise RuntimeError("cannot schedule new futures after shutdown")
-        return self.client.map(fn, *iterables, timeout=timeout)
+        return self.client.map(fn, *iterables, timeout=timeout, chunksize=chunksize)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         self._closed = True

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 from zq.core import serde
 from zq.core.client_events import ChunkOrder
 from zq.core.messages import State
-from zq.errors import ConnectionLost, Rejected, SerializationError
+from zq.errors import ConnectionLost, Rejected, SerializationError, ZqError
 
 if TYPE_CHECKING:
     from zq.client.mailbox import Mailbox
@@ -21,6 +21,8 @@ _DONE = frozenset({CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED})
 _CANCELLED = frozenset({CANCELLED, CANCELLED_AND_NOTIFIED})
 SUCCEEDED = int(State.SUCCEEDED)
 STATE_CANCELLED = int(State.CANCELLED)
+# The master's state labels in which Future.cancel() leaves a task alone.
+_NOT_CANCELLABLE = frozenset({"running", "succeeded", "failed", "dead"})
 
 
 class Future(cf.Future):  # type: ignore[type-arg]
@@ -28,10 +30,15 @@ class Future(cf.Future):  # type: ignore[type-arg]
     ``as_completed`` work on it). ``id`` is the task id; after a key deduplication it is
     the id of the existing task this future follows.
 
-    ``cancel()`` settles the future as cancelled at once and asks the master to cancel
-    the task (a queued task never runs, a running one is stopped on its worker); the
-    task may still have finished remotely before the request arrived. It returns False
-    only when the result is already here. Created by Client, never directly.
+    ``running()`` and ``cancel()`` follow concurrent.futures, with the master's word for
+    the task's state (one QUERY "get" round trip each): the task is running once the
+    master has handed it to a worker (a task a worker holds as prefetch counts as
+    running), and ``cancel()`` returns False then, leaving it to finish. A task still
+    waiting (pending, queued, retrying, or not yet accepted) is cancelled: the future
+    settles as cancelled at once and the master is asked to drop it; if a worker takes
+    it in the instant between the answer and the request, the request stops it there.
+    ``revoke()`` (or ``client.cancel(future)``) cancels whatever the state, stopping a
+    running task on its worker. Created by Client, never directly.
     """
 
     # Class-level defaults: most are never set for most futures, which keeps __init__ cheap.
@@ -89,7 +96,23 @@ class Future(cf.Future):  # type: ignore[type-arg]
         return self._state in _CANCELLED
 
     def running(self) -> bool:
-        return False  # the client does not know when a worker starts; cancel() always tries
+        """True while the master has the task on a worker (asks it: do not poll this in
+        a tight loop). False once the future is done, and inside a done-callback (the
+        client's I/O thread cannot wait for the answer)."""
+        return self._state == PENDING and self._remote_state() == "running"
+
+    def _remote_state(self) -> str | None:
+        """The task's state label as the master has it; None if it cannot say (not yet
+        accepted, the master unreachable, or asked from the I/O thread)."""
+        ask = self._mailbox.ask
+        if ask is None or self._mailbox.on_io_thread():
+            return None
+        try:
+            record = ask("get", id=self.id)
+        except ZqError:  # Rejected: not accepted yet (unknown); ConnectionLost; closed
+            return None
+        state = record.get("state") if type(record) is dict else None
+        return state if type(state) is str else None
 
     def result(self, timeout: float | None = None) -> Any:
         if self._state == FINISHED:  # the common case, without touching the condition
@@ -114,6 +137,19 @@ class Future(cf.Future):  # type: ignore[type-arg]
             cond.wait_for(self.done, timeout)
 
     def cancel(self) -> bool:
+        """Cancel the task unless it is running or done (concurrent.futures): True if
+        the future is cancelled."""
+        if self._state != PENDING:
+            return self._state in _CANCELLED
+        if self._remote_state() in _NOT_CANCELLABLE:
+            return False  # running, or finished with the result on its way
+        return self.revoke()
+
+    def revoke(self) -> bool:
+        """Cancel the task whatever its state: the future settles as cancelled at once,
+        a queued task never runs and a running one is stopped on its worker (it may
+        still have finished remotely before the request arrived). False only when the
+        result is already here."""
         if not self._settle(CANCELLED_AND_NOTIFIED):
             return self._state in _CANCELLED
         self._mailbox.cancel([self.id], self)

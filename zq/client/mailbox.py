@@ -9,7 +9,7 @@ import os
 import socket
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 import msgpack
 
@@ -78,6 +78,9 @@ class Mailbox:
         self._closed = False
         self._refused: AccessRefused | None = None  # why the client closed by itself
         self._stop: Stop | None = None
+        # Client.query, set by the Client: Future.running() and cancel() ask the master
+        # for the task's state with it.
+        self.ask: Callable[..., Any] | None = None
         self._io_ident: int | None = None  # the I/O thread, once it runs
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
