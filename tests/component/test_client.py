@@ -154,11 +154,11 @@ def test_large_arguments_and_results_travel_as_frames(master: FakeMaster) -> Non
 # --- cancel -------------------------------------------------------------------------------
 
 
-def test_cancel_settles_locally_and_sends_cancel(master: FakeMaster) -> None:
+def test_revoke_settles_locally_and_sends_cancel(master: FakeMaster) -> None:
     with zq.Client(master.endpoint) as client:
         f = client.submit(tasks.slow, 1)
         master.wait_submitted(1)
-        assert f.cancel() is True
+        assert f.revoke() is True  # cancel() would first ask the master (a QUERY)
         assert f.cancelled() and f.done() and f.cancel() is True
         with pytest.raises(cf.CancelledError):
             f.result(timeout=1)
@@ -294,7 +294,15 @@ def test_executor_shutdown_can_cancel_what_is_left(manual: FakeMaster) -> None:
     f = ex.submit(tasks.slow, 1)
     tid = manual.wait_submitted(1)[0][0]
     manual.send(m.Accepted([tid], {}))
-    ex.shutdown(wait=True, cancel_futures=True)
+    # cancel_futures asks the master whether the task runs yet (Future.cancel()):
+    # this fake master answers "queued", so it is cancelled.
+    shutdown = threading.Thread(target=ex.shutdown, kwargs={"cancel_futures": True})
+    shutdown.start()
+    ask = manual.wait_for(lambda log: [x for x in log if isinstance(x, m.Query)])[0]
+    assert (ask.kind, ask.args) == ("get", {"id": tid})
+    manual.send(m.Reply(ask.request_id, True, {"id": tid, "state": "queued"}))
+    shutdown.join(10)
+    assert not shutdown.is_alive()
     assert f.cancelled()
     assert manual.wait_for(lambda log: [x for x in log if isinstance(x, m.Cancel)])[0].ids == [tid]
 
@@ -528,7 +536,7 @@ def test_flush_waits_until_every_submission_is_acknowledged(manual: FakeMaster) 
 def test_a_cancel_just_before_close_still_reaches_the_master(manual: FakeMaster) -> None:
     for i in range(10):  # the close used to drop it now and then (linger 0)
         client = zq.Client(manual.endpoint)
-        client.future(f"t{i}").cancel()
+        client.future(f"t{i}").revoke()  # cancel() would first ask the master
         client.close(timeout=1)
     manual.wait_for(lambda log: {i for x in log if isinstance(x, m.Cancel) for i in x.ids}
                     == {f"t{i}" for i in range(10)})

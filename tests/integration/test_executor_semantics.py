@@ -7,6 +7,7 @@ touch, never from sleeps."""
 from __future__ import annotations
 
 import concurrent.futures as cf
+import threading
 from pathlib import Path
 
 import pytest
@@ -109,3 +110,32 @@ def test_wait_and_as_completed(cluster, tmp_path: Path):
         assert next(order) is slow and slow.result() == "slow"
         done, not_done = cf.wait([slow, fast, bad, ok], timeout=30)
         assert not not_done and len(done) == 4
+
+
+def test_shutdown_cancel_futures_cancels_only_what_has_not_started(cluster, tmp_path: Path):
+    """shutdown(cancel_futures=True): the pending futures are cancelled and never run; the
+    running one is not cancelled and finishes (concurrent.futures' documented rule)."""
+    one_slot(cluster)
+    s1, g1, s2 = str(tmp_path / "s1"), str(tmp_path / "g1"), str(tmp_path / "s2")
+    ex = zq.Executor(cluster.endpoint)
+    running = ex.submit(t.gated, s1, g1, "ran")
+    wait_until(lambda: Path(s1).exists(), 30, "the first task to start")
+    pending = [ex.submit(t.gated, s2, g1, i) for i in range(3)]
+    assert ex.client.flush(10)
+    shutdown = threading.Thread(target=ex.shutdown, kwargs={"cancel_futures": True})
+    shutdown.start()
+    try:
+        wait_until(lambda: all(f.cancelled() for f in pending), 30, "the pending to cancel")
+        assert not running.done()  # shutdown(wait=True) is waiting for it
+    finally:
+        Path(g1).touch()  # lets the running task end; a pending one that ran would touch s2
+        shutdown.join(30)
+    assert not shutdown.is_alive()
+    assert running.result(timeout=0) == "ran" and not running.cancelled()
+    assert client_state(cluster, pending) == {"cancelled"}
+    assert not Path(s2).exists()
+
+
+def client_state(cluster, futures) -> set[str]:
+    with zq.Client(cluster.endpoint) as c:
+        return {c.get(f.id)["state"] for f in futures}
