@@ -23,6 +23,7 @@ from zq.config import WorkerConfig
 from zq.core import codec
 from zq.core import messages as m
 from zq.core import worker_core as wc
+from zq.core import worker_events as ev
 from zq.core.messages import Role
 from zq.errors import PeerCongested
 from zq.pools import make_pool
@@ -120,7 +121,7 @@ class Worker:
     def _loop(self) -> int:
         core, pool = self._core, self._pool
         now = time.monotonic()
-        self._apply(core.handle(wc.Started(now)), now)
+        self._apply(core.handle(ev.Started(now)), now)
         self._apply(core.tick(now), now)  # HELLO goes out before the first wait
         stop_seen = 0
         while self._exit is None:
@@ -156,7 +157,7 @@ class Worker:
                 self._drain_socket(now)
             report = pool.collect(now, ready)
             if report is not None:
-                self._apply(core.handle(wc.PoolReported(
+                self._apply(core.handle(ev.PoolReported(
                     report.results, report.partials, report.progress, report.returned, now)), now)
             self._apply(core.tick(now), now)
         return self._exit
@@ -164,13 +165,13 @@ class Worker:
     def _on_stop(self, level: int, now: float) -> None:
         if level >= 2:
             log.warning("stopping at once: running tasks are killed")
-            self._apply(self._core.handle(wc.StopForced(now)), now)
+            self._apply(self._core.handle(ev.StopForced(now)), now)
         else:
             returned = self._pool.withdraw_unstarted()
             log.info("stopping: %d unstarted tasks returned, waiting up to %g s for running "
                      "ones (send the signal again to stop at once)", len(returned),
                      self.config.shutdown_timeout)
-            self._apply(self._core.handle(wc.StopRequested(returned, now)), now)
+            self._apply(self._core.handle(ev.StopRequested(returned, now)), now)
 
     def _drain_wake(self) -> None:
         try:
@@ -196,10 +197,10 @@ class Worker:
         for got in transport.drain(sock, MAX_DRAIN, expect=Role.MASTER):
             if got.message is None:
                 self._log_dropped(str(got.error))
-                core.handle(wc.GarbageReceived(now))
+                core.handle(ev.GarbageReceived(now))
             else:
                 self._log_message(got.message)
-                self._apply(core.handle(wc.MessageReceived(got.message, now)), now)
+                self._apply(core.handle(ev.MessageReceived(got.message, now)), now)
             if self._sock is not sock:  # closed or replaced: the next turn reads the new one
                 return
 
@@ -224,24 +225,24 @@ class Worker:
 
     # --- commands -----------------------------------------------------------------------
 
-    def _apply(self, cmds: list[wc.Command], now: float) -> None:
+    def _apply(self, cmds: list[ev.Command], now: float) -> None:
         for c in cmds:
             match c:  # the frequent ones first
-                case wc.Send(message):
+                case ev.Send(message):
                     self._send(message, now)
-                case wc.Execute(entries):
+                case ev.Execute(entries):
                     self._pool.submit(entries)
-                case wc.CancelTasks(ids):
+                case ev.CancelTasks(ids):
                     self._pool.cancel(ids)
-                case wc.OpenConnection():
+                case ev.OpenConnection():
                     self._open_socket()
-                case wc.CloseConnection(reason, lost):
+                case ev.CloseConnection(reason, lost):
                     if lost:
                         log.warning("master lost: %s", reason)
                     self._close_socket()
-                case wc.KillTasks():
+                case ev.KillTasks():
                     self._pool.close(kill=True)
-                case wc.Exit(code):
+                case ev.Exit(code):
                     self._exit = code
 
     def _send(self, msg: m.Message, now: float) -> None:
@@ -252,7 +253,7 @@ class Worker:
             transport.send(sock, Role.WORKER, msg)
         except PeerCongested:
             log.debug("could not send %s now; the core will retry what matters", msg.cmd.name)
-            self._apply(self._core.handle(wc.SendFailed(msg, now)), now)
+            self._apply(self._core.handle(ev.SendFailed(msg, now)), now)
 
     def _open_socket(self) -> None:
         self._close_socket()

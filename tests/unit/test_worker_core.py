@@ -13,6 +13,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from zq.config import WorkerConfig
 from zq.core import messages as m
 from zq.core import worker_core as wc
+from zq.core import worker_events as ev
 from zq.core.messages import Outcome
 from zq.core.serde import decode_error
 
@@ -41,32 +42,32 @@ class Session:
         self.core = wc.WorkerCore(**params)
         self.now = 100.0
         self.sent: list[m.Message] = []
-        self.other: list[wc.Command] = []
+        self.other: list[ev.Command] = []
 
-    def _take(self, cmds: list[wc.Command]) -> list[wc.Command]:
+    def _take(self, cmds: list[ev.Command]) -> list[ev.Command]:
         for c in cmds:
-            if isinstance(c, wc.Send):
+            if isinstance(c, ev.Send):
                 self.sent.append(c.message)
             else:
                 self.other.append(c)
         self.core.validate()
         return cmds
 
-    def start(self) -> list[wc.Command]:
-        return self._take(self.core.handle(wc.Started(self.now)) + self.core.tick(self.now))
+    def start(self) -> list[ev.Command]:
+        return self._take(self.core.handle(ev.Started(self.now)) + self.core.tick(self.now))
 
-    def event(self, ev: wc.Event) -> list[wc.Command]:
+    def event(self, ev: ev.Event) -> list[ev.Command]:
         return self._take(self.core.handle(ev))
 
-    def recv(self, msg: m.Message) -> list[wc.Command]:
-        return self.event(wc.MessageReceived(msg, self.now))
+    def recv(self, msg: m.Message) -> list[ev.Command]:
+        return self.event(ev.MessageReceived(msg, self.now))
 
     def report(self, results: Sequence = (), partials: Sequence = (), progress: Sequence = (),
-               returned: Sequence[str] = ()) -> list[wc.Command]:
-        return self.event(wc.PoolReported(list(results), list(partials), list(progress),
+               returned: Sequence[str] = ()) -> list[ev.Command]:
+        return self.event(ev.PoolReported(list(results), list(partials), list(progress),
                                               list(returned), self.now))
 
-    def tick(self, advance: float = 0.0) -> list[wc.Command]:
+    def tick(self, advance: float = 0.0) -> list[ev.Command]:
         self.now += advance
         return self._take(self.core.tick(self.now))
 
@@ -74,7 +75,7 @@ class Session:
         out, self.sent = self.sent, []
         return out
 
-    def pop_other(self) -> list[wc.Command]:
+    def pop_other(self) -> list[ev.Command]:
         out, self.other = self.other, []
         return out
 
@@ -136,7 +137,7 @@ def test_backoff_stays_within_its_bounds(attempt: int, jitter: float, rand: floa
 def test_start_opens_a_socket_and_says_hello() -> None:
     session = Session()
     cmds = session.start()
-    assert isinstance(cmds[0], wc.OpenConnection)
+    assert isinstance(cmds[0], ev.OpenConnection)
     assert session.pop_sent() == [m.Hello("w", "h", 7, ["default"], 2, "process", 4, [], SESSION)]
     assert session.core.next_deadline() == pytest.approx(103.0)  # 1 s x 3 before WELCOME
 
@@ -147,11 +148,11 @@ def test_no_heartbeat_before_welcome_and_master_lost_after_the_default_window(s:
     assert s.pop_sent() == [] and s.pop_other() == []
     s.tick(0.1)
     closes = s.pop_other()
-    assert len(closes) == 1 and isinstance(closes[0], wc.CloseConnection) and closes[0].lost
+    assert len(closes) == 1 and isinstance(closes[0], ev.CloseConnection) and closes[0].lost
     assert s.core.link is wc.Link.BACKING_OFF
     assert s.core.next_deadline() == pytest.approx(s.now + 0.1)
     s.tick(0.1)
-    assert isinstance(s.pop_other()[0], wc.OpenConnection)
+    assert isinstance(s.pop_other()[0], ev.OpenConnection)
     assert isinstance(s.pop_sent()[0], m.Hello)
 
 
@@ -172,17 +173,17 @@ def test_welcome_settings_drive_heartbeats_when_idle(s: Session) -> None:
     s.tick(0.1)
     assert s.pop_sent() == [m.Heartbeat()]
     s.tick(1.0)  # 2.0 s of silence from the master: the window is 0.5 x 4
-    assert isinstance(s.pop_other()[0], wc.CloseConnection)
+    assert isinstance(s.pop_other()[0], ev.CloseConnection)
 
 
 def test_any_message_or_garbage_is_a_sign_of_life() -> None:
     s = registered()
     s.tick(2.5)
-    s.event(wc.GarbageReceived(s.now))
+    s.event(ev.GarbageReceived(s.now))
     s.tick(2.5)
     s.recv(m.Heartbeat())
     s.tick(2.5)
-    assert s.core.registered and not any(isinstance(c, wc.CloseConnection) for c in s.other)
+    assert s.core.registered and not any(isinstance(c, ev.CloseConnection) for c in s.other)
 
 
 def test_backoff_grows_per_failure_and_resets_on_welcome() -> None:
@@ -211,7 +212,7 @@ def test_disconnect_registers_again_on_the_same_socket() -> None:
 def test_task_is_executed_once_and_credit_overruns_are_counted() -> None:
     s = registered(credit=2)
     cmds = s.recv(m.Task([entry("a"), entry("b")]))
-    assert cmds == [wc.Execute([entry("a"), entry("b")])]
+    assert cmds == [ev.Execute([entry("a"), entry("b")])]
     assert s.recv(m.Task([entry("a")])) == []  # already held
     s.recv(m.Task([entry("c")]))
     stats = s.core.statistics()
@@ -262,7 +263,7 @@ def test_a_refused_result_send_is_retried_next_turn() -> None:
     s.report(results=[result("a")])
     s.tick()
     (msg,) = s.pop_sent()
-    s.event(wc.SendFailed(msg, s.now))
+    s.event(ev.SendFailed(msg, s.now))
     assert s.core.next_deadline() == -math.inf
     s.tick()
     assert s.pop_sent() == [m.Result([result("a")])]
@@ -285,7 +286,7 @@ def test_cancel_is_passed_on_for_held_tasks_only() -> None:
     s = registered()
     s.recv(m.Task([entry("a"), entry("b")]))
     s.report(results=[result("b")])
-    assert s.recv(m.Cancel(["a", "b", "zzz"])) == [wc.CancelTasks(["a"])]
+    assert s.recv(m.Cancel(["a", "b", "zzz"])) == [ev.CancelTasks(["a"])]
     assert s.recv(m.Cancel(["zzz"])) == []
 
 
@@ -312,7 +313,7 @@ def test_partials_while_disconnected_are_kept_up_to_a_bound() -> None:
 def test_graceful_stop_returns_unstarted_waits_for_running_and_acks_then_bye() -> None:
     s = registered()
     s.recv(m.Task([entry("run"), entry("wait")]))
-    s.event(wc.StopRequested(["wait"], s.now))
+    s.event(ev.StopRequested(["wait"], s.now))
     s.tick()
     assert s.pop_sent() == [m.Credit(0, ["wait"])]
     s.recv(m.Task([entry("late")]))  # the master had not seen CREDIT yet
@@ -330,7 +331,7 @@ def test_graceful_stop_returns_unstarted_waits_for_running_and_acks_then_bye() -
     s.recv(m.Ack(["run"]))
     s.tick()
     assert s.pop_sent() == [m.Bye([])]
-    assert s.pop_other() == [wc.CloseConnection("worker stopped", lost=False), wc.Exit(0)]
+    assert s.pop_other() == [ev.CloseConnection("worker stopped", lost=False), ev.Exit(0)]
     assert s.core.phase is wc.Phase.DONE and s.tick(10.0) == []
 
 
@@ -338,7 +339,7 @@ def test_stop_kills_tasks_past_the_shutdown_timeout() -> None:
     s = registered(shutdown_timeout=2.0)
     s.recv(m.Task([entry("slow")]))
     s.pop_other()
-    s.event(wc.StopRequested([], s.now))
+    s.event(ev.StopRequested([], s.now))
     s.tick()
     assert s.pop_sent() == [m.Credit(0, [])]
     s.recv(m.Heartbeat())
@@ -347,29 +348,29 @@ def test_stop_kills_tasks_past_the_shutdown_timeout() -> None:
     s.pop_sent()  # heartbeats
     s.tick(0.1)  # nothing left to wait for: killed, BYE, gone in the same turn
     assert s.pop_sent() == [m.Bye([])]
-    assert s.pop_other() == [wc.KillTasks(), wc.CloseConnection("worker stopped", lost=False),
-                             wc.Exit(0)]
+    assert s.pop_other() == [ev.KillTasks(), ev.CloseConnection("worker stopped", lost=False),
+                             ev.Exit(0)]
 
 
 def test_unacked_results_delay_the_exit_at_most_one_liveness_window() -> None:
     s = registered()
     s.recv(m.Task([entry("a")]))
     s.report(results=[result("a")])
-    s.event(wc.StopRequested([], s.now))
+    s.event(ev.StopRequested([], s.now))
     s.tick()
     s.pop_sent()
     s.tick(2.9)
-    assert not any(isinstance(c, wc.Exit) for c in s.pop_other())
+    assert not any(isinstance(c, ev.Exit) for c in s.pop_other())
     s.recv(m.Heartbeat())
     s.tick(0.1)
-    assert wc.Exit(0) in s.pop_other()
+    assert ev.Exit(0) in s.pop_other()
 
 
 def test_stop_while_disconnected_says_credit_zero_in_hello_and_returns_after_welcome() -> None:
     s = registered()
     s.recv(m.Task([entry("run"), entry("wait")]))
     s.tick(3.0)  # master lost
-    s.event(wc.StopRequested(["wait"], s.now))
+    s.event(ev.StopRequested(["wait"], s.now))
     s.tick(1.0)
     hello = [x for x in s.pop_sent() if isinstance(x, m.Hello)][-1]
     assert (hello.credit, hello.running) == (0, ["run"])
@@ -380,7 +381,7 @@ def test_stop_while_disconnected_says_credit_zero_in_hello_and_returns_after_wel
 def test_late_returns_from_the_pool_go_back_in_another_credit() -> None:
     s = registered()
     s.recv(m.Task([entry("a"), entry("b")]))
-    s.event(wc.StopRequested([], s.now))
+    s.event(ev.StopRequested([], s.now))
     s.tick()
     s.pop_sent()
     s.report(returned=["b"])
@@ -394,19 +395,19 @@ def test_forced_stop_kills_sends_what_it_has_and_exits_1() -> None:
     s.recv(m.Task([entry("a"), entry("b")]))
     s.report(results=[result("a")])
     s.pop_other()
-    s.event(wc.StopForced(s.now))
+    s.event(ev.StopForced(s.now))
     assert s.pop_sent() == [m.Result([result("a")]), m.Bye([])]
-    assert s.pop_other() == [wc.KillTasks(), wc.CloseConnection("worker stopped", lost=False),
-                             wc.Exit(1)]
+    assert s.pop_other() == [ev.KillTasks(), ev.CloseConnection("worker stopped", lost=False),
+                             ev.Exit(1)]
 
 
 def test_stop_when_backing_off_exits_without_a_socket_to_close() -> None:
     s = registered()
     s.tick(3.0)
     s.pop_other()
-    s.event(wc.StopRequested([], s.now))
+    s.event(ev.StopRequested([], s.now))
     s.tick()
-    assert s.pop_other() == [wc.Exit(0)]
+    assert s.pop_other() == [ev.Exit(0)]
 
 
 # --- the outbox never forgets an unacknowledged result ----------------------------------
@@ -488,22 +489,23 @@ TestOutbox.settings = settings(max_examples=60, stateful_step_count=40, deadline
 
 def _adaptive_core(concurrency: int = 2):
     from zq.core import worker_core as wc_
+    from zq.core import worker_events as ev_
     core = wc_.WorkerCore(name="w", host="h", pid=1, queues=["default"], concurrency=concurrency,
                           pool="thread", credit=2 * concurrency, session=SESSION,
                           adaptive=True, rand=lambda: 0.5)
-    core.handle(wc_.Started(0.0))
+    core.handle(ev_.Started(0.0))
     core.tick(0.0)
-    core.handle(wc_.MessageReceived(m.Welcome(1.0, 3, 1 << 20, "M"), 0.0))
+    core.handle(ev_.MessageReceived(m.Welcome(1.0, 3, 1 << 20, "M"), 0.0))
     core.tick(0.0)
     return core
 
 
 def _complete(core, n: int, now: float) -> list:
-    from zq.core import worker_core as wc_
+    from zq.core import worker_events as ev_
     entries = [(f"t{now}-{i}", 1, "a:f", b"", None, None) for i in range(n)]
-    core.handle(wc_.MessageReceived(m.Task(entries), now))
-    core.handle(wc_.PoolReported([(e[0], 1, 0, b"") for e in entries], [], [], [], now))
-    sent = [c.message for c in core.tick(now) if isinstance(c, wc_.Send)]
+    core.handle(ev_.MessageReceived(m.Task(entries), now))
+    core.handle(ev_.PoolReported([(e[0], 1, 0, b"") for e in entries], [], [], [], now))
+    sent = [c.message for c in core.tick(now) if isinstance(c, ev_.Send)]
     core.validate()
     return sent
 

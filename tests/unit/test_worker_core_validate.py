@@ -12,12 +12,13 @@ import pytest
 from tests.unit.test_worker_core import Session, registered
 from zq.core import messages as m
 from zq.core import worker_core as wc
+from zq.core import worker_events as ev
 
 
 def draining() -> Session:
     s = registered()
     s.recv(m.Task([("t1", 1, "app:fn", b"", None, None)]))
-    s.event(wc.StopRequested([], s.now))
+    s.event(ev.StopRequested([], s.now))
     assert s.core.phase is wc.Phase.DRAINING
     return s
 
@@ -86,16 +87,16 @@ def test_the_worker_core_has_the_shape_of_the_other_cores() -> None:
     for name in ("handle", "tick", "next_deadline", "validate"):
         assert callable(getattr(core, name)), name
     assert not hasattr(core, "start")  # starting is an event, like everything else
-    for kind in (wc.Started, wc.MessageReceived, wc.GarbageReceived, wc.PoolReported,
-                 wc.StopRequested, wc.StopForced, wc.SendFailed, wc.Send, wc.OpenConnection,
-                 wc.CloseConnection, wc.Execute, wc.CancelTasks, wc.KillTasks, wc.Exit):
+    for kind in (ev.Started, ev.MessageReceived, ev.GarbageReceived, ev.PoolReported,
+                 ev.StopRequested, ev.StopForced, ev.SendFailed, ev.Send, ev.OpenConnection,
+                 ev.CloseConnection, ev.Execute, ev.CancelTasks, ev.KillTasks, ev.Exit):
         assert dataclasses.is_dataclass(kind) and kind.__dataclass_params__.frozen, kind
 
 
 def test_started_opens_the_connection_and_says_hello() -> None:
     s = Session()
-    cmds = s.core.handle(wc.Started(s.now))
-    assert cmds == [wc.OpenConnection()]
+    cmds = s.core.handle(ev.Started(s.now))
+    assert cmds == [ev.OpenConnection()]
     assert s.core.link is wc.Link.CONNECTING
-    assert [type(c.message) for c in s.core.tick(s.now) if isinstance(c, wc.Send)] == [m.Hello]
+    assert [type(c.message) for c in s.core.tick(s.now) if isinstance(c, ev.Send)] == [m.Hello]
     s.core.validate()

@@ -3,7 +3,8 @@ reconnect backoff, the RESULT outbox kept until ACK, credit and the graceful sto
 
 Events in (``handle``), commands out; ``tick(now)`` ends every loop turn with the batched
 sends, ``next_deadline()`` says when the loop must wake up even if nothing happens, and
-``validate()`` checks the invariants (tests call it after every step).
+``validate()`` checks the invariants (tests call it after every step). The events and
+commands are in zq/core/worker_events.py, as the master's and the client's are.
 """
 
 from __future__ import annotations
@@ -18,6 +19,24 @@ from zq.core import backoff, codec, limits
 from zq.core import messages as m
 from zq.core.messages import Outcome
 from zq.core.serde import encode_error
+from zq.core.worker_events import (
+    CancelTasks,
+    CloseConnection,
+    Command,
+    Event,
+    Execute,
+    Exit,
+    GarbageReceived,
+    KillTasks,
+    MessageReceived,
+    OpenConnection,
+    PoolReported,
+    Send,
+    SendFailed,
+    Started,
+    StopForced,
+    StopRequested,
+)
 
 if TYPE_CHECKING:
     from zq.config import WorkerConfig
@@ -38,100 +57,6 @@ def compute_backoff(attempt: int, *, base: float, cap: float, jitter_fraction: f
     return backoff.compute_backoff(attempt, base=base, cap=cap, rand=rand, first=0,
                                    jitter=backoff.worker_jitter(jitter_fraction))
 
-
-# --- events ---------------------------------------------------------------------------
-
-@dataclass(frozen=True, slots=True)
-class Started:
-    """The loop is up: open the first connection to the master."""
-    now: float
-
-
-@dataclass(frozen=True, slots=True)
-class MessageReceived:
-    message: m.Message
-    now: float
-
-
-@dataclass(frozen=True, slots=True)
-class GarbageReceived:
-    """Bytes from the master that did not decode: dropped, but still a sign of life."""
-    now: float
-
-
-@dataclass(frozen=True, slots=True)
-class PoolReported:
-    """What the pool had to say since the last report (zq.pools.Report)."""
-    results: list[m.ResultEntry]  # (task_id, attempt, outcome, payload)
-    partials: list[m.PartialEntry]
-    progress: list[m.ProgressEntry]  # latest per task
-    returned: list[str]  # ids the pool gave back unstarted (during a stop)
-    now: float
-
-
-@dataclass(frozen=True, slots=True)
-class StopRequested:
-    """Graceful stop; ``returned`` are held ids the pool dropped unstarted."""
-    returned: list[str]
-    now: float
-
-
-@dataclass(frozen=True, slots=True)
-class StopForced:
-    now: float
-
-
-@dataclass(frozen=True, slots=True)
-class SendFailed:
-    """The socket refused a message (its queue is full)."""
-    message: m.Message
-    now: float
-
-
-Event = (Started | MessageReceived | GarbageReceived | PoolReported | StopRequested
-         | StopForced | SendFailed)
-
-
-# --- commands -------------------------------------------------------------------------
-
-@dataclass(frozen=True, slots=True)
-class Send:
-    message: m.Message
-
-
-@dataclass(frozen=True, slots=True)
-class OpenConnection:
-    """Make a fresh socket to the master."""
-
-
-@dataclass(frozen=True, slots=True)
-class CloseConnection:
-    reason: str  # for the log
-    lost: bool = True  # the master went silent (False: we are leaving)
-
-
-@dataclass(frozen=True, slots=True)
-class Execute:
-    entries: list[m.TaskEntry]
-
-
-@dataclass(frozen=True, slots=True)
-class CancelTasks:
-    ids: list[str]
-
-
-@dataclass(frozen=True, slots=True)
-class KillTasks:
-    """Stop every task at once; they report nothing more."""
-
-
-@dataclass(frozen=True, slots=True)
-class Exit:
-    code: int
-
-
-Command = (Send | OpenConnection | CloseConnection | Execute | CancelTasks | KillTasks
-           | Exit)
 
 
 # --- states ---------------------------------------------------------------------------
