@@ -1,6 +1,7 @@
 """zq: a zero-broker distributed task queue for Python over ZeroMQ."""
 
 from zq.client import Client, Executor, Future
+from zq.client.progress import progress
 from zq.config import ClientConfig
 from zq.context import current_task
 from zq.errors import (
@@ -25,5 +26,6 @@ __all__ = [
     "Client", "ClientConfig", "Executor", "Future",
     "AccessRefused", "ConfigError", "ConnectionLost", "ProtocolError", "Rejected",
     "SerializationError", "StoreError",
-    "TaskError", "TaskTimeout", "UnknownTask", "WorkerLost", "ZqError", "current_task", "task",
+    "TaskError", "TaskTimeout", "UnknownTask", "WorkerLost", "ZqError", "current_task", "progress",
+    "task",
 ]

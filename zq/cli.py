@@ -546,8 +546,16 @@ NOTE_EVERY = 10.0  # seconds of silent waiting before `--wait` says why it still
 
 def _print_result(client: Any, future: Any, timeout: Optional[float]) -> None:
     import concurrent.futures
+
+    from zq.client.progress import ProgressBar
+
+    def own_progress() -> tuple[float, Optional[float], int]:
+        reported = future.progress  # the task's own progress(done, total), if it reports
+        return (0, None, 0) if reported is None else (reported[0], reported[1], 0)
+
     try:
-        value = _wait_saying_why(client, future, timeout)
+        with ProgressBar(f"task {future.id}", own_progress):  # on a terminal only
+            value = _wait_saying_why(client, future, timeout)
     except concurrent.futures.CancelledError:
         _fail(f"task {future.id} was cancelled", 1)
     except concurrent.futures.TimeoutError:

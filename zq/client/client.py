@@ -108,8 +108,9 @@ class Client:
         return self._mailbox.submit(spec, args, kwargs)
 
     def map(self, fn: TaskRef, *iterables: Iterable[Any], timeout: float | None = None,
-            chunksize: int | None = None) -> Iterator[Any]:
-        return self._default.map(fn, *iterables, timeout=timeout, chunksize=chunksize)
+            chunksize: int | None = None, progress: bool = False) -> Iterator[Any]:
+        return self._default.map(fn, *iterables, timeout=timeout, chunksize=chunksize,
+                                 progress=progress)
 
     map.__doc__ = Submitter.map.__doc__
 

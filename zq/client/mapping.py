@@ -8,8 +8,9 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
-from zq.client.future import STATE_CANCELLED, decode_outcome
+from zq.client.future import STATE_CANCELLED, SUCCEEDED, decode_outcome
 from zq.client.mailbox import Mailbox, Spec
+from zq.client.progress import ProgressBar, known_length
 from zq.core import messages as m
 
 if TYPE_CHECKING:
@@ -20,13 +21,16 @@ Outcome = tuple[int, Any]  # (final state, or -1 for a client-side error; payloa
 
 def start(mailbox: Mailbox, config: ClientConfig, spec: Spec,
           iterables: tuple[Iterable[Any], ...], timeout: float | None,
-          chunksize: int | None) -> Iterator[Any]:
-    """Submit the first window now (as Executor.map does) and return the results."""
+          chunksize: int | None, progress: bool = False) -> Iterator[Any]:
+    """Submit the first window now (as Executor.map does) and return the results
+    (with a bar on stderr while they come, if `progress` and stderr is a terminal)."""
     deadline = None if timeout is None else time.monotonic() + timeout
     chunk = max(1, min(chunksize or config.batch_size, config.batch_size))
     window = max(chunk, config.max_unacked)
     run = MapRun(mailbox, spec, zip(*iterables), chunk, window)
     run.top_up()
+    if progress:
+        return run.results_with_bar(deadline, known_length(iterables))
     return run.results(deadline)
 
 
@@ -45,6 +49,7 @@ class MapRun:
         self.head = 0  # next position to yield
         self.stop: tuple[int, BaseException] | None = None  # args that could not be sent
         self.exhausted = False
+        self.failed = 0  # failures raised to the consumer (at most one: map stops there)
 
     # --- sink side (I/O thread) ---
 
@@ -137,6 +142,22 @@ class MapRun:
         finally:
             if self.index:  # stopped early: the remaining tasks are not wanted any more
                 self.mailbox.cancel(list(self.index), self)
+
+    def results_with_bar(self, deadline: float | None, total: int | None) -> Iterator[Any]:
+        with ProgressBar(self.spec[0], lambda: self._progress(total)):
+            try:
+                yield from self.results(deadline)
+            except Exception:  # a failed task (or a timeout): the bar shows it, then ends
+                self.failed += 1
+                raise
+
+    def _progress(self, total: int | None) -> tuple[float, float | None, int]:
+        """(results in, total, failures) for the bar, read from the bar's thread: only
+        sizes and a copy of the waiting outcomes, never the consumer's position logic."""
+        waiting = list(self.done.values())
+        pending_failures = sum(1 for state, _ in waiting if state != SUCCEEDED)
+        known = total if total is not None else (self.count if self.exhausted else None)
+        return self.head + len(waiting), known, self.failed + pending_failures
 
     def _wait(self, pos: int, deadline: float | None) -> Outcome:
         with self.cond:

@@ -106,12 +106,14 @@ class Submitter:
         return self._mailbox.submit(spec, args, kwargs)
 
     def map(self, fn: TaskRef, *iterables: Iterable[Any], timeout: float | None = None,
-            chunksize: int | None = None) -> Iterator[Any]:
+            chunksize: int | None = None, progress: bool = False) -> Iterator[Any]:
         """Results of fn(*args) for args in zip(*iterables), in order. Tasks are submitted
         in batches as results come back (the first window at once); no Future per task.
-        A failed task raises its error at its position and cancels the rest."""
+        A failed task raises its error at its position and cancels the rest.
+        progress=True draws a bar on stderr (done/total, rate, ETA, failures) while the
+        results are iterated, when stderr is a terminal; nothing otherwise."""
         return mapping.start(self._mailbox, self._config, self.spec(fn), iterables, timeout,
-                             chunksize)
+                             chunksize, progress)
 
     def options(self, **overrides: Any) -> Submitter:
         """Another submitter with more option overrides (queue, priority, retries,
