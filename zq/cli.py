@@ -619,6 +619,24 @@ def status(json_: bool = JSON_OPTION,
 
 
 @app.command()
+def top(interval: Optional[float] = _duration(1.0, "--interval", env="ZQ_TOP_INTERVAL",
+                                              help="Time between refreshes; default 1s."),
+        timeout: Optional[float] = TIMEOUT_OPTION,
+        connect: Optional[str] = CONNECT_OPTION,
+        keys: Optional[str] = KEYS_OPTION) -> None:
+    """A live view of workers, queues, rates and the longest-running tasks; q quits."""
+    from zq import top as view
+    every = _timeout(interval)
+    try:
+        with _client(connect, _timeout(timeout), keys) as client:
+            view.run(client, connect or default_connect(), every)
+    except KeyboardInterrupt:
+        return
+    except ZqError as e:
+        _fail(str(e))
+
+
+@app.command()
 def ping(timeout: Optional[float] = TIMEOUT_OPTION,
          connect: Optional[str] = CONNECT_OPTION,
          keys: Optional[str] = KEYS_OPTION) -> None:
