@@ -45,6 +45,8 @@ def test_a_master_starts_over_a_store_with_bad_schedules(cluster, tmp_path):
                           cluster.endpoint], capture_output=True, text=True, timeout=60,
                          cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stderr
-    assert "bad-queue: BROKEN" in out.stdout and "good: " in out.stdout
+    rows = {line.split()[0]: line for line in out.stdout.splitlines() if line.split()}
+    assert "BROKEN" in rows["bad-queue"] and "BROKEN" in rows["bad-anchor"]
+    assert "BROKEN" not in rows["good"] and "every 1.0s" in rows["good"]
     assert "bad-anchor cannot load" in cluster.master.output()
     assert cluster.master.alive()
