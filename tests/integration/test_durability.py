@@ -126,7 +126,10 @@ def test_worker_running_a_long_task_is_adopted_after_a_master_restart(cluster, t
         # An idle worker connects at once: it registers as soon as the master is up.
         cluster.start_worker(APP, name="w2", concurrency=1, extra=("--prefetch", "0"),
                              wait=False)
-        cluster.start_master(store)
+        # The restored task is held one liveness window for its worker: 3 s here, not the
+        # fixture's 1 s, which w1's reconnect can outlast on a loaded machine (then the
+        # task rightly runs on w2, and this test would not be about adoption any more).
+        cluster.start_master(store, "--heartbeat-liveness", "12")
         cluster.wait_workers({"w1", "w2"})
         # Restored, the task is queued and held for a liveness window; adopted, it is
         # running on w1 again. Had it gone to w2, it would say w2.
