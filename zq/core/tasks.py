@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from zq.core.messages import Payload, State
+from zq.core.messages import FINAL_STATES, Payload, State
 from zq.core.serde import decode_error
 
 _new = object.__new__
@@ -18,6 +18,7 @@ class TaskRecord:
         "id", "name", "payload", "queue", "priority", "state", "attempt", "retries",
         "timeout", "eta", "key", "after", "retry_backoff", "retry_backoff_max", "retry_on",
         "result_ttl", "created", "updated", "worker", "result", "progress", "seq", "owner",
+        "started", "waited",
     )
 
     def __init__(self, id: str, name: str, payload: Any, *, queue: str = "default",
@@ -28,7 +29,8 @@ class TaskRecord:
                  retry_on: list[str] | None = None, result_ttl: float | None = None,
                  created: float = 0.0, updated: float = 0.0, worker: str | None = None,
                  result: Payload | None = None, progress: tuple[float, float] | None = None,
-                 seq: int = 0, owner: str | None = None) -> None:
+                 seq: int = 0, owner: str | None = None, started: float | None = None,
+                 waited: float | None = None) -> None:
         self.id = id
         self.name = name
         self.payload = payload
@@ -52,6 +54,11 @@ class TaskRecord:
         self.progress = progress
         self.seq = seq  # submission order: FIFO among equal priorities
         self.owner = owner  # with keys: the public key that submitted it (zq.core.access)
+        # Timing of the latest attempt (set where it is leased, one store per field):
+        # when (wall clock), and how long it had waited QUEUED before. It finished at
+        # `updated` once final.
+        self.started = started
+        self.waited = waited
 
     @staticmethod
     def plain(id: str, name: str, payload: Any, wall: float, seq: int) -> TaskRecord:
@@ -64,7 +71,7 @@ class TaskRecord:
         t.timeout = t.eta = t.key = t.after = t.retry_on = t.result_ttl = None
         t.retry_backoff, t.retry_backoff_max = 1.0, 600.0
         t.created = t.updated = wall
-        t.worker = t.result = t.progress = t.owner = None
+        t.worker = t.result = t.progress = t.owner = t.started = t.waited = None
         t.seq = seq
         return t
 
@@ -78,7 +85,18 @@ class TaskRecord:
                 "attempt": self.attempt, "retries": self.retries, "created": self.created,
                 "updated": self.updated, "worker": self.worker, "error": error,
                 "progress": list(self.progress) if self.progress else None,
-                "key": self.key, "eta": self.eta}
+                "key": self.key, "eta": self.eta, **self.timing()}
+
+    def timing(self) -> dict[str, float | None]:
+        """started and finished (wall clock), runtime and queue_wait (seconds) of the
+        latest attempt; None where it has not happened. A wall clock stepped back
+        between the two ends shows as 0, never as a negative duration."""
+        finished = self.updated if self.state in FINAL_STATES else None
+        runtime = None
+        if finished is not None and self.started is not None:
+            runtime = max(0.0, finished - self.started)
+        return {"started": self.started, "finished": finished, "runtime": runtime,
+                "queue_wait": self.waited}
 
     def __repr__(self) -> str:
         return f"TaskRecord({self.id!r}, {self.name!r}, {self.state.label}, attempt={self.attempt})"

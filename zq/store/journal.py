@@ -21,9 +21,11 @@ JOURNAL_ROW_MAX = 256 * 2**20  # bytes of one journal row; a larger turn takes s
 # an old row means (tests/store checks that every slot is kept).
 RECORD_FIELDS = ("name", "queue", "priority", "attempt", "retries", "timeout", "eta", "key",
                  "after", "retry_backoff", "retry_backoff_max", "retry_on", "result_ttl",
-                 "created", "updated", "worker", "result", "progress", "owner")
-# Rows written before "owner" was added hold the first OLD_RECORD_LEN fields only.
-OLD_RECORD_LEN = len(RECORD_FIELDS) - 1
+                 "created", "updated", "worker", "result", "progress", "owner", "started",
+                 "waited")
+# Rows written by an older zq hold fewer fields: before "owner" was added the first 18,
+# before "started" and "waited" (task timing) the first 19. What they lack loads as None.
+OLD_RECORD_LENS = (len(RECORD_FIELDS) - 3, len(RECORD_FIELDS) - 2)
 
 # Journal operations. A journal row is a plain tuple of the record's fields as they
 # were at the commit (cheap: this is the hot path); the SQL rows are built at the
@@ -62,7 +64,7 @@ def save_row(r: TaskRecord) -> tuple:
     return (r.id, r.seq, r.state, r.payload, r.name, r.queue, r.priority, r.attempt,
             r.retries, r.timeout, r.eta, r.key, r.after, r.retry_backoff,
             r.retry_backoff_max, r.retry_on, r.result_ttl, r.created, r.updated, r.worker,
-            r.result, r.progress, r.owner)
+            r.result, r.progress, r.owner, r.started, r.waited)
 
 
 def update_row(r: TaskRecord) -> tuple:
@@ -71,7 +73,8 @@ def update_row(r: TaskRecord) -> tuple:
         _refuse(r)
     return (r.id, r.state, r.name, r.queue, r.priority, r.attempt, r.retries, r.timeout,
             r.eta, r.key, r.after, r.retry_backoff, r.retry_backoff_max, r.retry_on,
-            r.result_ttl, r.created, r.updated, r.worker, r.result, r.progress, r.owner)
+            r.result_ttl, r.created, r.updated, r.worker, r.result, r.progress, r.owner,
+            r.started, r.waited)
 
 
 def _refuse(r: TaskRecord) -> None:
@@ -220,11 +223,11 @@ def read_all(rows: Iterable[tuple]) -> list[TaskRecord]:
         for id_, seq, state, payload, record in rows:
             r = new(TaskRecord)
             fields = unpack(record)
-            if len(fields) == OLD_RECORD_LEN:
-                fields.append(None)  # a row from before owners were kept
+            if len(fields) in OLD_RECORD_LENS:  # a row from an older zq
+                fields.extend([None] * (len(RECORD_FIELDS) - len(fields)))
             (name, queue, r.priority, r.attempt, r.retries, r.timeout, r.eta, r.key, r.after,
              r.retry_backoff, r.retry_backoff_max, r.retry_on, r.result_ttl, created, updated,
-             worker, r.result, progress, r.owner) = fields
+             worker, r.result, progress, r.owner, r.started, r.waited) = fields
             r.id = id_
             r.seq = seq
             r.state = states[state]

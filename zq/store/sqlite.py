@@ -58,7 +58,6 @@ from zq.store.journal import (  # noqa: F401  (RECORD_FIELDS re-exported, as bef
     GONE,
     JOURNAL_ROW_MAX,
     LARGE_FIELD,
-    OLD_RECORD_LEN,
     RECORD_FIELDS,
     SAVE,
     SUPERSEDE,
