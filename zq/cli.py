@@ -272,6 +272,9 @@ def master(
         10_000, env="ZQ_MAX_CONNECTIONS",
         help="Connections open at once; past it new peers are turned away (and retry) "
              "until some leave. Lowered to fit the open-file limit."),
+    metrics: Optional[str] = _opt(
+        None, env="ZQ_METRICS",
+        help="HOST:PORT to serve Prometheus metrics on, at /metrics (like 127.0.0.1:9464)."),
     log_level: LogLevel = LOG_LEVEL_OPTION,
     log_format: LogFormat = LOG_FORMAT_OPTION,
 ) -> None:
@@ -287,7 +290,8 @@ def master(
                               secret_key=secret_key, worker_keys=worker_keys,
                               client_keys=client_keys, admin_keys=admin_keys, keys=keys,
                               insecure=insecure,
-                              max_connections=max_connections).validate()
+                              max_connections=max_connections,
+                              metrics=metrics).validate()
         raise typer.Exit(run_master(config))
     except ZqError as e:
         _fail(str(e))
@@ -709,11 +713,31 @@ def tasks(state: Optional[TaskState] = _opt(None, env="ZQ_TASKS_STATE",
     if json_:
         _print(rows, True)
         return
-    _table(["id", "state", "name", "queue", "attempt", "progress", "error"],
-           [[t["id"], t["state"], t["name"], t["queue"], t["attempt"],
+    _table(["id", "state", "name", "queue", "attempt", "worker", "started", "finished",
+            "runtime", "queue wait", "progress", "error"],
+           [[t["id"], t["state"], t["name"], t["queue"], t["attempt"], t.get("worker") or "",
+             _when(t["started"]) if t.get("started") else "",
+             _when(t["finished"]) if t.get("finished") else "", _seconds(t.get("runtime")),
+             _seconds(t.get("queue_wait")),
              f"{t['progress'][0]}/{t['progress'][1]}" if t.get("progress") else "",
              f"{t['error']['type']}: {t['error']['message']}" if t.get("error") else ""]
             for t in rows])
+
+
+def _seconds(seconds: Optional[float]) -> str:
+    return "" if seconds is None else f"{seconds:.3f}s"
+
+
+def _timing_line(info: dict[str, Any]) -> str:
+    """When the latest attempt started and finished, on which worker, how long it ran
+    and how long it waited queued before (what is known of it)."""
+    parts = [f"{label} {show(info.get(key))}" for label, key, show in (
+        ("started", "started", _when), ("finished", "finished", _when),
+        ("runtime", "runtime", _seconds), ("queue wait", "queue_wait", _seconds))
+        if info.get(key) is not None]
+    if info.get("worker"):
+        parts.append(f"on worker {info['worker']}")
+    return ", ".join(parts)
 
 
 @app.command()
@@ -742,6 +766,8 @@ def result(task_id: str,
                 _print_result(client, future, timeout)
                 return
             if info["state"] == "succeeded":
+                if not json_ and _timing_line(info):  # stdout keeps the value alone
+                    typer.echo(_timing_line(info), err=True)
                 _print_result(client, client.future(task_id), answer)
             elif json_:
                 _print(info, True)
@@ -751,6 +777,8 @@ def result(task_id: str,
                 err = info.get("error")
                 typer.echo(f"{task_id} is {info['state']}"
                            + (f": {err['type']}: {err['message']}" if err else ""))
+                if _timing_line(info):
+                    typer.echo(_timing_line(info))
                 if err:
                     raise typer.Exit(1)
     except ZqError as e:

@@ -34,6 +34,15 @@ def default_exit_timeout() -> float:
         raise ConfigError(f"ZQ_EXIT_TIMEOUT={text!r} is not a number of seconds") from None
 
 
+def metrics_address(text: str) -> tuple[str, int]:
+    """--metrics HOST:PORT (an IPv6 host in brackets; no host: every address) ->
+    (host, port)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ConfigError(f"--metrics {text!r} is not HOST:PORT (like 127.0.0.1:9464)")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
 def _require(ok: bool, message: str) -> None:
     if not ok:
         raise ConfigError(message)
@@ -66,6 +75,8 @@ class MasterConfig:
     # Connections open at once; past it new peers are turned away (ZAP 300) until some
     # leave. The master lowers it to fit its open-file limit.
     max_connections: int = 10_000
+    # HOST:PORT to serve Prometheus metrics on (/metrics); None: no metrics, no cost.
+    metrics: str | None = None
 
     def validate(self) -> MasterConfig:
         _require("://" in self.bind, f"--bind {self.bind!r} is not an endpoint like tcp://*:5555")
@@ -77,6 +88,8 @@ class MasterConfig:
         _require(self.store_sync in ("normal", "full"),
                  f"--store-sync must be normal or full, not {self.store_sync!r}")
         _require(self.max_connections >= 1, "--max-connections must be >= 1")
+        if self.metrics is not None:
+            metrics_address(self.metrics)
         return self
 
 

@@ -24,9 +24,11 @@ from zq.core import messages as m
 from zq.core.catalogue import META_KEY as CATALOGUE_KEY
 from zq.core.master_core import MasterCore
 from zq.core.messages import Role
+from zq.core.metrics_tap import MetricsTap
 from zq.core.outbox import BUSY_RETRY_AFTER
 from zq.errors import PeerCongested, PeerGone, ProtocolError, StoreUnavailable, ZqError
 from zq.gate import Gate, connection_cap, fd_limit, local_only_transport, raise_fd_limit
+from zq.metrics import GAUGE_PERIOD, Metrics, MetricsServer, read_gauges
 from zq.security import load_master_keys
 from zq.store import Store, open_store, redact
 
@@ -173,6 +175,14 @@ class Master:
         self._last_busy = 0.0  # monotonic time of the last turn with messages
         self.ready = threading.Event()  # set once bound and restored
         self.endpoint = ""
+        # --metrics: the numbers (fed once per turn) and the HTTP server that shows them.
+        self.metrics: Metrics | None = None
+        self._metrics_server: MetricsServer | None = None
+        self._gauges_due = 0.0  # monotonic time the gauges are read again
+        self._commit_took: float | None = None  # seconds of this turn's commit, if any
+        if config.metrics is not None:
+            self.metrics = Metrics()
+            self.core.tap = MetricsTap()
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -200,6 +210,13 @@ class Master:
         self._open_socket()
         log.info("zq master %s listening on %s (store %s, %d tasks restored)",
                  core.master_id, self.endpoint, redact(self.config.store), restored)
+        if self.metrics is not None and self.config.metrics is not None:
+            try:
+                self._metrics_server = MetricsServer(self.metrics, self.config.metrics)
+            except ZqError:
+                self._close()
+                raise
+            log.info("metrics at http://%s/metrics", self._metrics_server.address)
         self.ready.set()
         if self._own_process:
             _tune_gc()
@@ -253,6 +270,8 @@ class Master:
         except ZqError:
             pass  # logged; what was not committed was not acknowledged either
         self.store.close()
+        if self._metrics_server is not None:
+            self._metrics_server.close()
         if self.sock is not None:
             self.sock.disable_monitor()
             self.sock.close(linger=0)
@@ -288,8 +307,20 @@ class Master:
             log.log(logging.WARNING if note.level == "warning" else logging.INFO, note.text)
         sent = time.monotonic()
         self._upkeep(sent)
+        if self.metrics is not None:
+            self._feed_metrics(self.metrics, sent)
         self.turns.note(start, handled, committed, sent, time.monotonic())
         core.longest_turn = self.turns.longest
+
+    def _feed_metrics(self, metrics: Metrics, now: float) -> None:
+        """This turn's tasks and commit time, in one call; the gauges every GAUGE_PERIOD."""
+        tap = self.core.tap
+        if tap or self._commit_took is not None:
+            metrics.apply(tap.take() if tap else None, self._commit_took)
+            self._commit_took = None
+        if now >= self._gauges_due:
+            self._gauges_due = now + GAUGE_PERIOD
+            metrics.set_gauges(read_gauges(self.core))
 
     def _poll_timeout(self) -> float:
         """Seconds the turn may wait for a message: until the core's next deadline, the
@@ -421,6 +452,7 @@ class Master:
         changes = out.saves or out.updates or out.deletes or out.meta
         if not changes and self._store_down is None:
             return True
+        began = time.monotonic()
         with self._stop_on_store_failure():
             if out.saves:
                 self.store.save(out.saves)
@@ -444,6 +476,8 @@ class Master:
             self._store_down = None
             self.core.handle(ev.StoreChanged(writable=True))
         self._store_upkeep = True
+        if self.metrics is not None:
+            self._commit_took = time.monotonic() - began
         return True
 
     def _store_failed(self, e: StoreUnavailable) -> None:

@@ -8,7 +8,6 @@ it: a slow or stalled scraper never holds the master's loop.
 
 from __future__ import annotations
 
-import logging
 import threading
 from bisect import bisect_left
 from collections import Counter
@@ -16,11 +15,10 @@ from collections.abc import Iterable, Iterator
 from operator import attrgetter
 from typing import Any
 
+from zq.config import metrics_address
 from zq.core.messages import FINAL_STATES, State
 from zq.core.metrics_tap import MetricsTap
 from zq.errors import ConfigError
-
-log = logging.getLogger(__name__)
 
 # Distinct task names (and queue names) that get their own label value; past the cap
 # they fold into OTHER, so a client inventing names cannot grow the scrape for ever.
@@ -284,21 +282,12 @@ def exported_names() -> set[str]:
     return names
 
 
-def parse_address(text: str) -> tuple[str, int]:
-    """HOST:PORT (an IPv6 host in brackets) -> (host, port)."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
-        raise ConfigError(f"--metrics {text!r} is not HOST:PORT (like 127.0.0.1:9464)")
-    host = host.strip("[]") or "0.0.0.0"
-    return host, int(port)
-
-
 class MetricsServer:
     """prometheus-client's HTTP server (a thread per request) serving one Metrics."""
 
     def __init__(self, metrics: Metrics, address: str) -> None:
         from prometheus_client import CollectorRegistry, start_http_server
-        host, port = parse_address(address)
+        host, port = metrics_address(address)
         registry = CollectorRegistry(auto_describe=False)
         registry.register(metrics)  # type: ignore[arg-type]
         try:

@@ -11,20 +11,12 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from zq.config import metrics_address
 from zq.core.messages import State
 from zq.core.metrics_tap import MetricsTap
 from zq.core.tasks import TaskRecord
 from zq.errors import ConfigError
-from zq.metrics import (
-    OTHER,
-    TASK_BUCKETS,
-    Gauges,
-    Histogram,
-    LabelFold,
-    Metrics,
-    exported_names,
-    parse_address,
-)
+from zq.metrics import OTHER, TASK_BUCKETS, Gauges, Histogram, LabelFold, Metrics, exported_names
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -189,13 +181,13 @@ def test_buckets_cover_a_no_op_and_an_hour() -> None:
     ("127.0.0.1:9464", ("127.0.0.1", 9464)), (":9464", ("0.0.0.0", 9464)),
     ("[::1]:9464", ("::1", 9464)), ("localhost:0", ("localhost", 0))])
 def test_metrics_address(text: str, expected: tuple[str, int]) -> None:
-    assert parse_address(text) == expected
+    assert metrics_address(text) == expected
 
 
 @pytest.mark.parametrize("text", ["9464", "host:", "host:port", "host:70000"])
 def test_a_bad_metrics_address_says_what_is_expected(text: str) -> None:
     with pytest.raises(ConfigError, match="HOST:PORT"):
-        parse_address(text)
+        metrics_address(text)
 
 
 def _dashboard_metric_names() -> set[str]:

@@ -30,6 +30,7 @@ from zq.core.catalogue import META_KEY as CATALOGUE_KEY
 from zq.core.catalogue import Catalogue
 from zq.core.dispatch import EPSILON, MAX_LEASES, TIME_LIMIT_GRACE, RateLimits
 from zq.core.messages import Cmd, Outcome, Role, State
+from zq.core.metrics_tap import MetricsTap
 from zq.core.outbox import Flush, Outbox
 from zq.core.periodic import Periodic, Schedule
 from zq.core.tasks import TaskRecord
@@ -131,6 +132,9 @@ class MasterCore:
         self._deleted: list[str] = []
         self._notices: list[tuple[str, str]] = []
         self._answered: set[tuple[bytes, str]] = set()  # finals sent this turn by WATCH
+        # With metrics on (the loop sets one): this turn's submitted, leased, finished and
+        # retried tasks, one append per batch. None: metrics off, nothing gathered.
+        self.tap: MetricsTap | None = None
 
     # --- the loop's interface: events in, commands out ---------------------------------
 
@@ -282,17 +286,19 @@ class MasterCore:
 
     def _move_all(self, ts: list[TaskRecord], old: State, new: State) -> None:
         """_move for many tasks, all in `old`, to a state other than QUEUED: the hot
-        paths (leases, successes), with one edge check and one count update."""
+        paths (leases, successes), with one edge check and one count update. From
+        QUEUED it is a lease: the attempt's start and queue wait are recorded."""
         edge = states.edge(old, new)
         n = len(ts)
         self.counts[old] -= n
         self.counts[new] += n
         wall = self.wall
-        if old is State.QUEUED:
+        if old is State.QUEUED:  # a lease: the attempt starts, after its queue wait
             depth = self.depth
             for t in ts:
                 t.state = new
-                t.updated = wall
+                t.waited = wall - t.updated
+                t.started = t.updated = wall
                 depth[t.queue] -= 1
         else:
             for t in ts:
@@ -335,6 +341,8 @@ class MasterCore:
         t.result = payload
         if new is State.SUCCEEDED:
             t.payload = FREED
+        if self.tap is not None:
+            self.tap.finished.append((new, [t]))
         if t.id in self.cancelling:
             self.cancelling.discard(t.id)
             self._cancelling_changed = self.durable
@@ -442,6 +450,8 @@ class MasterCore:
         if not queued:
             return
         self.counts[State.QUEUED] += len(queued)
+        if self.tap is not None:
+            self.tap.submitted.append(queued)
         self.depth["default"] = self.depth.get("default", 0) + len(queued)
         self._ready_queue("default").extend(queued)
         if self.durable:
@@ -485,6 +495,8 @@ class MasterCore:
         if rid is not None:
             self.watcher[tid] = rid
         self.counts[State.PENDING] += 1  # every task is born PENDING, then moves on
+        if self.tap is not None:
+            self.tap.submitted.append([t])
         self._place_new(t)
         self._save(t)
         if self.durable:
@@ -923,6 +935,8 @@ class MasterCore:
     def _succeeded(self, ok: list[TaskRecord]) -> None:
         """The fast path's successes: their transitions in one go, their results kept."""
         self._move_all(ok, State.RUNNING, State.SUCCEEDED)
+        if self.tap is not None:
+            self.tap.finished.append((State.SUCCEEDED, ok))
         self._count_done(len(ok))
         finished = self.finished
         for t in ok:
@@ -1006,6 +1020,8 @@ class MasterCore:
             self._finish(t, State.CANCELLED, _cancelled_error("cancelled while running"))
         elif not fatal and t.attempt <= t.retries:
             self._move(t, State.RETRYING)
+            if self.tap is not None:
+                self.tap.retried.append(t)
             delay = backoff.compute_backoff(t.attempt, base=t.retry_backoff,
                                             cap=t.retry_backoff_max, rand=self.rand())
             self._add_delay(delay, t)
@@ -1088,6 +1104,8 @@ class MasterCore:
         # The lease is stored (in the commit before the TASK goes out), so the attempt
         # number of a rerun after a master crash is never lower than one already run.
         self._move_all(take, queued, State.RUNNING)
+        if self.tap is not None and take:
+            self.tap.started.append(take)
         lease, leased, rid, name = self.lease, w.leased, w.rid, w.name
         entries = []
         for t in take:
