@@ -10,7 +10,10 @@ last result.
 Master and worker CPU come from /proc/PID/stat; the client runs in this process.
 
     .venv/bin/python bench/throughput.py [--n 100000] [--runs 3] [--prefetch 1000]
-                                         [--stores memory,sqlite,postgres]
+                                         [--stores memory,sqlite,postgres] [--metrics]
+
+--metrics adds, per case, the same case with `zq master --metrics` (nothing scrapes it:
+the cost measured is the master's own bookkeeping), interleaved with the case without.
 """
 
 from __future__ import annotations
@@ -37,12 +40,14 @@ from tasks import NOOP  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from zq.testing.pgserver import PgServer, PgUnavailable  # noqa: E402
+from zq.testing.processes import free_port  # noqa: E402
 
 SCRIPT = "throughput"
 
 
 def zq_case(store: str, workers: int, n: int, pool: str, concurrency: int,
-            prefetch: int, warmup: int, keys: bool = False, pg: PgServer | None = None):
+            prefetch: int, warmup: int, keys: bool = False, pg: PgServer | None = None,
+            metrics: bool = False):
     def run() -> tuple[float, float, float, float]:
         spec = store
         if store == "postgres":  # a fresh database per run, as a fresh SQLite file
@@ -51,7 +56,8 @@ def zq_case(store: str, workers: int, n: int, pool: str, concurrency: int,
         with Cluster(store=spec, keys=keys) as cluster:
             cluster.start_workers(workers, pool=pool, concurrency=concurrency,
                                   prefetch=prefetch, wait=None)  # they start meanwhile
-            cluster.start_master()
+            cluster.start_master(extra=["--metrics", f"127.0.0.1:{free_port()}"]
+                                 if metrics else [])
             cluster.wait_workers()
             with cluster.client() as client:
                 return timed_map(cluster, client, NOOP, range(n), warmup=warmup)
@@ -67,6 +73,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="zq worker --prefetch (set explicitly; see the notes)")
     parser.add_argument("--stores", default="memory,sqlite,postgres",
                         help="comma-separated; postgres runs only where a server can start")
+    parser.add_argument("--metrics", action="store_true",
+                        help="also each case with zq master --metrics, interleaved")
     a = parser.parse_args(argv)
     with ExitStack() as stack:
         run_cases(a, stack)
@@ -92,11 +100,14 @@ def run_cases(a, stack: ExitStack) -> None:
     warmup = min(1_000, max(n // 10, 1))
     worker = f"--pool {a.pool} --concurrency {a.concurrency} --prefetch {a.prefetch}"
 
+    variants = [False, True] if a.metrics else [False]
     cases = {}
     for store in stores:
         for workers in (1, 2):
-            cases[(store, workers)] = zq_case(store, workers, n, a.pool, a.concurrency,
-                                              a.prefetch, warmup, pg=pg)
+            for metrics in variants:
+                cases[(store, workers, metrics)] = zq_case(
+                    store, workers, n, a.pool, a.concurrency, a.prefetch, warmup, pg=pg,
+                    metrics=metrics)
     cases["relay"] = lambda: relay_throughput(n, 100)
     cases["relay tracked"] = lambda: relay_throughput(n, 100, track=True)
     with Progress(total=a.runs * len(cases), label="throughput runs") as bar:
@@ -108,10 +119,12 @@ def run_cases(a, stack: ExitStack) -> None:
     rows = []
     for store in stores:
         for workers in (1, 2):
-            rate, master_us, worker_us, client_us = med[(store, workers)]
-            rows.append([f"zq --store {store}, {workers} worker{'s' if workers > 1 else ''}",
-                         n, rate, rate / relay, rate / tracked, master_us, worker_us,
-                         client_us])
+            for metrics in variants:
+                rate, master_us, worker_us, client_us = med[(store, workers, metrics)]
+                rows.append([f"zq --store {store}, {workers} worker{'s' if workers > 1 else ''}"
+                             + (", --metrics" if metrics else ""),
+                             n, rate, rate / relay, rate / tracked, master_us, worker_us,
+                             client_us])
     rows.append(["raw relay, batch=100", n, relay, 1.0, relay / tracked, None, None, None])
     rows.append(["raw relay, batch=100, master tracks ids", n, tracked, tracked / relay, 1.0,
                  None, None, None])
@@ -121,6 +134,7 @@ def run_cases(a, stack: ExitStack) -> None:
         f"{warmup:,} untimed warm-up tasks first; a fresh master and workers per case",
         f"workers: zq worker {worker} (prefetch set explicitly for throughput)",
         *ratios(med, stores),
+        *metrics_cost(med, stores, variants),
         "relay: bench/relay.py relay_throughput(n, batch=100[, track=True]) in the same run",
         f"CPU from /proc/PID/stat (10 ms ticks) over the timed map; client = this process. "
         f"{machine()}",
@@ -130,11 +144,25 @@ def run_cases(a, stack: ExitStack) -> None:
     for note in notes[2:]:
         print(note)
     write_markdown(SCRIPT, headers, rows, notes)
-    labels = [f"{s} {w}w" for s in stores for w in (1, 2)] + ["relay", "relay tracked"]
+    labels = [f"{s} {w}w{' m' if m else ''}" for s in stores for w in (1, 2)
+              for m in variants] + ["relay", "relay tracked"]
     chart = {label: row[2] for label, row in zip(labels, rows)}
     save_chart(str(results_path(f"{SCRIPT}.png")), chart, kind="bar", logy=True,
                title=f"client.map of {n:,} no-op tasks (median of {a.runs})",
                ylabel="tasks/s (log)")
+
+
+def metrics_cost(med: dict, stores: list[str], variants: list[bool]) -> list[str]:
+    """With --metrics: what it costs per case, in throughput and master CPU per task."""
+    if True not in variants:
+        return []
+    out = []
+    for store in stores:
+        for workers in (1, 2):
+            off, on = med[(store, workers, False)], med[(store, workers, True)]
+            out.append(f"--metrics, {store} {workers}w: {on[0] / off[0] - 1:+.1%} tasks/s, "
+                       f"master {on[1] - off[1]:+.1f} µs/task ({on[1] / off[1] - 1:+.1%})")
+    return out
 
 
 def ratios(med: dict, stores: list[str]) -> list[str]:
@@ -144,11 +172,11 @@ def ratios(med: dict, stores: list[str]) -> list[str]:
     out = []
     for slow, fast in (("sqlite", "memory"), ("postgres", "memory"), ("postgres", "sqlite")):
         if slow in stores and fast in stores:
-            r1 = med[(slow, 1)][0] / med[(fast, 1)][0]
-            r2 = med[(slow, 2)][0] / med[(fast, 2)][0]
+            r1 = med[(slow, 1, False)][0] / med[(fast, 1, False)][0]
+            r2 = med[(slow, 2, False)][0] / med[(fast, 2, False)][0]
             out.append(f"{names[slow]}/{names[fast]}: {r1:.0%} with 1 worker, {r2:.0%} with 2")
     out.append("2 workers/1 worker: " + ", ".join(
-        f"{med[(s, 2)][0] / med[(s, 1)][0]:.0%} ({names[s]})" for s in stores))
+        f"{med[(s, 2, False)][0] / med[(s, 1, False)][0]:.0%} ({names[s]})" for s in stores))
     return out
 
 
