@@ -777,8 +777,8 @@ def result(task_id: str,
                 err = info.get("error")
                 typer.echo(f"{task_id} is {info['state']}"
                            + (f": {err['type']}: {err['message']}" if err else ""))
-                if _timing_line(info):
-                    typer.echo(_timing_line(info))
+                if _timing_line(info):  # stderr: stdout keeps its one line
+                    typer.echo(_timing_line(info), err=True)
                 if err:
                     raise typer.Exit(1)
     except ZqError as e:

@@ -9,10 +9,9 @@ it: a slow or stalled scraper never holds the master's loop.
 from __future__ import annotations
 
 import threading
-from bisect import bisect_left
-from collections import Counter
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator
-from operator import attrgetter
+from operator import attrgetter, sub
 from typing import Any
 
 from zq.config import metrics_address
@@ -32,7 +31,27 @@ COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 FINAL_LABELS = {s: s.label for s in FINAL_STATES}
 GAUGE_PERIOD = 1.0  # seconds between two readings of the gauges by the master
 
-_queue_and_name = attrgetter("queue", "name")
+_name, _queue = attrgetter("name"), attrgetter("queue")
+_started, _updated, _waited = attrgetter("started"), attrgetter("updated"), attrgetter("waited")
+
+
+def _by_key(batch: list[Any]) -> list[tuple[tuple[str, str], list[Any]]]:
+    """The batch's tasks by (queue, name): the whole batch when it has one of each."""
+    if len(set(map(_name, batch))) == 1 and len(set(map(_queue, batch))) == 1:
+        return [((batch[0].queue, batch[0].name), batch)]
+    groups: dict[tuple[str, str], list[Any]] = {}
+    for t in batch:
+        groups.setdefault((t.queue, t.name), []).append(t)
+    return list(groups.items())
+
+
+def _by_queue(batch: list[Any]) -> list[tuple[str, list[Any]]]:
+    if len(set(map(_queue, batch))) == 1:
+        return [(batch[0].queue, batch)]
+    groups: dict[str, list[Any]] = {}
+    for t in batch:
+        groups.setdefault(t.queue, []).append(t)
+    return list(groups.items())
 
 
 class LabelFold:
@@ -66,6 +85,21 @@ class Histogram:
     def observe(self, value: float) -> None:
         self.counts[bisect_left(self.bounds, value)] += 1
         self.sum += value
+
+    def observe_many(self, values: list[float]) -> None:
+        """observe() each value (below 0, a wall clock stepped back: 0)."""
+        if not values:
+            return
+        values = sorted(values)  # then one bisect per bound, not one per value
+        if values[0] < 0.0:
+            values = [v if v > 0.0 else 0.0 for v in values]
+        counts, below = self.counts, 0
+        for i, bound in enumerate(self.bounds):
+            upto = bisect_right(values, bound)  # values <= bound
+            counts[i] += upto - below
+            below = upto
+        counts[-1] += len(values) - below
+        self.sum += sum(values)
 
     def copy(self) -> Histogram:
         h = Histogram(self.bounds)
@@ -145,42 +179,47 @@ class Metrics:
         return self.queue_label(queue), self.task_label(name)
 
     def _count_submitted(self, batches: list[list[Any]]) -> None:
-        by_key: Counter[tuple[str, str]] = Counter()
+        submitted = self.submitted
         for batch in batches:
-            by_key.update(map(_queue_and_name, batch))  # counted in C
-        sub = self.submitted
-        for (queue, name), n in by_key.items():
-            key = self._labels(queue, name)
-            sub[key] = sub.get(key, 0) + n
+            for (queue, name), tasks in _by_key(batch):
+                key = self._labels(queue, name)
+                submitted[key] = submitted.get(key, 0) + len(tasks)
+
+    # Batches are read a whole list at a time (map, attrgetter, bisect in C): a batch
+    # is almost always of one queue and one task name, and a per-task loop in Python
+    # here cost the master ~2 us a task (bench/README.md).
 
     def _observe_started(self, batches: list[list[Any]]) -> None:
         waits = self.wait
         for batch in batches:
-            for t in batch:
-                waited = t.waited
-                if waited is None:
-                    continue
-                q = self.queue_label(t.queue)
+            for queue, tasks in _by_queue(batch):
+                q = self.queue_label(queue)
                 h = waits.get(q)
                 if h is None:
                     h = waits[q] = Histogram(TASK_BUCKETS)
-                h.observe(waited if waited > 0.0 else 0.0)
+                waited = list(map(_waited, tasks))
+                if None in waited:  # restored from an older store: not known
+                    waited = [w for w in waited if w is not None]
+                h.observe_many(waited)
 
     def _count_finished(self, batches: list[tuple[State, list[Any]]]) -> None:
         fin, runtimes = self.finished, self.runtime
         for state, batch in batches:
             label = FINAL_LABELS[state]
-            for t in batch:
-                key = self._labels(t.queue, t.name)
+            for (queue, name), tasks in _by_key(batch):
+                key = self._labels(queue, name)
                 fkey = (*key, label)
-                fin[fkey] = fin.get(fkey, 0) + 1
-                if t.started is None:
-                    continue  # never ran (cancelled while queued): no runtime
+                fin[fkey] = fin.get(fkey, 0) + len(tasks)
+                try:
+                    took = list(map(sub, map(_updated, tasks), map(_started, tasks)))
+                except TypeError:  # some never ran (cancelled while queued): no runtime
+                    took = [t.updated - t.started for t in tasks if t.started is not None]
+                if not took:
+                    continue
                 h = runtimes.get(key)
                 if h is None:
                     h = runtimes[key] = Histogram(TASK_BUCKETS)
-                took = t.updated - t.started
-                h.observe(took if took > 0.0 else 0.0)
+                h.observe_many(took)
 
     def _count_retried(self, tasks: Iterable[Any]) -> None:
         retries = self.retries

@@ -128,8 +128,9 @@ def test_task_timing_shows_in_get_zq_tasks_and_zq_result(cluster: Cluster,
 
     out = cli("result", dead[0].id)
     assert out.returncode == 1
-    assert "started " in out.stdout and "runtime " in out.stdout
-    assert "queue wait " in out.stdout and "on worker w1" in out.stdout
+    assert out.stdout.startswith(f"{dead[0].id} is dead: ValueError")
+    assert "started " in out.stderr and "runtime " in out.stderr
+    assert "queue wait " in out.stderr and "on worker w1" in out.stderr
     out = cli("result", ok[0].id)
     assert (out.returncode, out.stdout) == (0, "1\n"), out.stderr  # the value alone
     assert "runtime " in out.stderr and "on worker w1" in out.stderr

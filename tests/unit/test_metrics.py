@@ -148,6 +148,9 @@ def test_histogram_buckets_are_cumulative_and_inclusive_of_their_bound() -> None
         h.observe(v)
     assert h.buckets() == [("1.0", 2), ("2.0", 4), ("+Inf", 5)]
     assert h.sum == 8.0
+    many = Histogram((1.0, 2.0))  # a batch at once: the same buckets
+    many.observe_many([3.0, 1.0, 0.5, 2.0, 1.5])
+    assert (many.buckets(), many.sum) == (h.buckets(), h.sum)
 
 
 def test_gauges_show_what_was_set_last() -> None:
@@ -217,3 +220,35 @@ def test_the_grafana_dashboard_queries_only_names_zq_exports() -> None:
     families = {re.sub(r"_(bucket|sum|count)$", "", n) for n in exported_names()}
     shown = {re.sub(r"_(bucket|sum|count)$", "", n) for n in names}
     assert shown == families, families - shown
+
+
+def test_a_batch_of_several_names_and_queues_counts_each_apart() -> None:
+    m = Metrics()
+    a = rec("a", "app:f", "q1", started=1.0, updated=1.5, waited=0.1)
+    b = rec("b", "app:g", "q1", started=1.0, updated=3.0, waited=0.2)
+    c = rec("c", "app:f", "q2", started=1.0, updated=1.25, waited=0.3)
+    tap = MetricsTap()
+    tap.started.append([a, b, c])
+    tap.finished.append((State.SUCCEEDED, [a, b, c]))
+    m.apply(tap)
+    assert {k: h.sum for k, h in m.runtime.items()} == {
+        ("q1", "app:f"): 0.5, ("q1", "app:g"): 2.0, ("q2", "app:f"): 0.25}
+    assert {k: sum(h.counts) for k, h in m.wait.items()} == {"q1": 2, "q2": 1}
+    assert m.finished == {("q1", "app:f", "succeeded"): 1, ("q1", "app:g", "succeeded"): 1,
+                          ("q2", "app:f", "succeeded"): 1}
+
+
+def test_a_task_without_a_known_start_counts_but_has_no_runtime() -> None:
+    """A task restored from an older store (no start kept) may finish in a batch with
+    others: counted, with no runtime and no wait, and the others' are kept."""
+    m = Metrics()
+    old = rec("old", updated=5.0)
+    new = rec("new", started=4.0, updated=5.0, waited=1.0)
+    tap = MetricsTap()
+    tap.started.append([old, new])
+    tap.finished.append((State.SUCCEEDED, [old, new]))
+    m.apply(tap)
+    assert m.finished == {("default", "app:f", "succeeded"): 2}
+    assert sum(m.runtime[("default", "app:f")].counts) == 1
+    assert m.runtime[("default", "app:f")].sum == 1.0
+    assert sum(m.wait["default"].counts) == 1
