@@ -623,6 +623,56 @@ def status(json_: bool = JSON_OPTION,
 
 
 @app.command()
+def events(json_: bool = JSON_OPTION,
+           queue: Optional[str] = _opt(None, env="ZQ_EVENTS_QUEUE",
+                                       help="Only events of this queue."),
+           task: Optional[str] = _opt(None, env="ZQ_EVENTS_TASK",
+                                      help="Only events of tasks of this name."),
+           kind: list[str] = _opt(None, "--kind", env="ZQ_EVENTS_KIND",
+                                  help="Only these kinds (repeatable): submitted, started, "
+                                       "progress, succeeded, failed, retrying, dead, "
+                                       "cancelled, joined, left, lost."),
+           count: Optional[int] = _opt(None, env="ZQ_EVENTS_COUNT",
+                                       help="Exit after this many events."),
+           timeout: Optional[float] = TIMEOUT_OPTION,
+           connect: Optional[str] = CONNECT_OPTION,
+           keys: Optional[str] = KEYS_OPTION) -> None:
+    """Print task and worker events live, as they happen (one line each, or JSON)."""
+    from zq.event_stream import EventStream
+    from zq.security import peer_keys
+    try:
+        peer = peer_keys("client", keys, None, None) if keys else None
+        with EventStream(connect or default_connect(), peer, queue=queue, task=task,
+                         kinds=list(kind) if kind else None,
+                         answer_within=_timeout(timeout)) as stream:
+            stream.subscribe()
+            shown = 0
+            for e in stream.events():
+                typer.echo(json.dumps(e, default=repr) if json_ else _event_line(e))
+                shown += e["kind"] != "gap"
+                if count is not None and shown >= count:
+                    return
+    except KeyboardInterrupt:
+        return
+    except ZqError as e:
+        _fail(str(e))
+
+
+def _event_line(e: dict[str, Any]) -> str:
+    if e["kind"] == "gap":
+        return f"-- dropped {e['dropped']} events (this reader fell behind)"
+    stamp = float(e["time"])
+    when = time.strftime("%H:%M:%S", time.localtime(stamp)) + f".{int(stamp % 1 * 1000):03d}"
+    if "id" not in e:  # a worker's
+        return (f"{when} {e['kind']:<10} worker {e.get('worker')} ({e.get('host')}, pid "
+                f"{e.get('pid')}) queues {','.join(map(str, e.get('queues') or []))}")
+    extra = f" {e['done']:g}/{e['total']:g}" if "done" in e else ""
+    worker = f" on {e['worker']}" if e.get("worker") else ""
+    return (f"{when} {e['kind']:<10} {e['id']} {e['name']} queue {e['queue']} "
+            f"attempt {e['attempt']}{worker}{extra}")
+
+
+@app.command()
 def top(interval: Optional[float] = _duration(1.0, "--interval", env="ZQ_TOP_INTERVAL",
                                               help="Time between refreshes; default 1s."),
         timeout: Optional[float] = TIMEOUT_OPTION,

@@ -165,6 +165,9 @@ MESSAGES: dict[Cmd, st.SearchStrategy[Any]] = {
     Cmd.REPLY: st.builds(m.Reply, request_ids, st.booleans(), values),
     Cmd.ERROR: st.builds(m.Error, reasons),
     Cmd.PROGRESS: st.builds(m.Progress, few(st.tuples(ids, attempts, numbers, numbers))),
+    Cmd.EVENTS: st.builds(m.Events, st.integers(0, 2**62), few(st.fixed_dictionaries(
+        {"kind": st.sampled_from(["started", "lost"]), "time": numbers},
+        optional={"id": ids, "done": numbers})), st.integers(0, 2**62)),
 }
 
 pairs_and_messages = st.sampled_from(PAIRS).flatmap(
@@ -299,6 +302,7 @@ SCHEMA: dict[Cmd, list[Any]] = {
     Cmd.REPLY: [BIG, ANY, ANY],  # ok is read as a truth value; body is opaque
     Cmd.ERROR: [REASON],
     Cmd.PROGRESS: [_entries(ID, BIG, NUM, NUM)],
+    Cmd.EVENTS: [BIG, ("events",), BIG],
 }
 RESULT_SCHEMA = {Role.WORKER: [_entries(ID, BIG, ("int", 0, max(m.Outcome)), PAYLOAD)],
                  Role.MASTER: [_entries(ID, ("int", 0, max(m.State)), PAYLOAD)]}
@@ -363,6 +367,10 @@ def wrong(draw: Callable[..., Any], kind: Any, current: Any, n_extra: int) -> An
         bad_ids = st.sampled_from(["", "i" * (codec.MAX_ID + 1)])
         return draw(_not_map | st.builds(lambda k, v: {k: v}, ids, _not_str)
                     | st.builds(lambda v: {v: "x"}, bad_ids))
+    if tag == "events":  # maps, each with a str kind and a numeric time (1.3)
+        return draw(_not_list | st.sampled_from([
+            [7], [{}], [{"kind": 1, "time": 1.0}], [{"kind": "started", "time": "now"}],
+            [{"kind": "k" * 33, "time": 1.0}], [{"kind": "started"}]]))
     if tag == "map":
         return draw(_not_map)
     if tag == "options":

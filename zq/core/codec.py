@@ -55,7 +55,7 @@ ALLOWED = {
     Role.CLIENT: frozenset({Cmd.SUBMIT, Cmd.WATCH, Cmd.CANCEL, Cmd.QUERY, Cmd.HEARTBEAT}),
     Role.MASTER: frozenset({Cmd.WELCOME, Cmd.TASK, Cmd.ACK, Cmd.CANCEL, Cmd.HEARTBEAT,
                             Cmd.DISCONNECT, Cmd.ACCEPTED, Cmd.REJECTED, Cmd.BUSY, Cmd.RESULT,
-                            Cmd.PARTIAL, Cmd.PROGRESS, Cmd.REPLY, Cmd.ERROR}),
+                            Cmd.PARTIAL, Cmd.PROGRESS, Cmd.REPLY, Cmd.ERROR, Cmd.EVENTS}),
 }
 
 _packb = msgpack.Packer(use_bin_type=True).pack
@@ -144,6 +144,7 @@ _FIELDS_OUT: dict[Cmd, Callable[[Any, list[Any]], list[Any]]] = {
     Cmd.QUERY: lambda x, _: [x.request_id, x.kind, x.args],
     Cmd.REPLY: lambda x, _: [x.request_id, x.ok, x.body],
     Cmd.ERROR: lambda x, _: [x.reason],
+    Cmd.EVENTS: lambda x, _: [x.first, x.events, x.dropped],
 }
 
 
@@ -214,6 +215,18 @@ def _list(v: Any, what: str) -> list[Any]:
     if type(v) is not list:
         raise _bad(f"{what} must be an array")
     return v
+
+
+def _events(v: Any) -> list[dict[str, Any]]:
+    """EVENTS entries: maps with a string kind and a numeric time (1.3). Their other
+    fields are only shown to a person, never acted on."""
+    out = _list(v, "EVENTS events")
+    for e in out:
+        if type(e) is not dict:
+            raise _bad("EVENTS: each event must be a map")
+        _str(e.get("kind"), "EVENTS kind", 32)
+        _num(e.get("time"), "EVENTS time")
+    return out
 
 
 def _ids(v: Any, what: str = "ids") -> list[str]:
@@ -521,4 +534,6 @@ _DECODERS: dict[Cmd, _Decoder] = {
     Cmd.QUERY: _Decoder(3, _query),
     Cmd.REPLY: _Decoder(3, lambda r, f, x: m.Reply(_int(f[0], "request id"), bool(f[1]), f[2])),
     Cmd.ERROR: _Decoder(1, lambda r, f, x: m.Error(_str(f[0], "reason", 1 << 16))),
+    Cmd.EVENTS: _Decoder(3, lambda r, f, x: m.Events(
+        _int(f[0], "EVENTS first"), _events(f[1]), _int(f[2], "EVENTS dropped"))),
 }

@@ -29,6 +29,7 @@ from zq.core.balance import ReadyQueue
 from zq.core.catalogue import META_KEY as CATALOGUE_KEY
 from zq.core.catalogue import Catalogue
 from zq.core.dispatch import EPSILON, MAX_LEASES, TIME_LIMIT_GRACE, RateLimits
+from zq.core.events import STATE_EVENTS, EventHub
 from zq.core.messages import Cmd, Outcome, Role, State
 from zq.core.metrics_tap import MetricsTap
 from zq.core.outbox import Flush, Outbox
@@ -126,6 +127,7 @@ class MasterCore:
         self._meta: dict[str, Any] = {}
         self.outbox = Outbox()
         self._push = self.outbox.push  # bound once: called per task on the hot path
+        self.events = EventHub()  # subscriptions (1.3); every emit is behind `if .subs`
         self._push_many = self.outbox.push_many
         self._dirty: dict[str, TaskRecord] = {}
         self._inserted: set[str] = set()  # ids in _dirty first saved this turn
@@ -239,6 +241,9 @@ class MasterCore:
         self._dirty, self._inserted, self._deleted, self._meta = {}, set(), [], {}
         self._notices = []
         self._answered = set()
+        if self.events.subs:
+            for rid, batch in self.events.flush():
+                self._push(rid, Cmd.EVENTS, batch)
         for rid in self.outbox.peers():
             w = self.workers.get(rid)
             if w is not None:
@@ -283,6 +288,8 @@ class MasterCore:
                 q.push(t)
         if edge.saved and self.durable:
             self._dirty[t.id] = t
+        if self.events.subs and new in STATE_EVENTS:
+            self.events.task_event(STATE_EVENTS[new], t, self.wall)
 
     def _move_all(self, ts: list[TaskRecord], old: State, new: State) -> None:
         """_move for many tasks, all in `old`, to a state other than QUEUED: the hot
@@ -306,6 +313,10 @@ class MasterCore:
                 t.updated = wall
         if edge.saved and self.durable:
             self._dirty.update([(t.id, t) for t in ts])
+        if self.events.subs and new in STATE_EVENTS:
+            kind = STATE_EVENTS[new]
+            for t in ts:
+                self.events.task_event(kind, t, wall)
 
     def _ready_queue(self, name: str) -> ReadyQueue:
         q = self.queues.get(name)
@@ -462,6 +473,9 @@ class MasterCore:
             for t in queued:
                 t.owner = caller.key
         self._push_many(rid, Cmd.ACCEPTED, [t.id for t in queued])
+        if self.events.subs:
+            for t in queued:
+                self.events.task_event("submitted", t, self.wall)
 
     def _submit_one(self, rid: bytes | None, entry: m.SubmitEntry) -> None:
         tid, name, payload, opts = entry
@@ -497,6 +511,8 @@ class MasterCore:
         self.counts[State.PENDING] += 1  # every task is born PENDING, then moves on
         if self.tap is not None:
             self.tap.submitted.append([t])
+        if self.events.subs:
+            self.events.task_event("submitted", t, self.wall)
         self._place_new(t)
         self._save(t)
         if self.durable:
@@ -642,6 +658,7 @@ class MasterCore:
         """The master stopped serving peer rid (it does not read): a worker is dropped as
         lost, a client stops being anyone's watcher. Returns what the peer was."""
         self.dropped_sessions += 1
+        self.events.unsubscribe(rid)
         w = self.workers.get(rid)
         if w is not None:
             self._notices.append(("warning", (
@@ -679,6 +696,8 @@ class MasterCore:
         w.ready_queues = [q for name, q in self.queues.items() if name in w.queues]
         self.workers[rid] = w
         self._take_session(w, old)
+        if self.events.subs:
+            self.events.worker_event("joined", w, self.wall)
         self._notices.append(("info", (
             f"worker {w.name} ({w.host}, pid {w.pid}) {'re-' if old else ''}registered: "
             f"{w.pool} pool of {w.concurrency}, credit {w.credit}, queues "
@@ -822,7 +841,7 @@ class MasterCore:
         self._notices.append(("info", f"worker {w.name} ({w.host}, pid {w.pid}) said "
                                       f"goodbye, handing back {len(msg.returned)} task(s)"))
         self._hand_back(w, msg.returned)
-        self._drop_worker(w)
+        self._drop_worker(w, "left")
 
     def _hand_back(self, w: WorkerInfo, ids: list[str]) -> None:
         for tid in ids:
@@ -854,8 +873,10 @@ class MasterCore:
         self._drop_worker(w)
         return True
 
-    def _drop_worker(self, w: WorkerInfo) -> None:
+    def _drop_worker(self, w: WorkerInfo, event: str = "lost") -> None:
         self.workers.pop(w.rid, None)
+        if self.events.subs:
+            self.events.worker_event(event, w, self.wall)
         if self.sessions.get(w.session) == w.rid:
             del self.sessions[w.session]
         for tid in list(w.leased):
@@ -1039,8 +1060,11 @@ class MasterCore:
     def on_progress(self, w: WorkerInfo, entries: list[m.ProgressEntry]) -> None:
         for e in entries:
             if self._runs(w, e[0], e[1]):
-                self.tasks[e[0]].progress = (e[2], e[3])
+                t = self.tasks[e[0]]
+                t.progress = (e[2], e[3])
                 self._to_watchers(e[0], Cmd.PROGRESS, e)
+                if self.events.subs:
+                    self.events.task_event("progress", t, self.wall, t.progress)
 
     def _runs(self, w: WorkerInfo, tid: str, attempt: int) -> bool:
         """Whether w runs this attempt of tid now (adopted: whatever attempt it says)."""
@@ -1189,6 +1213,8 @@ class MasterCore:
             if self.restored_unleased:
                 self.restored_unleased.clear()
         self._expire_finished()
+        if self.events.subs:
+            self.events.expire(now)
         if self.query_budget:  # forget peers whose budget is full again
             full = [rid for rid, (left, at) in self.query_budget.items()
                     if left + (now - at) * QUERY_BYTES >= QUERY_BYTES]

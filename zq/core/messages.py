@@ -34,6 +34,7 @@ class Cmd(IntEnum):
     REPLY = 18
     ERROR = 19
     PROGRESS = 20
+    EVENTS = 21  # 1.3: a subscriber's batch of task and worker events
 
 
 class Role(IntEnum):
@@ -225,6 +226,14 @@ class Busy:
 
 
 @dataclass(slots=True)
+class Events:
+    first: int  # sequence number of the first event (counts every event sent to this peer)
+    events: list[dict[str, Any]]  # each: "kind", "time" and the kind's fields (PROTOCOL §5.2)
+    dropped: int  # events left out since the previous EVENTS: the subscriber fell behind
+    cmd = Cmd.EVENTS
+
+
+@dataclass(slots=True)
 class Watch:
     ids: list[str]  # push the result (and later chunks) of these tasks to me
     bad: list[BadEntry] = field(default_factory=list)  # refused entries (decoded only)
@@ -256,7 +265,7 @@ class Error:
 Message = (
     Hello | Credit | Result | Partial | Progress | Bye | Welcome | Task | Ack | Cancel
     | Heartbeat | Disconnect | Submit | Accepted | RejectedEntries | Busy | Watch | Query | Reply
-    | Error
+    | Error | Events
 )
 
 # Option keys a SUBMIT entry may carry; absent means the default.

@@ -18,7 +18,7 @@ BUSY_RETRY_AFTER = 0.5  # seconds a client waits before sending a BUSY submissio
 # The order in which one turn's messages to one peer go out.
 SEND_ORDER = (Cmd.WELCOME, Cmd.DISCONNECT, Cmd.ACCEPTED, Cmd.REJECTED, Cmd.BUSY, Cmd.ACK,
               Cmd.CANCEL, Cmd.TASK, Cmd.PARTIAL, Cmd.PROGRESS, Cmd.RESULT, Cmd.REPLY,
-              Cmd.HEARTBEAT, Cmd.ERROR)
+              Cmd.EVENTS, Cmd.HEARTBEAT, Cmd.ERROR)
 
 
 @dataclass
@@ -132,7 +132,7 @@ def _build_one(cmd: Cmd, items: list[Any]) -> list[m.Message]:
         return [m.Disconnect(items[-1])]
     if cmd is Cmd.ERROR:  # one message: the turn's reasons, the last ones if many
         return [m.Error(items[-1] if len(items) == 1 else " | ".join(items[-5:]))]
-    return list(items)  # WELCOME, REPLY: whole messages
+    return list(items)  # WELCOME, REPLY, EVENTS: whole messages
 
 
 SPLIT_ENTRIES = 50_000  # entries per message the master sends (codec.MAX_ENTRIES: 100,000)

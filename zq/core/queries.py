@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from zq.core import serde
 from zq.core.access import Caller, Need
 from zq.core.codec import MAX_ID, MAX_NAME
+from zq.core.events import KINDS as EVENT_KINDS
 from zq.core.limits import MAX_NESTING
 from zq.core.messages import FINAL_STATES, State
 from zq.core.periodic import MAX_EVERY, MIN_EVERY
@@ -136,6 +137,7 @@ def status(core: MasterCore) -> dict[str, Any]:
         "refused_entries": core.bad_entries,
         "catalogue": core.catalogue.view(),
         "longest_turn": round(core.longest_turn, 4),
+        "subscribers": len(core.events.subs),
     }
 
 def list_tasks(core: MasterCore, state: str | None = None, queue: str | None = None,
@@ -208,6 +210,20 @@ def _schedule_remove(core: MasterCore, a: dict[str, Any], caller: Caller) -> Any
     return core.remove_schedule(a["name"])
 
 
+def _events(core: MasterCore, a: dict[str, Any], caller: Caller) -> Any:
+    """Subscribe to events (1.3), renew, change the filter, acknowledge, or stop."""
+    if a["stop"]:
+        return {"subscribed": False, "was": core.events.unsubscribe(caller.rid)}
+    kinds = a["kinds"]
+    if kinds is not None:
+        bad = [k for k in kinds if type(k) is not str or k not in EVENT_KINDS]
+        if bad or not kinds:
+            raise Refused(f"query 'events': kinds must be a non-empty array of "
+                          f"{', '.join(EVENT_KINDS)}; not {str(bad[0] if bad else kinds)[:64]!r}")
+    return core.events.subscribe(caller.rid, core.now, a["queue"], a["task"], kinds,
+                                 a["seen"])
+
+
 _ID = Arg("str", required=True, max_len=MAX_ID)
 
 KINDS: dict[str, Kind] = {k.name: k for k in (
@@ -218,6 +234,9 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
                    "limit": Arg("int", default=100, lo=1, hi=MAX_TASKS_LIMIT)},
          Need.READ, _tasks, "tasks newest first, filtered"),
     Kind("get", {"id": _ID}, Need.READ, _get, "one task"),
+    Kind("events", {"queue": Arg("str"), "task": Arg("str"), "kinds": Arg("list"),
+                    "seen": Arg("int", lo=0, hi=2**62), "stop": Arg("int", default=0, lo=0, hi=1)},
+         Need.READ, _events, "subscribe to task and worker events (renew within 10 s)"),
     Kind("retry", {"id": _ID}, Need.ADMIN, _retry,
          "put a failed, dead or cancelled task back in its queue"),
     Kind("purge", {"state": Arg("str", default="succeeded", choices=FINAL_LABELS),
