@@ -19,9 +19,11 @@ the cost measured is the master's own bookkeeping), interleaved with the case wi
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import uuid
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
+from typing import Iterator
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -40,14 +42,16 @@ from tasks import NOOP  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from zq.testing.pgserver import PgServer, PgUnavailable  # noqa: E402
-from zq.testing.processes import free_port  # noqa: E402
+from zq.testing.processes import free_port, query, wait_until  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SCRIPT = "throughput"
 
 
 def zq_case(store: str, workers: int, n: int, pool: str, concurrency: int,
             prefetch: int, warmup: int, keys: bool = False, pg: PgServer | None = None,
-            metrics: bool = False):
+            metrics: bool = False, subscriber: bool = False):
     def run() -> tuple[float, float, float, float]:
         spec = store
         if store == "postgres":  # a fresh database per run, as a fresh SQLite file
@@ -59,9 +63,28 @@ def zq_case(store: str, workers: int, n: int, pool: str, concurrency: int,
             cluster.start_master(extra=["--metrics", f"127.0.0.1:{free_port()}"]
                                  if metrics else [])
             cluster.wait_workers()
-            with cluster.client() as client:
-                return timed_map(cluster, client, NOOP, range(n), warmup=warmup)
+            with ExitStack() as stack:
+                if subscriber:
+                    stack.enter_context(event_subscriber(cluster.endpoint))
+                with cluster.client() as client:
+                    return timed_map(cluster, client, NOOP, range(n), warmup=warmup)
     return run
+
+
+@contextmanager
+def event_subscriber(endpoint: str) -> Iterator[None]:
+    """`zq events --json` reading every event (printed to /dev/null) for the whole run;
+    subscribed (the master's status says so) before the map starts."""
+    proc = subprocess.Popen([sys.executable, "-m", "zq", "events", "--json", "--connect",
+                             endpoint], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=dict(os.environ, PYTHONPATH=ROOT))
+    try:
+        wait_until(lambda: (query(endpoint) or {}).get("subscribers") == 1, 20,
+                   "the event subscriber")
+        yield
+    finally:
+        proc.kill()
+        proc.wait(10)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -75,6 +98,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="comma-separated; postgres runs only where a server can start")
     parser.add_argument("--metrics", action="store_true",
                         help="also each case with zq master --metrics, interleaved")
+    parser.add_argument("--subscriber", action="store_true",
+                        help="a `zq events --json` subscriber reads every event meanwhile")
     a = parser.parse_args(argv)
     with ExitStack() as stack:
         run_cases(a, stack)
@@ -107,7 +132,7 @@ def run_cases(a, stack: ExitStack) -> None:
             for metrics in variants:
                 cases[(store, workers, metrics)] = zq_case(
                     store, workers, n, a.pool, a.concurrency, a.prefetch, warmup, pg=pg,
-                    metrics=metrics)
+                    metrics=metrics, subscriber=a.subscriber)
     cases["relay"] = lambda: relay_throughput(n, 100)
     cases["relay tracked"] = lambda: relay_throughput(n, 100, track=True)
     with Progress(total=a.runs * len(cases), label="throughput runs") as bar:
@@ -132,7 +157,8 @@ def run_cases(a, stack: ExitStack) -> None:
     notes = [
         f"client.map of {n:,} no-op tasks ({NOOP}), median of {a.runs} runs, "
         f"{warmup:,} untimed warm-up tasks first; a fresh master and workers per case",
-        f"workers: zq worker {worker} (prefetch set explicitly for throughput)",
+        f"workers: zq worker {worker} (prefetch set explicitly for throughput)"
+        + (", one `zq events --json` subscriber" if a.subscriber else ""),
         *ratios(med, stores),
         *metrics_cost(med, stores, variants),
         "relay: bench/relay.py relay_throughput(n, batch=100[, track=True]) in the same run",
