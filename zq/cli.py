@@ -680,10 +680,16 @@ def top(interval: Optional[float] = _duration(1.0, "--interval", env="ZQ_TOP_INT
         keys: Optional[str] = KEYS_OPTION) -> None:
     """A live view of workers, queues, rates and the longest-running tasks; q quits."""
     from zq import top as view
+    from zq.event_stream import EventStream
+    from zq.security import peer_keys
     every = _timeout(interval)
+    where = connect or default_connect()
     try:
-        with _client(connect, _timeout(timeout), keys) as client:
-            view.run(client, connect or default_connect(), every)
+        with _client(connect, _timeout(timeout), keys) as client, EventStream(
+                where, peer_keys("client", keys, None, None) if keys else None,
+                answer_within=_timeout(timeout)) as stream:
+            stream.subscribe()
+            view.run(client, where, every, stream=stream, describe=_event_line)
     except KeyboardInterrupt:
         return
     except ZqError as e:

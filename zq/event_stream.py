@@ -84,6 +84,20 @@ class EventStream:
             elif isinstance(msg, m.Reply) and not msg.ok:
                 raise Rejected(str(msg.body))
 
+    def drain(self) -> list[dict[str, Any]]:
+        """What has come in so far, without waiting (renewing when due)."""
+        out: list[dict[str, Any]] = []
+        for batch in getattr(self, "_early", []):
+            out.extend(self._unpack(batch))
+        self._early = []
+        if time.monotonic() >= self.next_renew:
+            self._ask()
+        while self.sock.poll(0):
+            msg = self._recv()
+            if isinstance(msg, m.Events):
+                out.extend(self._unpack(msg))
+        return out
+
     def _unpack(self, batch: m.Events) -> Iterator[dict[str, Any]]:
         if batch.dropped:
             yield {"kind": "gap", "dropped": batch.dropped}

@@ -17,6 +17,8 @@ from rich.table import Table
 from rich.text import Text
 
 LONGEST_SHOWN = 10  # running tasks listed, longest first
+RECENT_SHOWN = 8  # latest events listed
+FINISHED_KINDS = frozenset({"succeeded", "failed", "dead", "cancelled"})
 RUNNING_ASKED = 500  # running tasks asked for per refresh (the master caps a query's rows)
 
 
@@ -52,9 +54,10 @@ def _duration(seconds: float) -> str:
     return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
 
 
-def render(snap: Snapshot, finished_rate: float | None, endpoint: str = "") -> Group:
-    """The screen for one snapshot: a header line, then workers, queues and the
-    longest-running tasks."""
+def render(snap: Snapshot, finished_rate: float | None, endpoint: str = "",
+           recent: list[str] | None = None) -> Group:
+    """The screen for one snapshot: a header line, then workers, queues, the
+    longest-running tasks and the latest events (lines, when subscribed)."""
     st = snap.status
     counts = st.get("counts", {})
     workers = st.get("workers", [])
@@ -97,7 +100,10 @@ def render(snap: Snapshot, finished_rate: float | None, endpoint: str = "") -> G
                    str(t.get("attempt")),
                    _duration(snap.wall - float(t.get("updated") or snap.wall)),
                    f"{progress[0]:g}/{progress[1]:g}" if progress else "")
-    return Group(header, wt, qt, lt)
+    if recent is None:
+        return Group(header, wt, qt, lt)
+    return Group(header, wt, qt, lt, Text("latest events", style="bold"),
+                 Text("\n".join(recent[-RECENT_SHOWN:]) or "-"))
 
 
 def snapshot(client: Any) -> Snapshot:
@@ -108,17 +114,29 @@ def snapshot(client: Any) -> Snapshot:
 
 def run(client: Any, endpoint: str, interval: float = 1.0,
         stdin: IO[str] | None = None, console: Console | None = None,
-        ask: Callable[[Any], Snapshot] = snapshot) -> None:
-    """Refresh every `interval` seconds until `q` (or Ctrl-C, or end of input). A query
-    that fails raises (the CLI says why)."""
+        ask: Callable[[Any], Snapshot] = snapshot, stream: Any = None,
+        describe: Callable[[dict[str, Any]], str] = str) -> None:
+    """Refresh every `interval` seconds until `q` (or Ctrl-C, or end of input). With an
+    event `stream` (zq.event_stream), the rate counts the finished tasks' events since
+    the last refresh and the latest events are listed; without, the rate comes from the
+    counts of two status answers. A query that fails raises (the CLI says why)."""
     stdin = sys.stdin if stdin is None else stdin
     keys = _Keys(stdin)
     before: Snapshot | None = None
+    recent: list[str] = []
     with keys, Live(console=console or Console(), auto_refresh=False,
                     screen=False) as live:
         while True:
             snap = ask(client)
-            live.update(render(snap, rate(before, snap), endpoint), refresh=True)
+            shown = rate(before, snap)
+            if stream is not None:
+                events = stream.drain()
+                recent = (recent + [describe(e) for e in events])[-RECENT_SHOWN:]
+                if before is not None and snap.wall > before.wall:
+                    done = sum(1 for e in events if e.get("kind") in FINISHED_KINDS)
+                    shown = done / (snap.wall - before.wall)
+            live.update(render(snap, shown, endpoint, recent if stream else None),
+                        refresh=True)
             before = snap
             if keys.quit_within(interval):
                 return

@@ -1,6 +1,6 @@
 """`zq top` used as a person uses it (issue 14): run on a pseudo-terminal against a busy
 cluster of real processes, its screen read back (the worker, the queue, a non-zero rate
-of finished tasks), then `q` typed, and it exits 0."""
+of finished tasks, the latest events from the stream), then `q` typed, and it exits 0."""
 
 from __future__ import annotations
 
@@ -43,6 +43,9 @@ def test_top_shows_workers_queues_and_a_rate_and_q_quits(cluster: Cluster):
             screen = top.read_until(lambda s: "topworker" in s and "crunch" in s, 10,
                                     "the worker and its queue")
             assert "workers" in screen and "queues" in screen and "longest running" in screen
+            # the event stream's latest events: the worker's tasks finishing
+            screen = top.read_until(lambda s: "latest events" in s and "succeeded " in s, 10,
+                                    "events from the stream")
             top.send(b"q")
             assert top.wait(15) == 0, screen[-2000:]
         finally:

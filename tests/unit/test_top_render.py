@@ -51,3 +51,10 @@ def test_rate_counts_finished_tasks_between_snapshots():
     assert rate(None, a) is None
     assert rate(a, b) == 16.0
     assert rate(b, b) is None  # no time between them: no rate
+
+
+def test_render_lists_the_latest_events_when_subscribed():
+    lines = [f"event {i}" for i in range(12)]
+    screen = text_of(render(Snapshot(STATUS, [], 1000.0), None, "", lines))
+    assert "latest events" in screen and "event 11" in screen and "event 3" not in screen
+    assert "latest events" not in text_of(render(Snapshot(STATUS, [], 1000.0), None))
