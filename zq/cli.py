@@ -914,7 +914,7 @@ def cancel(task_id: str, timeout: Optional[float] = TIMEOUT_OPTION,
            keys: Optional[str] = KEYS_OPTION) -> None:
     """Cancel a task: a queued one never runs, a running one is stopped."""
     def cancel_then_get(client: Any) -> dict:
-        client.future(task_id).cancel()
+        client.future(task_id).revoke()  # stops a running task too (cancel() would not)
         return client.get(task_id)  # answered after the CANCEL: the master has seen it
     info = _ask(connect, timeout, cancel_then_get, keys, admin=True)
     state = info["state"]
