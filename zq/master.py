@@ -304,7 +304,7 @@ class Master:
                 transport.hang_up(fd)
             self._hang_ups = []
         for note in notes:
-            log.log(logging.WARNING if note.level == "warning" else logging.INFO, note.text)
+            log.log(_LOG_LEVELS.get(note.level, logging.INFO), note.text)
         sent = time.monotonic()
         self._upkeep(sent)
         if self.metrics is not None:
@@ -643,6 +643,8 @@ class Master:
         if loaded:
             self.core.handle(ev.RecordsLoaded(loaded))
 
+
+_LOG_LEVELS = {"error": logging.ERROR, "warning": logging.WARNING, "info": logging.INFO}
 
 # Messages that may name tasks only the store still holds.
 _READS_STORED = (m.Watch, m.Query)

@@ -458,9 +458,11 @@ def test_workers_joining_leaving_and_going_silent_are_noticed_for_the_log(h: Har
     h.later(10)
     h.tick()
     h.out()
-    (level, text), = h.last.notices
+    (level, text), (level2, held) = h.last.notices
     assert level == "warning" and text.startswith("worker w1 (host, pid 1) silent for 10.0 s")
     assert "its 1 task(s) will run again" in text
+    assert (level2, held) == ("warning", "worker w1 (host, pid 1) gone holding 1 task(s); "
+                                         "run again 1: t1")
     h.out()
     assert h.last.notices == []
 

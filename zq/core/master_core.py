@@ -40,6 +40,7 @@ from zq.errors import ConfigError
 
 FINAL = m.FINAL_STATES
 LOST_ALLOWANCE = 2  # extra attempts a task gets against dying workers, beyond `retries`
+DEAD_NOTES_PER_TURN = 5  # ERROR lines for tasks gone DEAD in one turn; the rest counted
 # Each peer's queries are budgeted in bytes of answers: a bucket of QUERY_BYTES, refilled
 # at QUERY_BYTES per second; a query costs about its answer (QUERY_COST plus ROW_COST a
 # row). A peer past its budget is answered ok=false at once, in a few bytes.
@@ -133,6 +134,7 @@ class MasterCore:
         self._inserted: set[str] = set()  # ids in _dirty first saved this turn
         self._deleted: list[str] = []
         self._notices: list[tuple[str, str]] = []
+        self._dead_noted = 0  # tasks gone DEAD this turn (ERROR lines past a few: counted)
         self._answered: set[tuple[bytes, str]] = set()  # finals sent this turn by WATCH
         # With metrics on (the loop sets one): this turn's submitted, leased, finished and
         # retried tasks, one append per batch. None: metrics off, nothing gathered.
@@ -236,6 +238,10 @@ class MasterCore:
         if self._cancelling_changed:  # stored before the CANCEL goes out: a restart
             self._meta["cancelling"] = list(self.cancelling)  # cannot rerun the task
             self._cancelling_changed = False
+        if self._dead_noted > DEAD_NOTES_PER_TURN:
+            self._notices.append(("error", f"and {self._dead_noted - DEAD_NOTES_PER_TURN} "
+                                           "more task(s) dead this turn, not logged one by one"))
+        self._dead_noted = 0
         out = Flush(saves=saves, updates=updates, deletes=self._deleted, meta=self._meta,
                     notices=self._notices)
         self._dirty, self._inserted, self._deleted, self._meta = {}, set(), [], {}
@@ -352,6 +358,8 @@ class MasterCore:
         t.result = payload
         if new is State.SUCCEEDED:
             t.payload = FREED
+        elif new is State.DEAD:
+            self._note_dead(t, payload)
         if self.tap is not None:
             self.tap.finished.append((new, [t]))
         if t.id in self.cancelling:
@@ -369,6 +377,15 @@ class MasterCore:
         dependents = self.waiting.pop(t.id, None)
         if dependents:
             self._release_dependents(t, dependents)
+
+    def _note_dead(self, t: TaskRecord, payload: m.Payload) -> None:
+        """An ERROR line for a task that will never run again: its last attempt failed or
+        its worker was lost. The first DEAD_NOTES_PER_TURN of a turn; flush counts the rest."""
+        self._dead_noted += 1
+        if self._dead_noted <= DEAD_NOTES_PER_TURN:
+            err = serde.decode_error(payload)
+            self._notices.append(("error", f"task {t.id} {t.name} dead after attempt "
+                                           f"{t.attempt}: {err['type']}: {err['message']}"))
 
     def _count_done(self, n: int = 1) -> None:
         sec = int(self.now)
@@ -879,8 +896,24 @@ class MasterCore:
             self.events.worker_event(event, w, self.wall)
         if self.sessions.get(w.session) == w.rid:
             del self.sessions[w.session]
-        for tid in list(w.leased):
+        held = list(w.leased)
+        for tid in held:
             self._lost(tid, w)
+        if held:
+            self._note_lost_tasks(w, held)
+
+    def _note_lost_tasks(self, w: WorkerInfo, held: list[str]) -> None:
+        """A WARNING naming the tasks w held when it went: which run again, which died
+        (the first few ids of each, and how many)."""
+        dead = [tid for tid in held if (t := self.tasks.get(tid)) is not None
+                and t.state is State.DEAD]
+        again = [tid for tid in held if (t := self.tasks.get(tid)) is not None
+                 and t.state in (State.QUEUED, State.RETRYING)]
+        parts = [f"{what} {len(ids)}: {_first_ids(ids)}" for what, ids in
+                 (("run again", again), ("dead", dead)) if ids]
+        self._notices.append(("warning", f"worker {w.name} ({w.host}, pid {w.pid}) gone "
+                                         f"holding {len(held)} task(s); "
+                                         + ("; ".join(parts) or "none left to run")))
 
     def _lost(self, tid: str, w: WorkerInfo, timed_out: bool = False) -> None:
         """w will never report tid (or, timed_out, not in time): run it again elsewhere,
@@ -1551,6 +1584,12 @@ def _fill_record(t: TaskRecord, declared: dict[str, Any]) -> None:
         t.retry_on = list(declared["retry_on"])
     if t.result_ttl is None and "result_ttl" in declared:
         t.result_ttl = float(declared["result_ttl"])
+
+
+def _first_ids(ids: list[str], shown: int = 5) -> str:
+    """A few task ids for a log line, and how many more."""
+    more = len(ids) - shown
+    return ", ".join(ids[:shown]) + (f" and {more} more" if more > 0 else "")
 
 
 def _finished_at(t: TaskRecord) -> float:

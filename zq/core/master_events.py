@@ -132,7 +132,7 @@ class Send:
 class Log:
     """What an operator wants in the master's log (the core never logs itself)."""
 
-    level: str  # "info" or "warning"
+    level: str  # "info", "warning" or "error"
     text: str
 
 
