@@ -688,8 +688,14 @@ def top(interval: Optional[float] = _duration(1.0, "--interval", env="ZQ_TOP_INT
         with _client(connect, _timeout(timeout), keys) as client, EventStream(
                 where, peer_keys("client", keys, None, None) if keys else None,
                 answer_within=_timeout(timeout)) as stream:
-            stream.subscribe()
-            view.run(client, where, every, stream=stream, describe=_event_line)
+            try:
+                stream.subscribe()
+            except Rejected as e:  # a master without the event stream (before 1.3)
+                typer.echo(f"zq top: no event stream ({e}); the rate comes from status "
+                           "counts", err=True)
+                view.run(client, where, every)
+            else:
+                view.run(client, where, every, stream=stream, describe=_event_line)
     except KeyboardInterrupt:
         return
     except ZqError as e:
