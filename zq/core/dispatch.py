@@ -1,12 +1,23 @@
-"""Limits on leasing: how many tasks one tick leases, the grace the master gives a task's
-time limit, and the rate limits per task name (a token bucket each)."""
+"""Offering and leasing: which queued tasks go to which worker (dispatch, DESIGN §3),
+the lease itself, the master's enforcement of time limits, and the limits on leasing:
+how many tasks one tick leases, the grace the master gives a task's time limit, and the
+rate limits per task name (a token bucket each). The functions take the MasterCore they
+change, which calls them (zq.core.master_core)."""
 
 from __future__ import annotations
 
+import heapq
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from zq.core import balance
 from zq.core.balance import parse_rate
+from zq.core.messages import Cmd, State
+from zq.core.tasks import TaskRecord
+from zq.core.workers import WorkerInfo, free_credit, idle_since, idle_slots, lost
+
+if TYPE_CHECKING:
+    from zq.core.master_core import MasterCore
 
 # Tasks leased per tick at most (~15 ms): a worker may hold 2,000 tasks and more, and a
 # thousand workers joining at once would otherwise be leased millions in one turn.
@@ -89,3 +100,113 @@ class RateLimits:
             return None
         bucket[1] = tokens
         return (1.0 - tokens) / per_second
+
+
+# --- offer and lease ----------------------------------------------------------------
+
+def dispatch(core: MasterCore, limit: int = 1 << 62) -> bool:
+    """Lease queued tasks to workers with free credit (DESIGN §3), in two passes:
+    first what can start at once, on the workers with the most idle slots (oldest
+    idle first on ties); then prefetch, at most a fair share of what is left per
+    worker, so no worker holds tasks another could start sooner. At most `limit`
+    tasks are offered (a bound on one loop turn); True when the limit stopped it."""
+    if not core.counts[State.QUEUED] or not core.workers or not core.store_writable:
+        return False
+    left = limit
+    workers = [w for w in core.workers.values() if w.free > 0 and w.ready_queues]
+    for w in balance.offer_order(workers, idle_slots, idle_since):
+        left -= _offer(core, w, min(w.free, idle_slots(w), left))
+        if not core.counts[State.QUEUED]:
+            return False
+        if left <= 0:
+            return True
+    # Water-filling: least free credit first, so what one cannot take flows on.
+    workers = balance.offer_order(workers, free_credit, idle_since)[::-1]
+    for i, w in enumerate(workers):
+        share = -(-core.counts[State.QUEUED] // (len(workers) - i))  # ceil
+        left -= _offer(core, w, min(w.free, share, left))
+        if not core.counts[State.QUEUED]:
+            return False
+        if left <= 0:
+            return True
+    return False
+
+
+def _offer(core: MasterCore, w: WorkerInfo, n: int) -> int:
+    """Lease up to n of the best tasks w serves; how many were taken from the queues."""
+    if n <= 0:
+        return 0
+    picked: list[TaskRecord] = []
+    balance.take_best(w.ready_queues, n, picked)
+    if picked:
+        _lease_to(core, w, picked)
+    return len(picked)
+
+
+def _lease_to(core: MasterCore, w: WorkerInfo, picked: list[TaskRecord]) -> None:
+    rates, queued = core.rates, State.QUEUED
+    take = [t for t in picked if t.state is queued]
+    if len(set(take)) != len(take):  # a task with two ready-queue entries, both taken
+        take = list(dict.fromkeys(take))
+    if rates:  # a task without a token waits (PENDING) for one
+        take = [t for t in take if t.name not in rates or _take_token(core, t)]
+    # The lease is stored (in the commit before the TASK goes out), so the attempt
+    # number of a rerun after a master crash is never lower than one already run.
+    core._move_all(take, queued, State.RUNNING)
+    if core.tap is not None and take:
+        core.tap.started.append(take)
+    lease, leased, rid, name = core.lease, w.leased, w.rid, w.name
+    entries = []
+    for t in take:
+        t.attempt += 1
+        t.worker = name
+        lease[t.id] = rid
+        leased.add(t.id)
+        if t.timeout is not None:
+            add_deadline(core, t, t.timeout, rid)
+        entries.append((t.id, t.attempt, t.name, t.payload, t.timeout, t.retry_on))
+    if entries:
+        core._push_many(rid, Cmd.TASK, entries)
+        if core.restored_unleased:
+            core.restored_unleased.difference_update(e[0] for e in entries)
+
+
+def add_deadline(core: MasterCore, t: TaskRecord, timeout: float, rid: bytes) -> None:
+    grace = max(TIME_LIMIT_GRACE, 2 * core.interval * core.liveness)
+    core.seq += 1
+    heapq.heappush(core.deadlines, (core.now + timeout + grace, core.seq, t.id,
+                                    t.attempt, rid))
+
+
+def enforce_time_limits(core: MasterCore) -> None:
+    """Leases past their task's timeout plus the grace: the worker did not report
+    (it ignores its own limit, or it hoards): take the task back, tell the worker
+    to stop it, and count a lost attempt."""
+    heap, now = core.deadlines, core.now
+    while heap and heap[0][0] <= now:
+        _, _, tid, attempt, rid = heapq.heappop(heap)
+        t = core.tasks.get(tid)
+        w = core.workers.get(rid)
+        if (t is None or w is None or t.state is not State.RUNNING
+                or t.attempt != attempt or core.lease.get(tid) != rid):
+            continue  # it ended, or moved on, in time
+        core.timed_out += 1
+        if not w.overdue:  # once per worker until it answers, not once per task
+            core._notices.append(("warning", (
+                f"worker {w.name} ({w.host}, pid {w.pid}) did not report task {tid} "
+                f"within its time limit of {t.timeout:g} s plus a grace: taken back, "
+                "with any other it holds past its limit; nothing more is sent to it "
+                "until it answers the CANCEL")))
+        w.overdue.add(tid)
+        core._push(rid, Cmd.CANCEL, tid)
+        lost(core, tid, w, timed_out=True)
+
+
+def _take_token(core: MasterCore, t: TaskRecord) -> bool:
+    """Token bucket per task name; a task without a token waits (PENDING) for one."""
+    wait = core.rates.take(t.name, core.now)
+    if wait is None:
+        return True
+    core._move(t, State.PENDING)
+    core._add_delay(wait, t)
+    return False

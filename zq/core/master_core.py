@@ -21,25 +21,23 @@ import heapq
 from collections import deque
 from typing import Any, Callable
 
-from zq.core import backoff, balance, limits, queries, serde, states
+from zq.core import backoff, dispatch, limits, queries, serde, states, workers
 from zq.core import master_events as ev
 from zq.core import messages as m
 from zq.core.access import Caller, allowed, may_touch, refusal
 from zq.core.balance import ReadyQueue
-from zq.core.catalogue import META_KEY as CATALOGUE_KEY
 from zq.core.catalogue import Catalogue
-from zq.core.dispatch import EPSILON, MAX_LEASES, TIME_LIMIT_GRACE, RateLimits
+from zq.core.dispatch import EPSILON, MAX_LEASES, RateLimits
 from zq.core.events import STATE_EVENTS, EventHub
 from zq.core.messages import Cmd, Outcome, Role, State
 from zq.core.metrics_tap import MetricsTap
 from zq.core.outbox import Flush, Outbox
 from zq.core.periodic import Periodic, Schedule
-from zq.core.tasks import TaskRecord
-from zq.core.workers import WorkerInfo, free_credit, idle_since, idle_slots
+from zq.core.tasks import TaskRecord, cancelled_error
+from zq.core.workers import WorkerInfo
 from zq.errors import ConfigError
 
 FINAL = m.FINAL_STATES
-LOST_ALLOWANCE = 2  # extra attempts a task gets against dying workers, beyond `retries`
 DEAD_NOTES_PER_TURN = 5  # ERROR lines for tasks gone DEAD in one turn; the rest counted
 # Each peer's queries are budgeted in bytes of answers: a bucket of QUERY_BYTES, refilled
 # at QUERY_BYTES per second; a query costs about its answer (QUERY_COST plus ROW_COST a
@@ -123,7 +121,7 @@ class MasterCore:
         self.periodic = Periodic()
         self.catalogue = Catalogue()  # task names the workers announced, and their options
         # Names submitted while no worker had announced them: when one is, its tasks that
-        # have not started yet get its declared options (_fill_waiting).
+        # have not started yet get its declared options (workers._fill_waiting).
         self.unannounced: set[str] = set()
         self._meta: dict[str, Any] = {}
         self.outbox = Outbox()
@@ -161,7 +159,7 @@ class MasterCore:
         self.now = now
         if now >= self.next_housekeeping or self.timers_due():
             self.housekeeping()
-        self._more_to_lease = self.dispatch(MAX_LEASES)
+        self._more_to_lease = dispatch.dispatch(self, MAX_LEASES)
         return self._commands(self.flush())
 
     def _commands(self, out: Flush) -> list[ev.Command]:
@@ -179,7 +177,7 @@ class MasterCore:
         msg, rid = e.message, e.rid
         handler = _MESSAGE_HANDLERS.get((e.role, type(msg)))
         if e.role is Role.WORKER and type(msg) is not m.Hello:
-            w = self.touch_worker(rid)
+            w = workers.touch_worker(self, rid)
             if w is None or handler is None:
                 return
             handler(self, w, msg)
@@ -222,7 +220,7 @@ class MasterCore:
         self.drop_peer(e.rid)
 
     def _on_revoked(self, e: ev.KeyRevoked) -> None:
-        self.on_worker_revoked(e.rid, e.reason)
+        workers.on_worker_revoked(self, e.rid, e.reason)
 
     def _save(self, t: TaskRecord) -> None:
         if self.durable:
@@ -403,7 +401,7 @@ class MasterCore:
             if t is None or t.state is not State.PENDING:
                 continue
             if dep.state is not State.SUCCEEDED:
-                self._finish(t, State.CANCELLED, _cancelled_error(
+                self._finish(t, State.CANCELLED, cancelled_error(
                     f"task {dep.id} it runs after ended {dep.state.label}"))
             elif self._deps_done(t):
                 self._start_when_due(t)
@@ -598,7 +596,7 @@ class MasterCore:
             for d in t.after:
                 dt = self.tasks[d]
                 if dt.state in FINAL and dt.state is not State.SUCCEEDED:
-                    self._finish(t, State.CANCELLED, _cancelled_error(
+                    self._finish(t, State.CANCELLED, cancelled_error(
                         f"task {d} it runs after ended {dt.state.label}"))
                     return
             for d in t.after:
@@ -640,7 +638,7 @@ class MasterCore:
 
     def cancel(self, t: TaskRecord) -> None:
         if t.state in (State.PENDING, State.QUEUED, State.RETRYING):
-            self._finish(t, State.CANCELLED, _cancelled_error("cancelled before it ran"))
+            self._finish(t, State.CANCELLED, cancelled_error("cancelled before it ran"))
         elif t.state is State.RUNNING and t.id not in self.cancelling:
             self.cancelling.add(t.id)
             self._cancelling_changed = self.durable
@@ -681,7 +679,7 @@ class MasterCore:
             self._notices.append(("warning", (
                 f"worker {w.name} ({w.host}, pid {w.pid}) dropped: it stopped reading; "
                 f"its {len(w.leased)} task(s) will run again")))
-            self._drop_worker(w)
+            workers.drop_worker(self, w)
             return f"worker {w.name}"
         for tid in [tid for tid, r in self.watcher.items() if r == rid]:
             del self.watcher[tid]
@@ -705,242 +703,25 @@ class MasterCore:
         else:
             self._push(rid, Cmd.ERROR, reason)
 
-    # --- workers ---------------------------------------------------------------------
+    # --- workers: registration, adoption and liveness are zq.core.workers ---------------
+    # (these few stay methods because the tests and the loop call them by name)
 
     def on_hello(self, rid: bytes, hello: m.Hello) -> None:
-        old = self.workers.pop(rid, None)
-        w = WorkerInfo(rid, hello, self.now)
-        w.ready_queues = [q for name, q in self.queues.items() if name in w.queues]
-        self.workers[rid] = w
-        self._take_session(w, old)
-        if self.events.subs:
-            self.events.worker_event("joined", w, self.wall)
-        self._notices.append(("info", (
-            f"worker {w.name} ({w.host}, pid {w.pid}) {'re-' if old else ''}registered: "
-            f"{w.pool} pool of {w.concurrency}, credit {w.credit}, queues "
-            f"{','.join(w.queues)}" + (f", still running {len(hello.running)}"
-                                       if hello.running else "")
-            + (f", session {w.short_session}" if w.short_session else ""))))
-        if old is not None:  # the same connection registers again: keep what it still runs
-            for tid in list(old.leased):
-                if tid not in hello.running:
-                    self._lost(tid, old)
-        self._push(rid, Cmd.WELCOME, m.Welcome(self.interval, self.liveness, self.max_message,
-                                               self.master_id))
-        for tid in hello.running:
-            self._adopt(tid, w)
-        if hello.catalogue:
-            self._announce(w, hello.catalogue)
-
-    # --- the task catalogue ------------------------------------------------------------
-
-    def _announce(self, w: WorkerInfo, entries: dict[str, dict[str, Any]]) -> None:
-        """Learn the task names w runs and the options they declare (stored, so a
-        restart keeps them); tasks submitted before a name was first announced and not
-        started yet get its options now."""
-        new, problems, changed = self.catalogue.announce(entries, self.wall)
-        for why in problems[:5]:
-            self._notices.append(("warning", f"worker {w.name} ({w.host}, pid {w.pid}) "
-                                             f"declares options zq cannot use: {why}"))
-        if changed:
-            self._meta[CATALOGUE_KEY] = self.catalogue.dump()
-        late = self.unannounced.intersection(new)
-        if late:
-            self._fill_waiting(late)
+        workers.on_hello(self, rid, hello)
 
     def load_catalogue(self, dumped: Any) -> None:
-        """The catalogue kept in the store (before restore(): it decides which restored
-        tasks still wait for their name to be announced)."""
-        for why in self.catalogue.load(dumped)[:5]:
-            self._notices.append(("warning", f"stored task catalogue: skipped {why}"))
-
-    def _fill_waiting(self, names: set[str]) -> None:
-        """Give the tasks of these newly announced names that have not started yet their
-        declared options, where the record holds the default (the record cannot tell
-        an option given at its default from one not given). One pass over the tasks,
-        once per name ever: names are announced for the first time at deploys."""
-        self.unannounced -= names
-        declared = self.catalogue.declared
-        held = {t.id for t in self.held}
-        moved: dict[str, set[str]] = {}  # queue it was in -> ids that leave it
-        requeue: list[TaskRecord] = []
-        for t in self.tasks.values():
-            d = declared.get(t.name) if t.name in names else None
-            if not d or t.attempt or t.state not in (State.QUEUED, State.PENDING):
-                continue
-            where = (t.queue, t.priority)
-            _fill_record(t, d)
-            if "rate_limit" in d:
-                self._set_rate(t.name, d["rate_limit"])
-            self._save(t)
-            if t.state is State.QUEUED and (t.queue, t.priority) != where:
-                self._count_queue_change(where[0], t.queue)
-                if t.id not in held:
-                    moved.setdefault(where[0], set()).add(t.id)
-                    requeue.append(t)
-        for queue, ids in moved.items():
-            self.queues[queue].discard(ids)
-        for t in requeue:
-            self._ready_queue(t.queue).push(t)
-
-    def _count_queue_change(self, old: str, new: str) -> None:
-        """A QUEUED task moved from queue `old` to `new` (its declared options came)."""
-        self.depth[old] -= 1
-        self.depth[new] = self.depth.get(new, 0) + 1
-
-    def _take_session(self, w: WorkerInfo, old: WorkerInfo | None) -> None:
-        """w's session is now served on w.rid. The same session on another connection is
-        the same worker process on a socket it closed: nothing more is sent there, and
-        what it still leases is adopted by w (if w still runs it) or lost when that
-        entry expires (by then w has sent again any result of it)."""
-        if old is not None and self.sessions.get(old.session) == w.rid:
-            del self.sessions[old.session]
-        before = self.sessions.get(w.session)
-        if before is not None and before != w.rid:
-            prev = self.workers.get(before)
-            if prev is not None:
-                prev.credit = 0
-        self.sessions[w.session] = w.rid
-
-    def _adopt(self, tid: str, w: WorkerInfo) -> None:
-        """A re-registering worker still runs tid: keep it leased there, don't run it twice."""
-        t = self.tasks.get(tid)
-        if t is None or t.state in FINAL:
-            self._push(w.rid, Cmd.CANCEL, tid)
-            return
-        owner = self.lease.get(tid)
-        if owner is not None:
-            ow = self.workers.get(owner)
-            if ow is not None and ow.session != w.session:
-                return  # another live worker runs it too; the first result wins
-            if ow is not None:
-                ow.leased.discard(tid)
-        if t.state in (State.QUEUED, State.PENDING, State.RETRYING):
-            if not self._may_claim(t, w):
-                # Not given to this session: a HELLO cannot make the master lease it a
-                # task (it could then settle it with any result). Stop that run.
-                self._push(w.rid, Cmd.CANCEL, tid)
-                return
-            self._move(t, State.RUNNING)
-            t.attempt = max(t.attempt, 1)
-            w.adopted.add(tid)
-        if t.state is State.RUNNING:
-            t.worker = w.name
-            self.lease[tid] = w.rid
-            w.leased.add(tid)
-            self._save(t)
-
-    def _may_claim(self, t: TaskRecord, w: WorkerInfo) -> bool:
-        """Whether w's HELLO may take back a task that is not running now: one restored
-        after a master restart and held for its workers to re-register, or one whose
-        attempt this same session held before the master gave it up (a worker cut off
-        past the liveness window, still running it). Any other task was never given
-        to w."""
-        if t.id in self.held_ids and self.now < self.hold_until:
-            return True
-        past = self.past.get(t.id)
-        return past is not None and w.session in past.values()
+        workers.load_catalogue(self, dumped)
 
     def touch_worker(self, rid: bytes) -> WorkerInfo | None:
-        """The registered worker behind rid, marked alive; None (and DISCONNECT) if none."""
-        w = self.workers.get(rid)
-        if w is None:
-            self._push(rid, Cmd.DISCONNECT, "unknown worker: send HELLO to register")
-            return None
-        w.last_seen = self.now
-        return w
+        return workers.touch_worker(self, rid)
 
     def on_credit(self, w: WorkerInfo, msg: m.Credit) -> None:
-        w.credit = min(msg.credit, w.max_credit)
-        self._hand_back(w, msg.returned)
+        workers.on_credit(self, w, msg)
 
     def on_bye(self, w: WorkerInfo, msg: m.Bye) -> None:
-        self._notices.append(("info", f"worker {w.name} ({w.host}, pid {w.pid}) said "
-                                      f"goodbye, handing back {len(msg.returned)} task(s)"))
-        self._hand_back(w, msg.returned)
-        self._drop_worker(w, "left")
+        workers.on_bye(self, w, msg)
 
-    def _hand_back(self, w: WorkerInfo, ids: list[str]) -> None:
-        for tid in ids:
-            if tid not in w.leased:
-                if w.overdue:
-                    w.overdue.discard(tid)
-                continue
-            w.leased.discard(tid)
-            w.adopted.discard(tid)
-            self.lease.pop(tid, None)
-            t = self.tasks.get(tid)
-            if t is None or t.state is not State.RUNNING:
-                continue
-            if t.id in self.cancelling:
-                self._finish(t, State.CANCELLED, _cancelled_error("cancelled before it ran"))
-                continue
-            t.attempt -= 1  # it never started
-            self._move(t, State.QUEUED, front=True)
-
-    def on_worker_revoked(self, rid: bytes, reason: str) -> bool:
-        """The master no longer admits this worker's key (SIGHUP): DISCONNECT it and count
-        the tasks leased to it as lost. False if rid is no registered worker."""
-        w = self.workers.get(rid)
-        if w is None:
-            return False
-        self._notices.append(("warning", f"worker {w.name} ({w.host}, pid {w.pid}) dropped: "
-                                         f"{reason}; its {len(w.leased)} task(s) run again"))
-        self._push(rid, Cmd.DISCONNECT, reason)
-        self._drop_worker(w)
-        return True
-
-    def _drop_worker(self, w: WorkerInfo, event: str = "lost") -> None:
-        self.workers.pop(w.rid, None)
-        if self.events.subs:
-            self.events.worker_event(event, w, self.wall)
-        if self.sessions.get(w.session) == w.rid:
-            del self.sessions[w.session]
-        held = list(w.leased)
-        for tid in held:
-            self._lost(tid, w)
-        if held:
-            self._note_lost_tasks(w, held)
-
-    def _note_lost_tasks(self, w: WorkerInfo, held: list[str]) -> None:
-        """A WARNING naming the tasks w held when it went: which run again, which died
-        (the first few ids of each, and how many)."""
-        dead = [tid for tid in held if (t := self.tasks.get(tid)) is not None
-                and t.state is State.DEAD]
-        again = [tid for tid in held if (t := self.tasks.get(tid)) is not None
-                 and t.state in (State.QUEUED, State.RETRYING)]
-        parts = [f"{what} {len(ids)}: {_first_ids(ids)}" for what, ids in
-                 (("run again", again), ("dead", dead)) if ids]
-        self._notices.append(("warning", f"worker {w.name} ({w.host}, pid {w.pid}) gone "
-                                         f"holding {len(held)} task(s); "
-                                         + ("; ".join(parts) or "none left to run")))
-
-    def _lost(self, tid: str, w: WorkerInfo, timed_out: bool = False) -> None:
-        """w will never report tid (or, timed_out, not in time): run it again elsewhere,
-        or give up on it. A late result of this attempt from w still counts."""
-        w.leased.discard(tid)
-        w.adopted.discard(tid)
-        held = self.lease.get(tid) == w.rid
-        if held:
-            del self.lease[tid]
-        t = self.tasks.get(tid)
-        if t is None or t.state is not State.RUNNING:
-            return
-        if held:
-            self.past.setdefault(tid, {})[t.attempt] = w.session
-        allowed = t.retries + 1 + LOST_ALLOWANCE
-        if tid in self.cancelling:
-            self._finish(t, State.CANCELLED, _cancelled_error("cancelled; its worker left"))
-        elif t.attempt < allowed:
-            self._move(t, State.QUEUED, front=True)
-        elif timed_out:
-            self._finish(t, State.DEAD, serde.encode_error(
-                "TaskTimeout", f"worker {w.name} did not report it within its time limit "
-                f"of {t.timeout:g} s plus a grace, on attempt {t.attempt} of {allowed}"))
-        else:
-            self._finish(t, State.DEAD, serde.encode_error(
-                "WorkerLost", f"worker {w.name} was lost while running it, "
-                f"on attempt {t.attempt} of {allowed}"))
+    # --- results ---------------------------------------------------------------------
 
     def on_worker_results(self, w: WorkerInfo, entries: list[m.ResultEntry]) -> None:
         """Finished attempts. The common case, a success of the current attempt from the
@@ -1037,9 +818,9 @@ class MasterCore:
             self._finish(t, State.SUCCEEDED, payload)
         elif outcome == Outcome.CANCELLED:
             if tid in self.cancelling:
-                self._finish(t, State.CANCELLED, _cancelled_error("cancelled while running"))
+                self._finish(t, State.CANCELLED, cancelled_error("cancelled while running"))
             else:
-                self._lost(tid, w)
+                workers.lost(self, tid, w)
         else:
             if t.state is State.RUNNING:  # a late OK of this attempt still wins
                 self.past.setdefault(tid, {})[t.attempt] = w.session
@@ -1071,7 +852,7 @@ class MasterCore:
 
     def _failed(self, t: TaskRecord, fatal: bool, payload: m.Payload) -> None:
         if not fatal and t.attempt <= t.retries and t.id in self.cancelling:
-            self._finish(t, State.CANCELLED, _cancelled_error("cancelled while running"))
+            self._finish(t, State.CANCELLED, cancelled_error("cancelled while running"))
         elif not fatal and t.attempt <= t.retries:
             self._move(t, State.RETRYING)
             if self.tap is not None:
@@ -1112,109 +893,10 @@ class MasterCore:
         for other in self.more_watchers.get(tid, ()):
             self._push(other, cmd, entry)
 
-    # --- dispatch ------------------------------------------------------------------------
+    # --- dispatch: offer and lease are zq.core.dispatch ------------------------------------
 
     def dispatch(self, limit: int = 1 << 62) -> bool:
-        """Lease queued tasks to workers with free credit (DESIGN §3), in two passes:
-        first what can start at once, on the workers with the most idle slots (oldest
-        idle first on ties); then prefetch, at most a fair share of what is left per
-        worker, so no worker holds tasks another could start sooner. At most `limit`
-        tasks are offered (a bound on one loop turn); True when the limit stopped it."""
-        if not self.counts[State.QUEUED] or not self.workers or not self.store_writable:
-            return False
-        left = limit
-        workers = [w for w in self.workers.values() if w.free > 0 and w.ready_queues]
-        for w in balance.offer_order(workers, idle_slots, idle_since):
-            left -= self._offer(w, min(w.free, idle_slots(w), left))
-            if not self.counts[State.QUEUED]:
-                return False
-            if left <= 0:
-                return True
-        # Water-filling: least free credit first, so what one cannot take flows on.
-        workers = balance.offer_order(workers, free_credit, idle_since)[::-1]
-        for i, w in enumerate(workers):
-            share = -(-self.counts[State.QUEUED] // (len(workers) - i))  # ceil
-            left -= self._offer(w, min(w.free, share, left))
-            if not self.counts[State.QUEUED]:
-                return False
-            if left <= 0:
-                return True
-        return False
-
-    def _offer(self, w: WorkerInfo, n: int) -> int:
-        """Lease up to n of the best tasks w serves; how many were taken from the queues."""
-        if n <= 0:
-            return 0
-        picked: list[TaskRecord] = []
-        balance.take_best(w.ready_queues, n, picked)
-        if picked:
-            self._lease_to(w, picked)
-        return len(picked)
-
-    def _lease_to(self, w: WorkerInfo, picked: list[TaskRecord]) -> None:
-        rates, queued = self.rates, State.QUEUED
-        take = [t for t in picked if t.state is queued]
-        if len(set(take)) != len(take):  # a task with two ready-queue entries, both taken
-            take = list(dict.fromkeys(take))
-        if rates:  # a task without a token waits (PENDING) for one
-            take = [t for t in take if t.name not in rates or self._take_token(t)]
-        # The lease is stored (in the commit before the TASK goes out), so the attempt
-        # number of a rerun after a master crash is never lower than one already run.
-        self._move_all(take, queued, State.RUNNING)
-        if self.tap is not None and take:
-            self.tap.started.append(take)
-        lease, leased, rid, name = self.lease, w.leased, w.rid, w.name
-        entries = []
-        for t in take:
-            t.attempt += 1
-            t.worker = name
-            lease[t.id] = rid
-            leased.add(t.id)
-            if t.timeout is not None:
-                self._add_deadline(t, t.timeout, rid)
-            entries.append((t.id, t.attempt, t.name, t.payload, t.timeout, t.retry_on))
-        if entries:
-            self._push_many(rid, Cmd.TASK, entries)
-            if self.restored_unleased:
-                self.restored_unleased.difference_update(e[0] for e in entries)
-
-    def _add_deadline(self, t: TaskRecord, timeout: float, rid: bytes) -> None:
-        grace = max(TIME_LIMIT_GRACE, 2 * self.interval * self.liveness)
-        self.seq += 1
-        heapq.heappush(self.deadlines, (self.now + timeout + grace, self.seq, t.id,
-                                        t.attempt, rid))
-
-    def _enforce_time_limits(self) -> None:
-        """Leases past their task's timeout plus the grace: the worker did not report
-        (it ignores its own limit, or it hoards): take the task back, tell the worker
-        to stop it, and count a lost attempt."""
-        heap, now = self.deadlines, self.now
-        while heap and heap[0][0] <= now:
-            _, _, tid, attempt, rid = heapq.heappop(heap)
-            t = self.tasks.get(tid)
-            w = self.workers.get(rid)
-            if (t is None or w is None or t.state is not State.RUNNING
-                    or t.attempt != attempt or self.lease.get(tid) != rid):
-                continue  # it ended, or moved on, in time
-            self.timed_out += 1
-            if not w.overdue:  # once per worker until it answers, not once per task
-                self._notices.append(("warning", (
-                    f"worker {w.name} ({w.host}, pid {w.pid}) did not report task {tid} "
-                    f"within its time limit of {t.timeout:g} s plus a grace: taken back, "
-                    "with any other it holds past its limit; nothing more is sent to it "
-                    "until it answers the CANCEL")))
-            w.overdue.add(tid)
-            self._push(rid, Cmd.CANCEL, tid)
-            self._lost(tid, w, timed_out=True)
-
-    def _take_token(self, t: TaskRecord) -> bool:
-        """Token bucket per task name; a task without a token waits (PENDING) for one."""
-        wait = self.rates.take(t.name, self.now)
-        if wait is None:
-            return True
-        self._move(t, State.PENDING)
-        self._add_delay(wait, t)
-        return False
+        return dispatch.dispatch(self, limit)
 
     # --- housekeeping ----------------------------------------------------------------------
 
@@ -1222,20 +904,11 @@ class MasterCore:
         """Liveness, heartbeats, due timers, the end of a recovery hold, expiry."""
         now = self.now
         self.next_housekeeping = now + min(HOUSEKEEPING, self.interval / 4)
-        window = self.interval * self.liveness
-        for w in list(self.workers.values()):
-            if now - w.last_seen > window:
-                self._notices.append(("warning", (
-                    f"worker {w.name} ({w.host}, pid {w.pid}) silent for "
-                    f"{now - w.last_seen:.1f} s: dropped; its {len(w.leased)} task(s) "
-                    "will run again")))
-                self._drop_worker(w)
-            elif now - w.last_sent >= self.interval:
-                self._push(w.rid, Cmd.HEARTBEAT, None)
+        workers.check_liveness(self)
         self._fire_timers()
         self._fire_schedules()
         if self.deadlines:
-            self._enforce_time_limits()
+            dispatch.enforce_time_limits(self)
         if now >= self.hold_until:
             if self.held:
                 for t in self.held:
@@ -1405,13 +1078,13 @@ class MasterCore:
     def restore_cancelling(self, ids: Any) -> None:
         """Cancels asked for before a restart (the store's "cancelling" meta): those
         tasks end cancelled now rather than run again; a worker still running one is
-        told to stop when it re-registers (_adopt)."""
+        told to stop when it re-registers (workers._adopt)."""
         if not isinstance(ids, list):
             return
         for tid in ids:
             t = self.tasks.get(tid) if isinstance(tid, str) else None
             if t is not None and t.state not in FINAL:
-                self._finish(t, State.CANCELLED, _cancelled_error(
+                self._finish(t, State.CANCELLED, cancelled_error(
                     "cancelled while running; the master restarted before it stopped"))
         if ids:
             self._cancelling_changed = self.durable  # none is left: store that too
@@ -1536,13 +1209,13 @@ class MasterCore:
 # What each message does, by the role it came in and its type. A worker's handler gets
 # its WorkerInfo (touch_worker), a client's its Caller, a HELLO the peer's rid.
 _MESSAGE_HANDLERS: dict[tuple[Role, type], Callable[..., None]] = {
-    (Role.WORKER, m.Hello): MasterCore.on_hello,
+    (Role.WORKER, m.Hello): workers.on_hello,
     (Role.WORKER, m.Heartbeat): lambda core, w, msg: None,  # touch_worker was the point
-    (Role.WORKER, m.Credit): MasterCore.on_credit,
+    (Role.WORKER, m.Credit): workers.on_credit,
     (Role.WORKER, m.Result): lambda core, w, msg: core.on_worker_results(w, msg.entries),
     (Role.WORKER, m.Partial): lambda core, w, msg: core.on_partial(w, msg.entries),
     (Role.WORKER, m.Progress): lambda core, w, msg: core.on_progress(w, msg.entries),
-    (Role.WORKER, m.Bye): MasterCore.on_bye,
+    (Role.WORKER, m.Bye): workers.on_bye,
     (Role.CLIENT, m.Submit): lambda core, c, msg: core.on_submit(c.rid, msg.entries, c),
     (Role.CLIENT, m.Watch): lambda core, c, msg: core.on_watch(c.rid, msg.ids, c),
     (Role.CLIENT, m.Cancel): lambda core, c, msg: core.on_cancel(c.rid, msg.ids, c),
@@ -1565,33 +1238,6 @@ _EVENT_HANDLERS: dict[type, Callable[[Any, Any], list[ev.Command] | None]] = {
 }
 
 
-def _fill_record(t: TaskRecord, declared: dict[str, Any]) -> None:
-    """Declared options into a task's record wherever it holds the protocol default."""
-    get = declared.get
-    if t.queue == "default":
-        t.queue = get("queue", t.queue)
-    if t.priority == 0:
-        t.priority = get("priority", 0)
-    if t.retries == 0:
-        t.retries = get("retries", 0)
-    if t.timeout is None and "timeout" in declared:
-        t.timeout = float(declared["timeout"])
-    if t.retry_backoff == 1.0:
-        t.retry_backoff = float(get("retry_backoff", 1.0))
-    if t.retry_backoff_max == 600.0:
-        t.retry_backoff_max = float(get("retry_backoff_max", 600.0))
-    if t.retry_on is None and "retry_on" in declared:
-        t.retry_on = list(declared["retry_on"])
-    if t.result_ttl is None and "result_ttl" in declared:
-        t.result_ttl = float(declared["result_ttl"])
-
-
-def _first_ids(ids: list[str], shown: int = 5) -> str:
-    """A few task ids for a log line, and how many more."""
-    more = len(ids) - shown
-    return ", ".join(ids[:shown]) + (f" and {more} more" if more > 0 else "")
-
-
 def _finished_at(t: TaskRecord) -> float:
     return t.updated
 
@@ -1599,7 +1245,3 @@ def _finished_at(t: TaskRecord) -> float:
 def _not_yours(tid: str, doing: str) -> str:
     return (f"task {tid} was not submitted with this client's key: {doing} it needs the "
             "admin role")
-
-
-def _cancelled_error(message: str) -> bytes:
-    return serde.encode_error("CancelledError", message)

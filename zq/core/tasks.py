@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from zq.core.messages import FINAL_STATES, Payload, State
-from zq.core.serde import decode_error
+from zq.core.serde import decode_error, encode_error
 
 _new = object.__new__
 _QUEUED = State.QUEUED
@@ -100,3 +100,8 @@ class TaskRecord:
 
     def __repr__(self) -> str:
         return f"TaskRecord({self.id!r}, {self.name!r}, {self.state.label}, attempt={self.attempt})"
+
+
+def cancelled_error(message: str) -> bytes:
+    """The error a cancelled task ends with."""
+    return encode_error("CancelledError", message)

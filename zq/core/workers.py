@@ -1,12 +1,26 @@
-"""What the master knows of each connected worker: its session, credit, leases and
-liveness marks, and the measures the dispatcher orders workers by."""
+"""What the master knows of each connected worker (WorkerInfo: its session, credit,
+leases and liveness marks, and the measures the dispatcher orders workers by), and the
+master's rules for workers: registration (HELLO, the task catalogue it announces),
+adoption of the tasks a re-registering worker still runs, credit, BYE, and liveness
+(a worker lost hands its tasks back to the queue). The rules are functions of the
+MasterCore they change, which calls them (zq.core.master_core)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zq.core import messages as m
+from zq.core import serde
 from zq.core.balance import ReadyQueue
+from zq.core.catalogue import META_KEY as CATALOGUE_KEY
+from zq.core.messages import Cmd, State
+from zq.core.tasks import TaskRecord, cancelled_error
+
+if TYPE_CHECKING:
+    from zq.core.master_core import MasterCore
+
+FINAL = m.FINAL_STATES
+LOST_ALLOWANCE = 2  # extra attempts a task gets against dying workers, beyond `retries`
 
 # The credit the master honours: a worker's declared concurrency (at most
 # MAX_CONCURRENCY) plus at most PREFETCH_CEILING prefetched tasks (the adaptive prefetch
@@ -77,3 +91,302 @@ def idle_slots(w: WorkerInfo) -> int:
 
 def idle_since(w: WorkerInfo) -> float:
     return w.idle_since
+
+
+# --- registration and the task catalogue ----------------------------------------
+
+def on_hello(core: MasterCore, rid: bytes, hello: m.Hello) -> None:
+    old = core.workers.pop(rid, None)
+    w = WorkerInfo(rid, hello, core.now)
+    w.ready_queues = [q for name, q in core.queues.items() if name in w.queues]
+    core.workers[rid] = w
+    _take_session(core, w, old)
+    if core.events.subs:
+        core.events.worker_event("joined", w, core.wall)
+    core._notices.append(("info", (
+        f"worker {w.name} ({w.host}, pid {w.pid}) {'re-' if old else ''}registered: "
+        f"{w.pool} pool of {w.concurrency}, credit {w.credit}, queues "
+        f"{','.join(w.queues)}" + (f", still running {len(hello.running)}"
+                                   if hello.running else "")
+        + (f", session {w.short_session}" if w.short_session else ""))))
+    if old is not None:  # the same connection registers again: keep what it still runs
+        for tid in list(old.leased):
+            if tid not in hello.running:
+                lost(core, tid, old)
+    core._push(rid, Cmd.WELCOME, m.Welcome(core.interval, core.liveness, core.max_message,
+                                           core.master_id))
+    for tid in hello.running:
+        _adopt(core, tid, w)
+    if hello.catalogue:
+        _announce(core, w, hello.catalogue)
+
+
+def _announce(core: MasterCore, w: WorkerInfo,
+              entries: dict[str, dict[str, Any]]) -> None:
+    """Learn the task names w runs and the options they declare (stored, so a
+    restart keeps them); tasks submitted before a name was first announced and not
+    started yet get its options now."""
+    new, problems, changed = core.catalogue.announce(entries, core.wall)
+    for why in problems[:5]:
+        core._notices.append(("warning", f"worker {w.name} ({w.host}, pid {w.pid}) "
+                                         f"declares options zq cannot use: {why}"))
+    if changed:
+        core._meta[CATALOGUE_KEY] = core.catalogue.dump()
+    late = core.unannounced.intersection(new)
+    if late:
+        _fill_waiting(core, late)
+
+
+def load_catalogue(core: MasterCore, dumped: Any) -> None:
+    """The catalogue kept in the store (before restore(): it decides which restored
+    tasks still wait for their name to be announced)."""
+    for why in core.catalogue.load(dumped)[:5]:
+        core._notices.append(("warning", f"stored task catalogue: skipped {why}"))
+
+
+def _fill_waiting(core: MasterCore, names: set[str]) -> None:
+    """Give the tasks of these newly announced names that have not started yet their
+    declared options, where the record holds the default (the record cannot tell
+    an option given at its default from one not given). One pass over the tasks,
+    once per name ever: names are announced for the first time at deploys."""
+    core.unannounced -= names
+    declared = core.catalogue.declared
+    held = {t.id for t in core.held}
+    moved: dict[str, set[str]] = {}  # queue it was in -> ids that leave it
+    requeue: list[TaskRecord] = []
+    for t in core.tasks.values():
+        d = declared.get(t.name) if t.name in names else None
+        if not d or t.attempt or t.state not in (State.QUEUED, State.PENDING):
+            continue
+        where = (t.queue, t.priority)
+        _fill_record(t, d)
+        if "rate_limit" in d:
+            core._set_rate(t.name, d["rate_limit"])
+        core._save(t)
+        if t.state is State.QUEUED and (t.queue, t.priority) != where:
+            _count_queue_change(core, where[0], t.queue)
+            if t.id not in held:
+                moved.setdefault(where[0], set()).add(t.id)
+                requeue.append(t)
+    for queue, ids in moved.items():
+        core.queues[queue].discard(ids)
+    for t in requeue:
+        core._ready_queue(t.queue).push(t)
+
+
+def _count_queue_change(core: MasterCore, old: str, new: str) -> None:
+    """A QUEUED task moved from queue `old` to `new` (its declared options came)."""
+    core.depth[old] -= 1
+    core.depth[new] = core.depth.get(new, 0) + 1
+
+
+# --- adoption: a worker that registers again keeps what it still runs ------------
+
+def _take_session(core: MasterCore, w: WorkerInfo, old: WorkerInfo | None) -> None:
+    """w's session is now served on w.rid. The same session on another connection is
+    the same worker process on a socket it closed: nothing more is sent there, and
+    what it still leases is adopted by w (if w still runs it) or lost when that
+    entry expires (by then w has sent again any result of it)."""
+    if old is not None and core.sessions.get(old.session) == w.rid:
+        del core.sessions[old.session]
+    before = core.sessions.get(w.session)
+    if before is not None and before != w.rid:
+        prev = core.workers.get(before)
+        if prev is not None:
+            prev.credit = 0
+    core.sessions[w.session] = w.rid
+
+
+def _adopt(core: MasterCore, tid: str, w: WorkerInfo) -> None:
+    """A re-registering worker still runs tid: keep it leased there, don't run it twice."""
+    t = core.tasks.get(tid)
+    if t is None or t.state in FINAL:
+        core._push(w.rid, Cmd.CANCEL, tid)
+        return
+    owner = core.lease.get(tid)
+    if owner is not None:
+        ow = core.workers.get(owner)
+        if ow is not None and ow.session != w.session:
+            return  # another live worker runs it too; the first result wins
+        if ow is not None:
+            ow.leased.discard(tid)
+    if t.state in (State.QUEUED, State.PENDING, State.RETRYING):
+        if not _may_claim(core, t, w):
+            # Not given to this session: a HELLO cannot make the master lease it a
+            # task (it could then settle it with any result). Stop that run.
+            core._push(w.rid, Cmd.CANCEL, tid)
+            return
+        core._move(t, State.RUNNING)
+        t.attempt = max(t.attempt, 1)
+        w.adopted.add(tid)
+    if t.state is State.RUNNING:
+        t.worker = w.name
+        core.lease[tid] = w.rid
+        w.leased.add(tid)
+        core._save(t)
+
+
+def _may_claim(core: MasterCore, t: TaskRecord, w: WorkerInfo) -> bool:
+    """Whether w's HELLO may take back a task that is not running now: one restored
+    after a master restart and held for its workers to re-register, or one whose
+    attempt this same session held before the master gave it up (a worker cut off
+    past the liveness window, still running it). Any other task was never given
+    to w."""
+    if t.id in core.held_ids and core.now < core.hold_until:
+        return True
+    past = core.past.get(t.id)
+    return past is not None and w.session in past.values()
+
+
+# --- credit, goodbye, revocation and liveness ------------------------------------
+
+def touch_worker(core: MasterCore, rid: bytes) -> WorkerInfo | None:
+    """The registered worker behind rid, marked alive; None (and DISCONNECT) if none."""
+    w = core.workers.get(rid)
+    if w is None:
+        core._push(rid, Cmd.DISCONNECT, "unknown worker: send HELLO to register")
+        return None
+    w.last_seen = core.now
+    return w
+
+
+def on_credit(core: MasterCore, w: WorkerInfo, msg: m.Credit) -> None:
+    w.credit = min(msg.credit, w.max_credit)
+    _hand_back(core, w, msg.returned)
+
+
+def on_bye(core: MasterCore, w: WorkerInfo, msg: m.Bye) -> None:
+    core._notices.append(("info", f"worker {w.name} ({w.host}, pid {w.pid}) said "
+                                  f"goodbye, handing back {len(msg.returned)} task(s)"))
+    _hand_back(core, w, msg.returned)
+    drop_worker(core, w, "left")
+
+
+def _hand_back(core: MasterCore, w: WorkerInfo, ids: list[str]) -> None:
+    for tid in ids:
+        if tid not in w.leased:
+            if w.overdue:
+                w.overdue.discard(tid)
+            continue
+        w.leased.discard(tid)
+        w.adopted.discard(tid)
+        core.lease.pop(tid, None)
+        t = core.tasks.get(tid)
+        if t is None or t.state is not State.RUNNING:
+            continue
+        if t.id in core.cancelling:
+            core._finish(t, State.CANCELLED, cancelled_error("cancelled before it ran"))
+            continue
+        t.attempt -= 1  # it never started
+        core._move(t, State.QUEUED, front=True)
+
+
+def on_worker_revoked(core: MasterCore, rid: bytes, reason: str) -> bool:
+    """The master no longer admits this worker's key (SIGHUP): DISCONNECT it and count
+    the tasks leased to it as lost. False if rid is no registered worker."""
+    w = core.workers.get(rid)
+    if w is None:
+        return False
+    core._notices.append(("warning", f"worker {w.name} ({w.host}, pid {w.pid}) dropped: "
+                                     f"{reason}; its {len(w.leased)} task(s) run again"))
+    core._push(rid, Cmd.DISCONNECT, reason)
+    drop_worker(core, w)
+    return True
+
+
+def drop_worker(core: MasterCore, w: WorkerInfo, event: str = "lost") -> None:
+    core.workers.pop(w.rid, None)
+    if core.events.subs:
+        core.events.worker_event(event, w, core.wall)
+    if core.sessions.get(w.session) == w.rid:
+        del core.sessions[w.session]
+    held = list(w.leased)
+    for tid in held:
+        lost(core, tid, w)
+    if held:
+        _note_lost_tasks(core, w, held)
+
+
+def _note_lost_tasks(core: MasterCore, w: WorkerInfo, held: list[str]) -> None:
+    """A WARNING naming the tasks w held when it went: which run again, which died
+    (the first few ids of each, and how many)."""
+    dead = [tid for tid in held if (t := core.tasks.get(tid)) is not None
+            and t.state is State.DEAD]
+    again = [tid for tid in held if (t := core.tasks.get(tid)) is not None
+             and t.state in (State.QUEUED, State.RETRYING)]
+    parts = [f"{what} {len(ids)}: {_first_ids(ids)}" for what, ids in
+             (("run again", again), ("dead", dead)) if ids]
+    core._notices.append(("warning", f"worker {w.name} ({w.host}, pid {w.pid}) gone "
+                                     f"holding {len(held)} task(s); "
+                                     + ("; ".join(parts) or "none left to run")))
+
+
+def lost(core: MasterCore, tid: str, w: WorkerInfo, timed_out: bool = False) -> None:
+    """w will never report tid (or, timed_out, not in time): run it again elsewhere,
+    or give up on it. A late result of this attempt from w still counts."""
+    w.leased.discard(tid)
+    w.adopted.discard(tid)
+    held = core.lease.get(tid) == w.rid
+    if held:
+        del core.lease[tid]
+    t = core.tasks.get(tid)
+    if t is None or t.state is not State.RUNNING:
+        return
+    if held:
+        core.past.setdefault(tid, {})[t.attempt] = w.session
+    allowed = t.retries + 1 + LOST_ALLOWANCE
+    if tid in core.cancelling:
+        core._finish(t, State.CANCELLED, cancelled_error("cancelled; its worker left"))
+    elif t.attempt < allowed:
+        core._move(t, State.QUEUED, front=True)
+    elif timed_out:
+        core._finish(t, State.DEAD, serde.encode_error(
+            "TaskTimeout", f"worker {w.name} did not report it within its time limit "
+            f"of {t.timeout:g} s plus a grace, on attempt {t.attempt} of {allowed}"))
+    else:
+        core._finish(t, State.DEAD, serde.encode_error(
+            "WorkerLost", f"worker {w.name} was lost while running it, "
+            f"on attempt {t.attempt} of {allowed}"))
+
+
+def check_liveness(core: MasterCore) -> None:
+    """Drop the workers silent past the liveness window; send a HEARTBEAT to those the
+    master sent nothing to for a heartbeat interval."""
+    now, interval = core.now, core.interval
+    window = interval * core.liveness
+    for w in list(core.workers.values()):
+        if now - w.last_seen > window:
+            core._notices.append(("warning", (
+                f"worker {w.name} ({w.host}, pid {w.pid}) silent for "
+                f"{now - w.last_seen:.1f} s: dropped; its {len(w.leased)} task(s) "
+                "will run again")))
+            drop_worker(core, w)
+        elif now - w.last_sent >= interval:
+            core._push(w.rid, Cmd.HEARTBEAT, None)
+
+
+def _fill_record(t: TaskRecord, declared: dict[str, Any]) -> None:
+    """Declared options into a task's record wherever it holds the protocol default."""
+    get = declared.get
+    if t.queue == "default":
+        t.queue = get("queue", t.queue)
+    if t.priority == 0:
+        t.priority = get("priority", 0)
+    if t.retries == 0:
+        t.retries = get("retries", 0)
+    if t.timeout is None and "timeout" in declared:
+        t.timeout = float(declared["timeout"])
+    if t.retry_backoff == 1.0:
+        t.retry_backoff = float(get("retry_backoff", 1.0))
+    if t.retry_backoff_max == 600.0:
+        t.retry_backoff_max = float(get("retry_backoff_max", 600.0))
+    if t.retry_on is None and "retry_on" in declared:
+        t.retry_on = list(declared["retry_on"])
+    if t.result_ttl is None and "result_ttl" in declared:
+        t.result_ttl = float(declared["result_ttl"])
+
+
+def _first_ids(ids: list[str], shown: int = 5) -> str:
+    """A few task ids for a log line, and how many more."""
+    more = len(ids) - shown
+    return ", ".join(ids[:shown]) + (f" and {more} more" if more > 0 else "")
