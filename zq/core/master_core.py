@@ -8,11 +8,14 @@ that made it true. ``now`` is monotonic seconds (liveness, retry backoff, rate l
 ``wall`` is unix time, for the dates users set (eta, cron, result ttl). Every state
 change goes through ``_move`` (``_move_all`` on the hot paths), following zq.core.states.
 
-Over 600 lines (about 1,500): registration, leasing, results, timers, expiry and
-recovery all change the one task table, its counts and its leases, and are still
-methods of MasterCore. Its message building is zq.core.outbox, what it knows of a worker
-zq.core.workers, its limits on leasing zq.core.dispatch, its query answers
-zq.core.queries; moving registration and leasing out whole is the next step.
+Over 600 lines (about 1,200): submission, results, cancellation, timers, expiry,
+recovery and the query entry points all change the one task table, its counts and its
+leases, and are still methods of MasterCore. Registration, adoption and liveness of
+workers are functions in zq.core.workers, offer and lease in zq.core.dispatch (each
+takes the MasterCore; MasterCore keeps one-line delegations only for the names the loop
+and the tests call). Its message building is zq.core.outbox, its query answers
+zq.core.queries; moving the query-side changes (retry, purge, schedules, on_query) to
+zq.core.queries is the next step.
 """
 
 from __future__ import annotations
