@@ -1,5 +1,9 @@
 """The master's I/O loop: drain the ROUTER, hand each message to the core, commit the
 turn's changes in one transaction, then send what the core decided. No queue rules here.
+
+About 690 lines: the turn itself is short; the rest is what the loop must do around the
+store and the peers (commit retries while the store cannot write, output held for a peer
+that does not read, key reloads), which shares the loop's state and so stays with it.
 """
 
 from __future__ import annotations
