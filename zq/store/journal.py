@@ -1,7 +1,8 @@
-"""The journal both durable stores keep (zq.store.sqlite, zq.store.postgres): a task's
-change as a plain tuple, a turn's changes as msgpack, committed turns merged per task
-(the index of what is not folded yet), unfolded changes overlaid on stored rows, and
-stored rows read back into TaskRecords. No I/O: the stores do their own SQL.
+"""The journal both durable stores keep (zq.store.sqlite, zq.store.postgres): a turn's
+writes buffered until commit (TurnBuffer), a task's change as a plain tuple, a turn's
+changes as msgpack, committed turns merged per task (the index of what is not folded
+yet), unfolded changes overlaid on stored rows, and stored rows read back into
+TaskRecords. No I/O: the stores do their own SQL.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import msgpack
 
 from zq.core.messages import State
 from zq.core.tasks import TaskRecord
+from zq.errors import StoreError
 
 JOURNAL_ROW_MAX = 256 * 2**20  # bytes of one journal row; a larger turn takes several
 
@@ -85,6 +87,65 @@ def _refuse(r: TaskRecord) -> None:
                ("payload", r.payload, type(r.payload) in _BLOB))
            if not ok]
     raise TypeError(f"task {r.id!r} cannot be stored: {'; '.join(bad)}")
+
+
+class TurnBuffer:
+    """The writes of one loop turn, buffered until the store's commit(): the Store
+    protocol's save, update, delete and set_meta, once for both durable stores. Each
+    change is checked as it comes (save_row, update_row, task_id_of), so a value the
+    store cannot keep fails the call that gave it, never the commit. A store built on
+    it gives _check_open(what) and _fail(e, what) (the error to raise, after dropping
+    what is pending), and may note each change it keeps in _buffered(op, rows)."""
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[int, list]] = []  # this turn's (op, rows), in call order
+        self._pending_meta: dict[str, bytes] = {}  # key -> packed value
+
+    def save(self, records: Iterable[TaskRecord]) -> None:
+        self._buffer(SAVE, records, save_row, "saving tasks")
+
+    def update(self, records: Iterable[TaskRecord]) -> None:
+        """Tasks saved before: the state and the record, never the payload again.
+        Unknown ids are skipped."""
+        self._buffer(UPDATE, records, update_row, "updating tasks")
+
+    def delete(self, ids: Iterable[str]) -> None:
+        self._buffer(DELETE, ids, task_id_of, "deleting tasks")
+
+    def set_meta(self, key: str, value: Any) -> None:
+        self._check_open(f"setting meta {key!r}")
+        if key.startswith("zq."):
+            raise StoreError(f"meta key {key!r} is reserved: keys starting with 'zq.' "
+                             "belong to the store")
+        try:
+            self._pending_meta[key] = pack(value)
+        except (TypeError, ValueError, OverflowError) as e:
+            raise self._fail(e, f"setting meta {key!r}") from e
+
+    def _buffer(self, op: int, items: Iterable[Any], check: Any, what: str) -> None:
+        self._check_open(what)
+        try:
+            rows = list(map(check, items))
+        except (TypeError, ValueError, OverflowError) as e:
+            raise self._fail(e, what) from e
+        if rows:
+            self._pending.append((op, rows))
+            self._buffered(op, rows)
+
+    def _buffered(self, op: int, rows: list) -> None:
+        """A change was added to the turn: a store that needs to know more of it looks."""
+
+    def _clear_pending(self) -> bool:
+        """Drop the turn's writes (committed, or given up); whether there were any."""
+        had = bool(self._pending or self._pending_meta)
+        self._pending, self._pending_meta = [], {}
+        return had
+
+    def _check_open(self, what: str) -> None:
+        raise NotImplementedError
+
+    def _fail(self, e: Exception, what: str) -> StoreError:
+        raise NotImplementedError
 
 
 def insert_args(save: tuple, update: tuple | None) -> tuple:

@@ -49,7 +49,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from itertools import islice
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterator
 
 import msgpack
 
@@ -57,10 +57,8 @@ from zq.core.tasks import TaskRecord
 from zq.errors import ConfigError, StoreError, StoreUnavailable
 from zq.store import redact
 from zq.store.journal import (
-    DELETE,
     GONE,
-    SAVE,
-    UPDATE,
+    TurnBuffer,
     by_seq,
     insert_args,
     journal_parts,
@@ -69,11 +67,8 @@ from zq.store.journal import (
     overlay,
     pack,
     read_all,
-    save_row,
-    task_id_of,
     unpack,
     update_args,
-    update_row,
 )
 from zq.store.sqlite import FOLD_AFTER, FOLD_BYTES, FOLD_CHUNK, INDEX_PER_FOLD
 
@@ -135,7 +130,7 @@ _SELECT_ONE = "SELECT id, seq, state, payload, record FROM zq_task WHERE id = %b
 _GET_META = "SELECT value FROM zq_meta WHERE key = %s"
 
 
-class PostgresStore:
+class PostgresStore(TurnBuffer):
     """The Store protocol over one PostgreSQL database. Not thread-safe: one thread at a
     time (it may be opened in one thread and used in another)."""
 
@@ -151,8 +146,7 @@ class PostgresStore:
         self.fold_after = fold_after
         self._connect_timeout = connect_timeout
         self._closed = False
-        self._pending: list[tuple[int, list]] = []  # this turn's (op, rows), in call order
-        self._pending_meta: dict[str, bytes] = {}
+        super().__init__()  # the turn's buffered writes
         # Committed turns not indexed yet (indexing waits for compact() or a read, so a
         # burst pays one append per commit), and the index: task id -> [turn of its
         # oldest unfolded change, save row or None or GONE, latest update or None], in
@@ -173,28 +167,7 @@ class PostgresStore:
             self._drop_connection()
             raise
 
-    # --- writes: buffered until commit() ---------------------------------------------
-
-    def save(self, records: Iterable[TaskRecord]) -> None:
-        self._buffer(SAVE, records, save_row, "saving tasks")
-
-    def update(self, records: Iterable[TaskRecord]) -> None:
-        """Tasks saved before: the state and the record, never the payload again.
-        Unknown ids are skipped."""
-        self._buffer(UPDATE, records, update_row, "updating tasks")
-
-    def delete(self, ids: Iterable[str]) -> None:
-        self._buffer(DELETE, ids, task_id_of, "deleting tasks")
-
-    def set_meta(self, key: str, value: Any) -> None:
-        self._check_open(f"setting meta {key!r}")
-        if key.startswith("zq."):
-            raise StoreError(f"meta key {key!r} is reserved: keys starting with 'zq.' "
-                             "belong to the store")
-        try:
-            self._pending_meta[key] = pack(value)
-        except (TypeError, ValueError, OverflowError) as e:
-            raise self._fail(e, f"setting meta {key!r}") from e
+    # --- writes: buffered until commit() (save, update, delete, set_meta: TurnBuffer) ---
 
     def commit(self) -> None:
         """Everything pending in one transaction, one round trip: the task changes as
@@ -222,7 +195,7 @@ class PostgresStore:
             self._journal_bytes += len(blob)
             self._turn = turn
         self._unindexed_rows += sum(len(items) for _, items in pending)
-        self._pending, self._pending_meta = [], {}
+        self._clear_pending()
 
     def _write(self, statements: list[tuple[str, list]], what: str) -> None:
         """One transaction in one pipeline; a lost connection is StoreUnavailable (the
@@ -402,9 +375,8 @@ class PostgresStore:
         harmless. A fold that fails leaves the journal for the next open."""
         if self._closed:
             return
-        if self._pending or self._pending_meta:
+        if self._clear_pending():
             log.warning("closing the store %s with uncommitted changes: discarded", self.shown)
-        self._pending, self._pending_meta = [], {}
         try:
             if self._unfolded or self._unindexed:
                 self._index()
@@ -480,15 +452,6 @@ class PostgresStore:
 
     # --- errors ----------------------------------------------------------------------
 
-    def _buffer(self, op: int, items: Iterable[Any], check: Any, what: str) -> None:
-        self._check_open(what)
-        try:
-            rows = list(map(check, items))
-        except (TypeError, ValueError, OverflowError) as e:
-            raise self._fail(e, what) from e
-        if rows:
-            self._pending.append((op, rows))
-
     def _check_open(self, what: str) -> None:
         if self._closed:
             raise StoreError(f"{what}: the store {self.shown} is closed")
@@ -509,10 +472,7 @@ class PostgresStore:
     def _fail(self, e: Exception, what: str) -> StoreError:
         """The error to raise; what is pending is discarded first, so that a failed
         save never half-survives into the next commit."""
-        note = ""
-        if self._pending or self._pending_meta:
-            self._pending, self._pending_meta = [], {}
-            note = "; the uncommitted changes were discarded"
+        note = "; the uncommitted changes were discarded" if self._clear_pending() else ""
         return StoreError(f"{what} failed on the store {self.shown}: {_first_line(e)}{note}")
 
 

@@ -46,7 +46,7 @@ import sqlite3
 from collections import deque
 from itertools import islice
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterator
 
 import msgpack
 
@@ -59,9 +59,9 @@ from zq.store.journal import (  # noqa: F401  (RECORD_FIELDS re-exported, as bef
     JOURNAL_ROW_MAX,
     LARGE_FIELD,
     RECORD_FIELDS,
-    SAVE,
     SUPERSEDE,
     UPDATE,
+    TurnBuffer,
     by_seq,
     insert_args,
     journal_parts,
@@ -70,11 +70,8 @@ from zq.store.journal import (  # noqa: F401  (RECORD_FIELDS re-exported, as bef
     overlay,
     pack,
     read_all,
-    save_row,
-    task_id_of,
     unpack,
     update_args,
-    update_row,
 )
 from zq.store.sqlite_file import (  # noqa: F401  (re-exported: tests and tools use them)
     JOURNAL_DDL,
@@ -109,7 +106,7 @@ _SELECT_ONE = "SELECT id, seq, state, payload, record FROM task WHERE id = ?"
 _UPDATE = "UPDATE task SET state=?, record=? WHERE id=?"
 _DELETE = "DELETE FROM task WHERE id = ?"
 
-class SqliteStore:
+class SqliteStore(TurnBuffer):
     """The Store protocol over one SQLite file. Not thread-safe: one thread at a time
     (it may be opened in one thread and used in another)."""
 
@@ -127,8 +124,7 @@ class SqliteStore:
         self._timeout = timeout
         self._closed = False
         self._damaged = False  # the file was found damaged: nothing more is written to it
-        self._pending: list[tuple[int, list]] = []  # this turn's (op, items), in call order
-        self._pending_meta: dict[str, bytes] = {}
+        super().__init__()  # the turn's buffered writes
         self._pending_large = False  # a pending change carries a payload or result that large
         # Committed turns not indexed yet: indexing waits for compact() or a get(), so a
         # burst pays one append per commit.
@@ -154,28 +150,7 @@ class SqliteStore:
             self._conn.close()
             raise
 
-    # --- writes: buffered until commit() ---------------------------------------------
-
-    def save(self, records: Iterable[TaskRecord]) -> None:
-        self._buffer(SAVE, records, save_row, "saving tasks")
-
-    def update(self, records: Iterable[TaskRecord]) -> None:
-        """Tasks saved before: the state and the record, never the payload again.
-        Unknown ids are skipped."""
-        self._buffer(UPDATE, records, update_row, "updating tasks")
-
-    def delete(self, ids: Iterable[str]) -> None:
-        self._buffer(DELETE, ids, task_id_of, "deleting tasks")
-
-    def set_meta(self, key: str, value: Any) -> None:
-        self._check_open(f"setting meta {key!r}")
-        if key.startswith("zq."):
-            raise StoreError(f"meta key {key!r} is reserved: keys starting with 'zq.' "
-                             "belong to the store")
-        try:
-            self._pending_meta[key] = pack(value)
-        except (TypeError, ValueError, OverflowError) as e:
-            raise self._fail(e, f"setting meta {key!r}") from e
+    # --- writes: buffered until commit() (save, update, delete, set_meta: TurnBuffer) ---
 
     def commit(self) -> None:
         """Everything pending in one transaction: the task changes as journal rows (one
@@ -190,7 +165,7 @@ class SqliteStore:
             self._commit_directly(pending, meta)
         else:
             self._commit_journal(pending, meta)
-        self._pending, self._pending_meta, self._pending_large = [], {}, False
+        self._clear_pending()
         self._wal_dirty = True
 
     def _commit_journal(self, pending: list[tuple[int, list]], meta: dict[str, bytes]) -> None:
@@ -418,9 +393,8 @@ class SqliteStore:
         harmless. A damaged store is closed without writing anything."""
         if self._closed:
             return
-        if self._pending or self._pending_meta:
+        if self._clear_pending():
             log.warning("closing the store %s with uncommitted changes: discarded", self.path)
-        self._pending, self._pending_meta = [], {}
         try:
             if not self._damaged and (self._unfolded or self._unindexed):
                 self._make_writable()
@@ -438,18 +412,16 @@ class SqliteStore:
 
     # --- the journal -----------------------------------------------------------------
 
-    def _buffer(self, op: int, items: Iterable[Any], check: Any, what: str) -> None:
-        self._check_open(what)
-        try:
-            rows = list(map(check, items))
-        except (TypeError, ValueError, OverflowError) as e:
-            raise self._fail(e, what) from e
-        if not rows:
-            return
-        self._pending.append((op, rows))
+    def _buffered(self, op: int, rows: list) -> None:
+        """Note whether the turn carries a payload or result large enough to skip the
+        journal (DIRECT_BYTES)."""
         if op != DELETE and not self._pending_large:  # in C: this runs for every task
             sizes = map(len, filter(None, map(LARGE_FIELD[op], rows)))
             self._pending_large = max(sizes, default=0) >= self.direct_bytes
+
+    def _clear_pending(self) -> bool:
+        self._pending_large = False
+        return super()._clear_pending()
 
     def _make_writable(self) -> None:
         """Swap the read-only connection an existing store was checked with for one
@@ -500,10 +472,7 @@ class SqliteStore:
         save never half-survives into the next commit."""
         if self._closed:
             return StoreError(f"{what}: the store {self.path} is closed")
-        note = ""
-        if self._pending or self._pending_meta:
-            self._pending, self._pending_meta, self._pending_large = [], {}, False
-            note = "; the uncommitted changes were discarded"
+        note = "; the uncommitted changes were discarded" if self._clear_pending() else ""
         try:
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
