@@ -707,6 +707,54 @@ def top(interval: Optional[float] = _duration(1.0, "--interval", env="ZQ_TOP_INT
 
 
 @app.command()
+def dashboard(http: str = _opt("127.0.0.1:8080", "--http", env="ZQ_DASHBOARD_HTTP",
+                               help="HOST:PORT the web dashboard listens on; off loopback it "
+                                    "needs --token."),
+              token: Optional[str] = _opt(
+                  None, "--token", env="ZQ_DASHBOARD_TOKEN",
+                  help="An access token (16 characters or more) every request must carry: "
+                       "open the page once with ?token=TOKEN, or send 'Authorization: "
+                       "Bearer TOKEN'."),
+              timeout: Optional[float] = TIMEOUT_OPTION,
+              connect: Optional[str] = CONNECT_OPTION,
+              keys: Optional[str] = KEYS_OPTION,
+              log_level: LogLevel = LOG_LEVEL_OPTION,
+              log_format: LogFormat = LOG_FORMAT_OPTION) -> None:
+    """A web dashboard (pip install 'zq[web]'): workers, queues, tasks, schedules, live
+    from the event stream; retry and cancel with an admin key (or without keys)."""
+    _setup_logging(log_level, log_format)
+    host, _, port_text = http.rpartition(":")
+    host = host.strip("[]")
+    if not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        _fail(f"--http {http!r} is not HOST:PORT, like 127.0.0.1:8080")
+    try:
+        from zq.event_stream import EventStream
+        from zq.security import has_role, peer_keys
+        from zq.web import Settings, serve
+        from zq.web.guard import is_loopback
+    except ImportError as e:
+        _fail(f"the dashboard needs its extra: pip install 'zq[web]' ({e})")
+    if token is not None and len(token) < 16:
+        _fail("--token must be 16 characters or more; make one with: python -c "
+              "'import secrets; print(secrets.token_urlsafe(24))'")
+    if not is_loopback(host) and not token:
+        _fail(f"--http {http}: a dashboard off loopback needs --token (or ZQ_DASHBOARD_TOKEN) "
+              "so that not everyone who reaches the port can act on the cluster")
+    role = "admin" if not keys or has_role(keys, "admin") else "client"
+    where = connect or default_connect()
+    settings = Settings(endpoint=where, role=role, token=token, keys=bool(keys))
+    try:
+        stream_keys = peer_keys("client", keys, None, None) if keys else None
+        with _client(connect, _timeout(timeout), keys, admin=role == "admin") as client:
+            typer.echo(f"zq dashboard on http://{http}/ (master {where}, {role} actions)",
+                       err=True)
+            serve(client, host, int(port_text), settings, lambda: EventStream(
+                where, stream_keys, answer_within=_timeout(timeout)))
+    except ZqError as e:
+        _fail(str(e))
+
+
+@app.command()
 def ping(timeout: Optional[float] = TIMEOUT_OPTION,
          connect: Optional[str] = CONNECT_OPTION,
          keys: Optional[str] = KEYS_OPTION) -> None:
@@ -878,7 +926,8 @@ def retry(task_id: Optional[str] = typer.Argument(None, help="The task to run ag
         return
     if limit < 1:
         _fail(f"--limit must be >= 1, not {limit}")
-    done = _ask(connect, timeout, lambda client: _retry_many(
+    from zq.bulk import retry_many
+    done = _ask(connect, timeout, lambda client: retry_many(
         client, state.value, name, queue, limit), keys, admin=True)
     if json_:
         _print(done, True)
@@ -888,34 +937,6 @@ def retry(task_id: Optional[str] = typer.Argument(None, help="The task to run ag
                + (f" (--limit {limit}: more may match)" if len(done["retried"]) >= limit else ""))
     for skip in done["skipped"]:
         typer.echo(f"skipped {skip['id']}: {skip['reason']}", err=True)
-
-
-RETRY_PAGE = 1000  # tasks listed per `tasks` query (the master's most)
-
-
-def _retry_many(client: Any, state: str, name: Optional[str], queue: Optional[str],
-                limit: int) -> dict:
-    """Retry up to `limit` tasks in `state`, newest first: list them a page at a time and
-    retry each. A task that changed state meanwhile (another retry, a purge) is skipped
-    with the master's reason; one that fails again is not retried twice."""
-    retried: list[str] = []
-    skipped: list[dict] = []
-    seen: set[str] = set()
-    while len(retried) < limit:
-        rows = client.tasks(state=state, queue=queue, name=name,
-                            limit=min(RETRY_PAGE, limit - len(retried)))
-        fresh = [r["id"] for r in rows if r["id"] not in seen]
-        if not fresh:
-            break
-        for task_id in fresh:
-            seen.add(task_id)
-            try:
-                client.retry(task_id)
-            except Rejected as e:
-                skipped.append({"id": task_id, "reason": str(e)})
-            else:
-                retried.append(task_id)
-    return {"retried": retried, "skipped": skipped}
 
 
 @app.command()
