@@ -1,7 +1,8 @@
 """The client core's vocabulary (zq/core/client_core.py): who waits for outcomes (sinks,
 a Fanout of them, the chunk order a streaming task's sink keeps), the events the I/O
 shell feeds the core and the commands it returns. Events are past tense or requests
-from the user's side; commands are imperative.
+from the user's side; commands are imperative. Those about the link to the master are
+zq.core.peer_events', shared with the worker and named here as well.
 """
 
 from __future__ import annotations
@@ -11,6 +12,13 @@ from typing import Any, Protocol, Sequence
 
 from zq.core import messages as m
 from zq.core.messages import SubmitEntry
+from zq.core.peer_events import LinkDropped as LinkDropped
+from zq.core.peer_events import LinkOpened as LinkOpened
+from zq.core.peer_events import MessageReceived as MessageReceived
+from zq.core.peer_events import MessagesSent as MessagesSent
+from zq.core.peer_events import OpenConnection as OpenConnection
+from zq.core.peer_events import OpenFailed as OpenFailed
+from zq.core.peer_events import Send as Send
 
 
 class Sink(Protocol):
@@ -148,36 +156,6 @@ class QueryAsked:
 
 
 @dataclass(frozen=True, slots=True)
-class MessageReceived:
-    message: m.Message
-    now: float
-
-
-@dataclass(frozen=True, slots=True)
-class MessagesSent:
-    """The socket took messages (for the heartbeat timer)."""
-    now: float
-
-
-@dataclass(frozen=True, slots=True)
-class LinkOpened:
-    """A fresh socket is connected (after OpenConnection)."""
-    now: float
-
-
-@dataclass(frozen=True, slots=True)
-class OpenFailed:
-    """A fresh socket could not be made (after OpenConnection)."""
-    now: float
-
-
-@dataclass(frozen=True, slots=True)
-class LinkDropped:
-    """The transport saw the connection to the master close."""
-    now: float
-
-
-@dataclass(frozen=True, slots=True)
 class ClientClosed:
     """The client stops: everyone still waiting gets error; nothing is kept."""
     error: BaseException
@@ -188,16 +166,6 @@ Event = (Submitted | WatchRequested | CancelRequested | CancelAllRequested | Que
 
 
 # --- commands ---------------------------------------------------------------------------
-
-@dataclass(frozen=True, slots=True)
-class Send:
-    message: m.Message
-
-
-@dataclass(frozen=True, slots=True)
-class OpenConnection:
-    """Make a fresh socket to the master, then report LinkOpened or OpenFailed."""
-
 
 @dataclass(frozen=True, slots=True)
 class CloseConnection:

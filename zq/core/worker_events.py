@@ -1,6 +1,7 @@
 """The worker core's vocabulary (zq/core/worker_core.py): the events the worker's I/O
 loop feeds it and the commands it returns. Events are past tense, commands imperative;
-all are frozen dataclasses.
+all are frozen dataclasses. Those about the link to the master are zq.core.peer_events',
+shared with the client and named here as well.
 """
 
 from __future__ import annotations
@@ -8,24 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from zq.core import messages as m
+from zq.core.peer_events import GarbageReceived as GarbageReceived
+from zq.core.peer_events import MessageReceived as MessageReceived
+from zq.core.peer_events import OpenConnection as OpenConnection
+from zq.core.peer_events import Send as Send
 
 # --- events ---------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
 class Started:
     """The loop is up: open the first connection to the master."""
-    now: float
-
-
-@dataclass(frozen=True, slots=True)
-class MessageReceived:
-    message: m.Message
-    now: float
-
-
-@dataclass(frozen=True, slots=True)
-class GarbageReceived:
-    """Bytes from the master that did not decode: dropped, but still a sign of life."""
     now: float
 
 
@@ -63,16 +56,6 @@ Event = (Started | MessageReceived | GarbageReceived | PoolReported | StopReques
 
 
 # --- commands -------------------------------------------------------------------------
-
-@dataclass(frozen=True, slots=True)
-class Send:
-    message: m.Message
-
-
-@dataclass(frozen=True, slots=True)
-class OpenConnection:
-    """Make a fresh socket to the master."""
-
 
 @dataclass(frozen=True, slots=True)
 class CloseConnection:
