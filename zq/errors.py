@@ -91,3 +91,8 @@ class RemoteTraceback(ZqError):
 
     def __str__(self) -> str:
         return "\n" + self.traceback
+
+
+class LeaseLost(StoreError):
+    """Another master took the store's lease (a standby that took over): this master
+    must stop serving at once. Nothing of the failed commit was written."""

@@ -100,12 +100,18 @@ def test_a_new_database_gets_the_documented_layout(store: PostgresStore, url: st
         indexes = {name for (name,) in conn.execute(
             "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()")}
     assert columns == [("zq_journal", "turn", "bigint"), ("zq_journal", "changes", "bytea"),
+                       ("zq_lease", "id", "smallint"), ("zq_lease", "epoch", "bigint"),
+                       ("zq_lease", "holder", "text"), ("zq_lease", "endpoint", "text"),
+                       ("zq_lease", "pid", "integer"),
+                       ("zq_lease", "started", "timestamp with time zone"),
+                       ("zq_lease", "expires", "timestamp with time zone"),
                        ("zq_meta", "key", "text"), ("zq_meta", "value", "bytea"),
                        ("zq_task", "id", "bytea"), ("zq_task", "seq", "bigint"),
                        ("zq_task", "state", "smallint"), ("zq_task", "payload", "bytea"),
                        ("zq_task", "record", "bytea")]
-    assert indexes == {"zq_journal_pkey", "zq_meta_pkey", "zq_task_pkey", "zq_task_seq"}
-    assert store._read_meta(SCHEMA_KEY) == 1
+    assert indexes == {"zq_journal_pkey", "zq_lease_pkey", "zq_meta_pkey", "zq_task_pkey",
+                       "zq_task_seq"}
+    assert store._read_meta(SCHEMA_KEY) == 2
 
 
 def test_a_commit_is_one_journal_row_folded_later_into_the_task_table(
@@ -137,7 +143,7 @@ def test_a_store_made_by_a_newer_zq_is_refused_untouched(store: PostgresStore, u
     store.commit()
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("UPDATE zq_meta SET value = %s WHERE key = %s", (pack(99), SCHEMA_KEY))
-    with pytest.raises(StoreError, match="schema version 99, this zq knows 1"):
+    with pytest.raises(StoreError, match="schema version 99, this zq knows 2"):
         PostgresStore(url)
     with psycopg.connect(url) as conn:
         assert conn.execute("SELECT (SELECT count(*) FROM zq_journal),"

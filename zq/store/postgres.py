@@ -31,10 +31,18 @@ so is its format (zq.store.sqlite: merge, overlay, journal_parts). Opening the s
 indexes what a crash left in the journal; replaying a change zq_task already has is
 harmless, since every change sets values (none adds to them).
 
-One writer per store: the first write takes a session advisory lock (WRITER_LOCK, keyed
-by the schema); a second master on the same store reads, but its commits fail as
-"cannot write now" (BUSY, nothing acknowledged) naming the session that holds it, until
-that session ends. (A standby that takes over is issue 16's other part: a lease.)
+One writer per store: the lease. zq_lease holds one row: the lease's epoch, the master
+that holds it (holder, the endpoint its peers reach it at), its server session (pid and
+backend_start) and when it expires, by the database's clock. take_lease() takes it when
+it is free: released, expired (its holder stopped renewing it: a host cut off, a master
+hung), or held by a session the server no longer has (a master killed -9: its
+connection ended); taking it adds 1 to the epoch and reads the journal afresh. Every
+write (a commit, a fold) first calls zq_lease_check(epoch) in the same transaction: it
+holds the lease row FOR SHARE until the commit (so a takeover waits for a write in
+flight, and a write waits for a takeover in flight) and raises LEASE_LOST when the
+epoch moved: the write fails whole as LeaseLost and the master must stop serving. A
+store written to without take_lease (a tool, a test) takes the lease on its first write,
+or fails BUSY (StoreUnavailable) naming the master that holds it.
 
 Durability is the server's: with its defaults (synchronous_commit=on, fsync=on) a commit
 survives the master's and the server's host crashing. A lost connection or a server
@@ -47,14 +55,16 @@ answer was lost writes the same journal rows again when retried (an upsert by tu
 from __future__ import annotations
 
 import logging
+import os
 from collections import deque
+from dataclasses import dataclass
 from itertools import islice
 from typing import Any, Iterator
 
 import msgpack
 
 from zq.core.tasks import TaskRecord
-from zq.errors import ConfigError, StoreError, StoreUnavailable
+from zq.errors import ConfigError, LeaseLost, StoreError, StoreUnavailable
 from zq.store import redact
 from zq.store.journal import (
     GONE,
@@ -80,24 +90,66 @@ except ImportError:  # pragma: no cover - the extra is missing
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the lease (zq_lease, zq_lease_check); a version 1 store gets it
 SCHEMA_KEY = "zq.schema"
 CONNECT_TIMEOUT = 5  # seconds; the loop waits this long at most for a new connection
 LOAD_CHUNK = 10_000  # rows per fetch of the restore's server-side cursor
 # pg_advisory_xact_lock key taken while the schema is checked or made: two masters
 # opening a new database at once make it once.
 SCHEMA_LOCK = 0x7A71_5343  # "zqSC"
-# One writer per store: the session that writes holds pg_try_advisory_lock(WRITER_LOCK,
-# hashtext(schema)) (its schema: several stores may share a database). Another master
-# on the same store cannot write (its commits fail as "cannot write now": BUSY, nothing
-# acknowledged), so two masters never interleave journal turns. The lock goes with the
-# session: a master killed -9 releases it as soon as the server sees its connection end.
-WRITER_LOCK = 0x7A71_5752  # "zqWR"
-_TAKE_LOCK = "SELECT pg_try_advisory_lock(%s, hashtext(current_schema()))"
-_LOCK_HOLDER = ("SELECT l.pid, a.client_addr, a.application_name FROM pg_locks l"
-                " LEFT JOIN pg_stat_activity a ON a.pid = l.pid"
-                " WHERE l.locktype = 'advisory' AND l.classid = %s::int::oid"
-                " AND l.objid = hashtext(current_schema())::oid AND l.granted LIMIT 1")
+# The lease (see the module docstring). LEASE_TTL: seconds a lease lasts without renewal
+# when the taker names none (a store written to directly); the master passes its own.
+LEASE_TTL = 10.0
+LEASE_LOST = "ZQL01"  # the SQLSTATE zq_lease_check raises
+_SESSION = "(SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid())"
+_HOLDER_GONE = ("(pid IS NULL OR NOT EXISTS (SELECT 1 FROM pg_stat_activity a"
+                " WHERE a.pid = zq_lease.pid AND a.backend_start = zq_lease.started))")
+_TAKE_LEASE = ("UPDATE zq_lease SET epoch = epoch + 1, holder = %s, endpoint = %s,"
+               f" pid = pg_backend_pid(), started = {_SESSION},"
+               " expires = now() + make_interval(secs => %s)"
+               f" WHERE id = 1 AND (expires < now() OR {_HOLDER_GONE}) RETURNING epoch")
+_RENEW_LEASE = (f"UPDATE zq_lease SET pid = pg_backend_pid(), started = {_SESSION},"
+                " expires = now() + make_interval(secs => %s)"
+                " WHERE id = 1 AND epoch = %s RETURNING epoch")
+_RELEASE_LEASE = ("UPDATE zq_lease SET expires = '-infinity', pid = NULL"
+                  " WHERE id = 1 AND epoch = %s")
+_READ_LEASE = (f"SELECT epoch, holder, endpoint, expires >= now() AND NOT {_HOLDER_GONE}"
+               " FROM zq_lease WHERE id = 1")
+_CHECK_LEASE = "SELECT zq_lease_check(%s)"
+LEASE_DDL = (
+    """CREATE TABLE IF NOT EXISTS zq_lease (
+        id       smallint PRIMARY KEY CHECK (id = 1),
+        epoch    bigint NOT NULL,       -- +1 at every take: a write names the one it holds
+        holder   text NOT NULL,         -- who holds it (master id, host, pid), for people
+        endpoint text NOT NULL,         -- where its peers reach it ('' if unknown)
+        pid      integer,               -- its server session; NULL once released
+        started  timestamptz,           -- that session's backend_start (pids are reused)
+        expires  timestamptz NOT NULL)  -- by the server's clock""",
+    "INSERT INTO zq_lease (id, epoch, holder, endpoint, expires)"
+    " VALUES (1, 0, '', '', '-infinity') ON CONFLICT (id) DO NOTHING",
+    f"""CREATE OR REPLACE FUNCTION zq_lease_check(held bigint) RETURNS void
+        LANGUAGE plpgsql AS $$
+        DECLARE now_held bigint;
+        BEGIN
+            SELECT epoch INTO now_held FROM zq_lease WHERE id = 1 FOR SHARE;
+            IF now_held IS DISTINCT FROM held THEN
+                RAISE EXCEPTION 'the store''s lease moved to epoch %, this master held %',
+                    now_held, held USING ERRCODE = '{LEASE_LOST}';
+            END IF;
+        END $$""",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """The lease as take_lease() found or left it."""
+
+    epoch: int
+    holder: str  # '' when none ever held it
+    endpoint: str  # where the holder's peers reach it; '' if it did not say
+    live: bool  # held now: not expired, not released, its holder's session alive
+    ours: bool  # this store holds it (at this epoch)
+
 
 DDL = (
     """CREATE TABLE IF NOT EXISTS zq_task (
@@ -109,6 +161,7 @@ DDL = (
     "CREATE INDEX IF NOT EXISTS zq_task_seq ON zq_task (seq)",
     "CREATE TABLE IF NOT EXISTS zq_journal (turn bigint PRIMARY KEY, changes bytea NOT NULL)",
     "CREATE TABLE IF NOT EXISTS zq_meta (key text PRIMARY KEY, value bytea NOT NULL)",
+    *LEASE_DDL,
 )
 # A retried commit whose first try did reach the server writes the same rows again.
 _JOURNAL = ("INSERT INTO zq_journal (turn, changes) SELECT * FROM unnest(%b::int8[], %b::bytea[])"
@@ -135,9 +188,10 @@ class PostgresStore(TurnBuffer):
     time (it may be opened in one thread and used in another)."""
 
     durable = True
+    leased = True  # several masters may open it: the lease says which one serves
 
     def __init__(self, url: str, *, connect_timeout: float = CONNECT_TIMEOUT,
-                 fold_after: int = FOLD_AFTER) -> None:
+                 fold_after: int = FOLD_AFTER, lease_ttl: float = LEASE_TTL) -> None:
         if psycopg is None:
             raise ConfigError("the PostgreSQL store needs psycopg 3: pip install "
                               "'zq[postgres]' (or 'psycopg[binary]')")
@@ -158,7 +212,11 @@ class PostgresStore(TurnBuffer):
         self._journal: deque[tuple[int, int]] = deque()  # (turn, bytes) of zq_journal's rows
         self._journal_bytes = 0
         self._conn: Any = None
-        self._writer = False  # this connection holds the writer lock
+        # The lease: the epoch held (None: not held), its length and who holds it.
+        self.epoch: int | None = None
+        self.lease_ttl = lease_ttl
+        self._holder = f"a zq store user (pid {os.getpid()})"
+        self._lease_lost = False  # LeaseLost was raised: write nothing more (no fold)
         try:
             self._connect()
             self._check_schema()
@@ -177,6 +235,7 @@ class PostgresStore(TurnBuffer):
         pending, meta = self._pending, self._pending_meta
         if not (pending or meta):
             return
+        self._hold_lease("committing")  # first: taking it reads the journal afresh
         try:
             parts = journal_parts(pending) if pending else []  # (msgpack refuses an
             # id that is not UTF-8, as zq_task would at the fold, after the ACCEPTED)
@@ -198,33 +257,111 @@ class PostgresStore(TurnBuffer):
         self._clear_pending()
 
     def _write(self, statements: list[tuple[str, list]], what: str) -> None:
-        """One transaction in one pipeline; a lost connection is StoreUnavailable (the
-        next try connects again), an error of the data a StoreError."""
+        """One transaction in one pipeline, after the lease check; a lost connection is
+        StoreUnavailable (the next try connects again), a moved lease LeaseLost, an
+        error of the data a StoreError."""
+        if self.epoch is None:
+            raise StoreUnavailable(f"{what}: this store does not hold the lease of "
+                                   f"{self.shown}")
         conn = None
         try:
             conn = self._connection()
-            if not self._writer:
-                self._take_writer_lock(conn, what)
             with conn.pipeline(), conn.transaction(), conn.cursor() as cur:
+                cur.execute(_CHECK_LEASE, [self.epoch])
                 for statement, params in statements:
                     cur.execute(statement, params)
         except psycopg.Error as e:
+            if getattr(e, "sqlstate", None) == LEASE_LOST:
+                raise self._lost(e, what) from e
             if _retryable(e, conn):
                 raise self._unavailable(e, what) from e
             raise self._fail(e, what) from e
 
-    def _take_writer_lock(self, conn: Any, what: str) -> None:
-        """Become the store's one writer, or StoreUnavailable naming who is."""
-        if conn.execute(_TAKE_LOCK, (WRITER_LOCK,)).fetchone()[0]:
-            self._writer = True
+    # --- the lease ---------------------------------------------------------------------
+
+    def take_lease(self, holder: str, endpoint: str = "", ttl: float | None = None) -> Lease:
+        """Take the lease if it is free (released, expired, or its holder's session
+        gone), for ttl seconds (lease_ttl by default); the lease as it is then. Taking
+        it reads the journal afresh: the last holder may have written since the open.
+        StoreUnavailable when the server cannot be reached."""
+        self._check_open("taking the lease")
+        if ttl is not None:
+            self.lease_ttl = ttl
+        self._holder = holder
+        try:
+            conn = self._connection()
+            row = conn.execute(_TAKE_LEASE, (holder, endpoint, self.lease_ttl)).fetchone()
+            if row is not None:
+                self.epoch, self._lease_lost = int(row[0]), False
+                self._reset_index()
+                self._recover()
+                return Lease(self.epoch, holder, endpoint, True, True)
+            return self._read_lease(conn)
+        except psycopg.Error as e:
+            raise self._lease_error(e, "taking the lease") from e
+
+    def renew_lease(self) -> None:
+        """Make the lease last lease_ttl seconds more, from the server's now: LeaseLost
+        when another master took it meanwhile, StoreUnavailable when the server cannot
+        be reached (the lease may expire meanwhile)."""
+        self._check_open("renewing the lease")
+        if self.epoch is None:
+            raise LeaseLost(f"renewing the lease of {self.shown}: this store does not "
+                            "hold it")
+        try:
+            self._renew(self._connection())
+        except psycopg.Error as e:
+            raise self._lease_error(e, "renewing the lease") from e
+
+    def lease(self) -> Lease:
+        """The lease as the server has it now."""
+        self._check_open("reading the lease")
+        try:
+            return self._read_lease(self._connection())
+        except psycopg.Error as e:
+            raise self._lease_error(e, "reading the lease") from e
+
+    def _renew(self, conn: Any) -> None:
+        if conn.execute(_RENEW_LEASE, (self.lease_ttl, self.epoch)).fetchone() is None:
+            raise self._lost(None, "renewing the lease")
+
+    def _read_lease(self, conn: Any) -> Lease:
+        epoch, holder, endpoint, live = conn.execute(_READ_LEASE).fetchone()
+        return Lease(int(epoch), holder, endpoint, bool(live), epoch == self.epoch)
+
+    def _hold_lease(self, what: str) -> None:
+        """Before a write: the lease must be ours; a store that never took it takes it
+        now, or cannot write now (BUSY), naming the master that holds it."""
+        if self._lease_lost:
+            raise LeaseLost(f"{what}: the lease of {self.shown} was lost; this store "
+                            "writes nothing more")
+        if self.epoch is not None:
             return
-        holder = conn.execute(_LOCK_HOLDER, (WRITER_LOCK,)).fetchone()
-        who = ("" if holder is None else
-               f" (server process {holder[0]}, client {holder[1] or 'local'})")
-        raise StoreUnavailable(
-            f"{what}: another session writes to the store {self.shown}{who}: is another "
-            "zq master running on it? Run one master per store; this one writes once "
-            "that session ends")
+        lease = self.take_lease(self._holder)
+        if not lease.ours:
+            at = f" at {lease.endpoint}" if lease.endpoint else ""
+            raise StoreUnavailable(
+                f"{what}: another session writes to the store {self.shown} ({lease.holder}"
+                f"{at}, lease epoch {lease.epoch}): is another zq master running on it? "
+                "Run one master per store, or start the others as standbys; this one "
+                "writes once that master is gone")
+
+    def _lost(self, e: Exception | None, what: str) -> LeaseLost:
+        """The lease moved: nothing of this write happened, and nothing more will."""
+        held, self.epoch, self._lease_lost = self.epoch, None, True
+        why = _first_line(e) if e is not None else (
+            f"the store's lease moved on from epoch {held}")
+        return LeaseLost(f"{what} on the store {self.shown} failed: {why}: another master "
+                         "took over; this one must stop serving")
+
+    def _lease_error(self, e: Exception, what: str) -> StoreError:
+        if getattr(e, "sqlstate", None) == LEASE_LOST:
+            return self._lost(e, what)
+        if self._conn is None or self._conn.broken or isinstance(e, psycopg.OperationalError):
+            self._drop_connection()
+            return StoreUnavailable(f"{what} failed on the store {self.shown}: "
+                                    f"{_first_line(e)}")
+        return StoreError(f"{what} failed on the store {self.shown}: {_first_line(e)}")
 
     # --- upkeep: the fold --------------------------------------------------------------
 
@@ -238,6 +375,7 @@ class PostgresStore(TurnBuffer):
         """One bounded slice of upkeep: index up to INDEX_PER_FOLD * limit committed
         changes and fold up to `limit` tasks into zq_task. True while work remains."""
         self._check_open("compacting")
+        self._hold_lease("folding the journal")
         self._index(INDEX_PER_FOLD * max(limit, 1))
         if self._unfolded:
             self._fold(limit)
@@ -284,6 +422,15 @@ class PostgresStore(TurnBuffer):
         if self._unindexed:  # newer than every indexed turn
             return self._unindexed[0][0]
         return self._turn + 1
+
+    def _reset_index(self) -> None:
+        """Forget the journal as read so far (before reading it afresh)."""
+        self._unindexed.clear()
+        self._unindexed_rows = 0
+        self._unfolded = {}
+        self._journal.clear()
+        self._journal_bytes = 0
+        self._turn = 0
 
     def _recover(self) -> None:
         """Index what a crash left in the journal (all of it was committed); it is
@@ -377,18 +524,19 @@ class PostgresStore(TurnBuffer):
             return
         if self._clear_pending():
             log.warning("closing the store %s with uncommitted changes: discarded", self.shown)
-        try:
-            if self._unfolded or self._unindexed:
+        try:  # only the lease's holder writes: a standby leaves the journal alone
+            if self.epoch is not None and (self._unfolded or self._unindexed):
                 self._index()
                 self._fold(len(self._unfolded))
         except StoreError:
             log.exception("folding the journal of %s on close failed", self.shown)
         self._closed = True
-        if self._writer and self._conn is not None:
-            try:  # now, not when the server notices the connection end (asynchronous)
-                self._conn.execute("SELECT pg_advisory_unlock_all()")
+        if self.epoch is not None and self._conn is not None:
+            try:  # a standby takes over at once, not once the lease expires
+                self._conn.execute(_RELEASE_LEASE, (self.epoch,))
             except psycopg.Error:
-                pass  # the session ends anyway, and its lock with it
+                pass  # it expires, or the session's end frees it
+        self.epoch = None
         self._drop_connection()
 
     # --- the connection ----------------------------------------------------------------
@@ -406,11 +554,12 @@ class PostgresStore(TurnBuffer):
         if self._conn is None or self._conn.closed or self._conn.broken:
             self._drop_connection()
             self._connect()
+            if self.epoch is not None:  # the lease names our session: the new one now,
+                self._renew(self._conn)  # before a standby takes the old one's end for ours
         return self._conn
 
     def _drop_connection(self) -> None:
         conn, self._conn = self._conn, None
-        self._writer = False  # the lock went with the session
         if conn is not None:
             try:
                 conn.close()
@@ -418,17 +567,17 @@ class PostgresStore(TurnBuffer):
                 pass
 
     def _check_schema(self) -> None:
-        """Make the tables in a new database; refuse one made by a newer zq. An existing
-        store costs one query."""
+        """Make the tables in a new database, add the lease to a version 1 store; refuse
+        one made by a newer zq. An existing store costs one query."""
         try:
             version = self._schema_version()
-            if version is None:
+            if version is None or version == 1:
                 with self._conn.transaction():
                     self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-                    for ddl in DDL:
-                        self._conn.execute(ddl)
-                    version = self._schema_version()
-                    if version is None:
+                    version = self._schema_version()  # another master may have done it
+                    if version is None or version == 1:
+                        for ddl in DDL if version is None else LEASE_DDL:
+                            self._conn.execute(ddl)
                         version = SCHEMA_VERSION
                         self._conn.execute(_SET_META, ([SCHEMA_KEY], [pack(version)]),
                                            binary=True)
