@@ -14,35 +14,9 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from zq.core import client_events as ce
 from zq.core import messages as m
 from zq.core.client_core import ClientCore
-from zq.core.client_events import (
-    AnswerQuery,
-    CancelAllRequested,
-    CancelRequested,
-    ClientClosed,
-    CloseConnection,
-    Command,
-    FailQueries,
-    FailTasks,
-    FollowTasks,
-    FreeRoom,
-    LinkDropped,
-    LinkOpened,
-    LogMasterError,
-    MessageReceived,
-    MessagesSent,
-    OpenConnection,
-    OpenFailed,
-    QueryAsked,
-    Send,
-    SettleCancelled,
-    SettlePartials,
-    SettleProgress,
-    SettleResults,
-    Submitted,
-    WatchRequested,
-)
 from zq.core.messages import State
 from zq.errors import ConnectionLost
 
@@ -101,48 +75,48 @@ class ClientCoreMachine(RuleBasedStateMachine):
         self.freed = 0
         self.closed = False
         self.pending_open = False
-        self.out: list[Command] = []
+        self.out: list[ce.Command] = []
         self.run(self.core.tick(self.now))
 
     # --- a mini shell: what io_loop does with each command ---
 
-    def run(self, cmds: list[Command]) -> None:
+    def run(self, cmds: list[ce.Command]) -> None:
         self.out = cmds
         for c in cmds:
             t = type(c)
-            if t is Send:
+            if t is ce.Send:
                 assert self.core.connected, f"{c} sent while disconnected"
-            elif t is OpenConnection:
+            elif t is ce.OpenConnection:
                 self.run_open()
-            elif t is FreeRoom:
+            elif t is ce.FreeRoom:
                 assert c.count > 0
                 self.freed += c.count
-            elif t is SettleResults:
+            elif t is ce.SettleResults:
                 for sink, e in c.items:
                     assert e[1] in FINAL
                     sink.on_result(*e)
-            elif t is FailTasks:
+            elif t is ce.FailTasks:
                 for sink, tid, exc in c.items:
                     sink.on_failed(tid, exc)
-            elif t is SettleCancelled:
+            elif t is ce.SettleCancelled:
                 for sink, tid in c.items:
                     sink.on_cancelled(tid)
-            elif t is FollowTasks:
+            elif t is ce.FollowTasks:
                 for sink, tid, new in c.items:
                     sink.on_followed(tid, new)
-            elif t is AnswerQuery:
+            elif t is ce.AnswerQuery:
                 c.sink.on_reply(c.ok, c.body)
-            elif t is FailQueries:
+            elif t is ce.FailQueries:
                 for sink, exc in c.items:
                     sink.on_expired() if exc is None else sink.on_lost(exc)
-            elif t is SettlePartials:
+            elif t is ce.SettlePartials:
                 for sink, e in c.items:
                     sink.on_partial(*e)
-            elif t is SettleProgress:
+            elif t is ce.SettleProgress:
                 for sink, tid, done, total in c.items:
                     sink.on_progress(tid, done, total)
             else:
-                assert t in (CloseConnection, LogMasterError), t
+                assert t in (ce.CloseConnection, ce.LogMasterError), t
 
     def run_open(self) -> None:
         self.pending_open = True
@@ -164,7 +138,7 @@ class ClientCoreMachine(RuleBasedStateMachine):
             sinks.append(Recorder(tid))
         self.ids += [e[0] for e in entries]
         self.sinks += sinks
-        self.step(Submitted(entries, sinks))
+        self.step(ce.Submitted(entries, sinks))
 
     @precondition(lambda self: not self.closed)
     @rule(data=st.data())
@@ -173,7 +147,7 @@ class ClientCoreMachine(RuleBasedStateMachine):
         sink = Recorder(tid)
         self.sinks.append(sink)
         self.ids.append(tid)
-        self.step(WatchRequested([tid], [sink]))
+        self.step(ce.WatchRequested([tid], [sink]))
 
     @precondition(lambda self: not self.closed and self.sinks)
     @rule(data=st.data())
@@ -183,12 +157,12 @@ class ClientCoreMachine(RuleBasedStateMachine):
             return  # Future.cancel() of a settled future posts nothing
         sink.finals.append("cancelled")  # the shell settles it first
         self.cancelled.add(id(sink))
-        self.step(CancelRequested([sink.name], sink))
+        self.step(ce.CancelRequested([sink.name], sink))
 
     @precondition(lambda self: not self.closed)
     @rule()
     def cancel_all(self) -> None:
-        self.step(CancelAllRequested())
+        self.step(ce.CancelAllRequested())
 
     @precondition(lambda self: not self.closed)
     @rule(kind=st.sampled_from(["status", "retry"]), wait=st.floats(0.0, 20.0))
@@ -196,7 +170,7 @@ class ClientCoreMachine(RuleBasedStateMachine):
         self.next_request += 1
         sink = Recorder(kind)
         self.queries.append(sink)
-        self.step(QueryAsked(self.next_request, kind, {}, sink, self.now + wait))
+        self.step(ce.QueryAsked(self.next_request, kind, {}, sink, self.now + wait))
 
     # --- the master's side ---
 
@@ -210,41 +184,41 @@ class ClientCoreMachine(RuleBasedStateMachine):
         same_as = {}
         if ids and data.draw(st.booleans()):
             same_as = {ids[0]: data.draw(st.sampled_from(self.ids + OTHER_IDS))}
-        self.step(MessageReceived(m.Accepted(ids, same_as), self.now))
+        self.step(ce.MessageReceived(m.Accepted(ids, same_as), self.now))
 
     @precondition(lambda self: not self.closed)
     @rule(data=st.data())
     def rejected(self, data: st.DataObject) -> None:
         entries = [(tid, "no") for tid in self.some_ids(data)]
-        self.step(MessageReceived(m.RejectedEntries(entries), self.now))
+        self.step(ce.MessageReceived(m.RejectedEntries(entries), self.now))
 
     @precondition(lambda self: not self.closed)
     @rule(data=st.data(), retry_after=st.floats(-1.0, 100.0))
     def busy(self, data: st.DataObject, retry_after: float) -> None:
-        self.step(MessageReceived(m.Busy(self.some_ids(data), retry_after), self.now))
+        self.step(ce.MessageReceived(m.Busy(self.some_ids(data), retry_after), self.now))
 
     @precondition(lambda self: not self.closed)
     @rule(data=st.data(), state=st.sampled_from(STATES))
     def result(self, data: st.DataObject, state: int) -> None:
         entries = [(tid, state, b"") for tid in self.some_ids(data)]
-        self.step(MessageReceived(m.Result(entries), self.now))
+        self.step(ce.MessageReceived(m.Result(entries), self.now))
 
     @precondition(lambda self: not self.closed)
     @rule(data=st.data())
     def partial_and_progress(self, data: st.DataObject) -> None:
         ids = self.some_ids(data)
-        self.step(MessageReceived(m.Partial([(tid, 1, 0, b"") for tid in ids]), self.now))
-        self.step(MessageReceived(m.Progress([(tid, 1, 1.0, 2.0) for tid in ids]), self.now))
+        self.step(ce.MessageReceived(m.Partial([(tid, 1, 0, b"") for tid in ids]), self.now))
+        self.step(ce.MessageReceived(m.Progress([(tid, 1, 1.0, 2.0) for tid in ids]), self.now))
 
     @precondition(lambda self: not self.closed)
     @rule(request=st.integers(0, 8), ok=st.booleans())
     def reply(self, request: int, ok: bool) -> None:
-        self.step(MessageReceived(m.Reply(request, ok, {}), self.now))
+        self.step(ce.MessageReceived(m.Reply(request, ok, {}), self.now))
 
     @precondition(lambda self: not self.closed)
     @rule()
     def error(self) -> None:
-        self.step(MessageReceived(m.Error("bad"), self.now))
+        self.step(ce.MessageReceived(m.Error("bad"), self.now))
 
     # --- the link and the clock ---
 
@@ -254,23 +228,23 @@ class ClientCoreMachine(RuleBasedStateMachine):
         self.pending_open = False
         self.run(self.core.tick(self.now))
         if self.pending_open:
-            self.step(OpenFailed(self.now) if fail else LinkOpened(self.now))
+            self.step(ce.OpenFailed(self.now) if fail else ce.LinkOpened(self.now))
 
     @precondition(lambda self: not self.closed)
     @rule()
     def sent(self) -> None:
-        self.step(MessagesSent(self.now))
+        self.step(ce.MessagesSent(self.now))
 
     @precondition(lambda self: not self.closed)
     @rule()
     def dropped(self) -> None:
-        self.step(LinkDropped(self.now))
+        self.step(ce.LinkDropped(self.now))
 
     @precondition(lambda self: not self.closed)
     @rule()
     def close(self) -> None:
         self.closed = True
-        self.step(ClientClosed(ConnectionLost("closed")))
+        self.step(ce.ClientClosed(ConnectionLost("closed")))
         for sink in self.sinks:
             assert len(sink.finals) == 1, (sink.name, sink.finals)
         for q in self.queries:

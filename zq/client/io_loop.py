@@ -17,31 +17,9 @@ from zq import transport
 from zq.client.exit import AT_EXIT, FINAL_LINGER
 from zq.client.mailbox import Mailbox, Stop
 from zq.config import ClientConfig
+from zq.core import client_events as ce
 from zq.core import messages as m
 from zq.core.client_core import ClientCore
-from zq.core.client_events import (
-    AnswerQuery,
-    ClientClosed,
-    CloseConnection,
-    Command,
-    FailQueries,
-    FailTasks,
-    FollowTasks,
-    FreeRoom,
-    LinkDropped,
-    LinkOpened,
-    LogMasterError,
-    MessageReceived,
-    MessagesSent,
-    OpenConnection,
-    OpenFailed,
-    Send,
-    SettleCancelled,
-    SettlePartials,
-    SettleProgress,
-    SettleResults,
-    Submitted,
-)
 from zq.core.messages import Role
 from zq.errors import AccessRefused, ConnectionLost, PeerCongested, ZqError
 
@@ -76,7 +54,7 @@ class IoLoop:
         self.unaccepted: list[tuple[str, str]] = []  # (id, name) left unacknowledged at the end
         self.thread = threading.Thread(target=self.run, name="zq-client-io", daemon=True)
         self._open_socket()
-        self._run(self.core.handle(LinkOpened(time.monotonic())))
+        self._run(self.core.handle(ce.LinkOpened(time.monotonic())))
 
     # --- the thread, seen from other threads ----------------------------------------------
 
@@ -131,7 +109,7 @@ class IoLoop:
         if dropped:  # in a failing handshake LinkWatch has the story: say it once, there
             log.log(logging.DEBUG if self.watch.failing else logging.WARNING,
                     "zq master at %s closed the connection; reconnecting", self.config.connect)
-            self._run(self.core.handle(LinkDropped(time.monotonic())))
+            self._run(self.core.handle(ce.LinkDropped(time.monotonic())))
         self._take_mailbox()
         self._send()
         return False
@@ -148,7 +126,7 @@ class IoLoop:
     def _take_mailbox(self) -> None:
         entries, sinks, requests = self.mailbox.take()
         if entries:  # one event for the whole take: the submit hot path
-            self._run(self.core.handle(Submitted(entries, sinks)))
+            self._run(self.core.handle(ce.Submitted(entries, sinks)))
         for event in requests:
             self._run(self.core.handle(event))
 
@@ -222,7 +200,7 @@ class IoLoop:
             sent += 1
         del self.backlog[:sent]
         if sent:
-            self._run(self.core.handle(MessagesSent(time.monotonic())))
+            self._run(self.core.handle(ce.MessagesSent(time.monotonic())))
         if self.pollout != bool(self.backlog):
             self.pollout = bool(self.backlog)
             self.poller.register(self.sock, zmq.POLLIN | (zmq.POLLOUT if self.pollout else 0))
@@ -236,28 +214,28 @@ class IoLoop:
                 self.dropped += 1
                 log.debug("zq client dropped a malformed message: %s", got.error)
                 continue
-            self._run(core.handle(MessageReceived(got.message, now)))
+            self._run(core.handle(ce.MessageReceived(got.message, now)))
 
     # --- commands -----------------------------------------------------------------------
 
-    def _run(self, commands: list[Command]) -> None:
+    def _run(self, commands: list[ce.Command]) -> None:
         for cmd in commands:
             _COMMANDS[type(cmd)](self, cmd)
 
-    def _do_send(self, cmd: Send) -> None:
+    def _do_send(self, cmd: ce.Send) -> None:
         self.backlog.append(cmd.message)
 
-    def _do_open(self, cmd: OpenConnection) -> None:
+    def _do_open(self, cmd: ce.OpenConnection) -> None:
         now = time.monotonic()
         try:
             self._open_socket()
         except ConnectionLost as e:
             log.warning("zq client: %s; retrying", e)
-            self._run(self.core.handle(OpenFailed(now)))
+            self._run(self.core.handle(ce.OpenFailed(now)))
         else:
-            self._run(self.core.handle(LinkOpened(now)))
+            self._run(self.core.handle(ce.LinkOpened(now)))
 
-    def _do_close(self, cmd: CloseConnection) -> None:
+    def _do_close(self, cmd: ce.CloseConnection) -> None:
         if cmd.silent_for is not None:
             log.warning("zq master at %s silent for %.1f s; reconnecting",
                         self.config.connect, cmd.silent_for)
@@ -266,55 +244,55 @@ class IoLoop:
     # One loop per command, one guarded call per sink: a sink that raises (a bug, or a
     # done-callback's error escaping) must not cost the others their outcome.
 
-    def _settle_results(self, cmd: SettleResults) -> None:
+    def _settle_results(self, cmd: ce.SettleResults) -> None:
         for sink, entry in cmd.items:
             try:
                 sink.on_result(*entry)
             except Exception:
                 log.exception("zq client could not deliver a result")
 
-    def _settle_partials(self, cmd: SettlePartials) -> None:
+    def _settle_partials(self, cmd: ce.SettlePartials) -> None:
         for sink, entry in cmd.items:
             try:
                 sink.on_partial(*entry)
             except Exception:
                 log.exception("zq client could not deliver a chunk")
 
-    def _settle_progress(self, cmd: SettleProgress) -> None:
+    def _settle_progress(self, cmd: ce.SettleProgress) -> None:
         for sink, tid, done, total in cmd.items:
             try:
                 sink.on_progress(tid, done, total)
             except Exception:
                 log.exception("zq client could not deliver progress")
 
-    def _fail_tasks(self, cmd: FailTasks) -> None:
+    def _fail_tasks(self, cmd: ce.FailTasks) -> None:
         for sink, tid, exc in cmd.items:
             try:
                 sink.on_failed(tid, exc)
             except Exception:
                 log.exception("zq client could not deliver a failure")
 
-    def _settle_cancelled(self, cmd: SettleCancelled) -> None:
+    def _settle_cancelled(self, cmd: ce.SettleCancelled) -> None:
         for sink, tid in cmd.items:
             try:
                 sink.on_cancelled(tid)
             except Exception:
                 log.exception("zq client could not deliver a cancellation")
 
-    def _follow(self, cmd: FollowTasks) -> None:
+    def _follow(self, cmd: ce.FollowTasks) -> None:
         for sink, tid, existing in cmd.items:
             try:
                 sink.on_followed(tid, existing)
             except Exception:
                 log.exception("zq client could not deliver a deduplication")
 
-    def _answer(self, cmd: AnswerQuery) -> None:
+    def _answer(self, cmd: ce.AnswerQuery) -> None:
         try:
             cmd.sink.on_reply(cmd.ok, cmd.body)
         except Exception:
             log.exception("zq client could not deliver a reply")
 
-    def _fail_queries(self, cmd: FailQueries) -> None:
+    def _fail_queries(self, cmd: ce.FailQueries) -> None:
         for sink, exc in cmd.items:
             try:
                 if exc is None:
@@ -324,10 +302,10 @@ class IoLoop:
             except Exception:
                 log.exception("zq client could not deliver a lost query")
 
-    def _log_master_error(self, cmd: LogMasterError) -> None:
+    def _log_master_error(self, cmd: ce.LogMasterError) -> None:
         log.warning("zq master reported an error: %s", cmd.reason)
 
-    def _free_room(self, cmd: FreeRoom) -> None:
+    def _free_room(self, cmd: ce.FreeRoom) -> None:
         self.mailbox.acked(cmd.count)
 
     def _finish(self, error: BaseException) -> None:
@@ -336,10 +314,10 @@ class IoLoop:
         self.unaccepted = self.core.unaccepted()
         self.unaccepted += [(tid, name) for (tid, name, *_), _ in leftover]
         AT_EXIT.discard(self)
-        self._fail_tasks(FailTasks([(sink, tid, error) for (tid, *_), sink in leftover]))
-        self._fail_queries(FailQueries([(reply, error) for reply in replies]))
+        self._fail_tasks(ce.FailTasks([(sink, tid, error) for (tid, *_), sink in leftover]))
+        self._fail_queries(ce.FailQueries([(reply, error) for reply in replies]))
         try:
-            self._run(self.core.handle(ClientClosed(error)))
+            self._run(self.core.handle(ce.ClientClosed(error)))
         finally:
             self._close_socket(linger=self._final_linger())
             self.mailbox.close_wake()
@@ -348,10 +326,11 @@ class IoLoop:
 
 
 _COMMANDS: dict[type, Callable[[IoLoop, Any], None]] = {
-    Send: IoLoop._do_send, OpenConnection: IoLoop._do_open, CloseConnection: IoLoop._do_close,
-    SettleResults: IoLoop._settle_results, SettlePartials: IoLoop._settle_partials,
-    SettleProgress: IoLoop._settle_progress, FailTasks: IoLoop._fail_tasks,
-    SettleCancelled: IoLoop._settle_cancelled, FollowTasks: IoLoop._follow,
-    AnswerQuery: IoLoop._answer, FailQueries: IoLoop._fail_queries,
-    LogMasterError: IoLoop._log_master_error, FreeRoom: IoLoop._free_room,
+    ce.Send: IoLoop._do_send, ce.OpenConnection: IoLoop._do_open,
+    ce.CloseConnection: IoLoop._do_close,
+    ce.SettleResults: IoLoop._settle_results, ce.SettlePartials: IoLoop._settle_partials,
+    ce.SettleProgress: IoLoop._settle_progress, ce.FailTasks: IoLoop._fail_tasks,
+    ce.SettleCancelled: IoLoop._settle_cancelled, ce.FollowTasks: IoLoop._follow,
+    ce.AnswerQuery: IoLoop._answer, ce.FailQueries: IoLoop._fail_queries,
+    ce.LogMasterError: IoLoop._log_master_error, ce.FreeRoom: IoLoop._free_room,
 }

@@ -15,15 +15,9 @@ import msgpack
 
 from zq.client.future import Future
 from zq.config import MasterConfig
+from zq.core import client_events as ce
 from zq.core import messages as m
 from zq.core import serde
-from zq.core.client_events import (
-    CancelAllRequested,
-    CancelRequested,
-    Event,
-    QueryAsked,
-    WatchRequested,
-)
 from zq.errors import AccessRefused, SerializationError, ZqError
 
 # A larger frame makes the master (at its default --max-message) drop the connection, and
@@ -69,7 +63,7 @@ class Mailbox:
         self._pack = serde.pack_call  # ((args, kwargs)) -> bytes, thread-safe
         self._entries: list[m.SubmitEntry] = []
         self._sinks: list[Any] = []
-        self._events: list[Event] = []  # requests other than submissions, in order
+        self._events: list[ce.Event] = []  # requests other than submissions, in order
         self._idle = False  # the I/O thread sleeps in poll: the next post wakes it
         # Submissions that may still be made before one must wait for ACCEPTED:
         # max_unacked - (submitted - acknowledged); forced negative once closed.
@@ -158,21 +152,21 @@ class Mailbox:
                 _unblock_wake(self._wake_w)
 
     def watch(self, ids: list[str], sinks: list[Any]) -> None:
-        self._post(WatchRequested(ids, sinks))
+        self._post(ce.WatchRequested(ids, sinks))
 
     def cancel(self, ids: list[str], sink: Any) -> None:
         """sink (already settled as cancelled) stops following ids; the master is asked
         to cancel them."""
-        self._post(CancelRequested(ids, sink))
+        self._post(ce.CancelRequested(ids, sink))
 
     def cancel_all(self) -> None:
         """Cancel every task still waited for (Executor.shutdown(cancel_futures=True));
         taken even after close, as the shutdown that follows it closes the mailbox."""
-        self._post(CancelAllRequested())
+        self._post(ce.CancelAllRequested())
 
     def query(self, request_id: int, kind: str, args: dict[str, Any], reply: Any,
               deadline: float) -> None:
-        self._post(QueryAsked(request_id, kind, args, reply, deadline))
+        self._post(ce.QueryAsked(request_id, kind, args, reply, deadline))
 
     def wait_acked(self, deadline: float | None) -> bool:
         """Wait until every submission so far is acknowledged; False if the deadline
@@ -235,7 +229,7 @@ class Mailbox:
             self._idle = True
             return self._stop[1] if self._stop is not None else float("inf")
 
-    def take(self) -> tuple[list[m.SubmitEntry], list[Any], list[Event]]:
+    def take(self) -> tuple[list[m.SubmitEntry], list[Any], list[ce.Event]]:
         """Everything posted since the last take: (entries, their sinks, requests)."""
         with self._lock:
             entries, sinks, events = self._entries, self._sinks, self._events
@@ -276,7 +270,7 @@ class Mailbox:
             self._room_left = CLOSED_ROOM
             self._room.notify_all()
             leftover = list(zip(self._entries, self._sinks))
-            replies = [ev.sink for ev in self._events if type(ev) is QueryAsked]
+            replies = [ev.sink for ev in self._events if type(ev) is ce.QueryAsked]
             self._entries, self._sinks, self._events = [], [], []
         return leftover, replies
 
@@ -305,11 +299,11 @@ class Mailbox:
         if self._closed:
             raise self._refused or ZqError("the client is closed")
 
-    def _post(self, event: Event) -> None:
+    def _post(self, event: ce.Event) -> None:
         """Hand a request (watch, cancel, query, cancel all) to the I/O thread."""
         with self._lock:
-            if self._closed and type(event) is not CancelAllRequested:
-                if type(event) is QueryAsked:
+            if self._closed and type(event) is not ce.CancelAllRequested:
+                if type(event) is ce.QueryAsked:
                     event.sink.on_lost(self._refused or ZqError("the client is closed"))
                 return  # a cancel or watch after close has nothing left to act on
             self._events.append(event)

@@ -18,40 +18,10 @@ from itertools import repeat
 from operator import itemgetter
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
+from zq.core import client_events as ce
 from zq.core import codec
 from zq.core import messages as m
 from zq.core.backoff import CLIENT_JITTER, compute_backoff
-from zq.core.client_events import (
-    AnswerQuery,
-    CancelAllRequested,
-    CancelRequested,
-    ClientClosed,
-    CloseConnection,
-    Command,
-    Event,
-    FailQueries,
-    FailTasks,
-    Fanout,
-    FollowTasks,
-    FreeRoom,
-    LinkDropped,
-    LinkOpened,
-    LogMasterError,
-    MessageReceived,
-    MessagesSent,
-    OpenConnection,
-    OpenFailed,
-    QueryAsked,
-    ReplySink,
-    Send,
-    SettleCancelled,
-    SettlePartials,
-    SettleProgress,
-    SettleResults,
-    Sink,
-    Submitted,
-    WatchRequested,
-)
 from zq.core.messages import FINAL_STATES, Cmd, SubmitEntry
 from zq.errors import ConnectionLost, Rejected
 
@@ -101,7 +71,7 @@ class _Query:
     request_id: int
     kind: str
     args: dict[str, Any]
-    sink: ReplySink
+    sink: ce.ReplySink
     deadline: float
     sent: bool
 
@@ -181,27 +151,27 @@ class ClientCore:
 
     # --- public API -------------------------------------------------------------------
 
-    def handle(self, event: Event) -> list[Command]:
+    def handle(self, event: ce.Event) -> list[ce.Command]:
         return _EVENT_HANDLERS[type(event)](self, event)
 
-    def tick(self, now: float) -> list[Command]:
+    def tick(self, now: float) -> list[ce.Command]:
         """Timers: heartbeat, liveness, reconnect, BUSY resends, query deadlines."""
-        cmds: list[Command] = []
+        cmds: list[ce.Command] = []
         if self.queries:
             self._expire_queries(now, cmds)
         if self.link is not Link.CONNECTED:
             if self.link is Link.WAITING and self.reopen_at is not None and now >= self.reopen_at:
-                cmds.append(OpenConnection())
+                cmds.append(ce.OpenConnection())
             return cmds
         if not self.outstanding:
             self.quiet_since = now
         elif now - max(self.last_recv, self.quiet_since) > self.window:
             self._lose(now)
-            cmds.append(CloseConnection(self.window))
+            cmds.append(ce.CloseConnection(self.window))
             return cmds
         resent = bool(self.held) and self._resend_held(now, cmds)
         if now - self.last_sent >= self.interval and not resent:
-            cmds.append(Send(m.Heartbeat()))
+            cmds.append(ce.Send(m.Heartbeat()))
             self.last_sent = now  # counted as sent even if zmq holds it back (HWM)
         return cmds
 
@@ -254,7 +224,7 @@ class ClientCore:
                             f"{len(self.unacked)} unacknowledged")
         if any(s is None for s in self.sinks.values()):
             problems.append("a task is followed by no sink")
-        if any(type(s) is Fanout and len(s.sinks) < 2 for s in self.sinks.values()):
+        if any(type(s) is ce.Fanout and len(s.sinks) < 2 for s in self.sinks.values()):
             problems.append("a fanout of fewer than two sinks")
         if any(not ids for _, ids in self.held):
             problems.append("an empty BUSY hold")
@@ -265,19 +235,19 @@ class ClientCore:
 
     # --- stimuli from the user's side ---------------------------------------------------
 
-    def _on_submitted(self, ev: Submitted) -> list[Command]:
+    def _on_submitted(self, ev: ce.Submitted) -> list[ce.Command]:
         entries = ev.entries
         ids = [e[0] for e in entries]
         self.unacked.update(zip(ids, entries))
         # Ids are the client's own and fresh; C-level bulk inserts keep this cheap per task.
         self.sinks.update(zip(ids, ev.sinks))
         self.submitted += len(entries)
-        cmds: list[Command] = []
+        cmds: list[ce.Command] = []
         if self.link is Link.CONNECTED:
             self._send_submits(entries, cmds)
         return cmds
 
-    def _on_watch(self, ev: WatchRequested) -> list[Command]:
+    def _on_watch(self, ev: ce.WatchRequested) -> list[ce.Command]:
         """An id this client has not got ACCEPTED yet is followed without a WATCH: the
         master could answer it REJECTED (unknown) before the SUBMIT."""
         new = []
@@ -287,38 +257,38 @@ class ClientCore:
                 new.append(tid)
         if self.link is not Link.CONNECTED:
             return []
-        return [Send(m.Watch(batch)) for batch in _id_batches(new)]
+        return [ce.Send(m.Watch(batch)) for batch in _id_batches(new)]
 
-    def _on_cancel(self, ev: CancelRequested) -> list[Command]:
+    def _on_cancel(self, ev: ce.CancelRequested) -> list[ce.Command]:
         for tid in ev.ids:
             self._remove_sink(tid, ev.sink)
         self.cancelling.update(ev.ids)
         if self.link is not Link.CONNECTED:
             return []
-        return [Send(m.Cancel(list(batch))) for batch in _id_batches(ev.ids)]
+        return [ce.Send(m.Cancel(list(batch))) for batch in _id_batches(ev.ids)]
 
-    def _on_cancel_all(self, ev: CancelAllRequested) -> list[Command]:
-        cmds: list[Command] = [SettleCancelled(list(zip(self.sinks.values(), self.sinks)))]
+    def _on_cancel_all(self, ev: ce.CancelAllRequested) -> list[ce.Command]:
+        cmds: list[ce.Command] = [ce.SettleCancelled(list(zip(self.sinks.values(), self.sinks)))]
         ids = list(self.sinks)
         self.sinks.clear()
         self.cancelling.update(ids)
         if self.link is Link.CONNECTED:
-            cmds += [Send(m.Cancel(batch)) for batch in _id_batches(ids)]
+            cmds += [ce.Send(m.Cancel(batch)) for batch in _id_batches(ids)]
         return cmds
 
-    def _on_query(self, ev: QueryAsked) -> list[Command]:
+    def _on_query(self, ev: ce.QueryAsked) -> list[ce.Command]:
         connected = self.link is Link.CONNECTED
         self.queries[ev.request_id] = _Query(ev.request_id, ev.kind, ev.args, ev.sink,
                                              ev.deadline, connected)
-        return [Send(m.Query(ev.request_id, ev.kind, ev.args))] if connected else []
+        return [ce.Send(m.Query(ev.request_id, ev.kind, ev.args))] if connected else []
 
-    def _on_closed(self, ev: ClientClosed) -> list[Command]:
+    def _on_closed(self, ev: ce.ClientClosed) -> list[ce.Command]:
         exc = ev.error
-        cmds: list[Command] = []
+        cmds: list[ce.Command] = []
         if self.sinks:
-            cmds.append(FailTasks([(s, tid, exc) for tid, s in self.sinks.items()]))
+            cmds.append(ce.FailTasks([(s, tid, exc) for tid, s in self.sinks.items()]))
         if self.queries:
-            cmds.append(FailQueries([(q.sink, exc) for q in self.queries.values()]))
+            cmds.append(ce.FailQueries([(q.sink, exc) for q in self.queries.values()]))
         self._set_link(Link.CLOSED)
         self.reopen_at = None
         self.sinks.clear()
@@ -331,25 +301,25 @@ class ClientCore:
 
     # --- stimuli from the link ----------------------------------------------------------
 
-    def _on_sent(self, ev: MessagesSent) -> list[Command]:
+    def _on_sent(self, ev: ce.MessagesSent) -> list[ce.Command]:
         self.last_sent = ev.now
         return []
 
-    def _on_dropped(self, ev: LinkDropped) -> list[Command]:
+    def _on_dropped(self, ev: ce.LinkDropped) -> list[ce.Command]:
         """A master that restarts quickly would otherwise be reconnected to by zmq itself
         and answer heartbeats, while the submissions and watches it held in memory are
         gone: start afresh."""
         if self.link is not Link.CONNECTED:
             return []
         self._lose(ev.now)
-        return [CloseConnection(None)]
+        return [ce.CloseConnection(None)]
 
-    def _on_open_failed(self, ev: OpenFailed) -> list[Command]:
+    def _on_open_failed(self, ev: ce.OpenFailed) -> list[ce.Command]:
         """Try again after a longer backoff."""
         self._lose(ev.now)
         return []
 
-    def _on_opened(self, ev: LinkOpened) -> list[Command]:
+    def _on_opened(self, ev: ce.LinkOpened) -> list[ce.Command]:
         """Send again everything that is still open; queries that cannot be sent again
         safely fail."""
         now = ev.now
@@ -361,17 +331,17 @@ class ClientCore:
         entries = list(self.unacked.values())
         if self.opens > 1:
             self.rewatch = set(self.unacked)
-        cmds: list[Command] = []
+        cmds: list[ce.Command] = []
         self._send_submits(entries, cmds)
         follow = [tid for tid in self.sinks if tid not in self.unacked]
         follow += [tid for tid in self.cancelling if tid not in self.unacked
                    and tid not in self.sinks]
-        cmds += [Send(m.Watch(batch)) for batch in _id_batches(follow)]
-        cmds += [Send(m.Cancel(batch)) for batch in _id_batches(list(self.cancelling))]
+        cmds += [ce.Send(m.Watch(batch)) for batch in _id_batches(follow)]
+        cmds += [ce.Send(m.Cancel(batch)) for batch in _id_batches(list(self.cancelling))]
         self._resend_queries(cmds)
         return cmds
 
-    def _on_message(self, ev: MessageReceived) -> list[Command]:
+    def _on_message(self, ev: ce.MessageReceived) -> list[ce.Command]:
         """A message from the master: what it settles, for the shell to hand over."""
         self.last_recv = ev.now
         self.retries = 0
@@ -392,26 +362,26 @@ class ClientCore:
             self.sinks[tid] = sink
         elif current is sink:
             return
-        elif type(current) is Fanout:
+        elif type(current) is ce.Fanout:
             if all(s is not sink for s in current.sinks):
                 current.sinks.append(sink)
         else:
-            self.sinks[tid] = Fanout([current, sink])
+            self.sinks[tid] = ce.Fanout([current, sink])
 
     def _remove_sink(self, tid: str, sink: Any) -> None:
         current = self.sinks.get(tid)
         if current is sink:
             del self.sinks[tid]
-        elif type(current) is Fanout:
+        elif type(current) is ce.Fanout:
             rest = [s for s in current.sinks if s is not sink]
             if not rest:
                 del self.sinks[tid]
             else:
-                self.sinks[tid] = rest[0] if len(rest) == 1 else Fanout(rest)
+                self.sinks[tid] = rest[0] if len(rest) == 1 else ce.Fanout(rest)
 
-    def _send_submits(self, entries: Sequence[SubmitEntry], cmds: list[Command]) -> None:
+    def _send_submits(self, entries: Sequence[SubmitEntry], cmds: list[ce.Command]) -> None:
         for chunk in chunk_entries(entries, self.batch_size):
-            cmds.append(Send(m.Submit(chunk)))
+            cmds.append(ce.Send(m.Submit(chunk)))
 
     def _lose(self, now: float) -> None:
         """The link is gone (or could not be made): wait a growing backoff, then reopen."""
@@ -421,7 +391,7 @@ class ClientCore:
                                                cap=self.reconnect_max, rand=self.rand(),
                                                jitter=CLIENT_JITTER)
 
-    def _resend_held(self, now: float, cmds: list[Command]) -> bool:
+    def _resend_held(self, now: float, cmds: list[ce.Command]) -> bool:
         """SUBMIT again the BUSY-held entries now due; True if any were."""
         due = [ids for t, ids in self.held if t <= now]
         if not due:
@@ -431,15 +401,15 @@ class ClientCore:
         self._send_submits(entries, cmds)
         return bool(entries)
 
-    def _expire_queries(self, now: float, cmds: list[Command]) -> None:
+    def _expire_queries(self, now: float, cmds: list[ce.Command]) -> None:
         late = [q for q in self.queries.values() if q.deadline <= now]
         for q in late:
             del self.queries[q.request_id]
         if late:
-            cmds.append(FailQueries([(q.sink, None) for q in late]))
+            cmds.append(ce.FailQueries([(q.sink, None) for q in late]))
 
-    def _resend_queries(self, cmds: list[Command]) -> None:
-        lost: list[tuple[ReplySink, BaseException | None]] = []
+    def _resend_queries(self, cmds: list[ce.Command]) -> None:
+        lost: list[tuple[ce.ReplySink, BaseException | None]] = []
         for q in list(self.queries.values()):
             if q.sent and q.kind not in READ_ONLY_QUERIES:
                 # It may have been applied before the link broke: never apply it twice.
@@ -449,30 +419,30 @@ class ClientCore:
                     "have been applied")))
                 continue
             q.sent = True
-            cmds.append(Send(m.Query(q.request_id, q.kind, q.args)))
+            cmds.append(ce.Send(m.Query(q.request_id, q.kind, q.args)))
         if lost:
-            cmds.append(FailQueries(lost))
+            cmds.append(ce.FailQueries(lost))
 
     # --- one handler per command from the master ----------------------------------------
 
-    def _on_accepted(self, msg: m.Accepted, now: float) -> list[Command]:
+    def _on_accepted(self, msg: m.Accepted, now: float) -> list[ce.Command]:
         unacked = self.unacked
         before = len(unacked)
         _consume(map(unacked.pop, msg.ids, repeat(None)))  # C-speed; unknown ids are fine
         gone = before - len(unacked)
         self.acked += gone
-        cmds: list[Command] = [FreeRoom(gone)] if gone else []
+        cmds: list[ce.Command] = [ce.FreeRoom(gone)] if gone else []
         if self.rewatch:
             again = [tid for tid in msg.ids if tid in self.rewatch]
             self.rewatch.difference_update(again)
             if again:
-                cmds.append(Send(m.Watch(again)))
+                cmds.append(ce.Send(m.Watch(again)))
         if msg.same_as:
             self._follow(msg.same_as, cmds)
         return cmds
 
-    def _follow(self, same_as: dict[Any, Any], cmds: list[Command]) -> None:
-        followed: list[tuple[Sink, str, str]] = []
+    def _follow(self, same_as: dict[Any, Any], cmds: list[ce.Command]) -> None:
+        followed: list[tuple[ce.Sink, str, str]] = []
         watch: list[str] = []
         for tid, existing in same_as.items():
             if type(tid) is not str or type(existing) is not str or tid == existing:
@@ -485,12 +455,12 @@ class ClientCore:
             watch.append(existing)
             followed.append((sink, tid, existing))
         if watch and self.link is Link.CONNECTED:
-            cmds.append(Send(m.Watch(watch)))
+            cmds.append(ce.Send(m.Watch(watch)))
         if followed:
-            cmds.append(FollowTasks(followed))
+            cmds.append(ce.FollowTasks(followed))
 
-    def _on_rejected(self, msg: m.RejectedEntries, now: float) -> list[Command]:
-        failed: list[tuple[Sink, str, BaseException]] = []
+    def _on_rejected(self, msg: m.RejectedEntries, now: float) -> list[ce.Command]:
+        failed: list[tuple[ce.Sink, str, BaseException]] = []
         gone = 0
         for tid, reason in msg.entries:
             if self.unacked.pop(tid, None) is not None:
@@ -501,12 +471,12 @@ class ClientCore:
             if sink is not None:
                 failed.append((sink, tid, Rejected(reason)))
         self.acked += gone
-        cmds: list[Command] = [FreeRoom(gone)] if gone else []
+        cmds: list[ce.Command] = [ce.FreeRoom(gone)] if gone else []
         if failed:
-            cmds.append(FailTasks(failed))
+            cmds.append(ce.FailTasks(failed))
         return cmds
 
-    def _on_busy(self, msg: m.Busy, now: float) -> list[Command]:
+    def _on_busy(self, msg: m.Busy, now: float) -> list[ce.Command]:
         keep = []
         gone = 0
         for tid in msg.ids:
@@ -522,10 +492,10 @@ class ClientCore:
             wait = min(max(msg.retry_after, 0.0), MAX_RETRY_AFTER)
             self.held.append((now + wait, keep))
         self.acked += gone
-        return [FreeRoom(gone)] if gone else []
+        return [ce.FreeRoom(gone)] if gone else []
 
-    def _on_result(self, msg: m.Result, now: float) -> list[Command]:
-        out: list[tuple[Sink, tuple[str, int, Any]]] = []
+    def _on_result(self, msg: m.Result, now: float) -> list[ce.Command]:
+        out: list[tuple[ce.Sink, tuple[str, int, Any]]] = []
         pop = self.sinks.pop
         cancelling = self.cancelling
         for e in msg.entries:  # (task_id, state, payload): the sink's arguments as they are
@@ -536,37 +506,37 @@ class ClientCore:
             sink = pop(e[0], None)
             if sink is not None:
                 out.append((sink, e))
-        return [SettleResults(out)] if out else []
+        return [ce.SettleResults(out)] if out else []
 
-    def _on_partial(self, msg: m.Partial, now: float) -> list[Command]:
+    def _on_partial(self, msg: m.Partial, now: float) -> list[ce.Command]:
         get = self.sinks.get
         out = [(s, e) for e in msg.entries if (s := get(e[0])) is not None]
-        return [SettlePartials(out)] if out else []
+        return [ce.SettlePartials(out)] if out else []
 
-    def _on_progress(self, msg: m.Progress, now: float) -> list[Command]:
+    def _on_progress(self, msg: m.Progress, now: float) -> list[ce.Command]:
         get = self.sinks.get
         out = [(s, tid, done, total)
                for tid, _attempt, done, total in msg.entries if (s := get(tid)) is not None]
-        return [SettleProgress(out)] if out else []
+        return [ce.SettleProgress(out)] if out else []
 
-    def _on_reply(self, msg: m.Reply, now: float) -> list[Command]:
+    def _on_reply(self, msg: m.Reply, now: float) -> list[ce.Command]:
         q = self.queries.pop(msg.request_id, None)
-        return [] if q is None else [AnswerQuery(q.sink, msg.ok, msg.body)]
+        return [] if q is None else [ce.AnswerQuery(q.sink, msg.ok, msg.body)]
 
-    def _on_error(self, msg: m.Error, now: float) -> list[Command]:
-        return [LogMasterError(msg.reason)]
+    def _on_error(self, msg: m.Error, now: float) -> list[ce.Command]:
+        return [ce.LogMasterError(msg.reason)]
 
 
-_EVENT_HANDLERS: dict[type, Callable[[ClientCore, Any], list[Command]]] = {
-    Submitted: ClientCore._on_submitted, WatchRequested: ClientCore._on_watch,
-    CancelRequested: ClientCore._on_cancel, CancelAllRequested: ClientCore._on_cancel_all,
-    QueryAsked: ClientCore._on_query, MessageReceived: ClientCore._on_message,
-    MessagesSent: ClientCore._on_sent, LinkOpened: ClientCore._on_opened,
-    OpenFailed: ClientCore._on_open_failed, LinkDropped: ClientCore._on_dropped,
-    ClientClosed: ClientCore._on_closed,
+_EVENT_HANDLERS: dict[type, Callable[[ClientCore, Any], list[ce.Command]]] = {
+    ce.Submitted: ClientCore._on_submitted, ce.WatchRequested: ClientCore._on_watch,
+    ce.CancelRequested: ClientCore._on_cancel, ce.CancelAllRequested: ClientCore._on_cancel_all,
+    ce.QueryAsked: ClientCore._on_query, ce.MessageReceived: ClientCore._on_message,
+    ce.MessagesSent: ClientCore._on_sent, ce.LinkOpened: ClientCore._on_opened,
+    ce.OpenFailed: ClientCore._on_open_failed, ce.LinkDropped: ClientCore._on_dropped,
+    ce.ClientClosed: ClientCore._on_closed,
 }
 
-_MESSAGE_HANDLERS: dict[Cmd, Callable[[ClientCore, Any, float], list[Command]]] = {
+_MESSAGE_HANDLERS: dict[Cmd, Callable[[ClientCore, Any, float], list[ce.Command]]] = {
     Cmd.ACCEPTED: ClientCore._on_accepted, Cmd.REJECTED: ClientCore._on_rejected,
     Cmd.BUSY: ClientCore._on_busy, Cmd.RESULT: ClientCore._on_result,
     Cmd.PARTIAL: ClientCore._on_partial, Cmd.PROGRESS: ClientCore._on_progress,
