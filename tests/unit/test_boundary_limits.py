@@ -17,10 +17,10 @@ from zq.config import MasterConfig
 from zq.core import codec, queries
 from zq.core import messages as m
 from zq.core.access import Caller
-from zq.core.master_core import QUERY_BYTES, QUERY_COST, ROW_COST, MasterCore
+from zq.core.master_core import MasterCore
 from zq.core.messages import Cmd, Role
 from zq.core.outbox import build as _build
-from zq.core.queries import MAX_SCAN, SCAN_COST
+from zq.core.queries import MAX_SCAN, QUERY_BYTES, QUERY_COST, ROW_COST, SCAN_COST
 from zq.errors import ProtocolError
 from zq.master import Master
 

@@ -938,7 +938,7 @@ def test_cancel_unknown_is_rejected_and_final_is_ignored(h: Harness) -> None:
 def test_cancel_then_retry_is_leased_once(h: Harness) -> None:
     h.submit("t1")
     h.cancel("t1")
-    h.s.retry("t1")  # its first ready-queue entry is still there
+    queries.retry(h.s, "t1")  # its first ready-queue entry is still there
     h.hello(W1, credit=3)
     h.dispatch()
     h.out()
@@ -1118,7 +1118,7 @@ def test_restore_then_cancel_and_retry_during_the_hold() -> None:
     h = make()
     h.s.restore(_records())
     h.cancel("q")
-    h.s.retry("q")
+    queries.retry(h.s, "q")
     h.hello(W1, credit=5)
     h.later(3.5)
     h.heartbeat(W1)
@@ -1256,14 +1256,14 @@ def test_retry_by_hand(h: Harness) -> None:
     h.dispatch()
     h.results(W1, ("t1", 1, FATAL))
     h.out()
-    assert h.s.retry("t1")["state"] == "queued"
+    assert queries.retry(h.s, "t1")["state"] == "queued"
     h.dispatch()
     h.out()
     assert h.sent_tasks() == [(W1, "t1", 1)]
     with pytest.raises(ValueError):
-        h.s.retry("t1")  # running
+        queries.retry(h.s, "t1")  # running
     with pytest.raises(LookupError):
-        h.s.retry("ghost")
+        queries.retry(h.s, "ghost")
 
 
 def test_purge(h: Harness) -> None:
@@ -1276,13 +1276,13 @@ def test_purge(h: Harness) -> None:
     h.dispatch()
     h.results(W1, ("d", 1, OK))
     h.out()
-    assert h.s.purge("succeeded", older_than=30) == 1
+    assert queries.purge(h.s, "succeeded", older_than=30) == 1
     h.out()
     assert h.last.deletes == ["a"] and set(h.s.tasks) == {"b", "c", "d"}
     with pytest.raises(ValueError):
-        h.s.purge("running", 0)
+        queries.purge(h.s, "running", 0)
     with pytest.raises(ValueError):
-        h.s.purge("nonsense", 0)
+        queries.purge(h.s, "nonsense", 0)
 
 
 def test_list_tasks(h: Harness) -> None:

@@ -13,9 +13,8 @@ recovery and the query entry points all change the one task table, its counts an
 leases, and are still methods of MasterCore. Registration, adoption and liveness of
 workers are functions in zq.core.workers, offer and lease in zq.core.dispatch (each
 takes the MasterCore; MasterCore keeps one-line delegations only for the names the loop
-and the tests call). Its message building is zq.core.outbox, its query answers
-zq.core.queries; moving the query-side changes (retry, purge, schedules, on_query) to
-zq.core.queries is the next step.
+and the tests call). Its message building is zq.core.outbox; the query side
+(on_query, the query budget, retry and purge) is zq.core.queries.
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ from typing import Any, Callable
 from zq.core import backoff, dispatch, limits, queries, serde, states, workers
 from zq.core import master_events as ev
 from zq.core import messages as m
-from zq.core.access import Caller, allowed, may_touch, refusal
+from zq.core.access import Caller, may_touch
 from zq.core.balance import ReadyQueue
 from zq.core.catalogue import Catalogue
 from zq.core.dispatch import EPSILON, MAX_LEASES, RateLimits
@@ -42,11 +41,6 @@ from zq.errors import ConfigError
 
 FINAL = m.FINAL_STATES
 DEAD_NOTES_PER_TURN = 5  # ERROR lines for tasks gone DEAD in one turn; the rest counted
-# Each peer's queries are budgeted in bytes of answers: a bucket of QUERY_BYTES, refilled
-# at QUERY_BYTES per second; a query costs about its answer (QUERY_COST plus ROW_COST a
-# row). A peer past its budget is answered ok=false at once, in a few bytes.
-QUERY_BYTES = 4 * 1024 * 1024
-QUERY_COST, ROW_COST = 1024, 256
 # A succeeded task never runs again, so the master lets go of its arguments (which
 # would otherwise stay in memory until result_ttl); a durable store keeps them, since
 # an update never rewrites the payload. Failed and dead tasks keep theirs for `retry`.
@@ -702,7 +696,7 @@ class MasterCore:
         so, as REPLY ok=false to a query, as ERROR to anything else."""
         self.dropped += 1
         if request_id is not None:
-            self.reply(rid, request_id, False, reason)
+            queries.reply(self, rid, request_id, False, reason)
         else:
             self._push(rid, Cmd.ERROR, reason)
 
@@ -723,6 +717,12 @@ class MasterCore:
 
     def on_bye(self, w: WorkerInfo, msg: m.Bye) -> None:
         workers.on_bye(self, w, msg)
+
+    # --- queries: zq.core.queries --------------------------------------------------------
+
+    def on_query(self, caller: Caller, request_id: int, kind: str,
+                 args: dict[str, Any]) -> None:
+        queries.on_query(self, caller, request_id, kind, args)
 
     # --- results ---------------------------------------------------------------------
 
@@ -924,11 +924,8 @@ class MasterCore:
         self._expire_finished()
         if self.events.subs:
             self.events.expire(now)
-        if self.query_budget:  # forget peers whose budget is full again
-            full = [rid for rid, (left, at) in self.query_budget.items()
-                    if left + (now - at) * QUERY_BYTES >= QUERY_BYTES]
-            for rid in full:
-                del self.query_budget[rid]
+        if self.query_budget:
+            queries.forget_full_budgets(self)
 
     def _fire_timers(self) -> None:
         for heap, clock in ((self.timers, self.wall), (self.delays, self.now + EPSILON)):
@@ -1142,72 +1139,6 @@ class MasterCore:
             rec = self.tasks.get(tid)
             assert rec is not None and rec.state is State.RUNNING, f"cancel left on {tid}"
 
-    # --- queries ---------------------------------------------------------------------------
-
-    def retry(self, tid: str) -> dict[str, Any]:
-        t = self.tasks.get(tid)
-        if t is None:
-            raise queries.NotFound(f"unknown task id {tid}")
-        if t.state not in (State.FAILED, State.DEAD, State.CANCELLED):
-            raise queries.Refused(f"task {tid} is {t.state.label}; only failed, dead or "
-                                  "cancelled tasks can be retried")
-        self._move(t, State.QUEUED)
-        t.attempt, t.result, t.eta = 0, None, None
-        return t.as_dict()
-
-    def purge(self, state: str, older_than: float) -> int:
-        want = queries.state_named(state)
-        if want not in FINAL:
-            raise queries.Refused("only final states (succeeded, failed, cancelled, dead) "
-                                  "can be purged")
-        victims = [t for t in self.tasks.values()
-                   if t.state is want and t.updated <= self.wall - older_than]
-        for t in victims:
-            self._forget(t)
-            self._deleted.append(t.id)
-        return len(victims)
-
-    def reply(self, rid: bytes, request_id: int, ok: bool, body: Any) -> None:
-        self._push(rid, Cmd.REPLY, m.Reply(request_id, ok, body))
-
-    def on_query(self, caller: Caller, request_id: int, kind: str,
-                 args: dict[str, Any]) -> None:
-        """One QUERY: look its kind up in the table, check its arguments and the
-        caller's privilege before anything runs, then answer REPLY ok or not ok."""
-        spec = queries.KINDS.get(kind)
-        if spec is None:
-            self.reply(caller.rid, request_id, False, f"unknown query {kind[:64]!r}; "
-                       f"known: {', '.join(sorted(queries.KINDS))}")
-            return
-        if not allowed(caller, spec.need):
-            self.reply(caller.rid, request_id, False, refusal(f"query {kind!r}", spec.need))
-            return
-        budget = self._query_budget(caller.rid)
-        if budget[0] <= 0:
-            self.queries_refused += 1
-            self.reply(caller.rid, request_id, False, (
-                f"too many queries: this client asked for more than {QUERY_BYTES} bytes "
-                f"of answers per second; try again in {-budget[0] / QUERY_BYTES + 0.01:.2f} s"))
-            return
-        self._scanned = 0
-        try:
-            body = spec.run(self, queries.check(spec, args), caller)
-        except queries.Refused as e:  # anything else is a bug: the master counts it
-            self.reply(caller.rid, request_id, False, str(e))
-        else:
-            budget[0] -= (QUERY_COST + queries.SCAN_COST * self._scanned
-                          + (ROW_COST * len(body) if type(body) is list else 0))
-            self.reply(caller.rid, request_id, True, body)
-
-    def _query_budget(self, rid: bytes) -> list[float]:
-        b = self.query_budget.get(rid)
-        if b is None:
-            b = self.query_budget[rid] = [float(QUERY_BYTES), self.now]
-        else:
-            b[0] = min(float(QUERY_BYTES), b[0] + (self.now - b[1]) * QUERY_BYTES)
-            b[1] = self.now
-        return b
-
 
 # What each message does, by the role it came in and its type. A worker's handler gets
 # its WorkerInfo (touch_worker), a client's its Caller, a HELLO the peer's rid.
@@ -1222,8 +1153,8 @@ _MESSAGE_HANDLERS: dict[tuple[Role, type], Callable[..., None]] = {
     (Role.CLIENT, m.Submit): lambda core, c, msg: core.on_submit(c.rid, msg.entries, c),
     (Role.CLIENT, m.Watch): lambda core, c, msg: core.on_watch(c.rid, msg.ids, c),
     (Role.CLIENT, m.Cancel): lambda core, c, msg: core.on_cancel(c.rid, msg.ids, c),
-    (Role.CLIENT, m.Query): lambda core, c, msg: core.on_query(c, msg.request_id, msg.kind,
-                                                               msg.args),
+    (Role.CLIENT, m.Query): lambda core, c, msg: queries.on_query(core, c, msg.request_id,
+                                                                  msg.kind, msg.args),
     (Role.CLIENT, m.Heartbeat): lambda core, c, msg: core.on_client_heartbeat(c.rid),
 }
 

@@ -1,11 +1,13 @@
-"""The QUERY kinds a client may ask the master, in one table: each kind's arguments with
-their types and ranges, checked before anything acts, and the privilege it needs
-(docs/PROTOCOL.md §5 lists the same table).
+"""The master's query side: the QUERY kinds a client may ask, in one table (each kind's
+arguments with their types and ranges, checked before anything acts, and the privilege
+it needs; docs/PROTOCOL.md §5 lists the same table), their handlers, and on_query,
+which runs one QUERY against the MasterCore within its asker's budget of answer bytes.
 
 check() turns a QUERY's raw args (a msgpack map from the wire) into the checked args of
 its kind, or raises Refused with a message for the asker. The handlers run on the
-master core (zq.core.master_core.MasterCore.on_query) and may refuse too (an unknown task
-id, a task that cannot be retried): they raise Refused or NotFound for that.
+master core and may refuse too (an unknown task id, a task that cannot be retried):
+they raise Refused or NotFound for that. The changes a query makes to tasks (retry,
+purge) are here, as functions of the core, beside the read-only answers.
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
+from zq.core import messages as m
 from zq.core import serde
-from zq.core.access import Caller, Need
+from zq.core.access import Caller, Need, allowed, refusal
 from zq.core.codec import MAX_ID, MAX_NAME
 from zq.core.events import KINDS as EVENT_KINDS
 from zq.core.limits import MAX_NESTING
-from zq.core.messages import FINAL_STATES, State
+from zq.core.messages import FINAL_STATES, Cmd, State
 from zq.core.periodic import MAX_EVERY, MIN_EVERY
 
 if TYPE_CHECKING:
@@ -28,6 +31,11 @@ if TYPE_CHECKING:
 MAX_TASKS_LIMIT = 1000  # rows one `tasks` query returns at most
 MAX_SCAN = 100_000  # tasks one `tasks` query looks at, newest first
 SCAN_COST = 8  # per task a `tasks` query looks at
+# Each peer's queries are budgeted in bytes of answers: a bucket of QUERY_BYTES, refilled
+# at QUERY_BYTES per second; a query costs about its answer (QUERY_COST plus ROW_COST a
+# row). A peer past its budget is answered ok=false at once, in a few bytes.
+QUERY_BYTES = 4 * 1024 * 1024
+QUERY_COST, ROW_COST = 1024, 256
 STATE_LABELS = tuple(s.label for s in State)
 FINAL_LABELS = tuple(s.label for s in State if s in FINAL_STATES)
 
@@ -117,6 +125,90 @@ def _checked(kind: str, name: str, arg: Arg, v: Any) -> Any:
     raise AssertionError(f"query table: unknown argument type {t!r}")  # a bug, not input
 
 
+# --- one QUERY, within its asker's budget ---------------------------------------------
+
+def on_query(core: MasterCore, caller: Caller, request_id: int, kind: str,
+             args: dict[str, Any]) -> None:
+    """One QUERY: look its kind up in the table, check its arguments and the
+    caller's privilege before anything runs, then answer REPLY ok or not ok."""
+    spec = KINDS.get(kind)
+    if spec is None:
+        reply(core, caller.rid, request_id, False, f"unknown query {kind[:64]!r}; "
+              f"known: {', '.join(sorted(KINDS))}")
+        return
+    if not allowed(caller, spec.need):
+        reply(core, caller.rid, request_id, False, refusal(f"query {kind!r}", spec.need))
+        return
+    budget = _query_budget(core, caller.rid)
+    if budget[0] <= 0:
+        core.queries_refused += 1
+        reply(core, caller.rid, request_id, False, (
+            f"too many queries: this client asked for more than {QUERY_BYTES} bytes "
+            f"of answers per second; try again in {-budget[0] / QUERY_BYTES + 0.01:.2f} s"))
+        return
+    core._scanned = 0
+    try:
+        body = spec.run(core, check(spec, args), caller)
+    except Refused as e:  # anything else is a bug: the master counts it
+        reply(core, caller.rid, request_id, False, str(e))
+    else:
+        budget[0] -= (QUERY_COST + SCAN_COST * core._scanned
+                      + (ROW_COST * len(body) if type(body) is list else 0))
+        reply(core, caller.rid, request_id, True, body)
+
+
+def reply(core: MasterCore, rid: bytes, request_id: int, ok: bool, body: Any) -> None:
+    core._push(rid, Cmd.REPLY, m.Reply(request_id, ok, body))
+
+
+def _query_budget(core: MasterCore, rid: bytes) -> list[float]:
+    b = core.query_budget.get(rid)
+    if b is None:
+        b = core.query_budget[rid] = [float(QUERY_BYTES), core.now]
+    else:
+        b[0] = min(float(QUERY_BYTES), b[0] + (core.now - b[1]) * QUERY_BYTES)
+        b[1] = core.now
+    return b
+
+
+def forget_full_budgets(core: MasterCore) -> None:
+    """Housekeeping: forget the peers whose budget is full again."""
+    now = core.now
+    full = [rid for rid, (left, at) in core.query_budget.items()
+            if left + (now - at) * QUERY_BYTES >= QUERY_BYTES]
+    for rid in full:
+        del core.query_budget[rid]
+
+
+# --- what a query changes ------------------------------------------------------------
+
+def retry(core: MasterCore, tid: str) -> dict[str, Any]:
+    """Put a failed, dead or cancelled task back in its queue, as new (attempt 0)."""
+    t = core.tasks.get(tid)
+    if t is None:
+        raise NotFound(f"unknown task id {tid}")
+    if t.state not in (State.FAILED, State.DEAD, State.CANCELLED):
+        raise Refused(f"task {tid} is {t.state.label}; only failed, dead or "
+                      "cancelled tasks can be retried")
+    core._move(t, State.QUEUED)
+    t.attempt, t.result, t.eta = 0, None, None
+    return t.as_dict()
+
+
+def purge(core: MasterCore, state: str, older_than: float) -> int:
+    """Forget the tasks in final `state` last changed `older_than` seconds ago or more."""
+    want = state_named(state)
+    if want not in FINAL_STATES:
+        raise Refused("only final states (succeeded, failed, cancelled, dead) "
+                      "can be purged")
+    victims = [t for t in core.tasks.values()
+               if t.state is want and t.updated <= core.wall - older_than]
+    for t in victims:
+        core._forget(t)
+        core._deleted.append(t.id)
+    return len(victims)
+
+
 # --- the read-only answers -----------------------------------------------------------
 
 def status(core: MasterCore) -> dict[str, Any]:
@@ -191,11 +283,11 @@ def _get(core: MasterCore, a: dict[str, Any], caller: Caller) -> Any:
 
 
 def _retry(core: MasterCore, a: dict[str, Any], caller: Caller) -> Any:
-    return core.retry(a["id"])
+    return retry(core, a["id"])
 
 
 def _purge(core: MasterCore, a: dict[str, Any], caller: Caller) -> Any:
-    return {"purged": core.purge(a["state"], a["older_than"])}
+    return {"purged": purge(core, a["state"], a["older_than"])}
 
 
 def _schedule_add(core: MasterCore, a: dict[str, Any], caller: Caller) -> Any:
