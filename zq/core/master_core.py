@@ -14,7 +14,8 @@ leases, and are still methods of MasterCore. Registration, adoption and liveness
 workers are functions in zq.core.workers, offer and lease in zq.core.dispatch (each
 takes the MasterCore; MasterCore keeps one-line delegations only for the names the loop
 and the tests call). Its message building is zq.core.outbox; the query side
-(on_query, the query budget, retry and purge) is zq.core.queries.
+(on_query, the query budget, retry and purge) is zq.core.queries; what workers report
+of running tasks (results, partial chunks, progress) is zq.core.results.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import heapq
 from collections import deque
 from typing import Any, Callable
 
-from zq.core import backoff, dispatch, limits, queries, serde, states, workers
+from zq.core import dispatch, limits, queries, results, serde, states, workers
 from zq.core import master_events as ev
 from zq.core import messages as m
 from zq.core.access import Caller, may_touch
@@ -31,20 +32,17 @@ from zq.core.balance import ReadyQueue
 from zq.core.catalogue import Catalogue
 from zq.core.dispatch import EPSILON, MAX_LEASES, RateLimits
 from zq.core.events import STATE_EVENTS, EventHub
-from zq.core.messages import Cmd, Outcome, Role, State
+from zq.core.messages import Cmd, Role, State
 from zq.core.metrics_tap import MetricsTap
 from zq.core.outbox import Flush, Outbox
 from zq.core.periodic import Periodic, Schedule
+from zq.core.results import FREED
 from zq.core.tasks import TaskRecord, cancelled_error
 from zq.core.workers import WorkerInfo
 from zq.errors import ConfigError
 
 FINAL = m.FINAL_STATES
 DEAD_NOTES_PER_TURN = 5  # ERROR lines for tasks gone DEAD in one turn; the rest counted
-# A succeeded task never runs again, so the master lets go of its arguments (which
-# would otherwise stay in memory until result_ttl); a durable store keeps them, since
-# an update never rewrites the payload. Failed and dead tasks keep theirs for `retry`.
-FREED = b""
 HOUSEKEEPING = 0.25  # seconds between liveness/timer/eviction passes at most
 MAX_UNANNOUNCED = 10_000  # names submitted before any worker announced them, remembered
 
@@ -724,177 +722,16 @@ class MasterCore:
                  args: dict[str, Any]) -> None:
         queries.on_query(self, caller, request_id, kind, args)
 
-    # --- results ---------------------------------------------------------------------
+    # --- results: zq.core.results ----------------------------------------------------------
 
     def on_worker_results(self, w: WorkerInfo, entries: list[m.ResultEntry]) -> None:
-        """Finished attempts. The common case, a success of the current attempt from the
-        worker holding the lease, with one watcher and nothing waiting, is done inline;
-        every other case goes through _worker_result."""
-        tasks, lease, leased, watcher, rid = self.tasks, self.lease, w.leased, self.watcher, w.rid
-        # A flag, not the first non-empty container: handling one entry may empty it
-        # (and nothing handled here adds to any of them, so False stays true).
-        special = bool(self.more_watchers or self.waiting or self.cancelling)
-        running = State.RUNNING
-        pushes: dict[bytes, list[Any]] = {}
-        done = 0
-        ok: list[TaskRecord] = []  # successes whose transition is still to be made
-        for entry in entries:
-            tid, attempt, outcome, payload = entry
-            t = tasks.get(tid)
-            if (outcome or t is None or t.state is not running or attempt != t.attempt
-                    or lease.get(tid) != rid or special and self._is_special(tid)):
-                if ok:  # the slow path sees every earlier entry done
-                    self._succeeded(ok)
-                    ok = []
-                self._worker_result(w, entry)
-                continue
-            del lease[tid]
-            leased.discard(tid)
-            t.result = payload
-            t.payload = FREED
-            ok.append(t)
-            done += 1
-            to = watcher.pop(tid, None)
-            if to is not None:
-                lst = pushes.get(to)
-                if lst is None:
-                    pushes[to] = [(tid, 3, payload)]
-                else:
-                    lst.append((tid, 3, payload))
-        if ok:
-            self._succeeded(ok)
-        if done:
-            if not leased:
-                w.idle_since = self.now
-            for to, results in pushes.items():
-                self._push_many(to, Cmd.RESULT, results)
-        self._push_many(rid, Cmd.ACK, [e[0] for e in entries])
-
-    def _succeeded(self, ok: list[TaskRecord]) -> None:
-        """The fast path's successes: their transitions in one go, their results kept."""
-        self._move_all(ok, State.RUNNING, State.SUCCEEDED)
-        if self.tap is not None:
-            self.tap.finished.append((State.SUCCEEDED, ok))
-        self._count_done(len(ok))
-        finished = self.finished
-        for t in ok:
-            if t.result_ttl is None:
-                finished.append(t.id)
-            else:
-                self._keep_result(t)
-
-    def _is_special(self, tid: str) -> bool:
-        return tid in self.more_watchers or tid in self.waiting or tid in self.cancelling
-
-    def _worker_result(self, w: WorkerInfo, entry: m.ResultEntry) -> None:
-        tid, attempt, outcome, payload = entry
-        if w.overdue:
-            w.overdue.discard(tid)  # reported at last: its slot is free again
-        t = self.tasks.get(tid)
-        if t is None or t.state in FINAL:
-            return  # a duplicate: acknowledged and ignored
-        if not self._entitled(w, t, attempt):
-            self.ignored_results += 1  # acknowledged, ignored, counted
-            return
-        owner = self.lease.get(tid)
-        # A failure of an older attempt is late, unless w holds the task by adoption (its
-        # attempt is unknown); a newer attempt than the master counted is current (with
-        # the memory store, a restart forgets the count).
-        if outcome != Outcome.OK and (t.state is not State.RUNNING or (
-                attempt < t.attempt and not (owner == w.rid and tid in w.adopted))):
-            return
-        if owner is not None:
-            ow = self.workers.get(owner) if owner != w.rid else w
-            if ow is not None:
-                ow.leased.discard(tid)
-                if not ow.leased:
-                    ow.idle_since = self.now
-                # Unless this is the holder's own attempt, the holder runs the task
-                # again: stop that run, the first result wins.
-                if ow.session != w.session or (attempt < t.attempt and tid not in ow.adopted):
-                    self._push(owner, Cmd.CANCEL, tid)
-                ow.adopted.discard(tid)
-            del self.lease[tid]
-        if outcome == Outcome.OK:
-            if t.state is not State.RUNNING:
-                self._force_running(t)
-            self._finish(t, State.SUCCEEDED, payload)
-        elif outcome == Outcome.CANCELLED:
-            if tid in self.cancelling:
-                self._finish(t, State.CANCELLED, cancelled_error("cancelled while running"))
-            else:
-                workers.lost(self, tid, w)
-        else:
-            if t.state is State.RUNNING:  # a late OK of this attempt still wins
-                self.past.setdefault(tid, {})[t.attempt] = w.session
-            self._failed(t, outcome == Outcome.FATAL, payload)
-            if t.state in FINAL:
-                self.past.pop(tid, None)
-
-    def _entitled(self, w: WorkerInfo, t: TaskRecord, attempt: int) -> bool:
-        """Whether w's result for this attempt of t counts: t is leased to w's session at
-        that attempt (adopted: at any attempt, the count may lag after a restart), or
-        such a lease ended without a result (a late result, the first wins), or t was
-        restored and no lease of it is known yet. Anything else (a task never leased to
-        w: queued, delayed, running elsewhere) is a forgery or a confusion."""
-        tid = t.id
-        owner = self.lease.get(tid)
-        if owner is not None:
-            ow = w if owner == w.rid else self.workers.get(owner)
-            if ow is not None and ow.session == w.session and (
-                    attempt == t.attempt or tid in ow.adopted):
-                return True
-        past = self.past.get(tid)
-        if past is not None and past.get(attempt) == w.session:
-            return True
-        return tid in self.restored_unleased
-
-    def _force_running(self, t: TaskRecord) -> None:
-        """A late success for a task that was requeued meanwhile: it ran, so it is done."""
-        self._move(t, State.RUNNING)
-
-    def _failed(self, t: TaskRecord, fatal: bool, payload: m.Payload) -> None:
-        if not fatal and t.attempt <= t.retries and t.id in self.cancelling:
-            self._finish(t, State.CANCELLED, cancelled_error("cancelled while running"))
-        elif not fatal and t.attempt <= t.retries:
-            self._move(t, State.RETRYING)
-            if self.tap is not None:
-                self.tap.retried.append(t)
-            delay = backoff.compute_backoff(t.attempt, base=t.retry_backoff,
-                                            cap=t.retry_backoff_max, rand=self.rand())
-            self._add_delay(delay, t)
-            t.result = payload
-        else:
-            self._finish(t, State.DEAD if t.retries and not fatal else State.FAILED, payload)
+        results.on_worker_results(self, w, entries)
 
     def on_partial(self, w: WorkerInfo, entries: list[m.PartialEntry]) -> None:
-        """Chunks of running tasks, from the worker running that attempt only (chunks
-        sent after the RESULT, or by anyone else, are dropped)."""
-        for e in entries:
-            if self._runs(w, e[0], e[1]):
-                self._to_watchers(e[0], Cmd.PARTIAL, e)
+        results.on_partial(self, w, entries)
 
     def on_progress(self, w: WorkerInfo, entries: list[m.ProgressEntry]) -> None:
-        for e in entries:
-            if self._runs(w, e[0], e[1]):
-                t = self.tasks[e[0]]
-                t.progress = (e[2], e[3])
-                self._to_watchers(e[0], Cmd.PROGRESS, e)
-                if self.events.subs:
-                    self.events.task_event("progress", t, self.wall, t.progress)
-
-    def _runs(self, w: WorkerInfo, tid: str, attempt: int) -> bool:
-        """Whether w runs this attempt of tid now (adopted: whatever attempt it says)."""
-        t = self.tasks.get(tid)
-        return (t is not None and t.state is State.RUNNING and self.lease.get(tid) == w.rid
-                and (attempt == t.attempt or tid in w.adopted))
-
-    def _to_watchers(self, tid: str, cmd: Cmd, entry: Any) -> None:
-        rid = self.watcher.get(tid)
-        if rid is not None:
-            self._push(rid, cmd, entry)
-        for other in self.more_watchers.get(tid, ()):
-            self._push(other, cmd, entry)
+        results.on_progress(self, w, entries)
 
     # --- dispatch: offer and lease are zq.core.dispatch ------------------------------------
 
@@ -1146,9 +983,10 @@ _MESSAGE_HANDLERS: dict[tuple[Role, type], Callable[..., None]] = {
     (Role.WORKER, m.Hello): workers.on_hello,
     (Role.WORKER, m.Heartbeat): lambda core, w, msg: None,  # touch_worker was the point
     (Role.WORKER, m.Credit): workers.on_credit,
-    (Role.WORKER, m.Result): lambda core, w, msg: core.on_worker_results(w, msg.entries),
-    (Role.WORKER, m.Partial): lambda core, w, msg: core.on_partial(w, msg.entries),
-    (Role.WORKER, m.Progress): lambda core, w, msg: core.on_progress(w, msg.entries),
+    (Role.WORKER, m.Result): lambda core, w, msg: results.on_worker_results(core, w,
+                                                                           msg.entries),
+    (Role.WORKER, m.Partial): lambda core, w, msg: results.on_partial(core, w, msg.entries),
+    (Role.WORKER, m.Progress): lambda core, w, msg: results.on_progress(core, w, msg.entries),
     (Role.WORKER, m.Bye): workers.on_bye,
     (Role.CLIENT, m.Submit): lambda core, c, msg: core.on_submit(c.rid, msg.entries, c),
     (Role.CLIENT, m.Watch): lambda core, c, msg: core.on_watch(c.rid, msg.ids, c),
