@@ -389,21 +389,14 @@ def test_a_succeeded_task_lets_go_of_its_arguments_a_failed_one_keeps_them(
     assert h.s.tasks["slow"].payload == b"args"  # still running
 
 
-def test_error_without_retries_fails(h: Harness) -> None:
+@pytest.mark.parametrize("opts, outcome", [({}, ERR), ({"retries": 3}, FATAL)],
+                         ids=["error_without_retries", "fatal_despite_retries"])
+def test_fails_at_once(h: Harness, opts: dict[str, Any], outcome: Outcome) -> None:
     h.hello(W1)
-    h.submit("t1")
+    h.submit("t1", **opts)
     h.dispatch()
     h.out()
-    h.results(W1, ("t1", 1, ERR))
-    assert h.out() == [(C, "RESULT", [("t1", S.FAILED, "ValueError")]), (W1, "ACK", ["t1"])]
-
-
-def test_fatal_fails_at_once_despite_retries(h: Harness) -> None:
-    h.hello(W1)
-    h.submit("t1", retries=3)
-    h.dispatch()
-    h.out()
-    h.results(W1, ("t1", 1, FATAL))
+    h.results(W1, ("t1", 1, outcome))
     assert h.out() == [(C, "RESULT", [("t1", S.FAILED, "ValueError")]), (W1, "ACK", ["t1"])]
 
 
@@ -1114,17 +1107,23 @@ def test_restore_holds_running_and_queued_for_one_liveness_window() -> None:
     assert h.out() == [(W1, "TASK", ["eta"])]
 
 
-def test_restore_then_cancel_and_retry_during_the_hold() -> None:
-    h = make()
-    h.s.restore(_records())
-    h.cancel("q")
-    queries.retry(h.s, "q")
+def _dispatch_past_the_hold(h: Harness) -> None:
+    """W1 registers, the window that holds restored tasks for their old workers ends,
+    and what is free is dispatched to W1."""
     h.hello(W1, credit=5)
     h.later(3.5)
     h.heartbeat(W1)
     h.tick()
     h.dispatch()
     h.out()
+
+
+def test_restore_then_cancel_and_retry_during_the_hold() -> None:
+    h = make()
+    h.s.restore(_records())
+    h.cancel("q")
+    queries.retry(h.s, "q")
+    _dispatch_past_the_hold(h)
     assert [tid for _, tid, _ in h.sent_tasks()].count("q") == 1
 
 
@@ -1134,12 +1133,7 @@ def test_restore_pending_after_a_dependency() -> None:
         TaskRecord("child", "job", b"", state=S.PENDING, after=["parent"], seq=2),
         TaskRecord("parent", "job", b"", state=S.QUEUED, seq=1),
     ])
-    h.hello(W1, credit=5)
-    h.later(3.5)
-    h.heartbeat(W1)
-    h.tick()
-    h.dispatch()
-    h.out()
+    _dispatch_past_the_hold(h)
     assert h.sent_tasks() == [(W1, "parent", 1)]
     h.results(W1, ("parent", 1, OK))
     h.dispatch()
