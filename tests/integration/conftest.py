@@ -8,6 +8,7 @@ from typing import Iterator
 import pytest
 
 from tests.integration.harness import Cluster
+from tests.integration.storm import Storm
 
 
 @pytest.fixture
@@ -20,6 +21,12 @@ def cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]
         if failed is not None and failed.failed:
             print(c.logs())
         c.close()
+
+
+@pytest.fixture
+def storm(cluster: Cluster, tmp_path: Path) -> Storm:
+    """A durable storm on the cluster, its runs logged in tmp_path (tests/integration/storm.py)."""
+    return Storm(cluster, tmp_path / "runs")
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)

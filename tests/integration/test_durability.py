@@ -2,9 +2,7 @@
 store. Nothing acknowledged is lost, each task ends with exactly one recorded result,
 and work in flight is adopted rather than run twice (DESIGN §3).
 
-Executions are counted on the workers' side: tasks.log_run appends one line per run to
-a file, so "ran once" is checked against what really ran, not against what the master
-believes.
+Executions are counted on the workers' side (tasks.log_run, tests/integration/storm.py).
 """
 
 from __future__ import annotations
@@ -22,36 +20,16 @@ import pytest
 import zq
 from tests.apps import e2e_tasks as t
 from tests.integration.harness import ROOT, Proc, skip_needing_root, wait_until
+from tests.integration.storm import WAVE, Storm, assert_one_result_each, runs
 from zq.core.messages import State
 
 APP = "tests.apps.e2e_tasks"
 
 
-def runs(path) -> Counter:
-    """How many times each tag ran, from a log_run file."""
-    if not path.exists():
-        return Counter()
-    return Counter(line.split()[0] for line in path.read_text().splitlines() if line)
-
-
-def assert_one_result_each(client: zq.Client, futures: list) -> None:
-    """Every task succeeded, and nothing else is recorded. (The master's list is keyed
-    by id, so it cannot show a task twice: runs are counted from log files instead.)"""
-    assert len(futures) < 1000  # what one `tasks` query lists at most
-    ids = [row["id"] for row in client.tasks(state="succeeded", limit=1000)]
-    assert set(ids) == {f.id for f in futures}
-    counts = client.status()["counts"]
-    assert counts["succeeded"] == len(futures)
-    assert not {s: n for s, n in counts.items() if n and s != "succeeded"}, counts
-
-
 # --- kill -9 in the middle of a storm ----------------------------------------------------
 
-WAVE = 50  # tasks per submission wave
-
-
 @pytest.mark.parametrize("victim", ["master", "worker", "both"])
-def test_kill9_during_a_storm_loses_nothing(cluster, tmp_path, victim):
+def test_kill9_during_a_storm_loses_nothing(cluster, tmp_path, storm: Storm, victim):
     """Submissions and results flowing, then kill -9 of the master, of a worker, or of
     both; the master restarts on the same store and port, a fresh worker replaces a dead
     one. Every future resolves with its value without the user doing anything (the
@@ -59,43 +37,30 @@ def test_kill9_during_a_storm_loses_nothing(cluster, tmp_path, victim):
     (the 300 acknowledged before the kill, and those submitted around it) has exactly
     one recorded result, and each ran at least once; duplicate runs (allowed:
     at-least-once) are counted and must stay few."""
-    store, log = str(tmp_path / "zq.db"), tmp_path / "runs"
-    cluster.start_master(store)
-    workers = {name: cluster.start_worker(APP, name=name, pool="thread", concurrency=4)
-               for name in ("w1", "w2")}
-    futures: list = []
-
-    def wave(client: zq.Client) -> None:
-        for _ in range(WAVE):
-            i = len(futures)
-            futures.append(client.submit(t.log_distinct_run, str(log), str(i), 0.002))
-
+    store, futures = str(tmp_path / "zq.db"), storm.futures
+    storm.start(store)
     with zq.Client(cluster.endpoint) as client:
-        for _ in range(6):
-            wave(client)
-        assert client.flush(10)  # all acknowledged: the master has them in its store
-        wait_until(lambda: sum(runs(log).values()) >= 100, 30, "the storm to be under way")
-        # Tasks are now queued, leased, running and finishing; results are on the wire.
+        storm.under_way(client)
         if victim in ("master", "both"):
             cluster.master.kill()
         if victim in ("worker", "both"):
-            workers["w2"].kill()
-        assert sum(runs(log).values()) < 6 * WAVE, "the storm was over before the kill"
+            storm.workers["w2"].kill()
+        assert storm.ran() < 6 * WAVE, "the storm was over before the kill"
         for _ in range(3):
-            wave(client)  # submitted while the victim is down
+            storm.wave(client)  # submitted while the victim is down
         if victim in ("master", "both"):
             assert not client.flush(0.2)  # nobody to acknowledge them: the client keeps them
             cluster.start_master(store)
         if victim in ("worker", "both"):
             cluster.start_worker(APP, name="w3", pool="thread", concurrency=4)
         for _ in range(3):
-            wave(client)
+            storm.wave(client)
 
         results = [f.result(timeout=60) for f in futures]
         assert [r.partition(":")[0] for r in results] == [str(i) for i in range(len(futures))]
         assert_one_result_each(client, futures)
 
-    ran = runs(log)
+    ran = runs(storm.log)
     assert set(ran) == {str(i) for i in range(len(futures))}  # every task ran
     # Each run returns its own value ("tag:N"): what a client got came from a real run,
     # and the master keeps that one, the first final result, whatever ran again later.

@@ -5,7 +5,7 @@ result per task; a task running across the restart is adopted; a database that c
 be reached for a while makes the master answer BUSY, not ACCEPTED, and it carries on
 once the database is back.
 
-Executions are counted on the workers' side (tasks.log_run), as in test_durability.py.
+Executions are counted on the workers' side (tasks.log_run, tests/integration/storm.py).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pytest
 import zq
 from tests.apps import e2e_tasks as t
 from tests.integration.harness import Cluster, wait_until
-from tests.integration.test_durability import WAVE, assert_one_result_each, runs
+from tests.integration.storm import WAVE, Storm, assert_one_result_each, runs
 from zq.core.messages import State
 from zq.testing.pgserver import PgServer
 
@@ -38,38 +38,27 @@ def database(pg_server: PgServer) -> Iterator[str]:
         admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
-def test_kill9_of_the_master_in_a_durable_storm_loses_nothing(cluster, tmp_path, database):
+def test_kill9_of_the_master_in_a_durable_storm_loses_nothing(cluster, storm: Storm,
+                                                              database):
     """300 tasks acknowledged (so committed to PostgreSQL), running on two workers, then
     kill -9 of the master; 150 more submitted while it is down and after its restart on
     the same database. Every future resolves, each task has exactly one recorded
     result, and each ran at least once."""
-    log = tmp_path / "runs"
-    cluster.start_master(database)
-    for name in ("w1", "w2"):
-        cluster.start_worker(APP, name=name, pool="thread", concurrency=4)
-    futures: list = []
-
-    def wave(client: zq.Client) -> None:
-        for _ in range(WAVE):
-            i = len(futures)
-            futures.append(client.submit(t.log_distinct_run, str(log), str(i), 0.002))
-
+    futures = storm.futures
+    storm.start(database)
     with zq.Client(cluster.endpoint) as client:
-        for _ in range(6):
-            wave(client)
-        assert client.flush(10)  # all acknowledged: committed to the database
-        wait_until(lambda: sum(runs(log).values()) >= 100, 30, "the storm to be under way")
+        storm.under_way(client)  # all acknowledged: committed to the database
         cluster.master.kill()
-        assert sum(runs(log).values()) < 6 * WAVE, "the storm was over before the kill"
-        wave(client)  # submitted while the master is down
+        assert storm.ran() < 6 * WAVE, "the storm was over before the kill"
+        storm.wave(client)  # submitted while the master is down
         assert not client.flush(0.2)
         cluster.start_master(database)
         for _ in range(2):
-            wave(client)
+            storm.wave(client)
         results = [f.result(timeout=60) for f in futures]
         assert [r.partition(":")[0] for r in results] == [str(i) for i in range(len(futures))]
         assert_one_result_each(client, futures)
-    assert set(runs(log)) == {str(i) for i in range(len(futures))}
+    assert set(runs(storm.log)) == {str(i) for i in range(len(futures))}
     with zq.Client(cluster.endpoint) as fresh:  # knows nothing: the results are the store's
         assert [fresh.future(f.id).result(timeout=20) for f in futures] == results
     cluster.master.kill()
