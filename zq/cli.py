@@ -333,6 +333,10 @@ def worker(
         help="Or, instead of --keys: this worker's NAME.key_secret; needs --master-key."),
     master_key: Optional[str] = _opt(
         None, env="ZQ_MASTER_KEY", help="CurveZMQ: the master's public NAME.key."),
+    allow_code: bool = _opt(
+        False, "--allow-code", env="ZQ_ALLOW_CODE",
+        help="Also run code that clients ship by value (zq.Client(ship_code=True): lambdas, "
+             "closures...). Trusted clusters only: the master must run with --keys."),
     log_level: LogLevel = LOG_LEVEL_OPTION,
     log_format: LogFormat = LOG_FORMAT_OPTION,
 ) -> None:
@@ -344,7 +348,7 @@ def worker(
         connect=connect or default_connect(), apps=tuple(app_), pool=pool.value,
         prefetch=prefetch, queues=tuple(q.strip() for q in queues.split(",") if q.strip()),
         shutdown_timeout=shutdown_timeout, secret_key=secret_key, master_key=master_key,
-        keys=keys)
+        keys=keys, allow_code=allow_code)
     if concurrency:
         fields["concurrency"] = concurrency
     if name:

@@ -110,6 +110,9 @@ class WorkerConfig:
     secret_key: str | None = field(default_factory=lambda: os.environ.get("ZQ_SECRET_KEY"))
     master_key: str | None = field(default_factory=lambda: os.environ.get("ZQ_MASTER_KEY"))
     keys: str | None = field(default_factory=lambda: os.environ.get("ZQ_KEYS"))
+    # Run code that clients ship by value (Client(ship_code=True)); the master admits
+    # such a worker only if it runs with keys (docs/TASKS.md, Code shipping).
+    allow_code: bool = False
 
     @property
     def credit(self) -> int:
@@ -142,6 +145,9 @@ class ClientConfig:
     master_key: str | None = field(default_factory=lambda: os.environ.get("ZQ_MASTER_KEY"))
     keys: str | None = field(default_factory=lambda: os.environ.get("ZQ_KEYS"))
     admin: bool = False
+    # Send callables no worker can look up by name (lambdas, closures, bound methods,
+    # functions of __main__) by value, with cloudpickle; only --allow-code workers run them.
+    ship_code: bool = False
 
     def validate(self) -> ClientConfig:
         _require("://" in self.connect, f"{self.connect!r} is not an endpoint like tcp://host:5555")

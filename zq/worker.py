@@ -18,7 +18,7 @@ from typing import Any
 
 import zmq
 
-from zq import transport
+from zq import shipping, transport
 from zq.config import WorkerConfig
 from zq.core import codec
 from zq.core import messages as m
@@ -85,7 +85,12 @@ class Worker:
     def run(self) -> int:
         config = self.config
         ctx = self._given_context or zmq.Context()
-        pool = make_pool(config.pool, config.apps, config.concurrency)
+        if config.allow_code:
+            shipping.require_cloudpickle("zq worker --allow-code")
+            log.warning("--allow-code: this worker runs code that clients send (ship_code=True)"
+                        "; the master admits it only if it runs with keys")
+        pool = make_pool(config.pool, config.apps, config.concurrency,
+                         allow_code=config.allow_code)
         pool.start()  # ConfigError when an --app cannot be imported
         self._pool = pool
         catalogue, problems = codec.fit_catalogue(pool.catalogue)
@@ -211,7 +216,10 @@ class Worker:
             log.info("registered with master %s (heartbeat %g s x %d)", msg.master_id,
                      msg.heartbeat_interval, msg.liveness)
         elif isinstance(msg, m.Disconnect):
-            log.info("master asked us to register again: %s", msg.reason)
+            if msg.final:
+                log.error("the master refused this worker: %s", msg.reason)
+            else:
+                log.info("master asked us to register again: %s", msg.reason)
         elif isinstance(msg, m.Error):
             log.warning("master says our last message was invalid: %s", msg.reason)
         elif type(msg) not in wc.MASTER_COMMANDS:

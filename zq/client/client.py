@@ -15,7 +15,7 @@ from typing import Any, Iterable, Iterator
 
 import zmq
 
-from zq import registry
+from zq import registry, shipping
 from zq.client.future import Future, Reply
 from zq.client.io_loop import IoLoop
 from zq.client.mailbox import Mailbox
@@ -47,9 +47,12 @@ def no_master_error(connect: str, timeout: float) -> ConnectionLost:
 class Client:
     """A connection to one zq master. Thread-safe; use as a context manager or close().
 
-    ``Client(connect=None, *, config=None, context=None)``: connect defaults to
-    config.connect, which defaults to $ZQ_CONNECT or tcp://127.0.0.1:5555. A zmq context
-    passed in is the caller's; otherwise the client makes its own and terminates it.
+    ``Client(connect=None, *, config=None, context=None, keys=None, ship_code=None)``:
+    connect defaults to config.connect, which defaults to $ZQ_CONNECT or
+    tcp://127.0.0.1:5555. A zmq context passed in is the caller's; otherwise the client
+    makes its own and terminates it. ship_code=True (trusted clusters, needs the `code`
+    extra): a lambda, closure, bound method or function of __main__ travels by value,
+    and only workers started with --allow-code run it (docs/TASKS.md, Code shipping).
 
     - submit() returns at once; it blocks only while config.max_unacked submissions wait
       for the master's ACCEPTED (back-pressure), and raises SerializationError / ConfigError
@@ -66,11 +69,15 @@ class Client:
     """
 
     def __init__(self, connect: str | None = None, *, config: ClientConfig | None = None,
-                 context: zmq.Context | None = None, keys: str | os.PathLike[str] | None = None
-                 ) -> None:
+                 context: zmq.Context | None = None, keys: str | os.PathLike[str] | None = None,
+                 ship_code: bool | None = None) -> None:
         config = config or ClientConfig()
         if connect is not None:
             config = replace(config, connect=connect)
+        if ship_code is not None:
+            config = replace(config, ship_code=bool(ship_code))
+        if config.ship_code:
+            shipping.require_cloudpickle("zq.Client(ship_code=True)")
         if keys is not None:  # a keys folder given here wins over the environment's
             config = replace(config, keys=os.fspath(keys), secret_key=None, master_key=None)
         self.config = config.validate()
@@ -104,7 +111,7 @@ class Client:
         try:
             spec = self._specs[fn]
         except (KeyError, TypeError):
-            spec = self._default.spec(fn)
+            return self._default.submit(fn, *args, **kwargs)  # a new callable, or shipped
         return self._mailbox.submit(spec, args, kwargs)
 
     def map(self, fn: TaskRef, *iterables: Iterable[Any], timeout: float | None = None,

@@ -26,6 +26,7 @@ MAX_PAYLOAD = MasterConfig.max_message
 CLOSED_ROOM = -(1 << 62)  # room_left once closed: no submission fits any more
 
 Spec = tuple[str, dict[str, Any]]  # (task name, wire options) of a submission
+Pack = Callable[[tuple[Any, dict[str, Any]]], bytes]  # ((args, kwargs)) -> payload
 Stop = tuple[str, float]  # ("flush", deadline) or ("idle", inf): how the I/O thread ends
 
 
@@ -109,16 +110,25 @@ class Mailbox:
             lock.release()
         return fut
 
+    def submit_packed(self, spec: Spec, payload: bytes) -> Future:
+        """submit() of a payload packed already (a shipped callable, zq.shipping)."""
+        if len(payload) > MAX_PAYLOAD:
+            raise too_large(len(payload))
+        fut = Future(self, self._prefix + str(next(self._counter)))
+        self.post_entries([(fut.id, spec[0], payload, spec[1])], [fut])
+        return fut
+
     def new_ids(self, n: int) -> list[str]:
         prefix = self._prefix
         return [prefix + str(i) for i in itertools.islice(self._counter, n)]
 
-    def pack_calls(self, calls: list[tuple[Any, ...]]
+    def pack_calls(self, calls: list[tuple[Any, ...]], pack: Pack | None = None
                    ) -> tuple[list[bytes], SerializationError | None]:
         """Payloads of positional-argument tuples, up to the first that cannot be sent,
-        and the error for that one (None if all could be)."""
+        and the error for that one (None if all could be). pack: how, if not as values
+        (a shipped callable's calls)."""
         out: list[bytes] = []
-        pack = self._pack
+        pack = pack or self._pack
         kwargs: dict[str, Any] = {}
         with self._lock:
             for args in calls:

@@ -9,7 +9,7 @@ import time
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from zq.client.future import STATE_CANCELLED, SUCCEEDED, decode_outcome
-from zq.client.mailbox import Mailbox, Spec
+from zq.client.mailbox import Mailbox, Pack, Spec
 from zq.client.progress import ProgressBar, known_length
 from zq.core import messages as m
 
@@ -21,13 +21,14 @@ Outcome = tuple[int, Any]  # (final state, or -1 for a client-side error; payloa
 
 def start(mailbox: Mailbox, config: ClientConfig, spec: Spec,
           iterables: tuple[Iterable[Any], ...], timeout: float | None,
-          chunksize: int | None, progress: bool = False) -> Iterator[Any]:
+          chunksize: int | None, progress: bool = False, pack: Pack | None = None
+          ) -> Iterator[Any]:
     """Submit the first window now (as Executor.map does) and return the results
     (with a bar on stderr while they come, if `progress` and stderr is a terminal)."""
     deadline = None if timeout is None else time.monotonic() + timeout
     chunk = max(1, min(chunksize or config.batch_size, config.batch_size))
     window = max(chunk, config.max_unacked)
-    run = MapRun(mailbox, spec, zip(*iterables), chunk, window)
+    run = MapRun(mailbox, spec, zip(*iterables), chunk, window, pack)
     run.top_up()
     if progress:
         return run.results_with_bar(deadline, known_length(iterables))
@@ -38,8 +39,9 @@ class MapRun:
     """One map() call; the sink of every task it submits."""
 
     def __init__(self, mailbox: Mailbox, spec: Spec, args: Iterator[tuple[Any, ...]],
-                 chunk: int, window: int) -> None:
+                 chunk: int, window: int, pack: Pack | None = None) -> None:
         self.mailbox, self.spec, self.args = mailbox, spec, args
+        self.pack = pack  # None: arguments as values (a shipped callable's: zq.shipping)
         self.chunk, self.window = chunk, window
         self.index: dict[str, Any] = {}  # task id -> position (a list after a key dedup)
         self.done: dict[int, Outcome] = {}  # position -> outcome
@@ -110,7 +112,7 @@ class MapRun:
 
     def _submit(self, batch: list[tuple[Any, ...]]) -> None:
         name, wire = self.spec
-        payloads, error = self.mailbox.pack_calls(batch)
+        payloads, error = self.mailbox.pack_calls(batch, self.pack)
         if error is not None:
             self.stop = (self.count + len(payloads), error)  # raised at that position
             self.exhausted = True

@@ -7,10 +7,10 @@ import concurrent.futures as cf
 import datetime as _dt
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
-from zq import registry
+from zq import registry, shipping
 from zq.client import mapping
 from zq.client.future import Future
-from zq.client.mailbox import Spec
+from zq.client.mailbox import Pack, Spec
 from zq.core import codec
 from zq.core import messages as m
 from zq.errors import ConfigError
@@ -63,9 +63,10 @@ def check_wire(wire: dict[str, Any]) -> None:
                               + (" of task ids / names" if want is list else ""))
 
 
-def make_spec(fn: TaskRef, overrides: dict[str, Any]) -> Spec:
-    """(wire name, wire options) of fn with overrides; raises ConfigError early."""
-    name = registry.name_of(fn)
+def make_spec(fn: TaskRef, overrides: dict[str, Any], shipped: bool = False) -> Spec:
+    """(wire name, wire options) of fn with overrides; raises ConfigError early.
+    shipped: fn travels by value (zq.shipping), under a shipped task name."""
+    name = shipping.shipped_name(fn) if shipped else registry.name_of(fn)
     if len(name) > MAX_NAME:
         raise ConfigError(f"task name {name[:40]!r}... is over {MAX_NAME} characters")
     base = registry.TaskOptions() if isinstance(fn, str) else registry.options_of(fn)
@@ -88,6 +89,8 @@ class Submitter:
             check_wire(registry.with_overrides(registry.TaskOptions(), **overrides).to_wire())
 
     def spec(self, fn: TaskRef) -> Spec:
+        """fn's (name, options), cached. A callable to ship by value has none: see
+        shipped_pack()."""
         try:
             return self.specs[fn]
         except KeyError:
@@ -96,12 +99,25 @@ class Submitter:
         except TypeError:  # an unhashable callable
             return make_spec(fn, self._overrides)
 
+    def shipped_pack(self, fn: TaskRef) -> tuple[Spec, Pack] | None:
+        """With config.ship_code, for a callable no worker can find by name: its spec
+        and how to pack a call of it (the code pickled now, once: a closure's state as it
+        is at this submit or map). None for everything that goes by name."""
+        if not (self._config.ship_code and shipping.needs_shipping(fn)):
+            return None
+        code = shipping.dump_code(fn)  # type: ignore[arg-type]
+        return (make_spec(fn, self._overrides, shipped=True),
+                lambda call: shipping.pack(code, call[0], call[1]))
+
     def submit(self, fn: TaskRef, /, *args: Any, **kwargs: Any) -> Future:
         """Send one task; returns at once with its Future. fn is a module-level function
-        or its name "module:function"."""
+        or its name "module:function" (or, with ship_code=True, any picklable callable)."""
         try:
             spec = self.specs[fn]
         except (KeyError, TypeError):
+            shipped = self.shipped_pack(fn)
+            if shipped is not None:
+                return self._mailbox.submit_packed(shipped[0], shipped[1]((args, kwargs)))
             spec = self.spec(fn)
         return self._mailbox.submit(spec, args, kwargs)
 
@@ -112,6 +128,10 @@ class Submitter:
         A failed task raises its error at its position and cancels the rest.
         progress=True draws a bar on stderr (done/total, rate, ETA, failures) while the
         results are iterated, when stderr is a terminal; nothing otherwise."""
+        shipped = self.shipped_pack(fn)
+        if shipped is not None:
+            return mapping.start(self._mailbox, self._config, shipped[0], iterables, timeout,
+                                 chunksize, progress, shipped[1])
         return mapping.start(self._mailbox, self._config, self.spec(fn), iterables, timeout,
                              chunksize, progress)
 

@@ -119,6 +119,8 @@ def _hello_fields(x: m.Hello) -> list[Any]:
     fields = [x.name, x.host, x.pid, x.queues, x.concurrency, x.pool, x.credit, x.running]
     if x.session:  # without one it is a 1.0 HELLO
         fields += [x.session, x.catalogue]
+        if x.allow_code:  # 1.4, sent only when set
+            fields.append(True)
     return fields
 
 
@@ -135,7 +137,7 @@ _FIELDS_OUT: dict[Cmd, Callable[[Any, list[Any]], list[Any]]] = {
     Cmd.CANCEL: lambda x, _: [x.ids],
     Cmd.HEARTBEAT: lambda x, _: [],
     Cmd.BYE: lambda x, _: [x.returned],
-    Cmd.DISCONNECT: lambda x, _: [x.reason],
+    Cmd.DISCONNECT: lambda x, _: [x.reason, True] if x.final else [x.reason],
     Cmd.SUBMIT: lambda x, extra: [_out_entries(x.entries, 2, extra)],
     Cmd.ACCEPTED: lambda x, _: [x.ids, x.same_as],
     Cmd.REJECTED: lambda x, _: [x.entries],
@@ -310,11 +312,14 @@ def _hello(role: Role, f: list[Any], extra: Sequence[Any]) -> m.Hello:
             raise _bad(f"HELLO: the session token must be {SESSION_MIN} to {SESSION_MAX} "
                        "ASCII letters and digits")
     catalogue = _catalogue(f[9]) if len(f) > 9 else {}
+    allow_code = f[10] if len(f) > 10 else False  # 1.4
+    if type(allow_code) is not bool:
+        raise _bad("HELLO: allow_code must be a boolean")
     return m.Hello(name=_label(f[0], "name"), host=_label(f[1], "host"),
                    pid=_int(f[2], "pid"), queues=queues,
                    concurrency=_int(f[4], "concurrency", 0, 1 << 20), pool=_label(f[5], "pool"),
                    credit=_int(f[6], "credit", 0, 1 << 24), running=_ids(f[7], "running"),
-                   session=session, catalogue=catalogue)
+                   session=session, catalogue=catalogue, allow_code=allow_code)
 
 
 def _catalogue(v: Any) -> dict[str, dict[str, Any]]:
@@ -500,6 +505,13 @@ def _query(role: Role, f: list[Any], extra: Sequence[Any]) -> m.Query:
     return m.Query(_int(f[0], "request id"), _str(f[1], "kind"), f[2])
 
 
+def _disconnect(role: Role, f: list[Any], extra: Sequence[Any]) -> m.Disconnect:
+    final = f[1] if len(f) > 1 else False  # 1.4
+    if type(final) is not bool:
+        raise _bad("DISCONNECT: final must be a boolean")
+    return m.Disconnect(_str(f[0], "reason", 1 << 16), final)
+
+
 def _accepted(role: Role, f: list[Any], extra: Sequence[Any]) -> m.Accepted:
     if type(f[1]) is not dict:
         raise _bad("ACCEPTED: same_as must be a map")
@@ -525,7 +537,7 @@ _DECODERS: dict[Cmd, _Decoder] = {
                          if r is not Role.MASTER else m.Cancel(_ids(f[0]))),
     Cmd.HEARTBEAT: _Decoder(0, lambda r, f, x: m.Heartbeat()),
     Cmd.BYE: _Decoder(1, lambda r, f, x: m.Bye(*_split_ids(f[0], "BYE returned"))),
-    Cmd.DISCONNECT: _Decoder(1, lambda r, f, x: m.Disconnect(_str(f[0], "reason", 1 << 16))),
+    Cmd.DISCONNECT: _Decoder(1, _disconnect),
     Cmd.SUBMIT: _Decoder(1, _submit),
     Cmd.ACCEPTED: _Decoder(2, _accepted),
     Cmd.REJECTED: _Decoder(1, _rejected),

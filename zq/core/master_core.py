@@ -37,6 +37,8 @@ from zq.core.metrics_tap import MetricsTap
 from zq.core.outbox import Flush, Outbox
 from zq.core.periodic import Periodic, Schedule
 from zq.core.results import FREED
+from zq.core.shipped import PREFIX as SHIPPED
+from zq.core.shipped import ReadyKey, ready_key, serves
 from zq.core.tasks import TaskRecord, cancelled_error
 from zq.core.workers import WorkerInfo
 from zq.errors import ConfigError
@@ -60,7 +62,8 @@ class MasterCore:
         self.now = self.wall = 0.0
 
         self.tasks: dict[str, TaskRecord] = {}
-        self.queues: dict[str, ReadyQueue] = {}
+        # ready queues by queue name; a shipped task's by ("code", queue) (core.shipped)
+        self.queues: dict[ReadyKey, ReadyQueue] = {}
         self.depth: dict[str, int] = {}  # QUEUED tasks per queue
         self.counts: dict[State, int] = {s: 0 for s in State}
         self.workers: dict[bytes, WorkerInfo] = {}
@@ -178,6 +181,8 @@ class MasterCore:
             handler(self, w, msg)
         elif e.role is Role.CLIENT and handler is not None:
             handler(self, Caller(rid, e.key, e.admin), msg)
+        elif type(msg) is m.Hello and msg.allow_code and e.key is None:
+            workers.refuse_code(self, rid, msg)  # shipped code needs admitted peers only
         elif handler is not None:
             handler(self, rid, msg)
         bad = getattr(msg, "bad", None)
@@ -280,7 +285,7 @@ class MasterCore:
         t.updated = self.wall
         if new is State.QUEUED:
             self.depth[t.queue] = self.depth.get(t.queue, 0) + 1
-            q = self._ready_queue(t.queue)
+            q = self._ready_queue(ready_key(t.queue, t.name))
             if front:
                 q.push_front(t)
             else:
@@ -317,12 +322,13 @@ class MasterCore:
             for t in ts:
                 self.events.task_event(kind, t, wall)
 
-    def _ready_queue(self, name: str) -> ReadyQueue:
-        q = self.queues.get(name)
+    def _ready_queue(self, key: ReadyKey) -> ReadyQueue:
+        q = self.queues.get(key)
         if q is None:
-            q = self.queues[name] = ReadyQueue()
+            q = self.queues[key] = ReadyQueue()
+            served = workers.code_served(self) if type(key) is tuple else frozenset()
             for w in self.workers.values():
-                if name in w.queues:
+                if serves(w.queues, w.allow_code, key, served):
                     w.ready_queues.append(q)
         return q
 
@@ -452,7 +458,8 @@ class MasterCore:
         declared, known = self.catalogue.declared, self.catalogue.options
         for entry in entries:
             tid = entry[0]
-            if entry[3] or not fast or tid in tasks or entry[1] in declared:
+            if entry[3] or not fast or tid in tasks or entry[1] in declared or \
+                    entry[1].startswith(SHIPPED):  # a shipped task's ready queue: slow path
                 self._queue_plain(rid, queued)  # keeps submission order
                 queued = []
                 self._submit_one(rid, entry)
@@ -753,7 +760,7 @@ class MasterCore:
             if self.held:
                 for t in self.held:
                     if t.state is State.QUEUED:  # counted in depth by restore()
-                        self._ready_queue(t.queue).push(t)
+                        self._ready_queue(ready_key(t.queue, t.name)).push(t)
                 self.held = []
                 self.held_ids = set()
             if self.restored_unleased:
@@ -893,7 +900,7 @@ class MasterCore:
             if t.state in (State.RUNNING, State.QUEUED):
                 t.state = State.QUEUED
                 self.depth[t.queue] = self.depth.get(t.queue, 0) + 1
-                self._ready_queue(t.queue)
+                self._ready_queue(ready_key(t.queue, t.name))
                 self.held.append(t)
                 self.held_ids.add(t.id)
             elif t.state is State.RETRYING:

@@ -97,6 +97,9 @@ class Hello:
     session: str = ""
     # 1.1: the task names this worker runs -> the options each declares (DECLARABLE keys)
     catalogue: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # 1.4: this worker runs code shipped by value (zq worker --allow-code); the master
+    # refuses such a worker unless it runs with keys
+    allow_code: bool = False
     cmd = Cmd.HELLO
 
 
@@ -189,6 +192,8 @@ class Heartbeat:
 @dataclass(slots=True)
 class Disconnect:
     reason: str  # the peer must close its socket, reconnect and register again
+    # 1.4: the master will not take this worker as it is: it must stop, not register again
+    final: bool = False
     cmd = Cmd.DISCONNECT
 
 

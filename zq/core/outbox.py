@@ -129,7 +129,8 @@ def _build_one(cmd: Cmd, items: list[Any]) -> list[m.Message]:
     if cmd is Cmd.HEARTBEAT:
         return [m.Heartbeat()]
     if cmd is Cmd.DISCONNECT:
-        return [m.Disconnect(items[-1])]
+        last = items[-1]  # a reason, or a whole Disconnect (a final one, 1.4)
+        return [last if type(last) is m.Disconnect else m.Disconnect(last)]
     if cmd is Cmd.ERROR:  # one message: the turn's reasons, the last ones if many
         return [m.Error(items[-1] if len(items) == 1 else " | ".join(items[-5:]))]
     return list(items)  # WELCOME, REPLY, EVENTS: whole messages

@@ -46,6 +46,8 @@ DEFAULT_LIVENESS = 3
 ADAPT_WINDOW = 0.25  # seconds between adaptive credit updates
 BUFFER_SECONDS = 0.05  # adaptive prefetch: about this much work held beyond running tasks
 MAX_PREFETCH = 2000
+# The exit code of a worker the master refused for good (a final DISCONNECT, 1.4).
+REFUSED_EXIT = 3
 MAX_BUFFERED_PARTIALS = 100_000  # chunks kept while not registered; more are dropped
 
 
@@ -112,6 +114,7 @@ class WorkerCore:
     def __init__(self, *, name: str, host: str, pid: int, queues: list[str], concurrency: int,
                  pool: str, credit: int, session: str,
                  catalogue: dict[str, dict[str, Any]] | None = None, adaptive: bool = False,
+                 allow_code: bool = False,
                  shutdown_timeout: float = 30.0, reconnect_min: float = 0.1,
                  reconnect_max: float = 30.0, jitter_fraction: float = 0.5,
                  rand: Callable[[], float]) -> None:
@@ -122,6 +125,7 @@ class WorkerCore:
         self.name, self.host, self.pid = name, host, pid
         self.session = session
         self.catalogue = catalogue or {}
+        self.allow_code = allow_code  # runs shipped code (--allow-code): said in HELLO
         self.queues, self.concurrency, self.pool = list(queues), concurrency, pool
         self.credit = credit
         # With no --prefetch, credit follows the completion rate (see _adapt_credit).
@@ -166,7 +170,7 @@ class WorkerCore:
                     catalogue: dict[str, dict[str, Any]] | None = None) -> WorkerCore:
         return cls(name=config.name, host=host, pid=pid, queues=list(config.queues),
                    concurrency=config.concurrency, pool=config.pool, credit=config.credit,
-                   session=session, catalogue=catalogue,
+                   session=session, catalogue=catalogue, allow_code=config.allow_code,
                    adaptive=config.prefetch is None, shutdown_timeout=config.shutdown_timeout,
                    reconnect_min=config.reconnect_min, reconnect_max=config.reconnect_max,
                    rand=rand)
@@ -270,7 +274,8 @@ class WorkerCore:
     def _hello(self) -> m.Hello:
         credit = self.credit if self.phase is Phase.RUNNING else 0
         return m.Hello(self.name, self.host, self.pid, self.queues, self.concurrency,
-                       self.pool, credit, self.running_ids(), self.session, self.catalogue)
+                       self.pool, credit, self.running_ids(), self.session, self.catalogue,
+                       self.allow_code)
 
     def _check_link(self, now: float, cmds: list[Command]) -> None:
         if self.link is Link.CONNECTING or self.link is Link.REGISTERED:
@@ -362,6 +367,10 @@ class WorkerCore:
         return [CancelTasks(ids)] if ids else []
 
     def _on_disconnect(self, msg: m.Disconnect, now: float) -> list[Command]:
+        if msg.final:  # 1.4: the master will not take us as we are (the shell logs why)
+            cmds: list[Command] = []
+            self._finish(cmds, code=REFUSED_EXIT)
+            return cmds
         if self.link is Link.REGISTERED:
             self._set_link(Link.CONNECTING)
         self._hello_due = True

@@ -14,6 +14,7 @@ from zq.core import serde
 from zq.core.balance import ReadyQueue
 from zq.core.catalogue import META_KEY as CATALOGUE_KEY
 from zq.core.messages import Cmd, State
+from zq.core.shipped import ReadyKey, ready_key, serves
 from zq.core.tasks import TaskRecord, cancelled_error
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ class WorkerInfo:
 
     __slots__ = ("rid", "name", "host", "pid", "queues", "concurrency", "pool", "credit",
                  "leased", "last_seen", "last_sent", "idle_since", "ready_queues", "adopted",
-                 "session", "max_credit", "overdue")
+                 "session", "max_credit", "overdue", "allow_code")
 
     def __init__(self, rid: bytes, hello: m.Hello, now: float) -> None:
         self.rid = rid
@@ -60,6 +61,7 @@ class WorkerInfo:
         self.adopted: set[str] = set()  # leased by HELLO.running: attempt unknown
         self.last_seen = self.last_sent = self.idle_since = now
         self.ready_queues: list[ReadyQueue] = []
+        self.allow_code = hello.allow_code  # takes shipped tasks (only a keyed master admits it)
 
     @property
     def free(self) -> int:
@@ -77,7 +79,7 @@ class WorkerInfo:
                 "pid": self.pid, "pool": self.pool,
                 "concurrency": self.concurrency, "credit": self.credit,
                 "queues": list(self.queues), "running": len(self.leased),
-                "overdue": len(self.overdue),
+                "overdue": len(self.overdue), "allow_code": self.allow_code,
                 "last_seen": round(now - self.last_seen, 3)}
 
 
@@ -98,8 +100,12 @@ def idle_since(w: WorkerInfo) -> float:
 def on_hello(core: MasterCore, rid: bytes, hello: m.Hello) -> None:
     old = core.workers.pop(rid, None)
     w = WorkerInfo(rid, hello, core.now)
-    w.ready_queues = [q for name, q in core.queues.items() if name in w.queues]
     core.workers[rid] = w
+    if w.allow_code or (old is not None and old.allow_code):
+        reroute_code(core)  # workers of its queues without allow_code stop taking code
+    else:  # shipped tasks' ready queues are rare: only then who serves code matters
+        shipped = any(type(key) is tuple for key in core.queues)
+        w.ready_queues = ready_queues_of(core, w, code_served(core) if shipped else set())
     _take_session(core, w, old)
     if core.events.subs:
         core.events.worker_event("joined", w, core.wall)
@@ -108,7 +114,8 @@ def on_hello(core: MasterCore, rid: bytes, hello: m.Hello) -> None:
         f"{w.pool} pool of {w.concurrency}, credit {w.credit}, queues "
         f"{','.join(w.queues)}" + (f", still running {len(hello.running)}"
                                    if hello.running else "")
-        + (f", session {w.short_session}" if w.short_session else ""))))
+        + (f", session {w.short_session}" if w.short_session else "")
+        + (", runs shipped code (--allow-code)" if w.allow_code else ""))))
     if old is not None:  # the same connection registers again: keep what it still runs
         for tid in list(old.leased):
             if tid not in hello.running:
@@ -119,6 +126,43 @@ def on_hello(core: MasterCore, rid: bytes, hello: m.Hello) -> None:
         _adopt(core, tid, w)
     if hello.catalogue:
         _announce(core, w, hello.catalogue)
+
+
+CODE_NEEDS_KEYS = (
+    "this master runs without keys, so it refuses workers started with --allow-code: such "
+    "a worker runs code that clients send, and without keys any peer that reaches the "
+    "master could send it: start the master with --keys (zq keys init), or the worker "
+    "without --allow-code")
+
+
+def refuse_code(core: MasterCore, rid: bytes, hello: m.Hello) -> None:
+    """A HELLO with allow_code reached a master without keys: a final DISCONNECT (the
+    worker stops and says why), never a registration."""
+    old = core.workers.get(rid)
+    if old is not None:
+        drop_worker(core, old)
+    core._notices.append(("warning", (
+        f"refused worker {hello.name} ({hello.host}, pid {hello.pid}): it runs shipped code "
+        "(--allow-code), which this master admits only with --keys")))
+    core._push(rid, Cmd.DISCONNECT, m.Disconnect(CODE_NEEDS_KEYS, final=True))
+
+
+def code_served(core: MasterCore) -> set[str]:
+    """The queues some registered worker with allow_code serves (core.shipped)."""
+    return {q for w in core.workers.values() if w.allow_code for q in w.queues}
+
+
+def ready_queues_of(core: MasterCore, w: WorkerInfo, served: set[str]) -> list[ReadyQueue]:
+    return [q for key, q in core.queues.items() if serves(w.queues, w.allow_code, key, served)]
+
+
+def reroute_code(core: MasterCore) -> None:
+    """A worker with allow_code came or went: which workers take shipped tasks changes
+    (core.shipped.serves), so every worker's ready queues are listed again. Rare: only
+    such workers' HELLOs and departures."""
+    served = code_served(core)
+    for w in core.workers.values():
+        w.ready_queues = ready_queues_of(core, w, served)
 
 
 def _announce(core: MasterCore, w: WorkerInfo,
@@ -152,7 +196,7 @@ def _fill_waiting(core: MasterCore, names: set[str]) -> None:
     core.unannounced -= names
     declared = core.catalogue.declared
     held = {t.id for t in core.held}
-    moved: dict[str, set[str]] = {}  # queue it was in -> ids that leave it
+    moved: dict[ReadyKey, set[str]] = {}  # ready queue it was in -> ids that leave it
     requeue: list[TaskRecord] = []
     for t in core.tasks.values():
         d = declared.get(t.name) if t.name in names else None
@@ -166,12 +210,12 @@ def _fill_waiting(core: MasterCore, names: set[str]) -> None:
         if t.state is State.QUEUED and (t.queue, t.priority) != where:
             _count_queue_change(core, where[0], t.queue)
             if t.id not in held:
-                moved.setdefault(where[0], set()).add(t.id)
+                moved.setdefault(ready_key(where[0], t.name), set()).add(t.id)
                 requeue.append(t)
     for queue, ids in moved.items():
         core.queues[queue].discard(ids)
     for t in requeue:
-        core._ready_queue(t.queue).push(t)
+        core._ready_queue(ready_key(t.queue, t.name)).push(t)
 
 
 def _count_queue_change(core: MasterCore, old: str, new: str) -> None:
@@ -296,6 +340,8 @@ def on_worker_revoked(core: MasterCore, rid: bytes, reason: str) -> bool:
 
 def drop_worker(core: MasterCore, w: WorkerInfo, event: str = "lost") -> None:
     core.workers.pop(w.rid, None)
+    if w.allow_code:
+        reroute_code(core)
     if core.events.subs:
         core.events.worker_event(event, w, core.wall)
     if core.sessions.get(w.session) == w.rid:

@@ -21,10 +21,12 @@ __all__ = ["AsyncPool", "Pool", "ProcessPool", "Report", "ThreadPool", "classify
            "error_payload", "make_pool"]
 
 
-def make_pool(kind: str, apps: Iterable[str], concurrency: int) -> Pool:
-    """A pool of ``kind`` ("process", "thread" or "async"); call start() before use."""
+def make_pool(kind: str, apps: Iterable[str], concurrency: int, *,
+              allow_code: bool = False) -> Pool:
+    """A pool of ``kind`` ("process", "thread" or "async"); call start() before use.
+    allow_code: it runs shipped code (zq worker --allow-code), else refuses it."""
     pools: dict[str, Callable[..., Pool]] = {
         "process": ProcessPool, "thread": ThreadPool, "async": AsyncPool}
     if kind not in pools:
         raise ConfigError(f"unknown pool {kind!r}; choose one of {', '.join(pools)}")
-    return pools[kind](tuple(apps), concurrency)
+    return pools[kind](tuple(apps), concurrency, allow_code=allow_code)

@@ -15,6 +15,7 @@ from zq import logs
 from zq.context import TaskContext, activate, deactivate
 from zq.core import serde
 from zq.core.messages import TaskEntry
+from zq.core.shipped import is_shipped
 from zq.pools.runner import (
     CANCELLED,
     EMPTY,
@@ -117,8 +118,9 @@ class AsyncPool(InProcessPool):
 
     kind = "async"
 
-    def __init__(self, apps: tuple[str, ...], concurrency: int) -> None:
-        self._apps, self._n = apps, concurrency
+    def __init__(self, apps: tuple[str, ...], concurrency: int, *,
+                 allow_code: bool = False) -> None:
+        self._apps, self._n, self._allow_code = apps, concurrency, allow_code
         self.broken: str | None = None
         self.catalogue: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()  # guards _queue and _scheduled (loop thread + caller)
@@ -136,7 +138,7 @@ class AsyncPool(InProcessPool):
         registry = Registry(self._apps)
         self.catalogue = registry.catalogue()
         self._sink = Sink()
-        self._runner = Runner(registry, self._sink.partial)
+        self._runner = Runner(registry, self._sink.partial, allow_code=self._allow_code)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run_loop, name="zq-async", daemon=True)
         self._thread.start()
@@ -201,7 +203,9 @@ class AsyncPool(InProcessPool):
 
     def _kind(self, name: str) -> str:
         kind = self._kinds.get(name)
-        if kind is None:
+        if kind is None and is_shipped(name):
+            kind = self._kinds[name] = "sync"  # the runner loads it, and runs a coroutine
+        elif kind is None:
             fn = self._runner.resolve(name)  # LookupError: unknown task
             kind = ("coroutine" if inspect.iscoroutinefunction(fn) else
                     "asyncgen" if inspect.isasyncgenfunction(fn) else "sync")

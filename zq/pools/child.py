@@ -102,14 +102,15 @@ class _ChildOut:
 class _ChildRuntime:
     """One child process: a reader thread fills the queue, the main thread runs tasks."""
 
-    def __init__(self, registry: Registry, task_fd: int, out: _ChildOut, shm: Any) -> None:
+    def __init__(self, registry: Registry, task_fd: int, out: _ChildOut, shm: Any,
+                 allow_code: bool = False) -> None:
         self._task_fd = task_fd
         self._out = out
         self._shm = shm
         self._lock = threading.Lock()  # a queued task is either popped (runs) or taken back
         self._work = threading.Event()
         self._queue: deque[tuple[int, list[Any]]] = deque()  # (seq, task entry)
-        self._runner = Runner(registry, out.partial)
+        self._runner = Runner(registry, out.partial, allow_code=allow_code)
 
     def reader(self) -> None:
         reader = Reader(self._task_fd)
@@ -190,9 +191,9 @@ def _release_fork_server() -> None:
 
 
 def _child_main(task_conn: Any, out_conn: Any, shm: Any, apps: tuple[str, ...],
-                log_setup: tuple[str, str] | None = None) -> None:
+                log_setup: tuple[str, str] | None = None, allow_code: bool = False) -> None:
     """Entry point of a pool child (started by multiprocessing); it logs as its worker
-    does (log_setup: zq.logs.setup() there)."""
+    does (log_setup: zq.logs.setup() there); allow_code: it runs shipped code."""
     if log_setup is not None:
         logs.configure(*log_setup)
     # SIGKILL when the parent (the fork server, or with ``spawn`` the worker thread that
@@ -209,7 +210,7 @@ def _child_main(task_conn: Any, out_conn: Any, shm: Any, apps: tuple[str, ...],
     except BaseException as e:
         out.send((FAILED, str(e)))
         return
-    runtime = _ChildRuntime(registry, task_conn.fileno(), out, shm)
+    runtime = _ChildRuntime(registry, task_conn.fileno(), out, shm, allow_code)
     out.send((READY, os.getpid(), registry.catalogue()))
     threading.Thread(target=runtime.reader, name="zq-reader", daemon=True).start()
     threading.Thread(target=out.flusher, name="zq-flusher", daemon=True).start()

@@ -154,8 +154,9 @@ class ProcessPool:
     kind = "process"
 
     def __init__(self, apps: tuple[str, ...], concurrency: int, *,
-                 start_method: str | None = None, start_timeout: float = 60.0) -> None:
-        self._apps, self._n = apps, concurrency
+                 start_method: str | None = None, start_timeout: float = 60.0,
+                 allow_code: bool = False) -> None:
+        self._apps, self._n, self._allow_code = apps, concurrency, allow_code
         methods = multiprocessing.get_all_start_methods()
         method = start_method or ("forkserver" if "forkserver" in methods else "spawn")
         self._mp: Any = multiprocessing.get_context(method)
@@ -225,7 +226,8 @@ class ProcessPool:
         out_r, out_w = self._mp.Pipe(duplex=False)
         shm = self._mp.RawArray("d", [-1.0, 0.0, -1.0])
         proc = self._mp.Process(target=_child_main, name=f"zq-pool-{slot}",
-                                args=(task_r, out_w, shm, self._apps, logs.setup()))
+                                args=(task_r, out_w, shm, self._apps, logs.setup(),
+                                      self._allow_code))
         proc.start()
         task_r.close()  # the child's ends: only the child may hold them, so EOF means death
         out_w.close()

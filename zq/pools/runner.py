@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 from types import AsyncGeneratorType, CoroutineType, GeneratorType
 from typing import Any, Callable, Iterable, Protocol
 
+from zq import shipping
 from zq.context import TaskContext, activate, deactivate
 from zq.core import serde
 from zq.core.messages import Outcome, PartialEntry, ProgressEntry, ResultEntry, TaskEntry
+from zq.core.shipped import is_shipped
 from zq.logs import TaskLog
 from zq.registry import Registry
 
@@ -86,12 +88,21 @@ def timeout_error(seconds: float, how: str) -> bytes:
                               f"{seconds:g} s; {how}")
 
 
+CODE_NOT_ALLOWED = (
+    "{name} is code shipped by value (a client with ship_code=True), and this worker does "
+    "not run shipped code. Start a worker with `zq worker --allow-code` (its master must "
+    "run with --keys) on a trusted cluster, or submit a module-level function of an --app "
+    "module")
+
+
 class Runner:
     """Runs one task in the calling thread: resolve, decode, call, stream, encode."""
 
     def __init__(self, registry: Registry,
-                 on_partial: Callable[[str, int, int, bytes], None]) -> None:
+                 on_partial: Callable[[str, int, int, bytes], None], *,
+                 allow_code: bool = False) -> None:
         self._registry = registry
+        self._allow_code = allow_code  # zq worker --allow-code: shipped code runs
         self._on_partial = on_partial
         # only names that resolved: bounded by the apps
         self._fns: dict[str, Callable[..., Any]] = {}
@@ -106,6 +117,8 @@ class Runner:
     def run(self, ctx: TaskContext, payload: Any, retry_on: list[str] | None) -> tuple[int, bytes]:
         fn = self._fns.get(ctx.name)
         if fn is None:
+            if is_shipped(ctx.name):
+                return self._run_shipped(ctx, payload, retry_on)
             try:
                 fn = self.resolve(ctx.name)
             except LookupError as e:
@@ -115,6 +128,24 @@ class Runner:
         except Exception as e:
             return FATAL, serde.encode_error(
                 "SerializationError", f"cannot decode the arguments of {ctx.name}: {e}")
+        return self._call(ctx, fn, args, kwargs, retry_on)
+
+    def _run_shipped(self, ctx: TaskContext, payload: Any, retry_on: list[str] | None
+                     ) -> tuple[int, bytes]:
+        """A callable sent by value (docs/TASKS.md, Code shipping): refused unless this
+        worker allows code; a payload that does not load fails the task, never the pool."""
+        if not self._allow_code:
+            return FATAL, serde.encode_error("CodeNotAllowed", CODE_NOT_ALLOWED.format(
+                name=ctx.name))
+        try:
+            fn, args, kwargs = shipping.load(payload)
+        except Exception as e:
+            return FATAL, serde.encode_error(
+                "SerializationError", f"cannot load the shipped task {ctx.name}: {e}")
+        return self._call(ctx, fn, args, kwargs, retry_on)
+
+    def _call(self, ctx: TaskContext, fn: Callable[..., Any], args: list[Any],
+              kwargs: dict[str, Any], retry_on: list[str] | None) -> tuple[int, bytes]:
         token = activate(ctx)
         started = time.monotonic()
         try:

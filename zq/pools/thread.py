@@ -47,8 +47,9 @@ class ThreadPool(InProcessPool):
 
     kind = "thread"
 
-    def __init__(self, apps: tuple[str, ...], concurrency: int) -> None:
-        self._apps, self._n = apps, concurrency
+    def __init__(self, apps: tuple[str, ...], concurrency: int, *,
+                 allow_code: bool = False) -> None:
+        self._apps, self._n, self._allow_code = apps, concurrency, allow_code
         self.broken: str | None = None
         self.catalogue: dict[str, dict[str, Any]] = {}
         self._cond = threading.Condition()
@@ -62,7 +63,7 @@ class ThreadPool(InProcessPool):
         registry = Registry(self._apps)
         self.catalogue = registry.catalogue()
         self._sink = Sink()
-        self._runner = Runner(registry, self._sink.partial)
+        self._runner = Runner(registry, self._sink.partial, allow_code=self._allow_code)
         for _ in range(self._n):
             self._start_thread()
 
