@@ -167,3 +167,14 @@ def test_a_shipped_payload_that_is_no_pickle_fails_its_task_cleanly(keyed, folde
     # The worker lives on and still runs shipped code.
     with zq.Client(keyed.endpoint, keys=folder, ship_code=True) as client:
         assert client.submit(lambda: "alive").result(timeout=30) == "alive"
+
+
+def test_the_async_pool_runs_shipped_functions_and_coroutines(keyed, folder):
+    code_worker(keyed, folder, pool="async", concurrency=2)
+
+    async def coroutine(x):
+        return x + 1
+
+    with zq.Client(keyed.endpoint, keys=folder, ship_code=True) as client:
+        assert client.submit(lambda: "sync").result(timeout=30) == "sync"
+        assert client.submit(coroutine, 41).result(timeout=30) == 42

@@ -312,3 +312,17 @@ def test_the_ready_key_of_a_shipped_task_differs_from_any_queue_name():
     assert ready_key("default", "app:f") == "default"
     assert ready_key("default", task_name("x")) != "default"
     assert type(ready_key("default", task_name("x"))) is tuple
+
+
+def test_the_flag_and_its_variable_reach_the_worker_config(monkeypatch):
+    from typer.testing import CliRunner
+
+    from zq.cli import app
+    seen: list[Any] = []
+    monkeypatch.setattr("zq.worker.run_worker", lambda config: seen.append(config) or 0)
+    monkeypatch.setattr("zq.cli._setup_logging", lambda *a: None)
+    runner = CliRunner()
+    for args, env in ((["--allow-code"], {}), ([], {"ZQ_ALLOW_CODE": "1"}), ([], {})):
+        done = runner.invoke(app, ["worker", "--app", "x", *args], env=env)
+        assert done.exit_code == 0, done.output
+    assert [c.allow_code for c in seen] == [True, True, False]

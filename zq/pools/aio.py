@@ -204,8 +204,8 @@ class AsyncPool(InProcessPool):
     def _kind(self, name: str) -> str:
         kind = self._kinds.get(name)
         if kind is None and is_shipped(name):
-            kind = self._kinds[name] = "sync"  # the runner loads it, and runs a coroutine
-        elif kind is None:
+            return "sync"  # the runner loads it and runs a coroutine too; not cached by name
+        if kind is None:
             fn = self._runner.resolve(name)  # LookupError: unknown task
             kind = ("coroutine" if inspect.iscoroutinefunction(fn) else
                     "asyncgen" if inspect.isasyncgenfunction(fn) else "sync")
