@@ -11,7 +11,6 @@ from __future__ import annotations
 import threading
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator
-from operator import attrgetter, sub
 from typing import Any
 
 from zq.config import metrics_address
@@ -31,14 +30,16 @@ COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 FINAL_LABELS = {s: s.label for s in FINAL_STATES}
 GAUGE_PERIOD = 1.0  # seconds between two readings of the gauges by the master
 
-_name, _queue = attrgetter("name"), attrgetter("queue")
-_started, _updated, _waited = attrgetter("started"), attrgetter("updated"), attrgetter("waited")
+
+# A turn's batches are read with comprehensions, one per batch and stage, which also
+# check that the batch is of one queue (and task name): a batch nearly always is, and
+# then nothing else walks it. In CPython 3.11 a slot read in a comprehension costs half
+# a map(attrgetter) call; the earlier version (several map passes per batch) cost the
+# master ~0.5 us per no-op task, this one ~0.1 (bench/README.md, "The cost of --metrics").
 
 
 def _by_key(batch: list[Any]) -> list[tuple[tuple[str, str], list[Any]]]:
-    """The batch's tasks by (queue, name): the whole batch when it has one of each."""
-    if len(set(map(_name, batch))) == 1 and len(set(map(_queue, batch))) == 1:
-        return [((batch[0].queue, batch[0].name), batch)]
+    """The batch's tasks by (queue, name), in the order each key first appears."""
     groups: dict[tuple[str, str], list[Any]] = {}
     for t in batch:
         groups.setdefault((t.queue, t.name), []).append(t)
@@ -46,12 +47,19 @@ def _by_key(batch: list[Any]) -> list[tuple[tuple[str, str], list[Any]]]:
 
 
 def _by_queue(batch: list[Any]) -> list[tuple[str, list[Any]]]:
-    if len(set(map(_queue, batch))) == 1:
-        return [(batch[0].queue, batch)]
     groups: dict[str, list[Any]] = {}
     for t in batch:
         groups.setdefault(t.queue, []).append(t)
     return list(groups.items())
+
+
+def _runtimes(tasks: list[Any]) -> list[float]:
+    """Seconds from each task's lease to its final state; none for a task that never
+    ran (cancelled while queued, or restored from an older store: no start kept)."""
+    try:
+        return [t.updated - t.started for t in tasks]
+    except TypeError:
+        return [t.updated - t.started for t in tasks if t.started is not None]
 
 
 class LabelFold:
@@ -87,19 +95,25 @@ class Histogram:
         self.sum += value
 
     def observe_many(self, values: list[float]) -> None:
-        """observe() each value (below 0, a wall clock stepped back: 0)."""
+        """observe() each value (below 0, a wall clock stepped back: 0). Sorts `values`
+        in place (the caller's own list). A None among them: TypeError, nothing counted."""
         if not values:
             return
-        values = sorted(values)  # then one bisect per bound, not one per value
+        values.sort()  # then one bisect per bound crossed, not one per value
+        total = sum(values)  # before anything is counted (None: TypeError)
         if values[0] < 0.0:
-            values = [v if v > 0.0 else 0.0 for v in values]
-        counts, below = self.counts, 0
-        for i, bound in enumerate(self.bounds):
-            upto = bisect_right(values, bound)  # values <= bound
+            values[:] = [v if v > 0.0 else 0.0 for v in values]
+            total = sum(values)
+        bounds, counts = self.bounds, self.counts
+        first = bisect_left(bounds, values[0])  # the buckets of the least and the
+        last = bisect_left(bounds, values[-1])  # greatest value: usually the same one
+        below = 0
+        for i in range(first, last):
+            upto = bisect_right(values, bounds[i])  # values <= bounds[i]
             counts[i] += upto - below
             below = upto
-        counts[-1] += len(values) - below
-        self.sum += sum(values)
+        counts[last] += len(values) - below
+        self.sum += total
 
     def copy(self) -> Histogram:
         h = Histogram(self.bounds)
@@ -181,45 +195,70 @@ class Metrics:
     def _count_submitted(self, batches: list[list[Any]]) -> None:
         submitted = self.submitted
         for batch in batches:
-            for (queue, name), tasks in _by_key(batch):
+            if not batch:
+                continue
+            first = batch[0]
+            queue, name = first.queue, first.name
+            if len(batch) == 1 or len(
+                    [t for t in batch if t.name == name and t.queue == queue]) == len(batch):
+                groups = [((queue, name), batch)]
+            else:
+                groups = _by_key(batch)
+            for (queue, name), tasks in groups:
                 key = self._labels(queue, name)
                 submitted[key] = submitted.get(key, 0) + len(tasks)
 
-    # Batches are read a whole list at a time (map, attrgetter, bisect in C): a batch
-    # is almost always of one queue and one task name, and a per-task loop in Python
-    # here cost the master ~2 us a task (bench/README.md).
-
     def _observe_started(self, batches: list[list[Any]]) -> None:
-        waits = self.wait
         for batch in batches:
-            for queue, tasks in _by_queue(batch):
-                q = self.queue_label(queue)
-                h = waits.get(q)
-                if h is None:
-                    h = waits[q] = Histogram(TASK_BUCKETS)
-                waited = list(map(_waited, tasks))
-                if None in waited:  # restored from an older store: not known
-                    waited = [w for w in waited if w is not None]
-                h.observe_many(waited)
+            if not batch:
+                continue
+            queue = batch[0].queue
+            waited = [t.waited for t in batch if t.queue == queue]
+            if len(waited) == len(batch):
+                self._observe_wait(queue, waited)
+            else:
+                for queue, tasks in _by_queue(batch):
+                    self._observe_wait(queue, [t.waited for t in tasks])
+
+    def _observe_wait(self, queue: str, waited: list[float | None]) -> None:
+        q = self.queue_label(queue)
+        h = self.wait.get(q)
+        if h is None:
+            h = self.wait[q] = Histogram(TASK_BUCKETS)
+        try:
+            h.observe_many(waited)  # type: ignore[arg-type]
+        except TypeError:  # a None: restored from an older store, the wait not known
+            h.observe_many([w for w in waited if w is not None])
 
     def _count_finished(self, batches: list[tuple[State, list[Any]]]) -> None:
-        fin, runtimes = self.finished, self.runtime
         for state, batch in batches:
+            if not batch:
+                continue
             label = FINAL_LABELS[state]
+            first = batch[0]
+            queue, name = first.queue, first.name
+            try:  # the runtimes, and whether the batch is of one queue and name
+                took = [t.updated - t.started for t in batch
+                        if t.name == name and t.queue == queue]
+            except TypeError:  # some never ran: _runtimes below leaves them out
+                took = []
+            if len(took) == len(batch):
+                self._finished(queue, name, label, len(batch), took)
+                continue
             for (queue, name), tasks in _by_key(batch):
-                key = self._labels(queue, name)
-                fkey = (*key, label)
-                fin[fkey] = fin.get(fkey, 0) + len(tasks)
-                try:
-                    took = list(map(sub, map(_updated, tasks), map(_started, tasks)))
-                except TypeError:  # some never ran (cancelled while queued): no runtime
-                    took = [t.updated - t.started for t in tasks if t.started is not None]
-                if not took:
-                    continue
-                h = runtimes.get(key)
-                if h is None:
-                    h = runtimes[key] = Histogram(TASK_BUCKETS)
-                h.observe_many(took)
+                self._finished(queue, name, label, len(tasks), _runtimes(tasks))
+
+    def _finished(self, queue: str, name: str, label: str, n: int,
+                  took: list[float]) -> None:
+        key = self._labels(queue, name)
+        fkey = (*key, label)
+        self.finished[fkey] = self.finished.get(fkey, 0) + n
+        if not took:
+            return
+        h = self.runtime.get(key)
+        if h is None:
+            h = self.runtime[key] = Histogram(TASK_BUCKETS)
+        h.observe_many(took)
 
     def _count_retried(self, tasks: Iterable[Any]) -> None:
         retries = self.retries
