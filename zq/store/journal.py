@@ -1,13 +1,15 @@
 """The journal both durable stores keep (zq.store.sqlite, zq.store.postgres): a turn's
 writes buffered until commit (TurnBuffer), a task's change as a plain tuple, a turn's
-changes as msgpack, committed turns merged per task (the index of what is not folded
-yet), unfolded changes overlaid on stored rows, and stored rows read back into
-TaskRecords. No I/O: the stores do their own SQL.
+changes as msgpack, committed turns merged per task (JournalIndex: the index of what is
+not folded yet), unfolded changes overlaid on stored rows, and stored rows read back
+into TaskRecords. No I/O: the stores do their own SQL.
 """
 
 from __future__ import annotations
 
 import gc
+from collections import deque
+from itertools import islice
 from operator import attrgetter, itemgetter
 from typing import Any, Iterable, Iterator
 
@@ -18,6 +20,10 @@ from zq.core.tasks import TaskRecord
 from zq.errors import StoreError
 
 JOURNAL_ROW_MAX = 256 * 2**20  # bytes of one journal row; a larger turn takes several
+FOLD_AFTER = 200_000  # unfolded changes kept at most (memory, and the work of an open)
+FOLD_CHUNK = 1_000  # tasks folded per compact() by default: ~8 ms of SQLite
+FOLD_BYTES = 256 * 2**20  # journal bytes (large payloads) past which the store is behind
+INDEX_PER_FOLD = 4  # compact(limit) indexes up to this many changes per task it may fold
 
 # Frozen here, not read from TaskRecord.__slots__, so that a new slot cannot change what
 # an old row means (tests/store checks that every slot is kept).
@@ -146,6 +152,95 @@ class TurnBuffer:
 
     def _fail(self, e: Exception, what: str) -> StoreError:
         raise NotImplementedError
+
+
+class JournalIndex:
+    """What a durable store keeps in memory of its journal: the committed turns not
+    indexed yet (indexing waits for compact() or a read, so a burst pays one append per
+    commit), the index of unfolded changes, and the turn and size of each journal row.
+    The store writes and deletes the rows; this says which and when."""
+
+    def __init__(self, fold_after: int, fold_bytes: int) -> None:
+        self.fold_after = fold_after  # unfolded changes past which the store is behind()
+        self.fold_bytes = fold_bytes  # journal bytes past which it is behind()
+        self._unindexed: deque[tuple[int, list]] = deque()  # (turn, changes)
+        self._unindexed_rows = 0
+        # Task id -> [turn of its oldest unfolded change, save row or None or GONE,
+        # latest update row or None]; insertion order is oldest-change order.
+        self._unfolded: dict[str, list] = {}
+        self._turn = 0  # of the last commit
+        self._journal: deque[tuple[int, int]] = deque()  # (turn, bytes) of the journal's rows
+        self._journal_bytes = 0
+
+    def behind(self) -> bool:
+        """More waits to be folded than the store should carry (fold_after changes, or
+        fold_bytes of journal): the master then compacts every turn, busy or not."""
+        return (len(self._unfolded) + self._unindexed_rows > self.fold_after
+                or self._journal_bytes > self.fold_bytes)
+
+    def _committed(self, turns: Iterable[int], parts: list[tuple[list, bytes]],
+                   pending: list[tuple[int, list]]) -> None:
+        """The turn's changes (journal_parts of `pending`) are in the journal as rows
+        `turns`: noted, to be indexed later."""
+        for turn, (items, blob) in zip(turns, parts):
+            self._unindexed.append((turn, items))
+            self._journal_row(turn, len(blob))
+        self._unindexed_rows += sum(len(items) for _, items in pending)
+
+    def _journal_row(self, turn: int, size: int) -> None:
+        self._journal.append((turn, size))
+        self._journal_bytes += size
+        self._turn = turn
+
+    def _replay(self, rows: Iterable[tuple[int, bytes]]) -> None:
+        """Index the journal's rows (turn, changes), as an open finds them. A row that
+        cannot be read raises ValueError, TypeError or IndexError."""
+        for turn, blob in rows:
+            merge(self._unfolded, turn, msgpack.unpackb(blob, raw=False, use_list=False))
+            self._journal_row(turn, len(blob))
+
+    def _index(self, limit: int | None = None) -> bool:
+        """Index committed turns, oldest first, until `limit` changes are (all of them
+        by default); True when none is left to index."""
+        unindexed = self._unindexed
+        done = 0
+        while unindexed and (limit is None or done < limit):
+            turn, changes = unindexed.popleft()
+            done += merge(self._unfolded, turn, changes)
+        self._unindexed_rows -= done
+        return not unindexed
+
+    def _oldest_left(self, folded: int) -> int:
+        """The oldest turn with a change still unfolded once the first `folded` tasks
+        are: journal rows before it are all in the task table."""
+        unfolded = self._unfolded
+        if folded < len(unfolded):
+            return int(unfolded[next(islice(unfolded, folded, None))][0])
+        if self._unindexed:  # newer than every indexed turn
+            return self._unindexed[0][0]
+        return self._turn + 1
+
+    def _folded(self, taken: list[tuple[str, list]], oldest_left: int) -> None:
+        """The `taken` tasks are in the task table, and the journal rows before
+        oldest_left are deleted."""
+        unfolded = self._unfolded
+        for task_id, _ in taken:
+            del unfolded[task_id]
+        self._drop_journal_before(oldest_left)
+
+    def _drop_journal_before(self, turn: int) -> None:
+        journal = self._journal
+        while journal and journal[0][0] < turn:
+            self._journal_bytes -= journal.popleft()[1]
+
+    def _reset_index(self) -> None:
+        """Forget the journal as read so far (before reading it afresh)."""
+        self._unindexed.clear()
+        self._unindexed_rows = 0
+        self._unfolded = {}
+        self._journal.clear()
+        self._journal_bytes = 0
+        self._turn = 0
 
 
 def insert_args(save: tuple, update: tuple | None) -> tuple:

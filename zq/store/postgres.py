@@ -56,23 +56,24 @@ from __future__ import annotations
 
 import logging
 import os
-from collections import deque
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any, Iterator
-
-import msgpack
 
 from zq.core.tasks import TaskRecord
 from zq.errors import ConfigError, LeaseLost, StoreError, StoreUnavailable
 from zq.store import redact
 from zq.store.journal import (
+    FOLD_AFTER,
+    FOLD_BYTES,
+    FOLD_CHUNK,
     GONE,
+    INDEX_PER_FOLD,
+    JournalIndex,
     TurnBuffer,
     by_seq,
     insert_args,
     journal_parts,
-    merge,
     overlaid,
     overlay,
     pack,
@@ -80,7 +81,6 @@ from zq.store.journal import (
     unpack,
     update_args,
 )
-from zq.store.sqlite import FOLD_AFTER, FOLD_BYTES, FOLD_CHUNK, INDEX_PER_FOLD
 
 try:
     import psycopg
@@ -183,7 +183,7 @@ _SELECT_ONE = "SELECT id, seq, state, payload, record FROM zq_task WHERE id = %b
 _GET_META = "SELECT value FROM zq_meta WHERE key = %s"
 
 
-class PostgresStore(TurnBuffer):
+class PostgresStore(TurnBuffer, JournalIndex):
     """The Store protocol over one PostgreSQL database. Not thread-safe: one thread at a
     time (it may be opened in one thread and used in another)."""
 
@@ -197,20 +197,10 @@ class PostgresStore(TurnBuffer):
                               "'zq[postgres]' (or 'psycopg[binary]')")
         self.url = url
         self.shown = redact(url)
-        self.fold_after = fold_after
         self._connect_timeout = connect_timeout
         self._closed = False
-        super().__init__()  # the turn's buffered writes
-        # Committed turns not indexed yet (indexing waits for compact() or a read, so a
-        # burst pays one append per commit), and the index: task id -> [turn of its
-        # oldest unfolded change, save row or None or GONE, latest update or None], in
-        # oldest-change order. The same structures as the SQLite store's.
-        self._unindexed: deque[tuple[int, list]] = deque()
-        self._unindexed_rows = 0
-        self._unfolded: dict[str, list] = {}
-        self._turn = 0  # of the last commit
-        self._journal: deque[tuple[int, int]] = deque()  # (turn, bytes) of zq_journal's rows
-        self._journal_bytes = 0
+        TurnBuffer.__init__(self)  # the turn's buffered writes
+        JournalIndex.__init__(self, fold_after, FOLD_BYTES)  # the journal, in memory
         self._conn: Any = None
         # The lease: the epoch held (None: not held), its length and who holds it.
         self.epoch: int | None = None
@@ -248,12 +238,7 @@ class PostgresStore(TurnBuffer):
         if meta:
             statements.append((_SET_META, [list(meta), list(meta.values())]))
         self._write(statements, "committing")
-        for turn, (items, blob) in zip(turns, parts):
-            self._unindexed.append((turn, items))
-            self._journal.append((turn, len(blob)))
-            self._journal_bytes += len(blob)
-            self._turn = turn
-        self._unindexed_rows += sum(len(items) for _, items in pending)
+        self._committed(turns, parts, pending)
         self._clear_pending()
 
     def _write(self, statements: list[tuple[str, list]], what: str) -> None:
@@ -365,12 +350,6 @@ class PostgresStore(TurnBuffer):
 
     # --- upkeep: the fold --------------------------------------------------------------
 
-    def behind(self) -> bool:
-        """More waits to be folded than the store should carry (fold_after changes, or
-        FOLD_BYTES of journal): the master then compacts every turn, busy or not."""
-        return (len(self._unfolded) + self._unindexed_rows > self.fold_after
-                or self._journal_bytes > FOLD_BYTES)
-
     def compact(self, limit: int = FOLD_CHUNK) -> bool:
         """One bounded slice of upkeep: index up to INDEX_PER_FOLD * limit committed
         changes and fold up to `limit` tasks into zq_task. True while work remains."""
@@ -381,17 +360,6 @@ class PostgresStore(TurnBuffer):
             self._fold(limit)
             return True
         return bool(self._unindexed)
-
-    def _index(self, limit: int | None = None) -> bool:
-        """Index committed turns, oldest first, until `limit` changes are (all of them
-        by default); True when none is left to index."""
-        unindexed = self._unindexed
-        done = 0
-        while unindexed and (limit is None or done < limit):
-            turn, changes = unindexed.popleft()
-            done += merge(self._unfolded, turn, changes)
-        self._unindexed_rows -= done
-        return not unindexed
 
     def _fold(self, limit: int) -> None:
         """Write the oldest `limit` unfolded tasks into zq_task and delete the journal
@@ -407,30 +375,7 @@ class PostgresStore(TurnBuffer):
                              f"{e}") from e
         statements.append((_TRIM_JOURNAL, [oldest_left]))
         self._write(statements, "folding the journal")
-        for task_id, _ in taken:
-            del self._unfolded[task_id]
-        journal = self._journal
-        while journal and journal[0][0] < oldest_left:
-            self._journal_bytes -= journal.popleft()[1]
-
-    def _oldest_left(self, folded: int) -> int:
-        """The oldest turn with a change still unfolded once the first `folded` tasks
-        are: journal rows before it are all in zq_task."""
-        unfolded = self._unfolded
-        if folded < len(unfolded):
-            return int(unfolded[next(islice(unfolded, folded, None))][0])
-        if self._unindexed:  # newer than every indexed turn
-            return self._unindexed[0][0]
-        return self._turn + 1
-
-    def _reset_index(self) -> None:
-        """Forget the journal as read so far (before reading it afresh)."""
-        self._unindexed.clear()
-        self._unindexed_rows = 0
-        self._unfolded = {}
-        self._journal.clear()
-        self._journal_bytes = 0
-        self._turn = 0
+        self._folded(taken, oldest_left)
 
     def _recover(self) -> None:
         """Index what a crash left in the journal (all of it was committed); it is
@@ -441,11 +386,7 @@ class PostgresStore(TurnBuffer):
             raise StoreError(f"reading the journal of the store {self.shown} failed: "
                              f"{_first_line(e)}") from e
         try:
-            for turn, blob in rows:
-                merge(self._unfolded, turn, msgpack.unpackb(blob, raw=False, use_list=False))
-                self._journal.append((turn, len(blob)))
-                self._journal_bytes += len(blob)
-                self._turn = turn
+            self._replay(rows)
         except (ValueError, TypeError, IndexError) as e:
             raise StoreError(f"a journal row of the store {self.shown} cannot be read: "
                              f"{e}") from e

@@ -43,24 +43,26 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
-from collections import deque
 from itertools import islice
 from pathlib import Path
 from typing import Any, Iterator
-
-import msgpack
 
 from zq.core.tasks import TaskRecord
 from zq.errors import ConfigError, StoreDamaged, StoreError, StoreUnavailable
 from zq.store import sqlite_file
 from zq.store.journal import (  # noqa: F401  (RECORD_FIELDS re-exported, as before)
     DELETE,
+    FOLD_AFTER,
+    FOLD_BYTES,
+    FOLD_CHUNK,
     GONE,
+    INDEX_PER_FOLD,
     JOURNAL_ROW_MAX,
     LARGE_FIELD,
     RECORD_FIELDS,
     SUPERSEDE,
     UPDATE,
+    JournalIndex,
     TurnBuffer,
     by_seq,
     insert_args,
@@ -86,10 +88,6 @@ from zq.store.sqlite_file import (  # noqa: F401  (re-exported: tests and tools 
 log = logging.getLogger(__name__)
 
 SYNC_LEVELS = {"normal": "NORMAL", "full": "FULL"}
-FOLD_AFTER = 200_000  # unfolded changes kept at most (memory, and the work of an open)
-FOLD_CHUNK = 1_000  # tasks folded per compact() by default: ~8 ms of SQLite
-FOLD_BYTES = 256 * 2**20  # journal bytes (large payloads) past which the store is behind
-INDEX_PER_FOLD = 4  # compact(limit) indexes up to this many changes per task it may fold
 # A turn with a payload or result this large is written straight into the task table,
 # one row per change: journaled, its bytes would be written twice (and the unfolded
 # index would hold them). 64 KiB, where the codec sends payloads as frames of their own.
@@ -106,7 +104,7 @@ _SELECT_ONE = "SELECT id, seq, state, payload, record FROM task WHERE id = ?"
 _UPDATE = "UPDATE task SET state=?, record=? WHERE id=?"
 _DELETE = "DELETE FROM task WHERE id = ?"
 
-class SqliteStore(TurnBuffer):
+class SqliteStore(TurnBuffer, JournalIndex):
     """The Store protocol over one SQLite file. Not thread-safe: one thread at a time
     (it may be opened in one thread and used in another)."""
 
@@ -119,23 +117,13 @@ class SqliteStore(TurnBuffer):
             raise ConfigError(f"store sync must be one of {sorted(SYNC_LEVELS)}, not {sync!r}")
         self.path = Path(path).expanduser()
         self.sync = sync
-        self.fold_after = fold_after
         self.direct_bytes = direct_bytes
         self._timeout = timeout
         self._closed = False
         self._damaged = False  # the file was found damaged: nothing more is written to it
-        super().__init__()  # the turn's buffered writes
+        TurnBuffer.__init__(self)  # the turn's buffered writes
         self._pending_large = False  # a pending change carries a payload or result that large
-        # Committed turns not indexed yet: indexing waits for compact() or a get(), so a
-        # burst pays one append per commit.
-        self._unindexed: deque[tuple[int, list]] = deque()
-        self._unindexed_rows = 0
-        # Task id -> [turn of its oldest unfolded change, save row or None or GONE,
-        # latest update row or None]; insertion order is oldest-change order.
-        self._unfolded: dict[str, list] = {}
-        self._turn = 0  # of the last commit
-        self._journal: deque[tuple[int, int]] = deque()  # (turn, bytes) of the journal's rows
-        self._journal_bytes = 0
+        JournalIndex.__init__(self, fold_after, FOLD_BYTES)  # the journal, in memory
         self._wal_dirty = True  # the WAL may hold commits not checkpointed yet
         self._checkpointer: sqlite_file.Checkpointer | None = None  # once writable
         # An existing file is read through a read-only connection until the first write
@@ -175,12 +163,7 @@ class SqliteStore(TurnBuffer):
             raise self._fail(e, "committing") from e
         turns = range(self._turn + 1, self._turn + 1 + len(parts))
         self._in_transaction(lambda: self._write_journal(turns, parts, meta), "committing")
-        for turn, (items, blob) in zip(turns, parts):
-            self._unindexed.append((turn, items))
-            self._journal.append((turn, len(blob)))
-            self._journal_bytes += len(blob)
-            self._turn = turn
-        self._unindexed_rows += sum(len(items) for _, items in pending)
+        self._committed(turns, parts, pending)
 
     def _write_journal(self, turns: range, parts: list[tuple[list, bytes]],
                        meta: dict[str, bytes]) -> None:
@@ -218,11 +201,9 @@ class SqliteStore(TurnBuffer):
             self._conn.execute("DELETE FROM journal WHERE turn < ?", (oldest_left,))
             self._conn.executemany(SET_META, meta.items())
         self._in_transaction(write, "committing")
-        self._turn = turn
         for task_id in merged:
             unfolded.pop(task_id, None)
-        self._journal.append((turn, len(marker)))
-        self._journal_bytes += len(marker)
+        self._journal_row(turn, len(marker))
         self._drop_journal_before(oldest_left)
 
     def _in_transaction(self, write: Any, what: str) -> None:
@@ -237,12 +218,6 @@ class SqliteStore(TurnBuffer):
             raise self._fail(e, what) from e
 
     # --- upkeep: the fold --------------------------------------------------------------
-
-    def behind(self) -> bool:
-        """More waits to be folded than the store should carry (fold_after changes, or
-        FOLD_BYTES of journal): the master then compacts every turn, busy or not."""
-        return (len(self._unfolded) + self._unindexed_rows > self.fold_after
-                or self._journal_bytes > FOLD_BYTES)
 
     def compact(self, limit: int = FOLD_CHUNK) -> bool:
         """One bounded slice of upkeep: index up to INDEX_PER_FOLD * limit committed
@@ -264,17 +239,6 @@ class SqliteStore(TurnBuffer):
             self._wal_dirty = False
         return False
 
-    def _index(self, limit: int | None = None) -> bool:
-        """Index committed turns, oldest first, until `limit` changes are (all of them
-        by default); True when none is left to index."""
-        unindexed = self._unindexed
-        done = 0
-        while unindexed and (limit is None or done < limit):
-            turn, changes = unindexed.popleft()
-            done += merge(self._unfolded, turn, changes)
-        self._unindexed_rows -= done
-        return not unindexed
-
     def _fold(self, limit: int) -> None:
         """Write the oldest `limit` unfolded tasks into the task table, and delete the
         journal rows no unfolded change is left in, in one transaction."""
@@ -287,21 +251,8 @@ class SqliteStore(TurnBuffer):
             self._write_rows(taken)
             self._conn.execute("DELETE FROM journal WHERE turn < ?", (oldest_left,))
         self._in_transaction(write, "folding the journal")
-        unfolded = self._unfolded
-        for task_id, _ in taken:
-            del unfolded[task_id]
-        self._drop_journal_before(oldest_left)
+        self._folded(taken, oldest_left)
         self._wal_dirty = True
-
-    def _oldest_left(self, folded: int) -> int:
-        """The oldest turn with a change still unfolded once the first `folded` tasks
-        are: journal rows before it are all in the task table."""
-        unfolded = self._unfolded
-        if folded < len(unfolded):
-            return unfolded[next(islice(unfolded, folded, None))][0]
-        if self._unindexed:  # newer than every indexed turn
-            return self._unindexed[0][0]
-        return self._turn + 1
 
     def _write_rows(self, taken: list[tuple[str, list]]) -> None:
         """Unfolded entries as task rows: a delete, an update, or an upsert."""
@@ -318,11 +269,6 @@ class SqliteStore(TurnBuffer):
         conn.executemany(_UPSERT, upserts)
         conn.executemany(_UPDATE, updates)
 
-    def _drop_journal_before(self, turn: int) -> None:
-        journal = self._journal
-        while journal and journal[0][0] < turn:
-            self._journal_bytes -= journal.popleft()[1]
-
     def _recover(self) -> None:
         """Index what a crash left in the journal (all of it was committed); it is
         folded as upkeep, like any other unfolded change."""
@@ -332,11 +278,7 @@ class SqliteStore(TurnBuffer):
         except sqlite3.Error as e:
             raise self._read_error(e, "reading the journal") from e
         try:
-            for turn, blob in rows:
-                merge(self._unfolded, turn, msgpack.unpackb(blob, raw=False, use_list=False))
-                self._journal.append((turn, len(blob)))
-                self._journal_bytes += len(blob)
-                self._turn = turn
+            self._replay(rows)
         except (ValueError, TypeError, IndexError) as e:
             raise self._damage(f"a journal row cannot be read: {e}") from e
         if self._unfolded:
