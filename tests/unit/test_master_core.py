@@ -510,16 +510,22 @@ def test_task_lost_too_often_is_dead_with_worker_lost(retries: int) -> None:
         h.s.tasks["t1"].result)["message"]
 
 
+def _rerun_on_w2(h: Harness) -> None:
+    """W2 registers, W1 (which runs t1) goes silent past its liveness and is lost, and
+    t1's next attempt is dispatched to W2."""
+    h.later(2)
+    h.hello(W2, credit=1)
+    h.later(1.5)
+    h.tick()
+    h.dispatch()
+
+
 def test_late_ok_from_dead_worker_wins_and_new_lease_is_cancelled(h: Harness) -> None:
     h.hello(W1, credit=1)
     h.submit("t1", retries=1)
     h.dispatch()
     h.out()
-    h.later(2)
-    h.hello(W2, credit=1)
-    h.later(1.5)
-    h.tick()  # W1 is gone
-    h.dispatch()
+    _rerun_on_w2(h)
     h.out()
     assert h.sent_tasks() == [(W2, "t1", 2)]
     h.hello(W1, credit=1)  # W1 comes back with the result it never got an ACK for
@@ -536,11 +542,7 @@ def test_late_error_from_dead_worker_keeps_the_new_lease(h: Harness) -> None:
     h.hello(W1, credit=1)
     h.submit("t1", retries=1)
     h.dispatch()
-    h.later(2)
-    h.hello(W2, credit=1)
-    h.later(1.5)
-    h.tick()
-    h.dispatch()
+    _rerun_on_w2(h)
     h.out()
     h.hello(W1, credit=1)
     h.results(W1, ("t1", 1, ERR))
@@ -569,11 +571,7 @@ def test_adopted_run_of_an_older_attempt_reports_a_failure(h: Harness) -> None:
     h.hello(W1, credit=1)
     h.submit("t1", retries=2)
     h.dispatch()
-    h.later(2)
-    h.hello(W2, credit=1)
-    h.later(1.5)
-    h.tick()  # W1 is lost
-    h.dispatch()  # attempt 2 on W2
+    _rerun_on_w2(h)
     h.later(3.5)
     h.tick()  # W2 is lost too
     h.out()
