@@ -106,11 +106,6 @@ def with_overrides(opts: TaskOptions, **overrides: Any) -> TaskOptions:
     return replace(opts, extra=extra, **fields)
 
 
-# The other way out for what name_of refuses (docs/TASKS.md, Code shipping).
-SHIP_HINT = ("; or, on a trusted cluster, send it by value: zq.Client(..., ship_code=True) "
-             "with workers started with `zq worker --allow-code` and a master with --keys")
-
-
 def name_of(fn: Callable | str) -> str:
     """The wire name of a task: its @task(name=...) or ``module:qualname``."""
     if isinstance(fn, str):
@@ -121,7 +116,7 @@ def name_of(fn: Callable | str) -> str:
         raise ConfigError(f"{fn.__qualname__} is a bound method: a worker calls tasks by "
                           "name and has no object to bind it to; submit a module-level "
                           "function (or a staticmethod) that takes what it needs as "
-                          f"arguments{SHIP_HINT}")
+                          "arguments")
     opts = getattr(fn, _ATTR, None)
     if opts is not None and opts.name:
         return opts.name
@@ -130,11 +125,10 @@ def name_of(fn: Callable | str) -> str:
     if not module or not qualname or "<locals>" in qualname or "<lambda>" in qualname:
         raise ConfigError(f"{fn!r} is not a module-level function (a lambda, a closure or "
                           "a function defined inside another); workers find tasks by "
-                          "'module:name', so define it at the top level of a module"
-                          f"{SHIP_HINT}")
+                          "'module:name', so define it at the top level of a module")
     if module == "__main__":
         raise ConfigError(f"{qualname} is defined in __main__, which workers cannot import; "
-                          f"move it to a module and start workers with --app MODULE{SHIP_HINT}")
+                          "move it to a module and start workers with --app MODULE")
     return f"{module}:{qualname}"
 
 

@@ -80,7 +80,7 @@ def test_what_goes_by_name_does_not_ship(fn):
 @pytest.mark.parametrize("fn", SHIPPED.values(), ids=SHIPPED.keys())
 def test_without_ship_code_the_refusal_names_the_way_out(fn):
     with pytest.raises(ConfigError) as caught:
-        registry.name_of(fn)
+        make_spec(fn, {})  # what submit() and map() raise
     assert "ship_code=True" in str(caught.value)
     assert "--allow-code" in str(caught.value)
 

@@ -14,7 +14,8 @@ from zq.client.options import TaskRef
 class Executor(cf.Executor):
     """A concurrent.futures.Executor whose calls run on zq workers.
 
-    ``Executor(connect=None, **kw)``: kw go to Client (config=, context=).
+    ``Executor(connect=None, **kw)``: kw go to Client (config=, context=, keys=,
+    ship_code=True to send lambdas and closures by value: docs/TASKS.md, Code shipping).
 
     - map() submits chunksize tasks per SUBMIT message (at most config.batch_size; the
       default None means config.batch_size, where the standard executors default to 1);

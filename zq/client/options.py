@@ -63,10 +63,23 @@ def check_wire(wire: dict[str, Any]) -> None:
                               + (" of task ids / names" if want is list else ""))
 
 
+# What submit() adds when it refuses a callable by name (docs/TASKS.md, Code shipping).
+SHIP_HINT = ("; or, on a trusted cluster, send it by value: zq.Client(..., ship_code=True) "
+             "with workers started with `zq worker --allow-code` and a master with --keys")
+
+
 def make_spec(fn: TaskRef, overrides: dict[str, Any], shipped: bool = False) -> Spec:
     """(wire name, wire options) of fn with overrides; raises ConfigError early.
     shipped: fn travels by value (zq.shipping), under a shipped task name."""
-    name = shipping.shipped_name(fn) if shipped else registry.name_of(fn)
+    if shipped:
+        name = shipping.shipped_name(fn)
+    else:
+        try:
+            name = registry.name_of(fn)
+        except ConfigError as e:  # submit's other way out for a callable (not a schedule's)
+            if isinstance(fn, str):
+                raise
+            raise ConfigError(f"{e}{SHIP_HINT}") from None
     if len(name) > MAX_NAME:
         raise ConfigError(f"task name {name[:40]!r}... is over {MAX_NAME} characters")
     base = registry.TaskOptions() if isinstance(fn, str) else registry.options_of(fn)
