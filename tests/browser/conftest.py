@@ -1,0 +1,69 @@
+"""Browser tests (issue 15): Debian's Chromium, headless, driven by playwright against
+real `zq master`, `zq worker` and `zq dashboard` processes. Skipped, saying why, only
+where Chromium or playwright is missing; .ci/run installs both and sets
+ZQ_TESTS_NEED_BROWSER=1, which turns that skip into a failure."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from tests.browser.stack import Stack, chromium
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("ZQ_TESTS_NEED_BROWSER") == "1":
+        pytest.fail(f"ZQ_TESTS_NEED_BROWSER=1, but the browser tests cannot run: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    try:
+        import starlette  # noqa: F401
+        from playwright.sync_api import sync_playwright
+    except ImportError as e:
+        _unavailable(f"playwright or the web extra is not installed ({e}): "
+                     "pip install -e '.[test,web]'")
+    path = chromium()
+    if path is None:
+        _unavailable("Chromium is not installed: apt-get install chromium chromium-driver")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=path, headless=True,
+                              args=["--no-sandbox", "--disable-dev-shm-usage"])
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A fresh browser context (its own cookies) and page; waits time out in 15 s."""
+    context = browser.new_context()
+    context.set_default_timeout(15_000)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    s = Stack(tmp_path_factory.mktemp("stack"))
+    try:
+        s.start()
+        yield s
+    except BaseException:
+        print(s.logs())
+        raise
+    finally:
+        s.close()
+
+
+@pytest.fixture
+def marks(tmp_path: Path) -> Path:
+    return tmp_path
