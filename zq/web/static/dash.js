@@ -9,7 +9,8 @@
   var live = document.getElementById("live");
   var chart = document.getElementById("chart");
   var series = {};  // second -> tasks finished
-  var CHART_SECONDS = 300;
+  var CHART_MOST = 300, CHART_LEAST = 60;  // seconds shown: from the first data, 1-5 min
+  var born = Date.now() / 1000;  // the earliest second this page knows of
 
   function flash(text, bad) {
     var el = document.getElementById("flash");
@@ -36,7 +37,9 @@
   // --- the chart: server-sent per-second counts, drawn as SVG -----------------------
   function drawChart(now) {
     if (!chart) return;
-    var end = Math.floor(now), start = end - CHART_SECONDS, peak = 1, total = 0, pts = [];
+    var end = Math.floor(now);
+    var span = Math.min(CHART_MOST, Math.max(CHART_LEAST, end - Math.floor(born) + 5));
+    var start = end - span, peak = 1, total = 0, pts = [];
     for (var s in series) { if (+s < start) delete series[s]; }
     for (var t = start; t <= end; t++) {
       var n = series[t] || 0;
@@ -45,22 +48,25 @@
     }
     var w = 600, h = 160;
     for (t = start; t <= end; t++) {
-      var x = (t - start) / CHART_SECONDS * w;
+      var x = (t - start) / span * w;
       var y = h - 4 - (series[t] || 0) / peak * (h - 12);
       pts.push(x.toFixed(1) + "," + y.toFixed(1));
     }
     chart.innerHTML =
       '<line x1="0" y1="' + (h - 4) + '" x2="' + w + '" y2="' + (h - 4) + '" class="axis"/>' +
       '<polyline class="area" points="0,' + (h - 4) + " " + pts.join(" ") + " " + w + "," + (h - 4) + '"/>' +
-      '<polyline class="line" points="' + pts.join(" ") + '"/>' +
-      '<text x="4" y="12" class="label">' + peak + '/s</text>';
+      '<polyline class="line" points="' + pts.join(" ") + '"/>';
+    document.getElementById("chart-span").textContent =
+      (span >= 120 ? Math.round(span / 60) + " min" : span + " s") + " ago";
     chart.dataset.total = total;
     document.getElementById("chart-total").textContent = total;
     document.getElementById("chart-peak").textContent = peak;
     document.getElementById("chart-now").textContent = series[end - 1] || 0;
   }
   if (chart) {
-    JSON.parse(chart.dataset.series || "[]").forEach(function (p) { if (p[1]) series[p[0]] = p[1]; });
+    JSON.parse(chart.dataset.series || "[]").forEach(function (p) {
+      if (p[1]) { series[p[0]] = p[1]; born = Math.min(born, p[0]); }
+    });
     drawChart(Date.now() / 1000);
   }
 
