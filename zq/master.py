@@ -156,6 +156,7 @@ class Master:
             liveness=config.heartbeat_liveness, result_ttl=config.result_ttl,
             max_queued=config.max_queued, max_message=config.max_message,
             durable=self.store.durable, rand=random.random)
+        self.core.store_info.update(spec=redact(config.store), sync=config.store_sync)
         self.sock: zmq.Socket | None = None
         self._stop = threading.Event()
         # Per peer whose queue was full: its encoded messages (frames, bytes) in order,

@@ -59,6 +59,8 @@ def test_workers_queues_and_status_come_from_the_master(dash: Any) -> None:
     st = web.get("/api/status").json()
     assert st["master_id"] == cluster.status()["master_id"] and st["live"] is True
     assert st["subscribers"] == 1  # the dashboard's one subscription
+    assert st["store"] == {"spec": "memory", "sync": "normal", "durable": False}  # 1.4
+    assert "no: in memory, a restart loses every task" in web.get("/").text
 
 
 def test_tasks_filter_and_page(dash: Any) -> None:
@@ -185,8 +187,8 @@ def test_host_header_must_be_loopback_without_a_token(dash: Any) -> None:
     assert web.get("/api/workers", headers={"Host": "localhost:8080"}).status_code == 200
 
 
-def test_a_token_is_checked_on_every_request(cluster: Cluster) -> None:
-    cluster.start_master()
+def test_a_token_is_checked_on_every_request(cluster: Cluster, tmp_path: Path) -> None:
+    cluster.start_master(str(tmp_path / "zq.db"), "--store-sync", "full")
     with zq.Client(cluster.endpoint) as client:
         app = create_app(client, Settings(endpoint=cluster.endpoint, token=TOKEN),
                          lambda: EventStream(cluster.endpoint))
@@ -194,8 +196,10 @@ def test_a_token_is_checked_on_every_request(cluster: Cluster) -> None:
             for path in ("/", "/api/workers", "/api/events", "/static/dash.js"):
                 assert web.get(path).status_code == 401, path
             assert web.get("/api/workers", params={"token": TOKEN + "x"}).status_code == 401
-            assert web.get("/api/workers", headers={
-                "Authorization": f"Bearer {TOKEN}"}).status_code == 200
+            st = web.get("/api/status", headers={"Authorization": f"Bearer {TOKEN}"})
+            assert st.status_code == 200
+            assert st.json()["store"] == {"spec": str(tmp_path / "zq.db"), "sync": "full",
+                                          "durable": True}
             moved = web.get("/workers", params={"token": TOKEN, "x": "1"},
                             follow_redirects=False)
             assert moved.status_code == 303 and moved.headers["location"] == "/workers?x=1"

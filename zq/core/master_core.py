@@ -114,6 +114,8 @@ class MasterCore:
         # False while the store cannot commit: a SUBMIT gets BUSY, nothing is leased.
         self.store_writable = True
         self.longest_turn = 0.0  # seconds: the master's loop measures it (status shows it)
+        # {spec, sync, durable}: the store as status shows it (the loop sets spec and sync)
+        self.store_info: dict[str, Any] = {"spec": "", "sync": "", "durable": durable}
         self._more_to_lease = False  # the last tick stopped leasing at MAX_LEASES
 
         self.periodic = Periodic()

@@ -230,6 +230,7 @@ def status(core: MasterCore) -> dict[str, Any]:
         "catalogue": core.catalogue.view(),
         "longest_turn": round(core.longest_turn, 4),
         "subscribers": len(core.events.subs),
+        "store": dict(core.store_info),
     }
 
 def list_tasks(core: MasterCore, state: str | None = None, queue: str | None = None,
