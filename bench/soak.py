@@ -27,11 +27,18 @@ At the end the chaos stops, everything heals, and it checks:
      on a later attempt, the runs of the log are the runs of accepted tasks (and of
      the schedule's ticks); extra runs counted.
 Prints a summary; exits 1 on any violation, 2 if namespaces cannot be made here.
+
+The master's CPU time (user + system, summed over its restarts) is printed at the end.
+--dashboard also runs `zq dashboard` here, with two headless Chromium pages open on it
+(the overview and the task list) for the whole run, and checks at the end that it
+followed the master through its restarts (it answers, it is live, it shows the current
+master's id): run the same seed with and without it to see its cost on the master.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import signal
 import sys
@@ -82,6 +89,8 @@ class Soak:
         self.finished_at: dict[str, float] = {}  # task id -> wall time its future ended
         self.master_kills: list[float] = []  # wall times
         self.beat: dict[str, Any] = {}  # the schedule as the master shows it
+        self.master_cpu: dict[int, float] = {}  # master pid -> CPU seconds, last seen
+        self.dashboard_port = 0  # with --dashboard: where it listens
 
     # --- processes ---
 
@@ -109,6 +118,63 @@ class Soak:
 
     def status(self) -> Any:
         return query(self.endpoint, timeout=2.0)
+
+    def start_dashboard(self) -> None:
+        """`zq dashboard` on loopback here (the client's host) and two headless Chromium
+        pages on it, for the whole run (Debian's Chromium; each page keeps its event
+        stream open and reloads its live part as tasks move)."""
+        from tests.browser.stack import chromium, http_status
+        self.dashboard_port = free_port()
+        url = f"http://127.0.0.1:{self.dashboard_port}"
+        proc = Proc(["dashboard", "--connect", self.endpoint, "--http",
+                     f"127.0.0.1:{self.dashboard_port}", "--timeout", "2s"],
+                    self.tmp / "dashboard.log")
+        self.all_procs.append(proc)
+        wait_until(lambda: http_status(url + "/api/status") == 200, 30, "the dashboard")
+        browser = chromium()
+        if browser is None:
+            raise SystemExit("soak --dashboard: Chromium is not installed (apt-get install "
+                             "chromium)")
+        for i, path in enumerate(("/", "/tasks")):
+            self.all_procs.append(Proc(
+                ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 f"--user-data-dir={self.tmp / f'chromium-{i}'}", url + path],
+                self.tmp / f"chromium-{i}.log", program=[browser]))
+
+    def dashboard_followed(self) -> list[str]:
+        """The dashboard answers, is live, and shows the master running now."""
+        import json
+        import urllib.request
+        url = f"http://127.0.0.1:{self.dashboard_port}/api/status"
+
+        def current() -> Any:
+            st, ours = self.status(), None
+            try:
+                with urllib.request.urlopen(url, timeout=3) as r:
+                    ours = json.load(r)
+            except OSError:
+                return None
+            return st and ours["live"] and ours["master_id"] == st["master_id"] and ours
+        try:
+            wait_until(current, 30, "the dashboard to show the current master, live")
+        except AssertionError as e:
+            return [f"dashboard: {e}"]
+        return []
+
+    def sample_master_cpu(self) -> None:
+        """The master's CPU seconds, read every half second (kept per process: a killed
+        master's last reading stays counted)."""
+        tick = os.sysconf("SC_CLK_TCK")
+        while not self.stop.wait(0.5):
+            with self.lock:
+                proc = self.procs.get("master")
+            if proc is None:
+                continue
+            try:
+                fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            self.master_cpu[proc.pid] = (int(fields[11]) + int(fields[12])) / tick
 
     # --- chaos ---
 
@@ -194,13 +260,16 @@ class Soak:
 
     # --- the run ---
 
-    def run(self, minutes: float) -> list[str]:
+    def run(self, minutes: float, dashboard: bool = False) -> list[str]:
         self.start_master()
         wait_until(self.status, 30, "the master to answer")
         for name in WORKERS:
             self.start_worker(name)
         wait_until(lambda: len((self.status() or {}).get("workers", ())) == len(WORKERS), 60,
                    "the workers to register")
+        if dashboard:
+            self.start_dashboard()
+        threading.Thread(target=self.sample_master_cpu, name="cpu", daemon=True).start()
         chaos = threading.Thread(target=self.chaos, name="chaos", daemon=True)
         with zq.Client(self.endpoint) as client:
             client.schedule("soak-beat", RUN, str(self.log), "beat", every=3.0)
@@ -218,9 +287,15 @@ class Soak:
             self.stop.set()
             chaos.join(30)
             self.heal()
+            cpu = sum(self.master_cpu.values())
+            print(f"soak: master CPU {cpu:.1f} s over {len(self.master_cpu)} master "
+                  f"processes, {len(self.tasks)} tasks submitted"
+                  + (" (zq dashboard and two browser pages open)" if dashboard else ""),
+                  flush=True)
+            followed = self.dashboard_followed() if dashboard else []
             self.beat = next(s for s in client.schedules() if s["name"] == "soak-beat")
             client.unschedule("soak-beat")
-            return self.check(client)
+            return followed + self.check(client)
 
     def heal(self) -> None:
         """Everything up and running again, for the end of the run."""
@@ -398,6 +473,8 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=None, help="default: a random one")
     parser.add_argument("--keep", action="store_true", help="keep the logs' directory")
+    parser.add_argument("--dashboard", action="store_true",
+                        help="run zq dashboard with two Chromium pages open on it")
     a = parser.parse_args()
     seed = a.seed if a.seed is not None else random.randrange(1 << 31)
     # SIGTERM (a test's timeout) unwinds like Ctrl-C: every process started is stopped.
@@ -411,7 +488,7 @@ def main() -> int:
     with netns.Hosts(workers=2) as hosts:
         soak = Soak(hosts, tmp, seed)
         try:
-            violations = soak.run(a.minutes)
+            violations = soak.run(a.minutes, a.dashboard)
         finally:
             soak.close()
     for v in violations:

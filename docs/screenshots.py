@@ -51,7 +51,7 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        stack = Stack(tmp, workers=2)
+        stack = Stack(tmp, workers=2, store=str(tmp / "zq.db"))
         try:
             stack.start()
             with sync_playwright() as p:
@@ -62,7 +62,7 @@ def main() -> None:
                 failed = workload(stack, tmp)
                 page.wait_for_function("Number(document.querySelector('#chart')"
                                        ".dataset.total) > 0", timeout=15_000)
-                shots = {"overview": "/", "workers": "/workers", "tasks": "/tasks",
+                shots = {"overview": "/", "workers": "/workers", "tasks": "/tasks?per_page=15",
                          "task": f"/tasks/{failed}", "schedules": "/schedules"}
                 for name, url in shots.items():
                     if name != "overview":

@@ -38,16 +38,16 @@ def http_status(url: str, headers: dict[str, str] | None = None) -> int | None:
 class Stack:
     """Cluster + a dashboard process on `http` (default a free loopback port)."""
 
-    def __init__(self, tmp: Path, workers: int = 1) -> None:
+    def __init__(self, tmp: Path, workers: int = 1, store: str = "memory") -> None:
         self.cluster = Cluster(tmp)
-        self.workers = workers
+        self.workers, self.store = workers, store
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.dashboard: Proc | None = None
 
     def start(self, *dashboard_args: str, wait: bool = True) -> Stack:
         c = self.cluster
-        c.start_master()
+        c.start_master(self.store)
         for i in range(self.workers):
             c.start_worker(APP, name=f"w{i + 1}", pool="process", concurrency=2)
         self.dashboard = self.start_dashboard(*dashboard_args, wait=wait)

@@ -137,8 +137,8 @@ def _api(data: Data, live: Live, settings: Settings) -> list[Route]:
         return await _json(lambda: {"id": data.run_now(request.path_params["name"])})
 
     async def pause(request: Request) -> Response:
-        return _error(501, "this master cannot pause or resume a schedule (protocol 1.3 has "
-                           "no such query): remove it, and add it again to resume")
+        return _error(501, "the master cannot pause or resume a schedule (it has no such "
+                           "query yet): remove it, and add it again to resume")
 
     async def bulk_retry(request: Request) -> Response:
         form = await _body(request)
