@@ -41,14 +41,28 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    """A fresh browser context (its own cookies) and page; waits time out in 15 s."""
+def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A fresh browser context (its own cookies) and page; waits time out in 15 s. A
+    failed test prints what the page showed and the processes' logs."""
     context = browser.new_context()
     context.set_default_timeout(15_000)
+    page = context.new_page()
     try:
-        yield context.new_page()
+        yield page
     finally:
+        report = getattr(request.node, "rep_call", None)
+        if report is not None and report.failed:
+            print(f"==== the page at {page.url}:\n{page.content()[-6000:]}")
+            if "stack" in request.fixturenames:
+                print(request.getfixturevalue("stack").logs())
         context.close()
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
 
 
 @pytest.fixture(scope="module")
