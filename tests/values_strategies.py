@@ -90,9 +90,32 @@ def _arrays() -> Any:
     return hnp.arrays(dtypes, hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=4))
 
 
+def _big_arrays() -> Any:
+    """Arrays of sizes around values.ARRAY_FRAME (16 KiB), where they start to travel as
+    frames of their own (protocol 1.4): below, at and above it, C order or not."""
+    from zq.core.values import ARRAY_FRAME
+
+    def build(dtype: str, nbytes: int, seed: int, order: str) -> Any:
+        d = np.dtype(dtype)
+        count = max(1, nbytes // d.itemsize)
+        raw = np.random.default_rng(seed).bytes(count * d.itemsize)
+        a = np.frombuffer(raw, dtype=d).copy()
+        if d.kind == "b":
+            a = a.view(np.uint8) % 2 == 1
+        if order == "F" and count % 2 == 0:
+            a = np.asfortranarray(a.reshape(2, -1))
+        elif order == "strided" and count > 1:
+            a = a[::2]
+        return a
+
+    sizes = st.sampled_from([ARRAY_FRAME - 8, ARRAY_FRAME, ARRAY_FRAME + 8, 3 * ARRAY_FRAME])
+    return st.builds(build, st.sampled_from(["<f8", ">i4", "|u1", "|b1", "<c16", "<M8[us]"]),
+                     sizes, st.integers(0, 2**32 - 1), st.sampled_from(["C", "F", "strided"]))
+
+
 leaves = scalars | hashables
 if np is not None:
-    leaves = leaves | _arrays()
+    leaves = leaves | _arrays() | _big_arrays()
 
 values = st.recursive(
     leaves,

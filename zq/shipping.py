@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 from zq import registry
 from zq.core import serde, values
+from zq.core.messages import Payload
 from zq.core.shipped import task_name
 from zq.errors import ConfigError, SerializationError
 
@@ -67,7 +68,7 @@ def dump_code(fn: Callable[..., Any]) -> bytes:
                                  f"{type(e).__name__}: {e}") from e
 
 
-def pack(code: bytes, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]) -> bytes:
+def pack(code: bytes, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]) -> Payload:
     """The payload of one shipped call: the arguments as values where they are, else
     pickled (SerializationError if even cloudpickle cannot)."""
     try:

@@ -193,15 +193,17 @@ def drain(sock: zmq.Socket, limit: int, *, router: bool = False, keys: bool = Fa
     router: the first frame is the sender's routing id. keys: also the sender's key."""
     recv, decode, signatures = sock.recv_multipart, codec.decode, codec.ROLE_OF_SIGNATURE
     peer, key, frame = b"", None, None
+    frames: list[Any]
     for _ in range(limit):
         try:
             if keys:
                 parts = recv(zmq.NOBLOCK, copy=False)
                 frame = parts[-1]
                 key = cast("str | None", frame.get("User-Id"))  # a z85 key with CURVE
-                frames = [p.bytes for p in parts]
+                head = 3 if router else 2
+                frames = [p.bytes if i < head else p.buffer for i, p in enumerate(parts)]
             else:
-                frames = recv(zmq.NOBLOCK)
+                frames = _recv(sock, 3 if router else 2)
         except zmq.Again:
             return
         except zmq.ZMQError as e:
@@ -218,6 +220,20 @@ def drain(sock: zmq.Socket, limit: int, *, router: bool = False, keys: bool = Fa
             yield Received(claimed, None, e, peer, key, frame)
             continue
         yield Received(role, msg, None, peer, key, frame)
+
+
+def _recv(sock: zmq.Socket, head: int) -> list[Any]:
+    """One message's frames: the first `head` (routing id, signature, header) as bytes,
+    the payload frames after them as writable buffers over ZeroMQ's own memory, not
+    copied (a numpy array is rebuilt over one; codec.decode copies a plain payload's)."""
+    recv, more = sock.recv, sock.getsockopt
+    frames: list[Any] = [recv(zmq.NOBLOCK)]
+    while more(zmq.RCVMORE):
+        if len(frames) < head:
+            frames.append(recv(zmq.NOBLOCK))
+        else:
+            frames.append(recv(zmq.NOBLOCK, copy=False).buffer)
+    return frames
 
 
 # --- what a peer's socket monitor says ---------------------------------------------------

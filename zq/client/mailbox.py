@@ -18,6 +18,7 @@ from zq.config import MasterConfig
 from zq.core import client_events as ce
 from zq.core import messages as m
 from zq.core import serde
+from zq.core.parts import largest_frame
 from zq.errors import AccessRefused, SerializationError, ZqError
 
 # A larger frame makes the master (at its default --max-message) drop the connection, and
@@ -26,7 +27,7 @@ MAX_PAYLOAD = MasterConfig.max_message
 CLOSED_ROOM = -(1 << 62)  # room_left once closed: no submission fits any more
 
 Spec = tuple[str, dict[str, Any]]  # (task name, wire options) of a submission
-Pack = Callable[[tuple[Any, dict[str, Any]]], bytes]  # ((args, kwargs)) -> payload
+Pack = Callable[[tuple[Any, dict[str, Any]]], m.Payload]  # ((args, kwargs)) -> payload
 Stop = tuple[str, float]  # ("flush", deadline) or ("idle", inf): how the I/O thread ends
 
 
@@ -96,8 +97,8 @@ class Mailbox:
                 payload = self._pack((args, kwargs))
             except Exception as e:
                 raise serialization_error(e) from e
-            if len(payload) > MAX_PAYLOAD:
-                raise too_large(len(payload))
+            if largest_frame(payload) > MAX_PAYLOAD:
+                raise too_large(largest_frame(payload))
             if self._room_left <= 0:
                 self._wait_for_room()
             self._room_left -= 1
@@ -110,10 +111,10 @@ class Mailbox:
             lock.release()
         return fut
 
-    def submit_packed(self, spec: Spec, payload: bytes) -> Future:
+    def submit_packed(self, spec: Spec, payload: m.Payload) -> Future:
         """submit() of a payload packed already (a shipped callable, zq.shipping)."""
-        if len(payload) > MAX_PAYLOAD:
-            raise too_large(len(payload))
+        if largest_frame(payload) > MAX_PAYLOAD:
+            raise too_large(largest_frame(payload))
         fut = Future(self, self._prefix + str(next(self._counter)))
         self.post_entries([(fut.id, spec[0], payload, spec[1])], [fut])
         return fut
@@ -123,11 +124,11 @@ class Mailbox:
         return [prefix + str(i) for i in itertools.islice(self._counter, n)]
 
     def pack_calls(self, calls: list[tuple[Any, ...]], pack: Pack | None = None
-                   ) -> tuple[list[bytes], SerializationError | None]:
+                   ) -> tuple[list[m.Payload], SerializationError | None]:
         """Payloads of positional-argument tuples, up to the first that cannot be sent,
         and the error for that one (None if all could be). pack: how, if not as values
         (a shipped callable's calls)."""
-        out: list[bytes] = []
+        out: list[m.Payload] = []
         pack = pack or self._pack
         kwargs: dict[str, Any] = {}
         with self._lock:
@@ -136,8 +137,8 @@ class Mailbox:
                     payload = pack((args, kwargs))
                 except Exception as e:
                     return out, serialization_error(e)
-                if len(payload) > MAX_PAYLOAD:
-                    return out, too_large(len(payload))
+                if largest_frame(payload) > MAX_PAYLOAD:
+                    return out, too_large(largest_frame(payload))
                 out.append(payload)
         return out, None
 

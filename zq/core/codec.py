@@ -5,7 +5,9 @@ the protocol, its major version and the sender's role; the header is one msgpack
 ``[command, fields...]``. Payloads (task arguments, results, chunks) are opaque bytes:
 small ones ride inside the header as msgpack bin, those of LARGE_PAYLOAD bytes or more
 travel as frames of their own (the header then holds their index), so they can be sent
-without a copy. Anything malformed raises ProtocolError and nothing else.
+without a copy. A payload with frames of its own (a Parts: a task value's large numpy
+arrays, 1.4) travels as an array [body, frame indexes...] in the header. Anything
+malformed raises ProtocolError and nothing else.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ import msgpack
 
 from zq.core import messages as m
 from zq.core.messages import Cmd, Role
+from zq.core.parts import MAX_PAYLOAD_FRAMES, Parts
 from zq.errors import ProtocolError
 
-PROTOCOL_VERSION = "1.2"
+PROTOCOL_VERSION = "1.4"
 SIGNATURES = {Role.WORKER: b"ZQW1", Role.CLIENT: b"ZQC1", Role.MASTER: b"ZQM1"}
 ROLE_OF_SIGNATURE = {sig: role for role, sig in SIGNATURES.items()}
 
@@ -97,6 +100,12 @@ def encode(role: Role, msg: m.Message) -> list[Any]:
 
 
 def _out_payload(payload: Any, extra: list[Any]) -> Any:
+    if type(payload) is Parts:  # [body, frame indexes...]: its frames always go as frames
+        out = [_out_payload(payload.body, extra)]
+        for f in payload.frames:
+            extra.append(f)
+            out.append(len(extra) - 1)
+        return out
     if len(payload) < LARGE_PAYLOAD:
         return payload
     extra.append(payload)
@@ -104,11 +113,12 @@ def _out_payload(payload: Any, extra: list[Any]) -> Any:
 
 
 def _out_entries(entries: Sequence[Sequence[Any]], at: int, extra: list[Any]) -> list[Any]:
-    """Entries with the payload at index `at` moved to a frame when it is large."""
+    """Entries with the payload at index `at` moved to a frame when it is large, and a
+    Parts payload's frames always."""
     out = []
     for e in entries:
         p = e[at]
-        if len(p) >= LARGE_PAYLOAD:
+        if type(p) is not bytes or len(p) >= LARGE_PAYLOAD:
             e = list(e)
             e[at] = _out_payload(p, extra)
         out.append(e)
@@ -175,19 +185,44 @@ def decode(frames: Sequence[Any]) -> tuple[Role, m.Message]:
     if len(fields) < decoder.arity:
         raise ProtocolError(f"{cmd.name} needs {decoder.arity} fields, got {len(fields)}")
     try:
-        return role, decoder(role, fields, frames[2:])
+        return role, decoder(role, fields, _Frames(frames) if len(frames) > 2 else _NO_FRAMES)
     except ProtocolError:
         raise
     except (TypeError, ValueError, IndexError, KeyError, AttributeError) as e:
         raise ProtocolError(f"malformed {cmd.name}: {e}") from e
 
 
+class _Frames:
+    """A message's payload frames (after signature and header), each of which one
+    payload of the message may take, once: a frame referred to twice would make the
+    master keep (and store) its bytes twice for a header of a few bytes."""
+
+    __slots__ = ("frames", "taken")
+
+    def __init__(self, frames: Sequence[Any]) -> None:
+        self.frames = frames
+        self.taken: set[int] = set()
+
+    def take(self, v: Any) -> Any:
+        """Frame v (an index from the header: 0 is the message's third frame)."""
+        if type(v) is not int or not 0 <= v < len(self.frames) - 2:
+            raise _bad(f"payload frame index {str(v)[:20]} is not one of the message's "
+                       f"{max(len(self.frames) - 2, 0)} payload frames")
+        if v in self.taken:
+            raise _bad(f"payload frame {v} is referred to twice")
+        self.taken.add(v)
+        return self.frames[v + 2]
+
+
+_NO_FRAMES = _Frames(())
+
+
 class _Decoder:
-    def __init__(self, arity: int, fn: Callable[[Role, list[Any], Sequence[Any]], m.Message]):
+    def __init__(self, arity: int, fn: Callable[[Role, list[Any], _Frames], m.Message]):
         self.arity = arity
         self.fn = fn
 
-    def __call__(self, role: Role, fields: list[Any], extra: Sequence[Any]) -> m.Message:
+    def __call__(self, role: Role, fields: list[Any], extra: _Frames) -> m.Message:
         return self.fn(role, fields, extra)
 
 
@@ -267,12 +302,38 @@ def _split_ids(v: Any, what: str, limit: int = MAX_IDS) -> tuple[list[str], list
     return good, bad
 
 
-def _payload(v: Any, extra: Sequence[Any]) -> Any:
+def _payload(v: Any, extra: _Frames) -> Any:
+    """A payload field: bin, the index of a frame, or (1.4) [body, frame indexes...]
+    where body is bin or an index. A frame is bytes, or a buffer from the transport
+    (a plain payload's is copied into bytes here, as it always was; a Parts frame is
+    kept as the buffer it is, so a numpy array can be rebuilt over it)."""
     if type(v) is bytes:
         return v
-    if type(v) is int and 0 <= v < len(extra):
-        return extra[v]
-    raise _bad("payload must be bin or the index of a payload frame")
+    if type(v) is int:
+        f = extra.take(v)
+        return f if type(f) is bytes else bytes(f)
+    if type(v) is list:
+        return _parts(v, extra)
+    raise _bad("payload must be bin, the index of a payload frame, or an array "
+               "[body, frame indexes...]")
+
+
+def _parts(v: list[Any], extra: _Frames) -> Parts:
+    if not 2 <= len(v) <= MAX_PAYLOAD_FRAMES + 1:
+        raise _bad(f"a payload with frames must be [body, 1 to {MAX_PAYLOAD_FRAMES} frame "
+                   f"indexes], not an array of {len(v)}")
+    body = v[0]
+    if type(body) is not bytes:
+        if type(body) is not int:
+            raise _bad("a payload's body must be bin or the index of a payload frame")
+        f = extra.take(body)
+        body = f if type(f) is bytes else bytes(f)
+    frames = []
+    for k in v[1:]:
+        if type(k) is not int:
+            raise _bad("a payload's frames must be given by their indexes")
+        frames.append(extra.take(k))
+    return Parts(body, frames)
 
 
 def _entries(v: Any, width: int, what: str) -> list[Any]:
@@ -299,7 +360,7 @@ def is_session_token(v: Any) -> bool:
             and v.isalnum())
 
 
-def _hello(role: Role, f: list[Any], extra: Sequence[Any]) -> m.Hello:
+def _hello(role: Role, f: list[Any], extra: _Frames) -> m.Hello:
     queues = _list(f[3], "queues")
     if len(queues) > MAX_QUEUES:
         raise _bad(f"HELLO: at most {MAX_QUEUES} queues")
@@ -374,7 +435,7 @@ def check_catalogue_entry(name: Any, opts: Any) -> int:
     return size
 
 
-def _task(role: Role, f: list[Any], extra: Sequence[Any]) -> m.Task:
+def _task(role: Role, f: list[Any], extra: _Frames) -> m.Task:
     out = []
     for e in _entries(f[0], 6, "TASK"):
         timeout = None if e[4] is None else _num(e[4], "timeout")
@@ -389,7 +450,7 @@ _MAX_OUTCOME = max(m.Outcome)  # hoisted: iterating an Enum per entry cost ~6 us
 _MAX_STATE = max(m.State)
 
 
-def _result(role: Role, f: list[Any], extra: Sequence[Any]) -> m.Result:
+def _result(role: Role, f: list[Any], extra: _Frames) -> m.Result:
     # One fused check per entry on the hot path; an entry that fails it is checked
     # again field by field, and refused alone (m.Result.bad) if it is bad.
     out: list[Any] = []
@@ -433,19 +494,19 @@ def _each(entries: Any, width: int, what: str,
     return out, bad
 
 
-def _partial(role: Role, f: list[Any], extra: Sequence[Any]) -> m.Partial:
+def _partial(role: Role, f: list[Any], extra: _Frames) -> m.Partial:
     out, bad = _each(f[0], 4, "PARTIAL", lambda e: (
         e[0], _int(e[1], "attempt"), _int(e[2], "seq"), _payload(e[3], extra)))
     return m.Partial(out, bad)
 
 
-def _progress(role: Role, f: list[Any], extra: Sequence[Any]) -> m.Progress:
+def _progress(role: Role, f: list[Any], extra: _Frames) -> m.Progress:
     out, bad = _each(f[0], 4, "PROGRESS", lambda e: (
         e[0], _int(e[1], "attempt"), _num(e[2], "done"), _num(e[3], "total")))
     return m.Progress(out, bad)
 
 
-def _submit(role: Role, f: list[Any], extra: Sequence[Any]) -> m.Submit:
+def _submit(role: Role, f: list[Any], extra: _Frames) -> m.Submit:
     out: list[Any] = []
     bad: list[m.BadEntry] = []
     append = out.append
@@ -462,7 +523,7 @@ def _submit(role: Role, f: list[Any], extra: Sequence[Any]) -> m.Submit:
     return m.Submit(out, bad)
 
 
-def _submit_entry(e: Any, extra: Sequence[Any]) -> m.SubmitEntry:
+def _submit_entry(e: Any, extra: _Frames) -> m.SubmitEntry:
     _entries([e], 4, "SUBMIT")
     opts = e[3]
     if type(opts) is not dict:
@@ -494,25 +555,25 @@ def _check_option(k: Any, v: Any) -> None:
 _INF = float("inf")
 
 
-def _rejected(role: Role, f: list[Any], extra: Sequence[Any]) -> m.RejectedEntries:
+def _rejected(role: Role, f: list[Any], extra: _Frames) -> m.RejectedEntries:
     entries = _entries(f[0], 2, "REJECTED")
     return m.RejectedEntries([(e[0], _str(e[1], "reason", 1 << 16)) for e in entries])
 
 
-def _query(role: Role, f: list[Any], extra: Sequence[Any]) -> m.Query:
+def _query(role: Role, f: list[Any], extra: _Frames) -> m.Query:
     if type(f[2]) is not dict:
         raise _bad("QUERY: args must be a map")
     return m.Query(_int(f[0], "request id"), _str(f[1], "kind"), f[2])
 
 
-def _disconnect(role: Role, f: list[Any], extra: Sequence[Any]) -> m.Disconnect:
+def _disconnect(role: Role, f: list[Any], extra: _Frames) -> m.Disconnect:
     final = f[1] if len(f) > 1 else False  # 1.4
     if type(final) is not bool:
         raise _bad("DISCONNECT: final must be a boolean")
     return m.Disconnect(_str(f[0], "reason", 1 << 16), final)
 
 
-def _accepted(role: Role, f: list[Any], extra: Sequence[Any]) -> m.Accepted:
+def _accepted(role: Role, f: list[Any], extra: _Frames) -> m.Accepted:
     if type(f[1]) is not dict:
         raise _bad("ACCEPTED: same_as must be a map")
     _ids(list(f[1]), "same_as")

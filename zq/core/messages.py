@@ -10,7 +10,10 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
-Payload = bytes | memoryview
+from zq.core.parts import Parts
+
+# A payload: bytes (or a view of some), or (1.4) a Parts: a body and frames of its own.
+Payload = bytes | memoryview | Parts
 
 
 class Cmd(IntEnum):

@@ -11,6 +11,7 @@ from typing import Any, Callable
 from zq.core import codec
 from zq.core import messages as m
 from zq.core.messages import Cmd
+from zq.core.parts import Parts, frames_of, inline_of
 from zq.core.tasks import TaskRecord
 
 BUSY_RETRY_AFTER = 0.5  # seconds a client waits before sending a BUSY submission again
@@ -89,29 +90,42 @@ _ENTRY_MESSAGES: dict[Cmd, Callable[[list[Any]], m.Message]] = {
 def build(cmd: Cmd, items: list[Any]) -> list[m.Message]:
     """The messages for one peer and one command from the turn's entries: as few as
     possible, each within what a peer decodes (codec.MAX_ENTRIES entries, about
-    codec.HEADER_BUDGET bytes of inline payloads)."""
+    codec.HEADER_BUDGET bytes of inline payloads, MESSAGE_FRAMES payload frames)."""
     n = len(items)
     at = _PAYLOAD_AT.get(cmd)
-    if n > SPLIT_ENTRIES or (at is not None and n * codec.LARGE_PAYLOAD > codec.HEADER_BUDGET
-                             and sum(map(len, map(itemgetter(at), items))) > codec.HEADER_BUDGET):
+    if n > SPLIT_ENTRIES or (at is not None and _overflows(items, at)):
         return [msg for part in parts(cmd, items) for msg in _build_one(cmd, part)]
     return _build_one(cmd, items)
 
 
+def _overflows(items: list[Any], at: int) -> bool:
+    """Whether these entries' payloads are more than one message carries."""
+    large, n = codec.LARGE_PAYLOAD, len(items)
+    if (n * large <= codec.HEADER_BUDGET and n <= MESSAGE_FRAMES
+            and Parts not in map(type, map(itemgetter(at), items))):
+        return False  # the usual case: cannot overflow, no need to measure
+    payloads = list(map(itemgetter(at), items))
+    return (sum(inline_of(p, large) for p in payloads) > codec.HEADER_BUDGET
+            or sum(frames_of(p, large) for p in payloads) > MESSAGE_FRAMES)
+
+
 def parts(cmd: Cmd, items: list[Any]) -> list[list[Any]]:
     at = _PAYLOAD_AT.get(cmd)
+    large = codec.LARGE_PAYLOAD
     parts: list[list[Any]] = []
     part: list[Any] = []
-    size = 0
+    size = frames = 0
     for item in items:
-        n = len(item[at]) if at is not None else 0
-        if n >= codec.LARGE_PAYLOAD:
-            n = 0  # a frame of its own, outside the header
-        if part and (len(part) >= SPLIT_ENTRIES or size + n > codec.HEADER_BUDGET):
+        n = f = 0
+        if at is not None:  # a large payload is a frame of its own, outside the header
+            n, f = inline_of(item[at], large), frames_of(item[at], large)
+        if part and (len(part) >= SPLIT_ENTRIES or size + n > codec.HEADER_BUDGET
+                     or frames + f > MESSAGE_FRAMES):
             parts.append(part)
-            part, size = [], 0
+            part, size, frames = [], 0, 0
         part.append(item)
         size += n
+        frames += f
     parts.append(part)
     return parts
 
@@ -137,5 +151,6 @@ def _build_one(cmd: Cmd, items: list[Any]) -> list[m.Message]:
 
 
 SPLIT_ENTRIES = 50_000  # entries per message the master sends (codec.MAX_ENTRIES: 100,000)
+MESSAGE_FRAMES = codec.MAX_FRAMES - 2  # payload frames in one message (after signature, header)
 # Where the payload is in an entry of the commands that carry payloads.
 _PAYLOAD_AT = {Cmd.TASK: 3, Cmd.RESULT: 2, Cmd.PARTIAL: 3}

@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 import msgpack
 
+from zq.core import messages as m
 from zq.core import values
 from zq.core.values import pack_native as _pack_native
 from zq.errors import (
@@ -26,7 +27,8 @@ from zq.errors import (
 _packb: Callable[[Any], bytes] = msgpack.Packer(use_bin_type=True).pack
 
 
-def _pack(value: Any, what: str) -> bytes:
+def _pack(value: Any, what: str) -> m.Payload:
+    """value's payload: bytes, or a Parts when it holds large numpy arrays (values.py)."""
     try:  # values.pack inlined (every task's result comes here): native types at C speed
         return _pack_native(value)
     except (TypeError, OverflowError):
@@ -34,7 +36,7 @@ def _pack(value: Any, what: str) -> bytes:
     except (ValueError, BufferError) as e:  # too deep, or a memoryview not C-contiguous
         raise SerializationError(f"{what} cannot be sent: {e}") from e
     try:
-        return values.pack_ext(value)
+        return values.pack_ext_parts(value)
     except (TypeError, ValueError, OverflowError, RecursionError, BufferError) as e:
         raise SerializationError(f"{what} cannot be sent: {e}") from e
 
@@ -60,11 +62,11 @@ def nesting_within(value: Any, limit: int) -> bool:
     return True
 
 
-def encode_call(args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]) -> bytes:
+def encode_call(args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]) -> m.Payload:
     return _pack([list(args), kwargs], "the task's arguments")
 
 
-def pack_call(call: tuple[tuple[Any, ...] | list[Any], dict[str, Any]]) -> bytes:
+def pack_call(call: tuple[tuple[Any, ...] | list[Any], dict[str, Any]]) -> m.Payload:
     """encode_call((args, kwargs)) for the client's submit path: raises the encoder's own
     TypeError/ValueError/OverflowError, which the client words for the user."""
     value = [list(call[0]), call[1]]
@@ -72,7 +74,7 @@ def pack_call(call: tuple[tuple[Any, ...] | list[Any], dict[str, Any]]) -> bytes
         return _pack_native(value)
     except (TypeError, OverflowError):
         pass
-    return values.pack_ext(value)
+    return values.pack_ext_parts(value)
 
 
 def decode_call(payload: Any) -> tuple[list[Any], dict[str, Any]]:
@@ -84,7 +86,7 @@ def decode_call(payload: Any) -> tuple[list[Any], dict[str, Any]]:
     raise ValueError("arguments must be [args array, kwargs map]")
 
 
-def encode_value(value: Any) -> bytes:
+def encode_value(value: Any) -> m.Payload:
     return _pack(value, "the task's result")
 
 

@@ -4,6 +4,11 @@ Native msgpack types pack through one strict Packer with no hook, at C speed; on
 that holds something else (a tuple, an int beyond 64 bits, a set, a datetime, ...) is packed
 again with the hook, so the common case pays nothing. Decoding runs no code a value names:
 an Enum or dataclass is looked up among modules already imported, never imported.
+
+pack_parts() also takes numpy arrays of ARRAY_FRAME bytes or more out of the msgpack: each
+becomes a buffer of its own (a view of the array, not a copy) that the payload's body refers
+to by index (zq.core.parts.Parts); unpack() of such a Parts rebuilds each array over its
+buffer with numpy.frombuffer, again without a copy.
 """
 
 from __future__ import annotations
@@ -17,12 +22,15 @@ import struct
 import sys
 import uuid
 from collections.abc import Callable
+from contextvars import ContextVar
 from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import msgpack
 from msgpack import ExtType
+
+from zq.core.parts import MAX_PAYLOAD_FRAMES, Parts
 
 
 class Ext(enum.IntEnum):
@@ -42,6 +50,7 @@ class Ext(enum.IntEnum):
     ENUM = 12
     DATACLASS = 13
     NDARRAY = 14
+    NDFRAME = 15  # 1.4: a numpy array whose bytes are a frame of the payload's own
 
 
 # Extension values nest by packing their insides separately, one Packer (and, decoding,
@@ -50,6 +59,10 @@ class Ext(enum.IntEnum):
 MAX_DEPTH = 100
 MAX_ZONE_KEY = 255  # characters of a zoneinfo key
 MAX_NDIM = 64  # numpy's own limit
+# An array of this many bytes or more travels as a frame of its own when the payload is
+# packed with pack_parts (below it, its bytes are copied into the msgpack body): measured
+# in bench/README.md ("numpy arrays as frames").
+ARRAY_FRAME = 16 * 1024
 _INT64_MIN, _UINT64_MAX = -(1 << 63), (1 << 64) - 1
 _COMPLEX = struct.Struct(">dd")
 # dtype.str of what travels: byte order, kind, item size, datetime unit; no object or
@@ -74,6 +87,33 @@ def pack(value: Any) -> bytes:
 def pack_ext(value: Any) -> bytes:
     """pack(value) for a value pack_native refused (it holds a non-native type)."""
     return _slow(value, 0)
+
+
+# The buffers of the payload being packed (pack_parts) or unpacked (unpack of a Parts):
+# a context variable, so that nested extension values reach them and threads do not mix.
+_FRAMES_OUT: ContextVar[list[Any] | None] = ContextVar("zq_frames_out", default=None)
+_FRAMES_IN: ContextVar[list[Any] | None] = ContextVar("zq_frames_in", default=None)
+
+
+def pack_parts(value: Any) -> bytes | Parts:
+    """pack(value), except that numpy arrays of ARRAY_FRAME bytes or more become buffers
+    of their own (views, no copy): a Parts when there are any, else the bytes."""
+    try:
+        return _fast(value)
+    except (TypeError, OverflowError):
+        pass
+    return pack_ext_parts(value)
+
+
+def pack_ext_parts(value: Any) -> bytes | Parts:
+    """pack_parts(value) for a value pack_native refused."""
+    frames: list[Any] = []
+    token = _FRAMES_OUT.set(frames)
+    try:
+        body = _slow(value, 0)
+    finally:
+        _FRAMES_OUT.reset(token)
+    return Parts(body, frames) if frames else body
 
 
 def _slow(value: Any, depth: int) -> bytes:
@@ -191,7 +231,12 @@ def _encode_ndarray(a: Any, np: Any) -> ExtType:
     if a.dtype.fields is not None or a.dtype.kind not in "biufcmMSU":
         raise TypeError(f"a numpy array of dtype {a.dtype} cannot be sent: only numbers, "
                         "booleans, datetimes and strings (no object or structured dtypes)")
+    # A C-contiguous array is viewed, not copied; any other is copied into C order once.
     flat = np.ascontiguousarray(a).reshape(-1).view(np.uint8)
+    frames = _FRAMES_OUT.get()
+    if frames is not None and a.nbytes >= ARRAY_FRAME and len(frames) < MAX_PAYLOAD_FRAMES:
+        frames.append(memoryview(flat))
+        return ExtType(Ext.NDFRAME, _fast([a.dtype.str, list(a.shape), len(frames) - 1]))
     return ExtType(Ext.NDARRAY, _fast([a.dtype.str, list(a.shape), memoryview(flat)]))
 
 
@@ -241,10 +286,21 @@ _top_hook = partial(_hook, 0)
 
 
 def unpack(data: Any) -> Any:
-    """The value of msgpack bytes from pack(); ValueError (or another Exception from
-    msgpack) for bytes that are not one."""
+    """The value of msgpack bytes from pack(), or of a Parts from pack_parts();
+    ValueError (or another Exception from msgpack) for bytes that are not one."""
+    if type(data) is Parts:
+        return _unpack_parts(data)
     return msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=_top_hook,
                            timestamp=3)
+
+
+def _unpack_parts(data: Parts) -> Any:
+    token = _FRAMES_IN.set(data.frames)
+    try:
+        return msgpack.unpackb(data.body, raw=False, strict_map_key=False,
+                               ext_hook=_top_hook, timestamp=3)
+    finally:
+        _FRAMES_IN.reset(token)
 
 
 def _unpack_inner(data: bytes, depth: int) -> Any:
@@ -401,29 +457,60 @@ def _decode_dataclass(data: bytes, depth: int) -> Any:
     return obj
 
 
-def _decode_ndarray(data: bytes, depth: int) -> Any:
+def _numpy() -> Any:
     np: Any = sys.modules.get("numpy")
     if np is None:
         try:
             import numpy as np  # an optional dependency, imported when an array arrives
         except ImportError:
             raise ValueError("a numpy array arrived, but numpy is not installed here") from None
-    f = _fields(data, 3, "numpy array")
-    dtype_str, shape, raw = f
+    return np
+
+
+def _array_fields(data: bytes, what: str) -> tuple[Any, list[int], Any]:
+    """(numpy, shape, dtype) of an array extension, checked; and its third field."""
+    np = _numpy()
+    dtype_str, shape, third = _fields(data, 3, what)
     if type(dtype_str) is not str or not _DTYPE.fullmatch(dtype_str):
         raise ValueError(f"not a numpy dtype zq sends: {str(dtype_str)[:40]!r}")
     if type(shape) is not list or len(shape) > MAX_NDIM or \
-            not all(type(n) is int and n >= 0 for n in shape) or type(raw) is not bytes:
-        raise ValueError("a numpy array's shape must be at most 64 non-negative ints, its "
-                         "data a bin")
-    dtype = np.dtype(dtype_str)
+            not all(type(n) is int and n >= 0 for n in shape):
+        raise ValueError("a numpy array's shape must be at most 64 non-negative ints")
+    return np.dtype(dtype_str), shape, third
+
+
+def _check_size(dtype: Any, shape: list[int], nbytes: int) -> None:
     count = 1
     for n in shape:
         count *= n
-    if dtype.itemsize == 0 or count * dtype.itemsize != len(raw):
-        raise ValueError(f"a numpy array of shape {shape} and dtype {dtype_str} does not "
-                         f"take {len(raw)} bytes")
+    if dtype.itemsize == 0 or count * dtype.itemsize != nbytes:
+        raise ValueError(f"a numpy array of shape {shape} and dtype {dtype.str} does not "
+                         f"take {nbytes} bytes")
+
+
+def _decode_ndarray(data: bytes, depth: int) -> Any:
+    dtype, shape, raw = _array_fields(data, "numpy array")
+    if type(raw) is not bytes:
+        raise ValueError("a numpy array's data must be a bin")
+    _check_size(dtype, shape, len(raw))
+    np = sys.modules["numpy"]
     return np.frombuffer(bytearray(raw), dtype=dtype).reshape(shape)  # writable, owns its data
+
+
+def _decode_ndframe(data: bytes, depth: int) -> Any:
+    """An array over a frame of the payload's own: no copy when the frame is writable
+    (one received from ZeroMQ is), so the array is writable as a pickled one would be."""
+    dtype, shape, index = _array_fields(data, "numpy array frame")
+    frames = _FRAMES_IN.get()
+    if frames is None or type(index) is not int or not 0 <= index < len(frames):
+        raise ValueError(f"a numpy array refers to frame {str(index)[:20]} of its payload, "
+                         f"which has {len(frames or ())} frames")
+    view = memoryview(frames[index])
+    _check_size(dtype, shape, view.nbytes)
+    if view.readonly:  # bytes (a payload not received from ZeroMQ): copied once
+        view = memoryview(bytearray(view))
+    np = sys.modules["numpy"]
+    return np.frombuffer(view.cast("B"), dtype=dtype).reshape(shape)
 
 
 _DECODERS: dict[int, Callable[[bytes, int], Any]] = {
@@ -441,4 +528,5 @@ _DECODERS: dict[int, Callable[[bytes, int], Any]] = {
     Ext.ENUM: _decode_enum,
     Ext.DATACLASS: _decode_dataclass,
     Ext.NDARRAY: _decode_ndarray,
+    Ext.NDFRAME: _decode_ndframe,
 }

@@ -13,11 +13,13 @@ import math
 from dataclasses import dataclass
 from enum import Enum
 from itertools import repeat
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Callable
 
 from zq.core import backoff, codec, limits
 from zq.core import messages as m
 from zq.core.messages import Outcome
+from zq.core.parts import Parts, frames_of, inline_of, largest_frame
 from zq.core.serde import encode_error
 from zq.core.worker_events import (
     CancelTasks,
@@ -409,8 +411,9 @@ class WorkerCore:
         if results:
             ids = [e[0] for e in results]
             list(map(self.held.pop, ids, repeat(None)))
-            if max(map(len, [e[3] for e in results])) > limit:
-                results = [_too_large(e, limit) if len(e[3]) > limit else e for e in results]
+            if max(map(len, [e[3] for e in results])) > limit:  # len >= its largest frame
+                results = [_too_large(e, limit) if largest_frame(e[3]) > limit else e
+                           for e in results]
             self.outbox.update(zip(ids, results))
             self._results.extend(results)
         if ev.partials:
@@ -526,26 +529,27 @@ class WorkerCore:
         """Entries in messages whose inline payloads stay well under max_message (a
         resend after a long outage can be large); usually one message."""
         budget = min(self.max_message, codec.HEADER_BUDGET * 2) // 2  # and the header bound
-        if len(entries) * codec.LARGE_PAYLOAD <= budget:
+        if len(entries) * codec.LARGE_PAYLOAD <= budget and \
+                Parts not in map(type, map(itemgetter(3), entries)):
             return [entries]  # cannot be too big: no need to measure
         parts: list[list[m.ResultEntry]] = []
         part: list[m.ResultEntry] = []
-        size = 0
+        size = frames = 0
         for e in entries:
-            n = len(e[3])
-            if n < codec.LARGE_PAYLOAD:
-                if size + n > budget and part:
-                    parts.append(part)
-                    part, size = [], 0
-                size += n
+            n, f = inline_of(e[3], codec.LARGE_PAYLOAD), frames_of(e[3], codec.LARGE_PAYLOAD)
+            if part and (size + n > budget or frames + f > codec.MAX_FRAMES - 2):
+                parts.append(part)
+                part, size, frames = [], 0, 0
+            size += n
+            frames += f
             part.append(e)
         parts.append(part)
         return parts
 
 
 def _too_large(entry: m.ResultEntry, limit: int) -> m.ResultEntry:
-    message = (f"the task's result is {len(entry[3])} bytes, over the master's limit of "
-               f"{limit} bytes per frame")
+    message = (f"the task's result has a frame of {largest_frame(entry[3])} bytes, over the "
+               f"master's limit of {limit} bytes per frame")
     return (entry[0], entry[1], int(Outcome.FATAL), encode_error("SerializationError", message))
 
 

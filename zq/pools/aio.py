@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable
 from zq import logs
 from zq.context import TaskContext, activate, deactivate
 from zq.core import serde
-from zq.core.messages import TaskEntry
+from zq.core.messages import Payload, TaskEntry
 from zq.core.shipped import is_shipped
 from zq.pools.runner import (
     CANCELLED,
@@ -213,13 +213,13 @@ class AsyncPool(InProcessPool):
         return kind
 
     async def _call(self, job: _AsyncJob, name: str, payload: Any,
-                    retry_on: list[str] | None) -> tuple[int, bytes]:
+                    retry_on: list[str] | None) -> tuple[int, Payload]:
         try:
             kind = self._kind(name)
         except LookupError as e:
             return FATAL, serde.encode_error("UnknownTask", str(e))
         if kind == "sync":  # the runner makes current_task() job.ctx in the thread
-            done: tuple[int, bytes] = await self._threads.run(self._runner.run, job.ctx,
+            done: tuple[int, Payload] = await self._threads.run(self._runner.run, job.ctx,
                                                               payload, retry_on)
             return done
         try:

@@ -13,7 +13,7 @@ from typing import Any
 
 from zq import lifetime, logs
 from zq.context import TaskContext
-from zq.core.messages import PartialEntry, ProgressEntry
+from zq.core.messages import PartialEntry, Payload, ProgressEntry
 from zq.pools.pipe import (
     DROPPED,
     FAILED,
@@ -59,7 +59,7 @@ class _ChildOut:
         elif n >= FLUSH_COUNT:
             self.flush()
 
-    def partial(self, task_id: str, attempt: int, seq: int, payload: bytes) -> None:
+    def partial(self, task_id: str, attempt: int, seq: int, payload: Payload) -> None:
         with self._lock:
             self._partials.append((task_id, attempt, seq, payload))
         self._dirty.set()

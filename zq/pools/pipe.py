@@ -8,6 +8,8 @@ from typing import Any
 
 import msgpack
 
+from zq.core.parts import Parts, from_blob
+
 # parent -> child
 TASKS, TAKE_BACK = 0, 1
 # child -> parent
@@ -16,11 +18,28 @@ OUT, DROPPED, READY, FAILED = 0, 1, 2, 3
 STARTED, STARTED_AT, FINISHED = 0, 1, 2
 
 MAX_UNPACK = 2**31 - 1
-packb = msgpack.Packer(use_bin_type=True).pack
+_PARTS = 1  # msgpack extension code of a payload with frames (a task value's large arrays)
+
+
+def _parts_out(obj: Any) -> Any:
+    if type(obj) is Parts:  # one blob: the pipe copies it anyway
+        return msgpack.ExtType(_PARTS, obj.to_blob())
+    raise TypeError(f"cannot send a {type(obj).__name__} through a pool pipe")
+
+
+def _parts_in(code: int, data: bytes) -> Any:
+    if code != _PARTS:
+        raise ValueError(f"unknown extension {code} on a pool pipe")
+    return from_blob(data)
+
+
+# The hook runs only for what msgpack cannot pack itself: a Parts payload.
+packb = msgpack.Packer(use_bin_type=True, default=_parts_out).pack
 
 
 def unpacker() -> msgpack.Unpacker:
-    return msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=MAX_UNPACK)
+    return msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=MAX_UNPACK,
+                            ext_hook=_parts_in)
 
 
 def write_all(fd: int, data: bytes) -> None:

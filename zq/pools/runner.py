@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable, Protocol
 from zq import shipping
 from zq.context import TaskContext, activate, deactivate
 from zq.core import serde
-from zq.core.messages import Outcome, PartialEntry, ProgressEntry, ResultEntry, TaskEntry
+from zq.core.messages import Outcome, PartialEntry, Payload, ProgressEntry, ResultEntry, TaskEntry
 from zq.core.shipped import is_shipped
 from zq.logs import TaskLog
 from zq.registry import Registry
@@ -99,7 +99,7 @@ class Runner:
     """Runs one task in the calling thread: resolve, decode, call, stream, encode."""
 
     def __init__(self, registry: Registry,
-                 on_partial: Callable[[str, int, int, bytes], None], *,
+                 on_partial: Callable[[str, int, int, Payload], None], *,
                  allow_code: bool = False) -> None:
         self._registry = registry
         self._allow_code = allow_code  # zq worker --allow-code: shipped code runs
@@ -114,7 +114,8 @@ class Runner:
             fn = self._fns[name] = self._registry.resolve(name)
         return fn
 
-    def run(self, ctx: TaskContext, payload: Any, retry_on: list[str] | None) -> tuple[int, bytes]:
+    def run(self, ctx: TaskContext, payload: Any,
+            retry_on: list[str] | None) -> tuple[int, Payload]:
         fn = self._fns.get(ctx.name)
         if fn is None:
             if is_shipped(ctx.name):
@@ -131,7 +132,7 @@ class Runner:
         return self._call(ctx, fn, args, kwargs, retry_on)
 
     def _run_shipped(self, ctx: TaskContext, payload: Any, retry_on: list[str] | None
-                     ) -> tuple[int, bytes]:
+                     ) -> tuple[int, Payload]:
         """A callable sent by value (docs/TASKS.md, Code shipping): refused unless this
         worker allows code; a payload that does not load fails the task, never the pool."""
         if not self._allow_code:
@@ -145,7 +146,7 @@ class Runner:
         return self._call(ctx, fn, args, kwargs, retry_on)
 
     def _call(self, ctx: TaskContext, fn: Callable[..., Any], args: list[Any],
-              kwargs: dict[str, Any], retry_on: list[str] | None) -> tuple[int, bytes]:
+              kwargs: dict[str, Any], retry_on: list[str] | None) -> tuple[int, Payload]:
         token = activate(ctx)
         started = time.monotonic()
         try:
@@ -225,7 +226,7 @@ class Sink:
                 self._report.results.append(entry)
                 self._wake()
 
-    def partial(self, task_id: str, attempt: int, seq: int, payload: bytes) -> None:
+    def partial(self, task_id: str, attempt: int, seq: int, payload: Payload) -> None:
         with self._lock:
             if not self._closed:
                 self._report.partials.append((task_id, attempt, seq, payload))

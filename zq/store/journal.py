@@ -16,6 +16,8 @@ from typing import Any, Iterable, Iterator
 import msgpack
 
 from zq.core.messages import State
+from zq.core.parts import BLOB_MARK as PARTS_MARK
+from zq.core.parts import Parts, from_blob
 from zq.core.tasks import TaskRecord
 from zq.errors import StoreError
 
@@ -56,6 +58,7 @@ _STATES = {s.value: s for s in State}
 _BLOB = (bytes, memoryview)
 
 
+
 def unpack(blob: bytes) -> Any:
     return msgpack.unpackb(blob, raw=False, strict_map_key=False)
 
@@ -66,22 +69,38 @@ def save_row(r: TaskRecord) -> tuple:
     # Checked here, before the row goes into the journal: a value SQLite refuses in a
     # column would otherwise fail only at the fold, after the commit was acknowledged.
     # (What msgpack refuses fails the commit: the `record` column is msgpack.)
+    payload = r.payload
     if (type(r.id) is not str or type(r.seq) is not int or not -2**63 <= r.seq < 2**63
-            or type(r.payload) not in _BLOB):
-        _refuse(r)
-    return (r.id, r.seq, r.state, r.payload, r.name, r.queue, r.priority, r.attempt,
+            or type(payload) not in _BLOB):
+        payload = _stored_payload(r)
+    result = r.result
+    if type(result) is Parts:
+        result = result.to_blob()
+    return (r.id, r.seq, r.state, payload, r.name, r.queue, r.priority, r.attempt,
             r.retries, r.timeout, r.eta, r.key, r.after, r.retry_backoff,
             r.retry_backoff_max, r.retry_on, r.result_ttl, r.created, r.updated, r.worker,
-            r.result, r.progress, r.owner, r.started, r.waited)
+            result, r.progress, r.owner, r.started, r.waited)
+
+
+def _stored_payload(r: TaskRecord) -> bytes:
+    """r's payload as a column holds it: a Parts (a value with numpy arrays as frames of
+    their own, protocol 1.4) as one blob, which read_all turns back into a Parts."""
+    if type(r.payload) is not Parts or type(r.id) is not str or type(r.seq) is not int \
+            or not -2**63 <= r.seq < 2**63:
+        _refuse(r)
+    return r.payload.to_blob()
 
 
 def update_row(r: TaskRecord) -> tuple:
     """The journal row of an update: UPDATE_FIELDS, spelled out."""
     if type(r.id) is not str:
         _refuse(r)
+    result = r.result
+    if type(result) is Parts:  # as save_row: one blob
+        result = result.to_blob()
     return (r.id, r.state, r.name, r.queue, r.priority, r.attempt, r.retries, r.timeout,
             r.eta, r.key, r.after, r.retry_backoff, r.retry_backoff_max, r.retry_on,
-            r.result_ttl, r.created, r.updated, r.worker, r.result, r.progress, r.owner,
+            r.result_ttl, r.created, r.updated, r.worker, result, r.progress, r.owner,
             r.started, r.waited)
 
 
@@ -387,7 +406,9 @@ def read_all(rows: Iterable[tuple]) -> list[TaskRecord]:
             r.id = id_
             r.seq = seq
             r.state = states[state]
-            r.payload = payload
+            r.payload = payload if payload[:1] != PARTS_MARK else from_blob(payload)
+            if type(r.result) is bytes and r.result[:1] == PARTS_MARK:
+                r.result = from_blob(r.result)
             r.name = intern(name, name)
             r.queue = intern(queue, queue)
             if created == created_before:
