@@ -458,17 +458,18 @@ def _decode_dataclass(data: bytes, depth: int) -> Any:
 
 
 def _numpy() -> Any:
-    np: Any = sys.modules.get("numpy")
-    if np is None:
-        try:
-            import numpy as np  # an optional dependency, imported when an array arrives
-        except ImportError:
-            raise ValueError("a numpy array arrived, but numpy is not installed here") from None
-    return np
+    """numpy, an optional dependency, imported when an array arrives. By the import
+    statement, not sys.modules: while another thread (of a thread pool) is importing it,
+    sys.modules holds it half initialized, and the statement waits for the import."""
+    try:
+        import numpy
+    except ImportError:
+        raise ValueError("a numpy array arrived, but numpy is not installed here") from None
+    return numpy
 
 
 def _array_fields(data: bytes, what: str) -> tuple[Any, list[int], Any]:
-    """(numpy, shape, dtype) of an array extension, checked; and its third field."""
+    """(dtype, shape, third field) of an array extension, checked."""
     np = _numpy()
     dtype_str, shape, third = _fields(data, 3, what)
     if type(dtype_str) is not str or not _DTYPE.fullmatch(dtype_str):
@@ -493,8 +494,8 @@ def _decode_ndarray(data: bytes, depth: int) -> Any:
     if type(raw) is not bytes:
         raise ValueError("a numpy array's data must be a bin")
     _check_size(dtype, shape, len(raw))
-    np = sys.modules["numpy"]
-    return np.frombuffer(bytearray(raw), dtype=dtype).reshape(shape)  # writable, owns its data
+    # writable, owning its data
+    return _numpy().frombuffer(bytearray(raw), dtype=dtype).reshape(shape)
 
 
 def _decode_ndframe(data: bytes, depth: int) -> Any:
@@ -509,8 +510,7 @@ def _decode_ndframe(data: bytes, depth: int) -> Any:
     _check_size(dtype, shape, view.nbytes)
     if view.readonly:  # bytes (a payload not received from ZeroMQ): copied once
         view = memoryview(bytearray(view))
-    np = sys.modules["numpy"]
-    return np.frombuffer(view.cast("B"), dtype=dtype).reshape(shape)
+    return _numpy().frombuffer(view.cast("B"), dtype=dtype).reshape(shape)
 
 
 _DECODERS: dict[int, Callable[[bytes, int], Any]] = {
