@@ -5,7 +5,13 @@ travel as frames of their own that the master does not decode, so its cost per t
 should not grow with the size). The baseline, in the same run, is the raw relay
 (bench/relay.py relay_payload) moving the same bytes, one task per message.
 
-    .venv/bin/python bench/payload.py [--megabytes 200] [--runs 3]
+With --arrays the argument is a float64 numpy array of that size and the task returns
+it (bench.tasks:echo), so the bytes go both ways: since protocol 1.4 an array of 16 KiB
+and more travels as a frame of its own, sent from the array's memory and rebuilt over
+the received frame (no copy in zq on either side; before, it was copied into the
+payload and out of it).
+
+    .venv/bin/python bench/payload.py [--megabytes 200] [--runs 3] [--arrays]
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from harness import (  # noqa: E402
     write_markdown,
 )
 from relay import relay_payload  # noqa: E402
-from tasks import SIZE  # noqa: E402
+from tasks import ECHO, SIZE  # noqa: E402
 
 import zq  # noqa: E402
 
@@ -50,9 +56,13 @@ def count_for(size: int, megabytes: float, most: int, least: int) -> int:
     return max(least, min(most, int(megabytes * 1e6 / size)))
 
 
-def zq_case(size: int, n: int, store: str, pool: str):
+def zq_case(size: int, n: int, store: str, pool: str, arrays: bool = False):
     def run() -> tuple[float, float, float, float]:
-        data = os.urandom(size)
+        data: object = os.urandom(size)
+        task = SIZE
+        if arrays:
+            import numpy as np
+            data, task = np.frombuffer(data, dtype=np.uint8).view("<f8").copy(), ECHO
         with Cluster(store=store) as cluster:
             cluster.start_workers(1, pool=pool, concurrency=1, prefetch=prefetch_for(size),
                                   wait=None)
@@ -60,7 +70,7 @@ def zq_case(size: int, n: int, store: str, pool: str):
             cluster.wait_workers()
             with zq.Client(cluster.endpoint) as client:
                 rate, master_us, worker_us, _ = timed_map(
-                    cluster, client, SIZE, [data] * n, warmup=max(1, min(100, n // 10)))
+                    cluster, client, task, [data] * n, warmup=max(1, min(100, n // 10)))
             rss = cluster.master_memory()[0]
         return rate, master_us, worker_us, rss
     return run
@@ -72,13 +82,15 @@ def main(argv: list[str] | None = None) -> None:
                         help="arguments moved per size and run (tasks: 3 to 20,000)")
     parser.add_argument("--store", default="memory", help="memory or sqlite")
     parser.add_argument("--pool", default="thread", choices=("thread", "process", "async"))
+    parser.add_argument("--arrays", action="store_true",
+                        help="numpy arrays (float64) of each size, echoed back by the task")
     a = parser.parse_args(argv)
     megabytes, most, least = (10, 1_000, 2) if a.quick else (a.megabytes, 20_000, 3)
     counts = {label: count_for(size, megabytes, most, least) for label, size in SIZES.items()}
 
     cases = {}
     for label, size in SIZES.items():
-        cases[label] = zq_case(size, counts[label], a.store, a.pool)
+        cases[label] = zq_case(size, counts[label], a.store, a.pool, a.arrays)
         batch, window = relay_shape(size)
         cases[f"relay {label}"] = (lambda k, s, b, w: lambda: relay_payload(k, s, b, window=w))(
             counts[label], size, batch, window)
@@ -93,10 +105,11 @@ def main(argv: list[str] | None = None) -> None:
         relay = med[f"relay {label}"]
         rows.append([label, counts[label], rate, rate * size / 1e6, relay * size / 1e6,
                      rate / relay, master_us, worker_us, rss, prefetch_for(size)])
+    what = ("a float64 numpy array of that size; the task returns it, so the bytes go "
+            "both ways" if a.arrays else "bytes; the task returns its length")
     notes = [
-        f"client.map of tasks whose one argument is the payload (bytes; the task returns "
-        f"its length), median of {a.runs} runs; a fresh master (--store {a.store}) and "
-        f"worker per case",
+        f"client.map of tasks whose one argument is the payload ({what}), median of "
+        f"{a.runs} runs; a fresh master (--store {a.store}) and worker per case",
         f"worker: zq worker --pool {a.pool} --concurrency 1 --prefetch as in the table "
         f"(about {IN_FLIGHT // 1_000_000} MB of arguments held at most)",
         "MB/s: argument bytes delivered per second (1 MB = 10^6 bytes); relay: "

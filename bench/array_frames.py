@@ -1,0 +1,96 @@
+"""Where a numpy array should stop riding inside the payload and travel as a frame of
+its own (protocol 1.4, zq.core.values.ARRAY_FRAME): one SUBMIT of one task whose argument
+is a float64 array of 1 to 256 KiB, packed (values.pack_parts), encoded (codec), sent over
+a ZeroMQ DEALER -> ROUTER pair on 127.0.0.1, received as zq's transport receives
+(zq.transport._recv), decoded and unpacked into an array: µs per round, inline (code 14,
+the bytes copied into the payload) against as a frame (code 15, no copy), interleaved.
+No master, no worker: the path of the bytes only.
+
+    .venv/bin/python bench/array_frames.py [--rounds 2000] [--runs 5]
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import numpy as np  # noqa: E402
+import zmq  # noqa: E402
+from common import print_table  # noqa: E402
+from harness import base_parser, interleaved, machine, write_markdown  # noqa: E402
+
+from zq import transport  # noqa: E402
+from zq.core import codec, values  # noqa: E402
+from zq.core import messages as m  # noqa: E402
+from zq.core.messages import Role  # noqa: E402
+
+SCRIPT = "array_frames"
+KIB = [1, 2, 4, 8, 16, 32, 64, 256]
+NEVER, ALWAYS = 1 << 62, 0
+
+
+def case(kib: int, threshold: int, rounds: int, pair: tuple[zmq.Socket, zmq.Socket]):
+    def run() -> float:
+        out, into = pair
+        a = np.random.default_rng(kib).random(kib * 1024 // 8)
+        saved = values.ARRAY_FRAME
+        values.ARRAY_FRAME = threshold
+        try:
+            start = time.perf_counter()
+            for i in range(rounds):
+                payload = values.pack_parts([[a], {}])
+                out.send_multipart(codec.encode(Role.CLIENT, m.Submit(
+                    [(str(i), "t", payload, {})])), copy=False)
+                into.poll(5000)
+                frames = transport._recv(into, 3)
+                _, msg = codec.decode(frames[1:])
+                got = values.unpack(msg.entries[0][2])[0][0]
+            elapsed = time.perf_counter() - start
+        finally:
+            values.ARRAY_FRAME = saved
+        if got.nbytes != a.nbytes:
+            raise RuntimeError("the array did not arrive whole")
+        return elapsed / rounds * 1e6
+    return run
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = base_parser(__doc__)
+    parser.add_argument("--rounds", type=int, default=2000, help="messages per case and run")
+    a = parser.parse_args(argv)
+    rounds = 100 if a.quick else a.rounds
+    ctx = zmq.Context()
+    into = ctx.socket(zmq.ROUTER)
+    port = into.bind_to_random_port("tcp://127.0.0.1")
+    out = ctx.socket(zmq.DEALER)
+    out.connect(f"tcp://127.0.0.1:{port}")
+    try:
+        cases = {}
+        for kib in KIB:
+            cases[f"{kib} inline"] = case(kib, NEVER, rounds, (out, into))
+            cases[f"{kib} frame"] = case(kib, ALWAYS, rounds, (out, into))
+        med = interleaved(a.runs, cases)
+    finally:
+        out.close(0)
+        into.close(0)
+        ctx.term()
+    headers = ["array", "inline µs", "frame µs", "frame / inline", "inline MB/s", "frame MB/s"]
+    rows = []
+    for kib in KIB:
+        inline, frame = med[f"{kib} inline"], med[f"{kib} frame"]
+        size = kib * 1024
+        rows.append([f"{kib} KiB", inline, frame, frame / inline, size / inline,
+                     size / frame])
+    notes = [f"µs per round (pack, encode, send, receive, decode, unpack) of one SUBMIT "
+             f"holding one float64 array, median of {a.runs} runs of {rounds} rounds, "
+             f"inline and frame cases interleaved; {machine()}"]
+    print(notes[0])
+    print_table(headers, rows)
+    write_markdown(SCRIPT, headers, rows, notes)
+
+
+if __name__ == "__main__":
+    main()
