@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as hst
 
 import zq
 from tests.apps import ship_tasks as st
@@ -178,3 +180,34 @@ def test_the_async_pool_runs_shipped_functions_and_coroutines(keyed, folder):
     with zq.Client(keyed.endpoint, keys=folder, ship_code=True) as client:
         assert client.submit(lambda: "sync").result(timeout=30) == "sync"
         assert client.submit(coroutine, 41).result(timeout=30) == 42
+
+
+shipped_values = hst.recursive(
+    hst.none() | hst.booleans() | hst.integers() | hst.floats(allow_nan=False) | hst.text()
+    | hst.binary(),
+    lambda inner: hst.lists(inner, max_size=3) | hst.tuples(inner, inner)
+    | hst.dictionaries(hst.text(max_size=4), inner, max_size=3),
+    max_leaves=12)
+
+
+@pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisDeprecationWarning")
+def test_shipped_calls_round_trip_through_a_worker(keyed, folder):
+    """Arguments as values, or pickled when one is not (a Scaler), through a process-pool
+    child: the shipped lambda gets what was sent."""
+    code_worker(keyed, folder, pool="process")
+
+    def unwrap(x):
+        return ("Scaler", x.k) if isinstance(x, st.Scaler) else x
+
+    with zq.Client(keyed.endpoint, keys=folder, ship_code=True) as client:
+        @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+        @given(args=hst.lists(shipped_values, max_size=3), kwargs=hst.dictionaries(
+            hst.text(min_size=1, max_size=6), shipped_values, max_size=2),
+            scaler=hst.booleans())
+        def round_trip(args, kwargs, scaler):
+            sent = [*args, st.Scaler(5)] if scaler else args
+            got = client.submit(lambda *a, **k: ([unwrap(x) for x in a], k), *sent, **kwargs
+                                ).result(timeout=30)
+            assert got == ([unwrap(x) for x in sent], kwargs)
+
+        round_trip()
