@@ -211,3 +211,14 @@ def test_shipped_calls_round_trip_through_a_worker(keyed, folder):
             assert got == ([unwrap(x) for x in sent], kwargs)
 
         round_trip()
+
+
+def test_a_numpy_array_travels_to_and_from_shipped_code(keyed, folder):
+    np = pytest.importorskip("numpy")
+    code_worker(keyed, folder, pool="process")
+    big = np.arange(10_000)  # 80 KB: frames of their own (docs/PROTOCOL.md §2.1)
+    with zq.Client(keyed.endpoint, keys=folder, ship_code=True) as client:
+        got = client.submit(lambda a, k: a * k, big, 3).result(timeout=30)
+        assert (got == big * 3).all()
+        got = client.submit(lambda a, s: a * s.k, big, st.Scaler(2)).result(timeout=30)
+        assert (got == big * 2).all()  # the arguments pickled, the array with them
