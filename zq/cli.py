@@ -112,7 +112,8 @@ KEYS_OPTION = _opt(
     None, "--keys", env="ZQ_KEYS",
     help="A keys folder (zq keys init): its client key, and its admin key for admin actions.")
 CONNECT_OPTION = _opt(None, "--connect", env="ZQ_CONNECT",
-                      help="Master address; default tcp://127.0.0.1:5555.")
+                      help="Master address; default tcp://127.0.0.1:5555. Several masters "
+                           "(one active, the others standbys): tcp://a:5555,tcp://b:5555.")
 TIMEOUT_OPTION = _duration(None, "--timeout", env="ZQ_TIMEOUT",
                            help="How long to wait for the master to answer; default 3s.")
 JSON_OPTION = _opt(False, "--json", env="ZQ_JSON", help="Print JSON.")
@@ -279,10 +280,16 @@ def master(
     metrics: Optional[str] = _opt(
         None, env="ZQ_METRICS",
         help="HOST:PORT to serve Prometheus metrics on, at /metrics (like 127.0.0.1:9464)."),
+    advertise: Optional[str] = _opt(
+        None, env="ZQ_ADVERTISE",
+        help="With a PostgreSQL store: the endpoint peers reach this master at, which the "
+             "standby masters name to them (default: --bind, * as this host's name)."),
     log_level: LogLevel = LOG_LEVEL_OPTION,
     log_format: LogFormat = LOG_FORMAT_OPTION,
 ) -> None:
-    """Run the master: the queue, the scheduler and the result store."""
+    """Run the master: the queue, the scheduler and the result store. Several masters on
+    one PostgreSQL store: one serves, the others wait as standbys and take over when it
+    goes; a master whose store lease moves to another exits with code 3."""
     from zq.master import run_master
     _setup_logging(log_level, log_format)
     try:
@@ -295,7 +302,7 @@ def master(
                               client_keys=client_keys, admin_keys=admin_keys, keys=keys,
                               insecure=insecure,
                               max_connections=max_connections,
-                              metrics=metrics).validate()
+                              metrics=metrics, advertise=advertise).validate()
         raise typer.Exit(run_master(config))
     except ZqError as e:
         _fail(str(e))

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from zq.core import limits
 from zq.errors import ConfigError
+from zq.masters import parse_connect
 
 DEFAULT_CONNECT = "tcp://127.0.0.1:5555"
 DEFAULT_EXIT_TIMEOUT = 10.0
@@ -77,6 +78,9 @@ class MasterConfig:
     max_connections: int = 10_000
     # HOST:PORT to serve Prometheus metrics on (/metrics); None: no metrics, no cost.
     metrics: str | None = None
+    # The endpoint peers reach this master at, which a standby names to them (on a
+    # shared store, PostgreSQL); None: the bound endpoint, a wildcard as this host's name.
+    advertise: str | None = None
 
     def validate(self) -> MasterConfig:
         _require("://" in self.bind, f"--bind {self.bind!r} is not an endpoint like tcp://*:5555")
@@ -88,6 +92,8 @@ class MasterConfig:
         _require(self.store_sync in ("normal", "full"),
                  f"--store-sync must be normal or full, not {self.store_sync!r}")
         _require(self.max_connections >= 1, "--max-connections must be >= 1")
+        _require(self.advertise is None or "://" in self.advertise,
+                 f"--advertise {self.advertise!r} is not an endpoint like tcp://host:5555")
         if self.metrics is not None:
             metrics_address(self.metrics)
         return self
@@ -125,6 +131,7 @@ class WorkerConfig:
         _require(self.concurrency >= 1, "--concurrency must be >= 1")
         _require(self.prefetch is None or self.prefetch >= 0, "--prefetch must be >= 0")
         _require(bool(self.queues) and all(self.queues), "--queues needs at least one name")
+        parse_connect(self.connect)
         return self
 
 
@@ -150,7 +157,7 @@ class ClientConfig:
     ship_code: bool = False
 
     def validate(self) -> ClientConfig:
-        _require("://" in self.connect, f"{self.connect!r} is not an endpoint like tcp://host:5555")
+        parse_connect(self.connect)
         _require(self.batch_size >= 1, "batch_size must be >= 1")
         _require(self.max_unacked >= self.batch_size, "max_unacked must be >= batch_size")
         _require(self.query_timeout > 0, "query_timeout must be > 0")

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import random
 import signal
+import socket
 import threading
 import time
 import uuid
@@ -30,7 +32,7 @@ from zq.core.master_core import MasterCore
 from zq.core.messages import Role
 from zq.core.metrics_tap import MetricsTap
 from zq.core.outbox import BUSY_RETRY_AFTER
-from zq.errors import PeerCongested, PeerGone, ProtocolError, StoreUnavailable, ZqError
+from zq.errors import LeaseLost, PeerCongested, PeerGone, ProtocolError, StoreUnavailable, ZqError
 from zq.gate import Gate, connection_cap, fd_limit, local_only_transport, raise_fd_limit
 from zq.metrics import GAUGE_PERIOD, Metrics, MetricsServer, read_gauges
 from zq.security import load_master_keys
@@ -66,6 +68,15 @@ SHUN_SECONDS = 10.0
 MAX_SHUNNED = 10_000
 TURN_WINDOW = 10.0  # status `longest_turn`: the longest turn in the last 10 to 20 s
 SLOW_TURN = 1.0  # a turn this long is logged: peers may be close to taking us for lost
+# A shared store (PostgreSQL) has a lease: the master that holds it serves, the others
+# wait as standbys. It lasts one liveness window (heartbeat interval x liveness) without
+# renewal, is renewed every LEASE_RENEW of it, and a standby tries to take it every
+# LEASE_POLL of it: a standby takes over within LEASE_POLL of a master killed -9 (the
+# server ends its session) and within 1 + LEASE_POLL windows of one cut off.
+LEASE_RENEW = 0.25
+LEASE_POLL = 0.2
+LEASE_LOST_EXIT = 3  # the exit code of a master whose lease another master took
+LEASE_HOLD = 2  # liveness windows a master that took the lease holds restored tasks
 # While the store cannot commit, these still go out (they promise nothing durable);
 # everything else waits for the commit, and an ACCEPTED becomes a BUSY.
 SENT_WHILE_UNCOMMITTED = (m.Heartbeat, m.Busy, m.Error, m.Disconnect, m.Welcome)
@@ -151,6 +162,14 @@ class Master:
         self.keys = load_master_keys(config.secret_key, config.worker_keys, config.client_keys,
                                      config.admin_keys, config.keys)
         self.store: Store = open_store(config.store, config.store_sync)
+        # A shared store's lease (zq.store.postgres): None for SQLite and memory.
+        self._leased: Any = self.store if getattr(self.store, "leased", False) else None
+        self.lease_ttl = config.heartbeat_interval * config.heartbeat_liveness
+        self._lease_due: float | None = None  # monotonic time of the next renewal
+        self._lease_lost = False
+        self.epoch: int | None = None  # of the lease this master serves under
+        self._active_hint = ""  # while standby: the active master's endpoint, if known
+        self.exit_code = 0
         self.core = MasterCore(
             master_id=uuid.uuid4().hex[:12], heartbeat_interval=config.heartbeat_interval,
             liveness=config.heartbeat_liveness, result_ttl=config.result_ttl,
@@ -201,10 +220,25 @@ class Master:
         self._reload = True
 
     def run(self) -> None:
+        """Serve until stopped; on a shared store, first wait as a standby until this
+        master takes the lease. exit_code says how it ended."""
+        if self._leased is not None:
+            try:
+                self._open_socket()  # a standby answers peers: they go elsewhere
+                if not self._wait_for_lease():
+                    self._close()  # stopped while standby
+                    return
+            except BaseException:
+                self._close()
+                raise
         core = self.core
         core.advance(time.monotonic(), self._wall())
         core.load_catalogue(self.store.get_meta(CATALOGUE_KEY))
         restored = core.restore(self.store.load())
+        if self.epoch is not None:  # a takeover, maybe: the old master's workers notice it
+            # is gone after a liveness window of silence, then reconnect; hold their
+            # tasks for them that long and one window more (a restart holds one)
+            core.hold_until = core.now + LEASE_HOLD * self.lease_ttl
         core.restore_cancelling(self.store.get_meta("cancelling"))
         for note in core.periodic.load(self.store.get_meta("schedules"), core.wall):
             log.error("%s", note)
@@ -212,9 +246,11 @@ class Master:
             log.error("%s", note)
         for spec in self._schedule_file():
             core.add_schedule(spec)  # read_schedule_file validated them
-        self._open_socket()
-        log.info("zq master %s listening on %s (store %s, %d tasks restored)",
-                 core.master_id, self.endpoint, redact(self.config.store), restored)
+        if self.sock is None:
+            self._open_socket()
+        log.info("zq master %s listening on %s (store %s, %d tasks restored%s)",
+                 core.master_id, self.endpoint, redact(self.config.store), restored,
+                 "" if self.epoch is None else f", serving under lease epoch {self.epoch}")
         if self.metrics is not None and self.config.metrics is not None:
             try:
                 self._metrics_server = MetricsServer(self.metrics, self.config.metrics)
@@ -230,8 +266,88 @@ class Master:
         try:
             while not self._stop.is_set():
                 self._turn(poller)
+        except LeaseLost as e:
+            self._lease_lost = True
+            self.exit_code = LEASE_LOST_EXIT
+            log.error("%s. Stopped serving at once (exit code %d): another master serves "
+                      "now; started again, this one waits as a standby", e, LEASE_LOST_EXIT)
         finally:
             self._close()
+
+    # --- the lease (a shared store) --------------------------------------------------------
+
+    def _wait_for_lease(self) -> bool:
+        """Standby: try to take the store's lease every LEASE_POLL of it, answering every
+        peer meanwhile with STANDBY and the active master's endpoint if known. True once
+        taken, False when stopped first."""
+        store = self._leased
+        holder = (f"master {self.core.master_id} on {socket.gethostname()} "
+                  f"(pid {os.getpid()})")
+        advertised = self._advertised()
+        poller = zmq.Poller()
+        poller.register(self.sock, zmq.POLLIN)
+        seen: tuple | None = None  # the holder last logged
+        next_try = noted = 0.0
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if now >= next_try:
+                next_try = now + self.lease_ttl * LEASE_POLL
+                try:
+                    lease = store.take_lease(holder, advertised, self.lease_ttl)
+                except StoreUnavailable as e:
+                    self._active_hint = ""
+                    if now - noted >= STORE_RETRY_NOTE:
+                        noted = now
+                        log.error("standby: %s; trying again", e)
+                    lease = None
+                if lease is not None and lease.ours:
+                    self.epoch = lease.epoch
+                    self._lease_due = time.monotonic() + self.lease_ttl * LEASE_RENEW
+                    log.info("took the store's lease (epoch %d), as %s at %s: this master "
+                             "serves", lease.epoch, holder, advertised)
+                    return True
+                if lease is not None:
+                    self._active_hint = lease.endpoint if lease.live else ""
+                    if (lease.epoch, lease.holder, lease.live) != seen:
+                        seen = (lease.epoch, lease.holder, lease.live)
+                        log.info("standby: %s (epoch %d) holds the store's lease%s; this "
+                                 "master takes over when it goes", lease.holder or "nobody",
+                                 lease.epoch, f", serving at {lease.endpoint}"
+                                 if self._active_hint else "")
+            wait = max(0, int((next_try - time.monotonic()) * 1000)) + 1
+            if poller.poll(wait):
+                self._answer_standby()
+        return False
+
+    def _answer_standby(self) -> None:
+        """Every message a peer sends a standby gets STANDBY: go elsewhere."""
+        frames = codec.encode(Role.MASTER, m.Standby(self._active_hint))
+        for got in transport.drain(self.sock, MAX_DRAIN, router=True,  # type: ignore[arg-type]
+                                   keys=self.keys is not None):
+            if got.message is not None:
+                self._send_frames(got.peer, frames)
+
+    def _advertised(self) -> str:
+        """The endpoint standbys name to peers: --advertise, else the bound one with a
+        wildcard address as this host's name."""
+        if self.config.advertise:
+            return self.config.advertise
+        host = socket.gethostname()
+        return self.endpoint.replace("0.0.0.0", host).replace("[::]", host)
+
+    def _renew_lease(self, now: float) -> None:
+        """LeaseLost (another master took it) ends the loop; a store out of reach is
+        tried again soon (meanwhile commits fail too: nothing is acknowledged)."""
+        try:
+            self._leased.renew_lease()
+        except StoreUnavailable as e:
+            self._lease_due = now + min(STORE_RETRY, self.lease_ttl * LEASE_RENEW)
+            if now - self._store_noted >= STORE_RETRY_NOTE:
+                self._store_noted = now
+                log.error("%s; the lease is renewed again in %.2f s", e,
+                          self._lease_due - now)
+            return
+        self._lease_due = now + self.lease_ttl * LEASE_RENEW
 
     def _open_socket(self) -> None:
         """The gate first (it must answer the first handshake), then the ROUTER."""
@@ -267,24 +383,33 @@ class Master:
         return read_schedule_file(self.config.schedule)
 
     def _close(self) -> None:
+        serving = not self._lease_lost and (self._leased is None or self.epoch is not None)
+        if not serving:
+            self._close_socket()  # at once: nothing more goes out (the lease moved, or
+            # it was never taken: a standby, which commits nothing either)
         try:
-            persist = _persist_of(self.core.handle(ev.Stopping()))
-            if not self._commit(persist, force=True):
-                log.error("stopping with changes the store could not commit; they were "
-                          "never acknowledged, and clients and workers send them again")
+            if serving:
+                persist = _persist_of(self.core.handle(ev.Stopping()))
+                if not self._commit(persist, force=True):
+                    log.error("stopping with changes the store could not commit; they "
+                              "were never acknowledged, and clients and workers send them "
+                              "again")
         except ZqError:
             pass  # logged; what was not committed was not acknowledged either
         self.store.close()
         if self._metrics_server is not None:
             self._metrics_server.close()
-        if self.sock is not None:
-            self.sock.disable_monitor()
-            self.sock.close(linger=0)
+        self._close_socket()
         if self._gate is not None:
             self._gate.stop()
         if self._own_context:
             self.ctx.term()
         log.info("zq master stopped")
+
+    def _close_socket(self) -> None:
+        if self.sock is not None and not self.sock.closed:
+            self.sock.disable_monitor()
+            self.sock.close(linger=0)
 
     # --- one turn --------------------------------------------------------------------
 
@@ -296,6 +421,8 @@ class Master:
         events = poller.poll(int(self._poll_timeout() * 1000))  # pyzmq truncates too
         start = time.monotonic()
         core.advance(start, self._wall())
+        if self._lease_due is not None and start >= self._lease_due:
+            self._renew_lease(start)
         if events:
             self._last_busy = start
             self._drain(start + DRAIN_BUDGET)
@@ -338,6 +465,8 @@ class Master:
             deadline = min(deadline, now + HELD_RETRY)
         if self._store_down is not None:
             deadline = min(deadline, self._store_retry_at)
+        if self._lease_due is not None:
+            deadline = min(deadline, self._lease_due)
         return max(0.0, min(deadline - now, 0.5))
 
     def _upkeep(self, now: float) -> None:
@@ -526,6 +655,9 @@ class Master:
     def _stop_on_store_failure(self) -> Iterator[None]:
         try:
             yield
+        except LeaseLost:
+            self._stop.set()  # run() says why
+            raise
         except ZqError:
             log.exception("the store failed; stopping so no unpersisted task is acknowledged")
             self._stop.set()
@@ -691,4 +823,4 @@ def run_master(config: MasterConfig) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGHUP, on_hangup)
     master.run()
-    return 0
+    return master.exit_code

@@ -26,6 +26,7 @@ from zq.core import worker_core as wc
 from zq.core import worker_events as ev
 from zq.core.messages import Role
 from zq.errors import PeerCongested
+from zq.masters import MasterList
 from zq.pools import make_pool
 from zq.security import peer_keys
 
@@ -61,6 +62,7 @@ class Worker:
         weakref.finalize(self, _close_fds, self._wake_r, self._wake_w)
         self._sock: zmq.Socket | None = None
         self._monitor: zmq.Socket | None = None  # the socket's handshake news (LinkWatch)
+        self._masters = MasterList(config.connect)  # --connect a,b: tried in turn
         self._watch = transport.LinkWatch("worker", config.connect, self._keys)
         self._refusals = transport.LogThrottle()
         self._poller = zmq.Poller()
@@ -222,6 +224,10 @@ class Worker:
                 log.info("master asked us to register again: %s", msg.reason)
         elif isinstance(msg, m.Error):
             log.warning("master says our last message was invalid: %s", msg.reason)
+        elif isinstance(msg, m.Standby):
+            self._masters.follow(msg.active)
+            log.info("the master at %s is a standby%s", self._masters.current,
+                     f"; the active one is at {msg.active}" if msg.active else "")
         elif type(msg) not in wc.MASTER_COMMANDS:
             self._log_dropped(f"unexpected {msg.cmd.name} from the master")
 
@@ -265,9 +271,10 @@ class Worker:
 
     def _open_socket(self) -> None:
         self._close_socket()
-        log.debug("connecting to %s", self.config.connect)
+        endpoint = self._watch.endpoint = self._masters.next()
+        log.debug("connecting to %s", endpoint)
         self._sock, self._monitor = transport.watched_peer_socket(
-            self._ctx, self.config.connect, keys=self._keys)
+            self._ctx, endpoint, keys=self._keys)
         self._poller.register(self._sock, zmq.POLLIN)
         self._poller.register(self._monitor, zmq.POLLIN)
 

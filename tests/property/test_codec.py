@@ -168,6 +168,7 @@ MESSAGES: dict[Cmd, st.SearchStrategy[Any]] = {
     Cmd.EVENTS: st.builds(m.Events, st.integers(0, 2**62), few(st.fixed_dictionaries(
         {"kind": st.sampled_from(["started", "lost"]), "time": numbers},
         optional={"id": ids, "done": numbers})), st.integers(0, 2**62)),
+    Cmd.STANDBY: st.builds(m.Standby, st.sampled_from(["", "tcp://10.0.0.2:5555"])),
 }
 
 pairs_and_messages = st.sampled_from(PAIRS).flatmap(
@@ -303,6 +304,7 @@ SCHEMA: dict[Cmd, list[Any]] = {
     Cmd.ERROR: [REASON],
     Cmd.PROGRESS: [_entries(ID, BIG, NUM, NUM)],
     Cmd.EVENTS: [BIG, ("events",), BIG],
+    Cmd.STANDBY: [("str", 1024)],
 }
 RESULT_SCHEMA = {Role.WORKER: [_entries(ID, BIG, ("int", 0, max(m.Outcome)), PAYLOAD)],
                  Role.MASTER: [_entries(ID, ("int", 0, max(m.State)), PAYLOAD)]}

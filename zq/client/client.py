@@ -11,7 +11,7 @@ import math
 import os
 import time
 from dataclasses import replace
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 import zmq
 
@@ -25,6 +25,7 @@ from zq.core import queries
 from zq.core.access import Need
 from zq.core.messages import State
 from zq.errors import ConfigError, ConnectionLost, ZqError
+from zq.masters import join_connect
 from zq.security import has_role, peer_keys
 
 log = logging.getLogger(__name__)
@@ -68,12 +69,13 @@ class Client:
       may submit and exit, as with concurrent.futures. Results are not waited for.
     """
 
-    def __init__(self, connect: str | None = None, *, config: ClientConfig | None = None,
+    def __init__(self, connect: str | Sequence[str] | None = None, *,
+                 config: ClientConfig | None = None,
                  context: zmq.Context | None = None, keys: str | os.PathLike[str] | None = None,
                  ship_code: bool | None = None) -> None:
         config = config or ClientConfig()
         if connect is not None:
-            config = replace(config, connect=connect)
+            config = replace(config, connect=join_connect(connect))  # a list: tried in turn
         if ship_code is not None:
             config = replace(config, ship_code=bool(ship_code))
         if config.ship_code:

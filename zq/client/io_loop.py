@@ -22,6 +22,7 @@ from zq.core import messages as m
 from zq.core.client_core import ClientCore
 from zq.core.messages import Role
 from zq.errors import AccessRefused, ConnectionLost, PeerCongested, ZqError
+from zq.masters import MasterList
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ class IoLoop:
                                rand=random.random)
         self.sock: zmq.Socket[Any] | None = None
         self.monitor: zmq.Socket[Any] | None = None  # the link closing, or refused (LinkWatch)
+        self.masters = MasterList(config.connect)  # several: tried in turn
         self.watch = transport.LinkWatch("client", config.connect, keys)
         self.busy_notes = transport.LogThrottle()
         self.refused: AccessRefused | None = None  # the master turned us away for good
@@ -108,7 +110,7 @@ class IoLoop:
             return True
         if dropped:  # in a failing handshake LinkWatch has the story: say it once, there
             log.log(logging.DEBUG if self.watch.failing else logging.WARNING,
-                    "zq master at %s closed the connection; reconnecting", self.config.connect)
+                    "zq master at %s closed the connection; reconnecting", self.masters.current)
             self._run(self.core.handle(ce.LinkDropped(time.monotonic())))
         self._take_mailbox()
         self._send()
@@ -141,8 +143,9 @@ class IoLoop:
     # --- socket ---
 
     def _open_socket(self) -> None:
+        endpoint = self.watch.endpoint = self.masters.next()
         self.sock, self.monitor = transport.watched_peer_socket(
-            self.ctx, self.config.connect, keys=self.keys)
+            self.ctx, endpoint, keys=self.keys)
         self.poller.register(self.sock, zmq.POLLIN)
         self.poller.register(self.monitor, zmq.POLLIN)
         self.pollout = False
@@ -214,7 +217,14 @@ class IoLoop:
                 self.dropped += 1
                 log.debug("zq client dropped a malformed message: %s", got.error)
                 continue
+            if type(got.message) is m.Standby:
+                self.masters.follow(got.message.active)
+                log.info("zq master at %s is a standby%s", self.masters.current,
+                         f"; the active one is at {got.message.active}"
+                         if got.message.active else "")
             self._run(core.handle(ce.MessageReceived(got.message, now)))
+            if self.sock is not sock:  # closed (a standby): the next open reads the new one
+                return
 
     # --- commands -----------------------------------------------------------------------
 
@@ -238,7 +248,7 @@ class IoLoop:
     def _do_close(self, cmd: ce.CloseConnection) -> None:
         if cmd.silent_for is not None:
             log.warning("zq master at %s silent for %.1f s; reconnecting",
-                        self.config.connect, cmd.silent_for)
+                        self.masters.current, cmd.silent_for)
         self._close_socket()
 
     # One loop per command, one guarded call per sink: a sink that raises (a bug, or a

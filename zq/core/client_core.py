@@ -343,9 +343,11 @@ class ClientCore:
 
     def _on_message(self, ev: ce.MessageReceived) -> list[ce.Command]:
         """A message from the master: what it settles, for the shell to hand over."""
+        msg = ev.message
+        if msg.cmd is Cmd.STANDBY:
+            return self._on_standby(ev.now)
         self.last_recv = ev.now
         self.retries = 0
-        msg = ev.message
         handler = _MESSAGE_HANDLERS.get(msg.cmd)
         return handler(self, msg, ev.now) if handler is not None else []
 
@@ -525,6 +527,14 @@ class ClientCore:
 
     def _on_error(self, msg: m.Error, now: float) -> list[ce.Command]:
         return [ce.LogMasterError(msg.reason)]
+
+    def _on_standby(self, now: float) -> list[ce.Command]:
+        """A standby master (1.4): go to another, with the backoff of a lost link (not
+        reset: a list of standbys only is not tried in a tight loop)."""
+        if self.link is not Link.CONNECTED:
+            return []
+        self._lose(now)
+        return [ce.CloseConnection(None)]
 
 
 _EVENT_HANDLERS: dict[type, Callable[[ClientCore, Any], list[ce.Command]]] = {

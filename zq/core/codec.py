@@ -48,6 +48,7 @@ MAX_QUEUES = 256  # queue names in one HELLO
 # sends 32 hex digits (16 random bytes), made once per process.
 SESSION_MIN, SESSION_MAX = 16, 64
 MAX_IDS = 10_000  # ids in one WATCH, CANCEL, CREDIT or BYE (the client sends at most this)
+MAX_ENDPOINT = 1024  # characters of an endpoint (STANDBY's active master)
 MAX_CATALOGUE = 10_000  # task names in one HELLO's catalogue
 MAX_CATALOGUE_CHARS = 1 << 20  # characters of its names and option strings, all told
 
@@ -58,7 +59,8 @@ ALLOWED = {
     Role.CLIENT: frozenset({Cmd.SUBMIT, Cmd.WATCH, Cmd.CANCEL, Cmd.QUERY, Cmd.HEARTBEAT}),
     Role.MASTER: frozenset({Cmd.WELCOME, Cmd.TASK, Cmd.ACK, Cmd.CANCEL, Cmd.HEARTBEAT,
                             Cmd.DISCONNECT, Cmd.ACCEPTED, Cmd.REJECTED, Cmd.BUSY, Cmd.RESULT,
-                            Cmd.PARTIAL, Cmd.PROGRESS, Cmd.REPLY, Cmd.ERROR, Cmd.EVENTS}),
+                            Cmd.PARTIAL, Cmd.PROGRESS, Cmd.REPLY, Cmd.ERROR, Cmd.EVENTS,
+                            Cmd.STANDBY}),
 }
 
 _packb = msgpack.Packer(use_bin_type=True).pack
@@ -157,6 +159,7 @@ _FIELDS_OUT: dict[Cmd, Callable[[Any, list[Any]], list[Any]]] = {
     Cmd.REPLY: lambda x, _: [x.request_id, x.ok, x.body],
     Cmd.ERROR: lambda x, _: [x.reason],
     Cmd.EVENTS: lambda x, _: [x.first, x.events, x.dropped],
+    Cmd.STANDBY: lambda x, _: [x.active],
 }
 
 
@@ -609,4 +612,6 @@ _DECODERS: dict[Cmd, _Decoder] = {
     Cmd.ERROR: _Decoder(1, lambda r, f, x: m.Error(_str(f[0], "reason", 1 << 16))),
     Cmd.EVENTS: _Decoder(3, lambda r, f, x: m.Events(
         _int(f[0], "EVENTS first"), _events(f[1]), _int(f[2], "EVENTS dropped"))),
+    Cmd.STANDBY: _Decoder(1, lambda r, f, x: m.Standby(_str(f[0], "STANDBY active",
+                                                            MAX_ENDPOINT))),
 }

@@ -38,6 +38,7 @@ class Cmd(IntEnum):
     ERROR = 19
     PROGRESS = 20
     EVENTS = 21  # 1.3: a subscriber's batch of task and worker events
+    STANDBY = 22  # 1.4: "I am a standby master", and where the active one is if known
 
 
 class Role(IntEnum):
@@ -200,6 +201,15 @@ class Disconnect:
     cmd = Cmd.DISCONNECT
 
 
+@dataclass(slots=True)
+class Standby:
+    """The answer of a master that waits as standby to anything a peer sends (1.4): the
+    peer goes to `active` (an endpoint; '' when this master does not know it) or to
+    the next master of its list."""
+    active: str
+    cmd = Cmd.STANDBY
+
+
 # --- client -> master ---------------------------------------------------------------
 
 # (task_id, name, payload, options map); options keys are listed in SUBMIT_OPTIONS
@@ -273,7 +283,7 @@ class Error:
 Message = (
     Hello | Credit | Result | Partial | Progress | Bye | Welcome | Task | Ack | Cancel
     | Heartbeat | Disconnect | Submit | Accepted | RejectedEntries | Busy | Watch | Query | Reply
-    | Error | Events
+    | Error | Events | Standby
 )
 
 # Option keys a SUBMIT entry may carry; absent means the default.

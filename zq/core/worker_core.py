@@ -288,7 +288,7 @@ class WorkerCore:
             self._reconnects += 1
             cmds.extend(self._connect(now))
 
-    def _lose_master(self, now: float, cmds: list[Command]) -> None:
+    def _lose_master(self, now: float, cmds: list[Command], why: str | None = None) -> None:
         delay = compute_backoff(self.failures, base=self.reconnect_min, cap=self.reconnect_max,
                                 jitter_fraction=self.jitter_fraction, rand=self._rand())
         silent = now - self.last_recv
@@ -298,8 +298,8 @@ class WorkerCore:
         # the master's settings may change with a restart: defaults until the next WELCOME
         self.interval, self.liveness = DEFAULT_INTERVAL, DEFAULT_LIVENESS
         self._hello_due = False
-        cmds.append(CloseConnection(f"no message from the master for {silent:.1f} s; "
-                                    f"reconnecting in {delay:.2f} s"))
+        why = why or f"no message from the master for {silent:.1f} s"
+        cmds.append(CloseConnection(f"{why}; reconnecting in {delay:.2f} s"))
 
     # --- messages from the master -----------------------------------------------------
 
@@ -377,6 +377,12 @@ class WorkerCore:
             self._set_link(Link.CONNECTING)
         self._hello_due = True
         return []
+
+    def _on_standby(self, msg: m.Standby, now: float) -> list[Command]:
+        """A standby master (1.4): go to another (the shell picks which), with backoff."""
+        cmds: list[Command] = []
+        self._lose_master(now, cmds, "the master is a standby")
+        return cmds
 
     def _on_quiet(self, msg: m.Message, now: float) -> list[Command]:
         return []  # HEARTBEAT, ERROR: a sign of life (the shell logs ERROR)
@@ -560,6 +566,7 @@ _MESSAGE_HANDLERS: dict[type, Callable[[WorkerCore, m.Message, float], list[Comm
     m.Ack: WorkerCore._on_ack,  # type: ignore[dict-item]
     m.Cancel: WorkerCore._on_cancel,  # type: ignore[dict-item]
     m.Disconnect: WorkerCore._on_disconnect,  # type: ignore[dict-item]
+    m.Standby: WorkerCore._on_standby,  # type: ignore[dict-item]
     m.Heartbeat: WorkerCore._on_quiet,
     m.Error: WorkerCore._on_quiet,
 }
