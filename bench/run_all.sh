@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 mkdir -p bench/results
-for script in throughput latency submit_rate scale payload memory security stall; do
+for script in throughput latency submit_rate scale payload memory security stall failover; do
     echo "=== bench/$script.py $*" >&2
     start=$(date +%s)
     "$PY" "bench/$script.py" "$@" | tee "bench/results/$script.txt"
