@@ -320,9 +320,7 @@ class MasterCore:
         if edge.saved and self.durable:
             self._dirty.update([(t.id, t) for t in ts])
         if self.events.subs and new in STATE_EVENTS:
-            kind = STATE_EVENTS[new]
-            for t in ts:
-                self.events.task_event(kind, t, wall)
+            self.events.task_events(STATE_EVENTS[new], ts, wall)
 
     def _ready_queue(self, key: ReadyKey) -> ReadyQueue:
         q = self.queues.get(key)
@@ -493,8 +491,7 @@ class MasterCore:
                 t.owner = caller.key
         self._push_many(rid, Cmd.ACCEPTED, [t.id for t in queued])
         if self.events.subs:
-            for t in queued:
-                self.events.task_event("submitted", t, self.wall)
+            self.events.task_events("submitted", queued, self.wall)
 
     def _submit_one(self, rid: bytes | None, entry: m.SubmitEntry) -> None:
         tid, name, payload, opts = entry
