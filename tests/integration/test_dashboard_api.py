@@ -178,6 +178,13 @@ def test_pages_render(dash: Any) -> None:
         page = web.get(path)
         assert page.status_code == 200, (path, page.text)
     assert "KeyError" in web.get(f"/tasks/{f.id}").text
+    hostile = "<img src=x onerror=alert(1)>"  # a task's own text is shown, never run
+    g = client.submit("tests.apps.e2e_tasks:fail", "ValueError", hostile)
+    with pytest.raises(ValueError):
+        g.result(timeout=20)
+    for path in (f"/tasks/{g.id}", "/tasks?state=failed"):
+        text = web.get(path).text
+        assert hostile not in text and "&lt;img src=x onerror=alert(1)&gt;" in text, path
     assert web.get("/tasks/unknown-id").status_code == 404
 
 
