@@ -761,6 +761,8 @@ def dashboard(http: str = _opt("127.0.0.1:8080", "--http", env="ZQ_DASHBOARD_HTT
                        err=True)
             serve(client, host, int(port_text), settings, lambda: EventStream(
                 where, stream_keys, answer_within=_timeout(timeout)))
+    except KeyboardInterrupt:  # Ctrl-C: uvicorn has stopped already
+        return
     except ZqError as e:
         _fail(str(e))
 

@@ -17,6 +17,15 @@ def serve(client: Any, host: str, port: int, settings: Settings,
     streams are ended at shutdown, so it never waits on a browser."""
     import uvicorn
     app = create_app(client, settings, open_stream)
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            # End every browser's event stream first: uvicorn waits for open responses.
+            loop = getattr(app.state, "loop", None)
+            if loop is not None:
+                loop.call_soon_threadsafe(app.state.live.close)
+            super().handle_exit(sig, frame)
+
     config = uvicorn.Config(app, host=host, port=port, log_level="warning",
                             timeout_graceful_shutdown=2, access_log=False)
-    uvicorn.Server(config).run()
+    Server(config).run()

@@ -64,6 +64,7 @@ def create_app(client: Any, settings: Settings | None = None,
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
+        app.state.loop = loop  # serve() ends the event streams from its signal handler
         reader = Reader(open_stream, live, loop) if open_stream else None
         if reader is None:
             live.subscribed, live.why_not = False, "no event stream configured"
