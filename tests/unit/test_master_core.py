@@ -14,7 +14,7 @@ from typing import Any, Iterator
 import pytest
 
 from zq.core import messages as m
-from zq.core import queries, serde
+from zq.core import queries, recovery, serde
 from zq.core.master_core import MasterCore
 from zq.core.messages import Outcome, State
 from zq.core.tasks import TaskRecord
@@ -1207,7 +1207,7 @@ def test_max_finished_caps_memory_not_the_store() -> None:
     h.tick()
     h.out()
     assert set(h.s.tasks) == {"b", "c"} and h.last.deletes == []
-    h.s.adopt_loaded(TaskRecord("a", "job", b"", state=S.SUCCEEDED, result=b"ok:a"))
+    recovery.adopt_loaded(h.s, TaskRecord("a", "job", b"", state=S.SUCCEEDED, result=b"ok:a"))
     h.watch("a")
     assert h.out() == [(C, "RESULT", [ok("a")])]
 

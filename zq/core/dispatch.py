@@ -10,7 +10,7 @@ import heapq
 import math
 from typing import TYPE_CHECKING, Any
 
-from zq.core import balance
+from zq.core import balance, timers
 from zq.core.balance import parse_rate
 from zq.core.messages import Cmd, State
 from zq.core.tasks import TaskRecord
@@ -208,5 +208,5 @@ def _take_token(core: MasterCore, t: TaskRecord) -> bool:
     if wait is None:
         return True
     core._move(t, State.PENDING)
-    core._add_delay(wait, t)
+    timers.add_delay(core, wait, t)
     return False

@@ -8,44 +8,54 @@ that made it true. ``now`` is monotonic seconds (liveness, retry backoff, rate l
 ``wall`` is unix time, for the dates users set (eta, cron, result ttl). Every state
 change goes through ``_move`` (``_move_all`` on the hot paths), following zq.core.states.
 
-Over 600 lines (about 1,200): submission, results, cancellation, timers, expiry,
-recovery and the query entry points all change the one task table, its counts and its
-leases, and are still methods of MasterCore. Registration, adoption and liveness of
-workers are functions in zq.core.workers, offer and lease in zq.core.dispatch (each
-takes the MasterCore; MasterCore keeps one-line delegations only for the names the loop
-and the tests call). Its message building is zq.core.outbox; the query side
-(on_query, the query budget, retry and purge) is zq.core.queries; what workers report
-of running tasks (results, partial chunks, progress) is zq.core.results.
+What stays here is the task lifecycle: the MasterCore's state, the loop's interface
+(handle, tick, next_deadline, validate), _move/_move_all, submission, a task's end
+(_finish, its watchers and dependents) and cancellation. The rest are functions of the
+MasterCore in one module per concern, which it calls: registration, adoption and
+liveness of workers in zq.core.workers; offer and lease in zq.core.dispatch; what
+workers report of running tasks in zq.core.results; the query side (on_query, its
+budget, retry, purge) in zq.core.queries; timers, schedules and the housekeeping pass in
+zq.core.timers; how long final tasks are kept in zq.core.expiry; the load after a
+restart in zq.core.recovery; message building in zq.core.outbox. MasterCore keeps
+one-line delegations only for the names the loop and the tests call.
 """
 
 from __future__ import annotations
 
-import heapq
 from collections import deque
 from typing import Any, Callable
 
-from zq.core import dispatch, limits, queries, results, serde, states, workers
+from zq.core import (
+    dispatch,
+    expiry,
+    limits,
+    queries,
+    recovery,
+    results,
+    serde,
+    states,
+    timers,
+    workers,
+)
 from zq.core import master_events as ev
 from zq.core import messages as m
 from zq.core.access import Caller, may_touch
 from zq.core.balance import ReadyQueue
 from zq.core.catalogue import Catalogue
-from zq.core.dispatch import EPSILON, MAX_LEASES, RateLimits
+from zq.core.dispatch import MAX_LEASES, RateLimits
 from zq.core.events import STATE_EVENTS, EventHub
 from zq.core.messages import Cmd, Role, State
 from zq.core.metrics_tap import MetricsTap
 from zq.core.outbox import Flush, Outbox
-from zq.core.periodic import Periodic, Schedule
+from zq.core.periodic import Periodic
 from zq.core.results import FREED
 from zq.core.shipped import PREFIX as SHIPPED
 from zq.core.shipped import ReadyKey, ready_key, serves
 from zq.core.tasks import TaskRecord, cancelled_error
 from zq.core.workers import WorkerInfo
-from zq.errors import ConfigError
 
 FINAL = m.FINAL_STATES
 DEAD_NOTES_PER_TURN = 5  # ERROR lines for tasks gone DEAD in one turn; the rest counted
-HOUSEKEEPING = 0.25  # seconds between liveness/timer/eviction passes at most
 MAX_UNANNOUNCED = 10_000  # names submitted before any worker announced them, remembered
 
 
@@ -157,8 +167,8 @@ class MasterCore:
         (at most MAX_LEASES), then the turn's output: one Persist (possibly empty),
         then each Send, then each Log. The loop persists and commits before it sends."""
         self.now = now
-        if now >= self.next_housekeeping or self.timers_due():
-            self.housekeeping()
+        if now >= self.next_housekeeping or timers.due(self):
+            timers.housekeeping(self)
         self._more_to_lease = dispatch.dispatch(self, MAX_LEASES)
         return self._commands(self.flush())
 
@@ -205,7 +215,7 @@ class MasterCore:
 
     def _on_loaded(self, e: ev.RecordsLoaded) -> None:
         for t in e.records:
-            self.adopt_loaded(t)
+            recovery.adopt_loaded(self, t)
 
     def _on_stopping(self, e: ev.Stopping) -> list[ev.Command]:
         """What is left to persist (and to log); nothing more is leased or sent."""
@@ -332,21 +342,6 @@ class MasterCore:
                     w.ready_queues.append(q)
         return q
 
-    def timers_due(self) -> bool:
-        """A dated task (eta, retry, rate limit) is due: tick() now, not at housekeeping."""
-        return bool(self.timers and self.timers[0][0] <= self.wall
-                    or self.delays and self.delays[0][0] <= self.now + EPSILON)
-
-    def _add_timer(self, when: float, t: TaskRecord) -> None:
-        """Look at t again at wall time `when` (its eta)."""
-        self.seq += 1
-        heapq.heappush(self.timers, (when, self.seq, t.id))
-
-    def _add_delay(self, seconds: float, t: TaskRecord) -> None:
-        """Look at t again after `seconds` (a backoff, a rate limit's pause)."""
-        self.seq += 1
-        heapq.heappush(self.delays, (self.now + seconds, self.seq, t.id))
-
     def _finish(self, t: TaskRecord, new: State, payload: m.Payload) -> None:
         """t reached a final state: record, tell its watchers, release what waits on it."""
         if self.past:
@@ -364,7 +359,7 @@ class MasterCore:
         if t.id in self.cancelling:
             self.cancelling.discard(t.id)
             self._cancelling_changed = self.durable
-        self._keep_result(t)
+        expiry.keep_result(self, t)
         self._count_done()
         entry = (t.id, int(new), payload)
         rid = self.watcher.pop(t.id, None)
@@ -419,7 +414,7 @@ class MasterCore:
     def _start_when_due(self, t: TaskRecord) -> None:
         """A PENDING task whose dependencies are done: queue it, or wait for its eta."""
         if t.eta is not None and t.eta > self.wall:
-            self._add_timer(t.eta, t)
+            timers.add_timer(self, t.eta, t)
         else:
             self._move(t, State.QUEUED)
 
@@ -744,202 +739,31 @@ class MasterCore:
     def dispatch(self, limit: int = 1 << 62) -> bool:
         return dispatch.dispatch(self, limit)
 
-    # --- housekeeping ----------------------------------------------------------------------
+    # --- timers, schedules and housekeeping: zq.core.timers --------------------------------
 
     def housekeeping(self) -> None:
-        """Liveness, heartbeats, due timers, the end of a recovery hold, expiry."""
-        now = self.now
-        self.next_housekeeping = now + min(HOUSEKEEPING, self.interval / 4)
-        workers.check_liveness(self)
-        self._fire_timers()
-        self._fire_schedules()
-        if self.deadlines:
-            dispatch.enforce_time_limits(self)
-        if now >= self.hold_until:
-            if self.held:
-                for t in self.held:
-                    if t.state is State.QUEUED:  # counted in depth by restore()
-                        self._ready_queue(ready_key(t.queue, t.name)).push(t)
-                self.held = []
-                self.held_ids = set()
-            if self.restored_unleased:
-                self.restored_unleased.clear()
-        self._expire_finished()
-        if self.events.subs:
-            self.events.expire(now)
-        if self.query_budget:
-            queries.forget_full_budgets(self)
-
-    def _fire_timers(self) -> None:
-        for heap, clock in ((self.timers, self.wall), (self.delays, self.now + EPSILON)):
-            while heap and heap[0][0] <= clock:
-                _, _, tid = heapq.heappop(heap)
-                self._timer_fired(tid)
-
-    def _timer_fired(self, tid: str) -> None:
-        t = self.tasks.get(tid)
-        if t is None:
-            return
-        wall = self.wall
-        if t.state is State.RETRYING or (t.state is State.PENDING and self._deps_done(t)
-                                          and (t.eta is None or t.eta <= wall + 1e-6)):
-            self._move(t, State.QUEUED)
-        # else a PENDING task with an older timer: a newer one is armed for its eta
-
-    def _fire_schedules(self) -> None:
-        """Submit one task for each due schedule. Its id names the tick, and the tick is
-        saved with it in the same commit, so no tick runs twice, restart or not."""
-        fired = self.periodic.due(self.wall)
-        for s, tick in fired:
-            opts: dict[str, Any] = {}  # unset ones: what the task declares (catalogue)
-            if s.queue is not None:
-                opts["queue"] = s.queue
-            if s.priority is not None:
-                opts["priority"] = s.priority
-            payload = serde.encode_call(s.args, s.kwargs)
-            self._submit_one(None, (s.task_id(tick), s.task, payload, opts))
-        if fired:
-            self._meta["schedules"] = self.periodic.dump()
+        timers.housekeeping(self)
 
     def add_schedule(self, spec: dict[str, Any]) -> dict[str, Any]:
-        """Add or replace a periodic task; queries.Refused says what is wrong with spec.
-        Validated before anything is stored; a peer never sets the master's own fields
-        (anchor, last_tick)."""
-        try:
-            s = Schedule.from_spec(spec)
-            self.periodic.add(s, self.wall)
-        except ConfigError as e:
-            raise queries.Refused(str(e)) from e
-        self._meta["schedules"] = self.periodic.dump()
-        return self.periodic.view(s.name)
+        return timers.add_schedule(self, spec)
 
     def remove_schedule(self, name: str) -> bool:
-        if not self.periodic.remove(name):
-            raise queries.NotFound(f"no schedule named {name!r}")
-        self._meta["schedules"] = self.periodic.dump()
-        return True
+        return timers.remove_schedule(self, name)
 
     def list_schedules(self) -> list[dict[str, Any]]:
-        return [self.periodic.view(n) for n in self.periodic.names()]
+        return timers.list_schedules(self)
 
-    def _keep_result(self, t: TaskRecord) -> None:
-        """Remember final task t until its result expires."""
-        if t.result_ttl is None:
-            self.finished.append(t.id)
-        else:
-            heapq.heappush(self.expiring, (t.updated + t.result_ttl, t.seq, t.id))
-
-    def _expire_finished(self) -> None:
-        """Forget results past their ttl; keep at most max_finished of them in memory."""
-        heap, wall = self.expiring, self.wall
-        while heap:
-            at, _, tid = heap[0]
-            if at > wall and len(heap) <= self.max_finished:
-                break
-            heapq.heappop(heap)
-            t = self.tasks.get(tid)
-            if (t is None or t.state not in FINAL or t.result_ttl is None
-                    or t.updated + t.result_ttl != at):
-                continue  # forgotten, or retried by hand since (a newer entry stands)
-            self._forget(t)
-            if at <= wall and self.durable:
-                self._deleted.append(tid)
-        fin = self.finished
-        while fin:
-            t = self.tasks.get(fin[0])
-            if t is None or t.state not in FINAL:
-                fin.popleft()  # retried by hand since, or already forgotten
-                continue
-            ttl = self.result_ttl if t.result_ttl is None else t.result_ttl
-            expired = t.updated + ttl <= wall
-            if not expired and len(fin) + len(heap) <= self.max_finished:
-                break
-            fin.popleft()
-            self._forget(t)
-            if expired and self.durable:
-                self._deleted.append(t.id)
-
-    def _forget(self, t: TaskRecord) -> None:
-        del self.tasks[t.id]
-        if self.past:
-            self.past.pop(t.id, None)
-        self.counts[t.state] -= 1
-        if t.key is not None and self.keys.get(t.key) == t.id:
-            del self.keys[t.key]
-
-    # --- recovery ------------------------------------------------------------------------
+    # --- recovery after a restart: zq.core.recovery -----------------------------------------
 
     def restore(self, records: Any) -> int:
-        """Load the store's tasks after a restart. Tasks that were queued or running wait
-        one liveness window before they are dispatched, so workers that still run them
-        can re-register and keep them instead of running them twice.
-
-        The one bulk load: states are taken as stored and counted here, not moved
-        through _move (a running task is queued again: its lease named a connection
-        the restart ended)."""
-        n = 0
-        self.hold_until = self.now + self.interval * self.liveness
-        final: list[TaskRecord] = []
-        for t in records:
-            n += 1
-            self.seq = max(self.seq, t.seq)
-            self.tasks[t.id] = t
-            if t.key is not None:
-                self.keys[t.key] = t.id
-            if t.state in FINAL:
-                self.counts[t.state] += 1
-                final.append(t)
-                if t.state is State.SUCCEEDED:
-                    t.payload = FREED
-                continue
-            if not t.attempt and t.name not in self.catalogue:
-                self._note_unannounced(t.name)
-            if t.state in (State.RUNNING, State.QUEUED, State.RETRYING):
-                self.restored_unleased.add(t.id)
-            if t.state in (State.RUNNING, State.QUEUED):
-                t.state = State.QUEUED
-                self.depth[t.queue] = self.depth.get(t.queue, 0) + 1
-                self._ready_queue(ready_key(t.queue, t.name))
-                self.held.append(t)
-                self.held_ids.add(t.id)
-            elif t.state is State.RETRYING:
-                self._add_timer(self.wall, t)
-            self.counts[t.state] += 1
-        for t in self.tasks.values():  # second pass: dependencies may come in any order
-            if t.state is State.PENDING:
-                if t.after and not self._deps_done(t):
-                    for d in t.after:
-                        if d in self.tasks and self.tasks[d].state not in FINAL:
-                            self.waiting.setdefault(d, []).append(t.id)
-                    self._add_timer(self.wall, t)  # re-checked when due
-                else:
-                    self._add_timer(t.eta or self.wall, t)
-        for t in sorted(final, key=_finished_at):  # the store gives submission order
-            self._keep_result(t)
-        return n
+        return recovery.restore(self, records)
 
     def restore_cancelling(self, ids: Any) -> None:
-        """Cancels asked for before a restart (the store's "cancelling" meta): those
-        tasks end cancelled now rather than run again; a worker still running one is
-        told to stop when it re-registers (workers._adopt)."""
-        if not isinstance(ids, list):
-            return
-        for tid in ids:
-            t = self.tasks.get(tid) if isinstance(tid, str) else None
-            if t is not None and t.state not in FINAL:
-                self._finish(t, State.CANCELLED, cancelled_error(
-                    "cancelled while running; the master restarted before it stopped"))
-        if ids:
-            self._cancelling_changed = self.durable  # none is left: store that too
+        recovery.restore_cancelling(self, ids)
 
-    def adopt_loaded(self, t: TaskRecord) -> None:
-        """A final task read back from the store on demand (an old result being fetched)."""
-        if t.id not in self.tasks and t.state in FINAL:
-            if t.state is State.SUCCEEDED:
-                t.payload = FREED
-            self.tasks[t.id] = t
-            self.counts[t.state] += 1
-            self._keep_result(t)
+    # --- housekeeping ----------------------------------------------------------------------
+
+    # --- recovery ------------------------------------------------------------------------
 
     # --- invariants ------------------------------------------------------------------------
 
@@ -1014,10 +838,6 @@ _EVENT_HANDLERS: dict[type, Callable[[Any, Any], list[ev.Command] | None]] = {
     ev.RecordsLoaded: MasterCore._on_loaded,
     ev.Stopping: MasterCore._on_stopping,
 }
-
-
-def _finished_at(t: TaskRecord) -> float:
-    return t.updated
 
 
 def _not_yours(tid: str, doing: str) -> str:

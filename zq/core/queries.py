@@ -16,8 +16,8 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
+from zq.core import expiry, serde, timers
 from zq.core import messages as m
-from zq.core import serde
 from zq.core.access import Caller, Need, allowed, refusal
 from zq.core.codec import MAX_ID, MAX_NAME
 from zq.core.events import KINDS as EVENT_KINDS
@@ -204,7 +204,7 @@ def purge(core: MasterCore, state: str, older_than: float) -> int:
     victims = [t for t in core.tasks.values()
                if t.state is want and t.updated <= core.wall - older_than]
     for t in victims:
-        core._forget(t)
+        expiry.forget(core, t)
         core._deleted.append(t.id)
     return len(victims)
 
@@ -292,15 +292,15 @@ def _purge(core: MasterCore, a: dict[str, Any], caller: Caller) -> Any:
 
 
 def _schedule_add(core: MasterCore, a: dict[str, Any], caller: Caller) -> Any:
-    return core.add_schedule({k: v for k, v in a.items() if v is not None})
+    return timers.add_schedule(core, {k: v for k, v in a.items() if v is not None})
 
 
 def _schedule_list(core: MasterCore, a: dict[str, Any], caller: Caller) -> Any:
-    return core.list_schedules()
+    return timers.list_schedules(core)
 
 
 def _schedule_remove(core: MasterCore, a: dict[str, Any], caller: Caller) -> Any:
-    return core.remove_schedule(a["name"])
+    return timers.remove_schedule(core, a["name"])
 
 
 def _events(core: MasterCore, a: dict[str, Any], caller: Caller) -> Any:

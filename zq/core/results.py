@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from zq.core import backoff, workers
+from zq.core import backoff, expiry, timers, workers
 from zq.core import messages as m
 from zq.core.messages import Cmd, Outcome, State
 from zq.core.tasks import TaskRecord, cancelled_error
@@ -84,7 +84,7 @@ def _succeeded(core: MasterCore, ok: list[TaskRecord]) -> None:
         if t.result_ttl is None:
             finished.append(t.id)
         else:
-            core._keep_result(t)
+            expiry.keep_result(core, t)
 
 
 def _is_special(core: MasterCore, tid: str) -> bool:
@@ -170,7 +170,7 @@ def _failed(core: MasterCore, t: TaskRecord, fatal: bool, payload: m.Payload) ->
             core.tap.retried.append(t)
         delay = backoff.compute_backoff(t.attempt, base=t.retry_backoff,
                                         cap=t.retry_backoff_max, rand=core.rand())
-        core._add_delay(delay, t)
+        timers.add_delay(core, delay, t)
         t.result = payload
     else:
         core._finish(t, State.DEAD if t.retries and not fatal else State.FAILED, payload)

@@ -1,0 +1,114 @@
+"""The master's recovery after a restart: the store's tasks loaded back (restore), the
+cancels asked for before it (restore_cancelling), the hold that keeps restored tasks
+from being leased until their workers had a liveness window to re-register and keep
+them (end_hold), and final tasks read back on demand (adopt_loaded).
+
+The one bulk load: states are taken as stored and counted here, not moved through
+_move. These are functions of the MasterCore they change (zq.core.master_core).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from zq.core import expiry, timers
+from zq.core.messages import FINAL_STATES as FINAL
+from zq.core.messages import State
+from zq.core.results import FREED
+from zq.core.shipped import ready_key
+from zq.core.tasks import TaskRecord, cancelled_error
+
+if TYPE_CHECKING:
+    from zq.core.master_core import MasterCore
+
+
+def restore(core: MasterCore, records: Any) -> int:
+    """Load the store's tasks after a restart. Tasks that were queued or running wait
+    one liveness window before they are dispatched, so workers that still run them
+    can re-register and keep them instead of running them twice.
+
+    The one bulk load: states are taken as stored and counted here, not moved
+    through _move (a running task is queued again: its lease named a connection
+    the restart ended)."""
+    n = 0
+    core.hold_until = core.now + core.interval * core.liveness
+    final: list[TaskRecord] = []
+    for t in records:
+        n += 1
+        core.seq = max(core.seq, t.seq)
+        core.tasks[t.id] = t
+        if t.key is not None:
+            core.keys[t.key] = t.id
+        if t.state in FINAL:
+            core.counts[t.state] += 1
+            final.append(t)
+            if t.state is State.SUCCEEDED:
+                t.payload = FREED
+            continue
+        if not t.attempt and t.name not in core.catalogue:
+            core._note_unannounced(t.name)
+        if t.state in (State.RUNNING, State.QUEUED, State.RETRYING):
+            core.restored_unleased.add(t.id)
+        if t.state in (State.RUNNING, State.QUEUED):
+            t.state = State.QUEUED
+            core.depth[t.queue] = core.depth.get(t.queue, 0) + 1
+            core._ready_queue(ready_key(t.queue, t.name))
+            core.held.append(t)
+            core.held_ids.add(t.id)
+        elif t.state is State.RETRYING:
+            timers.add_timer(core, core.wall, t)
+        core.counts[t.state] += 1
+    for t in core.tasks.values():  # second pass: dependencies may come in any order
+        if t.state is State.PENDING:
+            if t.after and not core._deps_done(t):
+                for d in t.after:
+                    if d in core.tasks and core.tasks[d].state not in FINAL:
+                        core.waiting.setdefault(d, []).append(t.id)
+                timers.add_timer(core, core.wall, t)  # re-checked when due
+            else:
+                timers.add_timer(core, t.eta or core.wall, t)
+    for t in sorted(final, key=_finished_at):  # the store gives submission order
+        expiry.keep_result(core, t)
+    return n
+
+
+def restore_cancelling(core: MasterCore, ids: Any) -> None:
+    """Cancels asked for before a restart (the store's "cancelling" meta): those
+    tasks end cancelled now rather than run again; a worker still running one is
+    told to stop when it re-registers (workers._adopt)."""
+    if not isinstance(ids, list):
+        return
+    for tid in ids:
+        t = core.tasks.get(tid) if isinstance(tid, str) else None
+        if t is not None and t.state not in FINAL:
+            core._finish(t, State.CANCELLED, cancelled_error(
+                "cancelled while running; the master restarted before it stopped"))
+    if ids:
+        core._cancelling_changed = core.durable  # none is left: store that too
+
+
+def adopt_loaded(core: MasterCore, t: TaskRecord) -> None:
+    """A final task read back from the store on demand (an old result being fetched)."""
+    if t.id not in core.tasks and t.state in FINAL:
+        if t.state is State.SUCCEEDED:
+            t.payload = FREED
+        core.tasks[t.id] = t
+        core.counts[t.state] += 1
+        expiry.keep_result(core, t)
+
+
+def end_hold(core: MasterCore) -> None:
+    """The recovery hold is over: the restored tasks no worker kept are offered, and a
+    result for a restored task counts only from the worker it is leased to."""
+    if core.held:
+        for t in core.held:
+            if t.state is State.QUEUED:  # counted in depth by restore()
+                core._ready_queue(ready_key(t.queue, t.name)).push(t)
+        core.held = []
+        core.held_ids = set()
+    if core.restored_unleased:
+        core.restored_unleased.clear()
+
+
+def _finished_at(t: TaskRecord) -> float:
+    return t.updated
