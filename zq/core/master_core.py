@@ -667,14 +667,12 @@ class MasterCore:
 
     def drop_peer(self, rid: bytes) -> str:
         """The master stopped serving peer rid (it does not read): a worker is dropped as
-        lost, a client stops being anyone's watcher. Returns what the peer was."""
+        lost, a client stops being anyone's watcher. Returns what the peer was. (The loop
+        logs why; drop_worker names the tasks the worker held.)"""
         self.dropped_sessions += 1
         self.events.unsubscribe(rid)
         w = self.workers.get(rid)
         if w is not None:
-            self._notices.append(("warning", (
-                f"worker {w.name} ({w.host}, pid {w.pid}) dropped: it stopped reading; "
-                f"its {len(w.leased)} task(s) will run again")))
             workers.drop_worker(self, w)
             return f"worker {w.name}"
         for tid in [tid for tid, r in self.watcher.items() if r == rid]:

@@ -332,7 +332,7 @@ def on_worker_revoked(core: MasterCore, rid: bytes, reason: str) -> bool:
     if w is None:
         return False
     core._notices.append(("warning", f"worker {w.name} ({w.host}, pid {w.pid}) dropped: "
-                                     f"{reason}; its {len(w.leased)} task(s) run again"))
+                                     f"{reason}"))  # drop_worker names the tasks it held
     core._push(rid, Cmd.DISCONNECT, reason)
     drop_worker(core, w)
     return True
@@ -402,10 +402,9 @@ def check_liveness(core: MasterCore) -> None:
     window = interval * core.liveness
     for w in list(core.workers.values()):
         if now - w.last_seen > window:
-            core._notices.append(("warning", (
+            core._notices.append(("warning", (  # drop_worker names the tasks it held
                 f"worker {w.name} ({w.host}, pid {w.pid}) silent for "
-                f"{now - w.last_seen:.1f} s: dropped; its {len(w.leased)} task(s) "
-                "will run again")))
+                f"{now - w.last_seen:.1f} s: dropped")))
             drop_worker(core, w)
         elif now - w.last_sent >= interval:
             core._push(w.rid, Cmd.HEARTBEAT, None)
