@@ -11,10 +11,32 @@ RETRY_PAGE = 1000  # tasks listed per `tasks` query (the master's most)
 
 
 def retry_many(client: Any, state: str, name: str | None, queue: str | None,
-               limit: int) -> dict[str, list]:
-    """Retry up to `limit` tasks in `state`, newest first: list them a page at a time and
-    retry each. A task that changed state meanwhile (another retry, a purge) is skipped
-    with the master's reason; one that fails again is not retried twice."""
+               limit: int) -> dict[str, Any]:
+    """Retry up to `limit` tasks in `state`, newest first, filtered by task name and
+    queue: one `retry_many` query (protocol 1.4), which the master runs in one turn.
+    Returns {count, retried: [id], skipped: [{id, reason}], more}: `more` says the
+    master stopped before it had looked at every task. A master before 1.4 does not
+    know the query: then the tasks are listed and retried one by one, as before, and a
+    task that changed state meanwhile is skipped with the master's reason."""
+    args: dict[str, Any] = {"state": state, "limit": limit}
+    if name is not None:
+        args["name"] = name
+    if queue is not None:
+        args["queue"] = queue
+    try:
+        body = client.query("retry_many", **args)
+    except Rejected as e:
+        if not str(e).startswith("unknown query 'retry_many'"):
+            raise
+        return _retry_one_by_one(client, state, name, queue, limit)
+    return {"count": body["count"], "retried": body["retried"], "skipped": [],
+            "more": body["more"]}
+
+
+def _retry_one_by_one(client: Any, state: str, name: str | None, queue: str | None,
+                      limit: int) -> dict[str, Any]:
+    """For a master before 1.4: list the tasks a page at a time and retry each; one
+    that fails again is not retried twice."""
     retried: list[str] = []
     skipped: list[dict] = []
     seen: set[str] = set()
@@ -32,4 +54,5 @@ def retry_many(client: Any, state: str, name: str | None, queue: str | None,
                 skipped.append({"id": task_id, "reason": str(e)})
             else:
                 retried.append(task_id)
-    return {"retried": retried, "skipped": skipped}
+    return {"count": len(retried), "retried": retried, "skipped": skipped,
+            "more": len(retried) >= limit}

@@ -922,7 +922,7 @@ def retry(task_id: Optional[str] = typer.Argument(None, help="The task to run ag
           queue: Optional[str] = _opt(None, env="ZQ_RETRY_QUEUE",
                                       help="With --state: only this queue."),
           limit: int = _opt(1000, env="ZQ_RETRY_LIMIT",
-                            help="With --state: retry at most this many."),
+                            help="With --state: retry at most this many (10000 at most)."),
           json_: bool = JSON_OPTION,
           timeout: Optional[float] = TIMEOUT_OPTION,
           connect: Optional[str] = CONNECT_OPTION,
@@ -939,6 +939,10 @@ def retry(task_id: Optional[str] = typer.Argument(None, help="The task to run ag
         return
     if limit < 1:
         _fail(f"--limit must be >= 1, not {limit}")
+    from zq.core.queries import MAX_RETRY_MANY
+    if limit > MAX_RETRY_MANY:
+        _fail(f"--limit is at most {MAX_RETRY_MANY} (the master's most per command), not "
+              f"{limit}; run it again for more")
     from zq.bulk import retry_many
     done = _ask(connect, timeout, lambda client: retry_many(
         client, state.value, name, queue, limit), keys, admin=True)
@@ -946,8 +950,9 @@ def retry(task_id: Optional[str] = typer.Argument(None, help="The task to run ag
         _print(done, True)
         return
     what = " ".join(x for x in (state.value, name, f"in queue {queue}" if queue else "") if x)
-    typer.echo(f"retried {len(done['retried'])} {what} tasks"
-               + (f" (--limit {limit}: more may match)" if len(done["retried"]) >= limit else ""))
+    more = (f" (--limit {limit}: more may match)" if done["count"] >= limit
+            else " (more may match: run it again)" if done["more"] else "")
+    typer.echo(f"retried {done['count']} {what} tasks{more}")
     for skip in done["skipped"]:
         typer.echo(f"skipped {skip['id']}: {skip['reason']}", err=True)
 

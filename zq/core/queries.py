@@ -24,6 +24,7 @@ from zq.core.events import KINDS as EVENT_KINDS
 from zq.core.limits import MAX_NESTING
 from zq.core.messages import FINAL_STATES, Cmd, State
 from zq.core.periodic import MAX_EVERY, MIN_EVERY
+from zq.core.tasks import TaskRecord
 
 if TYPE_CHECKING:
     from zq.core.master_core import MasterCore
@@ -36,6 +37,8 @@ SCAN_COST = 8  # per task a `tasks` query looks at
 # row). A peer past its budget is answered ok=false at once, in a few bytes.
 QUERY_BYTES = 4 * 1024 * 1024
 QUERY_COST, ROW_COST = 1024, 256
+MAX_RETRY_MANY = 10_000  # tasks one `retry_many` query retries at most
+RETRYABLE_LABELS = tuple(s.label for s in (State.FAILED, State.DEAD, State.CANCELLED))
 STATE_LABELS = tuple(s.label for s in State)
 FINAL_LABELS = tuple(s.label for s in State if s in FINAL_STATES)
 
@@ -146,14 +149,14 @@ def on_query(core: MasterCore, caller: Caller, request_id: int, kind: str,
             f"too many queries: this client asked for more than {QUERY_BYTES} bytes "
             f"of answers per second; try again in {-budget[0] / QUERY_BYTES + 0.01:.2f} s"))
         return
-    core._scanned = 0
+    core._scanned = core._rows = 0
     try:
         body = spec.run(core, check(spec, args), caller)
     except Refused as e:  # anything else is a bug: the master counts it
         reply(core, caller.rid, request_id, False, str(e))
     else:
-        budget[0] -= (QUERY_COST + SCAN_COST * core._scanned
-                      + (ROW_COST * len(body) if type(body) is list else 0))
+        rows = len(body) if type(body) is list else core._rows
+        budget[0] -= QUERY_COST + SCAN_COST * core._scanned + ROW_COST * rows
         reply(core, caller.rid, request_id, True, body)
 
 
@@ -190,9 +193,40 @@ def retry(core: MasterCore, tid: str) -> dict[str, Any]:
     if t.state not in (State.FAILED, State.DEAD, State.CANCELLED):
         raise Refused(f"task {tid} is {t.state.label}; only failed, dead or "
                       "cancelled tasks can be retried")
+    _run_again(core, t)
+    return t.as_dict()
+
+
+def retry_many(core: MasterCore, state: str, queue: str | None = None,
+               name: str | None = None, limit: int = 1000) -> dict[str, Any]:
+    """Retry the tasks in a failed, dead or cancelled `state`, newest first, filtered by
+    queue and task name: at most `limit`, among the newest MAX_SCAN tasks. `more` says
+    the master stopped before it had looked at every task (at `limit`, or MAX_SCAN)."""
+    want = state_named(state)
+    if want not in (State.FAILED, State.DEAD, State.CANCELLED):
+        raise Refused(f"only failed, dead or cancelled tasks can be retried, not {state}")
+    chosen: list[TaskRecord] = []
+    scanned = 0
+    more = False
+    for t in reversed(core.tasks.values()):
+        if len(chosen) >= limit or scanned >= MAX_SCAN:
+            more = True
+            break
+        scanned += 1
+        if t.state is want and (queue is None or t.queue == queue) \
+                and (name is None or t.name == name):
+            chosen.append(t)
+    for t in chosen:  # after the walk: a move changes no order, but walk, then change
+        _run_again(core, t)
+    core._scanned += scanned
+    core._rows += len(chosen)
+    return {"count": len(chosen), "retried": [t.id for t in chosen], "more": more}
+
+
+def _run_again(core: MasterCore, t: TaskRecord) -> None:
+    """A final task back in its queue, as new: attempt 0, no result, no eta."""
     core._move(t, State.QUEUED)
     t.attempt, t.result, t.eta = 0, None, None
-    return t.as_dict()
 
 
 def purge(core: MasterCore, state: str, older_than: float) -> int:
@@ -287,6 +321,12 @@ def _retry(core: MasterCore, a: dict[str, Any], caller: Caller) -> Any:
     return retry(core, a["id"])
 
 
+def _retry_many(core: MasterCore, a: dict[str, Any], caller: Caller) -> Any:
+    left = core.query_budget[caller.rid][0]  # on_query made it, and it is above 0
+    limit = min(a["limit"], max(1, int(left // ROW_COST)))  # what the budget pays for
+    return retry_many(core, a["state"], a["queue"], a["name"], limit)
+
+
 def _purge(core: MasterCore, a: dict[str, Any], caller: Caller) -> Any:
     return {"purged": purge(core, a["state"], a["older_than"])}
 
@@ -332,6 +372,11 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
          Need.READ, _events, "subscribe to task and worker events (renew within 10 s)"),
     Kind("retry", {"id": _ID}, Need.ADMIN, _retry,
          "put a failed, dead or cancelled task back in its queue"),
+    Kind("retry_many", {"state": Arg("str", required=True, choices=RETRYABLE_LABELS),
+                        "queue": Arg("str"), "name": Arg("str"),
+                        "limit": Arg("int", default=1000, lo=1, hi=MAX_RETRY_MANY)},
+         Need.ADMIN, _retry_many,
+         "put the failed, dead or cancelled tasks of a filter back in their queues"),
     Kind("purge", {"state": Arg("str", default="succeeded", choices=FINAL_LABELS),
                    "older_than": Arg("number", default=0.0, lo=0.0)},
          Need.ADMIN, _purge, "forget final tasks"),
