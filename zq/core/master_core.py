@@ -698,71 +698,24 @@ class MasterCore:
         else:
             self._push(rid, Cmd.ERROR, reason)
 
-    # --- workers: registration, adoption and liveness are zq.core.workers ---------------
-    # (these few stay methods because the tests and the loop call them by name)
-
-    def on_hello(self, rid: bytes, hello: m.Hello) -> None:
-        workers.on_hello(self, rid, hello)
-
-    def load_catalogue(self, dumped: Any) -> None:
-        workers.load_catalogue(self, dumped)
-
-    def touch_worker(self, rid: bytes) -> WorkerInfo | None:
-        return workers.touch_worker(self, rid)
-
-    def on_credit(self, w: WorkerInfo, msg: m.Credit) -> None:
-        workers.on_credit(self, w, msg)
-
-    def on_bye(self, w: WorkerInfo, msg: m.Bye) -> None:
-        workers.on_bye(self, w, msg)
-
-    # --- queries: zq.core.queries --------------------------------------------------------
-
-    def on_query(self, caller: Caller, request_id: int, kind: str,
-                 args: dict[str, Any]) -> None:
-        queries.on_query(self, caller, request_id, kind, args)
-
-    # --- results: zq.core.results ----------------------------------------------------------
-
-    def on_worker_results(self, w: WorkerInfo, entries: list[m.ResultEntry]) -> None:
-        results.on_worker_results(self, w, entries)
-
-    def on_partial(self, w: WorkerInfo, entries: list[m.PartialEntry]) -> None:
-        results.on_partial(self, w, entries)
-
-    def on_progress(self, w: WorkerInfo, entries: list[m.ProgressEntry]) -> None:
-        results.on_progress(self, w, entries)
-
-    # --- dispatch: offer and lease are zq.core.dispatch ------------------------------------
-
-    def dispatch(self, limit: int = 1 << 62) -> bool:
-        return dispatch.dispatch(self, limit)
-
-    # --- timers, schedules and housekeeping: zq.core.timers --------------------------------
-
-    def housekeeping(self) -> None:
-        timers.housekeeping(self)
-
-    def add_schedule(self, spec: dict[str, Any]) -> dict[str, Any]:
-        return timers.add_schedule(self, spec)
-
-    def remove_schedule(self, name: str) -> bool:
-        return timers.remove_schedule(self, name)
-
-    def list_schedules(self) -> list[dict[str, Any]]:
-        return timers.list_schedules(self)
-
-    # --- recovery after a restart: zq.core.recovery -----------------------------------------
-
-    def restore(self, records: Any) -> int:
-        return recovery.restore(self, records)
-
-    def restore_cancelling(self, ids: Any) -> None:
-        recovery.restore_cancelling(self, ids)
-
-    # --- housekeeping ----------------------------------------------------------------------
-
-    # --- recovery ------------------------------------------------------------------------
+    # --- the names the loop and the tests call, from the modules that hold them ----------
+    # Each is a function of the MasterCore (its first argument): bound here as a method.
+    on_hello = workers.on_hello
+    load_catalogue = workers.load_catalogue
+    touch_worker = workers.touch_worker
+    on_credit = workers.on_credit
+    on_bye = workers.on_bye
+    dispatch = dispatch.dispatch
+    on_worker_results = results.on_worker_results
+    on_partial = results.on_partial
+    on_progress = results.on_progress
+    on_query = queries.on_query
+    housekeeping = timers.housekeeping
+    add_schedule = timers.add_schedule
+    remove_schedule = timers.remove_schedule
+    list_schedules = timers.list_schedules
+    restore = recovery.restore
+    restore_cancelling = recovery.restore_cancelling
 
     # --- invariants ------------------------------------------------------------------------
 
