@@ -16,7 +16,9 @@ liveness of workers in zq.core.workers; offer and lease in zq.core.dispatch; wha
 workers report of running tasks in zq.core.results; the query side (on_query, its
 budget, retry, purge) in zq.core.queries; timers, schedules and the housekeeping pass in
 zq.core.timers; how long final tasks are kept in zq.core.expiry; the load after a
-restart in zq.core.recovery; message building in zq.core.outbox. MasterCore keeps
+restart in zq.core.recovery; what the master does about a peer rather than a task
+(malformed input, refused entries, a peer that stopped reading) in zq.core.peers;
+message building in zq.core.outbox. MasterCore keeps
 one-line delegations only for the names the loop and the tests call.
 """
 
@@ -29,6 +31,7 @@ from zq.core import (
     dispatch,
     expiry,
     limits,
+    peers,
     queries,
     recovery,
     results,
@@ -200,11 +203,11 @@ class MasterCore:
             handler(self, rid, msg)
         bad = getattr(msg, "bad", None)
         if bad:
-            self.on_bad_entries(rid, msg.cmd, bad)
+            peers.on_bad_entries(self, rid, msg.cmd, bad)
 
     def _on_garbage(self, e: ev.GarbageReceived) -> None:
         if e.answer:
-            self.on_bad_message(e.rid, e.reason)
+            peers.on_bad_message(self, e.rid, e.reason)
         else:
             self.dropped += 1
 
@@ -224,13 +227,13 @@ class MasterCore:
         return [c for c in self._commands(self.flush()) if type(c) is not ev.Send]
 
     def _on_failed(self, e: ev.HandlingFailed) -> None:
-        self.on_failed_message(e.rid, e.reason, e.request_id)
+        peers.on_failed_message(self, e.rid, e.reason, e.request_id)
 
     def _on_refused(self, e: ev.EntriesRefused) -> None:
-        self.on_bad_entries(e.rid, e.cmd, e.bad)
+        peers.on_bad_entries(self, e.rid, e.cmd, e.bad)
 
     def _on_stopped_reading(self, e: ev.PeerStoppedReading) -> None:
-        self.drop_peer(e.rid)
+        peers.drop_peer(self, e.rid)
 
     def _on_revoked(self, e: ev.KeyRevoked) -> None:
         workers.on_worker_revoked(self, e.rid, e.reason)
@@ -643,61 +646,6 @@ class MasterCore:
             if owner is not None:
                 self._push(owner, Cmd.CANCEL, t.id)
 
-    def on_client_heartbeat(self, rid: bytes) -> None:
-        self._push(rid, Cmd.HEARTBEAT, None)
-
-    def on_bad_message(self, rid: bytes, reason: str) -> None:
-        self.dropped += 1
-        self._push(rid, Cmd.ERROR, reason)
-
-    def on_bad_entries(self, rid: bytes, cmd: Cmd, bad: list[m.BadEntry]) -> None:
-        """Entries of a batch the codec refused one by one (the rest of the message was
-        applied): a SUBMIT entry with a task id is REJECTED with the reason; the others
-        are named in one ERROR. A refused entry changes nothing and is not ACKed."""
-        self.bad_entries += len(bad)
-        said = []
-        for tid, reason in bad:
-            if cmd is Cmd.SUBMIT and tid is not None:
-                self._push(rid, Cmd.REJECTED, (tid, reason))
-            else:
-                said.append(reason if tid is None else f"task {tid}: {reason}")
-        if said:
-            more = f" (and {len(said) - 5} more)" if len(said) > 5 else ""
-            self._push(rid, Cmd.ERROR, f"{cmd.name}: {len(said)} entries refused, the "
-                                       f"rest applied: {'; '.join(said[:5])}{more}")
-
-    def drop_peer(self, rid: bytes) -> str:
-        """The master stopped serving peer rid (it does not read): a worker is dropped as
-        lost, a client stops being anyone's watcher. Returns what the peer was. (The loop
-        logs why; drop_worker names the tasks the worker held.)"""
-        self.dropped_sessions += 1
-        self.events.unsubscribe(rid)
-        w = self.workers.get(rid)
-        if w is not None:
-            workers.drop_worker(self, w)
-            return f"worker {w.name}"
-        for tid in [tid for tid, r in self.watcher.items() if r == rid]:
-            del self.watcher[tid]
-            more = self.more_watchers.get(tid)
-            if more:  # another watcher takes over
-                self.watcher[tid] = more.pop()
-                if not more:
-                    del self.more_watchers[tid]
-        for tid, more in list(self.more_watchers.items()):
-            more.discard(rid)
-            if not more:
-                del self.more_watchers[tid]
-        return "client"
-
-    def on_failed_message(self, rid: bytes, reason: str, request_id: int | None = None) -> None:
-        """Handling a message from rid raised (the master caught it): count it and say
-        so, as REPLY ok=false to a query, as ERROR to anything else."""
-        self.dropped += 1
-        if request_id is not None:
-            queries.reply(self, rid, request_id, False, reason)
-        else:
-            self._push(rid, Cmd.ERROR, reason)
-
     # --- the names the loop and the tests call, from the modules that hold them ----------
     # Each is a function of the MasterCore (its first argument): bound here as a method.
     on_hello = workers.on_hello
@@ -716,6 +664,11 @@ class MasterCore:
     list_schedules = timers.list_schedules
     restore = recovery.restore
     restore_cancelling = recovery.restore_cancelling
+    on_client_heartbeat = peers.on_client_heartbeat
+    on_bad_message = peers.on_bad_message
+    on_bad_entries = peers.on_bad_entries
+    drop_peer = peers.drop_peer
+    on_failed_message = peers.on_failed_message
 
     # --- invariants ------------------------------------------------------------------------
 
@@ -775,7 +728,7 @@ _MESSAGE_HANDLERS: dict[tuple[Role, type], Callable[..., None]] = {
     (Role.CLIENT, m.Cancel): lambda core, c, msg: core.on_cancel(c.rid, msg.ids, c),
     (Role.CLIENT, m.Query): lambda core, c, msg: queries.on_query(core, c, msg.request_id,
                                                                   msg.kind, msg.args),
-    (Role.CLIENT, m.Heartbeat): lambda core, c, msg: core.on_client_heartbeat(c.rid),
+    (Role.CLIENT, m.Heartbeat): lambda core, c, msg: peers.on_client_heartbeat(core, c.rid),
 }
 
 _EVENT_HANDLERS: dict[type, Callable[[Any, Any], list[ev.Command] | None]] = {
