@@ -18,8 +18,14 @@ budget, retry, purge) in zq.core.queries; timers, schedules and the housekeeping
 zq.core.timers; how long final tasks are kept in zq.core.expiry; the load after a
 restart in zq.core.recovery; what the master does about a peer rather than a task
 (malformed input, refused entries, a peer that stopped reading) in zq.core.peers;
-message building in zq.core.outbox. MasterCore keeps
-one-line delegations only for the names the loop and the tests call.
+message building in zq.core.outbox. MasterCore keeps one-line bindings only for the
+names the loop and the tests call.
+
+Over 600 lines (about 750): the core's state (a constructor that names every table and
+counter), its invariants (validate) and the lifecycle that changes the task table on
+every turn (submission with its fast path, a task's end and what waits on it,
+cancellation) stay together in one class: they share the task table, its counts and
+its leases, and a split of them would be a split of that state.
 """
 
 from __future__ import annotations
