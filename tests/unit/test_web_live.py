@@ -33,7 +33,7 @@ def drain(b: lv.Browser) -> list[tuple[str, object]]:
 def test_a_slow_browser_loses_messages_counted_and_never_holds_the_others() -> None:
     async def run() -> None:
         live = lv.Live()
-        fast, slow = live.join(), live.join()
+        fast, slow = live.join(every=True), live.join(every=True)
         total = lv.BROWSER_BACKLOG + 50
         for i in range(total):
             live.publish([event("succeeded", 1000 + i, task=f"t{i}")])
@@ -95,4 +95,20 @@ def test_closing_ends_every_browser_even_a_full_one() -> None:
         messages = [full.queue.get_nowait() for _ in range(full.queue.qsize())]
         assert messages[-1] is None  # the end, after what it had not read yet
         assert not live.browsers
+    asyncio.run(run())
+
+
+def test_events_go_only_to_the_browsers_that_asked() -> None:
+    async def run() -> None:
+        live = lv.Live()
+        every, mine, ticks_only = live.join(every=True), live.join(task="t2"), live.join()
+        live.publish([event("started", 1, "t1"), event("started", 1, "t2"),
+                      event("succeeded", 2, "t1")])
+        assert [e["id"] for e in drain(every)[0][1]] == ["t1", "t2", "t1"]
+        assert drain(mine) == [("events", [event("started", 1, "t2")])]
+        assert drain(ticks_only) == []
+        live.publish([event("succeeded", 3, "t1")])  # nothing of t2: nothing sent to it
+        assert drain(mine) == []
+        live.tick(4.0)
+        assert [name for name, _ in drain(ticks_only)] == ["tick"]
     asyncio.run(run())

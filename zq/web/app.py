@@ -169,7 +169,8 @@ def _api(data: Data, live: Live, settings: Settings) -> list[Route]:
         return JSONResponse({"series": live.chart(time.time()), "dropped": live.dropped})
 
     async def events(request: Request) -> Response:
-        browser = live.join()
+        q = request.query_params  # ?task=ID: that task's events; ?all=1: every event
+        browser = live.join(every=q.get("all") == "1", task=q.get("task") or None)
 
         async def stream() -> AsyncIterator[str]:
             try:

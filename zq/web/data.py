@@ -1,6 +1,6 @@
 """What the dashboard shows, asked of the master through an ordinary zq client: status
-(kept one second, so any number of browsers cost the master one status query a second
-at most), workers with the tasks each runs, queues, task lists and one task in full.
+(kept half a second, so any number of browsers cost the master two status queries a
+second at most), workers with the tasks each runs, queues, task lists and one task in full.
 Every function here is blocking: the web server runs them in its thread pool."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from typing import Any, Callable
 
 from zq.errors import ZqError
 
-FRESH = 1.0  # seconds a status or running-task answer is reused
+FRESH = 0.5  # seconds a status or running-task answer is reused (pages reload on the
+# tick after the last change too, so the last state shown is never older than that)
 RUNNING_ASKED = 1000  # running tasks asked for (the master's most per query)
 MAX_PAGE = 200  # tasks on one page at most
 MAX_LISTED = 1000  # the master lists the newest 1,000 matching tasks at most

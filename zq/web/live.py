@@ -27,11 +27,14 @@ RETRY = 2.0  # seconds between subscription attempts while no master answers
 
 
 class Browser:
-    """One browser's event stream: a bounded queue; what does not fit is counted."""
+    """One browser's event stream: a bounded queue; what does not fit is counted.
+    Ticks go to every browser; events only to those that asked: all of them (`every`),
+    or one task's (`task`, what a task's page listens to)."""
 
-    def __init__(self) -> None:
+    def __init__(self, every: bool = False, task: str | None = None) -> None:
         self.queue: asyncio.Queue[str | None] = asyncio.Queue(BROWSER_BACKLOG)
         self.dropped = 0
+        self.every, self.task = every, task
 
     def offer(self, message: str) -> None:
         """Queue a message without ever waiting; a gap is told before the next one."""
@@ -82,9 +85,15 @@ class Live:
         if not kept:
             return
         self.changed = True
-        message = sse("events", kept)
+        message = None  # made once, for every browser that takes all events
         for b in list(self.browsers):
-            b.offer(message)
+            if b.every:
+                message = message or sse("events", kept)
+                b.offer(message)
+            elif b.task is not None:
+                mine = [e for e in kept if e.get("id") == b.task]
+                if mine:
+                    b.offer(sse("events", mine))
 
     def _count(self, e: dict[str, Any]) -> None:
         self.recent.append(e)
@@ -120,8 +129,8 @@ class Live:
         second = int(now)
         return [[s, self.series.get(s, 0)] for s in range(second - seconds, second + 1)]
 
-    def join(self) -> Browser:
-        b = Browser()
+    def join(self, every: bool = False, task: str | None = None) -> Browser:
+        b = Browser(every, task)
         self.browsers.add(b)
         return b
 

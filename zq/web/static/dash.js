@@ -71,7 +71,10 @@
   }
 
   // --- the event stream -----------------------------------------------------------
-  var stream = new EventSource("/api/events");
+  // Ticks come to every page; events only to a task's page, and only that task's.
+  var changedBefore = false;
+  var stream = new EventSource(taskId ? "/api/events?task=" + encodeURIComponent(taskId)
+                                      : "/api/events");
   var state = document.getElementById("live-state");
   stream.addEventListener("hello", function (m) {
     var d = JSON.parse(m.data);
@@ -81,7 +84,10 @@
     var d = JSON.parse(m.data);
     d.series.forEach(function (p) { if (p[1]) series[p[0]] = p[1]; else delete series[p[0]]; });
     drawChart(d.time);
-    if (d.changed && !taskId) refresh();
+    // Once more on the tick after the last change: what the page fetched then may have
+    // been the dashboard's answer of up to half a second before the last events.
+    if ((d.changed || changedBefore) && !taskId) refresh();
+    changedBefore = d.changed;
   });
   stream.addEventListener("events", function (m) {
     var events = JSON.parse(m.data);
