@@ -254,3 +254,19 @@ def test_the_outbox_splits_tasks_whose_frames_overflow_one_message():
         codec.decode(_wire(frames))
     few = [(f"t{i}", 1, "f", _parts(2, 10), None, None) for i in range(3)]
     assert len(outbox.build(Cmd.TASK, few)) == 1
+
+
+def test_the_worker_splits_results_and_chunks_whose_frames_overflow_one_message():
+    from tests.unit.test_worker_core import registered
+    s = registered()
+    s.pop_sent()
+    s.report(results=[(f"r{i}", 1, 0, _parts(600, 10)) for i in range(3)],
+             partials=[("g", 1, seq, _parts(600, 10)) for seq in range(3)])
+    s.tick(0.01)
+    sent = [x for x in s.pop_sent() if isinstance(x, (m.Result, m.Partial))]
+    assert sorted(len(x.entries) for x in sent if isinstance(x, m.Result)) == [1, 1, 1]
+    assert sorted(len(x.entries) for x in sent if isinstance(x, m.Partial)) == [1, 1, 1]
+    for x in sent:
+        frames = codec.encode(Role.WORKER, x)
+        assert len(frames) <= codec.MAX_FRAMES
+        codec.decode(_wire(frames))

@@ -514,8 +514,8 @@ class WorkerCore:
             elif self._credit_changed and self.phase is Phase.RUNNING:
                 cmds.append(Send(m.Credit(self.credit, [])))
             self._credit_changed = False
-            if self._partials:
-                cmds.append(Send(m.Partial(self._partials)))
+            if self._partials:  # split as results are: chunks may carry arrays as frames
+                cmds.extend(Send(m.Partial(part)) for part in self._split(self._partials))
                 self._partials = []
             if self._progress:
                 cmds.append(Send(m.Progress(list(self._progress.values()))))
@@ -531,15 +531,16 @@ class WorkerCore:
             cmds.append(Send(m.Heartbeat()))
             self.last_send = now
 
-    def _split(self, entries: list[m.ResultEntry]) -> list[list[m.ResultEntry]]:
-        """Entries in messages whose inline payloads stay well under max_message (a
-        resend after a long outage can be large); usually one message."""
+    def _split(self, entries: list[Any]) -> list[list[Any]]:
+        """RESULT or PARTIAL entries (their payload at index 3) in messages whose inline
+        payloads stay well under max_message (a resend after a long outage can be large)
+        and whose payload frames fit one message; usually one message."""
         budget = min(self.max_message, codec.HEADER_BUDGET * 2) // 2  # and the header bound
         if len(entries) * codec.LARGE_PAYLOAD <= budget and \
                 Parts not in map(type, map(itemgetter(3), entries)):
             return [entries]  # cannot be too big: no need to measure
-        parts: list[list[m.ResultEntry]] = []
-        part: list[m.ResultEntry] = []
+        parts: list[list[Any]] = []
+        part: list[Any] = []
         size = frames = 0
         for e in entries:
             n, f = inline_of(e[3], codec.LARGE_PAYLOAD), frames_of(e[3], codec.LARGE_PAYLOAD)
