@@ -97,7 +97,7 @@ class Mailbox:
                 payload = self._pack((args, kwargs))
             except Exception as e:
                 raise serialization_error(e) from e
-            if largest_frame(payload) > MAX_PAYLOAD:
+            if len(payload) > MAX_PAYLOAD and largest_frame(payload) > MAX_PAYLOAD:
                 raise too_large(largest_frame(payload))
             if self._room_left <= 0:
                 self._wait_for_room()
@@ -137,7 +137,7 @@ class Mailbox:
                     payload = pack((args, kwargs))
                 except Exception as e:
                     return out, serialization_error(e)
-                if largest_frame(payload) > MAX_PAYLOAD:
+                if len(payload) > MAX_PAYLOAD and largest_frame(payload) > MAX_PAYLOAD:
                     return out, too_large(largest_frame(payload))
                 out.append(payload)
         return out, None

@@ -101,10 +101,10 @@ def build(cmd: Cmd, items: list[Any]) -> list[m.Message]:
 def _overflows(items: list[Any], at: int) -> bool:
     """Whether these entries' payloads are more than one message carries."""
     large, n = codec.LARGE_PAYLOAD, len(items)
-    if (n * large <= codec.HEADER_BUDGET and n <= MESSAGE_FRAMES
-            and Parts not in map(type, map(itemgetter(at), items))):
-        return False  # the usual case: cannot overflow, no need to measure
     payloads = list(map(itemgetter(at), items))
+    if Parts not in map(type, payloads):  # plain payloads: C-speed checks only
+        # Under the budget in all, they take at most budget / 64 KiB frames (128).
+        return n * large > codec.HEADER_BUDGET and sum(map(len, payloads)) > codec.HEADER_BUDGET
     return (sum(inline_of(p, large) for p in payloads) > codec.HEADER_BUDGET
             or sum(frames_of(p, large) for p in payloads) > MESSAGE_FRAMES)
 

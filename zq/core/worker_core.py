@@ -536,9 +536,10 @@ class WorkerCore:
         payloads stay well under max_message (a resend after a long outage can be large)
         and whose payload frames fit one message; usually one message."""
         budget = min(self.max_message, codec.HEADER_BUDGET * 2) // 2  # and the header bound
-        if len(entries) * codec.LARGE_PAYLOAD <= budget and \
-                Parts not in map(type, map(itemgetter(3), entries)):
-            return [entries]  # cannot be too big: no need to measure
+        payloads = list(map(itemgetter(3), entries))
+        if Parts not in map(type, payloads) and (len(entries) * codec.LARGE_PAYLOAD <= budget
+                                                 or sum(map(len, payloads)) <= budget):
+            return [entries]  # plain payloads within the budget: at most 64 frames
         parts: list[list[Any]] = []
         part: list[Any] = []
         size = frames = 0
