@@ -100,11 +100,13 @@ def build(cmd: Cmd, items: list[Any]) -> list[m.Message]:
 
 def _overflows(items: list[Any], at: int) -> bool:
     """Whether these entries' payloads are more than one message carries."""
-    large, n = codec.LARGE_PAYLOAD, len(items)
-    payloads = list(map(itemgetter(at), items))
-    if Parts not in map(type, payloads):  # plain payloads: C-speed checks only
-        # Under the budget in all, they take at most budget / 64 KiB frames (128).
-        return n * large > codec.HEADER_BUDGET and sum(map(len, payloads)) > codec.HEADER_BUDGET
+    large, n, get = codec.LARGE_PAYLOAD, len(items), itemgetter(at)
+    if not Parts.made or Parts not in map(type, map(get, items)):
+        # Plain payloads, C-speed checks only: under the budget in all, they take at
+        # most budget / 64 KiB frames (128).
+        return n * large > codec.HEADER_BUDGET and \
+            sum(map(len, map(get, items))) > codec.HEADER_BUDGET
+    payloads = list(map(get, items))
     return (sum(inline_of(p, large) for p in payloads) > codec.HEADER_BUDGET
             or sum(frames_of(p, large) for p in payloads) > MESSAGE_FRAMES)
 

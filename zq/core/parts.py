@@ -28,10 +28,14 @@ class Parts:
     to. len() is the bytes of all of them, as len() of a plain payload is."""
 
     __slots__ = ("body", "frames")
+    # Whether this process has made one: until then a batch of payloads cannot hold one,
+    # and the master's outbox and the worker skip looking for one (a no-op task's path).
+    made = False
 
     def __init__(self, body: Any, frames: list[Any]) -> None:
         self.body = body
         self.frames = frames
+        Parts.made = True
 
     def __len__(self) -> int:
         return len(self.body) + sum(memoryview(f).nbytes for f in self.frames)

@@ -536,9 +536,10 @@ class WorkerCore:
         payloads stay well under max_message (a resend after a long outage can be large)
         and whose payload frames fit one message; usually one message."""
         budget = min(self.max_message, codec.HEADER_BUDGET * 2) // 2  # and the header bound
-        payloads = list(map(itemgetter(3), entries))
-        if Parts not in map(type, payloads) and (len(entries) * codec.LARGE_PAYLOAD <= budget
-                                                 or sum(map(len, payloads)) <= budget):
+        get = itemgetter(3)
+        if (not Parts.made or Parts not in map(type, map(get, entries))) and (
+                len(entries) * codec.LARGE_PAYLOAD <= budget
+                or sum(map(len, map(get, entries))) <= budget):
             return [entries]  # plain payloads within the budget: at most 64 frames
         parts: list[list[Any]] = []
         part: list[Any] = []
