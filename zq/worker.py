@@ -165,7 +165,8 @@ class Worker:
             report = pool.collect(now, ready)
             if report is not None:
                 self._apply(core.handle(ev.PoolReported(
-                    report.results, report.partials, report.progress, report.returned, now)), now)
+                    report.results, report.partials, report.progress, report.returned, now,
+                    report.started)), now)
             self._apply(core.tick(now), now)
         return self._exit
 

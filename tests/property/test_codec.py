@@ -141,9 +141,9 @@ MESSAGES: dict[Cmd, st.SearchStrategy[Any]] = {
     Cmd.HELLO: st.builds(m.Hello, name=labels, host=labels, pid=st.integers(0, 2**62),
                          queues=few(names), concurrency=st.integers(0, 1 << 20), pool=labels,
                          credit=st.integers(0, 1 << 24), running=few(ids),
-                         session=sessions, catalogue=catalogues),
+                         session=sessions, catalogue=catalogues, started=st.booleans()),
     Cmd.WELCOME: st.builds(m.Welcome, numbers, st.integers(1, 1000), st.integers(0, 2**62),
-                           names),
+                           names, st.booleans()),
     Cmd.CREDIT: st.builds(m.Credit, st.integers(0, 1 << 24), few(ids)),
     Cmd.TASK: st.builds(m.Task, few(st.tuples(ids, attempts, names, payloads,
                                               st.none() | numbers, st.none() | few(names)))),
@@ -169,6 +169,7 @@ MESSAGES: dict[Cmd, st.SearchStrategy[Any]] = {
         {"kind": st.sampled_from(["started", "lost"]), "time": numbers},
         optional={"id": ids, "done": numbers})), st.integers(0, 2**62)),
     Cmd.STANDBY: st.builds(m.Standby, st.sampled_from(["", "tcp://10.0.0.2:5555"])),
+    Cmd.STARTED: st.builds(m.Started, few(st.tuples(ids, attempts))),
 }
 
 pairs_and_messages = st.sampled_from(PAIRS).flatmap(
@@ -182,7 +183,7 @@ def test_strategies_cover_the_protocol() -> None:
 
 def _large_payloads(msg: m.Message) -> int:
     entries = getattr(msg, "entries", None)
-    if not entries or msg.cmd in (Cmd.PROGRESS, Cmd.REJECTED):
+    if not entries or msg.cmd in (Cmd.PROGRESS, Cmd.REJECTED, Cmd.STARTED):
         return 0
     at = {Cmd.SUBMIT: 2, Cmd.TASK: 3, Cmd.PARTIAL: 3}.get(msg.cmd, len(entries[0]) - 1)
     return sum(len(e[at]) >= LARGE for e in entries)
@@ -284,8 +285,8 @@ def _entries(*kinds: Any) -> tuple[Any, ...]:
 
 SCHEMA: dict[Cmd, list[Any]] = {
     Cmd.HELLO: [STR, STR, BIG, ("list", STR), ("int", 0, 1 << 20), STR, ("int", 0, 1 << 24),
-                IDS, ("session",), ("catalogue",)],
-    Cmd.WELCOME: [NUM, ("int", 1, 1000), BIG, STR],
+                IDS, ("session",), ("catalogue",), ("bool",)],
+    Cmd.WELCOME: [NUM, ("int", 1, 1000), BIG, STR, ("bool",)],
     Cmd.CREDIT: [("int", 0, 1 << 24), IDS],
     Cmd.TASK: [_entries(ID, BIG, STR, PAYLOAD, ("opt", NUM), ("opt", ("list", STR)))],
     Cmd.PARTIAL: [_entries(ID, BIG, BIG, PAYLOAD)],
@@ -305,6 +306,7 @@ SCHEMA: dict[Cmd, list[Any]] = {
     Cmd.PROGRESS: [_entries(ID, BIG, NUM, NUM)],
     Cmd.EVENTS: [BIG, ("events",), BIG],
     Cmd.STANDBY: [("str", 1024)],
+    Cmd.STARTED: [_entries(ID, BIG)],
 }
 RESULT_SCHEMA = {Role.WORKER: [_entries(ID, BIG, ("int", 0, max(m.Outcome)), PAYLOAD)],
                  Role.MASTER: [_entries(ID, ("int", 0, max(m.State)), PAYLOAD)]}
@@ -342,6 +344,8 @@ def wrong(draw: Callable[..., Any], kind: Any, current: Any, n_extra: int) -> An
         return draw(_not_int | st.sampled_from(out))
     if tag == "num":
         return draw(_not_num)
+    if tag == "bool":  # true or false only: not 0, 1 or nil
+        return draw(st.one_of(st.none(), _ints, st.floats(), st.text(max_size=5)))
     if tag == "catalogue":
         return draw(_not_map | st.sampled_from([
             {"": {}}, {"m:f": None}, {"m:f": {"eta": 1.0}}, {"m:f": {"key": "k"}},

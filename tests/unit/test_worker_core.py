@@ -138,7 +138,8 @@ def test_start_opens_a_socket_and_says_hello() -> None:
     session = Session()
     cmds = session.start()
     assert isinstance(cmds[0], ev.OpenConnection)
-    assert session.pop_sent() == [m.Hello("w", "h", 7, ["default"], 2, "process", 4, [], SESSION)]
+    assert session.pop_sent() == [m.Hello("w", "h", 7, ["default"], 2, "process", 4, [], SESSION,
+                                          started=True)]
     assert session.core.next_deadline() == pytest.approx(103.0)  # 1 s x 3 before WELCOME
 
 

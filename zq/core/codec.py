@@ -55,7 +55,7 @@ MAX_CATALOGUE_CHARS = 1 << 20  # characters of its names and option strings, all
 # Which commands each role may send.
 ALLOWED = {
     Role.WORKER: frozenset({Cmd.HELLO, Cmd.CREDIT, Cmd.RESULT, Cmd.PARTIAL, Cmd.PROGRESS,
-                            Cmd.HEARTBEAT, Cmd.BYE}),
+                            Cmd.HEARTBEAT, Cmd.BYE, Cmd.STARTED}),
     Role.CLIENT: frozenset({Cmd.SUBMIT, Cmd.WATCH, Cmd.CANCEL, Cmd.QUERY, Cmd.HEARTBEAT}),
     Role.MASTER: frozenset({Cmd.WELCOME, Cmd.TASK, Cmd.ACK, Cmd.CANCEL, Cmd.HEARTBEAT,
                             Cmd.DISCONNECT, Cmd.ACCEPTED, Cmd.REJECTED, Cmd.BUSY, Cmd.RESULT,
@@ -131,14 +131,15 @@ def _hello_fields(x: m.Hello) -> list[Any]:
     fields = [x.name, x.host, x.pid, x.queues, x.concurrency, x.pool, x.credit, x.running]
     if x.session:  # without one it is a 1.0 HELLO
         fields += [x.session, x.catalogue]
-        if x.allow_code:  # 1.4, sent only when set
-            fields.append(True)
+        if x.allow_code or x.started:  # 1.4, sent only when set
+            fields += [x.allow_code, x.started]
     return fields
 
 
 _FIELDS_OUT: dict[Cmd, Callable[[Any, list[Any]], list[Any]]] = {
     Cmd.HELLO: lambda x, _: _hello_fields(x),
-    Cmd.WELCOME: lambda x, _: [x.heartbeat_interval, x.liveness, x.max_message, x.master_id],
+    Cmd.WELCOME: lambda x, _: [x.heartbeat_interval, x.liveness, x.max_message, x.master_id,
+                               x.started],
     Cmd.CREDIT: lambda x, _: [x.credit, x.returned],
     Cmd.TASK: lambda x, extra: [_out_entries(x.entries, 3, extra)],
     Cmd.PARTIAL: lambda x, extra: [_out_entries(x.entries, 3, extra)],
@@ -160,6 +161,7 @@ _FIELDS_OUT: dict[Cmd, Callable[[Any, list[Any]], list[Any]]] = {
     Cmd.ERROR: lambda x, _: [x.reason],
     Cmd.EVENTS: lambda x, _: [x.first, x.events, x.dropped],
     Cmd.STANDBY: lambda x, _: [x.active],
+    Cmd.STARTED: lambda x, _: [x.entries],
 }
 
 
@@ -249,6 +251,12 @@ def _num(v: Any, what: str) -> float:
     if type(v) not in (int, float) or v != v:  # reject NaN
         raise _bad(f"{what} must be a number")
     return float(v)
+
+
+def _bool(v: Any, what: str) -> bool:
+    if type(v) is not bool:
+        raise _bad(f"{what} must be true or false")
+    return v
 
 
 def _list(v: Any, what: str) -> list[Any]:
@@ -379,11 +387,13 @@ def _hello(role: Role, f: list[Any], extra: _Frames) -> m.Hello:
     allow_code = f[10] if len(f) > 10 else False  # 1.4
     if type(allow_code) is not bool:
         raise _bad("HELLO: allow_code must be a boolean")
+    started = _bool(f[11], "HELLO started") if len(f) > 11 else False  # 1.4
     return m.Hello(name=_label(f[0], "name"), host=_label(f[1], "host"),
                    pid=_int(f[2], "pid"), queues=queues,
                    concurrency=_int(f[4], "concurrency", 0, 1 << 20), pool=_label(f[5], "pool"),
                    credit=_int(f[6], "credit", 0, 1 << 24), running=_ids(f[7], "running"),
-                   session=session, catalogue=catalogue, allow_code=allow_code)
+                   session=session, catalogue=catalogue, allow_code=allow_code,
+                   started=started)
 
 
 def _catalogue(v: Any) -> dict[str, dict[str, Any]]:
@@ -509,6 +519,15 @@ def _progress(role: Role, f: list[Any], extra: _Frames) -> m.Progress:
     return m.Progress(out, bad)
 
 
+def _started(role: Role, f: list[Any], extra: _Frames) -> m.Started:
+    entries = _list(f[0], "STARTED")
+    if len(entries) > MAX_IDS:
+        raise _bad(f"STARTED: {len(entries)} entries in one message, over the limit of "
+                   f"{MAX_IDS}")
+    out, bad = _each(entries, 2, "STARTED", lambda e: (e[0], _int(e[1], "attempt")))
+    return m.Started(out, bad)
+
+
 def _submit(role: Role, f: list[Any], extra: _Frames) -> m.Submit:
     out: list[Any] = []
     bad: list[m.BadEntry] = []
@@ -586,10 +605,9 @@ def _accepted(role: Role, f: list[Any], extra: _Frames) -> m.Accepted:
 
 _DECODERS: dict[Cmd, _Decoder] = {
     Cmd.HELLO: _Decoder(8, _hello),
-    Cmd.WELCOME: _Decoder(4, lambda r, f, x: m.Welcome(_num(f[0], "interval"),
-                                                        _int(f[1], "liveness", 1, 1000),
-                                                        _int(f[2], "max_message"),
-                                                        _str(f[3], "master_id"))),
+    Cmd.WELCOME: _Decoder(4, lambda r, f, x: m.Welcome(
+        _num(f[0], "interval"), _int(f[1], "liveness", 1, 1000), _int(f[2], "max_message"),
+        _str(f[3], "master_id"), _bool(f[4], "WELCOME started") if len(f) > 4 else False)),
     Cmd.CREDIT: _Decoder(2, lambda r, f, x: m.Credit(_int(f[0], "credit", 0, 1 << 24),
                                                       *_split_ids(f[1], "CREDIT returned"))),
     Cmd.TASK: _Decoder(1, _task),
@@ -614,4 +632,5 @@ _DECODERS: dict[Cmd, _Decoder] = {
         _int(f[0], "EVENTS first"), _events(f[1]), _int(f[2], "EVENTS dropped"))),
     Cmd.STANDBY: _Decoder(1, lambda r, f, x: m.Standby(_str(f[0], "STANDBY active",
                                                             MAX_ENDPOINT))),
+    Cmd.STARTED: _Decoder(1, _started),
 }

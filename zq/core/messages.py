@@ -39,6 +39,7 @@ class Cmd(IntEnum):
     PROGRESS = 20
     EVENTS = 21  # 1.3: a subscriber's batch of task and worker events
     STANDBY = 22  # 1.4: "I am a standby master", and where the active one is if known
+    STARTED = 23  # 1.4: tasks a worker began running after they waited in its queue
 
 
 class Role(IntEnum):
@@ -104,6 +105,9 @@ class Hello:
     # 1.4: this worker runs code shipped by value (zq worker --allow-code); the master
     # refuses such a worker unless it runs with keys
     allow_code: bool = False
+    # 1.4: this worker sends STARTED (the master then counts a task it leases to it as
+    # started only when it starts: at once into a free slot, else when STARTED says so)
+    started: bool = False
     cmd = Cmd.HELLO
 
 
@@ -121,6 +125,8 @@ ResultEntry = tuple[str, int, int, Payload]
 PartialEntry = tuple[str, int, int, Payload]
 # (task_id, attempt, done, total)
 ProgressEntry = tuple[str, int, float, float]
+# (task_id, attempt)
+StartedEntry = tuple[str, int]
 
 
 @dataclass(slots=True)
@@ -147,6 +153,15 @@ class Progress:
 
 
 @dataclass(slots=True)
+class Started:
+    """1.4: these attempts began running on the worker (PROTOCOL §4, Starts)."""
+
+    entries: list[StartedEntry]
+    bad: list[BadEntry] = field(default_factory=list)  # refused entries (decoded only)
+    cmd = Cmd.STARTED
+
+
+@dataclass(slots=True)
 class Bye:
     returned: list[str]  # prefetched task ids handed back unstarted
     bad: list[BadEntry] = field(default_factory=list)  # refused entries (decoded only)
@@ -162,6 +177,7 @@ class Welcome:
     liveness: int
     max_message: int
     master_id: str
+    started: bool = False  # 1.4: send STARTED (the worker's HELLO offered to)
     cmd = Cmd.WELCOME
 
 
@@ -283,7 +299,7 @@ class Error:
 Message = (
     Hello | Credit | Result | Partial | Progress | Bye | Welcome | Task | Ack | Cancel
     | Heartbeat | Disconnect | Submit | Accepted | RejectedEntries | Busy | Watch | Query | Reply
-    | Error | Events | Standby
+    | Error | Events | Standby | Started
 )
 
 # Option keys a SUBMIT entry may carry; absent means the default.

@@ -1,5 +1,6 @@
 """A worker's session with the master, without I/O: registration, liveness, heartbeats,
-reconnect backoff, the RESULT outbox kept until ACK, credit and the graceful stop.
+reconnect backoff, the RESULT outbox kept until ACK, credit, the STARTED notices and the
+graceful stop.
 
 Events in (``handle``), commands out; ``tick(now)`` ends every loop turn with the batched
 sends, ``next_deadline()`` says when the loop must wake up even if nothing happens, and
@@ -51,6 +52,10 @@ MAX_PREFETCH = 2000
 # The exit code of a worker the master refused for good (a final DISCONNECT, 1.4).
 REFUSED_EXIT = 3
 MAX_BUFFERED_PARTIALS = 100_000  # chunks kept while not registered; more are dropped
+# A task seen running is announced (STARTED, protocol 1.4) once it has run this long: a
+# task that ends sooner needs no notice, its RESULT tells the master it started, so
+# no-op tasks cost no STARTED at all.
+STARTED_DELAY = 0.01
 
 
 def compute_backoff(attempt: int, *, base: float, cap: float, jitter_fraction: float,
@@ -160,6 +165,12 @@ class WorkerCore:
         self._partials: list[m.PartialEntry] = []
         self._progress: dict[str, m.ProgressEntry] = {}
         self._returned: list[str] = []  # ids given back, not yet told to the master
+        # STARTED (1.4): held tasks the pool said run -> when we heard, until announced;
+        # then in _announced until their result. Sent only if WELCOME says the master
+        # takes them; every WELCOME makes all of them due again (a new master knows none).
+        self.takes_starts = False
+        self._unannounced: dict[str, float] = {}
+        self._announced: set[str] = set()
         self._credit_due = False
         self._hello_due = False
 
@@ -203,6 +214,8 @@ class WorkerCore:
             t = self.last_recv + self.interval * self.liveness
             if self.link is Link.REGISTERED:
                 t = min(t, self.last_send + self.interval)
+                if self._unannounced and self.takes_starts:
+                    t = min(t, min(self._unannounced.values()) + STARTED_DELAY)
         elif self.link is Link.BACKING_OFF and self.reconnect_at is not None:
             t = self.reconnect_at
         if self.phase is Phase.DRAINING and self.drain_deadline is not None:
@@ -252,6 +265,10 @@ class WorkerCore:
             problems.append("a worker past draining holds no task")
         if self.link is Link.REGISTERED and (self.master_id is None or self.failures):
             problems.append("a registered worker knows its master and has no failures")
+        if not (self._unannounced.keys() | self._announced) <= self.held.keys():
+            problems.append("only held tasks are announced as started")
+        if not self._unannounced.keys().isdisjoint(self._announced):
+            problems.append("a task is either announced or not")
         if any(task_id != e[0] for task_id, e in self.outbox.items()):
             problems.append("the outbox is keyed by each entry's task id")
         if not (self.interval > 0 and self.liveness >= 1):
@@ -277,7 +294,7 @@ class WorkerCore:
         credit = self.credit if self.phase is Phase.RUNNING else 0
         return m.Hello(self.name, self.host, self.pid, self.queues, self.concurrency,
                        self.pool, credit, self.running_ids(), self.session, self.catalogue,
-                       self.allow_code)
+                       self.allow_code, started=True)
 
     def _check_link(self, now: float, cmds: list[Command]) -> None:
         if self.link is Link.CONNECTING or self.link is Link.REGISTERED:
@@ -333,6 +350,10 @@ class WorkerCore:
         self.master_id = msg.master_id
         self.failures = 0
         self._resend = bool(self.outbox)
+        self.takes_starts = msg.started
+        if self._announced:  # this master may not know them: announce them again at once
+            self._unannounced.update(dict.fromkeys(self._announced, -math.inf))
+            self._announced.clear()
         return []
 
     def _on_task(self, msg: m.Task, now: float) -> list[Command]:
@@ -414,9 +435,13 @@ class WorkerCore:
             return []
         results, limit = ev.results, self.max_message
         self._done_in_window += len(results)
+        if ev.started:
+            self._note_started(ev.started, ev.now)
         if results:
             ids = [e[0] for e in results]
             list(map(self.held.pop, ids, repeat(None)))
+            if self._unannounced or self._announced:
+                self._forget_starts(ids)
             if max(map(len, [e[3] for e in results])) > limit:  # len >= its largest frame
                 results = [_too_large(e, limit) if largest_frame(e[3]) > limit else e
                            for e in results]
@@ -433,14 +458,44 @@ class WorkerCore:
         if ev.returned:
             for task_id in ev.returned:
                 self.held.pop(task_id, None)
+            self._forget_starts(ev.returned)
             self._returned.extend(ev.returned)
             self._credit_due = True
         return []
+
+    def _note_started(self, ids: list[str], now: float) -> None:
+        """Held tasks the pool says run now: announced once they have run STARTED_DELAY."""
+        held, unannounced, announced = self.held, self._unannounced, self._announced
+        for task_id in ids:
+            if task_id in held and task_id not in unannounced and task_id not in announced:
+                unannounced[task_id] = now
+
+    def _forget_starts(self, ids: list[str]) -> None:
+        """These tasks are no longer held (a result, given back): nothing to announce."""
+        unannounced, announced = self._unannounced, self._announced
+        for task_id in ids:
+            unannounced.pop(task_id, None)
+            announced.discard(task_id)
+
+    def _due_starts(self, now: float) -> list[m.StartedEntry]:
+        """STARTED entries for the tasks that have run STARTED_DELAY; they move to
+        _announced."""
+        due = [tid for tid, seen in self._unannounced.items() if now - seen >= STARTED_DELAY]
+        held, unannounced = self.held, self._unannounced
+        for tid in due:
+            del unannounced[tid]
+        self._announced.update(due)
+        return [(tid, held[tid]) for tid in due]
 
     def _on_send_failed(self, ev: SendFailed) -> list[Command]:
         msg = ev.message
         if isinstance(msg, m.Result):
             self._resend = bool(self.outbox)  # every unACKed result goes again next turn
+        elif isinstance(msg, m.Started):  # still running? then announce them again
+            for tid, _ in msg.entries:
+                if tid in self._announced:
+                    self._announced.discard(tid)
+                    self._unannounced[tid] = -math.inf
         elif isinstance(msg, m.Credit):
             self._returned[:0] = msg.returned
             self._credit_due = True
@@ -455,6 +510,7 @@ class WorkerCore:
             return []
         for task_id in ev.returned:
             self.held.pop(task_id, None)
+        self._forget_starts(ev.returned)
         self._returned.extend(ev.returned)
         self._credit_due = True  # CREDIT(0, returned) even when nothing is returned
         self.phase = Phase.DRAINING
@@ -465,7 +521,7 @@ class WorkerCore:
         if self.phase is Phase.DONE:
             return []
         cmds: list[Command] = [KillTasks()]
-        self.held.clear()
+        self._clear_held()
         self._flush(ev.now, cmds)  # results already made still get one chance
         self._finish(cmds, code=1)
         return cmds
@@ -475,10 +531,15 @@ class WorkerCore:
             return
         if self.held and self.drain_deadline is not None and now >= self.drain_deadline:
             cmds.append(KillTasks())  # the master counts them lost when it sees BYE
-            self.held.clear()
+            self._clear_held()
         if not self.held:
             self.phase = Phase.FLUSHING
             self.ack_deadline = now + self.interval * self.liveness
+
+    def _clear_held(self) -> None:
+        self.held.clear()
+        self._unannounced.clear()
+        self._announced.clear()
 
     def _check_done(self, now: float, cmds: list[Command]) -> None:
         if self.phase is not Phase.FLUSHING:
@@ -514,6 +575,10 @@ class WorkerCore:
             elif self._credit_changed and self.phase is Phase.RUNNING:
                 cmds.append(Send(m.Credit(self.credit, [])))
             self._credit_changed = False
+            if self._unannounced and self.takes_starts:
+                due = self._due_starts(now)
+                if due:  # before this turn's PARTIALs and RESULTs, as they happened
+                    cmds.append(Send(m.Started(due)))
             if self._partials:  # split as results are: chunks may carry arrays as frames
                 cmds.extend(Send(m.Partial(part)) for part in self._split(self._partials))
                 self._partials = []

@@ -6,7 +6,7 @@ shared with the client and named here as well.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from zq.core import messages as m
 from zq.core.peer_events import GarbageReceived as GarbageReceived
@@ -30,6 +30,7 @@ class PoolReported:
     progress: list[m.ProgressEntry]  # latest per task
     returned: list[str]  # ids the pool gave back unstarted (during a stop)
     now: float
+    started: list[str] = field(default_factory=list)  # ids running now, not told before
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from zq.pools.runner import (
     ERROR,
     FATAL,
     OK,
+    START_POLL,
     InProcessPool,
     Report,
     Runner,
@@ -126,7 +127,8 @@ class AsyncPool(InProcessPool):
         self._lock = threading.Lock()  # guards _queue and _scheduled (loop thread + caller)
         self._queue: deque[TaskEntry] = deque()
         self._scheduled = False
-        self._running: dict[str, _AsyncJob] = {}  # loop thread only
+        self._running: dict[str, _AsyncJob] = {}  # written by the loop thread only
+        self._fresh: list[str] = []  # ids started since the last collect (under _lock)
         self._kinds: dict[str, str] = {}
         self._sink: Sink | None = None
         self._threads = _DaemonThreads()  # for plain functions
@@ -176,6 +178,7 @@ class AsyncPool(InProcessPool):
                 if not self._queue:
                     return
                 entry = self._queue.popleft()
+                self._fresh.append(entry[0])
             job = _AsyncJob(entry, TaskContext(entry[0], entry[1], entry[2], sink.progress))
             self._running[entry[0]] = job
             job.task = loop.create_task(self._run(job))
@@ -284,10 +287,25 @@ class AsyncPool(InProcessPool):
                 job.task.cancel()
 
     def collect(self, now: float, ready: set[int] | frozenset[int] = frozenset()) -> Report | None:
-        return self._sink.take() if self._sink is not None else None
+        if self._sink is None:
+            return None
+        report = self._sink.take()
+        if self._fresh:
+            with self._lock:
+                fresh, self._fresh = self._fresh, []
+            running = self._running  # a lookup from this thread is atomic
+            started = [i for i in fresh if i in running]
+            if started:
+                if report is None:
+                    report = Report()
+                report.started = started
+        return report
 
     def next_deadline(self, now: float) -> float | None:
-        return None  # the loop's own timers enforce time limits
+        # The loop's own timers enforce time limits; a start may be unseen, though.
+        if self._fresh or self._queue and len(self._running) < self._n:
+            return now + START_POLL
+        return None
 
     def withdraw_unstarted(self) -> list[str]:
         with self._lock:

@@ -36,7 +36,7 @@ from zq.pools.pipe import (
     packb,
     write_all,
 )
-from zq.pools.runner import CANCELLED, EMPTY, ERROR, Report, timeout_error
+from zq.pools.runner import CANCELLED, EMPTY, ERROR, START_POLL, Report, timeout_error
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def _kill_all(procs: list[Any]) -> None:
 class _Child:
     __slots__ = ("slot", "proc", "task_conn", "out_conn", "task_fd", "out_fd", "sentinel",
                  "shm", "reader", "ready", "dead", "inflight", "timed", "min_timeout",
-                 "taking_back", "busy", "count")
+                 "taking_back", "busy", "count", "seen")
 
     def __init__(self, slot: int, proc: Any, task_conn: Any, out_conn: Any, shm: Any) -> None:
         self.slot, self.proc, self.shm = slot, proc, shm
@@ -86,6 +86,7 @@ class _Child:
         self.timed = 0  # in-flight tasks with a time limit
         self.min_timeout = math.inf
         self.taking_back = 0  # TAKE_BACK requests not answered yet
+        self.seen = -1.0  # seq of the last task reported started (Report.started)
 
     def state(self) -> tuple[float, float, float]:
         """(started seq, started at, finished seq), read consistently."""
@@ -114,6 +115,13 @@ def _how_it_died(c: _Child) -> str:
     code = c.proc.exitcode
     return (f"was killed by signal {-code}" if code is not None and code < 0 else
             f"exited with code {code}" if code is not None else "died")
+
+
+def _runs_seen(c: _Child) -> bool:
+    """The child runs the task last reported started: its next start comes after that
+    task's outcome, which wakes the loop."""
+    s, _, f = c.state()
+    return s > f and s == c.seen
 
 
 def _runs_long(c: _Child, now: float) -> bool:
@@ -311,11 +319,14 @@ class ProcessPool:
         if self._reaping:
             self._reap()
         self._dispatch()
+        self._note_starts()
         return self._take_report()
 
     def next_deadline(self, now: float) -> float | None:
         t = math.inf
         idle = not self._pending and any(c.ready and not c.inflight for c in self._children)
+        if any(c.inflight and not _runs_seen(c) for c in self._children):
+            t = now + START_POLL  # a child starts (or started) a task we did not report
         for c in self._children:
             stealable = idle and len(c.inflight) > 1 and not c.taking_back
             if not c.timed and not stealable:
@@ -620,9 +631,19 @@ class ProcessPool:
             self._report.results.append((e[0], e[1], CANCELLED, EMPTY))
         self._pending.clear()
 
+    def _note_starts(self) -> None:
+        """The task each child runs now, if not reported yet, goes in Report.started."""
+        for c in self._children:
+            if not c.inflight or c.dead:
+                continue
+            running = c.running()
+            if running is not None and c.inflight[running[0]][0] != c.seen:
+                c.seen = c.inflight[running[0]][0]
+                self._report.started.append(running[0])
+
     def _take_report(self) -> Report | None:
         r = self._report
-        if not (r.results or r.partials or r.returned or self._progress):
+        if not (r.results or r.partials or r.returned or r.started or self._progress):
             return None
         r.progress = list(self._progress.values())
         self._report, self._progress = Report(), {}

@@ -24,6 +24,9 @@ from zq.registry import Registry
 
 OK, ERROR, FATAL, CANCELLED = (int(o) for o in Outcome)
 EMPTY = b""
+# How soon the loop looks again while a task may have started unseen (its start wakes
+# nobody: a no-op task's RESULT is the only sign it needs). Report.started, PROTOCOL §4.
+START_POLL = 0.01
 
 
 @dataclass(slots=True)
@@ -35,6 +38,9 @@ class Report:
     partials: list[PartialEntry] = field(default_factory=list)  # (id, attempt, seq, payload)
     progress: list[ProgressEntry] = field(default_factory=list)  # (id, attempt, done, total)
     returned: list[str] = field(default_factory=list)  # ids withdrawn unstarted, after the fact
+    # ids that began running since the last report and still run (a task that started
+    # and ended in between is left out: its result says it started)
+    started: list[str] = field(default_factory=list)
 
 
 class Pool(Protocol):
@@ -50,6 +56,7 @@ class Pool(Protocol):
     def submit(self, entries: list[TaskEntry]) -> None: ...
     def cancel(self, ids: Iterable[str]) -> None: ...
     def collect(self, now: float, ready: set[int] | frozenset[int]) -> Report | None: ...
+    # includes now + START_POLL while a task may have started without a report saying so
     def next_deadline(self, now: float) -> float | None: ...
     def withdraw_unstarted(self) -> list[str]: ...
     def close(self, kill: bool = False, timeout: float = 5.0) -> None: ...

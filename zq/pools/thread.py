@@ -14,6 +14,7 @@ from zq.pools.runner import (
     CANCELLED,
     EMPTY,
     ERROR,
+    START_POLL,
     InProcessPool,
     Report,
     Runner,
@@ -55,6 +56,7 @@ class ThreadPool(InProcessPool):
         self._cond = threading.Condition()
         self._queue: deque[TaskEntry] = deque()
         self._running: dict[str, _ThreadJob] = {}
+        self._fresh: list[str] = []  # ids started since the last collect (Report.started)
         self._timed = 0  # running jobs with a deadline
         self._closing = False
         self._sink: Sink | None = None
@@ -90,6 +92,7 @@ class ThreadPool(InProcessPool):
                 ctx = TaskContext(task_id, attempt, name, sink.progress)
                 deadline = None if timeout is None else time.monotonic() + timeout
                 job = running[task_id] = _ThreadJob(entry, ctx, deadline)
+                self._fresh.append(task_id)
                 if deadline is not None:
                     self._timed += 1
             outcome, data = runner.run(ctx, payload, retry_on)
@@ -121,7 +124,17 @@ class ThreadPool(InProcessPool):
             return None
         if self._timed:
             self._expire(now)
-        return self._sink.take()
+        report = self._sink.take()
+        if self._fresh:
+            with self._cond:
+                running = self._running
+                started = [i for i in self._fresh if i in running]
+                self._fresh = []
+            if started:
+                if report is None:
+                    report = Report()
+                report.started = started
+        return report
 
     def _expire(self, now: float) -> None:
         with self._cond:
@@ -142,11 +155,15 @@ class ThreadPool(InProcessPool):
             self._start_thread()
 
     def next_deadline(self, now: float) -> float | None:
+        # A thread may start a task any moment (or just did): look again soon.
+        poll = (now + START_POLL if self._fresh or self._queue and len(self._running) < self._n
+                else None)
         if not self._timed:
-            return None
+            return poll
         with self._cond:
-            return min((j.deadline for j in self._running.values() if j.deadline is not None),
-                       default=None)
+            t = min((j.deadline for j in self._running.values() if j.deadline is not None),
+                    default=None)
+        return t if poll is None else poll if t is None else min(t, poll)
 
     def withdraw_unstarted(self) -> list[str]:
         with self._cond:
