@@ -152,9 +152,17 @@ def _lease_to(core: MasterCore, w: WorkerInfo, picked: list[TaskRecord]) -> None
         take = [t for t in take if t.name not in rates or _take_token(core, t)]
     # The lease is stored (in the commit before the TASK goes out), so the attempt
     # number of a rerun after a master crash is never lower than one already run.
-    core._move_all(take, queued, State.RUNNING)
-    if core.tap is not None and take:
-        core.tap.started.append(take)
+    # A worker that sends STARTED (1.4) starts at once only what fills its idle slots
+    # (the first tasks of the batch); the rest wait in its queue until it says so.
+    starting = take
+    if w.starts and take:
+        starting = take[:max(0, w.concurrency - len(w.leased))]
+        if len(starting) < len(take):
+            core._move_all(take[len(starting):], queued, State.RUNNING, started=False)
+    if starting:
+        core._move_all(starting, queued, State.RUNNING)
+        if core.tap is not None:
+            core.tap.started.append(starting)
     lease, leased, rid, name = core.lease, w.leased, w.rid, w.name
     entries = []
     for t in take:

@@ -317,10 +317,13 @@ class MasterCore:
         if self.events.subs and new in STATE_EVENTS:
             self.events.task_event(STATE_EVENTS[new], t, self.wall)
 
-    def _move_all(self, ts: list[TaskRecord], old: State, new: State) -> None:
+    def _move_all(self, ts: list[TaskRecord], old: State, new: State,
+                  started: bool = True) -> None:
         """_move for many tasks, all in `old`, to a state other than QUEUED: the hot
         paths (leases, successes), with one edge check and one count update. From
-        QUEUED it is a lease: the attempt's start and queue wait are recorded."""
+        QUEUED it is a lease: the attempt's start and queue wait are recorded, unless
+        not `started` (it waits in the queue of a worker that says when it starts:
+        results.mark_started then)."""
         edge = states.edge(old, new)
         n = len(ts)
         self.counts[old] -= n
@@ -333,13 +336,16 @@ class MasterCore:
                 t.waited = wall - t.updated
                 t.started = t.updated = wall
                 depth[t.queue] -= 1
+            if not started:
+                for t in ts:
+                    t.started = None
         else:
             for t in ts:
                 t.state = new
                 t.updated = wall
         if edge.saved and self.durable:
             self._dirty.update([(t.id, t) for t in ts])
-        if self.events.subs and new in STATE_EVENTS:
+        if self.events.subs and new in STATE_EVENTS and started:  # else: at its start
             self.events.task_events(STATE_EVENTS[new], ts, wall)
 
     def _ready_queue(self, key: ReadyKey) -> ReadyQueue:
@@ -663,6 +669,7 @@ class MasterCore:
     on_worker_results = results.on_worker_results
     on_partial = results.on_partial
     on_progress = results.on_progress
+    on_started = results.on_started
     on_query = queries.on_query
     housekeeping = timers.housekeeping
     add_schedule = timers.add_schedule
@@ -728,6 +735,7 @@ _MESSAGE_HANDLERS: dict[tuple[Role, type], Callable[..., None]] = {
                                                                            msg.entries),
     (Role.WORKER, m.Partial): lambda core, w, msg: results.on_partial(core, w, msg.entries),
     (Role.WORKER, m.Progress): lambda core, w, msg: results.on_progress(core, w, msg.entries),
+    (Role.WORKER, m.Started): lambda core, w, msg: results.on_started(core, w, msg.entries),
     (Role.WORKER, m.Bye): workers.on_bye,
     (Role.CLIENT, m.Submit): lambda core, c, msg: core.on_submit(c.rid, msg.entries, c),
     (Role.CLIENT, m.Watch): lambda core, c, msg: core.on_watch(c.rid, msg.ids, c),

@@ -1,5 +1,6 @@
 """What the master does with what workers report of running tasks: results (a success,
-a failure that retries or ends the task, a cancel that took), partial chunks and progress.
+a failure that retries or ends the task, a cancel that took), partial chunks, progress
+and starts (STARTED, 1.4: a task that waited in its worker's queue starts).
 
 Every report is checked against the lease: it counts only from the worker that runs
 that attempt (or ran it: a late result, the first wins). The common case, a success of
@@ -75,6 +76,9 @@ def on_worker_results(core: MasterCore, w: WorkerInfo, entries: list[m.ResultEnt
 
 def _succeeded(core: MasterCore, ok: list[TaskRecord]) -> None:
     """The fast path's successes: their transitions in one go, their results kept."""
+    unstarted = [t for t in ok if t.started is None]
+    if unstarted:  # ended before the worker said they started: they started now
+        mark_started(core, unstarted)
     core._move_all(ok, State.RUNNING, State.SUCCEEDED)
     if core.tap is not None:
         core.tap.finished.append((State.SUCCEEDED, ok))
@@ -120,6 +124,8 @@ def _worker_result(core: MasterCore, w: WorkerInfo, entry: m.ResultEntry) -> Non
                 core._push(owner, Cmd.CANCEL, tid)
             ow.adopted.discard(tid)
         del core.lease[tid]
+    if outcome != Outcome.CANCELLED and t.state is State.RUNNING and t.started is None:
+        mark_started(core, [t])  # it ran (an outcome 3 may be a task dropped unstarted)
     if outcome == Outcome.OK:
         if t.state is not State.RUNNING:
             _force_running(core, t)
@@ -174,6 +180,33 @@ def _failed(core: MasterCore, t: TaskRecord, fatal: bool, payload: m.Payload) ->
         t.result = payload
     else:
         core._finish(t, State.DEAD if t.retries and not fatal else State.FAILED, payload)
+
+
+def on_started(core: MasterCore, w: WorkerInfo, entries: list[m.StartedEntry]) -> None:
+    """STARTED (1.4): these attempts began running on w. An entry for a task w does not
+    run (unknown, final, leased elsewhere, another attempt) is dropped, as a chunk would
+    be; one already started changes nothing."""
+    tasks = core.tasks
+    ts = [tasks[tid] for tid, attempt in entries
+          if _runs(core, w, tid, attempt) and tasks[tid].started is None]
+    if ts:
+        mark_started(core, list(dict.fromkeys(ts)))
+
+
+def mark_started(core: MasterCore, ts: list[TaskRecord]) -> None:
+    """Leased tasks that waited in their worker's queue start now: their queue wait
+    grows by the time since the lease (``updated``), the "started" event fires and the
+    metrics see the wait. Not stored now: the final state's save carries it, and a
+    worker announces its running tasks again after a master restart."""
+    wall = core.wall
+    for t in ts:
+        if t.waited is not None:
+            t.waited += wall - t.updated
+        t.started = wall
+    if core.tap is not None:
+        core.tap.started.append(ts)
+    if core.events.subs:
+        core.events.task_events("started", ts, wall)
 
 
 def on_partial(core: MasterCore, w: WorkerInfo, entries: list[m.PartialEntry]) -> None:

@@ -56,7 +56,9 @@ class TaskRecord:
         self.owner = owner  # with keys: the public key that submitted it (zq.core.access)
         # Timing of the latest attempt (set where it is leased, one store per field):
         # when (wall clock), and how long it had waited QUEUED before. It finished at
-        # `updated` once final.
+        # `updated` once final. Leased to a worker that says when a task starts (1.4)
+        # behind its busy slots: started is None, and waited the wait until the lease,
+        # until it starts (MasterCore.mark_started).
         self.started = started
         self.waited = waited
 
@@ -96,7 +98,7 @@ class TaskRecord:
         if finished is not None and self.started is not None:
             runtime = max(0.0, finished - self.started)
         return {"started": self.started, "finished": finished, "runtime": runtime,
-                "queue_wait": self.waited}
+                "queue_wait": self.waited if self.started is not None else None}
 
     def __repr__(self) -> str:
         return f"TaskRecord({self.id!r}, {self.name!r}, {self.state.label}, attempt={self.attempt})"

@@ -44,7 +44,7 @@ class WorkerInfo:
 
     __slots__ = ("rid", "name", "host", "pid", "queues", "concurrency", "pool", "credit",
                  "leased", "last_seen", "last_sent", "idle_since", "ready_queues", "adopted",
-                 "session", "max_credit", "overdue", "allow_code")
+                 "session", "max_credit", "overdue", "allow_code", "starts")
 
     def __init__(self, rid: bytes, hello: m.Hello, now: float) -> None:
         self.rid = rid
@@ -52,6 +52,9 @@ class WorkerInfo:
         self.name, self.host, self.pid = hello.name, hello.host, hello.pid
         self.queues = tuple(hello.queues) or ("default",)
         self.concurrency, self.pool = hello.concurrency, hello.pool
+        # 1.4: it sends STARTED, so a task leased to it behind its busy slots waits
+        # there, not started, until STARTED (or its RESULT) says it runs.
+        self.starts = hello.started
         self.max_credit = min(hello.concurrency, MAX_CONCURRENCY) + PREFETCH_CEILING
         self.credit = min(hello.credit, self.max_credit)
         self.leased: set[str] = set()
@@ -121,7 +124,7 @@ def on_hello(core: MasterCore, rid: bytes, hello: m.Hello) -> None:
             if tid not in hello.running:
                 lost(core, tid, old)
     core._push(rid, Cmd.WELCOME, m.Welcome(core.interval, core.liveness, core.max_message,
-                                           core.master_id))
+                                           core.master_id, started=w.starts))
     for tid in hello.running:
         _adopt(core, tid, w)
     if hello.catalogue:
