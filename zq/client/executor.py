@@ -8,6 +8,7 @@ from typing import Any, Iterable, Iterator
 
 from zq.client.client import Client
 from zq.client.future import Future
+from zq.client.mapping import MapResults
 from zq.client.options import TaskRef
 
 
@@ -25,14 +26,18 @@ class Executor(cf.Executor):
       wait=False returns at once and lets the client close by itself once they are in
       (at interpreter exit it still waits, as an open Client does, until the master has
       accepted every task submitted). cancel_futures=True first cancels the futures of
-      submit() whose tasks are not running yet (Future.cancel(), one QUERY each); running
-      tasks and map() runs finish.
+      submit() whose tasks are not running yet (Future.cancel(), one QUERY each), and
+      the part of each map() not submitted yet (map() submits a window at a time, as
+      results come back): iterating it then yields what was submitted and raises
+      CancelledError where the rest begins, as a cancelled future's result() would.
+      What a map() submitted already runs (it is in flight on the master).
     """
 
     def __init__(self, connect: str | None = None, **kw: Any) -> None:
         self.client = Client(connect, **kw)
         self._closed = False
         self._futures: weakref.WeakSet[Future] = weakref.WeakSet()  # for cancel_futures
+        self._maps: weakref.WeakSet[MapResults] = weakref.WeakSet()  # the same
 
     def submit(self, fn: TaskRef, /, *args: Any, **kwargs: Any) -> Future:  # type: ignore[override]
         if self._closed:
@@ -45,11 +50,16 @@ class Executor(cf.Executor):
             timeout: float | None = None, chunksize: int | None = None) -> Iterator[Any]:
         if self._closed:
             raise RuntimeError("cannot schedule new futures after shutdown")
-        return self.client.map(fn, *iterables, timeout=timeout, chunksize=chunksize)
+        results = self.client.map(fn, *iterables, timeout=timeout, chunksize=chunksize)
+        if isinstance(results, MapResults):
+            self._maps.add(results)
+        return results
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         self._closed = True
         if cancel_futures:
+            for run in list(self._maps):
+                run.cancel_rest()
             for future in list(self._futures):
                 if not future.done():
                     future.cancel()  # leaves a running task alone, as concurrent.futures does

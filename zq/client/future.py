@@ -21,7 +21,8 @@ _DONE = frozenset({CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED})
 _CANCELLED = frozenset({CANCELLED, CANCELLED_AND_NOTIFIED})
 SUCCEEDED = int(State.SUCCEEDED)
 STATE_CANCELLED = int(State.CANCELLED)
-# The master's state labels in which Future.cancel() leaves a task alone.
+# The master's state labels in which Future.cancel() leaves a task alone (but a
+# "running" one that has not started: it waits in a worker's queue, see _remote_state).
 _NOT_CANCELLABLE = frozenset({"running", "succeeded", "failed", "dead"})
 
 
@@ -31,12 +32,15 @@ class Future(cf.Future):  # type: ignore[type-arg]
     the id of the existing task this future follows.
 
     ``running()`` and ``cancel()`` follow concurrent.futures, with the master's word for
-    the task's state (one QUERY "get" round trip each): the task is running once the
-    master has handed it to a worker (a task a worker holds as prefetch counts as
-    running), and ``cancel()`` returns False then, leaving it to finish. A task still
-    waiting (pending, queued, retrying, or not yet accepted) is cancelled: the future
-    settles as cancelled at once and the master is asked to drop it; if a worker takes
-    it in the instant between the answer and the request, the request stops it there.
+    the task's state (one QUERY "get" round trip each): the task is running once a
+    worker has started it, and ``cancel()`` returns False then, leaving it to finish. A
+    task still waiting (pending, queued, retrying, held in a worker's prefetch queue, or
+    not yet accepted) is cancelled: the future settles as cancelled at once and the
+    master is asked to drop it; if a worker starts it in the instant between the answer
+    and the request, the request stops it there. The master learns of a start from the
+    worker (protocol 1.4: at once for a task that went to an idle slot, else some 10 to
+    20 ms after it starts); with a worker or master older than 1.4, a task handed to a
+    worker counts as running, prefetched or not.
     ``revoke()`` (or ``client.cancel(future)``) cancels whatever the state, stopping a
     running task on its worker. Created by Client, never directly.
     """
@@ -96,14 +100,16 @@ class Future(cf.Future):  # type: ignore[type-arg]
         return self._state in _CANCELLED
 
     def running(self) -> bool:
-        """True while the master has the task on a worker (asks it: do not poll this in
-        a tight loop). False once the future is done, and inside a done-callback (the
+        """True while a worker runs the task (asks the master: do not poll this in a
+        tight loop). False once the future is done, and inside a done-callback (the
         client's I/O thread cannot wait for the answer)."""
         return self._state == PENDING and self._remote_state() == "running"
 
     def _remote_state(self) -> str | None:
-        """The task's state label as the master has it; None if it cannot say (not yet
-        accepted, the master unreachable, or asked from the I/O thread)."""
+        """The task's state label as the master has it, but "leased" for a task handed
+        to a worker that has not started it (it waits in that worker's queue: `started`
+        is null); None if the master cannot say (not yet accepted, the master
+        unreachable, or asked from the I/O thread)."""
         ask = self._mailbox.ask
         if ask is None or self._mailbox.on_io_thread():
             return None
@@ -112,6 +118,8 @@ class Future(cf.Future):  # type: ignore[type-arg]
         except ZqError:  # Rejected: not accepted yet (unknown); ConnectionLost; closed
             return None
         state = record.get("state") if type(record) is dict else None
+        if state == "running" and "started" in record and record["started"] is None:
+            return "leased"  # (a master without task timing has no "started": running)
         return state if type(state) is str else None
 
     def result(self, timeout: float | None = None) -> Any:

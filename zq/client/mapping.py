@@ -3,6 +3,7 @@ order, at most a window of tasks in flight, submitted a chunk at a time."""
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import itertools
 import threading
 import time
@@ -22,7 +23,7 @@ Outcome = tuple[int, Any]  # (final state, or -1 for a client-side error; payloa
 def start(mailbox: Mailbox, config: ClientConfig, spec: Spec,
           iterables: tuple[Iterable[Any], ...], timeout: float | None,
           chunksize: int | None, progress: bool = False, pack: Pack | None = None
-          ) -> Iterator[Any]:
+          ) -> MapResults:
     """Submit the first window now (as Executor.map does) and return the results
     (with a bar on stderr while they come, if `progress` and stderr is a terminal)."""
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -31,8 +32,31 @@ def start(mailbox: Mailbox, config: ClientConfig, spec: Spec,
     run = MapRun(mailbox, spec, zip(*iterables), chunk, window, pack)
     run.top_up()
     if progress:
-        return run.results_with_bar(deadline, known_length(iterables))
-    return run.results(deadline)
+        return MapResults(run, run.results_with_bar(deadline, known_length(iterables)))
+    return MapResults(run, run.results(deadline))
+
+
+class MapResults(Iterator[Any]):
+    """What map() returns: its results in order; cancel_rest() for Executor.shutdown."""
+
+    __slots__ = ("_run", "_results", "__weakref__")
+
+    def __init__(self, run: MapRun, results: Iterator[Any]) -> None:
+        self._run, self._results = run, results
+
+    def __next__(self) -> Any:
+        return next(self._results)
+
+    def close(self) -> None:
+        """Stop early: the tasks still due are cancelled (as leaving a for loop does)."""
+        close = getattr(self._results, "close", None)
+        if close is not None:
+            close()
+
+    def cancel_rest(self) -> None:
+        """Submit nothing more: the results of what was submitted still come, then
+        CancelledError at the first position never submitted."""
+        self._run.cancel_rest()
 
 
 class MapRun:
@@ -52,6 +76,7 @@ class MapRun:
         self.stop: tuple[int, BaseException] | None = None  # args that could not be sent
         self.exhausted = False
         self.failed = 0  # failures raised to the consumer (at most one: map stops there)
+        self.topping = threading.Lock()  # top_up (consumer) against cancel_rest (shutdown)
 
     # --- sink side (I/O thread) ---
 
@@ -103,12 +128,21 @@ class MapRun:
 
     def top_up(self) -> None:
         """Submit more tasks while the window has room for a chunk."""
-        while not self.exhausted and self.count - self.head <= self.window - self.chunk:
-            batch = list(itertools.islice(self.args, self.chunk))
-            if len(batch) < self.chunk:
+        with self.topping:
+            while not self.exhausted and self.count - self.head <= self.window - self.chunk:
+                batch = list(itertools.islice(self.args, self.chunk))
+                if len(batch) < self.chunk:
+                    self.exhausted = True
+                if batch:
+                    self._submit(batch)
+
+    def cancel_rest(self) -> None:
+        """Submit nothing more; the consumer meets CancelledError where the never
+        submitted part begins (Executor.shutdown(cancel_futures=True))."""
+        with self.topping:
+            if not self.exhausted:  # else everything was submitted (or stop is set)
                 self.exhausted = True
-            if batch:
-                self._submit(batch)
+                self.stop = (self.count, cf.CancelledError())
 
     def _submit(self, batch: list[tuple[Any, ...]]) -> None:
         name, wire = self.spec
