@@ -44,6 +44,9 @@ def test_prefetched_is_not_running_and_cancels_the_running_one_does_not(cluster,
         assert not b.running() and not c.running()  # waiting in the worker's queue
         assert a.cancel() is False and not a.cancelled()
         assert b.cancel() is True and b.cancelled() and b.done()
+        # w1 drops b (answers CANCELLED) before a ends: else b could start meanwhile
+        # and be stopped there (as concurrent.futures cannot, zq's cancel is a request)
+        wait_until(lambda: client.get(b.id)["state"] == "cancelled", 30, "b cancelled")
 
         Path(g1).touch()
         assert a.result(timeout=30) == "a"
