@@ -141,7 +141,9 @@ MESSAGES: dict[Cmd, st.SearchStrategy[Any]] = {
     Cmd.HELLO: st.builds(m.Hello, name=labels, host=labels, pid=st.integers(0, 2**62),
                          queues=few(names), concurrency=st.integers(0, 1 << 20), pool=labels,
                          credit=st.integers(0, 1 << 24), running=few(ids),
-                         session=sessions, catalogue=catalogues, started=st.booleans()),
+                         session=sessions, catalogue=catalogues,
+                         # 1.4: with started (zq's worker always) allow_code goes too
+                         allow_code=st.booleans(), started=st.just(True)),
     Cmd.WELCOME: st.builds(m.Welcome, numbers, st.integers(1, 1000), st.integers(0, 2**62),
                            names, st.booleans()),
     Cmd.CREDIT: st.builds(m.Credit, st.integers(0, 1 << 24), few(ids)),
@@ -285,7 +287,7 @@ def _entries(*kinds: Any) -> tuple[Any, ...]:
 
 SCHEMA: dict[Cmd, list[Any]] = {
     Cmd.HELLO: [STR, STR, BIG, ("list", STR), ("int", 0, 1 << 20), STR, ("int", 0, 1 << 24),
-                IDS, ("session",), ("catalogue",), ("bool",)],
+                IDS, ("session",), ("catalogue",), ("bool",), ("bool",)],
     Cmd.WELCOME: [NUM, ("int", 1, 1000), BIG, STR, ("bool",)],
     Cmd.CREDIT: [("int", 0, 1 << 24), IDS],
     Cmd.TASK: [_entries(ID, BIG, STR, PAYLOAD, ("opt", NUM), ("opt", ("list", STR)))],
