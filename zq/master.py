@@ -77,6 +77,13 @@ LEASE_RENEW = 0.25
 LEASE_POLL = 0.2
 LEASE_LOST_EXIT = 3  # the exit code of a master whose lease another master took
 LEASE_HOLD = 2  # liveness windows a master that took the lease holds restored tasks
+# Self-fencing: a master that has not renewed its lease for FENCE_AT of it stops serving
+# (it answers every peer STANDBY, naming nobody) until a renewal succeeds. Measured by
+# its own monotonic clock from before the last successful renewal was sent, so the
+# lease, dated by the server's clock when the renewal arrived, outlives the fence by
+# (1 - FENCE_AT) of a lease less the clocks' drift: no standby can take over while
+# this master still serves.
+FENCE_AT = 0.75
 # While the store cannot commit, these still go out (they promise nothing durable);
 # everything else waits for the commit, and an ACCEPTED becomes a BUSY.
 SENT_WHILE_UNCOMMITTED = (m.Heartbeat, m.Busy, m.Error, m.Disconnect, m.Welcome)
@@ -166,6 +173,7 @@ class Master:
         self._leased: Any = self.store if getattr(self.store, "leased", False) else None
         self.lease_ttl = config.heartbeat_interval * config.heartbeat_liveness
         self._lease_due: float | None = None  # monotonic time of the next renewal
+        self._renewed: float | None = None  # monotonic time the last good renewal was sent
         self._lease_lost = False
         self.epoch: int | None = None  # of the lease this master serves under
         self._active_hint = ""  # while standby: the active master's endpoint, if known
@@ -301,7 +309,7 @@ class Master:
                         log.error("standby: %s; trying again", e)
                     lease = None
                 if lease is not None and lease.ours:
-                    self.epoch = lease.epoch
+                    self.epoch, self._renewed = lease.epoch, now
                     self._lease_due = time.monotonic() + self.lease_ttl * LEASE_RENEW
                     log.info("took the store's lease (epoch %d), as %s at %s: this master "
                              "serves", lease.epoch, holder, advertised)
@@ -348,6 +356,57 @@ class Master:
                           self._lease_due - now)
             return
         self._lease_due = now + self.lease_ttl * LEASE_RENEW
+        self._renewed = now
+
+    def _serving(self) -> bool:
+        """Whether this master may go on serving: its lease was renewed less than
+        FENCE_AT of it ago, or it waited fenced until a renewal succeeded. False when
+        stopped while fenced (then nothing more is sent). LeaseLost when the lease
+        moved meanwhile (run() exits 3)."""
+        if self._renewed is None or time.monotonic() < (
+                self._renewed + self.lease_ttl * FENCE_AT):
+            return True
+        return self._fenced()
+
+    def _fenced(self) -> bool:
+        """The lease may expire any moment and a standby take it: serve nothing. Every
+        peer gets STANDBY naming nobody, so workers and clients go round their lists of
+        masters (to the standby that takes over); the lease's renewal is tried every
+        LEASE_POLL of it. Renewed (its epoch is still ours: no master served
+        meanwhile): True, serve again, holding the tasks of the workers that left for
+        them as after a takeover. Stopped first: False."""
+        fenced_at = time.monotonic()
+        log.error("the store's lease (epoch %s) was not renewed for %.2f s (it lasts %.2f s): "
+                  "stopped serving; every peer hears STANDBY until a renewal succeeds",
+                  self.epoch, fenced_at - (self._renewed or fenced_at), self.lease_ttl)
+        self._active_hint = ""
+        poller = zmq.Poller()
+        poller.register(self.sock, zmq.POLLIN)
+        next_try = noted = fenced_at
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if now >= next_try:
+                next_try = now + self.lease_ttl * LEASE_POLL
+                try:
+                    self._leased.renew_lease()  # LeaseLost: another master took it
+                except StoreUnavailable as e:
+                    if now - noted >= STORE_RETRY_NOTE:
+                        noted = now
+                        log.error("fenced: %s; trying again", e)
+                else:
+                    self._renewed = now
+                    self._lease_due = now + self.lease_ttl * LEASE_RENEW
+                    core = self.core
+                    core.advance(time.monotonic(), self._wall())
+                    core.hold_until = max(core.hold_until,
+                                          core.now + LEASE_HOLD * self.lease_ttl)
+                    log.warning("the store's lease is still ours (epoch %s), renewed after "
+                                "%.1f s fenced: serving again", self.epoch, now - fenced_at)
+                    return True
+            wait = max(0, int((next_try - time.monotonic()) * 1000)) + 1
+            if poller.poll(wait):
+                self._answer_standby()
+        return False
 
     def _open_socket(self) -> None:
         """The gate first (it must answer the first handshake), then the ROUTER."""
@@ -423,6 +482,8 @@ class Master:
         core.advance(start, self._wall())
         if self._lease_due is not None and start >= self._lease_due:
             self._renew_lease(start)
+        if not self._serving():
+            return  # stopped while fenced
         if events:
             self._last_busy = start
             self._drain(start + DRAIN_BUDGET)
@@ -430,6 +491,8 @@ class Master:
         handled = time.monotonic()
         durable = self._commit(persist)
         committed = time.monotonic()
+        if not self._serving():  # the commit may have hung on a link gone dark
+            return
         self._send(self._after_commit(sends, durable))
         if self._hang_ups:
             for fd in self._hang_ups:

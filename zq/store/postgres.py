@@ -93,6 +93,20 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 2  # 2: the lease (zq_lease, zq_lease_check); a version 1 store gets it
 SCHEMA_KEY = "zq.schema"
 CONNECT_TIMEOUT = 5  # seconds; the loop waits this long at most for a new connection
+# A link gone dark must not hang the master's loop: libpq's TCP keepalives find an idle
+# connection dead in ~5 s, TCP_USER_TIMEOUT one whose sent bytes go unacknowledged in
+# 5 s (a host cut off mid-write); the server ends a session idle inside a transaction
+# for 5 s (a master cut off mid-commit: its FOR SHARE on the lease row would hold a
+# takeover back), checks every second that a running query's client is still there,
+# and cancels a lock wait of 5 s and a statement of 60 s. Each is a default: a
+# parameter the store's URL sets wins (its `options` come after these).
+LINK_PARAMS = {"keepalives": "1", "keepalives_idle": "2", "keepalives_interval": "1",
+               "keepalives_count": "3", "tcp_user_timeout": "5000"}
+SESSION_OPTIONS = ("-c statement_timeout=60s -c lock_timeout=5s"
+                   " -c idle_in_transaction_session_timeout=5s"
+                   " -c client_connection_check_interval=1s"
+                   " -c tcp_keepalives_idle=2 -c tcp_keepalives_interval=1"
+                   " -c tcp_keepalives_count=3")
 LOAD_CHUNK = 10_000  # rows per fetch of the restore's server-side cursor
 # pg_advisory_xact_lock key taken while the schema is checked or made: two masters
 # opening a new database at once make it once.
@@ -485,7 +499,7 @@ class PostgresStore(TurnBuffer, JournalIndex):
     def _connect(self) -> None:
         try:
             self._conn = psycopg.connect(self.url, autocommit=True,
-                                         connect_timeout=int(self._connect_timeout))
+                                         **link_params(self.url, self._connect_timeout))
         except psycopg.Error as e:
             raise StoreUnavailable(f"cannot connect to the PostgreSQL store {self.shown}: "
                                    f"{_first_line(e)}") from e
@@ -564,6 +578,21 @@ class PostgresStore(TurnBuffer, JournalIndex):
         save never half-survives into the next commit."""
         note = "; the uncommitted changes were discarded" if self._clear_pending() else ""
         return StoreError(f"{what} failed on the store {self.shown}: {_first_line(e)}{note}")
+
+
+def link_params(url: str, connect_timeout: float) -> dict[str, str]:
+    """The connection parameters that keep a dead link from hanging the loop (see
+    LINK_PARAMS), less those the URL sets itself. A malformed URL is left to connect()
+    to refuse."""
+    try:
+        given = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.Error:
+        given = {}
+    params = {k: v for k, v in LINK_PARAMS.items() if k not in given}
+    if "connect_timeout" not in given:  # libpq takes whole seconds, 2 at least
+        params["connect_timeout"] = str(max(2, int(connect_timeout)))
+    params["options"] = f"{SESSION_OPTIONS} {given.get('options', '')}".strip()
+    return params
 
 
 def _task_statements(taken: list[tuple[str, list]]) -> list[tuple[str, list]]:
