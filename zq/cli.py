@@ -770,18 +770,45 @@ def dashboard(http: str = _opt("127.0.0.1:8080", "--http", env="ZQ_DASHBOARD_HTT
 @app.command()
 def ping(timeout: Optional[float] = TIMEOUT_OPTION,
          connect: Optional[str] = CONNECT_OPTION,
-         keys: Optional[str] = KEYS_OPTION) -> None:
-    """Exit 0 if the master answers within --timeout, else 1 saying why: a health check
-    (Docker's HEALTHCHECK reads 1 as unhealthy)."""
+         keys: Optional[str] = KEYS_OPTION,
+         standby_ok: bool = _opt(False, "--standby-ok", env="ZQ_PING_STANDBY_OK",
+                                 help="Exit 0 when the master is a standby too (the health "
+                                      "check of a standby master's own host).")) -> None:
+    """Exit 0 if the active master answers within --timeout, else 1 saying why: a health
+    check (Docker's HEALTHCHECK reads 1 as unhealthy). Given several masters
+    (--connect a,b) it goes round them; when only a standby answers it says so and which
+    master the standby names as active, and exits 2 (0 with --standby-ok)."""
+    from zq.masters import parse_connect
+    from zq.probe import probe
+    from zq.security import peer_keys
+    within, where = _timeout(timeout), connect or default_connect()
+    standby = None
+    try:  # each master itself (a client would follow a standby's hint elsewhere)
+        peer = peer_keys("client", keys, None, None) if keys else None
+        for endpoint in parse_connect(where):
+            started = time.monotonic()
+            answer = probe(endpoint, peer, within)
+            if answer is not None and answer.status is not None:
+                st, took = answer.status, (time.monotonic() - started) * 1000
+                typer.echo(f"master {st['master_id']} at {endpoint} answered in "
+                           f"{took:.0f} ms: {len(st['workers'])} workers")
+                return
+            standby = standby or answer
+    except ZqError as e:
+        _fail(str(e), 1)
+    if standby is not None:
+        named = f", active is {standby.standby}" if standby.standby else ", active unknown"
+        typer.echo(f"the master at {standby.endpoint} is a standby{named}",
+                   err=not standby_ok)
+        raise typer.Exit(0 if standby_ok else 2)
     started = time.monotonic()
-    try:
-        with _client(connect, _timeout(timeout), keys) as client:
+    try:  # none answered: a client says why (a refused key, nothing listening)
+        with _client(connect, within, keys) as client:
             st = client.status()
     except ZqError as e:
         _fail(str(e), 1)
-    took = (time.monotonic() - started) * 1000
-    typer.echo(f"master {st['master_id']} at {connect or default_connect()} answered in "
-               f"{took:.0f} ms: {len(st['workers'])} workers")
+    typer.echo(f"master {st['master_id']} at {where} answered in "
+               f"{(time.monotonic() - started) * 1000:.0f} ms: {len(st['workers'])} workers")
 
 
 CATALOGUE_SHOWN = 50  # task names `zq status` lists; --json has them all
