@@ -8,6 +8,7 @@ from zq.errors import (
     AccessRefused,
     ConfigError,
     ConnectionLost,
+    DependencyFailed,
     ProtocolError,
     Rejected,
     SerializationError,
@@ -24,7 +25,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Client", "ClientConfig", "Executor", "Future",
-    "AccessRefused", "ConfigError", "ConnectionLost", "ProtocolError", "Rejected",
+    "AccessRefused", "ConfigError", "ConnectionLost", "DependencyFailed", "ProtocolError",
+    "Rejected",
     "SerializationError", "StoreError",
     "TaskError", "TaskTimeout", "UnknownTask", "WorkerLost", "ZqError", "current_task", "progress",
     "task",

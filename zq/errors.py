@@ -82,6 +82,14 @@ class UnknownTask(TaskError):
     """The task name is not in any --app module of the worker."""
 
 
+class DependencyFailed(TaskError):
+    """A task whose arguments take another task's result (a future given as an
+    argument) did not run: that input failed for good. `input` is the input's task id;
+    the input's own error is the exception's __cause__."""
+
+    input: str | None = None
+
+
 class RemoteTraceback(ZqError):
     """Used as the __cause__ of a re-raised built-in exception: the remote traceback."""
 

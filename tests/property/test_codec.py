@@ -117,6 +117,7 @@ OPTION_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "delay": finite,
     "key": st.text(max_size=64),
     "after": few(ids),
+    "inputs": few(ids),  # 1.4 (issue 17)
     "retry_backoff": finite,
     "retry_backoff_max": finite,
     "retry_on": few(names),
@@ -417,7 +418,7 @@ def _wrong_options(draw: Callable[..., Any], current: dict[str, Any]) -> Any:
         bad = draw(_not_num)
     elif want is list:  # after: [task_id], retry_on: [str]
         bad = draw(_not_list | st.lists(_not_str, min_size=1, max_size=2)
-                   | (st.just([""]) if key == "after" else st.nothing()))
+                   | (st.just([""]) if key in ("after", "inputs") else st.nothing()))
     else:
         bad = draw(_not_str if want is str else _not_int)
     return {**current, key: bad}
@@ -504,7 +505,8 @@ _WRONG = [
     ("nope", 1), (b"queue", "q"), ("queue", 1), ("priority", 1.5), ("priority", True),
     ("retries", "1"), ("timeout", "1"), ("timeout", None), ("eta", True), ("key", 1),
     ("after", "t"), ("after", [1]), ("after", [""]), ("after", ["i" * (codec.MAX_ID + 1)]),
-    ("after", [{}]), ("after", [["t"]]), ("retry_on", "ValueError"), ("retry_on", [None]),
+    ("after", [{}]), ("after", [["t"]]), ("inputs", "t"), ("inputs", [1]), ("inputs", [""]),
+    ("retry_on", "ValueError"), ("retry_on", [None]),
     ("retry_on", [1]), ("retry_on", ["E" * (codec.MAX_NAME + 1)]), ("result_ttl", [1]),
 ]]
 

@@ -305,7 +305,7 @@ def test_journal_rows_hold_the_fields_they_name() -> None:
                    attempt=2, retries=3, timeout=1.5, eta=9.0, key="k", after=["a"],
                    retry_backoff=2.5, retry_backoff_max=60.0, retry_on=["ValueError"],
                    result_ttl=10.0, created=1.0, updated=2.0, worker="w1", result=b"r",
-                   progress=(1.0, 4.0), seq=7, started=3.0, waited=0.25)
+                   progress=(1.0, 4.0), seq=7, started=3.0, waited=0.25, inputs=["i"])
     assert len({repr(getattr(r, name)) for name in TaskRecord.__slots__}) == len(
         TaskRecord.__slots__)  # every value distinct, so a swap shows
     assert save_row(r) == tuple(getattr(r, name) for name in SAVE_FIELDS)

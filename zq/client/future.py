@@ -9,7 +9,7 @@ import time
 from concurrent.futures._base import CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED, PENDING
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from zq.core import serde
+from zq.core import serde, values
 from zq.core.client_events import ChunkOrder
 from zq.core.messages import State
 from zq.errors import ConnectionLost, Rejected, SerializationError, ZqError
@@ -315,3 +315,9 @@ class Reply:
         if not self.ok:
             raise Rejected(str(self.body))
         return self.body
+
+
+# A Future among a submit's arguments travels as a reference to its task's result: the
+# master runs the task once that one succeeded and the worker passes the result in its
+# place (issue 17, zq.core.workflows).
+values.refer_with(Future, lambda fut: fut.id)

@@ -18,7 +18,7 @@ from zq.config import MasterConfig
 from zq.core import client_events as ce
 from zq.core import messages as m
 from zq.core import serde
-from zq.core.parts import largest_frame
+from zq.core.parts import Refs, largest_frame
 from zq.errors import AccessRefused, SerializationError, ZqError
 
 # A larger frame makes the master (at its default --max-message) drop the connection, and
@@ -62,7 +62,8 @@ class Mailbox:
         self._prefix = os.urandom(8).hex()  # task ids: this + a counter, unique enough
         self._counter = itertools.count(1)  # next() is atomic under the GIL
         self._packer = msgpack.Packer(use_bin_type=True)  # not thread-safe: used under _lock
-        self._pack = serde.pack_call  # ((args, kwargs)) -> bytes, thread-safe
+        # ((args, kwargs)) -> bytes, or a Refs when futures stand among them; thread-safe
+        self._pack = serde.pack_submit_call
         self._entries: list[m.SubmitEntry] = []
         self._sinks: list[Any] = []
         self._events: list[ce.Event] = []  # requests other than submissions, in order
@@ -97,12 +98,16 @@ class Mailbox:
                 payload = self._pack((args, kwargs))
             except Exception as e:
                 raise serialization_error(e) from e
+            opts = spec[1]
+            if type(payload) is Refs:  # futures among the arguments: their tasks' ids
+                opts = {**opts, "inputs": payload.refs}
+                payload = payload.payload
             if len(payload) > MAX_PAYLOAD and largest_frame(payload) > MAX_PAYLOAD:
                 raise too_large(largest_frame(payload))
             if self._room_left <= 0:
                 self._wait_for_room()
             self._room_left -= 1
-            self._entries.append((tid, spec[0], payload, spec[1]))
+            self._entries.append((tid, spec[0], payload, opts))  # type: ignore[arg-type]
             self._sinks.append(fut)
             if self._idle:  # at most once per I/O loop turn
                 self._idle = False
@@ -129,7 +134,7 @@ class Mailbox:
         and the error for that one (None if all could be). pack: how, if not as values
         (a shipped callable's calls)."""
         out: list[m.Payload] = []
-        pack = pack or self._pack
+        pack = pack or serde.pack_call  # a future among map()'s arguments is refused
         kwargs: dict[str, Any] = {}
         with self._lock:
             for args in calls:

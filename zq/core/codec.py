@@ -18,7 +18,7 @@ import msgpack
 
 from zq.core import messages as m
 from zq.core.messages import Cmd, Role
-from zq.core.parts import MAX_PAYLOAD_FRAMES, Parts
+from zq.core.parts import MAX_PAYLOAD_FRAMES, Parts, Refs
 from zq.errors import ProtocolError
 
 PROTOCOL_VERSION = "1.4"
@@ -122,7 +122,11 @@ def _out_entries(entries: Sequence[Sequence[Any]], at: int, extra: list[Any]) ->
         p = e[at]
         if type(p) is not bytes or len(p) >= LARGE_PAYLOAD:
             e = list(e)
-            e[at] = _out_payload(p, extra)
+            if type(p) is Refs:  # a TASK whose arguments refer to results (1.4): the
+                e[at] = _out_payload(p.payload, extra)  # results in a 7th field
+                e.append([[tid, _out_payload(r, extra)] for tid, r in p.refs])
+            else:
+                e[at] = _out_payload(p, extra)
         out.append(e)
     return out
 
@@ -453,9 +457,22 @@ def _task(role: Role, f: list[Any], extra: _Frames) -> m.Task:
     for e in _entries(f[0], 6, "TASK"):
         timeout = None if e[4] is None else _num(e[4], "timeout")
         retry_on = None if e[5] is None else [_str(n, "retry_on") for n in _list(e[5], "retry_on")]
-        out.append((e[0], _int(e[1], "attempt"), _str(e[2], "task name"),
-                    _payload(e[3], extra), timeout, retry_on))
+        payload = _payload(e[3], extra)
+        if len(e) > 6 and e[6] is not None:
+            payload = Refs(payload, _inputs(e[6], extra))
+        out.append((e[0], _int(e[1], "attempt"), _str(e[2], "task name"), payload,
+                    timeout, retry_on))
     return m.Task(out)
+
+
+def _inputs(v: Any, extra: _Frames) -> list[tuple[str, Any]]:
+    """A TASK entry's inputs (1.4): [[task id, result payload], ...]."""
+    out = []
+    for pair in _list(v, "TASK inputs"):
+        if type(pair) is not list or len(pair) != 2:
+            raise _bad("TASK inputs: each must be [task id, payload]")
+        out.append((_str(pair[0], "input task id", MAX_ID), _payload(pair[1], extra)))
+    return out
 
 
 _MAX_INT = 2**62
@@ -565,8 +582,8 @@ def _check_option(k: Any, v: Any) -> None:
             raise _bad(f"SUBMIT: option {k!r} must be a finite number")
     elif type(v) is not want:
         raise _bad(f"SUBMIT: option {k!r} must be {want.__name__}")
-    elif k == "after":  # ids the scheduler looks up; an unhashable one would raise
-        _ids(v, "after")
+    elif k == "after" or k == "inputs":  # ids the scheduler looks up (hashable)
+        _ids(v, k)
     elif k == "retry_on":  # forwarded in TASK, where a worker checks it is [str]
         for n in _list(v, "retry_on"):
             _str(n, "retry_on")

@@ -15,6 +15,7 @@ from zq.core.balance import parse_rate
 from zq.core.messages import Cmd, State
 from zq.core.tasks import TaskRecord
 from zq.core.workers import WorkerInfo, free_credit, idle_since, idle_slots, lost
+from zq.core.workflows import with_inputs
 
 if TYPE_CHECKING:
     from zq.core.master_core import MasterCore
@@ -163,7 +164,7 @@ def _lease_to(core: MasterCore, w: WorkerInfo, picked: list[TaskRecord]) -> None
         core._move_all(starting, queued, State.RUNNING)
         if core.tap is not None:
             core.tap.started.append(starting)
-    lease, leased, rid, name = core.lease, w.leased, w.rid, w.name
+    lease, leased, rid, name, kept = core.lease, w.leased, w.rid, w.name, core.kept
     entries = []
     for t in take:
         t.attempt += 1
@@ -172,7 +173,8 @@ def _lease_to(core: MasterCore, w: WorkerInfo, picked: list[TaskRecord]) -> None
         leased.add(t.id)
         if t.timeout is not None:
             add_deadline(core, t, t.timeout, rid)
-        entries.append((t.id, t.attempt, t.name, t.payload, t.timeout, t.retry_on))
+        payload = t.payload if not kept or t.inputs is None else with_inputs(core, t)
+        entries.append((t.id, t.attempt, t.name, payload, t.timeout, t.retry_on))
     if entries:
         core._push_many(rid, Cmd.TASK, entries)
         if core.restored_unleased:

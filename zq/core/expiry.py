@@ -11,6 +11,7 @@ from __future__ import annotations
 import heapq
 from typing import TYPE_CHECKING
 
+from zq.core import workflows
 from zq.core.messages import FINAL_STATES as FINAL
 from zq.core.tasks import TaskRecord
 
@@ -38,6 +39,8 @@ def expire_finished(core: MasterCore) -> None:
         if (t is None or t.state not in FINAL or t.result_ttl is None
                 or t.updated + t.result_ttl != at):
             continue  # forgotten, or retried by hand since (a newer entry stands)
+        if core.kept and workflows.park(core, tid):
+            continue  # a waiting task takes it: back when released
         forget(core, t)
         if at <= wall and core.durable:
             core._deleted.append(tid)
@@ -52,6 +55,8 @@ def expire_finished(core: MasterCore) -> None:
         if not expired and len(fin) + len(heap) <= core.max_finished:
             break
         fin.popleft()
+        if core.kept and workflows.park(core, t.id):
+            continue  # a waiting task takes it: back when released
         forget(core, t)
         if expired and core.durable:
             core._deleted.append(t.id)

@@ -45,6 +45,7 @@ from zq.core import (
     states,
     timers,
     workers,
+    workflows,
 )
 from zq.core import master_events as ev
 from zq.core import messages as m
@@ -92,6 +93,13 @@ class MasterCore:
         self.more_watchers: dict[str, set[bytes]] = {}
         self.keys: dict[str, str] = {}  # dedup key -> task id
         self.waiting: dict[str, list[str]] = {}  # task id -> tasks that run after it
+        # Workflows (zq.core.workflows): input task id -> tasks not final yet that take
+        # its result; and those of them whose results the expiry reached meanwhile.
+        self.kept: dict[str, int] = {}
+        self.parked: set[str] = set()
+        # Pending task id -> its entries in `waiting` not released yet: a task waiting
+        # for 10,000 others (a chord) is checked once, not once per one that succeeds.
+        self.unmet: dict[str, int] = {}
         self.cancelling: set[str] = set()  # running tasks told to stop; kept in meta
         self._cancelling_changed = False
         self.timers: list[tuple[float, int, str]] = []  # (wall time, seq, task id)
@@ -364,6 +372,8 @@ class MasterCore:
             self.past.pop(t.id, None)
         if self.restored_unleased:
             self.restored_unleased.discard(t.id)
+        if self.unmet:
+            self.unmet.pop(t.id, None)
         self._move(t, new)
         t.result = payload
         if new is State.SUCCEEDED:
@@ -376,6 +386,8 @@ class MasterCore:
             self.cancelling.discard(t.id)
             self._cancelling_changed = self.durable
         expiry.keep_result(self, t)
+        if t.inputs:
+            workflows.release_inputs(self, t)
         self._count_done()
         entry = (t.id, int(new), payload)
         rid = self.watcher.pop(t.id, None)
@@ -408,14 +420,21 @@ class MasterCore:
                 log.popleft()
 
     def _release_dependents(self, dep: TaskRecord, dependents: list[str]) -> None:
+        unmet = self.unmet
         for tid in dependents:
             t = self.tasks.get(tid)
             if t is None or t.state is not State.PENDING:
                 continue
             if dep.state is not State.SUCCEEDED:
-                self._finish(t, State.CANCELLED, cancelled_error(
-                    f"task {dep.id} it runs after ended {dep.state.label}"))
-            elif self._deps_done(t):
+                workflows.ended_without_result(self, t, dep)
+                continue
+            n = unmet.get(tid)
+            if n is not None:
+                if n > 1:
+                    unmet[tid] = n - 1
+                    continue
+                del unmet[tid]
+            if self._deps_done(t):
                 self._start_when_due(t)
 
     def _deps_done(self, t: TaskRecord) -> bool:
@@ -536,6 +555,8 @@ class MasterCore:
         if rid is not None:
             self.watcher[tid] = rid
         self.counts[State.PENDING] += 1  # every task is born PENDING, then moves on
+        if t.inputs:
+            workflows.hold_inputs(self, t)
         if self.tap is not None:
             self.tap.submitted.append([t])
         if self.events.subs:
@@ -570,7 +591,10 @@ class MasterCore:
         if "delay" in opts:
             eta = wall + float(opts["delay"])
         after = opts.get("after")
-        if after:
+        inputs = opts.get("inputs")
+        if inputs:
+            after = workflows.check_inputs(self, inputs, after)
+        elif after:
             missing = [d for d in after if d not in self.tasks]
             if missing:
                 raise ValueError(f"after= names unknown task ids: {', '.join(missing[:5])}")
@@ -586,7 +610,7 @@ class MasterCore:
             retry_backoff=float(opts.get("retry_backoff", 1.0)),
             retry_backoff_max=float(opts.get("retry_backoff_max", 600.0)),
             retry_on=opts.get("retry_on"), result_ttl=opts.get("result_ttl"),
-            created=wall, updated=wall, seq=self.seq)
+            created=wall, updated=wall, seq=self.seq, inputs=inputs or None)
         if t.key is not None:
             self.keys[t.key] = tid
         return t
@@ -608,12 +632,14 @@ class MasterCore:
             for d in t.after:
                 dt = self.tasks[d]
                 if dt.state in FINAL and dt.state is not State.SUCCEEDED:
-                    self._finish(t, State.CANCELLED, cancelled_error(
-                        f"task {d} it runs after ended {dt.state.label}"))
+                    workflows.ended_without_result(self, t, dt)
                     return
+            n = 0
             for d in t.after:
                 if self.tasks[d].state is not State.SUCCEEDED:
                     self.waiting.setdefault(d, []).append(t.id)
+                    n += 1
+            self.unmet[t.id] = n
             return
         self._start_when_due(t)
 
@@ -723,6 +749,7 @@ class MasterCore:
         for tid in self.cancelling:
             rec = self.tasks.get(tid)
             assert rec is not None and rec.state is State.RUNNING, f"cancel left on {tid}"
+        workflows.check(self)
 
 
 # What each message does, by the role it came in and its type. A worker's handler gets

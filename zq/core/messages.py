@@ -312,6 +312,7 @@ SUBMIT_OPTIONS = {
     "delay": float,  # seconds from acceptance before the task may start
     "key": str,  # deduplication key
     "after": list,  # task ids that must succeed first
+    "inputs": list,  # 1.4: task ids whose results the arguments refer to (Ext.REF)
     "retry_backoff": float,  # base seconds of the exponential backoff; default 1
     "retry_backoff_max": float,  # cap of the backoff; default 600
     "retry_on": list,  # exception type names that retry; default all

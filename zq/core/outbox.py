@@ -11,7 +11,7 @@ from typing import Any, Callable
 from zq.core import codec
 from zq.core import messages as m
 from zq.core.messages import Cmd
-from zq.core.parts import Parts, frames_of, inline_of
+from zq.core.parts import Parts, Refs, frames_of, inline_of
 from zq.core.tasks import TaskRecord
 
 BUSY_RETRY_AFTER = 0.5  # seconds a client waits before sending a BUSY submission again
@@ -98,10 +98,13 @@ def build(cmd: Cmd, items: list[Any]) -> list[m.Message]:
     return _build_one(cmd, items)
 
 
+_SIZED = frozenset({Parts, Refs})  # payloads whose frames are counted one by one
+
+
 def _overflows(items: list[Any], at: int) -> bool:
     """Whether these entries' payloads are more than one message carries."""
     large, n, get = codec.LARGE_PAYLOAD, len(items), itemgetter(at)
-    if not Parts.made or Parts not in map(type, map(get, items)):
+    if not Parts.made or not _SIZED.intersection(map(type, map(get, items))):
         # Plain payloads, C-speed checks only: under the budget in all, they take at
         # most budget / 64 KiB frames (128).
         return n * large > codec.HEADER_BUDGET and \

@@ -80,9 +80,32 @@ def from_blob(blob: Any) -> Any:
     return Parts(pieces[0], pieces[1:])
 
 
+class Refs:
+    """A task's arguments with the results of the tasks they refer to (issue 17,
+    docs/PROTOCOL.md §2.4). `refs` is a list of task ids where a client built it (the
+    futures found in the arguments), and a list of (task id, result payload) where the
+    master or a worker did (the results to substitute). Carried as one payload."""
+
+    __slots__ = ("payload", "refs")
+
+    def __init__(self, payload: Any, refs: list[Any]) -> None:
+        self.payload = payload
+        self.refs = refs
+        Parts.made = True  # the outbox measures a batch holding one frame by frame
+
+    def __len__(self) -> int:
+        return len(self.payload) + sum(len(p) for _, p in self.refs)
+
+    def __repr__(self) -> str:
+        return f"Refs({self.payload!r}, {len(self.refs)} refs)"
+
+
 def frames_of(payload: Any, large: int) -> int:
     """The frames of their own a payload takes in a message (a plain one of `large`
     bytes or more takes one)."""
+    if type(payload) is Refs:
+        return frames_of(payload.payload, large) + sum(frames_of(p, large)
+                                                       for _, p in payload.refs)
     if type(payload) is Parts:
         return len(payload.frames) + (len(payload.body) >= large)
     return int(len(payload) >= large)
@@ -90,12 +113,18 @@ def frames_of(payload: Any, large: int) -> int:
 
 def inline_of(payload: Any, large: int) -> int:
     """The bytes a payload puts in a message's header."""
+    if type(payload) is Refs:
+        return inline_of(payload.payload, large) + sum(inline_of(p, large) + len(i) + 4
+                                                       for i, p in payload.refs)
     n = len(payload.body) if type(payload) is Parts else len(payload)
     return n if n < large else 0
 
 
 def largest_frame(payload: Any) -> int:
     """The bytes of a payload's largest frame (what a peer's max_message bounds)."""
+    if type(payload) is Refs:
+        return max(largest_frame(payload.payload),
+                   *(largest_frame(p) for _, p in payload.refs), 0)
     if type(payload) is Parts:
         return max(len(payload.body), *(memoryview(f).nbytes for f in payload.frames))
     return len(payload)

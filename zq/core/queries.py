@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
-from zq.core import expiry, serde, timers
+from zq.core import expiry, serde, timers, workflows
 from zq.core import messages as m
 from zq.core.access import Caller, Need, allowed, refusal
 from zq.core.codec import MAX_ID, MAX_NAME
@@ -227,6 +227,8 @@ def _run_again(core: MasterCore, t: TaskRecord) -> None:
     """A final task back in its queue, as new: attempt 0, no result, no eta."""
     core._move(t, State.QUEUED)
     t.attempt, t.result, t.eta = 0, None, None
+    if t.inputs:  # it takes its inputs' results again (those still kept)
+        workflows.hold_inputs(core, t)
 
 
 def purge(core: MasterCore, state: str, older_than: float) -> int:
@@ -236,7 +238,8 @@ def purge(core: MasterCore, state: str, older_than: float) -> int:
         raise Refused("only final states (succeeded, failed, cancelled, dead) "
                       "can be purged")
     victims = [t for t in core.tasks.values()
-               if t.state is want and t.updated <= core.wall - older_than]
+               if t.state is want and t.updated <= core.wall - older_than
+               and t.id not in core.kept]  # a waiting task takes its result
     for t in victims:
         expiry.forget(core, t)
         core._deleted.append(t.id)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from zq.core import expiry, timers
+from zq.core import expiry, timers, workflows
 from zq.core.messages import FINAL_STATES as FINAL
 from zq.core.messages import State
 from zq.core.results import FREED
@@ -61,14 +61,18 @@ def restore(core: MasterCore, records: Any) -> int:
     for t in core.tasks.values():  # second pass: dependencies may come in any order
         if t.state is State.PENDING:
             if t.after and not core._deps_done(t):
+                n = 0
                 for d in t.after:
                     if d in core.tasks and core.tasks[d].state not in FINAL:
                         core.waiting.setdefault(d, []).append(t.id)
+                        n += 1
+                core.unmet[t.id] = n
                 timers.add_timer(core, core.wall, t)  # re-checked when due
             else:
                 timers.add_timer(core, t.eta or core.wall, t)
     for t in sorted(final, key=_finished_at):  # the store gives submission order
         expiry.keep_result(core, t)
+    workflows.restore(core)  # the results the tasks not final yet take: kept
     return n
 
 

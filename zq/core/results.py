@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from zq.core import backoff, expiry, timers, workers
+from zq.core import backoff, expiry, timers, workers, workflows
 from zq.core import messages as m
 from zq.core.messages import Cmd, Outcome, State
 from zq.core.tasks import TaskRecord, cancelled_error
@@ -89,6 +89,10 @@ def _succeeded(core: MasterCore, ok: list[TaskRecord]) -> None:
             finished.append(t.id)
         else:
             expiry.keep_result(core, t)
+    if core.kept:  # some tasks take others' results: these may be among them
+        for t in ok:
+            if t.inputs:
+                workflows.release_inputs(core, t)
 
 
 def _is_special(core: MasterCore, tid: str) -> bool:

@@ -14,8 +14,10 @@ import msgpack
 
 from zq.core import messages as m
 from zq.core import values
+from zq.core.parts import Refs
 from zq.core.values import pack_native as _pack_native
 from zq.errors import (
+    DependencyFailed,
     RemoteTraceback,
     SerializationError,
     TaskError,
@@ -77,8 +79,26 @@ def pack_call(call: tuple[tuple[Any, ...] | list[Any], dict[str, Any]]) -> m.Pay
     return values.pack_ext_parts(value)
 
 
+def pack_submit_call(call: tuple[tuple[Any, ...] | list[Any], dict[str, Any]]
+                     ) -> m.Payload | Refs:
+    """pack_call(call) where futures may stand among the arguments (Client.submit): a
+    Refs when they do, their task ids in .refs (the SUBMIT option `inputs`)."""
+    value = [list(call[0]), call[1]]
+    try:  # inlined values.pack: this is every submit's path
+        return _pack_native(value)
+    except (TypeError, OverflowError):
+        pass
+    payload, refs = values.pack_call_refs(value)
+    return Refs(payload, refs) if refs else payload
+
+
 def decode_call(payload: Any) -> tuple[list[Any], dict[str, Any]]:
-    call = _unpack(payload)
+    """The call a TASK's payload holds; a Refs (a call that refers to other tasks'
+    results) with each reference replaced by the result's value."""
+    if type(payload) is Refs:
+        call = values.unpack_with(payload.payload, dict(payload.refs))
+    else:
+        call = _unpack(payload)
     if type(call) is list and len(call) == 2:
         args, kwargs = call
         if type(args) is list and type(kwargs) is dict:
@@ -100,6 +120,12 @@ def encode_error(type_name: str, message: str, traceback: str = "") -> bytes:
 
 # The OSError attributes an error payload carries (PROTOCOL §2, error payload).
 _OS_FIELDS = ("errno", "strerror", "filename", "filename2")
+
+
+def encode_dependency_failed(message: str, input_id: str, cause: bytes) -> bytes:
+    """The error of a task whose input failed: the input's id and its error payload."""
+    return _packb({"type": "DependencyFailed", "message": message, "traceback": "",
+                   "module": "zq.errors", "input": input_id, "cause": cause})
 
 
 def encode_exception(exc: BaseException, message: str, traceback: str) -> bytes:
@@ -152,6 +178,7 @@ def _os_field(v: Any) -> Any:
 _ERROR_FIELDS: dict[str, tuple[type, ...]] = {
     "module": (str,), "qualname": (str,), "args": (list, tuple), "errno": (int,),
     "strerror": (str,), "filename": (str, bytes, int), "filename2": (str, bytes, int),
+    "input": (str,), "cause": (bytes,),  # DependencyFailed (issue 17): the input, its error
 }
 
 
@@ -194,6 +221,14 @@ def exception_from_error(info: dict[str, Any]) -> BaseException:
     (its call could run any code) is not rebuilt, and one whose constructor raises gives
     TaskError. Nothing is unpickled."""
     name, message, tb = info["type"], info["message"], info["traceback"]
+    if name == "DependencyFailed" and info.get("module", "zq.errors") == "zq.errors":
+        dep = DependencyFailed(name, message, tb)
+        dep.input = info.get("input")
+        if "cause" in info:  # at most one level: the master flattens a chain's causes
+            cause = decode_error(info["cause"])
+            if cause["type"] != "DependencyFailed":
+                dep.__cause__ = exception_from_error(cause)
+        return dep
     if name in _ZQ_ERRORS and info.get("module", "zq.errors") == "zq.errors":
         return _ZQ_ERRORS[name](name, message, tb)
     cls = None if "malformed" in info else _exception_class(info)

@@ -23,6 +23,8 @@ class Edge:
 EDGES: dict[tuple[State, State], Edge] = {
     (P, Q): Edge("its eta passed, or every task it runs after succeeded"),
     (P, C): Edge("cancelled, or a task it runs after failed for good"),
+    (P, F): Edge("a task whose result it takes as an argument failed for good "
+                 "(`zq.DependencyFailed`)"),
     (P, R): Edge("a worker that re-registers still runs it (it was deferred or restored "
                  "meanwhile), or a late result of an earlier attempt arrives"),
     (Q, R): Edge("leased to a worker"),

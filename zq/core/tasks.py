@@ -18,7 +18,7 @@ class TaskRecord:
         "id", "name", "payload", "queue", "priority", "state", "attempt", "retries",
         "timeout", "eta", "key", "after", "retry_backoff", "retry_backoff_max", "retry_on",
         "result_ttl", "created", "updated", "worker", "result", "progress", "seq", "owner",
-        "started", "waited",
+        "started", "waited", "inputs",
     )
 
     def __init__(self, id: str, name: str, payload: Any, *, queue: str = "default",
@@ -30,7 +30,7 @@ class TaskRecord:
                  created: float = 0.0, updated: float = 0.0, worker: str | None = None,
                  result: Payload | None = None, progress: tuple[float, float] | None = None,
                  seq: int = 0, owner: str | None = None, started: float | None = None,
-                 waited: float | None = None) -> None:
+                 waited: float | None = None, inputs: list[str] | None = None) -> None:
         self.id = id
         self.name = name
         self.payload = payload
@@ -61,6 +61,9 @@ class TaskRecord:
         # until it starts (MasterCore.mark_started).
         self.started = started
         self.waited = waited
+        # Tasks whose results its arguments refer to (issue 17, zq.core.workflows): also
+        # in `after`; their results travel with its TASK.
+        self.inputs = inputs
 
     @staticmethod
     def plain(id: str, name: str, payload: Any, wall: float, seq: int) -> TaskRecord:
@@ -74,6 +77,7 @@ class TaskRecord:
         t.retry_backoff, t.retry_backoff_max = 1.0, 600.0
         t.created = t.updated = wall
         t.worker = t.result = t.progress = t.owner = t.started = t.waited = None
+        t.inputs = None
         t.seq = seq
         return t
 

@@ -51,6 +51,7 @@ class Ext(enum.IntEnum):
     DATACLASS = 13
     NDARRAY = 14
     NDFRAME = 15  # 1.4: a numpy array whose bytes are a frame of the payload's own
+    REF = 16  # 1.4: the result of another task, which the TASK carries (issue 17)
 
 
 # Extension values nest by packing their insides separately, one Packer (and, decoding,
@@ -93,6 +94,48 @@ def pack_ext(value: Any) -> bytes:
 # a context variable, so that nested extension values reach them and threads do not mix.
 _FRAMES_OUT: ContextVar[list[Any] | None] = ContextVar("zq_frames_out", default=None)
 _FRAMES_IN: ContextVar[list[Any] | None] = ContextVar("zq_frames_in", default=None)
+# References to other tasks' results (Ext.REF, issue 17): the ids met while packing a
+# call (set by serde.pack_call only: a result or a chunk cannot hold one), and the
+# results a TASK carried while unpacking its call (serde.decode_call).
+_REFS_OUT: ContextVar[list[str] | None] = ContextVar("zq_refs_out", default=None)
+_INPUTS_IN: ContextVar[dict[str, Any] | None] = ContextVar("zq_inputs_in", default=None)
+
+
+def refer_with(cls: type, task_id: Callable[[Any], str]) -> None:
+    """Instances of cls (the client's Future) pack as a reference to the result of the
+    task `task_id(obj)` names, where a call is packed with collect_refs."""
+    _ENCODERS[cls] = partial(_encode_ref, task_id)
+
+
+def _encode_ref(task_id: Callable[[Any], str], obj: Any, depth: int) -> ExtType:
+    refs = _REFS_OUT.get()
+    if refs is None:
+        raise TypeError(f"a {type(obj).__name__} can stand only in a task's arguments (it "
+                        "is replaced there by its task's result), not in a result")
+    tid = task_id(obj)
+    refs.append(tid)
+    return ExtType(Ext.REF, _fast(tid))
+
+
+def pack_call_refs(value: Any) -> tuple[bytes | Parts, list[str]]:
+    """pack_ext_parts(value) of a call, and the task ids it refers to (in order, once
+    each)."""
+    refs: list[str] = []
+    token = _REFS_OUT.set(refs)
+    try:
+        return pack_ext_parts(value), list(dict.fromkeys(refs))
+    finally:
+        _REFS_OUT.reset(token)
+
+
+def unpack_with(data: Any, inputs: dict[str, Any]) -> Any:
+    """unpack(data) where each reference is replaced by the value of its result payload
+    in inputs (task id -> payload)."""
+    token = _INPUTS_IN.set(inputs)
+    try:
+        return unpack(data)
+    finally:
+        _INPUTS_IN.reset(token)
 
 
 def pack_parts(value: Any) -> bytes | Parts:
@@ -513,6 +556,23 @@ def _decode_ndframe(data: bytes, depth: int) -> Any:
     return _numpy().frombuffer(view.cast("B"), dtype=dtype).reshape(shape)
 
 
+def _decode_ref(data: bytes, depth: int) -> Any:
+    """The value of the result the reference names, from the payloads its TASK carried.
+    Inside that value no reference is resolved: a result never holds one."""
+    tid = msgpack.unpackb(data, raw=False, ext_hook=_no_ext)
+    inputs = _INPUTS_IN.get()
+    if type(tid) is not str:
+        raise ValueError("a task reference must hold a task id (str)")
+    if inputs is None or tid not in inputs:
+        raise ValueError(f"the arguments refer to the result of task {tid[:128]}, which "
+                         "did not come with the task")
+    token = _INPUTS_IN.set(None)
+    try:
+        return unpack(inputs[tid])
+    finally:
+        _INPUTS_IN.reset(token)
+
+
 _DECODERS: dict[int, Callable[[bytes, int], Any]] = {
     Ext.TUPLE: lambda data, depth: tuple(_items(data, depth)),
     Ext.BIGINT: _decode_bigint,
@@ -529,4 +589,5 @@ _DECODERS: dict[int, Callable[[bytes, int], Any]] = {
     Ext.DATACLASS: _decode_dataclass,
     Ext.NDARRAY: _decode_ndarray,
     Ext.NDFRAME: _decode_ndframe,
+    Ext.REF: _decode_ref,
 }

@@ -8,7 +8,7 @@ from typing import Any
 
 import msgpack
 
-from zq.core.parts import Parts, from_blob
+from zq.core.parts import Parts, Refs, from_blob
 
 # parent -> child
 TASKS, TAKE_BACK = 0, 1
@@ -19,15 +19,23 @@ STARTED, STARTED_AT, FINISHED = 0, 1, 2
 
 MAX_UNPACK = 2**31 - 1
 _PARTS = 1  # msgpack extension code of a payload with frames (a task value's large arrays)
+_REFS = 2  # a call with the results it refers to (zq.core.parts.Refs, issue 17)
 
 
 def _parts_out(obj: Any) -> Any:
     if type(obj) is Parts:  # one blob: the pipe copies it anyway
         return msgpack.ExtType(_PARTS, obj.to_blob())
+    if type(obj) is Refs:
+        inner = msgpack.packb([obj.payload, [list(r) for r in obj.refs]],  # not packb:
+                              use_bin_type=True, default=_parts_out)  # not reentrant
+        return msgpack.ExtType(_REFS, inner)
     raise TypeError(f"cannot send a {type(obj).__name__} through a pool pipe")
 
 
 def _parts_in(code: int, data: bytes) -> Any:
+    if code == _REFS:
+        payload, refs = msgpack.unpackb(data, raw=False, ext_hook=_parts_in)
+        return Refs(payload, [(tid, p) for tid, p in refs])
     if code != _PARTS:
         raise ValueError(f"unknown extension {code} on a pool pipe")
     return from_blob(data)

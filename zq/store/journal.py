@@ -32,10 +32,11 @@ INDEX_PER_FOLD = 4  # compact(limit) indexes up to this many changes per task it
 RECORD_FIELDS = ("name", "queue", "priority", "attempt", "retries", "timeout", "eta", "key",
                  "after", "retry_backoff", "retry_backoff_max", "retry_on", "result_ttl",
                  "created", "updated", "worker", "result", "progress", "owner", "started",
-                 "waited")
+                 "waited", "inputs")
 # Rows written by an older zq hold fewer fields: before "owner" was added the first 18,
-# before "started" and "waited" (task timing) the first 19. What they lack loads as None.
-OLD_RECORD_LENS = (len(RECORD_FIELDS) - 3, len(RECORD_FIELDS) - 2)
+# before "started" and "waited" (task timing) the first 19, before "inputs" (issue 17)
+# the first 21. What they lack loads as None.
+OLD_RECORD_LENS = (len(RECORD_FIELDS) - 4, len(RECORD_FIELDS) - 3, len(RECORD_FIELDS) - 1)
 
 # Journal operations. A journal row is a plain tuple of the record's fields as they
 # were at the commit (cheap: this is the hot path); the SQL rows are built at the
@@ -79,7 +80,7 @@ def save_row(r: TaskRecord) -> tuple:
     return (r.id, r.seq, r.state, payload, r.name, r.queue, r.priority, r.attempt,
             r.retries, r.timeout, r.eta, r.key, r.after, r.retry_backoff,
             r.retry_backoff_max, r.retry_on, r.result_ttl, r.created, r.updated, r.worker,
-            result, r.progress, r.owner, r.started, r.waited)
+            result, r.progress, r.owner, r.started, r.waited, r.inputs)
 
 
 def _stored_payload(r: TaskRecord) -> bytes:
@@ -101,7 +102,7 @@ def update_row(r: TaskRecord) -> tuple:
     return (r.id, r.state, r.name, r.queue, r.priority, r.attempt, r.retries, r.timeout,
             r.eta, r.key, r.after, r.retry_backoff, r.retry_backoff_max, r.retry_on,
             r.result_ttl, r.created, r.updated, r.worker, result, r.progress, r.owner,
-            r.started, r.waited)
+            r.started, r.waited, r.inputs)
 
 
 def _refuse(r: TaskRecord) -> None:
@@ -402,7 +403,7 @@ def read_all(rows: Iterable[tuple]) -> list[TaskRecord]:
                 fields.extend([None] * (len(RECORD_FIELDS) - len(fields)))
             (name, queue, r.priority, r.attempt, r.retries, r.timeout, r.eta, r.key, r.after,
              r.retry_backoff, r.retry_backoff_max, r.retry_on, r.result_ttl, created, updated,
-             worker, r.result, progress, r.owner, r.started, r.waited) = fields
+             worker, r.result, progress, r.owner, r.started, r.waited, r.inputs) = fields
             r.id = id_
             r.seq = seq
             r.state = states[state]

@@ -1,0 +1,145 @@
+"""Workflows that pass data (issue 17): the master's rules for a task whose arguments
+refer to other tasks' results (`client.submit(f, client.submit(g, 1))`).
+
+The client puts a reference (values.Ext.REF, the input's task id) where a future stands
+and names the inputs in the SUBMIT option `inputs`. The master never reads a payload:
+
+- **Hold.** The inputs join the task's `after`, so the dependency machinery holds it
+  PENDING until every input succeeded (MasterCore._place_new, _release_dependents).
+- **Ship.** Its TASK carries the inputs' result payloads as they came from their workers
+  (a Refs, which the codec sends as the entry's 7th field); the worker substitutes them
+  (serde.decode_call).
+- **Fail, cancel.** An input that ends failed or dead fails the task with
+  DependencyFailed, naming the input and carrying its (root) error as the cause; one
+  cancelled cancels it, as after= does.
+- **Keep.** An input's result is kept until every task that takes it is final, whatever
+  its result_ttl and the master's max_finished: `kept` counts them per input, and the
+  expiry parks a kept result instead of forgetting it, and takes it back when the count
+  reaches zero. (Until final, not only until started: an attempt that is retried, or
+  rerun after its worker died, needs its inputs again.)
+- **Durable.** `inputs` is a field of the task's record; restore() rebuilds `kept`.
+
+These are functions of the MasterCore they change, called from small hooks there.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from zq.core import expiry, serde
+from zq.core.messages import FINAL_STATES, State
+from zq.core.parts import Refs
+from zq.core.tasks import TaskRecord, cancelled_error
+
+if TYPE_CHECKING:
+    from zq.core.master_core import MasterCore
+
+DEPENDENCY_FAILED = "DependencyFailed"
+
+
+def check_inputs(core: MasterCore, inputs: list[str], after: list[str] | None) -> list[str]:
+    """The task's `after` with its inputs added; ValueError (the entry is REJECTED)
+    for an input the master does not hold, or whose result it no longer has."""
+    missing = [i for i in inputs if i not in core.tasks]
+    if missing:
+        raise ValueError(f"the arguments refer to unknown task ids: {', '.join(missing[:5])} "
+                         "(forgotten since, or never submitted to this master)")
+    for i in inputs:
+        d = core.tasks[i]
+        if d.state is State.SUCCEEDED and d.result is None:
+            raise ValueError(f"the result of task {i} is no longer kept: submit it again")
+    out = list(after or ())
+    have = set(out)
+    out.extend(i for i in inputs if i not in have)
+    return out
+
+
+def hold_inputs(core: MasterCore, t: TaskRecord) -> None:
+    """A new (or restored) task t that is not final takes its inputs: keep their results."""
+    kept = core.kept
+    for i in t.inputs or ():
+        kept[i] = kept.get(i, 0) + 1
+
+
+def release_inputs(core: MasterCore, t: TaskRecord) -> None:
+    """t is final: its inputs' results are kept for it no longer. A result parked by
+    the expiry while kept goes back to it (it may expire at once)."""
+    kept, parked = core.kept, core.parked
+    for i in t.inputs or ():
+        n = kept.get(i)
+        if n is None:
+            continue
+        if n > 1:
+            kept[i] = n - 1
+            continue
+        del kept[i]
+        if i in parked:
+            parked.discard(i)
+            d = core.tasks.get(i)
+            if d is not None and d.state in FINAL_STATES:
+                expiry.keep_result(core, d)
+
+
+def park(core: MasterCore, tid: str) -> bool:
+    """The expiry reached task tid's result: True (and parked) if a waiting task still
+    needs it, so it must not be forgotten now."""
+    if tid in core.kept:
+        core.parked.add(tid)
+        return True
+    return False
+
+
+def with_inputs(core: MasterCore, t: TaskRecord) -> Any:
+    """What t's TASK carries as its payload: its arguments and its inputs' results."""
+    tasks = core.tasks
+    refs = []
+    for i in t.inputs or ():
+        d = tasks.get(i)
+        if d is not None and d.state is State.SUCCEEDED and d.result is not None:
+            refs.append((i, d.result))
+    return Refs(t.payload, refs)
+
+
+def dependency_failed(dep: TaskRecord) -> bytes:
+    """The error of a task whose input `dep` failed for good: DependencyFailed naming the
+    input, with the input's own error as its cause (the first failure's, when the input
+    itself failed because of one of its inputs: a failed chain nests no deeper)."""
+    cause = dep.result if type(dep.result) is bytes else b""
+    info = serde.decode_error(cause)
+    while info["type"] == DEPENDENCY_FAILED and type(info.get("cause")) is bytes:
+        cause = info["cause"]
+        info = serde.decode_error(cause)
+    message = (f"input task {dep.id} ({dep.name}) ended {dep.state.label}: "
+               f"{info['type']}: {info['message']}")
+    return serde.encode_dependency_failed(message, dep.id, cause)
+
+
+def ended_without_result(core: MasterCore, t: TaskRecord, dep: TaskRecord) -> None:
+    """dep, which t runs after, ended other than succeeded: t fails with
+    DependencyFailed if dep is one of its inputs and failed for good, else is
+    cancelled (a cancelled input, or an after= dependency)."""
+    if t.inputs and dep.id in t.inputs and dep.state in (State.FAILED, State.DEAD):
+        core._finish(t, State.FAILED, dependency_failed(dep))
+    else:
+        core._finish(t, State.CANCELLED, cancelled_error(
+            f"task {dep.id} it runs after ended {dep.state.label}"))
+
+
+def restore(core: MasterCore) -> None:
+    """After a restart: the tasks not final yet take their inputs again."""
+    for t in core.tasks.values():
+        if t.inputs and t.state not in FINAL_STATES:
+            hold_inputs(core, t)
+
+
+def check(core: MasterCore) -> None:
+    """The invariant of `kept` (MasterCore.validate): each input counts exactly the
+    tasks not final yet that take it."""
+    want: dict[str, int] = {}
+    for t in core.tasks.values():
+        if t.inputs and t.state not in FINAL_STATES:
+            for i in t.inputs:
+                want[i] = want.get(i, 0) + 1
+    assert want == core.kept, f"kept results drifted: {core.kept} != {want}"
+    for tid in core.parked:
+        assert tid in core.kept, f"{tid} parked but kept for nobody"
