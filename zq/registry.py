@@ -10,8 +10,10 @@ import importlib
 import inspect
 import types
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, Callable
 
+from zq.canvas import Signature
 from zq.core.messages import DECLARABLE
 from zq.errors import ConfigError
 
@@ -79,9 +81,15 @@ def task(fn: Callable | None = None, *, name: str | None = None, queue: str = "d
 
     def mark(f: Callable) -> Callable:
         setattr(f, _ATTR, opts)
+        # f.s(*args, **kwargs): a signature of this call, for chains, groups and chords
+        f.s = partial(_signature, f)  # type: ignore[attr-defined]
         return f
 
     return mark(fn) if fn is not None else mark
+
+
+def _signature(fn: Callable, /, *args: Any, **kwargs: Any) -> Signature:
+    return Signature(fn, args, kwargs)
 
 
 def options_of(fn: Callable) -> TaskOptions:

@@ -7,7 +7,7 @@ import concurrent.futures as cf
 import datetime as _dt
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
-from zq import registry, shipping
+from zq import canvas, registry, shipping
 from zq.client import mapping
 from zq.client.future import Future
 from zq.client.mailbox import Pack, Spec
@@ -128,6 +128,11 @@ class Submitter:
         try:
             spec = self.specs[fn]
         except (KeyError, TypeError):
+            if isinstance(fn, canvas.Workflow):  # a signature, chain, group or chord
+                if args or kwargs:
+                    raise TypeError("submit(workflow) takes no other arguments: give "
+                                    "them in the signatures") from None
+                return canvas.submit(self, fn)  # type: ignore[return-value]
             shipped = self.shipped_pack(fn)
             if shipped is not None:
                 return self._mailbox.submit_packed(shipped[0], shipped[1]((args, kwargs)))
