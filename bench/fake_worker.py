@@ -44,6 +44,7 @@ class FakeWorkers:
         self.index: dict[zmq.Socket, int] = {}
         self.stopping = False
         self.host = _socket.gethostname()
+        self.last_sent = [0.0] * count  # monotonic time each worker last sent
         for i in range(count):
             self._open(i)
 
@@ -60,10 +61,14 @@ class FakeWorkers:
         hello = m.Hello(self.names[i], self.host, os.getpid(), ["default"], 1, "fake",
                         self.credit, [])
         sock.send_multipart(codec.encode(Role.WORKER, hello), zmq.DONTWAIT)
+        self.last_sent[i] = time.monotonic()
 
     def run(self) -> int:
+        """Serve until stopped. Like zq's worker (PROTOCOL §6), a worker sends HEARTBEAT
+        only when it has sent nothing for a heartbeat interval (looked at every quarter
+        of one)."""
         beat = codec.encode(Role.WORKER, m.Heartbeat())
-        next_beat = time.monotonic() + self.heartbeat / 2
+        next_beat = time.monotonic() + self.heartbeat / 4
         last_heard = time.monotonic()
         while not self.stopping:
             now = time.monotonic()
@@ -71,12 +76,16 @@ class FakeWorkers:
                 print(f"nothing from the master for {IDLE_EXIT} s; exiting", flush=True)
                 return 1
             if now >= next_beat:
-                for sock in self.socks:
+                last_sent = self.last_sent
+                for i, sock in enumerate(self.socks):
+                    if now - last_sent[i] < self.heartbeat:
+                        continue
+                    last_sent[i] = now
                     try:
                         sock.send_multipart(beat, zmq.DONTWAIT)  # type: ignore[union-attr]
                     except zmq.Again:
                         pass
-                next_beat = now + self.heartbeat / 2
+                next_beat = now + self.heartbeat / 4
             events = self.poller.poll(max(1, int((next_beat - now) * 1000)))
             if events:
                 last_heard = time.monotonic()
@@ -99,6 +108,7 @@ class FakeWorkers:
                     self.log.write("".join(f"{e[0]} {e[1]} {now:.6f}\n" for e in msg.entries))
                     self.log.flush()
                 sock.send_multipart(encode(Role.WORKER, results))
+                self.last_sent[self.index[sock]] = time.monotonic()
             elif type(msg) is m.Disconnect:
                 self._open(self.index[sock])
                 return  # that socket is closed now

@@ -741,7 +741,9 @@ class Master:
                 del self._held_bytes[rid]
         encode = codec.encode
         for rid, msg in messages:
-            frames = encode(Role.MASTER, msg)
+            # Idle, most of what goes out is a HEARTBEAT to each of many workers: its
+            # frames are the same for all, encoded once (1,000 workers: 1,000 a second).
+            frames = _HEARTBEAT if type(msg) is m.Heartbeat else encode(Role.MASTER, msg)
             if rid in self._held or not self._send_frames(rid, frames):
                 self._hold(rid, frames)
 
@@ -844,6 +846,7 @@ class Master:
             self.core.handle(ev.RecordsLoaded(loaded))
 
 
+_HEARTBEAT = codec.encode(Role.MASTER, m.Heartbeat())
 _LOG_LEVELS = {"error": logging.ERROR, "warning": logging.WARNING, "info": logging.INFO}
 
 # Messages that may name tasks only the store still holds.

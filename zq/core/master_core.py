@@ -62,7 +62,7 @@ from zq.core.results import FREED
 from zq.core.shipped import PREFIX as SHIPPED
 from zq.core.shipped import ReadyKey, ready_key, serves
 from zq.core.tasks import TaskRecord, cancelled_error
-from zq.core.workers import WorkerInfo
+from zq.core.workers import Liveness, WorkerInfo
 
 FINAL = m.FINAL_STATES
 DEAD_NOTES_PER_TURN = 5  # ERROR lines for tasks gone DEAD in one turn; the rest counted
@@ -87,6 +87,7 @@ class MasterCore:
         self.depth: dict[str, int] = {}  # QUEUED tasks per queue
         self.counts: dict[State, int] = {s: 0 for s in State}
         self.workers: dict[bytes, WorkerInfo] = {}
+        self.worker_liveness = Liveness()  # the workers by last heard from and sent to
         self.sessions: dict[str, bytes] = {}  # session token -> rid of its latest HELLO
         self.lease: dict[str, bytes] = {}  # task id -> rid of the worker holding it
         self.watcher: dict[str, bytes] = {}  # task id -> the client to push results to
@@ -278,10 +279,7 @@ class MasterCore:
         if self.events.subs:
             for rid, batch in self.events.flush():
                 self._push(rid, Cmd.EVENTS, batch)
-        for rid in self.outbox.peers():
-            w = self.workers.get(rid)
-            if w is not None:
-                w.last_sent = self.now
+        self.worker_liveness.told(self.outbox.peers(), self.now)
         out.messages = self.outbox.take()
         return out
 
@@ -723,6 +721,7 @@ class MasterCore:
         assert counted == self.counts, f"state counts drifted: {counted} != {self.counts}"
         for q, n in self.depth.items():
             assert n == depth.get(q, 0), f"depth of {q!r} is {n}, {depth.get(q, 0)} queued"
+        self.worker_liveness.check(self.workers)
         for tid, rid in self.lease.items():
             rec = self.tasks.get(tid)
             assert rec is not None and rec.state is State.RUNNING, f"lease on non-running {tid}"

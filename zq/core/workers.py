@@ -7,6 +7,7 @@ MasterCore they change, which calls them (zq.core.master_core)."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from zq.core import messages as m
@@ -86,6 +87,76 @@ class WorkerInfo:
                 "last_seen": round(now - self.last_seen, 3)}
 
 
+class Liveness:
+    """The registered workers in two orders: by when the master last heard from each
+    (last_seen), and by when it last sent to each (last_sent). The loop's clock is
+    monotonic, so a mark never goes back: moving the worker to the end of its order at
+    each mark keeps both orders sorted by their mark, and the liveness pass reads only
+    the workers that are due, from the front, instead of every worker every pass (1,000
+    workers, four passes a second). Marks go through heard() and told(), never straight
+    to the WorkerInfo fields."""
+
+    __slots__ = ("_heard", "_told")
+
+    def __init__(self) -> None:
+        self._heard: OrderedDict[bytes, WorkerInfo] = OrderedDict()
+        self._told: OrderedDict[bytes, WorkerInfo] = OrderedDict()
+
+    def add(self, w: WorkerInfo) -> None:
+        """A worker registered (its marks: now, newest of all)."""
+        for order in (self._heard, self._told):
+            order.pop(w.rid, None)
+            order[w.rid] = w
+
+    def remove(self, w: WorkerInfo) -> None:
+        """w left; a newer registration on the same rid stays."""
+        for order in (self._heard, self._told):
+            if order.get(w.rid) is w:
+                del order[w.rid]
+
+    def heard(self, w: WorkerInfo, now: float) -> None:
+        w.last_seen = now
+        self._heard.move_to_end(w.rid)
+
+    def told(self, rids: Any, now: float) -> None:
+        """The master sent something to each of these peers (any rid: clients are not
+        in the order and are skipped)."""
+        order = self._told
+        for rid in rids:
+            w = order.get(rid)
+            if w is not None:
+                w.last_sent = now
+                order.move_to_end(rid)
+
+    def silent(self, now: float, window: float) -> list[WorkerInfo]:
+        """The workers not heard from for more than window seconds, oldest first."""
+        return _due(self._heard, now, window, "last_seen", strict=True)
+
+    def quiet(self, now: float, interval: float) -> list[WorkerInfo]:
+        """The workers sent nothing for interval seconds or more, oldest first."""
+        return _due(self._told, now, interval, "last_sent", strict=False)
+
+    def check(self, workers: dict[bytes, WorkerInfo]) -> None:
+        """For MasterCore.validate: both orders hold exactly the registered workers,
+        each sorted by its mark."""
+        for order, mark in ((self._heard, "last_seen"), (self._told, "last_sent")):
+            assert order.keys() == workers.keys(), f"liveness {mark} order: wrong workers"
+            assert all(w is workers[rid] for rid, w in order.items()), f"stale {mark} entry"
+            marks = [getattr(w, mark) for w in order.values()]
+            assert marks == sorted(marks), f"liveness order not sorted by {mark}"
+
+
+def _due(order: OrderedDict[bytes, WorkerInfo], now: float, after: float, mark: str,
+         strict: bool) -> list[WorkerInfo]:
+    due = []
+    for w in order.values():
+        age = now - getattr(w, mark)
+        if age < after or (strict and age == after):
+            break
+        due.append(w)
+    return due
+
+
 def free_credit(w: WorkerInfo) -> int:
     return w.free
 
@@ -104,6 +175,7 @@ def on_hello(core: MasterCore, rid: bytes, hello: m.Hello) -> None:
     old = core.workers.pop(rid, None)
     w = WorkerInfo(rid, hello, core.now)
     core.workers[rid] = w
+    core.worker_liveness.add(w)
     if w.allow_code or (old is not None and old.allow_code):
         reroute_code(core)  # workers of its queues without allow_code stop taking code
     else:  # shipped tasks' ready queues are rare: only then who serves code matters
@@ -293,7 +365,7 @@ def touch_worker(core: MasterCore, rid: bytes) -> WorkerInfo | None:
     if w is None:
         core._push(rid, Cmd.DISCONNECT, "unknown worker: send HELLO to register")
         return None
-    w.last_seen = core.now
+    core.worker_liveness.heard(w, core.now)
     return w
 
 
@@ -342,7 +414,9 @@ def on_worker_revoked(core: MasterCore, rid: bytes, reason: str) -> bool:
 
 
 def drop_worker(core: MasterCore, w: WorkerInfo, event: str = "lost") -> None:
-    core.workers.pop(w.rid, None)
+    if core.workers.get(w.rid) is w:
+        del core.workers[w.rid]
+    core.worker_liveness.remove(w)
     if w.allow_code:
         reroute_code(core)
     if core.events.subs:
@@ -400,17 +474,17 @@ def lost(core: MasterCore, tid: str, w: WorkerInfo, timed_out: bool = False) -> 
 
 def check_liveness(core: MasterCore) -> None:
     """Drop the workers silent past the liveness window; send a HEARTBEAT to those the
-    master sent nothing to for a heartbeat interval."""
-    now, interval = core.now, core.interval
-    window = interval * core.liveness
-    for w in list(core.workers.values()):
-        if now - w.last_seen > window:
-            core._notices.append(("warning", (  # drop_worker names the tasks it held
-                f"worker {w.name} ({w.host}, pid {w.pid}) silent for "
-                f"{now - w.last_seen:.1f} s: dropped")))
-            drop_worker(core, w)
-        elif now - w.last_sent >= interval:
-            core._push(w.rid, Cmd.HEARTBEAT, None)
+    master sent nothing to for a heartbeat interval. Reads only the workers due
+    (Liveness), not every worker."""
+    now, interval, live = core.now, core.interval, core.worker_liveness
+    for w in live.silent(now, interval * core.liveness):
+        core._notices.append(("warning", (  # drop_worker names the tasks it held
+            f"worker {w.name} ({w.host}, pid {w.pid}) silent for "
+            f"{now - w.last_seen:.1f} s: dropped")))
+        drop_worker(core, w)
+    push = core._push
+    for w in live.quiet(now, interval):
+        push(w.rid, Cmd.HEARTBEAT, None)
 
 
 def _fill_record(t: TaskRecord, declared: dict[str, Any]) -> None:
