@@ -149,7 +149,8 @@ class Worker:
                 if what is self._sock:
                     sock_ready = True
                 elif what is self._monitor:
-                    self._read_monitor()
+                    if self._read_monitor():
+                        self._apply(self._core.handle(ev.LinkDropped(now)), now)
                 elif what == self._wake_r:
                     self._drain_wake()
                 else:
@@ -289,19 +290,22 @@ class Worker:
                 transport.unwatch(sock, monitor)
             sock.close(linger=0)
 
-    def _read_monitor(self) -> None:
-        """A refused handshake is logged, at most every LogThrottle.every seconds; the
-        core's liveness window then makes a fresh socket (the refused one is dead), with
-        backoff, so the worker keeps trying until the master admits it."""
+    def _read_monitor(self) -> bool:
+        """Whether the master's connection closed (a master killed: the core goes to the
+        next master at once, as a client does). A refused handshake is logged, at most
+        every LogThrottle.every seconds; the core's liveness window then makes a fresh
+        socket (the refused one is dead), with backoff, so the worker keeps trying until
+        the master admits it."""
         if self._monitor is None:
-            return
-        _, refusal = self._watch.read(self._monitor)
+            return False
+        dropped, refusal = self._watch.read(self._monitor)
         if refusal is not None:
             left_out = self._refusals.allow(refusal.final)
             if left_out is not None:
                 more = f" ({left_out} more refusals not logged)" if left_out else ""
                 log.log(logging.ERROR if refusal.final else logging.WARNING,
                         "%s%s", refusal.message, more)
+        return dropped and not self._watch.failing  # a failed handshake: as before
 
 
 def run_worker(config: WorkerConfig) -> int:

@@ -31,6 +31,7 @@ from zq.core.worker_events import (
     Exit,
     GarbageReceived,
     KillTasks,
+    LinkDropped,
     MessageReceived,
     OpenConnection,
     PoolReported,
@@ -487,6 +488,16 @@ class WorkerCore:
         self._announced.update(due)
         return [(tid, held[tid]) for tid in due]
 
+    def _on_link_dropped(self, ev: LinkDropped) -> list[Command]:
+        """The transport saw the master's connection close (a master killed, or fenced
+        and closing): go to the next master now, with backoff, instead of after a
+        liveness window of silence."""
+        if self.link is not Link.CONNECTING and self.link is not Link.REGISTERED:
+            return []
+        cmds: list[Command] = []
+        self._lose_master(ev.now, cmds, "the master closed the connection")
+        return cmds
+
     def _on_send_failed(self, ev: SendFailed) -> list[Command]:
         msg = ev.message
         if isinstance(msg, m.Result):
@@ -647,6 +658,7 @@ _EVENT_HANDLERS: dict[type, Callable[[WorkerCore, Event], list[Command]]] = {
     StopRequested: WorkerCore._on_stop,  # type: ignore[dict-item]
     StopForced: WorkerCore._on_stop_forced,  # type: ignore[dict-item]
     SendFailed: WorkerCore._on_send_failed,  # type: ignore[dict-item]
+    LinkDropped: WorkerCore._on_link_dropped,  # type: ignore[dict-item]
 }
 
 MASTER_COMMANDS = frozenset(_MESSAGE_HANDLERS)

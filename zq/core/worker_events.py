@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from zq.core import messages as m
 from zq.core.peer_events import GarbageReceived as GarbageReceived
+from zq.core.peer_events import LinkDropped as LinkDropped
 from zq.core.peer_events import MessageReceived as MessageReceived
 from zq.core.peer_events import OpenConnection as OpenConnection
 from zq.core.peer_events import Send as Send
@@ -53,7 +54,7 @@ class SendFailed:
 
 
 Event = (Started | MessageReceived | GarbageReceived | PoolReported | StopRequested
-         | StopForced | SendFailed)
+         | StopForced | SendFailed | LinkDropped)
 
 
 # --- commands -------------------------------------------------------------------------
