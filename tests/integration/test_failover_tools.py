@@ -7,7 +7,6 @@ the list (the standby first: it goes on to the active master) and prints events.
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 

@@ -6,9 +6,9 @@ nothing."""
 from __future__ import annotations
 
 from tests.unit.test_worker_core import registered
+from zq.core import messages as m
 from zq.core import worker_core as wc
 from zq.core import worker_events as ev
-from zq.core import messages as m
 
 
 def test_a_dropped_link_loses_the_master_at_once_and_reconnects_after_backoff() -> None:

@@ -498,8 +498,11 @@ class PostgresStore(TurnBuffer, JournalIndex):
 
     def _connect(self) -> None:
         try:
-            self._conn = psycopg.connect(self.url, autocommit=True,
-                                         **link_params(self.url, self._connect_timeout))
+            # make_conninfo merges the link parameters into the URL (connect()'s own
+            # keywords would also take them, but then share a namespace with its options)
+            params = link_params(self.url, self._connect_timeout)
+            conninfo = psycopg.conninfo.make_conninfo(self.url, **params)
+            self._conn = psycopg.connect(conninfo, autocommit=True)
         except psycopg.Error as e:
             raise StoreUnavailable(f"cannot connect to the PostgreSQL store {self.shown}: "
                                    f"{_first_line(e)}") from e
