@@ -9,23 +9,18 @@ that made it true. ``now`` is monotonic seconds (liveness, retry backoff, rate l
 change goes through ``_move`` (``_move_all`` on the hot paths), following zq.core.states.
 
 What stays here is the task lifecycle: the MasterCore's state, the loop's interface
-(handle, tick, next_deadline, validate), _move/_move_all, submission, a task's end
-(_finish, its watchers and dependents) and cancellation. The rest are functions of the
-MasterCore in one module per concern, which it calls: registration, adoption and
-liveness of workers in zq.core.workers; offer and lease in zq.core.dispatch; what
-workers report of running tasks in zq.core.results; the query side (on_query, its
-budget, retry, purge) in zq.core.queries; timers, schedules and the housekeeping pass in
-zq.core.timers; how long final tasks are kept in zq.core.expiry; the load after a
-restart in zq.core.recovery; what the master does about a peer rather than a task
-(malformed input, refused entries, a peer that stopped reading) in zq.core.peers;
-message building in zq.core.outbox. MasterCore keeps one-line bindings only for the
-names the loop and the tests call.
-
-Over 600 lines (about 750): the core's state (a constructor that names every table and
-counter), its invariants (validate) and the lifecycle that changes the task table on
-every turn (submission with its fast path, a task's end and what waits on it,
-cancellation) stay together in one class: they share the task table, its counts and
-its leases, and a split of them would be a split of that state.
+(handle, tick, next_deadline), _move/_move_all, a task's end (_finish, its watchers and
+dependents) and cancellation. The rest are functions of the MasterCore in one module
+per concern, which it calls: submission and its fast path in zq.core.submission;
+registration, adoption and liveness of workers in zq.core.workers; offer and lease in
+zq.core.dispatch; what workers report of running tasks in zq.core.results; the query
+side (on_query, its budget, retry, purge) in zq.core.queries; timers, schedules and the
+housekeeping pass in zq.core.timers; how long final tasks are kept in zq.core.expiry;
+the load after a restart in zq.core.recovery; what the master does about a peer rather
+than a task (malformed input, refused entries, a peer that stopped reading) in
+zq.core.peers; the invariants (validate) in zq.core.invariants; message building in
+zq.core.outbox. MasterCore keeps one-line bindings only for the names the loop and the
+tests call.
 """
 
 from __future__ import annotations
@@ -36,6 +31,7 @@ from typing import Any, Callable
 from zq.core import (
     dispatch,
     expiry,
+    invariants,
     limits,
     peers,
     queries,
@@ -43,6 +39,7 @@ from zq.core import (
     results,
     serde,
     states,
+    submission,
     timers,
     workers,
     workflows,
@@ -59,14 +56,12 @@ from zq.core.metrics_tap import MetricsTap
 from zq.core.outbox import Flush, Outbox
 from zq.core.periodic import Periodic
 from zq.core.results import FREED
-from zq.core.shipped import PREFIX as SHIPPED
 from zq.core.shipped import ReadyKey, ready_key, serves
 from zq.core.tasks import TaskRecord, cancelled_error
 from zq.core.workers import Liveness, WorkerInfo
 
 FINAL = m.FINAL_STATES
 DEAD_NOTES_PER_TURN = 5  # ERROR lines for tasks gone DEAD in one turn; the rest counted
-MAX_UNANNOUNCED = 10_000  # names submitted before any worker announced them, remembered
 
 
 
@@ -463,184 +458,6 @@ class MasterCore:
 
     # --- clients ---------------------------------------------------------------------
 
-    def on_submit(self, rid: bytes, entries: list[m.SubmitEntry],
-                  caller: Caller | None = None) -> None:
-        """New tasks from a client. Plain ones (no options, new id, room in the queue)
-        take a fast path; everything else goes through _submit_one. With keys (caller
-        has one) each new task records the key that submitted it. While the store
-        cannot commit, none is accepted: BUSY, to be sent again."""
-        if not self.store_writable:
-            self._push_many(rid, Cmd.BUSY, [entry[0] for entry in entries])
-            return
-        self._caller = caller
-        try:
-            self._on_submit(rid, entries)
-        finally:
-            self._caller = None
-
-    def _on_submit(self, rid: bytes, entries: list[m.SubmitEntry]) -> None:
-        tasks, watcher, wall, plain = self.tasks, self.watcher, self.wall, TaskRecord.plain
-        room = self.max_queued - self.counts[State.QUEUED] - self.counts[State.PENDING]
-        fast = room >= len(entries)
-        queued: list[TaskRecord] = []
-        declared, known = self.catalogue.declared, self.catalogue.options
-        for entry in entries:
-            tid = entry[0]
-            if entry[3] or not fast or tid in tasks or entry[1] in declared or \
-                    entry[1].startswith(SHIPPED):  # a shipped task's ready queue: slow path
-                self._queue_plain(rid, queued)  # keeps submission order
-                queued = []
-                self._submit_one(rid, entry)
-                continue
-            if entry[1] not in known:
-                self._note_unannounced(entry[1])
-            self.seq += 1
-            tasks[tid] = t = plain(tid, entry[1], entry[2], wall, self.seq)
-            watcher[tid] = rid
-            queued.append(t)
-        self._queue_plain(rid, queued)
-
-    def _queue_plain(self, rid: bytes, queued: list[TaskRecord]) -> None:
-        """New tasks born QUEUED (the fast path of submit): counted here, as the slow
-        path's are in _submit_one; a birth is not a transition."""
-        if not queued:
-            return
-        self.counts[State.QUEUED] += len(queued)
-        if self.tap is not None:
-            self.tap.submitted.append(queued)
-        self.depth["default"] = self.depth.get("default", 0) + len(queued)
-        self._ready_queue("default").extend(queued)
-        if self.durable:
-            self._dirty.update((t.id, t) for t in queued)
-            self._inserted.update(t.id for t in queued)
-        caller = self._caller
-        if caller is not None and caller.key is not None:
-            for t in queued:
-                t.owner = caller.key
-        self._push_many(rid, Cmd.ACCEPTED, [t.id for t in queued])
-        if self.events.subs:
-            self.events.task_events("submitted", queued, self.wall)
-
-    def _submit_one(self, rid: bytes | None, entry: m.SubmitEntry) -> None:
-        tid, name, payload, opts = entry
-        t = self.tasks.get(tid)
-        if t is not None:  # a resend after a reconnect: same task, nothing changes
-            self._accept_existing(rid, tid, t)
-            return
-        key = opts.get("key") if opts else None
-        if key is not None:
-            same = self.tasks.get(self.keys.get(key, ""))
-            if same is not None:
-                self._push(rid, Cmd.ACCEPTED, (tid, same.id))
-                self._accept_existing(rid, None, same)
-                return
-        if self.counts[State.QUEUED] + self.counts[State.PENDING] >= self.max_queued:
-            self._push(rid, Cmd.BUSY, tid)
-            return
-        if name in self.catalogue:
-            opts = self.catalogue.fill(name, opts)  # what the submission left unset
-        else:
-            self._note_unannounced(name)
-        try:
-            t = self._new_task(tid, name, payload, opts)
-        except ValueError as e:
-            self._push(rid, Cmd.REJECTED, (tid, str(e)))
-            return
-        self.tasks[tid] = t
-        caller = self._caller
-        if caller is not None and caller.key is not None:
-            t.owner = caller.key
-        if rid is not None:
-            self.watcher[tid] = rid
-        self.counts[State.PENDING] += 1  # every task is born PENDING, then moves on
-        if t.inputs:
-            workflows.hold_inputs(self, t)
-        if self.tap is not None:
-            self.tap.submitted.append([t])
-        if self.events.subs:
-            self.events.task_event("submitted", t, self.wall)
-        self._place_new(t)
-        self._save(t)
-        if self.durable:
-            self._inserted.add(tid)
-        self._push(rid, Cmd.ACCEPTED, tid)
-
-    def _note_unannounced(self, name: str) -> None:
-        if len(self.unannounced) < MAX_UNANNOUNCED:
-            self.unannounced.add(name)
-
-    def _accept_existing(self, rid: bytes | None, tid: str | None, t: TaskRecord) -> None:
-        if rid is None:
-            return
-        if tid is not None:
-            self._push(rid, Cmd.ACCEPTED, tid)
-        if t.state in FINAL:
-            self._send_final(t, rid)
-        else:
-            self._watch(t.id, rid)
-
-    def _new_task(self, tid: str, name: str, payload: Any, opts: dict[str, Any]) -> TaskRecord:
-        self.seq += 1
-        wall = self.wall
-        if not opts:  # the common case, kept cheap
-            return TaskRecord(tid, name, payload, state=State.PENDING, created=wall,
-                              updated=wall, seq=self.seq)
-        eta = opts.get("eta")
-        if "delay" in opts:
-            eta = wall + float(opts["delay"])
-        after = opts.get("after")
-        inputs = opts.get("inputs")
-        if inputs:
-            after = workflows.check_inputs(self, inputs, after)
-        elif after:
-            missing = [d for d in after if d not in self.tasks]
-            if missing:
-                raise ValueError(f"after= names unknown task ids: {', '.join(missing[:5])}")
-        if "rate_limit" in opts:
-            self._set_rate(name, opts["rate_limit"])
-        retries = int(opts.get("retries", 0))
-        if retries < 0 or retries > 1000:
-            raise ValueError("retries must be between 0 and 1000")
-        t = TaskRecord(
-            tid, name, payload, queue=opts.get("queue", "default"),
-            priority=int(opts.get("priority", 0)), state=State.PENDING, retries=retries,
-            timeout=opts.get("timeout"), eta=eta, key=opts.get("key"), after=after or None,
-            retry_backoff=float(opts.get("retry_backoff", 1.0)),
-            retry_backoff_max=float(opts.get("retry_backoff_max", 600.0)),
-            retry_on=opts.get("retry_on"), result_ttl=opts.get("result_ttl"),
-            created=wall, updated=wall, seq=self.seq, inputs=inputs or None)
-        if t.key is not None:
-            self.keys[t.key] = tid
-        return t
-
-    def _set_rate(self, name: str, spec: str) -> None:
-        """A SUBMIT's rate_limit for its task name. Kept in the store. With keys, a rate
-        already set changes only for an admin (ValueError: the entry is REJECTED)."""
-        caller = self._caller
-        if self.rates.set(name, spec, self.now, may_change=caller is None or caller.admin):
-            self._meta["rates"] = self.rates.dump()
-
-    def load_rates(self, stored: Any) -> list[str]:
-        """The rate limits a store kept; a log line for each one skipped."""
-        return self.rates.load(stored, self.now)
-
-    def _place_new(self, t: TaskRecord) -> None:
-        """A new PENDING task: wait for what it runs after, or for its eta, or queue it."""
-        if t.after and not self._deps_done(t):
-            for d in t.after:
-                dt = self.tasks[d]
-                if dt.state in FINAL and dt.state is not State.SUCCEEDED:
-                    workflows.ended_without_result(self, t, dt)
-                    return
-            n = 0
-            for d in t.after:
-                if self.tasks[d].state is not State.SUCCEEDED:
-                    self.waiting.setdefault(d, []).append(t.id)
-                    n += 1
-            self.unmet[t.id] = n
-            return
-        self._start_when_due(t)
-
     def on_watch(self, rid: bytes, ids: list[str], caller: Caller | None = None) -> None:
         # Any admitted client may read any task's result (roles: a client key "reads
         # status, tasks and results"); only changing a task is its owner's or an
@@ -706,49 +523,9 @@ class MasterCore:
     on_bad_entries = peers.on_bad_entries
     drop_peer = peers.drop_peer
     on_failed_message = peers.on_failed_message
-
-    # --- invariants ------------------------------------------------------------------------
-
-    def validate(self) -> None:
-        """Check every invariant of the core; AssertionError names the broken one.
-        For tests (run it after every step); never called on the hot path."""
-        counted = {s: 0 for s in State}
-        depth: dict[str, int] = {}
-        for t in self.tasks.values():
-            counted[t.state] += 1
-            if t.state is State.QUEUED:
-                depth[t.queue] = depth.get(t.queue, 0) + 1
-        assert counted == self.counts, f"state counts drifted: {counted} != {self.counts}"
-        for q, n in self.depth.items():
-            assert n == depth.get(q, 0), f"depth of {q!r} is {n}, {depth.get(q, 0)} queued"
-        self.worker_liveness.check(self.workers)
-        for tid, rid in self.lease.items():
-            rec = self.tasks.get(tid)
-            assert rec is not None and rec.state is State.RUNNING, f"lease on non-running {tid}"
-            w = self.workers.get(rid)
-            assert w is not None and tid in w.leased, f"lease of {tid} not on its worker"
-        seen: set[str] = set()
-        for w in self.workers.values():
-            assert not (w.leased & seen), f"a task is leased to two workers: {w.leased & seen}"
-            seen |= w.leased
-            for tid in w.leased:
-                assert self.lease.get(tid) == w.rid, f"{tid} on {w.name} but leased elsewhere"
-        for session, rid in self.sessions.items():
-            w = self.workers.get(rid)
-            assert w is not None and w.session == session, f"session {session} has no worker"
-        for tid in self.watcher:
-            rec = self.tasks.get(tid)
-            assert rec is not None and rec.state not in FINAL, f"watcher left on final {tid}"
-        for tid in self.more_watchers:
-            rec = self.tasks.get(tid)
-            assert rec is not None and rec.state not in FINAL, f"watchers left on final {tid}"
-        for tid in self.waiting:
-            rec = self.tasks.get(tid)
-            assert rec is None or rec.state not in FINAL, f"dependents left waiting on {tid}"
-        for tid in self.cancelling:
-            rec = self.tasks.get(tid)
-            assert rec is not None and rec.state is State.RUNNING, f"cancel left on {tid}"
-        workflows.check(self)
+    on_submit = submission.on_submit
+    load_rates = submission.load_rates
+    validate = invariants.validate
 
 
 # What each message does, by the role it came in and its type. A worker's handler gets
@@ -763,7 +540,8 @@ _MESSAGE_HANDLERS: dict[tuple[Role, type], Callable[..., None]] = {
     (Role.WORKER, m.Progress): lambda core, w, msg: results.on_progress(core, w, msg.entries),
     (Role.WORKER, m.Started): lambda core, w, msg: results.on_started(core, w, msg.entries),
     (Role.WORKER, m.Bye): workers.on_bye,
-    (Role.CLIENT, m.Submit): lambda core, c, msg: core.on_submit(c.rid, msg.entries, c),
+    (Role.CLIENT, m.Submit): lambda core, c, msg: submission.on_submit(core, c.rid,
+                                                                       msg.entries, c),
     (Role.CLIENT, m.Watch): lambda core, c, msg: core.on_watch(c.rid, msg.ids, c),
     (Role.CLIENT, m.Cancel): lambda core, c, msg: core.on_cancel(c.rid, msg.ids, c),
     (Role.CLIENT, m.Query): lambda core, c, msg: queries.on_query(core, c, msg.request_id,

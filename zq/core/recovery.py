@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from zq.core import expiry, timers, workflows
+from zq.core import expiry, submission, timers, workflows
 from zq.core.messages import FINAL_STATES as FINAL
 from zq.core.messages import State
 from zq.core.results import FREED
@@ -46,7 +46,7 @@ def restore(core: MasterCore, records: Any) -> int:
                 t.payload = FREED
             continue
         if not t.attempt and t.name not in core.catalogue:
-            core._note_unannounced(t.name)
+            submission.note_unannounced(core, t.name)
         if t.state in (State.RUNNING, State.QUEUED, State.RETRYING):
             core.restored_unleased.add(t.id)
         if t.state in (State.RUNNING, State.QUEUED):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import heapq
 from typing import TYPE_CHECKING, Any
 
-from zq.core import dispatch, expiry, queries, recovery, serde, workers
+from zq.core import dispatch, expiry, queries, recovery, serde, submission, workers
 from zq.core.messages import State
 from zq.core.periodic import Schedule
 from zq.core.tasks import TaskRecord
@@ -90,7 +90,7 @@ def fire_schedules(core: MasterCore) -> None:
         if s.priority is not None:
             opts["priority"] = s.priority
         payload = serde.encode_call(s.args, s.kwargs)
-        core._submit_one(None, (s.task_id(tick), s.task, payload, opts))
+        submission.submit_one(core, None, (s.task_id(tick), s.task, payload, opts))
     if fired:
         core._meta["schedules"] = core.periodic.dump()
 

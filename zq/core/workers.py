@@ -11,7 +11,7 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from zq.core import messages as m
-from zq.core import serde
+from zq.core import serde, submission
 from zq.core.balance import ReadyQueue
 from zq.core.catalogue import META_KEY as CATALOGUE_KEY
 from zq.core.messages import Cmd, State
@@ -280,7 +280,7 @@ def _fill_waiting(core: MasterCore, names: set[str]) -> None:
         where = (t.queue, t.priority)
         _fill_record(t, d)
         if "rate_limit" in d:
-            core._set_rate(t.name, d["rate_limit"])
+            submission.set_rate(core, t.name, d["rate_limit"])
         core._save(t)
         if t.state is State.QUEUED and (t.queue, t.priority) != where:
             _count_queue_change(core, where[0], t.queue)
