@@ -20,7 +20,9 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: playwright's sync API keeps its asyncio loop marked running
+# in this thread until it stops, and asyncio.run() in any later test would then fail.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     try:
         import starlette  # noqa: F401
