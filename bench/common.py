@@ -54,6 +54,12 @@ def fmt(value: Any) -> str:
     return f"{value:.3g}"
 
 
+def share(part: float, whole: float) -> str:
+    """part/whole as a percentage, or "n/a" when whole is zero: a --quick run can measure
+    0 CPU ticks (10 ms each) for a whole case."""
+    return f"{part / whole:.0%}" if whole else "n/a"
+
+
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], file: Any = None) -> None:
     """A plain text table: text columns aligned left, numbers right (None: a blank cell)."""
     cells = [[fmt(v) for v in row] for row in rows]

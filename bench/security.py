@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import latency  # noqa: E402
 import throughput  # noqa: E402
-from common import Progress, print_table, save_chart  # noqa: E402
+from common import Progress, print_table, save_chart, share  # noqa: E402
 from harness import base_parser, interleaved, machine, results_path, write_markdown  # noqa: E402
 
 SCRIPT = "security"
@@ -55,8 +55,8 @@ def main(argv: list[str] | None = None) -> None:
         f"{PREFETCH}); tasks/s: client.map of {n:,} no-op tasks after {warmup:,} untimed; "
         f"p50/p99: {trips:,} sequential submit().result() after 100 untimed; median of "
         f"{a.runs} runs, cases interleaved, a fresh cluster per case and run",
-        f"with keys / without: throughput {keyed[1] / plain[1]:.0%}, master CPU per task "
-        f"{keyed[2] / plain[2]:.0%}, p50 {keyed[5] / plain[5]:.0%}. {machine()}",
+        f"with keys / without: throughput {share(keyed[1], plain[1])}, master CPU per task "
+        f"{share(keyed[2], plain[2])}, p50 {share(keyed[5], plain[5])}. {machine()}",
     ]
     print(f"zq with and without keys: {notes[0]}")
     print_table(headers, rows)

@@ -36,3 +36,15 @@ def _has_matplotlib() -> bool:
     except ImportError:
         return False
     return True
+
+
+def test_share_of_a_zero_base_is_not_a_crash() -> None:
+    # A --quick security run once measured 0 CPU ticks for the keyless case and died on
+    # ZeroDivisionError after printing nothing: the note's ratios go through share().
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        from common import share
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    assert share(0.2, 0.0) == "n/a"
+    assert share(3.0, 2.0) == "150%"
