@@ -1,16 +1,16 @@
 """The master's I/O loop: drain the ROUTER, hand each message to the core, commit the
 turn's changes in one transaction, then send what the core decided. No queue rules here.
 
-About 690 lines: the turn itself is short; the rest is what the loop must do around the
+About 780 lines: the turn itself is short; the rest is what the loop must do around the
 store and the peers (commit retries while the store cannot write, output held for a peer
-that does not read, key reloads), which shares the loop's state and so stays with it.
+that does not read, key reloads, the gate), which shares the loop's state and so stays
+with it. A shared store's lease (standby, renewal, fencing) is zq.lease's.
 """
 
 from __future__ import annotations
 
 import gc
 import logging
-import os
 import random
 import signal
 import socket
@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterator
 
 import zmq
 
-from zq import transport
+from zq import lease, transport
 from zq.config import MasterConfig
 from zq.core import codec, queries
 from zq.core import master_events as ev
@@ -34,6 +34,7 @@ from zq.core.metrics_tap import MetricsTap
 from zq.core.outbox import BUSY_RETRY_AFTER
 from zq.errors import LeaseLost, PeerCongested, PeerGone, ProtocolError, StoreUnavailable, ZqError
 from zq.gate import Gate, connection_cap, fd_limit, local_only_transport, raise_fd_limit
+from zq.lease import Lease
 from zq.metrics import GAUGE_PERIOD, Metrics, MetricsServer, read_gauges
 from zq.security import load_master_keys
 from zq.store import Store, open_store, redact
@@ -68,22 +69,6 @@ SHUN_SECONDS = 10.0
 MAX_SHUNNED = 10_000
 TURN_WINDOW = 10.0  # status `longest_turn`: the longest turn in the last 10 to 20 s
 SLOW_TURN = 1.0  # a turn this long is logged: peers may be close to taking us for lost
-# A shared store (PostgreSQL) has a lease: the master that holds it serves, the others
-# wait as standbys. It lasts one liveness window (heartbeat interval x liveness) without
-# renewal, is renewed every LEASE_RENEW of it, and a standby tries to take it every
-# LEASE_POLL of it: a standby takes over within LEASE_POLL of a master killed -9 (the
-# server ends its session) and within 1 + LEASE_POLL windows of one cut off.
-LEASE_RENEW = 0.25
-LEASE_POLL = 0.2
-LEASE_LOST_EXIT = 3  # the exit code of a master whose lease another master took
-LEASE_HOLD = 2  # liveness windows a master that took the lease holds restored tasks
-# Self-fencing: a master that has not renewed its lease for FENCE_AT of it stops serving
-# (it answers every peer STANDBY, naming nobody) until a renewal succeeds. Measured by
-# its own monotonic clock from before the last successful renewal was sent, so the
-# lease, dated by the server's clock when the renewal arrived, outlives the fence by
-# (1 - FENCE_AT) of a lease less the clocks' drift: no standby can take over while
-# this master still serves.
-FENCE_AT = 0.75
 # While the store cannot commit, these still go out (they promise nothing durable);
 # everything else waits for the commit, and an ACCEPTED becomes a BUSY.
 SENT_WHILE_UNCOMMITTED = (m.Heartbeat, m.Busy, m.Error, m.Disconnect, m.Welcome)
@@ -169,14 +154,6 @@ class Master:
         self.keys = load_master_keys(config.secret_key, config.worker_keys, config.client_keys,
                                      config.admin_keys, config.keys)
         self.store: Store = open_store(config.store, config.store_sync)
-        # A shared store's lease (zq.store.postgres): None for SQLite and memory.
-        self._leased: Any = self.store if getattr(self.store, "leased", False) else None
-        self.lease_ttl = config.heartbeat_interval * config.heartbeat_liveness
-        self._lease_due: float | None = None  # monotonic time of the next renewal
-        self._renewed: float | None = None  # monotonic time the last good renewal was sent
-        self._lease_lost = False
-        self.epoch: int | None = None  # of the lease this master serves under
-        self._active_hint = ""  # while standby: the active master's endpoint, if known
         self.exit_code = 0
         self.core = MasterCore(
             master_id=uuid.uuid4().hex[:12], heartbeat_interval=config.heartbeat_interval,
@@ -184,6 +161,10 @@ class Master:
             max_queued=config.max_queued, max_message=config.max_message,
             durable=self.store.durable, rand=random.random)
         self.core.store_info.update(spec=redact(config.store), sync=config.store_sync)
+        # A shared store's lease (zq.store.postgres): None for SQLite and memory.
+        self.lease = (Lease(self.store, config.heartbeat_interval * config.heartbeat_liveness,
+                            self.core.master_id)
+                      if getattr(self.store, "leased", False) else None)
         self.sock: zmq.Socket | None = None
         self._stop = threading.Event()
         # Per peer whose queue was full: its encoded messages (frames, bytes) in order,
@@ -230,10 +211,11 @@ class Master:
     def run(self) -> None:
         """Serve until stopped; on a shared store, first wait as a standby until this
         master takes the lease. exit_code says how it ended."""
-        if self._leased is not None:
+        if self.lease is not None:
             try:
                 self._open_socket()  # a standby answers peers: they go elsewhere
-                if not self._wait_for_lease():
+                if not self.lease.wait_until_taken(self._advertised(), self._poll_peers,
+                                                   self._answer_standby, self._stop.is_set):
                     self._close()  # stopped while standby
                     return
             except BaseException:
@@ -243,10 +225,11 @@ class Master:
         core.advance(time.monotonic(), self._wall())
         core.load_catalogue(self.store.get_meta(CATALOGUE_KEY))
         restored = core.restore(self.store.load())
-        if self.epoch is not None:  # a takeover, maybe: the old master's workers notice it
+        epoch = self.lease.epoch if self.lease else None
+        if self.lease is not None:  # a takeover, maybe: the old master's workers notice it
             # is gone after a liveness window of silence, then reconnect; hold their
             # tasks for them that long and one window more (a restart holds one)
-            core.hold_until = core.now + LEASE_HOLD * self.lease_ttl
+            core.hold_until = core.now + lease.HOLD * self.lease.ttl
         core.restore_cancelling(self.store.get_meta("cancelling"))
         for note in core.periodic.load(self.store.get_meta("schedules"), core.wall):
             log.error("%s", note)
@@ -258,7 +241,7 @@ class Master:
             self._open_socket()
         log.info("zq master %s listening on %s (store %s, %d tasks restored%s)",
                  core.master_id, self.endpoint, redact(self.config.store), restored,
-                 "" if self.epoch is None else f", serving under lease epoch {self.epoch}")
+                 "" if epoch is None else f", serving under lease epoch {epoch}")
         if self.metrics is not None and self.config.metrics is not None:
             try:
                 self._metrics_server = MetricsServer(self.metrics, self.config.metrics)
@@ -275,65 +258,25 @@ class Master:
             while not self._stop.is_set():
                 self._turn(poller)
         except LeaseLost as e:
-            self._lease_lost = True
-            self.exit_code = LEASE_LOST_EXIT
+            self.lease.lost = True  # type: ignore[union-attr]
+            self.exit_code = lease.LOST_EXIT
             log.error("%s. Stopped serving at once (exit code %d): another master serves "
-                      "now; started again, this one waits as a standby", e, LEASE_LOST_EXIT)
+                      "now; started again, this one waits as a standby", e, lease.LOST_EXIT)
         finally:
             self._close()
 
     # --- the lease (a shared store) --------------------------------------------------------
 
-    def _wait_for_lease(self) -> bool:
-        """Standby: try to take the store's lease every LEASE_POLL of it, answering every
-        peer meanwhile with STANDBY and the active master's endpoint if known. True once
-        taken, False when stopped first."""
-        store = self._leased
-        holder = (f"master {self.core.master_id} on {socket.gethostname()} "
-                  f"(pid {os.getpid()})")
-        advertised = self._advertised()
-        poller = zmq.Poller()
-        poller.register(self.sock, zmq.POLLIN)
-        seen: tuple | None = None  # the holder last logged
-        next_try = noted = 0.0
-        while not self._stop.is_set():
-            now = time.monotonic()
-            if now >= next_try:
-                next_try = now + self.lease_ttl * LEASE_POLL
-                try:
-                    lease = store.take_lease(holder, advertised, self.lease_ttl)
-                except StoreUnavailable as e:
-                    self._active_hint = ""
-                    if now - noted >= STORE_RETRY_NOTE:
-                        noted = now
-                        log.error("standby: %s; trying again", e)
-                    lease = None
-                if lease is not None and lease.ours:
-                    self.epoch, self._renewed = lease.epoch, now
-                    self._lease_due = time.monotonic() + self.lease_ttl * LEASE_RENEW
-                    log.info("took the store's lease (epoch %d), as %s at %s: this master "
-                             "serves", lease.epoch, holder, advertised)
-                    return True
-                if lease is not None:
-                    self._active_hint = lease.endpoint if lease.live else ""
-                    if (lease.epoch, lease.holder, lease.live) != seen:
-                        seen = (lease.epoch, lease.holder, lease.live)
-                        log.info("standby: %s (epoch %d) holds the store's lease%s; this "
-                                 "master takes over when it goes", lease.holder or "nobody",
-                                 lease.epoch, f", serving at {lease.endpoint}"
-                                 if self._active_hint else "")
-            wait = max(0, int((next_try - time.monotonic()) * 1000)) + 1
-            if poller.poll(wait):
-                self._answer_standby()
-        return False
-
     def _answer_standby(self) -> None:
         """Every message a peer sends a standby gets STANDBY: go elsewhere."""
-        frames = codec.encode(Role.MASTER, m.Standby(self._active_hint))
+        frames = codec.encode(Role.MASTER, m.Standby(self.lease.hint if self.lease else ""))
         for got in transport.drain(self.sock, MAX_DRAIN, router=True,  # type: ignore[arg-type]
                                    keys=self.keys is not None):
             if got.message is not None:
                 self._send_frames(got.peer, frames)
+
+    def _poll_peers(self, ms: int) -> bool:
+        return bool(self.sock.poll(ms))  # type: ignore[union-attr]
 
     def _advertised(self) -> str:
         """The endpoint standbys name to peers: --advertise, else the bound one with a
@@ -343,70 +286,21 @@ class Master:
         host = socket.gethostname()
         return self.endpoint.replace("0.0.0.0", host).replace("[::]", host)
 
-    def _renew_lease(self, now: float) -> None:
-        """LeaseLost (another master took it) ends the loop; a store out of reach is
-        tried again soon (meanwhile commits fail too: nothing is acknowledged)."""
-        try:
-            self._leased.renew_lease()
-        except StoreUnavailable as e:
-            self._lease_due = now + min(STORE_RETRY, self.lease_ttl * LEASE_RENEW)
-            if now - self._store_noted >= STORE_RETRY_NOTE:
-                self._store_noted = now
-                log.error("%s; the lease is renewed again in %.2f s", e,
-                          self._lease_due - now)
-            return
-        self._lease_due = now + self.lease_ttl * LEASE_RENEW
-        self._renewed = now
-
     def _serving(self) -> bool:
-        """Whether this master may go on serving: its lease was renewed less than
-        FENCE_AT of it ago, or it waited fenced until a renewal succeeded. False when
-        stopped while fenced (then nothing more is sent). LeaseLost when the lease
-        moved meanwhile (run() exits 3)."""
-        if self._renewed is None or time.monotonic() < (
-                self._renewed + self.lease_ttl * FENCE_AT):
+        """Whether this master may go on serving: no lease, or its lease was renewed
+        less than lease.FENCE_AT of it ago, or it waited fenced until a renewal
+        succeeded (then it holds the tasks of the workers that left meanwhile, as after
+        a takeover). False when stopped while fenced (then nothing more is sent).
+        LeaseLost when the lease moved meanwhile (run() exits 3)."""
+        if self.lease is None or not self.lease.overdue():
             return True
-        return self._fenced()
-
-    def _fenced(self) -> bool:
-        """The lease may expire any moment and a standby take it: serve nothing. Every
-        peer gets STANDBY naming nobody, so workers and clients go round their lists of
-        masters (to the standby that takes over); the lease's renewal is tried every
-        LEASE_POLL of it. Renewed (its epoch is still ours: no master served
-        meanwhile): True, serve again, holding the tasks of the workers that left for
-        them as after a takeover. Stopped first: False."""
-        fenced_at = time.monotonic()
-        log.error("the store's lease (epoch %s) was not renewed for %.2f s (it lasts %.2f s): "
-                  "stopped serving; every peer hears STANDBY until a renewal succeeds",
-                  self.epoch, fenced_at - (self._renewed or fenced_at), self.lease_ttl)
-        self._active_hint = ""
-        poller = zmq.Poller()
-        poller.register(self.sock, zmq.POLLIN)
-        next_try = noted = fenced_at
-        while not self._stop.is_set():
-            now = time.monotonic()
-            if now >= next_try:
-                next_try = now + self.lease_ttl * LEASE_POLL
-                try:
-                    self._leased.renew_lease()  # LeaseLost: another master took it
-                except StoreUnavailable as e:
-                    if now - noted >= STORE_RETRY_NOTE:
-                        noted = now
-                        log.error("fenced: %s; trying again", e)
-                else:
-                    self._renewed = now
-                    self._lease_due = now + self.lease_ttl * LEASE_RENEW
-                    core = self.core
-                    core.advance(time.monotonic(), self._wall())
-                    core.hold_until = max(core.hold_until,
-                                          core.now + LEASE_HOLD * self.lease_ttl)
-                    log.warning("the store's lease is still ours (epoch %s), renewed after "
-                                "%.1f s fenced: serving again", self.epoch, now - fenced_at)
-                    return True
-            wait = max(0, int((next_try - time.monotonic()) * 1000)) + 1
-            if poller.poll(wait):
-                self._answer_standby()
-        return False
+        fenced = self.lease.fence(self._poll_peers, self._answer_standby, self._stop.is_set)
+        if fenced is None:
+            return False
+        core = self.core
+        core.advance(time.monotonic(), self._wall())
+        core.hold_until = max(core.hold_until, core.now + lease.HOLD * self.lease.ttl)
+        return True
 
     def _open_socket(self) -> None:
         """The gate first (it must answer the first handshake), then the ROUTER."""
@@ -442,7 +336,7 @@ class Master:
         return read_schedule_file(self.config.schedule)
 
     def _close(self) -> None:
-        serving = not self._lease_lost and (self._leased is None or self.epoch is not None)
+        serving = self.lease is None or (self.lease.epoch is not None and not self.lease.lost)
         if not serving:
             self._close_socket()  # at once: nothing more goes out (the lease moved, or
             # it was never taken: a standby, which commits nothing either)
@@ -480,8 +374,8 @@ class Master:
         events = poller.poll(int(self._poll_timeout() * 1000))  # pyzmq truncates too
         start = time.monotonic()
         core.advance(start, self._wall())
-        if self._lease_due is not None and start >= self._lease_due:
-            self._renew_lease(start)
+        if self.lease is not None:
+            self.lease.renew_if_due(start)
         if not self._serving():
             return  # stopped while fenced
         if events:
@@ -528,8 +422,8 @@ class Master:
             deadline = min(deadline, now + HELD_RETRY)
         if self._store_down is not None:
             deadline = min(deadline, self._store_retry_at)
-        if self._lease_due is not None:
-            deadline = min(deadline, self._lease_due)
+        if self.lease is not None and self.lease.due is not None:
+            deadline = min(deadline, self.lease.due)
         return max(0.0, min(deadline - now, 0.5))
 
     def _upkeep(self, now: float) -> None:
