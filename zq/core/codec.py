@@ -8,6 +8,9 @@ travel as frames of their own (the header then holds their index), so they can b
 without a copy. A payload with frames of its own (a Parts: a task value's large numpy
 arrays, 1.4) travels as an array [body, frame indexes...] in the header. Anything
 malformed raises ProtocolError and nothing else.
+
+About 650 lines: the decoder of every message kind with the checks of each of its fields,
+side by side, so what a peer may send is read in one place (PROTOCOL.md is its prose).
 """
 
 from __future__ import annotations

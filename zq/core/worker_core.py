@@ -6,6 +6,10 @@ Events in (``handle``), commands out; ``tick(now)`` ends every loop turn with th
 sends, ``next_deadline()`` says when the loop must wake up even if nothing happens, and
 ``validate()`` checks the invariants (tests call it after every step). The events and
 commands are in zq/core/worker_events.py, as the master's and the client's are.
+
+About 660 lines, one class: registration, liveness, credit and the RESULT outbox all
+turn on the one session with the master (a WELCOME resends the outbox), so split apart
+each would reach into the others' state.
 """
 
 from __future__ import annotations

@@ -50,6 +50,9 @@ that cannot write (shutting down, out of disk, read-only) raises StoreUnavailabl
 what is pending kept: the master answers BUSY and tries the commit again every
 STORE_RETRY, on a new connection. A commit whose COMMIT reached the server but whose
 answer was lost writes the same journal rows again when retried (an upsert by turn).
+
+About 650 lines: the store contract (as zq.store.sqlite) plus the lease, the link's
+timeouts and the journal's folding, each a short method on the one connection they share.
 """
 
 from __future__ import annotations
