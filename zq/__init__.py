@@ -1,6 +1,6 @@
 """zq: a zero-broker distributed task queue for Python over ZeroMQ."""
 
-from zq.canvas import GroupFuture, Signature, chain, chord, group, sig
+from zq.canvas import GroupFuture, ResultOf, Signature, chain, chord, group, result_of, sig
 from zq.client import Client, Executor, Future
 from zq.client.progress import progress
 from zq.config import ClientConfig
@@ -30,5 +30,5 @@ __all__ = [
     "Rejected",
     "SerializationError", "StoreError",
     "TaskError", "TaskTimeout", "UnknownTask", "WorkerLost", "ZqError", "current_task", "progress",
-    "task", "sig", "chain", "group", "chord", "Signature", "GroupFuture",
+    "task", "sig", "chain", "group", "chord", "Signature", "GroupFuture", "result_of", "ResultOf",
 ]

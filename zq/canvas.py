@@ -8,6 +8,8 @@ workflows that pass data, as Celery's canvas does, scheduled by the master.
     zq.chord(zq.group([...]), total.s())         # the callback gets the list of results
     client.submit(workflow)           # the future of its final result (a GroupFuture
                                       # for a group)
+    client.submit(add, zq.result_of("a1b2"), 1)  # a task's result by id (zq submit
+                                      # --arg-from): as a future of it would be
 
 A workflow is submitted as a whole, at once: every task goes to the master in the
 client's next SUBMIT batch, each step naming its inputs (futures as arguments,
@@ -20,6 +22,10 @@ from __future__ import annotations
 import concurrent.futures as cf
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
+
+from zq.core import values
+from zq.core.codec import MAX_ID
+from zq.errors import ConfigError
 
 if TYPE_CHECKING:
     from zq.client.future import Future
@@ -77,6 +83,34 @@ class Chord(Workflow):
     def __init__(self, group: Group, callback: Workflow) -> None:
         self.group = group
         self.callback = callback
+
+
+class ResultOf:
+    """The result of the task with this id, standing among a task's arguments as a future
+    of it would (a reference: the master holds the task until that one succeeded and
+    ships its result; the worker puts it in place). For a task submitted elsewhere or
+    earlier, known by its id only (`zq submit --arg-from ID`); nothing is watched."""
+
+    __slots__ = ("id",)
+
+    def __init__(self, task_id: str) -> None:
+        if type(task_id) is not str or not 0 < len(task_id.encode()) <= MAX_ID:
+            raise ConfigError(f"a task id is a non-empty string of at most {MAX_ID} bytes, "
+                              f"not {task_id!r}")
+        self.id = task_id
+
+    def __repr__(self) -> str:
+        return f"result_of({self.id!r})"
+
+
+values.refer_with(ResultOf, lambda r: r.id)
+
+
+def result_of(task_id: str) -> ResultOf:
+    """The result of task `task_id`, as an argument of another task:
+    client.submit(report, zq.result_of("a1b2")) runs report on that task's result once
+    it has succeeded (and fails with DependencyFailed if it failed)."""
+    return ResultOf(task_id)
 
 
 def sig(task: Callable[..., Any] | str, /, *args: Any, **kwargs: Any) -> Signature:

@@ -505,6 +505,13 @@ def submit(
     after: list[str] = _opt(
         None, "--after", env="ZQ_SUBMIT_AFTER",
         help="Run only after this task id succeeded (repeatable)."),
+    arg_from: list[str] = _opt(
+        None, "--arg-from", env="ZQ_SUBMIT_ARG_FROM",
+        help="Pass this task's result as an argument, once it has succeeded (repeatable: "
+             "these come first, in the order given, then ARGS)."),
+    kwarg_from: list[str] = _opt(
+        None, "--kwarg-from", env="ZQ_SUBMIT_KWARG_FROM",
+        help="NAME=ID: pass task ID's result as keyword argument NAME (repeatable)."),
     key: Optional[str] = _opt(None, env="ZQ_SUBMIT_KEY", help="Deduplication key."),
     retry_backoff: Optional[float] = _duration(None, env="ZQ_SUBMIT_RETRY_BACKOFF",
                                                help="First retry delay (doubles)."),
@@ -521,8 +528,10 @@ def submit(
     keys: Optional[str] = KEYS_OPTION,
 ) -> None:
     """Submit one task; print its id, or with --wait its result. The master must accept
-    it within $ZQ_TIMEOUT (default 3s; --timeout is the task's own time limit)."""
-    kw = _json_object(kwargs, "--kwargs")
+    it within $ZQ_TIMEOUT (default 3s; --timeout is the task's own time limit).
+    --arg-from/--kwarg-from pass earlier tasks' results: the master holds this task until
+    they succeeded (it fails with DependencyFailed if one fails, is cancelled with it)."""
+    kw = {**_json_object(kwargs, "--kwargs"), **_kwargs_from(kwarg_from or [])}
     # Only what was given: the master fills in the rest from what the task declares.
     options: dict[str, Any] = {}
     for opt, value in (("queue", queue), ("priority", priority), ("retries", retries),
@@ -540,7 +549,8 @@ def submit(
     ack_timeout = _env_timeout()
     try:
         with _client(connect, ack_timeout, keys) as client:
-            parsed = [parse_arg(a) for a in args or []]
+            parsed = [*_results_of(arg_from or [], "--arg-from"),
+                      *(parse_arg(a) for a in args or [])]
             future = client.options(**options).submit(task, *parsed, **kw)
             # Its id is printed, or its result waited for, once the master has it durably.
             acked = client.flush(ack_timeout)
@@ -558,6 +568,27 @@ def submit(
             _print_result(client, future, wait_timeout)
     except ZqError as e:
         _fail(str(e))
+
+
+def _results_of(ids: list[str], flag: str) -> list[Any]:
+    """References to these tasks' results (zq.result_of), for --arg-from."""
+    from zq.canvas import result_of
+    try:
+        return [result_of(i) for i in ids]
+    except ZqError as e:
+        raise typer.BadParameter(f"{flag}: {e}") from None
+
+
+def _kwargs_from(pairs: list[str]) -> dict[str, Any]:
+    """--kwarg-from NAME=ID, ...: {NAME: reference to task ID's result}."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, tid = pair.partition("=")
+        if not sep or not name.isidentifier():
+            raise typer.BadParameter(f"--kwarg-from {pair!r} is not NAME=TASK_ID (NAME a "
+                                     "keyword argument's name)")
+        out[name] = _results_of([tid], "--kwarg-from")[0]
+    return out
 
 
 NOTE_EVERY = 10.0  # seconds of silent waiting before `--wait` says why it still waits
