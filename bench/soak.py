@@ -29,18 +29,30 @@ At the end the chaos stops, everything heals, and it checks:
 Prints a summary; exits 1 on any violation, 2 if namespaces cannot be made here.
 
 The master's CPU time (user + system, summed over its restarts) is printed at the end.
---dashboard also runs `zq dashboard` here, with two headless Chromium pages open on it
-(the overview and the task list) for the whole run, and checks at the end that it
-followed the master through its restarts (it answers, it is live, it shows the current
-master's id): run the same seed with and without it to see its cost on the master.
+--dashboard also runs `zq dashboard` here, with three headless Chromium pages open on it
+(the overview, the task list and the workers) for the whole run, and checks at the end
+that it followed the master through its restarts (it answers, it is live, it shows the
+current master's id): run the same seed with and without it to see its cost on the
+master.
+
+--local runs everything on 127.0.0.1 without namespaces (no root needed, nothing to
+collide with other runs' 10.x addresses) and the chaos touches only the workers (kill -9,
+SIGSTOP), never the master: one master process for the whole run, so its CPU% and RSS
+over time say what the load (and the dashboard) cost it, and whether it leaks. Every
+half second the master's (and the dashboard's) CPU time and RSS are sampled; the end
+prints CPU% per WINDOW seconds (median, percentiles) and RSS (start, end, growth);
+--samples FILE writes the samples as CSV.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
 import random
 import signal
+import statistics
 import sys
 import tempfile
 import threading
@@ -71,8 +83,32 @@ WORKERS = {  # name: (host, pool, queues)
 FINAL = ("succeeded", "failed", "cancelled", "dead")
 FINAL_WAIT = 60.0  # seconds the check waits for the master to record a cancelled task's end
 
+WINDOW = 10.0  # seconds per CPU% figure in the cost summary
+WARM_UP = 120.0  # seconds before the RSS baseline (imports, caches and windows fill first)
+
+
+class LocalHosts:
+    """netns.Hosts' interface on 127.0.0.1 (--local): no namespaces, no links to cut."""
+
+    master_ns = ""
+    worker_ns = ["", ""]
+    master_addr = "127.0.0.1"
+
+    def master_addr_for(self, k: int) -> str:
+        return "127.0.0.1"
+
+    def exec_prefix(self, ns: str) -> list[str]:
+        return []
+
+    def set_link(self, k: int, up: bool) -> None:
+        pass
+
+    def drop_to_test(self, on: bool = True) -> None:
+        pass
+
+
 class Soak:
-    def __init__(self, hosts: netns.Hosts, tmp: Path, seed: int) -> None:
+    def __init__(self, hosts: netns.Hosts | LocalHosts, tmp: Path, seed: int) -> None:
         self.hosts, self.tmp = hosts, tmp
         self.rng = random.Random(seed)  # the workload's
         self.chaos_rng = random.Random(seed + 1)
@@ -91,10 +127,19 @@ class Soak:
         self.beat: dict[str, Any] = {}  # the schedule as the master shows it
         self.master_cpu: dict[int, float] = {}  # master pid -> CPU seconds, last seen
         self.dashboard_port = 0  # with --dashboard: where it listens
+        self.dashboard_proc: Proc | None = None
+        self.local = isinstance(hosts, LocalHosts)
+        # (wall, master pid, its CPU s, its RSS kB, dashboard CPU s, dashboard RSS kB)
+        self.samples: list[tuple[float, int, float, int, float, int]] = []
 
     # --- processes ---
 
     def _master_args(self) -> list[str]:
+        if self.local:  # loopback peers are admitted without --insecure
+            bind = f"tcp://127.0.0.1:{self.port}"
+            return ["master", "--bind", bind, "--store", self.store, "--heartbeat-interval",
+                    str(HEARTBEAT), "--heartbeat-liveness", str(LIVENESS), "--log-level",
+                    "info"]
         return ["master", "--bind", f"tcp://*:{self.port}", "--store", self.store,
                 "--heartbeat-interval", str(HEARTBEAT), "--heartbeat-liveness",
                 str(LIVENESS), "--log-level", "info",
@@ -120,7 +165,7 @@ class Soak:
         return query(self.endpoint, timeout=2.0)
 
     def start_dashboard(self) -> None:
-        """`zq dashboard` on loopback here (the client's host) and two headless Chromium
+        """`zq dashboard` on loopback here (the client's host) and three headless Chromium
         pages on it, for the whole run (Debian's Chromium; each page keeps its event
         stream open and reloads its live part as tasks move)."""
         from tests.browser.stack import chromium, http_status
@@ -130,12 +175,13 @@ class Soak:
                      f"127.0.0.1:{self.dashboard_port}", "--timeout", "2s"],
                     self.tmp / "dashboard.log")
         self.all_procs.append(proc)
+        self.dashboard_proc = proc
         wait_until(lambda: http_status(url + "/api/status") == 200, 30, "the dashboard")
         browser = chromium()
         if browser is None:
             raise SystemExit("soak --dashboard: Chromium is not installed (apt-get install "
                              "chromium)")
-        for i, path in enumerate(("/", "/tasks")):
+        for i, path in enumerate(("/", "/tasks", "/workers")):
             self.all_procs.append(Proc(
                 ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  f"--user-data-dir={self.tmp / f'chromium-{i}'}", url + path],
@@ -143,7 +189,6 @@ class Soak:
 
     def dashboard_followed(self) -> list[str]:
         """The dashboard answers, is live, and shows the master running now."""
-        import json
         import urllib.request
         url = f"http://127.0.0.1:{self.dashboard_port}/api/status"
 
@@ -162,26 +207,45 @@ class Soak:
         return []
 
     def sample_master_cpu(self) -> None:
-        """The master's CPU seconds, read every half second (kept per process: a killed
-        master's last reading stays counted)."""
-        tick = os.sysconf("SC_CLK_TCK")
+        """The master's (and the dashboard's) CPU seconds and RSS, read every half second
+        (kept per process: a killed master's last reading stays counted)."""
         while not self.stop.wait(0.5):
             with self.lock:
                 proc = self.procs.get("master")
             if proc is None:
                 continue
-            try:
-                fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
+            cpu, rss = _cpu_rss(proc.pid)
+            if cpu is None:
                 continue
-            self.master_cpu[proc.pid] = (int(fields[11]) + int(fields[12])) / tick
+            self.master_cpu[proc.pid] = cpu
+            dash_cpu, dash_rss = (_cpu_rss(self.dashboard_proc.pid) if self.dashboard_proc
+                                  else (None, None))
+            self.samples.append((time.time(), proc.pid, cpu, rss or 0, dash_cpu or 0.0,
+                                 dash_rss or 0))
+
+    def dashboard_dropped(self) -> Any:
+        """Events the master left out for the dashboard (it fell behind), as it counts."""
+        import urllib.request
+        try:
+            with urllib.request.urlopen(
+                    f"http://127.0.0.1:{self.dashboard_port}/api/throughput", timeout=3) as r:
+                return json.load(r).get("dropped")
+        except OSError as e:
+            return f"unknown ({e})"
+
+    def write_samples(self, path: Path) -> None:
+        lines = ["time,master_pid,master_cpu_s,master_rss_kb,dashboard_cpu_s,dashboard_rss_kb"]
+        lines += [",".join(str(v) for v in row) for row in self.samples]
+        path.write_text("\n".join(lines) + "\n")
 
     # --- chaos ---
 
     def chaos(self) -> None:
         r = self.chaos_rng
+        victims = (list(WORKERS) if self.local
+                   else ["master", "master", *WORKERS, "link1", "link2", "client-link"])
         while not self.stop.wait(r.uniform(2.0, 5.0)):
-            victim = r.choice(["master", "master", *WORKERS, "link1", "link2", "client-link"])
+            victim = r.choice(victims)
             action = "cut" if "link" in victim else r.choice(["kill", "stop"])
             pause = r.uniform(0.5, 3.0)
             self.actions[f"{action} {victim}"] += 1
@@ -290,8 +354,12 @@ class Soak:
             cpu = sum(self.master_cpu.values())
             print(f"soak: master CPU {cpu:.1f} s over {len(self.master_cpu)} master "
                   f"processes, {len(self.tasks)} tasks submitted"
-                  + (" (zq dashboard and two browser pages open)" if dashboard else ""),
+                  + (" (zq dashboard and three browser pages open)" if dashboard else ""),
                   flush=True)
+            print("soak: cost " + json.dumps(cost_summary(self.samples)), flush=True)
+            if dashboard:
+                print(f"soak: events the master left out for the dashboard: "
+                      f"{self.dashboard_dropped()}", flush=True)
             followed = self.dashboard_followed() if dashboard else []
             self.beat = next(s for s in client.schedules() if s["name"] == "soak-beat")
             client.unschedule("soak-beat")
@@ -455,6 +523,62 @@ class Soak:
                 pass
 
 
+def _cpu_rss(pid: int) -> tuple[float | None, int | None]:
+    """A process's CPU seconds (user + system) and RSS in kB, or Nones when it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None, None
+    rss = next((int(line.split()[1]) for line in status.splitlines()
+                if line.startswith("VmRSS:")), None)
+    return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK"), rss
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    q = statistics.quantiles(values, n=100, method="inclusive") if len(values) > 1 else \
+        values * 99
+    return {"p50": round(statistics.median(values), 1), "p90": round(q[89], 1),
+            "p99": round(q[98], 1), "max": round(max(values), 1), "n": len(values)}
+
+
+def cost_summary(samples: list[tuple[float, int, float, int, float, int]],
+                 window: float = WINDOW) -> dict[str, Any]:
+    """CPU% of a core per `window` seconds (windows within one master process only) and
+    RSS over the run: the median of the first two minutes after WARM_UP, of the last two,
+    and the largest; the same for the dashboard when it ran."""
+    if len(samples) < 2:
+        return {}
+    out: dict[str, Any] = {}
+    for name, cpu_i, rss_i in (("master", 2, 3), ("dashboard", 4, 5)):
+        if not any(row[rss_i] for row in samples):
+            continue
+        cpu_pct, start = [], samples[0]
+        for row in samples[1:]:
+            if row[1] != start[1]:  # a new master process: its CPU time starts again
+                start = row
+            elif row[0] - start[0] >= window:
+                cpu_pct.append(100.0 * (row[cpu_i] - start[cpu_i]) / (row[0] - start[0]))
+                start = row
+        t0, t1 = samples[0][0], samples[-1][0]
+        early = [r[rss_i] for r in samples if t0 + WARM_UP <= r[0] < t0 + WARM_UP + 120]
+        late = [r[rss_i] for r in samples if r[0] >= t1 - 120]
+        rss = {"after_warm_up_mb": round(statistics.median(early) / 1024, 1) if early else None,
+               "end_mb": round(statistics.median(late) / 1024, 1) if late else None,
+               "max_mb": round(max(r[rss_i] for r in samples) / 1024, 1)}
+        if early and late:
+            rss["growth_mb"] = round((statistics.median(late) - statistics.median(early))
+                                     / 1024, 1)
+        out[name] = {"cpu_pct_per_window": _percentiles(cpu_pct),
+                     "cpu_s": round(samples[-1][cpu_i] - samples[0][cpu_i], 1)
+                     if samples[-1][1] == samples[0][1] else None,
+                     "rss": rss}
+    out["window_s"], out["seconds"] = window, round(samples[-1][0] - samples[0][0], 1)
+    return out
+
+
 def _outcome(exc: BaseException) -> str:
     name = type(exc).__name__
     if "Cancel" in name:
@@ -474,23 +598,31 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=None, help="default: a random one")
     parser.add_argument("--keep", action="store_true", help="keep the logs' directory")
     parser.add_argument("--dashboard", action="store_true",
-                        help="run zq dashboard with two Chromium pages open on it")
+                        help="run zq dashboard with three Chromium pages open on it")
+    parser.add_argument("--local", action="store_true",
+                        help="everything on 127.0.0.1, no namespaces; chaos on workers only")
+    parser.add_argument("--samples", type=Path, default=None,
+                        help="write the master's CPU/RSS samples here (CSV)")
     a = parser.parse_args()
     seed = a.seed if a.seed is not None else random.randrange(1 << 31)
     # SIGTERM (a test's timeout) unwinds like Ctrl-C: every process started is stopped.
     signal.signal(signal.SIGTERM, _stop)
-    reason = netns.unavailable_reason()
+    reason = None if a.local else netns.unavailable_reason()
     if reason is not None:
-        print(f"soak: cannot run here: it needs network namespaces ({reason}); run it as root")
+        print(f"soak: cannot run here: it needs network namespaces ({reason}); run it as root"
+              " or with --local")
         return 2
     tmp = Path(tempfile.mkdtemp(prefix="zq-soak-"))
     print(f"soak: seed {seed}, {a.minutes} min, logs in {tmp}", flush=True)
-    with netns.Hosts(workers=2) as hosts:
+    hosts_cm: Any = contextlib.nullcontext(LocalHosts()) if a.local else netns.Hosts(workers=2)
+    with hosts_cm as hosts:
         soak = Soak(hosts, tmp, seed)
         try:
             violations = soak.run(a.minutes, a.dashboard)
         finally:
             soak.close()
+            if a.samples is not None:
+                soak.write_samples(a.samples)
     for v in violations:
         print(f"VIOLATION: {v}")
     print(f"soak: {'FAILED' if violations else 'ok'}: {len(violations)} violations (seed {seed})")
