@@ -102,7 +102,8 @@ def _api(data: Data, live: Live, settings: Settings) -> list[Route]:
                              "live": live.subscribed, "live_why_not": live.why_not})
 
     async def workers(request: Request) -> Response:
-        return await _json(data.workers)
+        departed = live.departed_workers(time.time())  # read on the loop that writes it
+        return await _json(lambda: data.workers(departed))
 
     async def queues(request: Request) -> Response:
         return await _json(data.queues)

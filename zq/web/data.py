@@ -52,15 +52,21 @@ class Data:
         return self.cache.get("running", lambda: self.client.tasks(
             state="running", limit=RUNNING_ASKED))
 
-    def workers(self) -> list[dict[str, Any]]:
-        """Workers as status lists them, each with the ids of the tasks it runs."""
+    def workers(self, departed: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+        """Workers as status lists them ("status": "connected"), each with the ids of the
+        tasks it runs, then `departed`: the workers the event stream said left or were
+        lost ("status": "left" or "lost", "gone_at": when), newest first, except any
+        that is connected again (the same name, host and pid)."""
         by_worker: dict[str, list[str]] = {}
         for t in self.running():
             by_worker.setdefault(str(t.get("worker")), []).append(t["id"])
         out = []
         for w in sorted(self.status().get("workers", []), key=lambda w: str(w.get("name"))):
-            out.append({**w, "tasks": by_worker.get(str(w.get("name")), [])})
-        return out
+            out.append({**w, "status": "connected",
+                        "tasks": by_worker.get(str(w.get("name")), [])})
+        here = {(w.get("name"), w.get("host"), w.get("pid")) for w in out}
+        return out + [{**w, "tasks": []} for w in departed or ()
+                      if (w.get("name"), w.get("host"), w.get("pid")) not in here]
 
     def queues(self) -> list[dict[str, Any]]:
         """Each queue: tasks waiting, running, and workers serving it."""

@@ -1,8 +1,9 @@
 """What the dashboard learns from the master's event stream: tasks finished per second
 (the overview's chart), the latest events, each task's attempts as this dashboard saw
-them, and the browsers listening (server-sent events). One subscription to the master
-feeds every browser; a browser that does not keep up loses messages (counted and told
-as a gap), it never holds the others or the reader back."""
+them, the workers that left or were lost (shown for a while), and the browsers listening
+(server-sent events). One subscription to the master feeds every browser; a browser that
+does not keep up loses messages (counted and told as a gap), it never holds the others
+or the reader back."""
 
 from __future__ import annotations
 
@@ -24,6 +25,9 @@ TASKS_REMEMBERED = 5_000  # tasks whose attempts are kept (the oldest are forgot
 ATTEMPTS_KEPT = 20  # events kept per task
 BROWSER_BACKLOG = 256  # messages queued for one browser before it loses some
 RETRY = 2.0  # seconds between subscription attempts while no master answers
+DEPARTED_SECONDS = 600  # a worker that left or was lost stays listed this long
+DEPARTED_KEPT = 100  # at most this many of them (the oldest are forgotten first)
+DEPARTED_KINDS = frozenset({"left", "lost"})
 
 
 class Browser:
@@ -68,6 +72,8 @@ class Live:
         self.series: OrderedDict[int, int] = OrderedDict()  # second -> tasks finished
         self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT)
         self.attempts: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+        # (name, host, pid) -> the left/lost event, oldest first
+        self.departed: OrderedDict[tuple[Any, Any, Any], dict[str, Any]] = OrderedDict()
         self.browsers: set[Browser] = set()
         self.dropped = 0  # events the master left out for this dashboard (it fell behind)
         self.changed = False  # events came since the last tick
@@ -97,6 +103,8 @@ class Live:
 
     def _count(self, e: dict[str, Any]) -> None:
         self.recent.append(e)
+        if e.get("kind") in DEPARTED_KINDS or e.get("kind") == "joined":
+            self._worker_moved(e)
         try:
             second = int(float(e.get("time", 0)))
         except (TypeError, ValueError):
@@ -113,6 +121,34 @@ class Live:
             self.attempts[task_id] = seen[-ATTEMPTS_KEPT:]
             if len(self.attempts) > TASKS_REMEMBERED:
                 self.attempts.popitem(last=False)
+
+    def _worker_moved(self, e: dict[str, Any]) -> None:
+        """A worker left or was lost: keep it (bounded); it joined again: forget it."""
+        key = (e.get("worker"), e.get("host"), e.get("pid"))
+        self.departed.pop(key, None)
+        if not isinstance(e.get("time"), (int, float)):  # the master's events always have it
+            return
+        if e.get("kind") == "joined":
+            return
+        self.departed[key] = {"name": e.get("worker"), "host": e.get("host"),
+                              "pid": e.get("pid"), "queues": e.get("queues") or [],
+                              "status": e.get("kind"), "gone_at": e.get("time")}
+        while len(self.departed) > DEPARTED_KEPT:
+            self.departed.popitem(last=False)
+
+    def departed_workers(self, now: float) -> list[dict[str, Any]]:
+        """The workers that left or were lost in the last DEPARTED_SECONDS, newest
+        first (older ones are forgotten here)."""
+        while self.departed:
+            first = next(iter(self.departed.values()))
+            try:
+                old = float(first["gone_at"]) < now - DEPARTED_SECONDS
+            except (TypeError, ValueError):
+                old = True
+            if not old:
+                break
+            self.departed.popitem(last=False)
+        return [dict(w) for w in reversed(self.departed.values())]
 
     def tick(self, now: float) -> None:
         """Tell every browser the time, the last seconds' counts and whether anything

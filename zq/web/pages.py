@@ -55,7 +55,9 @@ def routes(data: Data, live: Live, templates: Jinja2Templates) -> list[Route]:
         return await render(request, "overview", ask)
 
     async def workers(request: Request) -> Response:
-        return await render(request, "workers", lambda: {"workers": data.workers()})
+        departed = live.departed_workers(time.time())  # read on the loop that writes it
+        return await render(request, "workers", lambda: {"workers": data.workers(departed),
+                                                          "now": time.time()})
 
     async def tasks(request: Request) -> Response:
         args = task_filter(request)
