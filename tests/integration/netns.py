@@ -4,7 +4,7 @@ takes when this machine cannot make them."""
 from __future__ import annotations
 
 from tests.integration.harness import skip_needing_root
-from zq.testing.netns import Hosts, unavailable_reason  # noqa: F401
+from zq.testing.netns import Hosts, Lan, unavailable_reason  # noqa: F401
 
 
 def skip_unless_available(what: str) -> None:

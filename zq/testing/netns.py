@@ -163,3 +163,96 @@ class Hosts:
             subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10)
         for link in self._links:  # the root end, if its peer did not take it along
             subprocess.run(["ip", "link", "del", link], capture_output=True, timeout=10)
+
+
+class Lan:
+    """Hosts on one switch, for a test where every host must reach every other (two
+    masters, their workers and a database): a namespace per named host, each with one
+    address on 10.N.1.0/24, plugged into a bridge in a namespace of its own (the
+    switch); the root namespace (the test, its client, a database server) is plugged in
+    too, as 10.N.1.1. cut(host) unplugs a host: every link it has goes dead at once,
+    with no reset sent either way, as when a host's cable is pulled.
+
+        root 10.N.1.1 ─┐
+        host 1 10.N.1.2 ─┤ switch (a bridge in its own namespace)
+        host 2 10.N.1.3 ─┘ ...
+    """
+
+    def __init__(self, hosts: list[str]) -> None:
+        self.hosts = list(hosts)
+        self.net = ""  # "10.N", chosen on __enter__
+        self.tag = ""
+        self._made: list[str] = []
+        self._links: list[str] = []
+
+    @property
+    def root_addr(self) -> str:
+        """The root namespace's address (the test process, a database it runs)."""
+        return f"{self.net}.1.1"
+
+    @property
+    def subnet(self) -> str:
+        return f"{self.net}.1.0/24"
+
+    def addr(self, host: str) -> str:
+        return f"{self.net}.1.{self.hosts.index(host) + 2}"
+
+    def ns(self, host: str) -> str:
+        return f"zq{self.tag}h{self.hosts.index(host)}"
+
+    def exec_prefix(self, host: str) -> list[str]:
+        return ["ip", "netns", "exec", self.ns(host)]
+
+    def _port(self, index: int | str) -> str:
+        """The switch's interface for a host (its index) or for the root ("r")."""
+        return f"zq{self.tag}p{index}"
+
+    @property
+    def _switch(self) -> str:
+        return f"zq{self.tag}sw"
+
+    def cut(self, host: str, off: bool = True) -> None:
+        """Unplug the host from the switch (off=False: plug it back in)."""
+        _ip("-n", self._switch, "link", "set", self._port(self.hosts.index(host)),
+            "down" if off else "up")
+
+    def __enter__(self) -> Lan:
+        with open(_LOCK, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                octet = _free_octet()
+                self.net, self.tag = f"10.{octet}", f"{octet:03d}{os.getpid() % 100:02d}"
+                _ip("netns", "add", self._switch)
+                self._made.append(self._switch)
+                _ip("-n", self._switch, "link", "add", "bridge0", "type", "bridge")
+                _ip("-n", self._switch, "link", "set", "bridge0", "up")
+                self._plug(f"zq{self.tag}r", None, self.root_addr, self._port("r"))
+                for k, host in enumerate(self.hosts):
+                    ns = self.ns(host)
+                    _ip("netns", "add", ns)
+                    self._made.append(ns)
+                    _ip("-n", ns, "link", "set", "lo", "up")
+                    self._plug(f"zq{self.tag}e{k}", ns, self.addr(host), self._port(k))
+            except Exception:
+                self.__exit__()
+                raise
+        return self
+
+    def _plug(self, end: str, ns: str | None, addr: str, port: str) -> None:
+        """A veth pair: `end` in `ns` (None: the root) with `addr`, `port` on the switch."""
+        _ip("link", "add", end, "type", "veth", "peer", "name", port)
+        self._links.append(end)
+        _ip("link", "set", port, "netns", self._switch)
+        _ip("-n", self._switch, "link", "set", port, "master", "bridge0")
+        _ip("-n", self._switch, "link", "set", port, "up")
+        if ns is not None:
+            _ip("link", "set", end, "netns", ns)
+        pre = ["-n", ns] if ns else []
+        _ip(*pre, "addr", "add", f"{addr}/24", "dev", end)
+        _ip(*pre, "link", "set", end, "up")
+
+    def __exit__(self, *exc: object) -> None:
+        for ns in self._made:  # deleting a namespace deletes the veth ends inside it
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10)
+        for link in self._links:  # the root end, if its peer did not take it along
+            subprocess.run(["ip", "link", "del", link], capture_output=True, timeout=10)

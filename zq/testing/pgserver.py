@@ -60,25 +60,33 @@ class PgServer:
     """One running server; stop() (or leaving the `with`) stops it and removes its
     directory."""
 
-    def __init__(self, bindir: Path, root: Path, port: int, user: str | None) -> None:
+    def __init__(self, bindir: Path, root: Path, port: int, user: str | None,
+                 listen: Sequence[str] = ("127.0.0.1",)) -> None:
         self.bindir, self.root, self.port, self._user = bindir, root, port, user
+        self.listen = list(listen)
         self.data, self.log = root / "data", root / "server.log"
         self._stopped = False
 
     @classmethod
-    def start(cls, fast: bool = True, bindir: Path | None = None) -> PgServer:
+    def start(cls, fast: bool = True, bindir: Path | None = None,
+              listen: Sequence[str] = ("127.0.0.1",), trust: Sequence[str] = ()) -> PgServer:
         """initdb and start a server (fast: without fsync, for tests); PgUnavailable
-        when it cannot."""
+        when it cannot. listen: the addresses it listens on (the first is the one its
+        URLs name); trust: networks (10.1.2.0/24) whose peers it admits too, without a
+        password, as it does loopback peers (for test hosts in namespaces)."""
         bindir = bindir or find_bindir()
         user = _server_user()
         root = Path(tempfile.mkdtemp(prefix="zq-pg-"))
-        server = cls(bindir, root, 0, user)
+        server = cls(bindir, root, 0, user, listen)
         try:
             if user is not None:
                 shutil.chown(root, user, user)
                 os.chmod(root, 0o700)
             server._run("initdb", "-D", str(server.data), "-U", SUPERUSER, "-A", "trust",
                         "-E", "UTF8", "--no-sync", "--locale=C")
+            if trust:
+                with open(server.data / "pg_hba.conf", "a") as hba:
+                    hba.writelines(f"host all all {net} trust\n" for net in trust)
             for _ in range(PORT_TRIES):
                 server.port = free_port()
                 if server._pg_ctl_start(fast):
@@ -90,7 +98,7 @@ class PgServer:
             raise
 
     def _pg_ctl_start(self, fast: bool) -> bool:
-        options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
+        options = (f"-p {self.port} -k {self.root} -c listen_addresses={','.join(self.listen)} "
                    f"-c max_connections=50" + (f" {FAST}" if fast else ""))
         done = self._run("pg_ctl", "start", "-D", str(self.data), "-l", str(self.log),
                          "-w", "-t", str(START_TIMEOUT), "-o", options, check=False)
@@ -102,11 +110,11 @@ class PgServer:
         return self.url_of("postgres")
 
     def url_of(self, database: str) -> str:
-        return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
+        return f"postgresql://{SUPERUSER}@{self.listen[0]}:{self.port}/{database}"
 
     def create_database(self, name: str) -> str:
         """A new empty database; its URL."""
-        self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", SUPERUSER,
+        self._run("createdb", "-h", self.listen[0], "-p", str(self.port), "-U", SUPERUSER,
                   name)
         return self.url_of(name)
 
