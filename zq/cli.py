@@ -909,6 +909,43 @@ def tasks(state: Optional[TaskState] = _opt(None, env="ZQ_TASKS_STATE",
             for t in rows])
 
 
+def _readable(info: dict[str, Any]) -> dict[str, Any]:
+    """A `get` answer with its payload heads (bytes) replaced by previews (zq.preview),
+    for JSON and for people."""
+    from zq.preview import preview_payload
+    out = dict(info)
+    head = out.pop("args_head", None)
+    if head is not None:
+        out["args_preview"] = preview_payload(head, out.get("args_size") or 0)
+    if out.get("chunks"):
+        out["chunks"] = [{**{k: v for k, v in c.items() if k != "head"},
+                          "preview": preview_payload(c["head"], c["size"], call=False)}
+                         for c in out["chunks"]]
+    return out
+
+
+def _detail_text(info: dict[str, Any]) -> str:
+    """`zq result --detail`: arguments, dependencies, attempts, latest chunks."""
+    d = _readable(info)
+    lines = [f"arguments: {d.get('args_preview', '(not kept)')}"]
+    for what in ("parents", "children"):
+        deps = d.get(what) or []
+        total = d.get(f"{what}_total", len(deps))
+        shown = ", ".join(f"{p['id']} ({p['state'] or 'forgotten'})" for p in deps)
+        more = f" and {total - len(deps)} more" if total > len(deps) else ""
+        lines.append(f"{'waits for' if what == 'parents' else 'waited for by'}: "
+                     f"{shown or 'none'}{more}")
+    for a in d.get("attempts") or []:
+        err = f": {a['error']['type']}: {a['error']['message']}" if a.get("error") else ""
+        lines.append(f"attempt {a['attempt']} on {a['worker']}: {a['outcome']}{err}, "
+                     f"started {_when(a['started']) if a['started'] else 'not yet'}, "
+                     f"finished {_when(a['finished']) if a['finished'] else 'not yet'}")
+    if d.get("chunks_total"):
+        lines.append(f"chunks: {d['chunks_total']} streamed, the latest {len(d['chunks'])}:")
+        lines += [f"  #{c['seq']}: {c['preview']}" for c in d["chunks"]]
+    return "\n".join(lines)
+
+
 def _seconds(seconds: Optional[float]) -> str:
     return "" if seconds is None else f"{seconds:.3f}s"
 
@@ -929,6 +966,10 @@ def _timing_line(info: dict[str, Any]) -> str:
 def result(task_id: str,
            wait: bool = _opt(False, "--wait", env="ZQ_RESULT_WAIT",
                              help="Wait for the task to finish."),
+           detail: bool = _opt(False, "--detail", env="ZQ_RESULT_DETAIL",
+                               help="Also show its arguments (a preview), the tasks it "
+                                    "waits for and that wait for it, its attempts and its "
+                                    "latest streamed chunks (on stderr)."),
            json_: bool = JSON_OPTION,
            timeout: Optional[float] = _duration(
                None, "--timeout", env="ZQ_RESULT_TIMEOUT",
@@ -947,6 +988,8 @@ def result(task_id: str,
         with _client(connect, answer, keys) as client:
             future = client.future(task_id) if wait else None
             info = client.get(task_id)  # a master answers and knows the task, or this fails now
+            if detail:
+                typer.echo(_detail_text(info), err=True)
             if future is not None:
                 _print_result(client, future, timeout)
                 return
@@ -955,7 +998,7 @@ def result(task_id: str,
                     typer.echo(_timing_line(info), err=True)
                 _print_result(client, client.future(task_id), answer)
             elif json_:
-                _print(info, True)
+                _print(_readable(info), True)
                 if info.get("error"):
                     raise typer.Exit(1)  # the same exit code as without --json
             else:

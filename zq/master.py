@@ -734,10 +734,14 @@ class Master:
         else:
             return
         tasks = self.core.tasks
-        loaded = [t for t in map(self.store.get, [i for i in ids if i not in tasks])
-                  if t is not None]
-        if loaded:
-            self.core.handle(ev.RecordsLoaded(loaded))
+        freed = queries.args_to_load(self.core, msg.kind, msg.args) \
+            if isinstance(msg, m.Query) else []
+        read = {i: self.store.get(i) for i in dict.fromkeys([
+            *(i for i in ids if i not in tasks), *freed])}
+        loaded = [t for t in read.values() if t is not None and t.id not in tasks]
+        args = {i: read[i].payload for i in freed if read[i] is not None}  # type: ignore[union-attr]
+        if loaded or args:
+            self.core.handle(ev.RecordsLoaded(loaded, args))
 
 
 _HEARTBEAT = codec.encode(Role.MASTER, m.Heartbeat())

@@ -29,6 +29,7 @@ from collections import deque
 from typing import Any, Callable
 
 from zq.core import (
+    detail,
     dispatch,
     expiry,
     invariants,
@@ -49,6 +50,7 @@ from zq.core import messages as m
 from zq.core.access import Caller, may_touch
 from zq.core.balance import ReadyQueue
 from zq.core.catalogue import Catalogue
+from zq.core.detail import Recent
 from zq.core.dispatch import MAX_LEASES, RateLimits
 from zq.core.events import STATE_EVENTS, EventHub
 from zq.core.messages import Cmd, Role, State
@@ -143,6 +145,9 @@ class MasterCore:
         self._more_to_lease = False  # the last tick stopped leasing at MAX_LEASES
 
         self.periodic = Periodic()
+        self.recent = Recent()  # latest chunks and past attempts, for `get` (zq.core.detail)
+        # task id -> (head, size) of argument payloads read back for the next `get`
+        self.loaded_args: dict[str, tuple[bytes, int]] = {}
         self.catalogue = Catalogue()  # task names the workers announced, and their options
         # Names submitted while no worker had announced them: when one is, its tasks that
         # have not started yet get its declared options (workers._fill_waiting).
@@ -230,6 +235,9 @@ class MasterCore:
     def _on_loaded(self, e: ev.RecordsLoaded) -> None:
         for t in e.records:
             recovery.adopt_loaded(self, t)
+        # what the `get` about to be answered shows (its head only: bounded)
+        self.loaded_args = {tid: detail.head(p, detail.ARGS_HEAD)
+                            for tid, p in e.args.items() if p}
 
     def _on_stopping(self, e: ev.Stopping) -> list[ev.Command]:
         """What is left to persist (and to log); nothing more is leased or sent."""

@@ -91,9 +91,12 @@ class StoreChanged:
 
 @dataclass(frozen=True, slots=True)
 class RecordsLoaded:
-    """Final tasks read back from the store on demand (an old result being asked for)."""
+    """Final tasks read back from the store on demand (an old result being asked for),
+    and argument payloads the master had freed that a `get` shows (task id -> payload,
+    queries.args_to_load)."""
 
     records: list[TaskRecord]
+    args: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
-from zq.core import expiry, serde, timers, workflows
+from zq.core import detail, expiry, serde, timers, workflows
 from zq.core import messages as m
 from zq.core.access import Caller, Need, allowed, refusal
 from zq.core.codec import MAX_ID, MAX_NAME
@@ -317,7 +317,7 @@ def _get(core: MasterCore, a: dict[str, Any], caller: Caller) -> Any:
     t = core.tasks.get(a["id"])
     if t is None:
         raise NotFound(f"unknown task id {a['id']}")
-    return t.as_dict()
+    return detail.task_detail(core, t)
 
 
 def _retry(core: MasterCore, a: dict[str, Any], caller: Caller) -> Any:
@@ -393,6 +393,15 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("schedule_remove", {"name": Arg("str", required=True, max_len=200)}, Need.ADMIN,
          _schedule_remove, "remove a periodic task"),
 )}
+
+
+def args_to_load(core: MasterCore, kind: str, args: Any) -> list[str]:
+    """Task ids a `get` shows whose argument payload the master freed (a success) or
+    never held (an old task): the loop reads them back from a durable store."""
+    if not core.durable:
+        return []
+    return [i for i in ids_to_load(kind, args)
+            if (t := core.tasks.get(i)) is None or not t.payload]
 
 
 def ids_to_load(kind: str, args: Any) -> list[str]:

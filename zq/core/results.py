@@ -175,6 +175,7 @@ def _failed(core: MasterCore, t: TaskRecord, fatal: bool, payload: m.Payload) ->
     if not fatal and t.attempt <= t.retries and t.id in core.cancelling:
         core._finish(t, State.CANCELLED, cancelled_error("cancelled while running"))
     elif not fatal and t.attempt <= t.retries:
+        core.recent.attempt_ended(t, "failed", core.wall, payload)
         core._move(t, State.RETRYING)
         if core.tap is not None:
             core.tap.retried.append(t)
@@ -218,6 +219,7 @@ def on_partial(core: MasterCore, w: WorkerInfo, entries: list[m.PartialEntry]) -
     sent after the RESULT, or by anyone else, are dropped)."""
     for e in entries:
         if _runs(core, w, e[0], e[1]):
+            core.recent.chunk(core.tasks[e[0]], e[1], e[2], e[3])  # `get` shows them
             _to_watchers(core, e[0], Cmd.PARTIAL, e)
 
 

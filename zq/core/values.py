@@ -591,3 +591,16 @@ _DECODERS: dict[int, Callable[[bytes, int], Any]] = {
     Ext.NDFRAME: _decode_ndframe,
     Ext.REF: _decode_ref,
 }
+
+# Extension types that hold plain data only: decoding one imports and builds nothing a
+# value names (zq.preview shows these as values and the others as tags).
+PLAIN_DATA = frozenset([Ext.BIGINT, Ext.DATETIME, Ext.DATE, Ext.TIME, Ext.TIMEDELTA,
+                        Ext.DECIMAL, Ext.UUID, Ext.COMPLEX])
+
+
+def decode_plain(code: int, data: bytes) -> Any:
+    """The value of one extension value of a PLAIN_DATA type; ValueError (or another
+    Exception) for bytes that are not one."""
+    if code not in PLAIN_DATA:
+        raise ValueError(f"extension type {code} is not plain data")
+    return _DECODERS[code](data, 0)

@@ -461,6 +461,7 @@ def lost(core: MasterCore, tid: str, w: WorkerInfo, timed_out: bool = False) -> 
     if tid in core.cancelling:
         core._finish(t, State.CANCELLED, cancelled_error("cancelled; its worker left"))
     elif t.attempt < allowed:
+        core.recent.attempt_ended(t, "timed out" if timed_out else "lost", core.wall)
         core._move(t, State.QUEUED, front=True)
     elif timed_out:
         core._finish(t, State.DEAD, serde.encode_error(
