@@ -103,6 +103,7 @@ class Client:
                 ctx.term()
             raise
         self._mailbox.ask = self.query
+        self._mailbox.ask_later = self._ask_later
         self._io.start()
 
     # --- public API ---
@@ -159,6 +160,11 @@ class Client:
         self._mailbox.query(next(self._requests), kind, args, reply, time.monotonic() + timeout)
         # The I/O thread answers at the deadline itself; the margin only guards against a dead loop.
         return reply.wait(timeout + 1.0)
+
+    def _ask_later(self, kind: str, args: dict[str, Any], sink: Any) -> None:
+        """QUERY(kind, args) whose REPLY goes to sink on the I/O thread: nobody waits."""
+        self._mailbox.query(next(self._requests), kind, args, sink,
+                            time.monotonic() + self.config.query_timeout)
 
     def status(self) -> dict:
         """Workers, queue depths, counts per state and throughput (QUERY "status")."""

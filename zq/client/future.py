@@ -9,6 +9,7 @@ import time
 from concurrent.futures._base import CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED, PENDING
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
+from zq.client import cancels
 from zq.core import serde, values
 from zq.core.client_events import ChunkOrder
 from zq.core.messages import State
@@ -32,15 +33,17 @@ class Future(cf.Future):  # type: ignore[type-arg]
     the id of the existing task this future follows.
 
     ``running()`` and ``cancel()`` follow concurrent.futures, with the master's word for
-    the task's state (one QUERY "get" round trip each): the task is running once a
-    worker has started it, and ``cancel()`` returns False then, leaving it to finish. A
-    task still waiting (pending, queued, retrying, held in a worker's prefetch queue, or
-    not yet accepted) is cancelled: the future settles as cancelled at once and the
-    master is asked to drop it; if a worker starts it in the instant between the answer
-    and the request, the request stops it there. The master learns of a start from the
-    worker (protocol 1.4: at once for a task that went to an idle slot, else some 10 to
-    20 ms after it starts); with a worker or master older than 1.4, a task handed to a
-    worker counts as running, prefetched or not.
+    the task's state (one QUERY round trip each): the task is running once a worker has
+    started it, and ``cancel()`` returns False then, leaving it to finish. A task still
+    waiting (pending, queued, retrying, held in a worker's prefetch queue, or not yet
+    accepted) is cancelled and never delivers a result. The master decides, in one step
+    (QUERY `cancel_unstarted`, protocol 1.5): True means the master cancelled it; a
+    worker that began it in the instant the master's CANCEL was on its way stops it
+    (docs/PROTOCOL.md §5, Cancel). The master learns of a start from the worker
+    (protocol 1.4: at once for a task that went to an idle slot, else some 10 to 20 ms
+    after it starts); with a worker or master older than 1.4, a task handed to a worker
+    counts as running, prefetched or not. With a master older than 1.5, cancel() asks
+    the task's state (QUERY get) and then cancels it unless it runs, as before.
     ``revoke()`` (or ``client.cancel(future)``) cancels whatever the state, stopping a
     running task on its worker. Created by Client, never directly.
     """
@@ -146,9 +149,26 @@ class Future(cf.Future):  # type: ignore[type-arg]
 
     def cancel(self) -> bool:
         """Cancel the task unless it is running or done (concurrent.futures): True if
-        the future is cancelled."""
+        the future is cancelled. One QUERY `cancel_unstarted` (protocol 1.5): the master
+        cancels the task only if it has not started, and says which it did."""
         if self._state != PENDING:
             return self._state in _CANCELLED
+        return self._cancel_as_answered(cancels.ask(self._mailbox, [self.id]))
+
+    def _cancel_as_answered(self, answer: cancels.Answer) -> bool:
+        """Settle as the master's answer to cancel_unstarted says (see zq.client.cancels);
+        True if the future is cancelled."""
+        if self.id in answer.cancelled:  # its RESULT (cancelled) came before the REPLY
+            self._settle(CANCELLED_AND_NOTIFIED)
+        elif self.id in answer.unknown:  # not accepted yet, so not started
+            return self.revoke()
+        elif self.id in answer.unanswered:  # a master before 1.5, or no answer
+            return self._cancel_by_state()
+        return self._state in _CANCELLED  # running, or ended: left alone
+
+    def _cancel_by_state(self) -> bool:
+        """cancel() before protocol 1.5: ask the task's state, then cancel it unless it
+        runs (a start in between is stopped by the CANCEL)."""
         if self._remote_state() in _NOT_CANCELLABLE:
             return False  # running, or finished with the result on its way
         return self.revoke()
@@ -270,6 +290,15 @@ class Future(cf.Future):  # type: ignore[type-arg]
         if self._cb:
             self._invoke_callbacks()  # type: ignore[attr-defined]
         return True
+
+
+def cancel_all(futures: list[Future]) -> None:
+    """Future.cancel() of many futures of one client, in one query per 10,000."""
+    if futures:
+        answer = cancels.ask(futures[0]._mailbox, [f.id for f in futures])
+        for f in futures:
+            if f._state == PENDING:
+                f._cancel_as_answered(answer)
 
 
 def decode_outcome(state: int, payload: Any) -> Any:

@@ -78,6 +78,9 @@ class Mailbox:
         # Client.query, set by the Client: Future.running() and cancel() ask the master
         # for the task's state with it.
         self.ask: Callable[..., Any] | None = None
+        # (kind, args, sink): a QUERY nobody waits for, its REPLY to sink on the I/O
+        # thread (map() cancelling what has not started, zq.client.cancels).
+        self.ask_later: Callable[[str, dict[str, Any], Any], None] | None = None
         self._io_ident: int | None = None  # the I/O thread, once it runs
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)

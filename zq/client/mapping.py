@@ -9,6 +9,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
+from zq.client import cancels
 from zq.client.future import STATE_CANCELLED, SUCCEEDED, decode_outcome
 from zq.client.mailbox import Mailbox, Pack, Spec
 from zq.client.progress import ProgressBar, known_length
@@ -54,8 +55,9 @@ class MapResults(Iterator[Any]):
             close()
 
     def cancel_rest(self) -> None:
-        """Submit nothing more: the results of what was submitted still come, then
-        CancelledError at the first position never submitted."""
+        """Submit nothing more and cancel what was submitted but has not started: the
+        results of the rest still come, then CancelledError at the first position
+        cancelled or never submitted."""
         self._run.cancel_rest()
 
 
@@ -137,12 +139,32 @@ class MapRun:
                     self._submit(batch)
 
     def cancel_rest(self) -> None:
-        """Submit nothing more; the consumer meets CancelledError where the never
-        submitted part begins (Executor.shutdown(cancel_futures=True))."""
+        """Submit nothing more, and cancel the tasks submitted that have not started
+        (Executor.shutdown(cancel_futures=True)); the consumer meets CancelledError at
+        the first position cancelled or never submitted. The running ones finish."""
         with self.topping:
             if not self.exhausted:  # else everything was submitted (or stop is set)
                 self.exhausted = True
                 self.stop = (self.count, cf.CancelledError())
+            in_flight = list(self.index)
+        self._cancel_unstarted(in_flight, abandoned=False)
+
+    def _cancel_unstarted(self, ids: list[str], abandoned: bool) -> None:
+        """Ask the master to cancel those of ids that have not started (protocol 1.5),
+        without waiting: the cancelled ones come back as cancelled results."""
+        if ids:
+            cancels.ask_later(self.mailbox, ids,
+                              lambda answer: self._on_cancel_answer(answer, abandoned))
+
+    def _on_cancel_answer(self, answer: cancels.Answer, abandoned: bool) -> None:
+        """(I/O thread) Ids the master does not hold yet are not accepted, so not
+        started: they are dropped here (CANCEL). Those of a master before 1.5 (no
+        answer) are left to run, or, if the map was abandoned, cancelled as before 1.5."""
+        drop = answer.unknown + answer.unanswered if abandoned else answer.unknown
+        for tid in drop:
+            self.on_cancelled(tid)
+        if drop:
+            self.mailbox.cancel(drop, self)
 
     def _submit(self, batch: list[tuple[Any, ...]]) -> None:
         name, wire = self.spec
@@ -176,8 +198,8 @@ class MapRun:
                 self.head += 1
                 yield decode_outcome(*item)
         finally:
-            if self.index:  # stopped early: the remaining tasks are not wanted any more
-                self.mailbox.cancel(list(self.index), self)
+            if self.index:  # stopped early: those that have not started are not wanted
+                self._cancel_unstarted(list(self.index), abandoned=True)
 
     def results_with_bar(self, deadline: float | None, total: int | None) -> Iterator[Any]:
         with ProgressBar(self.spec[0], lambda: self._progress(total)):

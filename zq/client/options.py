@@ -143,7 +143,10 @@ class Submitter:
             chunksize: int | None = None, progress: bool = False) -> Iterator[Any]:
         """Results of fn(*args) for args in zip(*iterables), in order. Tasks are submitted
         in batches as results come back (the first window at once); no Future per task.
-        A failed task raises its error at its position and cancels the rest.
+        A failed task raises its error at its position; then, as when the results are
+        left (a timeout, a break), the tasks not started yet are cancelled and the
+        running ones finish (concurrent.futures' map; before protocol 1.5 the master
+        was asked to stop them all).
         progress=True draws a bar on stderr (done/total, rate, ETA, failures) while the
         results are iterated, when stderr is a terminal; nothing otherwise."""
         shipped = self.shipped_pack(fn)

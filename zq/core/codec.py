@@ -24,7 +24,7 @@ from zq.core.messages import Cmd, Role
 from zq.core.parts import MAX_PAYLOAD_FRAMES, Parts, Refs
 from zq.errors import ProtocolError
 
-PROTOCOL_VERSION = "1.4"
+PROTOCOL_VERSION = "1.5"
 SIGNATURES = {Role.WORKER: b"ZQW1", Role.CLIENT: b"ZQC1", Role.MASTER: b"ZQM1"}
 ROLE_OF_SIGNATURE = {sig: role for role, sig in SIGNATURES.items()}
 

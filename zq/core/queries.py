@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
-from zq.core import detail, expiry, serde, timers, workflows
+from zq.core import cancels, detail, expiry, serde, timers, workflows
 from zq.core import messages as m
 from zq.core.access import Caller, Need, allowed, refusal
 from zq.core.codec import MAX_ID, MAX_NAME
@@ -330,6 +330,17 @@ def _retry_many(core: MasterCore, a: dict[str, Any], caller: Caller) -> Any:
     return retry_many(core, a["state"], a["queue"], a["name"], limit)
 
 
+def _cancel_unstarted(core: MasterCore, a: dict[str, Any], caller: Caller) -> Any:
+    """Cancel the named tasks that have not started (1.5; zq.core.cancels decides)."""
+    ids = a["ids"]
+    if not 0 < len(ids) <= cancels.MAX_CANCEL_IDS:
+        raise Refused(f"query 'cancel_unstarted': ids must hold 1 to "
+                      f"{cancels.MAX_CANCEL_IDS} task ids, not {len(ids)} (send more in "
+                      "several queries)")
+    core._scanned += len(ids)  # its budget: as a scan of that many tasks
+    return cancels.cancel_unstarted(core, caller, ids)
+
+
 def _purge(core: MasterCore, a: dict[str, Any], caller: Caller) -> Any:
     return {"purged": purge(core, a["state"], a["older_than"])}
 
@@ -380,6 +391,8 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
                         "limit": Arg("int", default=1000, lo=1, hi=MAX_RETRY_MANY)},
          Need.ADMIN, _retry_many,
          "put the failed, dead or cancelled tasks of a filter back in their queues"),
+    Kind("cancel_unstarted", {"ids": Arg("list", required=True)}, Need.READ,
+         _cancel_unstarted, "cancel the named tasks that have not started (1.5)"),
     Kind("purge", {"state": Arg("str", default="succeeded", choices=FINAL_LABELS),
                    "older_than": Arg("number", default=0.0, lo=0.0)},
          Need.ADMIN, _purge, "forget final tasks"),
