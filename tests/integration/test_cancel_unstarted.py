@@ -18,7 +18,7 @@ import pytest
 
 import zq
 from tests.apps import futures_tasks as t
-from tests.integration.harness import wait_until
+from tests.integration.harness import query, wait_until
 from tests.integration.raw_peer import RawPeer
 from zq.core import messages as m
 from zq.core.messages import Cmd, Role
@@ -36,6 +36,12 @@ def prefetching_worker(cluster) -> None:
 
 def counts(cluster) -> dict[str, int]:
     return cluster.status()["counts"]
+
+
+def started_running(cluster) -> int:
+    """Running tasks the master knows have started (not waiting in a worker's queue)."""
+    rows = query(cluster.endpoint, "tasks", {"state": "running"})
+    return sum(1 for r in rows or () if r["started"] is not None)
 
 
 def start_gated_map(ex: zq.Executor, tmp: Path, **kw: Any):
@@ -86,6 +92,9 @@ def test_a_map_left_early_cancels_what_has_not_started(cluster, tmp_path: Path):
         # the second now runs, the next three wait in w1's queue, the last is queued
         wait_until(lambda: Path(starts[1]).exists(), 30, "the second task to start")
         wait_until(lambda: counts(cluster)["running"] == 4, 30, "three tasks in w1's queue")
+        # the master knows it started once w1's STARTED came (else it would cancel it:
+        # the race, decided for the cancel)
+        wait_until(lambda: started_running(cluster) == 1, 30, "the master to see it start")
         results.close()  # left before its end: what a break does
         wait_until(lambda: counts(cluster)["cancelled"] == N - 2, 15,
                    "the four tasks not started to be cancelled")
