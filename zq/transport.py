@@ -24,10 +24,11 @@ from zq.security import MasterKeys, PeerKeys
 # What the master's doorkeeper (zq.gate) hears of its ROUTER's connections.
 MASTER_EVENTS = (zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED | zmq.EVENT_ACCEPT_FAILED
                  | zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL)
-# What a worker or client hears of its DEALER's link: dropped, or refused at the handshake.
+# What a worker or client hears of its DEALER's link: dropped, refused at the handshake,
+# or not made (CONNECT_RETRIED: the connection attempt failed, libzmq tries again later).
 PEER_EVENTS = (zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED
                | zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
-               | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+               | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_CONNECT_RETRIED)
 
 
 SEND_HWM = 1_000  # the master's messages queued per peer inside ZeroMQ
@@ -275,12 +276,18 @@ class LinkWatch:
     The master says nothing else to a peer it does not admit: libzmq reports the ZAP
     status of the refusal in the handshake (400: refused; 500: the master cannot take it
     now, zq.gate), and the refused socket never reconnects by itself. One LinkWatch follows a peer's
-    successive sockets (it counts failed handshakes across them)."""
+    successive sockets (it counts failed handshakes across them).
+
+    A peer with several masters (`endpoint` a list, a,b) also takes a connection that
+    could not be made (refused: no master listens there any more) for a dropped link, so
+    it goes to the next master at once; with one master, libzmq's own retries go on."""
 
     FAILED_IN_A_ROW = 3  # failed handshakes, no success between, that mean a refusal
 
     def __init__(self, who: str, endpoint: str, keys: PeerKeys | None) -> None:
         self.who, self.endpoint, self.keys = who, endpoint, keys
+        self.go_round = "," in endpoint  # several masters (zq.masters.parse_connect)
+        self.unreachable = False  # the last drop was a connection not made (go_round)
         self._failures = 0  # handshakes failed in a row, no success between
 
     @property
@@ -291,6 +298,7 @@ class LinkWatch:
     def read(self, monitor: zmq.Socket) -> tuple[bool, Refusal | None]:
         """Drain the monitor: (the link dropped, the master's last refusal if any)."""
         dropped, refusal = False, None
+        self.unreachable = False
         for _ in range(1000):
             got = read_event(monitor)
             if got is None:
@@ -304,6 +312,9 @@ class LinkWatch:
         """One monitor event: (the link dropped, the master's refusal if it was one)."""
         if event == zmq.EVENT_DISCONNECTED:
             return True, None
+        if event == zmq.EVENT_CONNECT_RETRIED:
+            self.unreachable = self.unreachable or self.go_round
+            return self.go_round, None
         if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
             self._failures = 0
             return False, None

@@ -292,13 +292,17 @@ class Worker:
 
     def _read_monitor(self) -> bool:
         """Whether the master's connection closed (a master killed: the core goes to the
-        next master at once, as a client does). A refused handshake is logged, at most
-        every LogThrottle.every seconds; the core's liveness window then makes a fresh
-        socket (the refused one is dead), with backoff, so the worker keeps trying until
-        the master admits it."""
+        next master at once, as a client does) or, with several masters, could not be
+        made (LinkWatch.go_round: no master listens there now). A refused handshake is
+        logged, at most every LogThrottle.every seconds; the core's liveness window then
+        makes a fresh socket (the refused one is dead), with backoff, so the worker keeps
+        trying until the master admits it."""
         if self._monitor is None:
             return False
         dropped, refusal = self._watch.read(self._monitor)
+        if self._watch.unreachable:
+            log.info("no master reached at %s (the connection failed); trying the next",
+                     self._masters.current)
         if refusal is not None:
             left_out = self._refusals.allow(refusal.final)
             if left_out is not None:

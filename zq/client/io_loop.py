@@ -110,7 +110,9 @@ class IoLoop:
             return True
         if dropped:  # in a failing handshake LinkWatch has the story: say it once, there
             log.log(logging.DEBUG if self.watch.failing else logging.WARNING,
-                    "zq master at %s closed the connection; reconnecting", self.masters.current)
+                    "zq master at %s %s; reconnecting", self.masters.current,
+                    "could not be reached" if self.watch.unreachable
+                    else "closed the connection")
             self._run(self.core.handle(ce.LinkDropped(time.monotonic())))
         self._take_mailbox()
         self._send()

@@ -45,6 +45,7 @@ from zq.core.worker_events import (
     StopForced,
     StopRequested,
 )
+from zq.masters import parse_connect
 
 if TYPE_CHECKING:
     from zq.config import WorkerConfig
@@ -129,11 +130,14 @@ class WorkerCore:
                  allow_code: bool = False,
                  shutdown_timeout: float = 30.0, reconnect_min: float = 0.1,
                  reconnect_max: float = 30.0, jitter_fraction: float = 0.5,
-                 rand: Callable[[], float]) -> None:
+                 masters: int = 1, rand: Callable[[], float]) -> None:
         """session: this worker's token (PROTOCOL §4), made once per process by the
         caller and sent in every HELLO, so the master knows us again after a reconnect.
         catalogue: the task names we run -> the options each declares, within the HELLO
-        limits (codec.fit_catalogue)."""
+        limits (codec.fit_catalogue). masters: how many endpoints the worker goes round
+        (--connect a,b): with several, the reconnect backoff stays within one liveness
+        window, so a worker bounced between standbys and a dead master reaches the one
+        that takes over within about a window of its takeover."""
         self.name, self.host, self.pid = name, host, pid
         self.session = session
         self.catalogue = catalogue or {}
@@ -148,6 +152,7 @@ class WorkerCore:
         self.shutdown_timeout = shutdown_timeout
         self.reconnect_min, self.reconnect_max = reconnect_min, reconnect_max
         self.jitter_fraction = jitter_fraction
+        self.masters = masters
         self._rand = rand
 
         self.link = Link.CLOSED
@@ -191,7 +196,7 @@ class WorkerCore:
                    session=session, catalogue=catalogue, allow_code=config.allow_code,
                    adaptive=config.prefetch is None, shutdown_timeout=config.shutdown_timeout,
                    reconnect_min=config.reconnect_min, reconnect_max=config.reconnect_max,
-                   rand=rand)
+                   masters=len(parse_connect(config.connect)), rand=rand)
 
     # --- public API -------------------------------------------------------------------
 
@@ -311,17 +316,27 @@ class WorkerCore:
             cmds.extend(self._connect(now))
 
     def _lose_master(self, now: float, cmds: list[Command], why: str | None = None) -> None:
-        delay = compute_backoff(self.failures, base=self.reconnect_min, cap=self.reconnect_max,
+        delay = compute_backoff(self.failures, base=self.reconnect_min, cap=self._backoff_cap(),
                                 jitter_fraction=self.jitter_fraction, rand=self._rand())
         silent = now - self.last_recv
         self.failures += 1
         self._set_link(Link.BACKING_OFF)
         self.reconnect_at = now + delay
-        # the master's settings may change with a restart: defaults until the next WELCOME
-        self.interval, self.liveness = DEFAULT_INTERVAL, DEFAULT_LIVENESS
+        # The last master's heartbeat settings stay until the next WELCOME: they time
+        # the next connection's wait for an answer, so a worker sent to a master that
+        # died (a standby's hint, or its turn in the list) gives up on it after that
+        # master's liveness window, not after the defaults' (3 s: more than a failover).
         self._hello_due = False
         why = why or f"no message from the master for {silent:.1f} s"
         cmds.append(CloseConnection(f"{why}; reconnecting in {delay:.2f} s"))
+
+    def _backoff_cap(self) -> float:
+        """The longest reconnect wait: reconnect_max; with several masters, at most one
+        liveness window (of the last master, or the defaults'), as a standby that takes
+        over is worth trying again soon. The jitter still spreads a fleet's tries."""
+        if self.masters <= 1:
+            return self.reconnect_max
+        return min(self.reconnect_max, self.interval * self.liveness)
 
     # --- messages from the master -----------------------------------------------------
 
