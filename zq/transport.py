@@ -297,7 +297,7 @@ class LinkWatch:
 
     def read(self, monitor: zmq.Socket) -> tuple[bool, Refusal | None]:
         """Drain the monitor: (the link dropped, the master's last refusal if any)."""
-        dropped, refusal = False, None
+        dropped, refusal, closed = False, None, False
         self.unreachable = False
         for _ in range(1000):
             got = read_event(monitor)
@@ -306,6 +306,8 @@ class LinkWatch:
             was_dropped, was_refused = self.note(*got)
             dropped = dropped or was_dropped
             refusal = was_refused or refusal
+            closed = closed or got[0] == zmq.EVENT_DISCONNECTED
+        self.unreachable = self.unreachable and not closed  # libzmq retries after a drop too
         return dropped, refusal
 
     def note(self, event: int, value: int) -> tuple[bool, Refusal | None]:
