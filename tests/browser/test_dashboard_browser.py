@@ -64,7 +64,7 @@ def test_read_a_traceback_then_retry_to_success(stack: Stack, page: Any, marks: 
     # The page reloads its part when the event stream carries this task's events.
     page.wait_for_selector('#task-state:text("succeeded")')
     assert page.locator("#result").inner_text() == "2"
-    kinds = page.locator("#attempts tbody td.kind").all_inner_texts()
+    kinds = page.locator("#events-seen tbody td.kind").all_inner_texts()
     assert kinds[-2:] == ["started", "succeeded"] and "failed" in kinds
 
 

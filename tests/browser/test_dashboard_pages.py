@@ -1,11 +1,17 @@
 """The dashboard's pages in a real browser (issue 15), second part: a worker killed with
--9 turns from connected to lost on the open Workers page, with no reload."""
+-9 turns from connected to lost on the open Workers page, with no reload; a task's page
+shows its arguments, links to the task it waits for, whose page shows its streamed
+chunks and links back."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from tests.browser.stack import APP, Stack
+from tests.integration.harness import wait_until
+
+DETAIL = "tests.apps.detail_tasks"
 
 
 def test_a_killed_worker_is_marked_lost_on_the_open_workers_page(stack: Stack,
@@ -24,3 +30,36 @@ def test_a_killed_worker_is_marked_lost_on_the_open_workers_page(stack: Stack,
             "data-status") == "connected"
     finally:
         doomed.kill()  # (already, unless the test failed first; the stack closes its log)
+
+
+def test_a_task_page_shows_args_dependencies_and_chunks(stack: Stack, page: Any,
+                                                         marks: Path) -> None:
+    worker = stack.cluster.start_worker(DETAIL, name="detail", pool="thread", concurrency=2,
+                                        extra=("--queues", "detail"))
+    gate = marks / "gate"
+    try:
+        with stack.client() as client:
+            on = client.options(queue="detail")
+            stream = on.submit(f"{DETAIL}:stream_until", 25, str(gate), label="part")
+            child = on.submit(f"{DETAIL}:add", stream, "!")  # its result is an argument
+            wait_until(lambda: client.get(stream.id).get("chunks_total") == 25, 20,
+                       "the master to pass the 25 chunks on")
+            page.goto(f"{stack.url}/tasks/{child.id}")
+            assert page.locator("#args").inner_text() == f"(<result of task {stream.id}>, '!')"
+            assert "its result is an argument" in page.locator("#parents").inner_text()
+            page.click(f'#parents a[href="/tasks/{stream.id}"]')
+            page.wait_for_url(f"**/tasks/{stream.id}")
+            page.wait_for_selector('#live-state[data-live="on"]')
+            assert page.locator("#args").inner_text() == f"(25, {str(gate)!r}, label='part')"
+            assert "25 streamed" in page.locator("#chunks-total").inner_text()
+            values = page.locator("#chunks tbody td code").all_inner_texts()
+            assert values == [repr(f"part {i}") for i in range(5, 25)]
+            assert page.locator(f'#children a[href="/tasks/{child.id}"]').count() == 1
+            assert page.locator("#attempts td.outcome").all_inner_texts() == ["running"]
+            gate.touch()  # the stream ends: the open page follows its events
+            page.wait_for_selector('#task-state:text("succeeded")')
+            assert child.result(timeout=20) == "done!"
+            assert page.locator("#attempts td.outcome").all_inner_texts() == ["succeeded"]
+    finally:
+        gate.touch()
+        worker.kill()  # the stack closes its log

@@ -26,6 +26,7 @@ from zq.bulk import retry_many
 from zq.errors import ConnectionLost, Rejected, ZqError
 from zq.web import pages
 from zq.web.data import Data
+from zq.web.detail import task_view
 from zq.web.guard import Guard
 from zq.web.live import Live, Reader
 from zq.web.params import error as _error
@@ -126,7 +127,8 @@ def _api(data: Data, live: Live, settings: Settings) -> list[Route]:
 
         def cancel_then_get() -> Any:
             data.client.future(task_id).revoke()  # stops a running task too
-            return data.client.get(task_id)  # answered after the CANCEL: the master saw it
+            # answered after the CANCEL: the master saw it (its detail's bytes as text)
+            return task_view(dict(data.client.get(task_id)))
         return await _json(cancel_then_get)
 
     async def schedules(request: Request) -> Response:

@@ -10,6 +10,7 @@ import time
 from typing import Any, Callable
 
 from zq.errors import ZqError
+from zq.web.detail import task_view
 
 FRESH = 0.5  # seconds a status or running-task answer is reused (pages reload on the
 # tick after the last change too, so the last state shown is never older than that)
@@ -100,9 +101,9 @@ class Data:
                 "capped": asked >= MAX_LISTED and len(rows) >= MAX_LISTED}
 
     def task(self, task_id: str, attempts: list[dict[str, Any]]) -> dict[str, Any]:
-        """One task: the master's record, the attempts this dashboard saw (events),
-        and a bounded preview of its result when it succeeded."""
-        info = dict(self.client.get(task_id))
+        """One task: the master's record and detail (zq.web.detail), the events of it
+        this dashboard saw, and a bounded preview of its result when it succeeded."""
+        info = task_view(dict(self.client.get(task_id)))
         info["attempts_seen"] = attempts
         if info.get("state") == "succeeded":
             info["result_preview"] = self._result_preview(task_id)

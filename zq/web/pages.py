@@ -27,7 +27,7 @@ SINCE_CHOICES = (("", "any time"), ("300", "last 5 minutes"), ("3600", "last hou
 
 
 def routes(data: Data, live: Live, templates: Jinja2Templates) -> list[Route]:
-    templates.env.filters.update(when=when, ago=ago, seconds=seconds)
+    templates.env.filters.update(when=when, ago=ago, seconds=seconds, took=took)
     templates.env.globals.update(STATES=STATES, SINCE_CHOICES=SINCE_CHOICES)
 
     async def render(request: Request, page: str, ask: Callable[[], dict[str, Any]]) -> Response:
@@ -95,6 +95,14 @@ def ago(seconds_ago: Any) -> str:
         return f"{float(seconds_ago):.1f}s ago"
     except (TypeError, ValueError):
         return ""
+
+
+def took(finished: Any, started: Any) -> str:
+    """finished - started in seconds, or '–' when either is unknown."""
+    try:
+        return f"{float(finished) - float(started):.3f}s"
+    except (TypeError, ValueError):
+        return "–"
 
 
 def seconds(value: Any) -> str:
