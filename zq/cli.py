@@ -344,6 +344,12 @@ def worker(
         False, "--allow-code", env="ZQ_ALLOW_CODE",
         help="Also run code that clients ship by value (zq.Client(ship_code=True): lambdas, "
              "closures...). Trusted clusters only: the master must run with --keys."),
+    inline_under: float = _duration(
+        "0", env="ZQ_INLINE_UNDER",
+        help="--pool thread: run a task whose last runs each took less than this (e.g. 1ms) "
+             "in the worker's loop thread, without a hand-off to a pool thread (lower "
+             "latency, less CPU). A task that turns out long holds the worker back while "
+             "it runs. Default 0: never."),
     log_level: LogLevel = LOG_LEVEL_OPTION,
     log_format: LogFormat = LOG_FORMAT_OPTION,
 ) -> None:
@@ -355,7 +361,7 @@ def worker(
         connect=connect or default_connect(), apps=tuple(app_), pool=pool.value,
         prefetch=prefetch, queues=tuple(q.strip() for q in queues.split(",") if q.strip()),
         shutdown_timeout=shutdown_timeout, secret_key=secret_key, master_key=master_key,
-        keys=keys, allow_code=allow_code)
+        keys=keys, allow_code=allow_code, inline_under=inline_under)
     if concurrency:
         fields["concurrency"] = concurrency
     if name:

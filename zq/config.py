@@ -119,6 +119,9 @@ class WorkerConfig:
     # Run code that clients ship by value (Client(ship_code=True)); the master admits
     # such a worker only if it runs with keys (docs/TASKS.md, Code shipping).
     allow_code: bool = False
+    # Thread pool: run tasks measured shorter than this (seconds) in the worker's loop
+    # thread, without a hand-off to a pool thread (zq.pools.thread.ThreadPool); 0 = never.
+    inline_under: float = 0.0
 
     @property
     def credit(self) -> int:
@@ -130,6 +133,10 @@ class WorkerConfig:
         _require(self.pool in POOLS, f"--pool must be one of {', '.join(POOLS)}, not {self.pool!r}")
         _require(self.concurrency >= 1, "--concurrency must be >= 1")
         _require(self.prefetch is None or self.prefetch >= 0, "--prefetch must be >= 0")
+        _require(0 <= self.inline_under <= 1, "--inline-under must be between 0 and 1 s "
+                 "(a task that long already holds the worker's loop back)")
+        _require(not self.inline_under or self.pool == "thread",
+                 "--inline-under is for --pool thread only")
         _require(bool(self.queues) and all(self.queues), "--queues needs at least one name")
         parse_connect(self.connect)
         return self

@@ -92,7 +92,7 @@ class Worker:
             log.warning("--allow-code: this worker runs code that clients send (ship_code=True)"
                         "; the master admits it only if it runs with keys")
         pool = make_pool(config.pool, config.apps, config.concurrency,
-                         allow_code=config.allow_code)
+                         allow_code=config.allow_code, inline_under=config.inline_under)
         pool.start()  # ConfigError when an --app cannot be imported
         self._pool = pool
         catalogue, problems = codec.fit_catalogue(pool.catalogue)

@@ -22,11 +22,18 @@ __all__ = ["AsyncPool", "Pool", "ProcessPool", "Report", "ThreadPool", "classify
 
 
 def make_pool(kind: str, apps: Iterable[str], concurrency: int, *,
-              allow_code: bool = False) -> Pool:
+              allow_code: bool = False, inline_under: float = 0.0) -> Pool:
     """A pool of ``kind`` ("process", "thread" or "async"); call start() before use.
-    allow_code: it runs shipped code (zq worker --allow-code), else refuses it."""
+    allow_code: it runs shipped code (zq worker --allow-code), else refuses it.
+    inline_under: the thread pool runs tasks measured shorter than this many seconds in
+    the caller's thread (ThreadPool); 0 = never."""
     pools: dict[str, Callable[..., Pool]] = {
         "process": ProcessPool, "thread": ThreadPool, "async": AsyncPool}
     if kind not in pools:
         raise ConfigError(f"unknown pool {kind!r}; choose one of {', '.join(pools)}")
+    if inline_under:
+        if kind != "thread":
+            raise ConfigError("inline running (--inline-under) is for --pool thread only")
+        return ThreadPool(tuple(apps), concurrency, allow_code=allow_code,
+                          inline_under=inline_under)
     return pools[kind](tuple(apps), concurrency, allow_code=allow_code)

@@ -1,7 +1,9 @@
-"""The thread pool: N threads in the worker process, for I/O-bound tasks."""
+"""The thread pool: N threads in the worker process, for I/O-bound tasks; with
+``inline_under``, tasks measured shorter than that run in the worker's loop thread."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
@@ -22,6 +24,16 @@ from zq.pools.runner import (
     timeout_error,
 )
 from zq.registry import Registry
+
+log = logging.getLogger(__name__)
+
+# Inline running (ThreadPool inline_under): a task name runs inline once its last
+# PROVEN_RUNS runs each took less than inline_under; one loop turn runs inline tasks for
+# INLINE_BUDGET seconds at most, then the loop polls its socket and comes back at once.
+PROVEN_RUNS = 3
+INLINE_BUDGET = 0.005
+STRIKES = 3  # inline runs over inline_under before a name runs only in threads
+MAX_NAMES = 10_000  # names measured at most (they come off the wire)
 
 
 class _ThreadJob:
@@ -44,13 +56,33 @@ class ThreadPool(InProcessPool):
     - cancel: cooperative. A queued task is dropped; a running one sees
       ``current_task().cancelled`` become True and is reported CANCELLED when it returns,
       whatever it returned.
+
+    ``inline_under`` (seconds, 0 = off; ``zq worker --inline-under``): a task whose name's
+    last PROVEN_RUNS runs each took less than this (wall clock) runs in the worker's loop
+    thread, in the turn its TASK arrived, when no thread has work (so concurrency and
+    order stay as without it): no hand-off to a thread and back, which is most of a
+    no-op task's cost and two of a round trip's thread wake-ups. The loop cannot do
+    anything else while it runs, so a task that turns out long holds its heartbeats,
+    cancels and other tasks back until it returns (past the liveness window, the master
+    takes the worker for lost and runs its tasks again elsewhere). After such a run the
+    name goes back to the threads until it is proven short again, and after STRIKES of
+    them it never runs inline again in this worker (logged). A time limit it overran
+    is reported as a ``TaskTimeout`` after the fact, its result discarded, as a
+    thread's would be. A task cancelled while it runs inline cannot see it (the CANCEL
+    is read after it returns): it finishes.
     """
 
     kind = "thread"
 
     def __init__(self, apps: tuple[str, ...], concurrency: int, *,
-                 allow_code: bool = False) -> None:
+                 allow_code: bool = False, inline_under: float = 0.0) -> None:
         self._apps, self._n, self._allow_code = apps, concurrency, allow_code
+        self._inline_under = inline_under
+        self._short: dict[str, int] = {}  # task name -> its latest runs in a row that were short
+        self._strikes: dict[str, int] = {}  # task name -> its inline runs that were long
+        self._barred: set[str] = set()  # STRIKES long inline runs: threads only from then on
+        self._pending: deque[TaskEntry] = deque()  # loop thread only: waiting to run inline
+        self._inline_results: list[Any] = []  # loop thread only: for the next collect()
         self.broken: str | None = None
         self.catalogue: dict[str, dict[str, Any]] = {}
         self._cond = threading.Condition()
@@ -73,9 +105,77 @@ class ThreadPool(InProcessPool):
         threading.Thread(target=self._serve, name="zq-task", daemon=True).start()
 
     def submit(self, entries: list[TaskEntry]) -> None:
+        if self._inline_under:
+            spent = bool(self._pending)  # this turn's inline budget is: they wait their turn
+            self._pending.extend(entries)
+            if not spent:
+                self._run_pending()
+        else:
+            self._hand_off(entries)
+
+    def _hand_off(self, entries: Iterable[TaskEntry]) -> None:
         with self._cond:
+            before = len(self._queue)
             self._queue.extend(entries)
-            self._cond.notify(len(entries))
+            self._cond.notify(len(self._queue) - before)
+
+    # --- inline running (the loop thread) ---------------------------------------------------
+
+    def _run_pending(self) -> None:
+        """Run the pending entries inline, in order, while each is short by measure and no
+        thread has work; from the first that is not, hand them all to the threads. Stops
+        after INLINE_BUDGET seconds (next_deadline brings the loop back at once)."""
+        pending, clock = self._pending, time.monotonic
+        stop_at = clock() + INLINE_BUDGET
+        while pending:
+            entry = pending[0]
+            # Only the loop thread adds to _queue, so empty ones stay empty while we run.
+            if self._queue or self._running or not self._runs_inline(entry):
+                self._hand_off(pending)
+                pending.clear()
+                return
+            pending.popleft()
+            self._run_inline(entry)
+            if clock() >= stop_at:
+                return
+
+    def _runs_inline(self, entry: TaskEntry) -> bool:
+        name, timeout = entry[2], entry[4]
+        return (self._short.get(name, 0) >= PROVEN_RUNS and name not in self._barred
+                and (timeout is None or timeout > self._inline_under))
+
+    def _run_inline(self, entry: TaskEntry) -> None:
+        sink = self._sink
+        if sink is None:
+            return
+        task_id, attempt, name, payload, timeout, retry_on = entry[:6]
+        ctx = TaskContext(task_id, attempt, name, sink.progress)
+        began = time.monotonic()
+        outcome, data = self._runner.run(ctx, payload, retry_on)
+        took = time.monotonic() - began
+        if took >= self._inline_under:
+            self._short[name] = 0  # back to the threads until proven short again
+            strikes = self._strikes[name] = self._strikes.get(name, 0) + 1
+            if strikes >= STRIKES:
+                self._barred.add(name)
+                log.warning("task %s took %.3f s in the worker's loop thread, longer than "
+                            "--inline-under %g s, %d times; it runs in the pool's threads "
+                            "from now on", name, took, self._inline_under, strikes)
+            if timeout is not None and took > timeout:
+                outcome, data = ERROR, timeout_error(
+                    timeout, "it ran inline in the worker's loop, which cannot stop it; its "
+                    "result was discarded")
+                logs.task_ended(task_id, name, attempt, f"timed out after {timeout:g} s "
+                                "(ran inline; its result was discarded)")
+        self._inline_results.append((task_id, attempt, outcome, data))
+
+    def _note_run(self, name: str, took: float) -> None:
+        """A thread's run of name took this long (under _cond): counts toward inline."""
+        short = self._short
+        if took >= self._inline_under:
+            short[name] = 0
+        elif name in short or len(short) < MAX_NAMES:
+            short[name] = short.get(name, 0) + 1
 
     def _serve(self) -> None:
         sink, runner, cond, running = self._sink, self._runner, self._cond, self._running
@@ -95,8 +195,12 @@ class ThreadPool(InProcessPool):
                 self._fresh.append(task_id)
                 if deadline is not None:
                     self._timed += 1
+            began = time.monotonic()
             outcome, data = runner.run(ctx, payload, retry_on)
+            took = time.monotonic() - began
             with cond:
+                if self._inline_under:
+                    self._note_run(name, took)
                 if job.abandoned:  # reported at its deadline; a new thread took our place
                     return
                 del running[task_id]
@@ -108,6 +212,10 @@ class ThreadPool(InProcessPool):
 
     def cancel(self, ids: Iterable[str]) -> None:
         wanted = set(ids)
+        if self._pending:
+            for e in [e for e in self._pending if e[0] in wanted]:
+                self._pending.remove(e)
+                self._inline_results.append((e[0], e[1], CANCELLED, EMPTY))
         with self._cond:
             dropped = [e for e in self._queue if e[0] in wanted]
             if dropped:
@@ -124,7 +232,14 @@ class ThreadPool(InProcessPool):
             return None
         if self._timed:
             self._expire(now)
+        if self._pending:
+            self._run_pending()
         report = self._sink.take()
+        if self._inline_results:
+            if report is None:
+                report = Report()
+            report.results[:0] = self._inline_results  # they ended before the threads' news
+            self._inline_results = []
         if self._fresh:
             with self._cond:
                 running = self._running
@@ -155,6 +270,8 @@ class ThreadPool(InProcessPool):
             self._start_thread()
 
     def next_deadline(self, now: float) -> float | None:
+        if self._pending or self._inline_results:
+            return now  # inline work left over from the last turn's budget
         # A thread may start a task any moment (or just did): look again soon.
         poll = (now + START_POLL if self._fresh or self._queue and len(self._running) < self._n
                 else None)
@@ -166,8 +283,10 @@ class ThreadPool(InProcessPool):
         return t if poll is None else poll if t is None else min(t, poll)
 
     def withdraw_unstarted(self) -> list[str]:
+        ids = [e[0] for e in self._pending]
+        self._pending.clear()
         with self._cond:
-            ids = [e[0] for e in self._queue]
+            ids += [e[0] for e in self._queue]
             self._queue.clear()
         return ids
 
@@ -176,6 +295,7 @@ class ThreadPool(InProcessPool):
             if self._closing:
                 return
             self._closing = True
+            self._pending.clear()
             self._queue.clear()
             for job in self._running.values():
                 job.ctx.mark_cancelled()
