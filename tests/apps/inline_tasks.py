@@ -34,8 +34,7 @@ def fail(message: str):
 
 
 def chunks(n: int):
-    for i in range(n):
-        yield i
+    yield from range(n)
     return threading.current_thread().name
 
 

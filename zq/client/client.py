@@ -61,8 +61,10 @@ class Client:
     - A lost master (silent for heartbeat_interval x heartbeat_liveness, or its connection
       closed) is reconnected to with backoff; unacknowledged submissions are sent again and
       unfinished futures WATCHed again, so a master restart does not lose a result.
-    - Done-callbacks run on the client's I/O thread: keep them short and do not wait in
-      them for other results or queries.
+    - Done-callbacks run on the client's I/O thread, or on a thread waiting in
+      Future.result() that runs the client's I/O loop meanwhile (the fast path of a lone
+      submit().result(), IoLoop.lead): keep them short and do not wait in them for
+      other results or queries.
     - At interpreter exit, a client still open waits until the master has ACCEPTED (made
       durable) everything submitted, at most config.exit_timeout seconds ($ZQ_EXIT_TIMEOUT,
       default 10), then closes; tasks still not accepted are named on stderr. So a script
@@ -104,6 +106,7 @@ class Client:
             raise
         self._mailbox.ask = self.query
         self._mailbox.ask_later = self._ask_later
+        self._mailbox.lead = self._io.lead
         self._io.start()
 
     # --- public API ---

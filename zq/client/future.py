@@ -143,6 +143,14 @@ class Future(cf.Future):  # type: ignore[type-arg]
         """Wait until the future is final or timeout seconds pass. Each chunk of a
         streaming task also wakes the condition (stream() waits on it), so a wake-up is
         not the end: the standard single wait would give up at the first chunk."""
+        lead = self._mailbox.lead
+        if lead is not None and self._state == PENDING:
+            began = time.monotonic()
+            lead(self, timeout)  # runs the client's I/O loop here while it can
+            if self._state != PENDING:
+                return
+            if timeout is not None:
+                timeout = max(0.0, timeout - (time.monotonic() - began))
         cond = self._condition
         with cond:
             cond.wait_for(self.done, timeout)

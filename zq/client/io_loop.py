@@ -26,6 +26,10 @@ from zq.masters import MasterList
 
 log = logging.getLogger(__name__)
 
+class _PollInterrupted(Exception):
+    """A KeyboardInterrupt raised in a leader's poll, where the loop's state is whole."""
+
+
 MAX_DRAIN = 10_000  # messages read per loop turn before the loop acts on timers again
 FINAL_LINGER_MS = int(FINAL_LINGER * 1000)  # the last close: ms to hand queued messages on
 
@@ -55,6 +59,11 @@ class IoLoop:
         self.dropped = 0  # malformed messages from the master
         self.unaccepted: list[tuple[str, str]] = []  # (id, name) left unacknowledged at the end
         self.thread = threading.Thread(target=self.run, name="zq-client-io", daemon=True)
+        # Whoever runs a turn holds the baton: the I/O thread, or a caller waiting for its
+        # future (lead()), while the I/O thread parks. The socket and the core move with it.
+        self._baton = threading.Lock()
+        self._ended = False  # a turn said stop (on either thread)
+        self._leader_error: BaseException | None = None  # a leader's turn failed: end with it
         self._open_socket()
         self._run(self.core.handle(ce.LinkOpened(time.monotonic())))
 
@@ -82,9 +91,16 @@ class IoLoop:
         self.mailbox.attach_io_thread()
         error: BaseException = ConnectionLost(
             "the client was closed before the result arrived; the task itself goes on")
+        mailbox, baton = self.mailbox, self._baton
         try:
-            while not self._turn():
-                pass
+            while not self._ended:
+                if mailbox.lead_wanted():  # a caller runs the turns now: wait until it is done
+                    mailbox.wait_lead_done()
+                    if self._leader_error is not None:
+                        raise self._leader_error
+                    continue
+                with baton:
+                    self._ended = self._turn()
             if self.refused is not None:
                 error = self.refused
         except BaseException as e:  # a bug here must not leave futures hanging forever
@@ -93,14 +109,68 @@ class IoLoop:
         finally:
             self._finish(error)
 
-    def _turn(self) -> bool:
-        """One loop turn; True when the client should stop."""
+    def lead(self, fut: Any, timeout: float | None) -> None:
+        """Wait for fut by running the loop's turns on the calling thread (the fast path
+        of a lone submit().result(): the result is read, decoded and settled right here,
+        without waking this thread from the I/O thread). Returns once fut is done, the
+        timeout passed, or this thread cannot lead (another does, the client is closing,
+        or it is the I/O thread: a done-callback); the caller then waits as usual.
+
+        The I/O thread parks meanwhile; every other future, submission, heartbeat and
+        timer is served by the leader's turns as by the I/O thread's. A KeyboardInterrupt
+        while the leader waits in poll (almost all of its time) leaves the loop whole and
+        is raised in the caller; anywhere else in a turn it may have cut a message short,
+        so the client then ends with it as the I/O thread's error (every waiting future
+        raises; nothing is lost silently)."""
+        mailbox = self.mailbox
+        if self._ended or mailbox.on_io_thread() or not self.thread.is_alive():
+            return
+        if not mailbox.ask_lead():
+            return
+        try:
+            until = math.inf if timeout is None else time.monotonic() + timeout
+            if not self._baton.acquire(timeout=-1 if timeout is None else max(0.0, timeout)):
+                return
+            try:
+                if not self._ended:
+                    self._lead_until(fut, until)
+            finally:
+                self._baton.release()
+        finally:
+            mailbox.end_lead()
+
+    def _lead_until(self, fut: Any, until: float) -> None:
+        """Turns on the caller's thread (baton held) until fut is done or until passes."""
+        mailbox = self.mailbox
+        own = mailbox.lead_as(threading.get_ident())
+        try:
+            while not fut.done() and time.monotonic() < until:
+                if self._turn(until):
+                    self._ended = True
+                    return
+        except _PollInterrupted as e:  # the loop is whole: only the caller is interrupted
+            raise e.__cause__ from None  # type: ignore[misc]
+        except BaseException as e:
+            self._leader_error = e  # the I/O thread ends the client with it
+            raise
+        finally:
+            mailbox.lead_as(own)
+
+    def _turn(self, until: float | None = None) -> bool:
+        """One loop turn; True when the client should stop. until: this turn runs on a
+        caller's thread (lead()), whose poll waits until then at most."""
         now = time.monotonic()
         self._run(self.core.tick(now))
         self._send()
         if self._should_stop(now):
             return True
-        events = dict(self.poller.poll(self._timeout(now)))
+        if until is None:
+            events = dict(self.poller.poll(self._timeout(now)))
+        else:
+            try:
+                events = dict(self.poller.poll(self._timeout(now, until)))
+            except KeyboardInterrupt as e:
+                raise _PollInterrupted() from e
         if self.mailbox.wake_fd() in events:
             self.mailbox.drain_wake()
         if self.sock is not None and events.get(self.sock, 0) & zmq.POLLIN:
@@ -118,13 +188,13 @@ class IoLoop:
         self._send()
         return False
 
-    def _timeout(self, now: float) -> int:
-        """Milliseconds poll may sleep: until the core's next deadline, or 0 when
-        the mailbox already has work."""
-        stop_at = self.mailbox.go_idle()
+    def _timeout(self, now: float, until: float | None = None) -> int:
+        """Milliseconds poll may sleep: until the core's next deadline (or a leader's
+        until), or 0 when the mailbox already has work."""
+        stop_at = self.mailbox.go_idle(leading=until is not None)
         if stop_at is None:
             return 0
-        due = min(self.core.next_deadline(), stop_at)
+        due = min(self.core.next_deadline(), stop_at, math.inf if until is None else until)
         return max(0, math.ceil((due - now) * 1000)) if due < math.inf else -1
 
     def _take_mailbox(self) -> None:

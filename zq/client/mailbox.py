@@ -68,6 +68,10 @@ class Mailbox:
         self._sinks: list[Any] = []
         self._events: list[ce.Event] = []  # requests other than submissions, in order
         self._idle = False  # the I/O thread sleeps in poll: the next post wakes it
+        # A thread waiting in Future.result() asked to run the I/O loop itself (IoLoop.lead):
+        # the I/O thread parks after its turn until the lead is given back.
+        self._lead_wanted = False
+        self._lead_done = threading.Condition(self._lock)
         # Submissions that may still be made before one must wait for ACCEPTED:
         # max_unacked - (submitted - acknowledged); forced negative once closed.
         self._room_left = max_unacked
@@ -81,6 +85,8 @@ class Mailbox:
         # (kind, args, sink): a QUERY nobody waits for, its REPLY to sink on the I/O
         # thread (map() cancelling what has not started, zq.client.cancels).
         self.ask_later: Callable[[str, dict[str, Any], Any], None] | None = None
+        # IoLoop.lead, set by the Client: Future.result() waits by running the I/O loop.
+        self.lead: Callable[[Any, float | None], None] | None = None
         self._io_ident: int | None = None  # the I/O thread, once it runs
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -239,11 +245,12 @@ class Mailbox:
         except (BlockingIOError, OSError):
             pass
 
-    def go_idle(self) -> float | None:
-        """None if work is waiting; else mark the I/O thread asleep (the next post wakes
-        it) and return the stop deadline (math.inf if none)."""
+    def go_idle(self, leading: bool = False) -> float | None:
+        """None if work is waiting (for the I/O thread itself: or a caller wants the
+        lead); else mark the loop asleep (the next post wakes it) and return the stop
+        deadline (math.inf if none)."""
         with self._lock:
-            if self._entries or self._events:
+            if self._entries or self._events or (self._lead_wanted and not leading):
                 return None
             self._idle = True
             return self._stop[1] if self._stop is not None else float("inf")
@@ -297,6 +304,40 @@ class Mailbox:
         with self._lock:
             self._wake_r.close()
             self._wake_w.close()
+
+    # --- the lead: a waiting caller runs the I/O loop (IoLoop.lead) ------------------------
+
+    def ask_lead(self) -> bool:
+        """A caller wants to run the I/O loop while it waits: False if another does or
+        the client is closed; else the I/O thread is woken to park after its turn."""
+        with self._lock:
+            if self._lead_wanted or self._closed:
+                return False
+            self._lead_wanted = True
+            wake, self._idle = self._idle, False
+        if wake:
+            _unblock_wake(self._wake_w)
+        return True
+
+    def lead_wanted(self) -> bool:
+        return self._lead_wanted
+
+    def lead_as(self, ident: int | None) -> int | None:
+        """The thread that counts as the I/O thread from now (done-callbacks run on it
+        and must not block on it); returns the one before."""
+        before, self._io_ident = self._io_ident, ident
+        return before
+
+    def end_lead(self) -> None:
+        with self._lock:
+            self._lead_wanted = False
+            self._lead_done.notify_all()
+
+    def wait_lead_done(self) -> None:
+        """The I/O thread, parked while a caller leads."""
+        with self._lock:
+            while self._lead_wanted:
+                self._lead_done.wait()
 
     # --- internals ----------------------------------------------------------------------
 
