@@ -113,8 +113,9 @@ class IoLoop:
         """Wait for fut by running the loop's turns on the calling thread (the fast path
         of a lone submit().result(): the result is read, decoded and settled right here,
         without waking this thread from the I/O thread). Returns once fut is done, the
-        timeout passed, or this thread cannot lead (another does, the client is closing,
-        or it is the I/O thread: a done-callback); the caller then waits as usual.
+        timeout passed, or this thread cannot lead (fut is not the only future waited
+        for, another thread leads, the client is closing, or this is the I/O thread: a
+        done-callback); the caller then waits as usual.
 
         The I/O thread parks meanwhile; every other future, submission, heartbeat and
         timer is served by the leader's turns as by the I/O thread's. A KeyboardInterrupt
@@ -124,6 +125,10 @@ class IoLoop:
         raises; nothing is lost silently)."""
         mailbox = self.mailbox
         if self._ended or mailbox.on_io_thread() or not self.thread.is_alive():
+            return
+        # Lone: nothing else is followed or waits to be sent (a read of sizes from this
+        # thread: a hint, right or wrong only for speed). Else the I/O thread serves all.
+        if len(self.core.sinks) + mailbox.waiting() > 1:
             return
         if not mailbox.ask_lead():
             return

@@ -319,6 +319,10 @@ class Mailbox:
             _unblock_wake(self._wake_w)
         return True
 
+    def waiting(self) -> int:
+        """Submissions not taken by the I/O loop yet (unlocked: a hint)."""
+        return len(self._entries)
+
     def lead_wanted(self) -> bool:
         return self._lead_wanted
 
