@@ -16,6 +16,7 @@ from zq.core import serde
 from zq.core.messages import Outcome
 from zq.errors import ConfigError
 from zq.pools import make_pool
+from zq.pools import thread as thread_pool
 from zq.pools.thread import INLINE_BUDGET, PROVEN_RUNS, STRIKES, ThreadPool
 
 APP = "tests.apps.inline_tasks"
@@ -112,6 +113,24 @@ def test_a_name_long_inline_goes_back_to_threads_and_after_strikes_stays(
     for i in range(3):  # barred: threads only, however short
         (e,) = drv.run(t(f"after{i}", "where_after", 0))
         assert value(e) == "zq-task"
+
+
+def test_long_inline_runs_far_apart_do_not_bar_a_name(pool: ThreadPool,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A loaded machine takes the CPU from a short task now and then: such runs, far
+    apart, send the name back to the threads each time but never bar it."""
+    monkeypatch.setattr(thread_pool, "STRIKE_WINDOW", 5)
+    drv = Driver(pool)
+    for strike in range(STRIKES + 1):
+        prove(drv, "where_after", 0)
+        for i in range(6):  # more than STRIKE_WINDOW inline runs since the last strike
+            (e,) = drv.run(t(f"short{strike}-{i}", "where_after", 0))
+            assert value(e) == LOOP
+        (e,) = drv.run(t(f"long{strike}", "where_after", 0.06))
+        assert value(e) == LOOP
+    prove(drv, "where_after", 0)
+    (e,) = drv.run(t("still", "where_after", 0))
+    assert value(e) == LOOP
 
 
 def test_a_time_limit_overrun_inline_is_a_timeout_after_the_fact(pool: ThreadPool) -> None:

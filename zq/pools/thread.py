@@ -32,7 +32,11 @@ log = logging.getLogger(__name__)
 # INLINE_BUDGET seconds at most, then the loop polls its socket and comes back at once.
 PROVEN_RUNS = 3
 INLINE_BUDGET = 0.005
-STRIKES = 3  # inline runs over inline_under before a name runs only in threads
+# A name runs only in threads after STRIKES inline runs over inline_under, each within
+# STRIKE_WINDOW inline runs (of any name) of the one before: a busy machine that takes
+# the CPU away from a short task now and then does not bar it.
+STRIKES = 3
+STRIKE_WINDOW = 1000
 MAX_NAMES = 10_000  # names measured at most (they come off the wire)
 
 
@@ -66,7 +70,7 @@ class ThreadPool(InProcessPool):
     cancels and other tasks back until it returns (past the liveness window, the master
     takes the worker for lost and runs its tasks again elsewhere). After such a run the
     name goes back to the threads until it is proven short again, and after STRIKES of
-    them it never runs inline again in this worker (logged). A time limit it overran
+    them close together it never runs inline again in this worker (logged). A time limit it overran
     is reported as a ``TaskTimeout`` after the fact, its result discarded, as a
     thread's would be. A task cancelled while it runs inline cannot see it (the CANCEL
     is read after it returns): it finishes.
@@ -79,7 +83,9 @@ class ThreadPool(InProcessPool):
         self._apps, self._n, self._allow_code = apps, concurrency, allow_code
         self._inline_under = inline_under
         self._short: dict[str, int] = {}  # task name -> its latest runs in a row that were short
-        self._strikes: dict[str, int] = {}  # task name -> its inline runs that were long
+        # task name -> (its inline runs that were long, close together; _inline_runs then)
+        self._strikes: dict[str, tuple[int, int]] = {}
+        self._inline_runs = 0
         self._barred: set[str] = set()  # STRIKES long inline runs: threads only from then on
         self._pending: deque[TaskEntry] = deque()  # loop thread only: waiting to run inline
         self._inline_results: list[Any] = []  # loop thread only: for the next collect()
@@ -153,9 +159,12 @@ class ThreadPool(InProcessPool):
         began = time.monotonic()
         outcome, data = self._runner.run(ctx, payload, retry_on)
         took = time.monotonic() - began
+        self._inline_runs += 1
         if took >= self._inline_under:
             self._short[name] = 0  # back to the threads until proven short again
-            strikes = self._strikes[name] = self._strikes.get(name, 0) + 1
+            strikes, then = self._strikes.get(name, (0, 0))
+            strikes = 1 if self._inline_runs - then > STRIKE_WINDOW else strikes + 1
+            self._strikes[name] = (strikes, self._inline_runs)
             if strikes >= STRIKES:
                 self._barred.add(name)
                 log.warning("task %s took %.3f s in the worker's loop thread, longer than "
