@@ -227,6 +227,12 @@ class Sink:
             except OSError:  # full (cannot be: one byte at a time) or closed at shutdown
                 pass
 
+    def poke(self) -> None:
+        """Wake the loop for news kept elsewhere (the thread pool's outcomes)."""
+        with self._lock:
+            if not self._closed:
+                self._wake()
+
     def result(self, entry: ResultEntry) -> None:
         with self._lock:
             if not self._closed:  # after close nobody collects: dropped

@@ -16,6 +16,7 @@ from zq.pools.runner import (
     CANCELLED,
     EMPTY,
     ERROR,
+    OK,
     START_POLL,
     InProcessPool,
     Report,
@@ -95,6 +96,8 @@ class ThreadPool(InProcessPool):
         self._queue: deque[TaskEntry] = deque()
         self._running: dict[str, _ThreadJob] = {}
         self._fresh: list[str] = []  # ids started since the last collect (Report.started)
+        self._done: list[Any] = []  # outcomes of the threads' tasks since the last collect
+        self._poked = False  # the sink's pipe was poked for _done since the last collect
         self._timed = 0  # running jobs with a deadline
         self._closing = False
         self._sink: Sink | None = None
@@ -187,37 +190,48 @@ class ThreadPool(InProcessPool):
             short[name] = short.get(name, 0) + 1
 
     def _serve(self) -> None:
+        """A pool thread: take a task, run it, and end it under the same lock as the next
+        take (one lock round trip per task while the queue has work); outcomes gather in
+        _done, and the loop is woken once per collect."""
         sink, runner, cond, running = self._sink, self._runner, self._cond, self._running
         if sink is None:
             return
+        clock, queue = time.monotonic, self._queue
+        job: _ThreadJob | None = None
+        outcome, took = OK, 0.0
+        data: Any = EMPTY
         while True:
             with cond:
-                while not self._queue and not self._closing:
+                if job is not None:  # the task just run ends here
+                    if job.abandoned:  # reported at its deadline; a new thread took our place
+                        return
+                    task_id, attempt, name = job.entry[:3]
+                    del running[task_id]
+                    if job.deadline is not None:
+                        self._timed -= 1
+                    if self._inline_under:
+                        self._note_run(name, took)
+                    if job.ctx.cancelled:
+                        outcome, data = CANCELLED, EMPTY
+                    self._done.append((task_id, attempt, outcome, data))
+                    if not self._poked:
+                        self._poked = True
+                        sink.poke()
+                while not queue and not self._closing:
                     cond.wait()
                 if self._closing:
                     return
-                entry = self._queue.popleft()
+                entry = queue.popleft()
                 task_id, attempt, name, payload, timeout, retry_on = entry[:6]
                 ctx = TaskContext(task_id, attempt, name, sink.progress)
-                deadline = None if timeout is None else time.monotonic() + timeout
+                deadline = None if timeout is None else clock() + timeout
                 job = running[task_id] = _ThreadJob(entry, ctx, deadline)
                 self._fresh.append(task_id)
                 if deadline is not None:
                     self._timed += 1
-            began = time.monotonic()
+            began = clock()
             outcome, data = runner.run(ctx, payload, retry_on)
-            took = time.monotonic() - began
-            with cond:
-                if self._inline_under:
-                    self._note_run(name, took)
-                if job.abandoned:  # reported at its deadline; a new thread took our place
-                    return
-                del running[task_id]
-                if deadline is not None:
-                    self._timed -= 1
-            if ctx.cancelled:
-                outcome, data = CANCELLED, EMPTY
-            sink.result((task_id, attempt, outcome, data))
+            took = clock() - began
 
     def cancel(self, ids: Iterable[str]) -> None:
         wanted = set(ids)
@@ -227,8 +241,10 @@ class ThreadPool(InProcessPool):
                 self._inline_results.append((e[0], e[1], CANCELLED, EMPTY))
         with self._cond:
             dropped = [e for e in self._queue if e[0] in wanted]
-            if dropped:
-                self._queue = deque(e for e in self._queue if e[0] not in wanted)
+            if dropped:  # in place: the threads hold on to this deque
+                kept = [e for e in self._queue if e[0] not in wanted]
+                self._queue.clear()
+                self._queue.extend(kept)
             for task_id in wanted:
                 job = self._running.get(task_id)
                 if job is not None:
@@ -243,21 +259,23 @@ class ThreadPool(InProcessPool):
             self._expire(now)
         if self._pending:
             self._run_pending()
+        done: list[Any] = []
+        started: list[str] = []
+        if self._poked or self._fresh:
+            with self._cond:  # before the sink's take: a task's chunks are in by its outcome
+                done, self._done, self._poked = self._done, [], False
+                if self._fresh:
+                    running = self._running
+                    started = [i for i in self._fresh if i in running]
+                    self._fresh = []
         report = self._sink.take()
-        if self._inline_results:
+        if self._inline_results or done or started:
             if report is None:
                 report = Report()
-            report.results[:0] = self._inline_results  # they ended before the threads' news
+            # inline ones ended before the threads' news; the sink holds timeouts, cancels
+            report.results[:0] = self._inline_results + done
             self._inline_results = []
-        if self._fresh:
-            with self._cond:
-                running = self._running
-                started = [i for i in self._fresh if i in running]
-                self._fresh = []
-            if started:
-                if report is None:
-                    report = Report()
-                report.started = started
+            report.started = started
         return report
 
     def _expire(self, now: float) -> None:
