@@ -223,17 +223,18 @@ class Cluster:
     # --- workers ---
 
     def start_workers(self, count: int, *, pool: str = "thread", concurrency: int = 1,
-                      prefetch: int = 1000, wait: float | None = 60.0) -> list[Proc]:
-        """`count` real `zq worker` processes with an explicit --prefetch; waits up to
-        `wait` seconds until they registered (None: not at all, the master may not be
-        up yet: workers connect as soon as it is)."""
+                      prefetch: int = 1000, wait: float | None = 60.0,
+                      extra: Sequence[str] = ()) -> list[Proc]:
+        """`count` real `zq worker` processes with an explicit --prefetch (and `extra`
+        flags); waits up to `wait` seconds until they registered (None: not at all, the
+        master may not be up yet: workers connect as soon as it is)."""
         new = []
         for _ in range(count):
             self._names += 1
             name = f"bench-w{self._names}"
             args = ["worker", "--connect", self.endpoint, "--app", APP, "--pool", pool,
                     "--concurrency", str(concurrency), "--prefetch", str(prefetch),
-                    "--name", name, "--log-level", self.log_level]
+                    "--name", name, "--log-level", self.log_level, *extra]
             if self.keys is not None:
                 worker = self._key_files("worker")
                 args += ["--secret-key", worker["secret_key"],

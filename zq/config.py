@@ -162,6 +162,10 @@ class ClientConfig:
     # Send callables no worker can look up by name (lambdas, closures, bound methods,
     # functions of __main__) by value, with cloudpickle; only --allow-code workers run them.
     ship_code: bool = False
+    # A thread waiting in Future.result() for the only future open runs the client's I/O
+    # loop itself meanwhile (fewer thread wake-ups per round trip; IoLoop.lead). False:
+    # the I/O thread alone reads the socket, and done-callbacks always run there.
+    fast_result: bool = True
 
     def validate(self) -> ClientConfig:
         parse_connect(self.connect)

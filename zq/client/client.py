@@ -106,7 +106,8 @@ class Client:
             raise
         self._mailbox.ask = self.query
         self._mailbox.ask_later = self._ask_later
-        self._mailbox.lead = self._io.lead
+        if self.config.fast_result:
+            self._mailbox.lead = self._io.lead
         self._io.start()
 
     # --- public API ---
