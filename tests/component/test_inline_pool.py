@@ -21,6 +21,8 @@ from zq.pools.thread import INLINE_BUDGET, PROVEN_RUNS, STRIKES, ThreadPool
 
 APP = "tests.apps.inline_tasks"
 LOOP = threading.current_thread().name  # the thread that calls submit()/collect()
+UNDER = 0.5  # the pool's inline_under
+LONG = 0.55  # a task that sleeps this long is over it
 
 
 def t(task_id: str, fn: str, *args: Any, timeout: float | None = None) -> tuple:
@@ -29,7 +31,8 @@ def t(task_id: str, fn: str, *args: Any, timeout: float | None = None) -> tuple:
 
 @pytest.fixture
 def pool() -> Iterator[ThreadPool]:
-    p = ThreadPool((APP,), 2, inline_under=0.05)
+    # Generous, so a short task on a loaded machine stays short; LONG sleeps past it.
+    p = ThreadPool((APP,), 2, inline_under=UNDER)
     p.start()
     yield p
     p.close(kill=True)
@@ -105,7 +108,7 @@ def test_a_name_long_inline_goes_back_to_threads_and_after_strikes_stays(
     drv = Driver(pool)
     for strike in range(STRIKES):
         prove(drv, "where_after", 0)
-        (e,) = drv.run(t(f"long{strike}", "where_after", 0.06))  # over inline_under
+        (e,) = drv.run(t(f"long{strike}", "where_after", LONG))  # over inline_under
         assert value(e) == LOOP  # proven short, so it ran inline: the loop waited
         (e,) = drv.run(t(f"next{strike}", "where_after", 0))
         assert value(e) == "zq-task"  # not proven any more
@@ -126,7 +129,7 @@ def test_long_inline_runs_far_apart_do_not_bar_a_name(pool: ThreadPool,
         for i in range(6):  # more than STRIKE_WINDOW inline runs since the last strike
             (e,) = drv.run(t(f"short{strike}-{i}", "where_after", 0))
             assert value(e) == LOOP
-        (e,) = drv.run(t(f"long{strike}", "where_after", 0.06))
+        (e,) = drv.run(t(f"long{strike}", "where_after", LONG))
         assert value(e) == LOOP
     prove(drv, "where_after", 0)
     (e,) = drv.run(t("still", "where_after", 0))
@@ -136,9 +139,9 @@ def test_long_inline_runs_far_apart_do_not_bar_a_name(pool: ThreadPool,
 def test_a_time_limit_overrun_inline_is_a_timeout_after_the_fact(pool: ThreadPool) -> None:
     drv = Driver(pool)
     prove(drv, "where_after", 0)
-    (e,) = drv.run(t("ok", "where_after", 0, timeout=0.1))
+    (e,) = drv.run(t("ok", "where_after", 0, timeout=LONG))
     assert value(e) == LOOP
-    (e,) = drv.run(t("late", "where_after", 0.12, timeout=0.1))
+    (e,) = drv.run(t("late", "where_after", LONG + 0.05, timeout=LONG))
     assert e[2] == Outcome.ERROR and error(e)["type"] == "TaskTimeout"
     assert "inline" in error(e)["message"]
 
@@ -146,7 +149,7 @@ def test_a_time_limit_overrun_inline_is_a_timeout_after_the_fact(pool: ThreadPoo
 def test_a_task_with_a_limit_under_inline_under_never_runs_inline(pool: ThreadPool) -> None:
     drv = Driver(pool)
     prove(drv, "where")
-    (e,) = drv.run(t("tight", "where", 1, timeout=0.01))
+    (e,) = drv.run(t("tight", "where", 1, timeout=UNDER / 2))
     assert value(e) == ["zq-task", 1]
 
 

@@ -21,7 +21,7 @@ WHERE, WHERE_AFTER = f"{APP}:where", f"{APP}:where_after"
 LOOP = "MainThread"  # zq worker runs its loop in the process's main thread
 
 
-def start(cluster, inline_under: str = "50ms", concurrency: int = 1) -> None:
+def start(cluster, inline_under: str = "500ms", concurrency: int = 1) -> None:
     cluster.start_master()
     cluster.start_worker(APP, name="w1", pool="thread", concurrency=concurrency,
                          extra=("--inline-under", inline_under, "--prefetch", "10"))
