@@ -337,7 +337,16 @@ class MasterCoreMachine(RuleBasedStateMachine):
     def dispatch(self) -> None:
         self._begin()
         self.s.dispatch()
+        self._no_idle_credit()
         self._flush()
+
+    def _no_idle_credit(self) -> None:
+        """After a dispatch no worker has free credit while a queue it serves holds a task
+        it could take (the dispatch index, zq.core.offers, forgot no worker)."""
+        for w in self.s.workers.values():
+            if w.free > 0:
+                waiting = [q for q in w.ready_queues if q.best_priority() is not None]
+                assert not waiting, f"{w.name} has {w.free} free credit beside queued tasks"
 
     @rule(dt=st.sampled_from([0.1, 0.5, 1.0, 2.0, 5.0]))
     def time_passes(self, dt: float) -> None:

@@ -1,12 +1,11 @@
-"""Pure pieces of scheduling: the ready queue of one named queue, the order in which
-workers are offered tasks, and rate limits."""
+"""Pure pieces of scheduling: the ready queue of one named queue and the rate limits'
+spec. (The order in which workers are offered tasks: zq.core.offers.)"""
 
 from __future__ import annotations
 
 import bisect
 import math
 from collections import deque
-from typing import Any, Callable, Iterable
 
 from zq.core.messages import State
 from zq.core.tasks import TaskRecord
@@ -95,15 +94,6 @@ def take_best(queues: list[ReadyQueue], n: int, into: list[TaskRecord]) -> int:
             break
         taken += got
     return taken
-
-
-def offer_order(workers: Iterable[Any], room: Callable[[Any], int],
-                idle_since: Callable[[Any], float]) -> list[Any]:
-    """Workers with room (free credit, or idle slots): most room first, longest idle
-    first on ties. ipyparallel's 'leastload' with 'lru' as the tie-break."""
-    ready = [w for w in workers if room(w) > 0]
-    ready.sort(key=lambda w: (-room(w), idle_since(w)))
-    return ready
 
 
 def parse_rate(spec: str) -> float:

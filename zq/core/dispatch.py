@@ -14,7 +14,7 @@ from zq.core import balance, timers
 from zq.core.balance import parse_rate
 from zq.core.messages import Cmd, State
 from zq.core.tasks import TaskRecord
-from zq.core.workers import WorkerInfo, free_credit, idle_since, idle_slots, lost
+from zq.core.workers import WorkerInfo, idle_slots, lost
 from zq.core.workflows import with_inputs
 
 if TYPE_CHECKING:
@@ -113,20 +113,23 @@ def dispatch(core: MasterCore, limit: int = 1 << 62) -> bool:
     tasks are offered (a bound on one loop turn); True when the limit stopped it."""
     if not core.counts[State.QUEUED] or not core.workers or not core.store_writable:
         return False
-    left = limit
-    workers = [w for w in core.workers.values() if w.free > 0 and w.ready_queues]
-    for w in balance.offer_order(workers, idle_slots, idle_since):
+    left, offers, workers, counts = limit, core.offers, core.workers, core.counts
+    # The orders come from the index (zq.core.offers): a tick reads only the workers it
+    # offers to, not every connected one.
+    offers.refresh(workers)
+    for w in offers.by_idle_slots(workers):
         left -= _offer(core, w, min(w.free, idle_slots(w), left))
-        if not core.counts[State.QUEUED]:
+        if not counts[State.QUEUED]:
             return False
         if left <= 0:
             return True
     # Water-filling: least free credit first, so what one cannot take flows on.
-    workers = balance.offer_order(workers, free_credit, idle_since)[::-1]
-    for i, w in enumerate(workers):
-        share = -(-core.counts[State.QUEUED] // (len(workers) - i))  # ceil
+    offers.refresh(workers)
+    n = offers.free_count
+    for i, w in enumerate(offers.by_free_credit(workers)):
+        share = -(-counts[State.QUEUED] // (n - i))  # ceil
         left -= _offer(core, w, min(w.free, share, left))
-        if not core.counts[State.QUEUED]:
+        if not counts[State.QUEUED]:
             return False
         if left <= 0:
             return True
@@ -208,6 +211,7 @@ def enforce_time_limits(core: MasterCore) -> None:
                 "with any other it holds past its limit; nothing more is sent to it "
                 "until it answers the CANCEL")))
         w.overdue.add(tid)
+        core.offers.mark(rid)  # offered nothing until it answers
         core._push(rid, Cmd.CANCEL, tid)
         lost(core, tid, w, timed_out=True)
 

@@ -30,6 +30,7 @@ def validate(core: MasterCore) -> None:
     for q, n in core.depth.items():
         assert n == depth.get(q, 0), f"depth of {q!r} is {n}, {depth.get(q, 0)} queued"
     core.worker_liveness.check(core.workers)
+    core.offers.check(core.workers)
     for tid, rid in core.lease.items():
         rec = core.tasks.get(tid)
         assert rec is not None and rec.state is State.RUNNING, f"lease on non-running {tid}"

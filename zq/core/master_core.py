@@ -55,6 +55,7 @@ from zq.core.dispatch import MAX_LEASES, RateLimits
 from zq.core.events import STATE_EVENTS, EventHub
 from zq.core.messages import Cmd, Role, State
 from zq.core.metrics_tap import MetricsTap
+from zq.core.offers import OfferIndex
 from zq.core.outbox import Flush, Outbox
 from zq.core.periodic import Periodic
 from zq.core.results import FREED
@@ -85,6 +86,7 @@ class MasterCore:
         self.counts: dict[State, int] = {s: 0 for s in State}
         self.workers: dict[bytes, WorkerInfo] = {}
         self.worker_liveness = Liveness()  # the workers by last heard from and sent to
+        self.offers = OfferIndex()  # the workers dispatch may offer to, in its orders
         self.sessions: dict[str, bytes] = {}  # session token -> rid of its latest HELLO
         self.lease: dict[str, bytes] = {}  # task id -> rid of the worker holding it
         self.watcher: dict[str, bytes] = {}  # task id -> the client to push results to
@@ -365,6 +367,7 @@ class MasterCore:
             for w in self.workers.values():
                 if serves(w.queues, w.allow_code, key, served):
                     w.ready_queues.append(q)
+                    self.offers.mark(w.rid)
         return q
 
     def _finish(self, t: TaskRecord, new: State, payload: m.Payload) -> None:

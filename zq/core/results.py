@@ -34,6 +34,7 @@ def on_worker_results(core: MasterCore, w: WorkerInfo, entries: list[m.ResultEnt
     worker holding the lease, with one watcher and nothing waiting, is done inline;
     every other case goes through _worker_result."""
     tasks, lease, leased, watcher, rid = core.tasks, core.lease, w.leased, core.watcher, w.rid
+    core.offers.mark(rid)  # its leases, idle mark or overdue tasks change below
     # A flag, not the first non-empty container: handling one entry may empty it
     # (and nothing handled here adds to any of them, so False stays true).
     special = bool(core.more_watchers or core.waiting or core.cancelling)
@@ -120,6 +121,7 @@ def _worker_result(core: MasterCore, w: WorkerInfo, entry: m.ResultEntry) -> Non
         ow = core.workers.get(owner) if owner != w.rid else w
         if ow is not None:
             ow.leased.discard(tid)
+            core.offers.mark(owner)  # not the sender (marked already) when another
             if not ow.leased:
                 ow.idle_since = core.now
             # Unless this is the holder's own attempt, the holder runs the task

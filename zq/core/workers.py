@@ -157,16 +157,8 @@ def _due(order: OrderedDict[bytes, WorkerInfo], now: float, after: float, mark: 
     return due
 
 
-def free_credit(w: WorkerInfo) -> int:
-    return w.free
-
-
 def idle_slots(w: WorkerInfo) -> int:
     return 0 if w.overdue else w.concurrency - len(w.leased)
-
-
-def idle_since(w: WorkerInfo) -> float:
-    return w.idle_since
 
 
 # --- registration and the task catalogue ----------------------------------------
@@ -176,6 +168,7 @@ def on_hello(core: MasterCore, rid: bytes, hello: m.Hello) -> None:
     w = WorkerInfo(rid, hello, core.now)
     core.workers[rid] = w
     core.worker_liveness.add(w)
+    core.offers.added(rid)
     if w.allow_code or (old is not None and old.allow_code):
         reroute_code(core)  # workers of its queues without allow_code stop taking code
     else:  # shipped tasks' ready queues are rare: only then who serves code matters
@@ -238,6 +231,7 @@ def reroute_code(core: MasterCore) -> None:
     served = code_served(core)
     for w in core.workers.values():
         w.ready_queues = ready_queues_of(core, w, served)
+    core.offers.mark_all(core.workers)
 
 
 def _announce(core: MasterCore, w: WorkerInfo,
@@ -313,6 +307,7 @@ def _take_session(core: MasterCore, w: WorkerInfo, old: WorkerInfo | None) -> No
         prev = core.workers.get(before)
         if prev is not None:
             prev.credit = 0
+            core.offers.mark(before)
     core.sessions[w.session] = w.rid
 
 
@@ -329,6 +324,7 @@ def _adopt(core: MasterCore, tid: str, w: WorkerInfo) -> None:
             return  # another live worker runs it too; the first result wins
         if ow is not None:
             ow.leased.discard(tid)
+            core.offers.mark(owner)
     if t.state in (State.QUEUED, State.PENDING, State.RETRYING):
         if not _may_claim(core, t, w):
             # Not given to this session: a HELLO cannot make the master lease it a
@@ -371,6 +367,7 @@ def touch_worker(core: MasterCore, rid: bytes) -> WorkerInfo | None:
 
 def on_credit(core: MasterCore, w: WorkerInfo, msg: m.Credit) -> None:
     w.credit = min(msg.credit, w.max_credit)
+    core.offers.mark(w.rid)
     _hand_back(core, w, msg.returned)
 
 
@@ -382,6 +379,8 @@ def on_bye(core: MasterCore, w: WorkerInfo, msg: m.Bye) -> None:
 
 
 def _hand_back(core: MasterCore, w: WorkerInfo, ids: list[str]) -> None:
+    if ids:
+        core.offers.mark(w.rid)
     for tid in ids:
         if tid not in w.leased:
             if w.overdue:
@@ -417,6 +416,7 @@ def drop_worker(core: MasterCore, w: WorkerInfo, event: str = "lost") -> None:
     if core.workers.get(w.rid) is w:
         del core.workers[w.rid]
     core.worker_liveness.remove(w)
+    core.offers.mark(w.rid)
     if w.allow_code:
         reroute_code(core)
     if core.events.subs:
@@ -449,6 +449,7 @@ def lost(core: MasterCore, tid: str, w: WorkerInfo, timed_out: bool = False) -> 
     or give up on it. A late result of this attempt from w still counts."""
     w.leased.discard(tid)
     w.adopted.discard(tid)
+    core.offers.mark(w.rid)
     held = core.lease.get(tid) == w.rid
     if held:
         del core.lease[tid]
