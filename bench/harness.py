@@ -147,6 +147,7 @@ class Cluster:
         self.workers: list[Proc] = []
         self._names = 0
         self.expected = 0  # workers started (fake ones count one per socket)
+        self.fake_stats: list[Path] = []  # each fake worker process's `tasks messages`
 
     def __enter__(self) -> Cluster:
         return self
@@ -245,17 +246,23 @@ class Cluster:
         return self._enlist(new, count, wait)
 
     def start_fake_workers(self, count: int, *, processes: int = 2, credit: int = 100,
+                           concurrency: int | None = None,
                            wait: float | None = 60.0) -> list[Proc]:
         """`count` protocol-level workers (bench/fake_worker.py: one DEALER each, every
-        TASK answered at once with OK results) spread over `processes` processes."""
+        TASK answered at once with OK results) spread over `processes` processes;
+        concurrency: the slots each declares (None: its credit)."""
         processes = max(1, min(processes, count))
         new = []
         for i in range(processes):
             k = count // processes + (1 if i < count % processes else 0)
             self._names += 1
+            stats = self.tmp / f"fake{self._names}.stats"
+            self.fake_stats.append(stats)
             argv = ["--connect", self.endpoint, "--count", str(k),
                     "--credit", str(credit), "--name", f"fake{self._names}",
-                    "--heartbeat", str(self.heartbeat)]
+                    "--heartbeat", str(self.heartbeat), "--stats", str(stats)]
+            if concurrency is not None:
+                argv += ["--concurrency", str(concurrency)]
             proc = Proc(argv, self._log(f"fake{self._names}"),
                         program=[sys.executable, str(FAKE_WORKER)])
             self.procs.append(proc)  # at once: killed on close even if a later one fails
@@ -270,6 +277,20 @@ class Cluster:
         if wait is not None:
             self.wait_workers(wait)
         return new
+
+    def fake_answered(self, at_least: int = 0, timeout: float = 10.0) -> tuple[int, int]:
+        """(tasks, TASK messages) the fake workers answered, once they say at least
+        `at_least` tasks (they write their counts every quarter heartbeat)."""
+        def counts() -> tuple[int, int]:
+            total = [0, 0]
+            for path in self.fake_stats:
+                if path.exists():
+                    for j, v in enumerate(path.read_text().split()[:2]):
+                        total[j] += int(v)
+            return total[0], total[1]
+        wait_until(lambda: counts()[0] >= at_least, timeout,
+                   f"the fake workers to count {at_least} tasks", interval=0.05)
+        return counts()
 
     def registered(self) -> int:
         return len(self.status()["workers"])

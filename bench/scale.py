@@ -15,15 +15,16 @@ The baseline, in the same run, is the raw relay with a master that tracks task i
 --restart: with the workers connected and nothing in flight, maps of --restart-batch
 tasks measure the rate; the master is killed -9 and a new one started on the same
 endpoint (memory store). Every fake worker's next HEARTBEAT then gets DISCONNECT
-("unknown worker") and it sends HELLO at once: all of them re-register within about a
-heartbeat interval, a registration storm (zq's own workers spread theirs with jittered
-backoff). Measured from the new master's start (process start included): seconds until
+("unknown worker") and it sends HELLO again after a jittered backoff (0.05-0.1 s for the
+first try, doubling): all of them re-register within about a heartbeat interval, a
+registration storm. Measured from the new master's start (process start included): seconds until
 every worker is registered, and until the end of the first map whose rate is at least
 90% of the rate before.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import statistics
 import sys
@@ -50,12 +51,13 @@ import zq  # noqa: E402
 SCRIPT = "scale"
 
 
-def zq_case(workers: int, n: int, kind: str, credit: int, processes: int, idle: float):
-    def run() -> tuple[float, float, float, float, float, float]:
+def zq_case(workers: int, n: int, kind: str, credit: int, processes: int, idle: float,
+            concurrency: int | None):
+    def run() -> tuple[float, float, float, float, float, float, float]:
         with Cluster() as cluster:
             if kind == "fake":
                 cluster.start_fake_workers(workers, processes=processes, credit=credit,
-                                           wait=None)
+                                           concurrency=concurrency, wait=None)
             else:
                 cluster.start_workers(workers, pool="thread", concurrency=1,
                                       prefetch=credit - 1, wait=None)
@@ -65,11 +67,20 @@ def zq_case(workers: int, n: int, kind: str, credit: int, processes: int, idle: 
             cpu0 = cluster.master_cpu()
             time.sleep(idle)
             idle_pct = (cluster.master_cpu() - cpu0) / idle * 100
+            warmup = min(1000, n // 10)
+            per_message = math.nan  # real workers: not counted
             with zq.Client(cluster.endpoint) as client:
+                for _ in client.map(NOOP, range(warmup)):
+                    pass
+                if kind == "fake":
+                    tasks0, messages0 = cluster.fake_answered(warmup)
                 rate, master_us, workers_us, client_us = timed_map(
-                    cluster, client, NOOP, range(n), warmup=min(1000, n // 10))
+                    cluster, client, NOOP, range(n))
+            if kind == "fake":  # how many tasks one TASK message carried, on average
+                tasks, messages = cluster.fake_answered(tasks0 + n)
+                per_message = (tasks - tasks0) / max(1, messages - messages0)
             rss = cluster.master_memory()[0]
-        return rate, master_us, workers_us, client_us, idle_pct, rss
+        return rate, master_us, workers_us, client_us, idle_pct, rss, per_message
     return run
 
 
@@ -90,11 +101,12 @@ def map_rate(endpoint: str, batch: int) -> float:
     return batch / elapsed
 
 
-def restart_case(workers: int, credit: int, processes: int, batch: int):
+def restart_case(workers: int, credit: int, processes: int, batch: int,
+                 concurrency: int | None):
     def run() -> tuple[float, float, float, float]:
         with Cluster() as cluster:
             cluster.start_fake_workers(workers, processes=processes, credit=credit,
-                                       wait=None)
+                                       concurrency=concurrency, wait=None)
             cluster.start_master()
             cluster.wait_workers(RESTART_TIMEOUT)
             map_rate(cluster.endpoint, batch)  # warm-up
@@ -122,6 +134,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--credit", type=int, default=100,
                         help="tasks each worker holds (fake: HELLO credit; thread: "
                              "concurrency 1 + --prefetch credit-1)")
+    parser.add_argument("--fake-concurrency", type=int,
+                        help="slots each fake worker declares (default: its credit: it "
+                             "answers every task at once; 1 makes the master spread tasks "
+                             "one per idle slot, about one task per TASK message)")
     parser.add_argument("--fake-processes", type=int, default=2,
                         help="processes the fake workers are spread over")
     parser.add_argument("--idle", type=float, default=2.0,
@@ -140,10 +156,12 @@ def main(argv: list[str] | None = None) -> None:
     if a.restart and a.kind != "fake":
         parser.error("--restart measures fake workers (--kind fake)")
 
-    cases: dict[Any, Any] = {w: zq_case(w, n, a.kind, a.credit, a.fake_processes, idle)
+    cases: dict[Any, Any] = {w: zq_case(w, n, a.kind, a.credit, a.fake_processes, idle,
+                                        a.fake_concurrency)
                              for w in counts}
     if a.restart:
-        cases.update({("restart", w): restart_case(w, a.credit, a.fake_processes, batch)
+        cases.update({("restart", w): restart_case(w, a.credit, a.fake_processes, batch,
+                                                   a.fake_concurrency)
                       for w in counts})
     cases["relay tracked"] = lambda: relay_throughput(n, 100, track=True)
     with Progress(total=a.runs * len(cases), label="scale runs") as bar:
@@ -151,21 +169,24 @@ def main(argv: list[str] | None = None) -> None:
 
     tracked = med["relay tracked"]
     headers = ["workers", "tasks", "tasks/s", "vs relay tracked", "master µs/task",
-               "workers µs/task", "client µs/task", "idle master CPU %", "master RSS MB"]
+               "workers µs/task", "client µs/task", "idle master CPU %", "master RSS MB",
+               "tasks per TASK message"]
     if a.restart:
         headers += ["rate before restart", "restart: master answers s",
                     "restart: all registered s",
                     f"restart: back to {BACK:.0%} s"]
     rows = []
     for w in counts:
-        rate, master_us, workers_us, client_us, idle_pct, rss = med[w]
+        rate, master_us, workers_us, client_us, idle_pct, rss, per_message = med[w]
+        per_message = None if math.isnan(per_message) else per_message
         rows.append([w, n, rate, rate / tracked, master_us, workers_us, client_us, idle_pct,
-                     rss, *(med[("restart", w)] if a.restart else ())])
+                     rss, per_message, *(med[("restart", w)] if a.restart else ())])
     rows.append(["raw relay, batch=100, tracked", n, tracked, 1.0, None, None, None, None,
-                 None, *((None,) * 4 if a.restart else ())])
+                 None, 100, *((None,) * 4 if a.restart else ())])
     if a.kind == "fake":
-        how = (f"fake workers (bench/fake_worker.py, credit {a.credit} each, spread over "
-               f"{a.fake_processes} processes)")
+        slots = a.credit if a.fake_concurrency is None else a.fake_concurrency
+        how = (f"fake workers (bench/fake_worker.py, credit {a.credit} and concurrency "
+               f"{slots} each, spread over {a.fake_processes} processes)")
     else:
         how = (f"zq worker --pool thread --concurrency 1 --prefetch {a.credit - 1}, "
                "one process each")
