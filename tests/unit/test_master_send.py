@@ -22,14 +22,21 @@ class StubRouter:
         self.sent: dict[bytes, list[m.Message]] = {}
         self.full: set[bytes] = set()
         self.gone: set[bytes] = set()
+        self.frames: list[Any] = []  # the message being sent, frame by frame
 
-    def send_multipart(self, frames: list[Any], flags: int = 0, copy: bool = True) -> None:
-        rid = frames[0]
-        if rid in self.full:
-            raise zmq.Again()
-        if rid in self.gone:
-            raise zmq.ZMQError(errno.EHOSTUNREACH)
-        self.sent.setdefault(rid, []).append(codec.decode([bytes(f) for f in frames[1:]])[1])
+    def send(self, frame: Any, flags: int = 0, copy: bool = True) -> None:
+        """As a ROUTER: the first frame names the peer, and a message is refused (or
+        goes) whole, at its first frame; the last frame is the one without SNDMORE."""
+        if not self.frames:
+            if frame in self.full:
+                raise zmq.Again()
+            if frame in self.gone:
+                raise zmq.ZMQError(errno.EHOSTUNREACH)
+        self.frames.append(frame)
+        if not flags & zmq.SNDMORE:
+            rid, *rest = self.frames
+            self.frames = []
+            self.sent.setdefault(rid, []).append(codec.decode([bytes(f) for f in rest])[1])
 
 
 def reply(n: int) -> m.Message:

@@ -27,6 +27,7 @@ from zq.errors import ProtocolError
 PROTOCOL_VERSION = "1.5"
 SIGNATURES = {Role.WORKER: b"ZQW1", Role.CLIENT: b"ZQC1", Role.MASTER: b"ZQM1"}
 ROLE_OF_SIGNATURE = {sig: role for role, sig in SIGNATURES.items()}
+_CMD_OF = {int(c): c for c in Cmd}  # command code -> Cmd, for decode
 
 LARGE_PAYLOAD = 64 * 1024  # below this a payload is inlined; above, a frame of its own
 MAX_FRAMES = 1026  # signature + header + at most 1024 large payload frames
@@ -186,10 +187,9 @@ def decode(frames: Sequence[Any]) -> tuple[Role, m.Message]:
     header = _unpack(frames[1])
     if type(header) is not list or not header or type(header[0]) is not int:
         raise ProtocolError("header must be an array starting with a command code")
-    try:
-        cmd = Cmd(header[0])
-    except ValueError:
-        raise ProtocolError(f"unknown command {header[0]}") from None
+    cmd = _CMD_OF.get(header[0])  # a dict: Cmd(code) costs an enum call per message
+    if cmd is None:
+        raise ProtocolError(f"unknown command {header[0]}")
     if cmd not in ALLOWED[role]:
         raise ProtocolError(f"a {role.name.lower()} may not send {cmd.name}")
     decoder = _DECODERS[cmd]
