@@ -20,6 +20,7 @@ ways:
 from __future__ import annotations
 
 import re
+import sys
 import time
 import uuid
 from datetime import datetime
@@ -242,3 +243,56 @@ def test_the_active_masters_host_cut_off(failover: Failover, lan: Lan):
     assert a_took < served_until < b_took and a_epoch < b_epoch
     check_writes_one_holder_at_a_time(failover.audited_writes(), (a_epoch, b_epoch))
     failover.cluster.wait_workers({"w1", "w2"})
+
+
+# A master's commit cut off half-way: its pipeline (BEGIN, the lease row FOR SHARE, more
+# statements) reached the server, its Sync did not. Run in a host of its own.
+HALF_A_COMMIT = """
+import sys, time
+import psycopg
+from zq.store.postgres import link_params
+url = sys.argv[1]
+conn = psycopg.connect(url, **link_params(url, 5))
+pg = conn.pgconn
+pg.enter_pipeline_mode()
+pg.send_query_params(b"BEGIN", None)
+pg.send_query_params(b"SELECT id FROM lease_row WHERE id = 1 FOR SHARE", None)
+pg.send_query_params(b"SELECT pg_sleep(1)", None)  # its reply goes out after the cut
+pg.send_flush_request()
+while pg.flush():
+    pass
+print("sent", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_session_cut_off_mid_commit_ends_and_frees_the_lease_row(
+        lan: Lan, database: str, tmp_path: Path):
+    """The server waits for the rest of a pipeline cut off before its Sync with the row
+    lock held, no idle-in-transaction timer armed (no ReadyForQuery went out) and its
+    last replies unacknowledged (so no keepalive): the session must still end within
+    seconds (the store's server-side tcp_user_timeout), or a standby could not take the
+    lease for about 15 minutes (TCP's retransmissions)."""
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute("CREATE TABLE lease_row (id int PRIMARY KEY);"
+                     " INSERT INTO lease_row VALUES (1)")
+    out = tmp_path / "half"
+    holder = Proc([database], out, lan.exec_prefix("a"),
+                  program=[sys.executable, "-c", HALF_A_COMMIT])
+    try:
+        wait_until(lambda: "sent" in holder.output(), 30, "the half commit to be sent")
+        lan.cut("a")
+
+        def row_free() -> bool:
+            with psycopg.connect(database) as conn:
+                conn.execute("SET lock_timeout = '500ms'")
+                try:
+                    conn.execute("SELECT id FROM lease_row WHERE id = 1 FOR UPDATE")
+                except psycopg.errors.LockNotAvailable:
+                    return False
+                return True
+        assert not row_free(), "the half commit did not take the row lock"
+        wait_until(row_free, 30, "the cut-off session to end and free the row")
+    finally:
+        lan.cut("a", off=False)
+        holder.close()

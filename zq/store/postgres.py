@@ -101,7 +101,11 @@ CONNECT_TIMEOUT = 5  # seconds; the loop waits this long at most for a new conne
 # 5 s (a host cut off mid-write); the server ends a session idle inside a transaction
 # for 5 s (a master cut off mid-commit: its FOR SHARE on the lease row would hold a
 # takeover back), checks every second that a running query's client is still there,
-# and cancels a lock wait of 5 s and a statement of 60 s. Each is a default: a
+# and cancels a lock wait of 5 s and a statement of 60 s. A master cut off in the middle
+# of a commit's pipeline (before its Sync) leaves the server waiting for the rest with
+# the lease row held and no idle-in-transaction timer armed, its replies unacknowledged
+# so no keepalive either: the server's own TCP_USER_TIMEOUT (5 s) ends that session,
+# else only TCP's retransmissions would, after about 15 minutes. Each is a default: a
 # parameter the store's URL sets wins (its `options` come after these).
 LINK_PARAMS = {"keepalives": "1", "keepalives_idle": "2", "keepalives_interval": "1",
                "keepalives_count": "3", "tcp_user_timeout": "5000"}
@@ -109,7 +113,7 @@ SESSION_OPTIONS = ("-c statement_timeout=60s -c lock_timeout=5s"
                    " -c idle_in_transaction_session_timeout=5s"
                    " -c client_connection_check_interval=1s"
                    " -c tcp_keepalives_idle=2 -c tcp_keepalives_interval=1"
-                   " -c tcp_keepalives_count=3")
+                   " -c tcp_keepalives_count=3 -c tcp_user_timeout=5000")
 LOAD_CHUNK = 10_000  # rows per fetch of the restore's server-side cursor
 # pg_advisory_xact_lock key taken while the schema is checked or made: two masters
 # opening a new database at once make it once.
