@@ -29,6 +29,8 @@ def canon(x: Any) -> Any:
         return (kind.__name__, sorted((canon(i) for i in x), key=repr))
     if kind is dict:
         return ("dict", sorted(((canon(k), canon(v)) for k, v in x.items()), key=repr))
+    if kind in (bytearray, memoryview):  # sent as bin, they arrive as bytes (§2.1)
+        return ("bytes", bytes(x))
     if kind in (float, complex):
         return (kind.__name__, repr(x))  # -0.0 and nan as themselves
     if kind is decimal.Decimal:
@@ -125,4 +127,14 @@ values = st.recursive(
     | st.sets(hashables, max_size=4) | st.frozensets(hashables, max_size=4)
     | st.builds(Point, inner, inner) | st.builds(Box, st.lists(inner, max_size=3), st.text()),
     max_leaves=20,
+)
+
+# What a client may send besides: bytearray and memoryview travel as bin and arrive as
+# bytes (docs/PROTOCOL.md §2.1), which canon counts them as. Not hashable, so never keys.
+byte_buffers = st.binary(max_size=32).map(bytearray) | st.binary(max_size=32).map(memoryview)
+sendable = values | st.recursive(
+    byte_buffers,
+    lambda inner: st.lists(inner | values, max_size=3) | st.lists(inner, max_size=3).map(tuple)
+    | st.dictionaries(hashables, inner, max_size=3) | st.builds(Point, inner, values),
+    max_leaves=6,
 )

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 import zq
 from tests.apps import values_tasks as t
 from tests.integration.harness import Cluster
-from tests.values_strategies import canon, np, values
+from tests.values_strategies import canon, np, sendable
 
 APP = "tests.apps.values_tasks"
 
@@ -108,7 +108,7 @@ def test_every_value_as_argument_and_result(client):
 # not a strategy using it, so that warning is silenced here.
 @pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisDeprecationWarning")
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(values)
+@given(sendable)
 def test_round_trip_property_through_a_worker(client, value):
     assert canon(run(client, t.echo, value)) == canon(value)
     assert canon(run(client, t.aecho, value)) == canon(value)

@@ -12,14 +12,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.apps.values_tasks import Box, Color, Point
-from tests.values_strategies import canon, values
+from tests.values_strategies import canon, sendable, values
 from zq.core import serde
 from zq.core import values as v
 from zq.errors import SerializationError
 
 
 @settings(max_examples=400, deadline=None)
-@given(values)
+@given(sendable)
 def test_every_value_round_trips(value):
     assert canon(v.unpack(v.pack(value))) == canon(value)
 

@@ -49,7 +49,8 @@ class MapResults(Iterator[Any]):
         return next(self._results)
 
     def close(self) -> None:
-        """Stop early: the tasks still due are cancelled (as leaving a for loop does)."""
+        """Stop early (as leaving a for loop does): the tasks not started yet are
+        cancelled, the running ones finish unseen."""
         close = getattr(self._results, "close", None)
         if close is not None:
             close()
