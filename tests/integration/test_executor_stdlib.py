@@ -51,7 +51,7 @@ def test_shutdown_cancel_futures_spares_only_the_running_future(cluster, tmp_pat
     executor has not started running": here pending in the master's queue and in the
     worker's own queue alike."""
     worker(cluster, prefetch=2)
-    s0, g0, s, g = (str(tmp_path / n) for n in ("s0", "g0", "s", "g"))
+    s0, g0, s, g = (str(tmp_path / n) for n in ("first", "g0", "s", "g"))
     ex = zq.Executor(cluster.endpoint)
     running = ex.submit(t.gated, s0, g0, "ran")
     wait_until(lambda: Path(s0).exists(), 30, "the first task to start")
