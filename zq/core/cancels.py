@@ -110,4 +110,5 @@ def _take_back(core: MasterCore, t: TaskRecord) -> None:
     w.leased.discard(t.id)
     if not w.leased:
         w.idle_since = core.now
+    core.offers.mark(rid)  # a slot freed: dispatch's order of workers changes
     core._push(rid, Cmd.CANCEL, t.id)
