@@ -178,9 +178,12 @@ class GroupFuture:
         return cf.as_completed(_flat(self.futures), timeout)
 
     def cancel(self) -> bool:
-        """Stop every member whatever its state (Future.revoke()); True if any was."""
-        return any([f.revoke() if hasattr(f, "revoke") else f.cancel()
-                    for f in _flat(self.futures)])
+        """Stop every member whatever its state (Future.revoke()), and what the members
+        take results from that has not started and nothing else needs (a group of
+        chains: their earlier steps; protocol 1.5, zq.client.upstream). True if any
+        member was cancelled here."""
+        from zq.client.upstream import cancel_workflow
+        return cancel_workflow(_flat(self.futures))
 
 
 def _flat(futures: list[Any]) -> list[Any]:

@@ -16,10 +16,12 @@ from typing import Any, Iterable, Iterator, Sequence
 import zmq
 
 from zq import registry, shipping
+from zq.canvas import GroupFuture
 from zq.client.future import Future, Reply
 from zq.client.io_loop import IoLoop
 from zq.client.mailbox import Mailbox
 from zq.client.options import MAX_ID, Submitter, TaskRef, normalize
+from zq.client.upstream import cancel_workflow
 from zq.config import ClientConfig
 from zq.core import queries
 from zq.core.access import Need
@@ -128,14 +130,20 @@ class Client:
 
     map.__doc__ = Submitter.map.__doc__
 
-    def cancel(self, future: Future) -> bool:
+    def cancel(self, future: Future | GroupFuture) -> bool:
         """Stop future's task whatever its state (future.revoke()): a queued task never
         runs, a running one is stopped on its worker. False if its result is already
         here. Future.cancel() instead follows concurrent.futures and leaves a running
-        task alone."""
+        task alone. What runs after the task is cancelled with it; so is, for a
+        workflow's final future (a chain's, a chord's; a GroupFuture's members), what it
+        takes results from that has not started and that no other unfinished task
+        needs (protocol 1.5; zq.client.upstream)."""
+        if isinstance(future, GroupFuture):
+            return future.cancel()
         if not isinstance(future, Future):
-            raise TypeError(f"cancel() takes a zq Future, not {type(future).__name__}")
-        return future.revoke()
+            raise TypeError(f"cancel() takes a zq Future or GroupFuture, not "
+                            f"{type(future).__name__}")
+        return cancel_workflow([future])
 
     def options(self, **overrides: Any) -> Submitter:
         """submit()/map() with these options instead of the task's defaults: queue,

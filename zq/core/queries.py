@@ -341,6 +341,16 @@ def _cancel_unstarted(core: MasterCore, a: dict[str, Any], caller: Caller) -> An
     return cancels.cancel_unstarted(core, caller, ids)
 
 
+def _cancel_inputs(core: MasterCore, a: dict[str, Any], caller: Caller) -> Any:
+    """Cancel, upstream of the named tasks, what has not started (1.5; workflows)."""
+    ids = a["ids"]
+    if not 0 < len(ids) <= workflows.MAX_CANCEL_IDS:
+        raise Refused(f"query 'cancel_inputs': ids must hold 1 to "
+                      f"{workflows.MAX_CANCEL_IDS} task ids, not {len(ids)} (send more in "
+                      "several queries)")
+    return workflows.cancel_inputs(core, caller, ids)
+
+
 def _purge(core: MasterCore, a: dict[str, Any], caller: Caller) -> Any:
     return {"purged": purge(core, a["state"], a["older_than"])}
 
@@ -393,6 +403,8 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
          "put the failed, dead or cancelled tasks of a filter back in their queues"),
     Kind("cancel_unstarted", {"ids": Arg("list", required=True)}, Need.READ,
          _cancel_unstarted, "cancel the named tasks that have not started (1.5)"),
+    Kind("cancel_inputs", {"ids": Arg("list", required=True)}, Need.READ, _cancel_inputs,
+         "cancel what the named tasks take results from and has not started (1.5)"),
     Kind("purge", {"state": Arg("str", default="succeeded", choices=FINAL_LABELS),
                    "older_than": Arg("number", default=0.0, lo=0.0)},
          Need.ADMIN, _purge, "forget final tasks"),

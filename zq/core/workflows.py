@@ -18,6 +18,10 @@ and names the inputs in the SUBMIT option `inputs`. The master never reads a pay
   reaches zero. (Until final, not only until started: an attempt that is retried, or
   rerun after its worker died, needs its inputs again.)
 - **Durable.** `inputs` is a field of the task's record; restore() rebuilds `kept`.
+- **Cancel upstream.** Cancelling a workflow's final task also cancels what it takes
+  results from, transitively, that has not started and that no other unfinished task
+  needs (cancel_inputs, the QUERY `cancel_inputs` of protocol 1.5): what follows a
+  cancelled task is cancelled by the rules above; this is the way up.
 
 These are functions of the MasterCore they change, called from small hooks there.
 """
@@ -27,6 +31,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from zq.core import expiry, serde
+from zq.core.access import Caller, may_touch
+from zq.core.codec import MAX_ID, MAX_IDS
 from zq.core.messages import FINAL_STATES, State
 from zq.core.parts import Refs
 from zq.core.tasks import TaskRecord, cancelled_error
@@ -123,6 +129,63 @@ def ended_without_result(core: MasterCore, t: TaskRecord, dep: TaskRecord) -> No
     else:
         core._finish(t, State.CANCELLED, cancelled_error(
             f"task {dep.id} it runs after ended {dep.state.label}"))
+
+
+# Not started: cancelling such a task loses no work. A task leased to a worker counts as
+# started (RUNNING), even one waiting in that worker's prefetch: it is left to finish.
+NOT_STARTED = frozenset({State.PENDING, State.QUEUED, State.RETRYING})
+MAX_CANCEL_IDS = MAX_IDS  # task ids in one cancel_inputs query (as in one CANCEL)
+
+
+def cancel_inputs(core: MasterCore, caller: Caller, ids: list[Any]) -> dict[str, Any]:
+    """The QUERY cancel_inputs: the named tasks (a workflow's final ones, which the
+    client cancels with CANCEL too) are going away; cancel their inputs, transitively,
+    that have not started and that no unfinished task outside the workflow takes (by
+    `inputs` or `after`), and that the caller may touch. Each entry is checked alone
+    (`refused`: [index, reason]). The answer: `cancelled`, the inputs it cancelled."""
+    refused: list[list[Any]] = []
+    named: list[str] = []
+    for n, tid in enumerate(ids):
+        if type(tid) is not str or not 0 < len(tid) <= MAX_ID:
+            refused.append([n, f"entry #{n}: a task id must be a non-empty string of at "
+                               f"most {MAX_ID} characters"])
+        else:
+            named.append(tid)
+    doomed = upstream_of(core, named, lambda t: may_touch(caller, t.owner))
+    for t in doomed:
+        if t.state in NOT_STARTED:  # (cancelling one may have cancelled another: final)
+            core.cancel(t)
+    return {"cancelled": [t.id for t in doomed], "refused": refused}
+
+
+def upstream_of(core: MasterCore, ids: list[str], may: Any) -> list[TaskRecord]:
+    """The inputs of tasks `ids`, transitively, that go with them: each not started,
+    every unfinished task that waits on it (as input or `after`) among `ids` or these,
+    and may(task) true. An input skipped because another taker was still live is looked
+    at again whenever that taker joins (each joining task looks at its inputs), so the
+    answer does not depend on the order the graph is walked in."""
+    tasks, waiting = core.tasks, core.waiting
+    gone = set(ids)
+    stack = list(gone)
+    out: list[TaskRecord] = []
+    while stack:
+        t = tasks.get(stack.pop())
+        core._scanned += 1
+        if t is None or not t.inputs:
+            continue
+        for i in t.inputs:
+            if i in gone:
+                continue
+            d = tasks.get(i)
+            if d is None or d.state not in NOT_STARTED or not may(d):
+                continue
+            if any(w not in gone and (r := tasks.get(w)) is not None
+                   and r.state not in FINAL_STATES for w in waiting.get(i, ())):
+                continue  # another workflow (or a live task) still needs it
+            gone.add(i)
+            out.append(d)
+            stack.append(i)
+    return out
 
 
 def restore(core: MasterCore) -> None:
