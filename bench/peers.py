@@ -124,6 +124,22 @@ def ensure_redis_server() -> str:
     return found
 
 
+def run_inside_venv(venv: Path, script: Path, argv: list[str] | None) -> None:
+    """Return when this process runs inside venv; otherwise make venv (ensure_venv) and
+    run script again inside it with the same arguments (this process is replaced)."""
+    if Path(sys.prefix).resolve() == venv:
+        return
+    if os.environ.get(REEXEC_MARK):
+        raise SystemExit(f"peers: {venv}/bin/python runs with sys.prefix {sys.prefix}; "
+                         "not a virtualenv at that path?")
+    python = ensure_venv(venv)
+    say(f"running again inside {venv}")
+    sys.stdout.flush()
+    env = dict(os.environ, **{REEXEC_MARK: "1"})
+    os.execve(str(python), [str(python), str(script.resolve()),
+                            *(sys.argv[1:] if argv is None else argv)], env)
+
+
 # --- processes ----------------------------------------------------------------------------
 
 def free_port() -> int:
@@ -596,17 +612,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     a = parse(argv)
-    venv = a.venv.resolve()
-    if Path(sys.prefix).resolve() != venv:
-        if os.environ.get(REEXEC_MARK):
-            raise SystemExit(f"peers: {venv}/bin/python runs with sys.prefix {sys.prefix}; "
-                             "not a virtualenv at that path?")
-        python = ensure_venv(venv)
-        say(f"running again inside {venv}")
-        sys.stdout.flush()
-        env = dict(os.environ, **{REEXEC_MARK: "1"})
-        os.execve(str(python), [str(python), str(Path(__file__).resolve()),
-                                *(sys.argv[1:] if argv is None else argv)], env)
+    run_inside_venv(a.venv.resolve(), Path(__file__), argv)
     sys.path.insert(0, str(HERE))
     from common import Progress, print_table
 
