@@ -897,7 +897,8 @@ def tasks(state: Optional[TaskState] = _opt(None, env="ZQ_TASKS_STATE",
           timeout: Optional[float] = TIMEOUT_OPTION,
           connect: Optional[str] = CONNECT_OPTION,
           keys: Optional[str] = KEYS_OPTION) -> None:
-    """List tasks, newest first."""
+    """List tasks, newest first; `parents` names what each waits for (its after= tasks
+    and the tasks whose results it takes: a workflow's graph, one edge list per row)."""
     label = state.value if state else None
     rows = _ask(connect, timeout, lambda client: client.tasks(state=label, queue=queue,
                                                               name=name, limit=limit), keys)
@@ -905,14 +906,27 @@ def tasks(state: Optional[TaskState] = _opt(None, env="ZQ_TASKS_STATE",
         _print(rows, True)
         return
     _table(["id", "state", "name", "queue", "attempt", "worker", "started", "finished",
-            "runtime", "queue wait", "progress", "error"],
+            "runtime", "queue wait", "progress", "error", "parents"],
            [[t["id"], t["state"], t["name"], t["queue"], t["attempt"], t.get("worker") or "",
              _when(t["started"]) if t.get("started") else "",
              _when(t["finished"]) if t.get("finished") else "", _seconds(t.get("runtime")),
              _seconds(t.get("queue_wait")),
              f"{t['progress'][0]}/{t['progress'][1]}" if t.get("progress") else "",
-             f"{t['error']['type']}: {t['error']['message']}" if t.get("error") else ""]
+             f"{t['error']['type']}: {t['error']['message']}" if t.get("error") else "",
+             _parents_cell(t)]
             for t in rows])
+
+
+PARENTS_IN_CELL = 3  # parent ids `zq tasks` shows in its column (zq result ID: all)
+
+
+def _parents_cell(t: dict[str, Any]) -> str:
+    """The ids a task waits for (after= and inputs), the first few and how many more; a
+    master before 1.5 sends none."""
+    ids = t.get("parent_ids") or []
+    total = t.get("parents_total") or len(ids)
+    more = total - min(len(ids), PARENTS_IN_CELL)
+    return ",".join(map(str, ids[:PARENTS_IN_CELL])) + (f" +{more}" if more > 0 else "")
 
 
 def _readable(info: dict[str, Any]) -> dict[str, Any]:

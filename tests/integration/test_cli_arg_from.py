@@ -81,3 +81,19 @@ def test_an_unknown_id_is_rejected_and_a_malformed_pair_refused(running: Cluster
     assert "unknown task ids: no-such-task" in done.stderr
     bad = zq_submit(running, "total", "--kwarg-from", "no-equals-sign")
     assert bad.returncode == 2 and "is not NAME=TASK_ID" in bad.stderr
+
+
+def test_zq_tasks_shows_what_each_task_waits_for(running: Cluster):
+    a = submitted(running, "add", "1", "2")
+    b = submitted(running, "add", "--arg-from", a, "--after", a, "10")
+    c = submitted(running, "add", "--arg-from", b, "--arg-from", a)
+    base = {k: v for k, v in os.environ.items() if not k.startswith("ZQ_")}
+    listed = subprocess.run(
+        [sys.executable, "-m", "zq", "tasks", "--connect", running.endpoint],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+        env={**base, "PYTHONPATH": str(ROOT)})
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert lines[0].split()[-1] == "parents"  # the last column: greppable, awk-able
+    last = {line.split()[0]: line.split()[-1] for line in lines[1:]}
+    assert last[b] == a and last[c] == f"{b},{a}"

@@ -24,6 +24,7 @@ STATE_EVENTS = {State.RUNNING: "started", State.SUCCEEDED: "succeeded",
                 State.FAILED: "failed", State.RETRYING: "retrying", State.DEAD: "dead",
                 State.CANCELLED: "cancelled"}
 
+PARENTS_SHOWN = 100  # parent ids a `submitted` event lists at most (as `get` does)
 WINDOW = 10_000  # events sent to a subscriber and not yet acknowledged (its `seen`)
 TTL = 10.0  # seconds a subscription lives without being renewed
 
@@ -156,6 +157,10 @@ def _as_map(kind: str, wall: float, subject: Any, detail: Any) -> dict[str, Any]
         return {"kind": kind, "time": wall, "worker": w.name, "host": w.host, "pid": w.pid,
                 "queues": list(w.queues)}
     e = _as_maps([(kind, wall, subject, None)])[0]
-    if detail is not None:
+    if detail is None:
+        return e
+    if kind == "submitted":  # the tasks it runs after or takes results from (issue 17)
+        e["parents"], e["parents_total"] = list(detail[:PARENTS_SHOWN]), len(detail)
+    else:
         e["done"], e["total"] = detail
     return e

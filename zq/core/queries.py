@@ -285,7 +285,10 @@ def list_tasks(core: MasterCore, state: str | None = None, queue: str | None = N
         scanned += 1
         if (want is None or t.state is want) and (queue is None or t.queue == queue) \
                 and (name is None or t.name == name):
-            out.append(t.as_dict())
+            row = t.as_dict()
+            if t.after:  # a task in a graph: the ids it waits for (issue 17)
+                row.update(workflows.parent_ids(t))
+            out.append(row)
             if len(out) >= limit:
                 break
         if scanned >= MAX_SCAN:

@@ -130,8 +130,8 @@ def submit_one(core: MasterCore, rid: bytes | None, entry: m.SubmitEntry) -> Non
         workflows.hold_inputs(core, t)
     if core.tap is not None:
         core.tap.submitted.append([t])
-    if core.events.subs:
-        core.events.task_event("submitted", t, core.wall)
+    if core.events.subs:  # a task in a graph names its parents (issue 17)
+        core.events.task_event("submitted", t, core.wall, t.after or None)
     _place_new(core, t)
     core._save(t)
     if core.durable:

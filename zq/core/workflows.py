@@ -188,6 +188,17 @@ def upstream_of(core: MasterCore, ids: list[str], may: Any) -> list[TaskRecord]:
     return out
 
 
+PARENTS_SHOWN = 100  # parent ids a `tasks` row lists at most (as `get` does)
+
+
+def parent_ids(t: TaskRecord) -> dict[str, Any]:
+    """The fields a `tasks` row of a task that waits for others adds: the ids of what it
+    runs after or takes results from (the first PARENTS_SHOWN, in the order given) and
+    how many there are."""
+    after = t.after or []
+    return {"parent_ids": list(after[:PARENTS_SHOWN]), "parents_total": len(after)}
+
+
 def restore(core: MasterCore) -> None:
     """After a restart: the tasks not final yet take their inputs again."""
     for t in core.tasks.values():
