@@ -1157,9 +1157,11 @@ def schedule_list(json_: bool = JSON_OPTION,
     if json_:
         _print(rows, True)
         return
-    _table(["name", "task", "when", "next run"],
+    _table(["name", "task", "when", "next run", "last run"],
            [[s["name"], s["task"], _schedule_when(s),
-             "never" if s.get("broken") else _when(s["next_run"])] for s in rows])
+             "never" if s.get("broken") else "paused" if s.get("paused")
+             else _when(s["next_run"]),
+             _when(s["last_tick"]) if s.get("last_tick") else ""] for s in rows])
 
 
 def _schedule_when(s: dict) -> str:
@@ -1175,6 +1177,38 @@ def schedule_remove(name: str, timeout: Optional[float] = TIMEOUT_OPTION,
     """Remove a periodic task."""
     _ask(connect, timeout, lambda client: client.unschedule(name), keys, admin=True)
     typer.echo(f"{name}: removed")
+
+
+@schedule_app.command("pause")
+def schedule_pause(name: str, json_: bool = JSON_OPTION,
+                   timeout: Optional[float] = TIMEOUT_OPTION,
+                   connect: Optional[str] = CONNECT_OPTION,
+                   keys: Optional[str] = KEYS_OPTION) -> None:
+    """Pause a periodic task: no tick runs until it is resumed (kept across restarts)."""
+    out = _ask(connect, timeout, lambda client: client.pause_schedule(name), keys, admin=True)
+    _print(out if json_ else f"{name}: paused", json_)
+
+
+@schedule_app.command("resume")
+def schedule_resume(name: str, json_: bool = JSON_OPTION,
+                    timeout: Optional[float] = TIMEOUT_OPTION,
+                    connect: Optional[str] = CONNECT_OPTION,
+                    keys: Optional[str] = KEYS_OPTION) -> None:
+    """Resume a paused periodic task from its next tick (missed ticks do not run)."""
+    out = _ask(connect, timeout, lambda client: client.resume_schedule(name), keys,
+               admin=True)
+    _print(out if json_ else f"{name}: resumed; next run at {_when(out['next_run'])}", json_)
+
+
+@schedule_app.command("run")
+def schedule_run(name: str, json_: bool = JSON_OPTION,
+                 timeout: Optional[float] = TIMEOUT_OPTION,
+                 connect: Optional[str] = CONNECT_OPTION,
+                 keys: Optional[str] = KEYS_OPTION) -> None:
+    """Run a periodic task once now (its schedule is unchanged); prints the task id."""
+    out = _ask(connect, timeout, lambda client: client.query("schedule_run", name=name), keys,
+               admin=True)
+    _print(out if json_ else out["id"], json_)
 
 
 def _when(ts: Optional[float]) -> str:

@@ -1,13 +1,11 @@
-"""Tasks for the `get` detail and schedule tests (issue 15): a generator that streams
-chunks then waits for a gate file, and a task that records each run."""
+"""Tasks for the `get` detail tests (issue 15): a generator that streams chunks then
+waits for a gate file, a task that fails its first runs, an add."""
 
 from __future__ import annotations
 
 import os
 import time
 from pathlib import Path
-
-import zq
 
 
 def stream_until(n, gate, label="chunk"):
@@ -33,10 +31,3 @@ def flaky(path, failures):
         raise RuntimeError(f"failure {runs + 1} of {failures}")
     return runs + 1
 
-
-@zq.task(name="detail:record")
-def record(path, tag):
-    """Append `tag` to the file at path (a schedule's run leaves a line)."""
-    with open(path, "a") as f:
-        f.write(f"{tag}\n")
-    return tag

@@ -444,3 +444,25 @@ def test_update_writes_what_changes_and_keeps_the_payload(durable: Opener) -> No
     assert (got.state, got.result, got.attempt, got.worker, got.updated) == (
         State.SUCCEEDED, b"\x2a", 2, "w1", 99.0)
     assert got.payload == b"payload-u-1"
+
+
+def test_a_paused_schedule_outlasts_a_reopen(durable: Opener) -> None:
+    """Protocol 1.5 (issue 15): a schedule's pause is part of what the master stores
+    with it (meta "schedules"), so it survives a restart on every durable store."""
+    from zq.core.master_core import MasterCore
+    from zq.core.periodic import Periodic
+
+    core = MasterCore(master_id="m", durable=True)
+    core.advance(0.0, 1000.0)
+    core.add_schedule({"name": "paused", "task": "app:f", "every": 10.0})
+    core.add_schedule({"name": "ticking", "task": "app:f", "every": 10.0})
+    core.periodic.pause("paused")
+    store = durable()
+    store.set_meta("schedules", core.periodic.dump())
+    store.commit()
+    store.close()
+    again = Periodic()
+    assert again.load(durable().get_meta("schedules"), 2000.0) == []
+    assert again.view("paused")["paused"] is True and again.view("paused")["next_run"] is None
+    assert again.view("ticking")["paused"] is False
+    assert [s.name for s, _ in again.due(3000.0)] == ["ticking"]

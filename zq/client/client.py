@@ -228,6 +228,23 @@ class Client:
     def schedules(self) -> list[dict]:
         return self.query("schedule_list")
 
+    def pause_schedule(self, name: str) -> dict:
+        """Stop the periodic task's ticks until resume_schedule(); the pause is stored
+        and outlasts a restart of the master. Returns the schedule (paused, next_run
+        None). Admin role (with keys); ZqError naming an unknown schedule."""
+        return self.query("schedule_pause", name=name)
+
+    def resume_schedule(self, name: str) -> dict:
+        """Let a paused periodic task tick again: from its first tick after now (the
+        ticks it missed while paused never run). Returns the schedule with next_run."""
+        return self.query("schedule_resume", name=name)
+
+    def run_schedule(self, name: str) -> Future:
+        """Submit one run of the periodic task now, paused or not, as a tick would
+        (same task, arguments, queue, priority); its ticks are unchanged. Returns the
+        run's Future (its id: NAME@now-TIME)."""
+        return self.future(self.query("schedule_run", name=name)["id"])
+
     def unschedule(self, name: str) -> None:
         """Remove a periodic task; zq.Rejected if there is none with that name."""
         self.query("schedule_remove", name=name)

@@ -3,7 +3,10 @@ is due. Pure: wall time is passed in. Cron expressions are parsed by croniter.
 
 Rules: a schedule fires at most once per tick, named ``NAME@TICK`` so a tick that fired
 before a restart is recognised after it; after downtime only the latest missed tick
-fires (once), not one run per missed tick.
+fires (once), not one run per missed tick. A paused schedule has no next tick; resumed,
+its next tick is the first one after the resume (the ticks it missed while paused never
+fire). The pause is stored with the schedule, so it outlasts a restart, and replacing a
+schedule (schedule_add, a schedule file at start-up) keeps it.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ class Schedule:
     priority: int | None = None
     anchor: float = 0.0  # wall time `every` ticks count from
     last_tick: float | None = None  # the last tick that fired
+    paused: bool = False  # no tick fires until resumed (the master's own field)
 
     def validate(self) -> Schedule:
         """Every field of the right type and in range; ConfigError says which is not.
@@ -77,6 +81,8 @@ class Schedule:
                                           or not -2**31 <= self.priority < 2**31):
             raise ConfigError(f"schedule {name}: priority must be an integer, "
                               f"not {_short(self.priority)}")
+        if type(self.paused) is not bool:
+            raise ConfigError(f"schedule {name}: paused must be true or false")
         if not _number(self.anchor) or not (self.last_tick is None or _number(self.last_tick)):
             raise ConfigError(f"schedule {name}: anchor and last_tick must be finite times")
         if not serde.nesting_within([self.args, self.kwargs], limits.MAX_NESTING):
@@ -93,6 +99,14 @@ class Schedule:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def stored(self) -> dict[str, Any]:
+        """to_dict() as the store keeps it: `paused` only when true, so a master older
+        than 1.5 still loads every schedule that is not paused."""
+        d = self.to_dict()
+        if not self.paused:
+            del d["paused"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Schedule:
@@ -171,16 +185,48 @@ class Periodic:
         self.broken: dict[str, tuple[dict[str, Any], str]] = {}
 
     def add(self, s: Schedule, wall: float) -> None:
-        """Add or replace a schedule. A new one first fires at its first tick from now."""
+        """Add or replace a schedule. A new one first fires at its first tick from now;
+        one replacing a paused one stays paused."""
         s.validate()
         old = self.schedules.get(s.name)
         if old is not None and s.last_tick is None:
             s.last_tick = old.last_tick
+        if old is not None and old.paused:
+            s.paused = True
         if not s.anchor:
             s.anchor = wall
         self.schedules[s.name] = s
         self.broken.pop(s.name, None)
-        self.next_at[s.name] = next_tick(s, s.last_tick if s.last_tick is not None else wall)
+        self.next_at.pop(s.name, None)
+        if not s.paused:
+            self.next_at[s.name] = next_tick(s, s.last_tick if s.last_tick is not None
+                                             else wall)
+
+    def pause(self, name: str) -> Schedule:
+        """No tick of this schedule fires until resume(). KeyError: no such schedule
+        (ValueError: a broken one, which never fires anyway)."""
+        s = self.get(name)
+        s.paused = True
+        self.next_at.pop(name, None)
+        return s
+
+    def resume(self, name: str, wall: float) -> Schedule:
+        """Ticks fire again, from the first one after `wall`: none missed while paused."""
+        s = self.get(name)
+        if s.paused:
+            s.paused = False
+            self.next_at[name] = next_tick(s, wall)
+        return s
+
+    def get(self, name: str) -> Schedule:
+        """KeyError: no such schedule; ValueError: a broken one (never fires)."""
+        s = self.schedules.get(name)
+        if s is None:
+            if name in self.broken:
+                raise ValueError(f"schedule {name!r} is broken ({self.broken[name][1]}); "
+                                 "add it again or remove it")
+            raise KeyError(name)
+        return s
 
     def remove(self, name: str) -> bool:
         self.next_at.pop(name, None)
@@ -205,7 +251,7 @@ class Periodic:
         return fired
 
     def dump(self) -> list[dict[str, Any]]:
-        return [s.to_dict() for s in self.schedules.values()] + [
+        return [s.stored() for s in self.schedules.values()] + [
             raw for raw, _ in self.broken.values()]
 
     def load(self, dumped: Any, wall: float) -> list[str]:
@@ -235,7 +281,7 @@ class Periodic:
             raw, why = self.broken[name]
             out: dict[str, Any] = {f: None for f in PUBLIC_FIELDS}
             out.update({f: raw.get(f) for f in PUBLIC_FIELDS if f in raw})
-            out.update(name=name, next_run=None, broken=why)
+            out.update(name=name, next_run=None, broken=why, paused=raw.get("paused") is True)
             return out
         view = self.schedules[name].to_dict()
         view["next_run"] = self.next_at.get(name)

@@ -370,6 +370,18 @@ def _schedule_remove(core: MasterCore, a: dict[str, Any], caller: Caller) -> Any
     return timers.remove_schedule(core, a["name"])
 
 
+def _schedule_pause(core: MasterCore, a: dict[str, Any], caller: Caller) -> Any:
+    return timers.pause_schedule(core, a["name"])
+
+
+def _schedule_resume(core: MasterCore, a: dict[str, Any], caller: Caller) -> Any:
+    return timers.resume_schedule(core, a["name"])
+
+
+def _schedule_run(core: MasterCore, a: dict[str, Any], caller: Caller) -> Any:
+    return timers.run_schedule(core, a["name"])
+
+
 def _events(core: MasterCore, a: dict[str, Any], caller: Caller) -> Any:
     """Subscribe to events (1.3), renew, change the filter, acknowledge, or stop."""
     if a["stop"]:
@@ -385,6 +397,7 @@ def _events(core: MasterCore, a: dict[str, Any], caller: Caller) -> Any:
 
 
 _ID = Arg("str", required=True, max_len=MAX_ID)
+_SCHEDULE = Arg("str", required=True, max_len=200)
 
 KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("status", {}, Need.READ, _status,
@@ -418,8 +431,14 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
         "queue": Arg("str"), "priority": Arg("int", lo=-2**31, hi=2**31 - 1)},
         Need.ADMIN, _schedule_add, "add or replace a periodic task"),
     Kind("schedule_list", {}, Need.READ, _schedule_list, "the periodic tasks"),
-    Kind("schedule_remove", {"name": Arg("str", required=True, max_len=200)}, Need.ADMIN,
-         _schedule_remove, "remove a periodic task"),
+    Kind("schedule_remove", {"name": _SCHEDULE}, Need.ADMIN, _schedule_remove,
+         "remove a periodic task"),
+    Kind("schedule_pause", {"name": _SCHEDULE}, Need.ADMIN, _schedule_pause,
+         "stop a periodic task's ticks until it is resumed"),
+    Kind("schedule_resume", {"name": _SCHEDULE}, Need.ADMIN, _schedule_resume,
+         "let a paused periodic task tick again, from its next tick after now"),
+    Kind("schedule_run", {"name": _SCHEDULE}, Need.ADMIN, _schedule_run,
+         "submit one run of a periodic task now (its ticks unchanged)"),
 )}
 
 

@@ -84,15 +84,19 @@ def fire_schedules(core: MasterCore) -> None:
     saved with it in the same commit, so no tick runs twice, restart or not."""
     fired = core.periodic.due(core.wall)
     for s, tick in fired:
-        opts: dict[str, Any] = {}  # unset ones: what the task declares (catalogue)
-        if s.queue is not None:
-            opts["queue"] = s.queue
-        if s.priority is not None:
-            opts["priority"] = s.priority
-        payload = serde.encode_call(s.args, s.kwargs)
-        submission.submit_one(core, None, (s.task_id(tick), s.task, payload, opts))
+        _submit_run(core, s, s.task_id(tick))
     if fired:
         core._meta["schedules"] = core.periodic.dump()
+
+
+def _submit_run(core: MasterCore, s: Schedule, tid: str) -> None:
+    opts: dict[str, Any] = {}  # unset ones: what the task declares (catalogue)
+    if s.queue is not None:
+        opts["queue"] = s.queue
+    if s.priority is not None:
+        opts["priority"] = s.priority
+    payload = serde.encode_call(s.args, s.kwargs)
+    submission.submit_one(core, None, (tid, s.task, payload, opts))
 
 
 def add_schedule(core: MasterCore, spec: dict[str, Any]) -> dict[str, Any]:
@@ -113,6 +117,50 @@ def remove_schedule(core: MasterCore, name: str) -> bool:
         raise queries.NotFound(f"no schedule named {name!r}")
     core._meta["schedules"] = core.periodic.dump()
     return True
+
+
+def pause_schedule(core: MasterCore, name: str) -> dict[str, Any]:
+    """No tick of the schedule fires until it is resumed; stored with it."""
+    _change(core, name, lambda: core.periodic.pause(name))
+    return core.periodic.view(name)
+
+
+def resume_schedule(core: MasterCore, name: str) -> dict[str, Any]:
+    """Ticks fire again from the first one after now (none missed while paused)."""
+    _change(core, name, lambda: core.periodic.resume(name, core.wall))
+    return core.periodic.view(name)
+
+
+def _change(core: MasterCore, name: str, change: Any) -> None:
+    try:
+        change()
+    except KeyError:
+        raise queries.NotFound(f"no schedule named {name!r}") from None
+    except ValueError as e:
+        raise queries.Refused(str(e)) from e
+    core._meta["schedules"] = core.periodic.dump()
+
+
+def run_schedule(core: MasterCore, name: str) -> dict[str, Any]:
+    """Submit one run of the schedule's task now, paused or not, as a tick would (its
+    arguments, queue and priority), with the id NAME@now-TIME; its ticks are unchanged."""
+    try:
+        s = core.periodic.get(name)
+    except KeyError:
+        raise queries.NotFound(f"no schedule named {name!r}") from None
+    except ValueError as e:
+        raise queries.Refused(str(e)) from e
+    tid = base = f"{s.name}@now-" + f"{core.wall:.6f}".rstrip("0").rstrip(".")
+    n = 1
+    while tid in core.tasks:  # asked twice in one turn: a run each
+        n += 1
+        tid = f"{base}-{n}"
+    _submit_run(core, s, tid)
+    t = core.tasks.get(tid)
+    if t is None:  # BUSY (the master holds its most tasks) or refused
+        raise queries.Refused(f"schedule {name!r}: the master did not take the run now "
+                              "(it holds the most tasks it may; try again later)")
+    return {"id": tid, "schedule": core.periodic.view(name)}
 
 
 def list_schedules(core: MasterCore) -> list[dict[str, Any]]:
