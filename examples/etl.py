@@ -43,9 +43,11 @@ def main() -> None:
     parser.add_argument("--db", help="the SQLite file to load (default: a temporary one)")
     parser.add_argument("--connect", help="a running cluster (default: start one)")
     a = parser.parse_args()
-    folder = Path(tempfile.mkdtemp(prefix="zq-etl-"))
-    db = Path(a.db).resolve() if a.db else folder / "orders.db"
-    source = Path(a.csv).resolve() if a.csv else folder / "orders.csv"
+    # the sample and the database go to a folder of their own unless given (it is kept:
+    # the database is the result)
+    folder = None if a.csv and a.db else Path(tempfile.mkdtemp(prefix="zq-etl-"))
+    db = Path(a.db).resolve() if a.db else folder / "orders.db"  # type: ignore[operator]
+    source = Path(a.csv).resolve() if a.csv else folder / "orders.csv"  # type: ignore[operator]
     if not a.csv:
         write_sample(source)
     with cluster(a.connect) as client:
