@@ -1,7 +1,8 @@
 """The dashboard's pages in a real browser (issue 15), second part: a worker killed with
 -9 turns from connected to lost on the open Workers page, with no reload; a task's page
 shows its arguments, links to the task it waits for, whose page shows its streamed
-chunks and links back."""
+chunks and links back; Pause and Resume on the Schedules page change the schedule at the
+master and the page shows it."""
 
 from __future__ import annotations
 
@@ -63,3 +64,28 @@ def test_a_task_page_shows_args_dependencies_and_chunks(stack: Stack, page: Any,
     finally:
         gate.touch()
         worker.kill()  # the stack closes its log
+
+
+def test_pause_and_resume_a_schedule(stack: Stack, page: Any, marks: Path) -> None:
+    with stack.client() as client:
+        client.schedule("browser-beat", f"{APP}:record", str(marks / "runs"), "tick",
+                        every=3600)
+        try:
+            page.goto(stack.url + "/schedules")
+            row = '#schedules tr[data-schedule="browser-beat"]'
+            page.wait_for_selector(f'{row}[data-paused="no"]')
+            page.once("dialog", lambda dialog: dialog.accept())  # "Pause browser-beat? ..."
+            page.click(f"{row} button.pause")
+            page.wait_for_selector(f'{row}[data-paused="yes"]')
+            assert page.locator(f"{row} td.next").inner_text() == "paused"
+            assert page.locator("#flash").inner_text() == "browser-beat is paused"
+            beat = next(s for s in client.schedules() if s["name"] == "browser-beat")
+            assert beat["paused"] is True and beat["next_run"] is None  # the master's
+            page.click(f"{row} button.resume")
+            page.wait_for_selector(f'{row}[data-paused="no"]')
+            beat = next(s for s in client.schedules() if s["name"] == "browser-beat")
+            assert beat["paused"] is False and beat["next_run"] is not None
+            assert page.locator(f"{row} td.next").inner_text() != "paused"
+            assert page.locator(f"{row} button.pause").count() == 1
+        finally:
+            client.unschedule("browser-beat")

@@ -154,20 +154,6 @@ def test_bulk_retry_and_purge(dash: Any) -> None:
     assert web.get(f"/api/tasks/{other.id}").status_code == 404
 
 
-def test_schedules_run_now_and_no_pause(dash: Any) -> None:
-    web, client, _ = dash
-    client.schedule("hourly-add", "tests.apps.e2e_tasks:add", 20, 22, every=3600)
-    body = web.get("/api/schedules").json()
-    assert [s["name"] for s in body["schedules"]] == ["hourly-add"]
-    assert body["pause_supported"] is False
-    ran = web.post("/api/schedules/hourly-add/run", headers=csrf(web))
-    assert ran.status_code == 200, ran.text
-    assert client.future(ran.json()["id"]).result(timeout=20) == 42
-    assert web.post("/api/schedules/nope/run", headers=csrf(web)).status_code == 404
-    assert web.post("/api/schedules/hourly-add/pause", headers=csrf(web)).status_code == 501
-    assert "Run now" in web.get("/schedules").text
-
-
 def test_pages_render(dash: Any) -> None:
     web, client, _ = dash
     f = client.submit("tests.apps.e2e_tasks:fail", "KeyError", "k")

@@ -37,6 +37,8 @@ HERE = Path(__file__).parent
 RETRY_STATES = ("failed", "dead", "cancelled")
 PURGE_STATES = ("succeeded", "failed", "cancelled", "dead")
 BULK_LIMIT = 10_000  # tasks one bulk retry may touch
+OLDER = ("it speaks a protocol older than 1.5 (pause and resume need 1.5): remove the "
+         "schedule and add it again instead")
 
 
 @dataclass(frozen=True)
@@ -135,14 +137,18 @@ def _api(data: Data, live: Live, settings: Settings) -> list[Route]:
         rows = await _ask(data.client.schedules)
         if isinstance(rows, Response):
             return rows
-        return JSONResponse({"schedules": rows, "pause_supported": False})
+        return JSONResponse({"schedules": rows, "pause_supported": pause_supported(rows)})
 
     async def run_now(request: Request) -> Response:
-        return await _json(lambda: {"id": data.run_now(request.path_params["name"])})
+        return await _json(lambda: data.run_now(request.path_params["name"], settings.role))
 
-    async def pause(request: Request) -> Response:
-        return _error(501, "the master cannot pause or resume a schedule (it has no such "
-                           "query yet): remove it, and add it again to resume")
+    def schedule_action(change: Callable[[str], Any]) -> Callable[[Request], Any]:
+        async def act(request: Request) -> Response:
+            out = await _ask(lambda: change(request.path_params["name"]))
+            if isinstance(out, Response) and out.status_code == 409 and older_master(out):
+                return _error(501, f"not available from this master: {OLDER}")
+            return out if isinstance(out, Response) else JSONResponse(out)
+        return act
 
     async def bulk_retry(request: Request) -> Response:
         form = await _body(request)
@@ -197,12 +203,25 @@ def _api(data: Data, live: Live, settings: Settings) -> list[Route]:
         Route("/api/tasks/{id}/cancel", cancel, methods=["POST"]),
         Route("/api/schedules", schedules),
         Route("/api/schedules/{name}/run", run_now, methods=["POST"]),
-        Route("/api/schedules/{name}/pause", pause, methods=["POST"]),
-        Route("/api/schedules/{name}/resume", pause, methods=["POST"]),
+        Route("/api/schedules/{name}/pause",
+              schedule_action(lambda name: data.client.pause_schedule(name)), methods=["POST"]),
+        Route("/api/schedules/{name}/resume",
+              schedule_action(lambda name: data.client.resume_schedule(name)), methods=["POST"]),
         Route("/api/bulk/retry", bulk_retry, methods=["POST"]),
         Route("/api/bulk/purge", purge, methods=["POST"]),
         Route("/api/throughput", throughput), Route("/api/events", events),
     ]
+
+
+def pause_supported(rows: list[dict[str, Any]]) -> bool | None:
+    """Whether the master can pause schedules (protocol 1.5 lists `paused`); None when
+    it lists none to tell by."""
+    return ("paused" in rows[0]) if rows else None
+
+
+def older_master(refused: Response) -> bool:
+    """A 409 that is the master not knowing the query: older than protocol 1.5."""
+    return b"unknown query" in bytes(refused.body)
 
 
 async def _ask(call: Callable[[], Any]) -> Any:

@@ -9,7 +9,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from zq.errors import ZqError
+from zq.errors import Rejected, ZqError
 from zq.web.detail import task_view
 
 FRESH = 0.5  # seconds a status or running-task answer is reused (pages reload on the
@@ -124,9 +124,19 @@ class Data:
                 return dict(s)
         return None
 
-    def run_now(self, name: str) -> str:
-        """Submit a schedule's task once now, with its arguments, queue and priority
-        (an ordinary submission: the schedule's own next run is unchanged)."""
+    def run_now(self, name: str, role: str) -> dict[str, Any]:
+        """Run a schedule's task once now, its ticks unchanged: the master's schedule_run
+        (protocol 1.5, admin role), else (a client key, or an older master) an ordinary
+        submission with the schedule's arguments, queue and priority."""
+        if role == "admin":
+            try:
+                return {"id": str(self.client.run_schedule(name).id)}
+            except Rejected as e:
+                if not str(e).startswith("unknown query"):
+                    raise
+        return {"id": self._submit_like(name)}
+
+    def _submit_like(self, name: str) -> str:
         s = self.schedule(name)
         if s is None:
             raise LookupError(f"no schedule named {name!r}")

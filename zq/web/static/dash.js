@@ -117,6 +117,7 @@
       if (b.retried) text = "retried " + b.retried.length + " tasks" + (b.skipped.length ? ", skipped " + b.skipped.length : "");
       else if (b.purged !== undefined) text = "purged " + b.purged + " tasks";
       else if (b.state) text = b.id + " is " + b.state;
+      else if (b.paused !== undefined) text = b.name + (b.paused ? " is paused" : " is resumed");
       else if (b.id) text = "submitted " + b.id;
       flash(text, false);
       refresh();
