@@ -63,6 +63,7 @@ def test_a_killed_worker_stays_listed_as_lost_with_when(dash: Any) -> None:
     page = web.get("/workers").text
     assert 'data-worker="w2" data-status="lost"' in page
     assert 'data-worker="w1" data-status="connected"' in page
+    assert "1 connected, 1 gone in the last 10 minutes" in page
 
 
 def test_a_worker_stopped_cleanly_is_listed_as_left(dash: Any) -> None:

@@ -16,7 +16,7 @@ from starlette.templating import Jinja2Templates
 from zq.errors import ConnectionLost, Rejected, ZqError
 from zq.web.data import Data
 from zq.web.guard import set_csrf_cookie
-from zq.web.live import Live
+from zq.web.live import DEPARTED_SECONDS, Live
 from zq.web.params import task_filter
 
 RECENT_SHOWN = 20  # latest events on the overview
@@ -56,8 +56,9 @@ def routes(data: Data, live: Live, templates: Jinja2Templates) -> list[Route]:
 
     async def workers(request: Request) -> Response:
         departed = live.departed_workers(time.time())  # read on the loop that writes it
-        return await render(request, "workers", lambda: {"workers": data.workers(departed),
-                                                          "now": time.time()})
+        return await render(request, "workers", lambda: {
+            "workers": data.workers(departed), "now": time.time(),
+            "departed_minutes": DEPARTED_SECONDS // 60})
 
     async def tasks(request: Request) -> Response:
         args = task_filter(request)
