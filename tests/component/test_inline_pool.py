@@ -6,6 +6,7 @@ out long, time limits after the fact, and cancel / withdraw of what waits its tu
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -144,6 +145,24 @@ def test_a_time_limit_overrun_inline_is_a_timeout_after_the_fact(pool: ThreadPoo
     (e,) = drv.run(t("late", "where_after", LONG + 0.05, timeout=LONG))
     assert e[2] == Outcome.ERROR and error(e)["type"] == "TaskTimeout"
     assert "inline" in error(e)["message"]
+
+
+def test_a_thread_run_past_its_time_limit_counts_as_long(pool: ThreadPool) -> None:
+    """A run abandoned at its deadline still ends some time later: its length resets the
+    name's count of short runs, so it is not proven short by the runs around it."""
+    drv = Driver(pool)
+    name = f"{APP}:where_after"
+    for i in range(PROVEN_RUNS - 1):
+        drv.run(t(f"s{i}", "where_after", 0))
+    (e,) = drv.run(t("late", "where_after", LONG, timeout=0.05))
+    assert error(e)["type"] == "TaskTimeout"
+    deadline = time.monotonic() + 10  # the abandoned thread returns after LONG seconds
+    while pool._short.get(name) != 0:
+        assert time.monotonic() < deadline, "the abandoned run was never counted"
+        time.sleep(0.01)
+    drv.run(t("s9", "where_after", 0))
+    (e,) = drv.run(t("next", "where_after", 0))
+    assert value(e) == "zq-task"  # one short run since the long one: not proven
 
 
 def test_a_task_with_a_limit_under_inline_under_never_runs_inline(pool: ThreadPool) -> None:

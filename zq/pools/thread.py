@@ -203,14 +203,14 @@ class ThreadPool(InProcessPool):
         while True:
             with cond:
                 if job is not None:  # the task just run ends here
+                    task_id, attempt, name = job.entry[:3]
+                    if self._inline_under:  # a run past its time limit counts too
+                        self._note_run(name, took)
                     if job.abandoned:  # reported at its deadline; a new thread took our place
                         return
-                    task_id, attempt, name = job.entry[:3]
                     del running[task_id]
                     if job.deadline is not None:
                         self._timed -= 1
-                    if self._inline_under:
-                        self._note_run(name, took)
                     if job.ctx.cancelled:
                         outcome, data = CANCELLED, EMPTY
                     self._done.append((task_id, attempt, outcome, data))
