@@ -47,6 +47,7 @@ IDLE_EXIT = 60.0  # seconds without a word from the master before giving up
 # HELLO (zq's worker: WorkerConfig's reconnect_min and jitter fraction): the first try
 # 0.05-0.1 s, doubling with each try until a WELCOME, up to 2 s.
 HELLO_BASE, HELLO_CAP, HELLO_JITTER = 0.1, 2.0, 0.5
+RECONNECT_MAX_MS = 1000  # libzmq's reconnect interval at most (see _open)
 
 
 class FakeWorkers:
@@ -76,6 +77,12 @@ class FakeWorkers:
     def _open(self, i: int) -> None:
         """A fresh socket for worker i, and its HELLO (queued until it connects)."""
         sock = transport.peer_socket(self.ctx, self.connect)
+        # libzmq retries a lost connection at 0.1 s doubling (plus up to 0.1 s of jitter);
+        # transport caps that at 5 s, which zq's worker never waits out: it sees the
+        # link drop and opens a fresh socket after its own jittered backoff, retrying
+        # from 0.1 s again. A fake worker keeps its socket, so it caps the retries at 1 s
+        # to come back about as soon as zq's worker would.
+        sock.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_MAX_MS)
         self.socks[i] = sock
         self.index[sock] = i
         self.poller.register(sock, zmq.POLLIN)

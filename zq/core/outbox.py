@@ -73,7 +73,15 @@ class Outbox:
         """Everything pushed since the last take, as messages: per peer, in SEND_ORDER."""
         out, self._out = self._out, {}
         messages: list[tuple[bytes, m.Message]] = []
+        append = messages.append
         for rid, per in out.items():
+            if len(per) == 1:  # one kind (an idle worker's HEARTBEAT): no order to keep
+                (cmd, items), = per.items()
+                if cmd is Cmd.HEARTBEAT:
+                    append((rid, _HEARTBEAT))
+                    continue
+                messages.extend((rid, msg) for msg in build(cmd, items))
+                continue
             for cmd in SEND_ORDER:
                 if cmd in per:
                     messages.extend((rid, msg) for msg in build(cmd, per[cmd]))
@@ -146,7 +154,7 @@ def _build_one(cmd: Cmd, items: list[Any]) -> list[m.Message]:
     if cmd is Cmd.BUSY:
         return [m.Busy(items, BUSY_RETRY_AFTER)]
     if cmd is Cmd.HEARTBEAT:
-        return [m.Heartbeat()]
+        return [_HEARTBEAT]
     if cmd is Cmd.DISCONNECT:
         last = items[-1]  # a reason, or a whole Disconnect (a final one, 1.4)
         return [last if type(last) is m.Disconnect else m.Disconnect(last)]
@@ -155,6 +163,7 @@ def _build_one(cmd: Cmd, items: list[Any]) -> list[m.Message]:
     return list(items)  # WELCOME, REPLY, EVENTS: whole messages
 
 
+_HEARTBEAT = m.Heartbeat()  # it has no fields: one for every peer
 SPLIT_ENTRIES = 50_000  # entries per message the master sends (codec.MAX_ENTRIES: 100,000)
 MESSAGE_FRAMES = codec.MAX_FRAMES - 2  # payload frames in one message (after signature, header)
 # Where the payload is in an entry of the commands that carry payloads.
