@@ -28,6 +28,8 @@ PROTOCOL_VERSION = "1.5"
 SIGNATURES = {Role.WORKER: b"ZQW1", Role.CLIENT: b"ZQC1", Role.MASTER: b"ZQM1"}
 ROLE_OF_SIGNATURE = {sig: role for role, sig in SIGNATURES.items()}
 _CMD_OF = {int(c): c for c in Cmd}  # command code -> Cmd, for decode
+_HEARTBEAT = m.Heartbeat()  # no fields: one decoded HEARTBEAT serves every peer
+_HEARTBEAT_HEADER = msgpack.packb([int(Cmd.HEARTBEAT)])  # as encode writes it
 
 LARGE_PAYLOAD = 64 * 1024  # below this a payload is inlined; above, a frame of its own
 MAX_FRAMES = 1026  # signature + header + at most 1024 large payload frames
@@ -184,6 +186,8 @@ def decode(frames: Sequence[Any]) -> tuple[Role, m.Message]:
     role = ROLE_OF_SIGNATURE.get(bytes(frames[0]))
     if role is None:
         raise ProtocolError(f"unknown signature {bytes(frames[0][:8])!r}: not a zq v1 peer")
+    if len(frames) == 2 and frames[1] == _HEARTBEAT_HEADER:  # every role may send it
+        return role, _HEARTBEAT  # idle, most of what a master reads: no unpacking
     header = _unpack(frames[1])
     if type(header) is not list or not header or type(header[0]) is not int:
         raise ProtocolError("header must be an array starting with a command code")
