@@ -52,12 +52,17 @@ RECONNECT_MAX_MS = 1000  # libzmq's reconnect interval at most (see _open)
 
 class FakeWorkers:
     def __init__(self, connect: str, count: int, credit: int, name: str,
-                 heartbeat: float, concurrency: int | None = None) -> None:
+                 heartbeat: float, concurrency: int | None = None,
+                 watch: bool = False) -> None:
+        self.watch = watch
+        self.monitors: dict[zmq.Socket, int] = {}  # --watch: monitor -> its worker
+        self.monitor_of: dict[int, zmq.Socket] = {}
         self.connect, self.credit, self.heartbeat = connect, credit, heartbeat
         self.concurrency = credit if concurrency is None else concurrency
         self.log: Any = None  # a file: one line per task answered
         self.names = [f"{name}-{i}" for i in range(count)]
         self.ctx = zmq.Context()
+        self.ctx.set(zmq.MAX_SOCKETS, 4 * count + 64)  # --watch: a monitor pair per socket
         self.poller = zmq.Poller()
         self.socks: list[zmq.Socket | None] = [None] * count
         self.index: dict[zmq.Socket, int] = {}
@@ -86,6 +91,11 @@ class FakeWorkers:
         self.socks[i] = sock
         self.index[sock] = i
         self.poller.register(sock, zmq.POLLIN)
+        if self.watch:  # as zq's worker: a dropped link is a lost master at once
+            monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+            self.monitors[monitor] = i
+            self.monitor_of[i] = monitor
+            self.poller.register(monitor, zmq.POLLIN)
         hello = m.Hello(self.names[i], self.host, os.getpid(), ["default"], self.concurrency,
                         "fake", self.credit, [])
         sock.send_multipart(codec.encode(Role.WORKER, hello), zmq.DONTWAIT)
@@ -97,6 +107,12 @@ class FakeWorkers:
         losing its master: a fleet told at once does not come back at once."""
         sock = self.socks[i]
         if sock is not None:
+            monitor = self.monitor_of.pop(i, None)
+            if monitor is not None:
+                self.poller.unregister(monitor)
+                del self.monitors[monitor]
+                sock.disable_monitor()
+                monitor.close(0)
             self.poller.unregister(sock)
             del self.index[sock]
             sock.close(0)
@@ -150,7 +166,11 @@ class FakeWorkers:
             if events:
                 last_heard = time.monotonic()
             for sock, _ in events:
-                self._drain(sock)
+                i = self.monitors.get(sock)
+                if i is None:
+                    self._drain(sock)
+                elif self.socks[i] is not None:  # the link dropped (the master died)
+                    self._reconnect_later(i, time.monotonic())
         return 0
 
     def _drain(self, sock: zmq.Socket) -> None:
@@ -178,6 +198,8 @@ class FakeWorkers:
                 return  # that socket is closed now
 
     def close(self) -> None:
+        for monitor in self.monitors:
+            monitor.close(0)
         for sock in self.socks:
             if sock is not None:
                 sock.close(0)
@@ -195,8 +217,13 @@ def main() -> int:
     parser.add_argument("--heartbeat", type=float, default=1.0, help="the master's interval")
     parser.add_argument("--log", help="append `task_id attempt time` per task answered")
     parser.add_argument("--stats", help="keep `tasks messages` answered in this file")
+    parser.add_argument("--watch", action="store_true",
+                        help="watch each socket (a monitor) and reconnect as soon as its "
+                             "link drops, as zq's worker does, instead of when a HEARTBEAT "
+                             "is answered with DISCONNECT")
     a = parser.parse_args()
-    fakes = FakeWorkers(a.connect, a.count, a.credit, a.name, a.heartbeat, a.concurrency)
+    fakes = FakeWorkers(a.connect, a.count, a.credit, a.name, a.heartbeat, a.concurrency,
+                        a.watch)
     fakes.log = open(a.log, "a") if a.log else None
     fakes.stats = Path(a.stats) if a.stats else None
 

@@ -246,7 +246,7 @@ class Cluster:
         return self._enlist(new, count, wait)
 
     def start_fake_workers(self, count: int, *, processes: int = 2, credit: int = 100,
-                           concurrency: int | None = None,
+                           concurrency: int | None = None, watch: bool = False,
                            wait: float | None = 60.0) -> list[Proc]:
         """`count` protocol-level workers (bench/fake_worker.py: one DEALER each, every
         TASK answered at once with OK results) spread over `processes` processes;
@@ -263,6 +263,8 @@ class Cluster:
                     "--heartbeat", str(self.heartbeat), "--stats", str(stats)]
             if concurrency is not None:
                 argv += ["--concurrency", str(concurrency)]
+            if watch:  # reconnect when the link drops (a monitor per socket)
+                argv.append("--watch")
             proc = Proc(argv, self._log(f"fake{self._names}"),
                         program=[sys.executable, str(FAKE_WORKER)])
             self.procs.append(proc)  # at once: killed on close even if a later one fails

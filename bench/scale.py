@@ -14,9 +14,10 @@ The baseline, in the same run, is the raw relay with a master that tracks task i
 
 --restart: with the workers connected and nothing in flight, maps of --restart-batch
 tasks measure the rate; the master is killed -9 and a new one started on the same
-endpoint (memory store). Every fake worker's next HEARTBEAT then gets DISCONNECT
-("unknown worker") and it sends HELLO again after a jittered backoff (0.05-0.1 s for the
-first try, doubling): all of them re-register within about a heartbeat interval, a
+endpoint (memory store). The fake workers watch their links (--watch: a socket monitor
+each, as zq's worker does): each sees its link drop and connects again on a fresh
+socket after a jittered backoff (0.05-0.1 s for the first try, doubling), sending HELLO
+as it connects: 1,000 HELLOs within about a second of the new master binding, a
 registration storm. Measured from the new master's start (process start included): seconds until
 every worker is registered, and until the end of the first map whose rate is at least
 90% of the rate before.
@@ -106,7 +107,7 @@ def restart_case(workers: int, credit: int, processes: int, batch: int,
     def run() -> tuple[float, float, float, float]:
         with Cluster() as cluster:
             cluster.start_fake_workers(workers, processes=processes, credit=credit,
-                                       concurrency=concurrency, wait=None)
+                                       concurrency=concurrency, watch=True, wait=None)
             cluster.start_master()
             cluster.wait_workers(RESTART_TIMEOUT)
             map_rate(cluster.endpoint, batch)  # warm-up
