@@ -130,6 +130,9 @@ class FakeMaster:
         elif msg.cmd is Cmd.QUERY and msg.kind in self.replies:
             ok, body = self.replies[msg.kind]
             self._send(peer, m.Reply(msg.request_id, ok, body))
+        elif msg.cmd is Cmd.QUERY and msg.kind in ("cancel_unstarted", "cancel_inputs"):
+            # protocol 1.5's kinds, answered as a 1.4 master does: the client falls back
+            self._send(peer, m.Reply(msg.request_id, False, f"unknown query {msg.kind!r}"))
 
     def _run(self, peer: bytes, entry: m.SubmitEntry) -> tuple | None:
         tid, name, payload, _ = entry

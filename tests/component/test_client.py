@@ -298,8 +298,11 @@ def test_executor_shutdown_can_cancel_what_is_left(manual: FakeMaster) -> None:
     # this fake master answers "queued", so it is cancelled.
     shutdown = threading.Thread(target=ex.shutdown, kwargs={"cancel_futures": True})
     shutdown.start()
-    ask = manual.wait_for(lambda log: [x for x in log if isinstance(x, m.Query)])[0]
-    assert (ask.kind, ask.args) == ("get", {"id": tid})
+    # (a 1.5 client first asks cancel_unstarted; this fake master refuses it as a 1.4
+    # master does, and the client falls back to get)
+    ask = manual.wait_for(lambda log: [x for x in log if isinstance(x, m.Query)
+                                       and x.kind == "get"])[0]
+    assert ask.args == {"id": tid}
     manual.send(m.Reply(ask.request_id, True, {"id": tid, "state": "queued"}))
     shutdown.join(10)
     assert not shutdown.is_alive()
