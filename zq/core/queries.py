@@ -335,23 +335,24 @@ def _retry_many(core: MasterCore, a: dict[str, Any], caller: Caller) -> Any:
 
 def _cancel_unstarted(core: MasterCore, a: dict[str, Any], caller: Caller) -> Any:
     """Cancel the named tasks that have not started (1.5; zq.core.cancels decides)."""
-    ids = a["ids"]
-    if not 0 < len(ids) <= cancels.MAX_CANCEL_IDS:
-        raise Refused(f"query 'cancel_unstarted': ids must hold 1 to "
-                      f"{cancels.MAX_CANCEL_IDS} task ids, not {len(ids)} (send more in "
-                      "several queries)")
+    ids = _task_ids(a, "cancel_unstarted", cancels.MAX_CANCEL_IDS)
     core._scanned += len(ids)  # its budget: as a scan of that many tasks
     return cancels.cancel_unstarted(core, caller, ids)
 
 
 def _cancel_inputs(core: MasterCore, a: dict[str, Any], caller: Caller) -> Any:
     """Cancel, upstream of the named tasks, what has not started (1.5; workflows)."""
-    ids = a["ids"]
-    if not 0 < len(ids) <= workflows.MAX_CANCEL_IDS:
-        raise Refused(f"query 'cancel_inputs': ids must hold 1 to "
-                      f"{workflows.MAX_CANCEL_IDS} task ids, not {len(ids)} (send more in "
-                      "several queries)")
+    ids = _task_ids(a, "cancel_inputs", workflows.MAX_CANCEL_IDS)
     return workflows.cancel_inputs(core, caller, ids)
+
+
+def _task_ids(a: dict[str, Any], query: str, most: int) -> list[str]:
+    """The query's `ids`, refused unless they hold 1 to `most` task ids."""
+    ids: list[str] = a["ids"]
+    if not 0 < len(ids) <= most:
+        raise Refused(f"query '{query}': ids must hold 1 to {most} task ids, not "
+                      f"{len(ids)} (send more in several queries)")
+    return ids
 
 
 def _purge(core: MasterCore, a: dict[str, Any], caller: Caller) -> Any:
