@@ -5,4 +5,4 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tests.pg import pg_server  # noqa: E402,F401  (the session's PostgreSQL server)
+from tests.pg import database, pg_server  # noqa: E402,F401  (the session's PostgreSQL server, a database per test)

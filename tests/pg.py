@@ -49,6 +49,14 @@ def pg_server() -> Iterator[PgServer]:
         server.stop()
 
 
+@pytest.fixture
+def database(pg_server: PgServer) -> Iterator[str]:
+    """A database of its own for one test (a master's connections to it may be cut or
+    killed), dropped after."""
+    with pg_server.scratch_database() as url:
+        yield url
+
+
 TEST_DATABASE = "zq_tests"
 
 

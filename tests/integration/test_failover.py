@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import re
 import signal
-import uuid
 from collections import Counter
-from typing import Iterator
 
 import pytest
 
@@ -27,21 +25,12 @@ from tests.integration.raw_peer import RawPeer
 from tests.integration.storm import WAVE, assert_one_result_each, runs
 from zq.core import messages as m
 from zq.core.messages import Role
-from zq.testing.pgserver import PgServer
 
 APP = "tests.apps.e2e_tasks"
 psycopg = pytest.importorskip("psycopg")
 
 TOOK = re.compile(r"took the store's lease \(epoch (\d+)\)")
 
-
-@pytest.fixture
-def database(pg_server: PgServer) -> Iterator[str]:
-    name = "zq_" + uuid.uuid4().hex[:12]
-    url = pg_server.create_database(name)
-    yield url
-    with psycopg.connect(pg_server.url, autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def epochs(log: str) -> list[int]:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import re
 import sys
 import time
-import uuid
 from datetime import datetime
 from pathlib import Path
 from typing import Iterator
@@ -96,11 +95,8 @@ def lan_pg(lan: Lan) -> Iterator[PgServer]:
 
 @pytest.fixture
 def database(lan_pg: PgServer) -> Iterator[str]:
-    name = "zq_" + uuid.uuid4().hex[:12]
-    url = lan_pg.create_database(name)
-    yield url
-    with psycopg.connect(lan_pg.url, autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with lan_pg.scratch_database() as url:
+        yield url
 
 
 def stamp(text: str) -> float:

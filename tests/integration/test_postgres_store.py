@@ -10,9 +10,7 @@ Executions are counted on the workers' side (tasks.log_run, tests/integration/st
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter
-from typing import Iterator
 
 import pytest
 
@@ -21,21 +19,10 @@ from tests.apps import e2e_tasks as t
 from tests.integration.harness import Cluster, wait_until
 from tests.integration.storm import WAVE, Storm, assert_one_result_each, runs
 from zq.core.messages import State
-from zq.testing.pgserver import PgServer
 
 APP = "tests.apps.e2e_tasks"
 psycopg = pytest.importorskip("psycopg")
 from zq.store.postgres import PostgresStore  # noqa: E402  (after the importorskip)
-
-
-@pytest.fixture
-def database(pg_server: PgServer) -> Iterator[str]:
-    """A database of its own (its connections are cut by one test), dropped after."""
-    name = "zq_" + uuid.uuid4().hex[:12]
-    url = pg_server.create_database(name)
-    yield url
-    with psycopg.connect(pg_server.url, autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def test_kill9_of_the_master_in_a_durable_storm_loses_nothing(cluster, storm: Storm,

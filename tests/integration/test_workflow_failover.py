@@ -6,28 +6,16 @@ results, which reach the client that submitted them."""
 
 from __future__ import annotations
 
-import uuid
-from typing import Iterator
-
 import pytest
 
 import zq
 from tests.apps import workflow_tasks as w
 from tests.integration.harness import Cluster, free_port, wait_until
-from zq.testing.pgserver import PgServer
 
 APP = "tests.apps.workflow_tasks"
 psycopg = pytest.importorskip("psycopg")
 HELD = 6.0  # seconds the first steps wait (eta): long enough to kill A before they are due
 
-
-@pytest.fixture
-def database(pg_server: PgServer) -> Iterator[str]:
-    name = "zq_" + uuid.uuid4().hex[:12]
-    url = pg_server.create_database(name)
-    yield url
-    with psycopg.connect(pg_server.url, autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def test_held_workflows_run_to_their_results_on_the_standby(cluster: Cluster, database):

@@ -14,6 +14,7 @@ user (initdb refuses root).
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -21,8 +22,9 @@ import re
 import shutil
 import subprocess
 import tempfile
+import uuid
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from zq.testing.processes import free_port
 
@@ -117,6 +119,18 @@ class PgServer:
         self._run("createdb", "-h", self.listen[0], "-p", str(self.port), "-U", SUPERUSER,
                   name)
         return self.url_of(name)
+
+    @contextlib.contextmanager
+    def scratch_database(self) -> Iterator[str]:
+        """A new empty database under a unique name, for one test: its URL; dropped
+        after, with the connections still open to it (a killed master's) cut."""
+        name = "zq_" + uuid.uuid4().hex[:12]
+        url = self.create_database(name)
+        try:
+            yield url
+        finally:
+            self._run("dropdb", "-h", self.listen[0], "-p", str(self.port), "-U", SUPERUSER,
+                      "--if-exists", "--force", name, check=False)
 
     def stop(self) -> None:
         """Stop the server at once (its data is thrown away) and remove its directory;
