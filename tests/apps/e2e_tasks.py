@@ -169,3 +169,13 @@ def where_record(path, value):
     """record() and where(): when it ran, and in which process."""
     record(path, value)
     return where()
+
+
+def stream_until(n, gate, label="chunk"):
+    """Yield n chunks, then wait for the file `gate` (30 s at most) and return."""
+    for i in range(n):
+        yield f"{label} {i}"
+    deadline = time.monotonic() + 30
+    while not os.path.exists(gate) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return "done"

@@ -12,7 +12,7 @@ from typing import Any
 from tests.browser.stack import APP, Stack
 from tests.integration.harness import wait_until
 
-DETAIL = "tests.apps.detail_tasks"
+DETAIL = "tests.apps.e2e_tasks"
 
 
 def test_a_killed_worker_is_marked_lost_on_the_open_workers_page(stack: Stack,

@@ -17,11 +17,11 @@ pytest.importorskip("httpx", reason="starlette's TestClient needs httpx (the tes
 from starlette.testclient import TestClient  # noqa: E402
 
 import zq  # noqa: E402
-from tests.apps import detail_tasks as apps  # noqa: E402
+from tests.apps import e2e_tasks as apps  # noqa: E402
 from tests.integration.harness import Cluster, wait_until  # noqa: E402
 from zq.web import Settings, create_app  # noqa: E402
 
-APP = "tests.apps.detail_tasks"
+APP = "tests.apps.e2e_tasks"
 
 
 @pytest.fixture

@@ -9,11 +9,11 @@ import json
 import pytest
 
 import zq
-from tests.apps import detail_tasks as t
+from tests.apps import e2e_tasks as t
 from tests.integration.harness import wait_until
 from zq.preview import preview_payload
 
-APP = "tests.apps.detail_tasks"
+APP = "tests.apps.e2e_tasks"
 
 
 @pytest.fixture
