@@ -24,6 +24,9 @@ _SCALAR_TEXT = 4096  # characters of a str or bytes looked at (the preview cuts 
 _BIG_INT_BITS = 4096  # a longer integer shows its size, not its digits
 _ARRAY_BYTES = frozenset([*range(0x90, 0xA0), 0xDC, 0xDD])
 _MAP_BYTES = frozenset([*range(0x80, 0x90), 0xDE, 0xDF])
+# str and bin: the first byte -> (bytes of the header, bytes of its length field)
+_TEXT_HEADERS = {**{b: (1, 0) for b in range(0xA0, 0xC0)}, 0xD9: (2, 1), 0xDA: (3, 2),
+                 0xDB: (5, 4), 0xC4: (2, 1), 0xC5: (3, 2), 0xC6: (5, 4)}
 
 
 class _Full(Exception):
@@ -47,6 +50,10 @@ class _Out:
 
     def text(self) -> str:
         return "".join(self.parts)
+
+
+class _Cut(Exception):
+    """The head ended inside a value, and what it held of it is shown."""
 
 
 class _Shown:
@@ -82,6 +89,8 @@ def preview_payload(head: bytes, size: int, limit: int = 500, *, call: bool = Tr
             out.write(f" <+{max(rest, 0) + max(size - len(head), 0)} bytes>")
     except _Full:
         return out.text()[:limit - 1] + "…"
+    except _Cut:
+        pass
     except msgpack.OutOfData:
         _ending(out, "…" if cut else f" <cut short at byte {len(head)}>")
     except Exception:  # noqa: BLE001 - not msgpack (or not zq's): shown as bytes
@@ -158,8 +167,25 @@ def _value(u: msgpack.Unpacker, data: bytes, out: _Out, depth: int) -> None:
             out.write(": ")
             _value(u, data, out, depth + 1)
         out.write("}")
+    elif b in _TEXT_HEADERS:
+        _text(u, data, out, b)
     else:
         out.write(_scalar(u.unpack()))
+
+
+def _text(u: msgpack.Unpacker, data: bytes, out: _Out, first: int) -> None:
+    """A str or bytes; one the head ends inside (a long document passed as an
+    argument) shows its start, then the preview ends."""
+    at = u.tell()
+    size, field = _TEXT_HEADERS[first]
+    length = first & 0x1F if not field else int.from_bytes(data[at + 1:at + size], "big")
+    if field and at + size > len(data) or at + size + length <= len(data):
+        out.write(_scalar(u.unpack()))  # whole (or its header cut: OutOfData)
+        return
+    start = data[at + size:at + size + _SCALAR_TEXT]
+    shown = start.decode("utf-8", "ignore") if first not in (0xC4, 0xC5, 0xC6) else start
+    out.write(repr(shown)[:-1] + "…" + repr(shown)[-1])
+    raise _Cut
 
 
 def _scalar(v: Any) -> str:

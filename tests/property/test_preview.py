@@ -103,3 +103,13 @@ def test_bytes_that_are_not_msgpack_show_in_hex():
 def test_an_unknown_extension_type_shows_as_a_tag():
     payload = msgpack.packb([[msgpack.ExtType(99, b"abc")], {}])
     assert preview_payload(payload, len(payload)) == "(<ext 99: 3 bytes>)"
+
+
+@pytest.mark.parametrize("long", ["é" * 3000 + "end", b"\x01" * 9000])
+def test_a_long_str_or_bytes_cut_short_in_the_head_shows_its_start(long):
+    """A document passed as an argument is longer than the head the master keeps: the
+    preview shows how it starts, not a bare ellipsis."""
+    payload = serde.encode_call([1, long], {"k": 2})
+    text = preview_payload(*head(payload, ARGS_HEAD), 100)
+    start = repr(long[:5])[:-1]
+    assert text.startswith(f"(1, {start}") and text.endswith("…") and len(text) <= 100, text
