@@ -137,3 +137,40 @@ def test_cancel_of_queued_tasks_while_threads_work(tmp_path: Path) -> None:
             i for i in range(10) if i not in (3, 7)]
     finally:
         pool.close(kill=True)
+
+
+def test_an_outcome_that_lands_while_collect_runs_still_wakes_the_loop(tmp_path: Path) -> None:
+    """collect() takes the threads' outcomes, then empties the wake-up pipe: a task that
+    ends between the two must not leave its result waiting for an unrelated wake-up (a
+    heartbeat, seconds later). Reproduced by ending the task inside the sink's take."""
+    gate = tmp_path / "gate"
+    pool = ThreadPool((APP,), 1)
+    pool.start()
+    try:
+        pool.submit([task("slow", "wait_for_file", str(gate))])
+        pump(pool, lambda rs: any("slow" in r.started for r in rs))
+        sink = pool._sink
+        assert sink is not None
+        take = sink.take
+
+        def take_after_the_task_ends():
+            gate.touch()
+            deadline = time.monotonic() + 30
+            while not pool._done:  # the thread ends the task now, in the gap
+                assert time.monotonic() < deadline, "the task did not end"
+                time.sleep(0.001)
+            return take()
+
+        sink.take = take_after_the_task_ends  # type: ignore[method-assign]
+        report = pool.collect(time.monotonic(), set())
+        sink.take = take  # type: ignore[method-assign]
+        assert report is None or not report.results  # it ended after collect took outcomes
+        readable, _, _ = select.select(pool.fds(), [], [], 0)
+        now = time.monotonic()
+        due = pool.next_deadline(now)
+        assert readable or (due is not None and due <= now), \
+            "a finished task's result waits for an unrelated wake-up"
+        assert value(results_of(pump(pool, lambda rs: "slow" in results_of(rs)))["slow"]) \
+            == "opened"
+    finally:
+        pool.close(kill=True)

@@ -299,6 +299,8 @@ class ThreadPool(InProcessPool):
     def next_deadline(self, now: float) -> float | None:
         if self._pending or self._inline_results:
             return now  # inline work left over from the last turn's budget
+        if self._poked:  # a task ended while collect() ran, and its wake-up byte was read
+            return now
         # A thread may start a task any moment (or just did): look again soon.
         poll = (now + START_POLL if self._fresh or self._queue and len(self._running) < self._n
                 else None)
