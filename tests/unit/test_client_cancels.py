@@ -103,6 +103,15 @@ def test_no_answer_or_a_malformed_one_falls_back_too(answer: Any) -> None:
     assert [k for k, _ in box.asked] == ["cancel_unstarted", "get"]
 
 
+def test_entries_of_a_bad_type_in_the_answer_are_ignored_one_by_one() -> None:
+    """A `cancelled` list holding a list or a dict (unhashable) must not raise out of
+    Future.cancel(): those entries are not ids, so they cancel nothing."""
+    box = FakeMailbox({"cancelled": [["t1"], {"t1": 1}, 7], "kept": {"t1": "running"}}, {})
+    f = Future(box, "t1")  # type: ignore[arg-type]
+    assert f.cancel() is False
+    assert [k for k, _ in box.asked] == ["cancel_unstarted"]
+
+
 def test_cancel_all_asks_once_per_ten_thousand() -> None:
     ids = [f"t{i}" for i in range(10_001)]
     box = FakeMailbox(body(ids[:5000], **{i: "running" for i in ids[5000:]}))

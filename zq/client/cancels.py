@@ -43,7 +43,7 @@ class Answer:
             self.unanswered += ids
             return
         asked = set(ids)
-        self.cancelled.update(i for i in body["cancelled"] if i in asked)
+        self.cancelled.update(i for i in body["cancelled"] if type(i) is str and i in asked)
         kept = body["kept"]
         self.unknown += [i for i in ids if kept.get(i) == UNKNOWN]
 
