@@ -89,6 +89,26 @@ def test_the_core_submits_a_task_per_tick_and_persists_the_schedule():
     core.validate()
 
 
+def test_the_longest_schedule_name_makes_task_ids_a_worker_accepts():
+    """A tick's id is NAME@TIME and a run now's NAME@now-TIME: with the longest name a
+    schedule may have they still fit a task id (a longer id made the worker refuse the
+    whole TASK batch it came in); one character more is refused, saying why."""
+    from zq.core import timers
+    from zq.core.codec import MAX_ID
+    from zq.core.periodic import MAX_SCHEDULE_NAME
+    name = "s" * MAX_SCHEDULE_NAME
+    core = sched_at(utc(2286, 1, 1, 0, 0, 0))  # ten-digit unix times until 2286
+    core.add_schedule({"name": name, "task": "app:job", "every": 0.25})
+    core.advance(2.0, utc(2286, 1, 1, 0, 0, 1) + 0.123457)
+    core.housekeeping()
+    ran = [timers.run_schedule(core, name)["id"] for _ in range(3)]  # -2, -3 in one turn
+    ids = [i for i in core.tasks if i.startswith(name)]
+    assert len(ids) == 4 and set(ran) < set(ids)
+    assert max(map(len, ids)) <= MAX_ID, max(ids, key=len)
+    with pytest.raises(ConfigError, match=f"1 to {MAX_SCHEDULE_NAME} characters"):
+        Schedule.from_dict({"name": name + "s", "task": "m:f", "every": 1})
+
+
 def test_restored_master_does_not_fire_a_tick_again():
     core = sched_at(1000.0)
     core.add_schedule({"name": "e", "task": "app:job", "every": 60.0})

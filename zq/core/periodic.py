@@ -28,6 +28,10 @@ MAX_ARGS_BYTES = 64 * 1024  # a schedule's encoded arguments
 # What a peer or a schedule file may set; the other fields are the master's own.
 PUBLIC_FIELDS = ("name", "task", "cron", "every", "timezone", "args", "kwargs", "queue",
                  "priority")
+# Its task ids, NAME@TIME for a tick and NAME@now-TIME-N for a run now (a ten-digit
+# unix time with microseconds), must fit codec.MAX_ID's 128 characters: a worker refuses
+# a whole TASK batch holding a longer id.
+MAX_SCHEDULE_NAME = 96
 
 
 @dataclass
@@ -49,9 +53,9 @@ class Schedule:
         """Every field of the right type and in range; ConfigError says which is not.
         Checked before a schedule is stored, and again when one is loaded."""
         name = self.name
-        if type(name) is not str or not 0 < len(name) <= 200 or "@" in name:
-            raise ConfigError(f"schedule name {_short(name)} must be a string of 1 to 200 "
-                              "characters, without '@'")
+        if type(name) is not str or not 0 < len(name) <= MAX_SCHEDULE_NAME or "@" in name:
+            raise ConfigError(f"schedule name {_short(name)} must be a string of 1 to "
+                              f"{MAX_SCHEDULE_NAME} characters, without '@'")
         if type(self.task) is not str or ":" not in self.task or len(self.task) > 512:
             raise ConfigError(f"schedule {name}: task {_short(self.task)} must be "
                               "'module:function'")
