@@ -136,3 +136,35 @@ def test_each_entry_is_checked_alone_and_the_list_bounded() -> None:
     h.s.on_query(ADMIN, 8, "cancel_inputs", {"ids": "b"})
     replies = [msg for _, msg in h.s.flush().messages if isinstance(msg, m.Reply)]
     assert not replies[0].ok and "must be an array" in replies[0].body
+
+
+def test_an_input_that_another_input_runs_after_is_cancelled_whatever_the_order() -> None:
+    """top takes a and b; b runs after a (after=, not an input). Once b goes, nothing
+    live needs a, whichever of top's inputs is looked at first."""
+    for inputs in (["a", "b"], ["b", "a"]):
+        h = make()
+        h.submit("a")
+        h.submit("b", after=["a"])
+        h.submit("top", inputs=inputs)
+        h.cancel("top")
+        ok, body = ask(h, "top")
+        assert ok and sorted(body["cancelled"]) == ["a", "b"], inputs
+
+
+def test_an_input_restored_after_a_restart_may_still_run_and_is_kept() -> None:
+    """After a master restart a task that was leased is queued again but held: its
+    worker may still be running it (as cancel_unstarted decides, zq.core.cancels)."""
+    from tests.unit.test_cancel_unstarted import Master
+    before = Master()
+    before.hello(W1, concurrency=1, credit=3)
+    before.submit("a", "x")
+    before.submit("top", inputs=["x"])
+    before.lease()  # a runs, x waits in w1's queue
+    master = Master()
+    master.core.restore(list(before.core.tasks.values()))
+    assert master.state("x") == "queued"
+    master.core.on_query(ADMIN, 7, "cancel_inputs", {"ids": ["top"]})
+    master.core.validate()
+    replies = [msg for _, msg in master.flush() if isinstance(msg, m.Reply)]
+    assert replies[0].ok and replies[0].body["cancelled"] == []
+    assert master.state("x") == "queued"

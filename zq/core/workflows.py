@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from zq.core import expiry, serde
 from zq.core.access import Caller, may_touch
+from zq.core.cancels import may_run
 from zq.core.codec import MAX_ID, MAX_IDS
 from zq.core.messages import FINAL_STATES, State
 from zq.core.parts import Refs
@@ -159,13 +160,16 @@ def cancel_inputs(core: MasterCore, caller: Caller, ids: list[Any]) -> dict[str,
 
 
 def upstream_of(core: MasterCore, ids: list[str], may: Any) -> list[TaskRecord]:
-    """The inputs of tasks `ids`, transitively, that go with them: each not started,
-    every unfinished task that waits on it (as input or `after`) among `ids` or these,
-    and may(task) true. An input skipped because another taker was still live is looked
-    at again whenever that taker joins (each joining task looks at its inputs), so the
-    answer does not depend on the order the graph is walked in."""
+    """The inputs of tasks `ids`, transitively, that go with them: each not started (nor
+    possibly running on a worker after a master restart: zq.core.cancels.may_run), every
+    unfinished task that waits on it (as input or `after`) among `ids` or these, and
+    may(task) true. Each candidate input counts its live takers outside the set once;
+    a task joining the set counts down the inputs it runs after, so the answer does not
+    depend on the order the graph is walked in, and the walk is linear in its edges
+    (each charged to the query budget)."""
     tasks, waiting = core.tasks, core.waiting
     gone = set(ids)
+    live: dict[str, int] = {}  # candidate input -> its unfinished takers not in `gone`
     stack = list(gone)
     out: list[TaskRecord] = []
     while stack:
@@ -173,18 +177,30 @@ def upstream_of(core: MasterCore, ids: list[str], may: Any) -> list[TaskRecord]:
         core._scanned += 1
         if t is None or not t.inputs:
             continue
+        ready = []
         for i in t.inputs:
-            if i in gone:
+            if i in gone or i in live:
                 continue
             d = tasks.get(i)
-            if d is None or d.state not in NOT_STARTED or not may(d):
+            if d is None or d.state not in NOT_STARTED or not may(d) or may_run(core, d):
                 continue
-            if any(w not in gone and (r := tasks.get(w)) is not None
-                   and r.state not in FINAL_STATES for w in waiting.get(i, ())):
-                continue  # another workflow (or a live task) still needs it
+            takers = waiting.get(i, ())
+            core._scanned += len(takers)
+            live[i] = sum(1 for w in takers if w not in gone
+                          and (r := tasks.get(w)) is not None and r.state not in FINAL_STATES)
+            if not live[i]:
+                ready.append(i)
+        while ready:
+            i = ready.pop()
             gone.add(i)
+            d = tasks[i]
             out.append(d)
             stack.append(i)
+            for a in d.after or ():  # d no longer holds up what it runs after
+                if a in live and a not in gone:
+                    live[a] -= 1
+                    if not live[a]:
+                        ready.append(a)
     return out
 
 
