@@ -25,13 +25,17 @@ lint: setup
 # Lint first, then the suite. The suite runs even when lint fails (a style slip must not
 # hide a test result), and `make test` fails if either did.
 # -rs: every skipped test prints why (the namespace and full-disk tests need root).
+# -n 2: two test processes (pytest-xdist); most tests wait on real masters and workers,
+# so two at a time halve the suite's time on 2 cores. --durations: the slowest, to watch
+# the 15-minute budget.
+PYTEST := $(PY) -m pytest -q -p no:cacheprovider -rs -n 2 --dist worksteal
 test: setup
 	@lint=0; $(MAKE) --no-print-directory lint || lint=$$?; \
-	$(PY) -m pytest -q -p no:cacheprovider -rs || exit $$?; \
+	$(PYTEST) --durations=15 || exit $$?; \
 	if [ $$lint -ne 0 ]; then echo "make test: the suite passed but lint failed (see above)" >&2; exit $$lint; fi
 
 test-fast: setup
-	$(PY) -m pytest -q -p no:cacheprovider -rs tests/unit tests/component tests/property tests/store
+	$(PYTEST) tests/unit tests/component tests/property tests/store
 
 bench: setup
 	$(PY) -m pip install --quiet -e '.[bench]'

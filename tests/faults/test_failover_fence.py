@@ -20,7 +20,7 @@ from tests.apps import e2e_tasks as t
 from tests.faults.proxy import Proxy
 from tests.integration.harness import Cluster, free_port, wait_until
 from tests.integration.storm import WAVE, assert_one_result_each, runs
-from tests.integration.test_failover import database, epochs  # noqa: F401 - a fixture
+from tests.integration.test_failover import epochs
 
 APP = "tests.apps.e2e_tasks"
 psycopg = pytest.importorskip("psycopg")

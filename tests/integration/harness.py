@@ -84,8 +84,7 @@ class Cluster:
     def wait_workers(self, names: set[str], timeout: float = 20.0) -> None:
         def registered() -> bool:
             for p in self.procs:
-                if (not p.alive() and p is not self.master
-                        and any(n in " ".join(p.args) for n in names)):
+                if not p.alive() and p is not self.master and worker_name(p.args) in names:
                     raise AssertionError(f"a worker exited:\n{p.output()}")
             return names <= self.workers()
         wait_until(registered, timeout, f"workers {sorted(names)} to register")
@@ -96,3 +95,11 @@ class Cluster:
     def close(self) -> None:
         for p in reversed(self.procs):
             p.close()
+
+
+def worker_name(args: list[str]) -> str | None:
+    """The --name of a `zq worker` command line, else None. (Not a substring test: any
+    argument, a temporary path under pytest-xdist's popen-gw1, may hold "w1".)"""
+    if "worker" not in args or "--name" not in args[:-1]:
+        return None
+    return args[args.index("--name") + 1]

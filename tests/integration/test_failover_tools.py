@@ -14,7 +14,6 @@ import zq
 from tests.apps import e2e_tasks as t
 from tests.integration.harness import Cluster, Proc, free_port, wait_until
 from tests.integration.test_cli_ops import zq_cli
-from tests.integration.test_failover import database  # noqa: F401 - a fixture
 
 psycopg = pytest.importorskip("psycopg")
 

@@ -78,12 +78,14 @@ def test_cancel_of_a_task_waiting_behind_a_busy_thread(cluster, tmp_path: Path):
         wait_until(lambda: client.get(queued[1].id)["state"] == "running", 30,
                    "the queued tasks to reach the worker")
         assert queued[1].revoke() is True
+        # Cancelled while the thread is still busy (the gate is shut): opening the gate
+        # before the CANCEL reached the worker would let the task start first.
+        wait_until(lambda: client.get(queued[1].id)["state"] == "cancelled", 30,
+                   "the revoked task to be cancelled")
         Path(gate).touch()
         assert held.result(timeout=30) == "zq-task"
         assert queued[0].result(timeout=30) == ["zq-task", 0]  # behind a thread: no inline
         assert queued[2].result(timeout=30) == ["zq-task", 2]
-        wait_until(lambda: client.get(queued[1].id)["state"] == "cancelled", 30,
-                   "the revoked task to be cancelled")
         assert client.submit(WHERE, 9).result(timeout=30) == [LOOP, 9]
 
 
