@@ -287,3 +287,24 @@ def test_attempts_kept_are_bounded() -> None:
     got = get(h, "t")["attempts"]
     assert len(got) == detail.ATTEMPTS_KEPT == 20
     assert [a["attempt"] for a in got] == list(range(11, 31))
+
+
+def test_a_get_costs_its_asker_about_what_its_detail_weighs() -> None:
+    """The query budget (PROTOCOL §1) counts a get's heads and listed rows: a get of a
+    task with 4 KiB of arguments and 100 parents costs far more than a bare one."""
+    from zq.core.queries import QUERY_BYTES, QUERY_COST, ROW_COST
+    h = harness()
+    submit(h, "bare")
+    parents = [f"p{i}" for i in range(100)]
+    for p in parents:
+        submit(h, p)
+    submit(h, "heavy", serde.encode_call(["x" * 8000], {}), after=parents)
+
+    def cost(tid: str) -> float:
+        before = h.s.query_budget.get(ADMIN.rid, [float(QUERY_BYTES)])[0]
+        get(h, tid)
+        return before - h.s.query_budget[ADMIN.rid][0]
+
+    bare, heavy = cost("bare"), cost("heavy")
+    assert bare < QUERY_COST + 2 * ROW_COST  # the task map and its own attempt
+    assert heavy >= QUERY_COST + 100 * ROW_COST + detail.ARGS_HEAD

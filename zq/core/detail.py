@@ -28,6 +28,7 @@ CHUNK_HEAD = 1024  # bytes of each kept chunk
 STREAMS_KEPT = 500  # tasks whose chunks are kept (those that streamed last)
 ATTEMPTS_KEPT = 20  # a task's latest past attempts kept in memory
 HISTORIES_KEPT = 10_000  # tasks whose past attempts are kept (those retried last)
+ANSWER_ROW = 256  # bytes a row of an answer is counted as (zq.core.queries.ROW_COST)
 ERROR_TEXT = 200  # characters of a past attempt's error message kept
 
 
@@ -115,6 +116,11 @@ def task_detail(core: MasterCore, t: TaskRecord) -> dict[str, Any]:
     out.update(_children(core, t))
     out["chunks"], out["chunks_total"] = core.recent.chunks_of(t)
     out["attempts"] = attempts(core, t)
+    # Its cost to the asker's query budget, as its size: a row per dependency, chunk
+    # and attempt listed, and the heads' bytes (up to ~30 KiB in all).
+    head_bytes = len(out["args_head"] or b"") + sum(len(c["head"]) for c in out["chunks"])
+    core._rows += (len(out["parents"]) + len(out["children"]) + len(out["chunks"])
+                   + len(out["attempts"]) + head_bytes // ANSWER_ROW)
     return out
 
 
@@ -142,7 +148,7 @@ def _children(core: MasterCore, t: TaskRecord) -> dict[str, Any]:
         return {"children": [_dep(core, c) for c in ids[:DEPS_SHOWN]],
                 "children_total": len(ids), "children_partial": False}
     found: list[TaskRecord] = []
-    scanned, partial = 0, False
+    scanned, read, partial = 0, 0, False
     for other in reversed(core.tasks.values()):
         if other is t:
             break
@@ -150,9 +156,11 @@ def _children(core: MasterCore, t: TaskRecord) -> dict[str, Any]:
             partial = True
             break
         scanned += 1
-        if other.after and t.id in other.after:
-            found.append(other)
-    core._scanned += scanned
+        if other.after:
+            read += len(other.after)
+            if t.id in other.after:
+                found.append(other)
+    core._scanned += scanned + read  # charged for each id the look read
     found.reverse()  # oldest first, as the master's own list is
     return {"children": [_dep(core, c.id) for c in found[:DEPS_SHOWN]],
             "children_total": len(found), "children_partial": partial}

@@ -126,7 +126,7 @@ class MasterCore:
         # a restart only an admin may cancel or watch the tasks restored).
         self._caller: Caller | None = None  # of the SUBMIT being handled
         self._scanned = 0  # tasks the query being answered looked at
-        self._rows = 0  # rows it answered inside a map (retry_many's ids)
+        self._rows = 0  # rows answered past one per list entry (retry_many's ids, get's detail)
         self.query_budget: dict[bytes, list[float]] = {}  # rid -> [bytes left, at now]
         self.timed_out = 0  # leases taken back past their time limit
         # Leases that ended without a final result: task id -> {attempt: session}, so a

@@ -36,7 +36,7 @@ SCAN_COST = 8  # per task a `tasks` query looks at
 # at QUERY_BYTES per second; a query costs about its answer (QUERY_COST plus ROW_COST a
 # row). A peer past its budget is answered ok=false at once, in a few bytes.
 QUERY_BYTES = 4 * 1024 * 1024
-QUERY_COST, ROW_COST = 1024, 256
+QUERY_COST, ROW_COST = 1024, detail.ANSWER_ROW
 MAX_RETRY_MANY = 10_000  # tasks one `retry_many` query retries at most
 RETRYABLE_LABELS = tuple(s.label for s in (State.FAILED, State.DEAD, State.CANCELLED))
 STATE_LABELS = tuple(s.label for s in State)
@@ -155,7 +155,7 @@ def on_query(core: MasterCore, caller: Caller, request_id: int, kind: str,
     except Refused as e:  # anything else is a bug: the master counts it
         reply(core, caller.rid, request_id, False, str(e))
     else:
-        rows = len(body) if type(body) is list else core._rows
+        rows = (len(body) if type(body) is list else 0) + core._rows
         budget[0] -= QUERY_COST + SCAN_COST * core._scanned + ROW_COST * rows
         reply(core, caller.rid, request_id, True, body)
 
@@ -288,6 +288,7 @@ def list_tasks(core: MasterCore, state: str | None = None, queue: str | None = N
             row = t.as_dict()
             if t.after:  # a task in a graph: the ids it waits for (issue 17)
                 row.update(workflows.parent_ids(t))
+                core._rows += len(row["parent_ids"]) // 8  # up to 100 ids: ~13 KiB
             out.append(row)
             if len(out) >= limit:
                 break
