@@ -702,7 +702,7 @@ class Master:
         try:
             role = got.role
             if role is Role.CLIENT and type(msg) in _READS_STORED:
-                self._load_missing(msg)
+                self._load_missing(rid, msg)
             core.handle(ev.MessageReceived(rid, role, msg, key,  # type: ignore[arg-type]
                                            key is None or self._is_admin(key)))
         except ProtocolError as e:
@@ -724,7 +724,7 @@ class Master:
     def _is_admin(self, key: str) -> bool:
         return self.keys is not None and self.keys.is_admin(key)
 
-    def _load_missing(self, msg: m.Message) -> None:
+    def _load_missing(self, rid: bytes, msg: m.Message) -> None:
         """Old results live only in the store: read those a WATCH or a query names back
         before the core answers."""
         if isinstance(msg, m.Watch):
@@ -734,14 +734,14 @@ class Master:
         else:
             return
         tasks = self.core.tasks
-        freed = queries.args_to_load(self.core, msg.kind, msg.args) \
+        freed = queries.args_to_load(self.core, rid, msg.kind, msg.args) \
             if isinstance(msg, m.Query) else []
         read = {i: self.store.get(i) for i in dict.fromkeys([
             *(i for i in ids if i not in tasks), *freed])}
         loaded = [t for t in read.values() if t is not None and t.id not in tasks]
         args = {i: read[i].payload for i in freed if read[i] is not None}  # type: ignore[union-attr]
         if loaded or args:
-            self.core.handle(ev.RecordsLoaded(loaded, args))
+            self.core.handle(ev.RecordsLoaded(loaded, args, rid))
 
 
 _HEARTBEAT = codec.encode(Role.MASTER, m.Heartbeat())

@@ -75,17 +75,38 @@ def test_a_success_frees_the_arguments_and_the_store_gives_them_back() -> None:
     body = get(h, "t")  # freed, and nothing read back: nil, not a wrong preview
     assert body["args_head"] is None and body["args_size"] is None
     from zq.core import queries
-    assert queries.args_to_load(h.s, "get", {"id": "t"}) == ["t"]
-    h.s.handle(ev.RecordsLoaded([], {"t": call}))
+    assert queries.args_to_load(h.s, ADMIN.rid, "get", {"id": "t"}) == ["t"]
+    h.s.handle(ev.RecordsLoaded([], {"t": call}, ADMIN.rid))
     body = get(h, "t")
     assert body["args_head"] == call and body["args_size"] == len(call)
     assert get(h, "t")["args_head"] is None  # read back for one answer only
 
 
+def test_arguments_read_back_cost_their_size_and_none_are_read_past_the_budget() -> None:
+    """A client asking `get` of an old task with large arguments again and again makes
+    the loop read them from the store each time: each read costs the asker the payload's
+    whole size, and once its budget is spent nothing more is read."""
+    from zq.core import queries
+    h = harness()
+    big = serde.encode_call(["x" * 3_000_000], {})
+    submit(h, "t", big)
+    run(h)
+    h.results(W1, ("t", 1, OK))
+    h.out()
+    reads = 0
+    for _ in range(5):
+        if queries.args_to_load(h.s, ADMIN.rid, "get", {"id": "t"}):
+            reads += 1
+            h.s.handle(ev.RecordsLoaded([], {"t": big}, ADMIN.rid))
+        h.s.on_query(ADMIN, 7, "get", {"id": "t"})
+        h.s.flush()
+    assert reads == 2  # 4 MiB of budget: a 3 MB read, another, then refused
+
+
 def test_a_volatile_store_asks_for_nothing_to_be_read_back() -> None:
     from zq.core import queries
     h = Harness(durable=False)
-    assert queries.args_to_load(h.s, "get", {"id": "t"}) == []
+    assert queries.args_to_load(h.s, ADMIN.rid, "get", {"id": "t"}) == []
 
 
 # --- parents and children ----------------------------------------------------------------

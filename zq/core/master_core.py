@@ -240,6 +240,8 @@ class MasterCore:
         # what the `get` about to be answered shows (its head only: bounded)
         self.loaded_args = {tid: detail.head(p, detail.ARGS_HEAD)
                             for tid, p in e.args.items() if p}
+        if self.loaded_args and e.rid:  # reading them cost the loop their whole size
+            queries.charge(self, e.rid, sum(n for _, n in self.loaded_args.values()))
 
     def _on_stopping(self, e: ev.Stopping) -> list[ev.Command]:
         """What is left to persist (and to log); nothing more is leased or sent."""

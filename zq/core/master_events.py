@@ -97,6 +97,7 @@ class RecordsLoaded:
 
     records: list[TaskRecord]
     args: dict[str, Any] = field(default_factory=dict)
+    rid: bytes = b""  # who asked: the argument bytes read count against its query budget
 
 
 @dataclass(frozen=True, slots=True)

@@ -174,6 +174,11 @@ def _query_budget(core: MasterCore, rid: bytes) -> list[float]:
     return b
 
 
+def charge(core: MasterCore, rid: bytes, cost: float) -> None:
+    """Count cost bytes against rid's query budget (work done for its next query)."""
+    _query_budget(core, rid)[0] -= cost
+
+
 def forget_full_budgets(core: MasterCore) -> None:
     """Housekeeping: forget the peers whose budget is full again."""
     now = core.now
@@ -444,10 +449,13 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
 )}
 
 
-def args_to_load(core: MasterCore, kind: str, args: Any) -> list[str]:
+def args_to_load(core: MasterCore, rid: bytes, kind: str, args: Any) -> list[str]:
     """Task ids a `get` shows whose argument payload the master freed (a success) or
-    never held (an old task): the loop reads them back from a durable store."""
-    if not core.durable:
+    never held (an old task): the loop reads them back from a durable store. Nothing
+    while the asker's query budget is spent (the query is refused anyway): each payload
+    read costs its whole size, so a peer asking again and again reads at most about
+    QUERY_BYTES a second from the store."""
+    if not core.durable or _query_budget(core, rid)[0] <= 0:
         return []
     return [i for i in ids_to_load(kind, args)
             if (t := core.tasks.get(i)) is None or not t.payload]
