@@ -187,3 +187,19 @@ def test_a_version_1_store_gets_the_lease_on_open(stores: list, url: str) -> Non
     assert b.take_lease("master B", "", ttl=60).ours
     assert [r.id for r in b.load()] == ["t1"]
     assert b._read_meta(SCHEMA_KEY) == 2
+
+
+def test_a_standby_does_not_wait_out_a_commit_holding_the_lease_row(
+        stores: list, url: str) -> None:
+    """A holder cut off in the middle of a commit holds the lease row FOR SHARE until the
+    server ends its session (up to 5 s). A standby trying to take the expired lease then
+    hears "not taken" at once (its loop goes on answering peers that it is standby) and
+    takes it at a later try, once the row is free."""
+    a, b = open_store(stores, url), open_store(stores, url)
+    a.take_lease("master A", "", ttl=0.5)
+    with psycopg.connect(url) as in_flight:  # A's commit, its lease check done
+        in_flight.execute("SELECT epoch FROM zq_lease WHERE id = 1 FOR SHARE")
+        wait_until(lambda: not b.lease().live, 10, "A's lease to expire")
+        assert not b.take_lease("master B", "", ttl=60).ours
+    assert wait_until(lambda: b.take_lease("master B", "", ttl=60).ours, 10,
+                      "B to take the lease once the row is free")

@@ -114,6 +114,10 @@ SESSION_OPTIONS = ("-c statement_timeout=60s -c lock_timeout=5s"
                    " -c client_connection_check_interval=1s"
                    " -c tcp_keepalives_idle=2 -c tcp_keepalives_interval=1"
                    " -c tcp_keepalives_count=3 -c tcp_user_timeout=5000")
+# A standby's try to take the lease waits this long at most for the lease row's lock: a
+# holder cut off mid-commit holds it FOR SHARE for up to 5 s, and a standby waiting that
+# out would answer no peer meanwhile. Not taken now: it tries again at its next poll.
+TAKE_LOCK_WAIT = "100ms"
 LOAD_CHUNK = 10_000  # rows per fetch of the restore's server-side cursor
 # pg_advisory_xact_lock key taken while the schema is checked or made: two masters
 # opening a new database at once make it once.
@@ -296,7 +300,13 @@ class PostgresStore(TurnBuffer, JournalIndex):
         self._holder = holder
         try:
             conn = self._connection()
-            row = conn.execute(_TAKE_LEASE, (holder, endpoint, self.lease_ttl)).fetchone()
+            try:
+                with conn.transaction():
+                    conn.execute(f"SET LOCAL lock_timeout = '{TAKE_LOCK_WAIT}'")
+                    row = conn.execute(_TAKE_LEASE,
+                                       (holder, endpoint, self.lease_ttl)).fetchone()
+            except pg_errors.LockNotAvailable:  # a commit of the holder's holds the row
+                row = None
             if row is not None:
                 self.epoch, self._lease_lost = int(row[0]), False
                 self._reset_index()
