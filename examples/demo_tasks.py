@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 
@@ -22,12 +23,13 @@ def count_primes(lo: int, hi: int) -> int:
     return count
 
 
+WORD = re.compile(r"[a-z][a-z']+")  # words, not the box-drawing of README's pictures
+
+
 def word_count(line: str) -> dict:
     counts: dict[str, int] = {}
-    for word in line.lower().split():
-        word = word.strip(".,;:!?()\"'`*|#-")
-        if word:
-            counts[word] = counts.get(word, 0) + 1
+    for word in WORD.findall(line.lower()):
+        counts[word] = counts.get(word, 0) + 1
     return counts
 
 
