@@ -48,3 +48,13 @@ def test_share_of_a_zero_base_is_not_a_crash() -> None:
         sys.path.remove(str(ROOT / "bench"))
     assert share(0.2, 0.0) == "n/a"
     assert share(3.0, 2.0) == "150%"
+
+
+def test_the_memory_profile_runs_and_attributes_the_bytes() -> None:
+    """bench/memory_profile.py (a profile, not a table): bytes per task by allocation
+    site, and the restart's two parts timed."""
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "memory_profile.py"),
+                           "--quick"], cwd=ROOT, capture_output=True, text=True, timeout=110)
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    assert "tasks.py:" in proc.stdout  # the task record's line, with its bytes
+    assert "open + load():" in proc.stdout and "restore():" in proc.stdout

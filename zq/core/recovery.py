@@ -33,31 +33,42 @@ def restore(core: MasterCore, records: Any) -> int:
     n = 0
     core.hold_until = core.now + core.interval * core.liveness
     final: list[TaskRecord] = []
+    # A million tasks share a few names and queues: each name is checked against the
+    # catalogue, and each (queue, name) given its ready queue, once (issue 18: restart).
+    names_checked: set[str] = set()
+    kinds_readied: set[tuple[str, str]] = set()
+    tasks, counts, seq = core.tasks, core.counts, core.seq
     for t in records:
         n += 1
-        core.seq = max(core.seq, t.seq)
-        core.tasks[t.id] = t
+        if t.seq > seq:
+            seq = t.seq
+        tasks[t.id] = t
         if t.key is not None:
             core.keys[t.key] = t.id
         if t.state in FINAL:
-            core.counts[t.state] += 1
+            counts[t.state] += 1
             final.append(t)
             if t.state is State.SUCCEEDED:
                 t.payload = FREED
             continue
-        if not t.attempt and t.name not in core.catalogue:
-            submission.note_unannounced(core, t.name)
+        if not t.attempt and t.name not in names_checked:
+            names_checked.add(t.name)
+            if t.name not in core.catalogue:
+                submission.note_unannounced(core, t.name)
         if t.state in (State.RUNNING, State.QUEUED, State.RETRYING):
             core.restored_unleased.add(t.id)
         if t.state in (State.RUNNING, State.QUEUED):
             t.state = State.QUEUED
             core.depth[t.queue] = core.depth.get(t.queue, 0) + 1
-            core._ready_queue(ready_key(t.queue, t.name))
+            if (t.queue, t.name) not in kinds_readied:
+                kinds_readied.add((t.queue, t.name))
+                core._ready_queue(ready_key(t.queue, t.name))
             core.held.append(t)
             core.held_ids.add(t.id)
         elif t.state is State.RETRYING:
             timers.add_timer(core, core.wall, t)
-        core.counts[t.state] += 1
+        counts[t.state] += 1
+    core.seq = seq
     for t in core.tasks.values():  # second pass: dependencies may come in any order
         if t.state is State.PENDING:
             if t.after and not core._deps_done(t):
