@@ -11,6 +11,7 @@ Master and worker CPU come from /proc/PID/stat; the client runs in this process.
 
     .venv/bin/python bench/throughput.py [--n 100000] [--runs 3] [--prefetch 1000]
                                          [--stores memory,sqlite,postgres] [--metrics]
+                                         [--workers 1,2]
 
 --metrics adds, per case, the same case with `zq master --metrics` (nothing scrapes it:
 the cost measured is the master's own bookkeeping), interleaved with the case without.
@@ -96,6 +97,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="zq worker --prefetch (set explicitly; see the notes)")
     parser.add_argument("--stores", default="memory,sqlite,postgres",
                         help="comma-separated; postgres runs only where a server can start")
+    parser.add_argument("--workers", default="1,2",
+                        help="comma-separated worker counts, a case each (e.g. 1,2,8)")
     parser.add_argument("--metrics", action="store_true",
                         help="also each case with zq master --metrics, interleaved")
     parser.add_argument("--subscriber", action="store_true",
@@ -126,9 +129,10 @@ def run_cases(a, stack: ExitStack) -> None:
     worker = f"--pool {a.pool} --concurrency {a.concurrency} --prefetch {a.prefetch}"
 
     variants = [False, True] if a.metrics else [False]
+    counts = [int(w) for w in a.workers.split(",") if w]
     cases = {}
     for store in stores:
-        for workers in (1, 2):
+        for workers in counts:
             for metrics in variants:
                 cases[(store, workers, metrics)] = zq_case(
                     store, workers, n, a.pool, a.concurrency, a.prefetch, warmup, pg=pg,
@@ -143,7 +147,7 @@ def run_cases(a, stack: ExitStack) -> None:
                "master µs/task", "worker µs/task", "client µs/task"]
     rows = []
     for store in stores:
-        for workers in (1, 2):
+        for workers in counts:
             for metrics in variants:
                 rate, master_us, worker_us, client_us = med[(store, workers, metrics)]
                 rows.append([f"zq --store {store}, {workers} worker{'s' if workers > 1 else ''}"
