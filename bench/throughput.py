@@ -163,7 +163,7 @@ def run_cases(a, stack: ExitStack) -> None:
         f"{warmup:,} untimed warm-up tasks first; a fresh master and workers per case",
         f"workers: zq worker {worker} (prefetch set explicitly for throughput)"
         + (", one `zq events --json` subscriber" if a.subscriber else ""),
-        *ratios(med, stores),
+        *ratios(med, stores, counts),
         *metrics_cost(med, stores, variants),
         "relay: bench/relay.py relay_throughput(n, batch=100[, track=True]) in the same run",
         f"CPU from /proc/PID/stat (10 ms ticks) over the timed map; client = this process. "
@@ -195,20 +195,22 @@ def metrics_cost(med: dict, stores: list[str], variants: list[bool]) -> list[str
     return out
 
 
-def ratios(med: dict, stores: list[str]) -> list[str]:
-    """One note per pair of stores measured: durable/memory, PostgreSQL/SQLite, and 2
-    workers/1 worker."""
+def ratios(med: dict, stores: list[str], counts: list[int]) -> list[str]:
+    """One note per pair of stores measured (durable/memory, PostgreSQL/SQLite) at each
+    worker count, and each count against 1 worker."""
     names = {"memory": "memory", "sqlite": "SQLite", "postgres": "PostgreSQL"}
     out = []
     for slow, fast in (("sqlite", "memory"), ("postgres", "memory"), ("postgres", "sqlite")):
         if slow in stores and fast in stores:
-            r1 = med[(slow, 1, False)][0] / med[(fast, 1, False)][0]
-            r2 = med[(slow, 2, False)][0] / med[(fast, 2, False)][0]
-            out.append(f"{names[slow]}/{names[fast]}: {r1:.0%} with 1 worker, {r2:.0%} with 2")
-    out.append("2 workers/1 worker: " + ", ".join(
-        f"{med[(s, 2, False)][0] / med[(s, 1, False)][0]:.0%} ({names[s]})" for s in stores))
+            out.append(f"{names[slow]}/{names[fast]}: " + ", ".join(
+                f"{med[(slow, w, False)][0] / med[(fast, w, False)][0]:.0%} with {w} "
+                f"worker{'s' if w > 1 else ''}" for w in counts))
+    if 1 in counts:
+        for w in (w for w in counts if w > 1):
+            out.append(f"{w} workers/1 worker: " + ", ".join(
+                f"{med[(s, w, False)][0] / med[(s, 1, False)][0]:.0%} ({names[s]})"
+                for s in stores))
     return out
-
 
 if __name__ == "__main__":
     main()
