@@ -1,23 +1,59 @@
-"""zq next to Celery, RQ and Dramatiq: the same no-op workload through each, in one run,
-on the same machine, so the ratios are honest.
+"""zq next to Celery, RQ, Dramatiq, Huey and arq: the same no-op workload through each, in
+one run, on the same machine, so the ratios are honest.
 
-    python bench/peers.py [--n 2000] [--zq-n 20000] [--pings 200] [--runs 3] [--quick]
-                          [--systems zq,celery,rq,rq-simple,dramatiq]   (also: zq-map)
+    python bench/peers.py [--config recommended|equal] [--n 2000] [--zq-n 20000]
+                          [--pings 200] [--runs 3] [--quick]
+                          [--systems zq,celery,rq,dramatiq,huey,arq]   (also: zq-map, rq-simple)
 
 It sets itself up. The peers are not zq's dependencies, so they go into a virtualenv of
-their own, bench/.peers-venv (celery[redis], rq, dramatiq[redis], redis, and zq itself
-with `pip install -e .[bench]` for matplotlib), made on the first run; the script then
-runs itself again inside it. When redis-server is not on PATH it is installed with
+their own, bench/.peers-venv (celery[redis], rq, dramatiq[redis], huey, arq, redis, and zq
+itself with `pip install -e .[bench]` for matplotlib), made on the first run; the script
+then runs itself again inside it. When redis-server is not on PATH it is installed with
 apt-get (root only). A private redis-server is started on a free 127.0.0.1 port
 (--save '' --appendonly no) and is always stopped, as is every worker.
 
-Each system gets one worker that runs two tasks at a time (see SYSTEMS). A run starts
-the system's worker(s) afresh and a fresh client (bench/peer_systems/measure.py, task modules
-next to it), which measures (a) throughput: N no-op tasks enqueued with the system's bulk
-API, then every result awaited, timed from the first enqueue to the last result, and
-(b) the round-trip latency of one task at a time, p50/p99. The runs go round the systems
-in turn; reported is the median of --runs runs and the zq/peer ratios, printed and
-written to bench/results/peers.md and bench/results/peers.png.
+Two configurations (SYSTEMS has both for each system; the report says which ran):
+
+--config recommended (the default; results/peers.md): each system as its own docs
+recommend for throughput on this machine (CORES = os.cpu_count()):
+- zq: one `zq worker` with its defaults (process pool, concurrency = cores, adaptive
+  prefetch).
+- Celery: `celery worker -P prefork`, -c left at its default, the number of CPUs. Celery's
+  docs: prefork "is well-suited for many scenarios and generally recommended"
+  (docs.celeryq.dev, User Guide > Concurrency) and "-c, --concurrency: Number of child
+  processes processing the queue. The default is the number of CPUs available on your
+  system" (celery worker reference).
+- RQ: one `rq worker -w rq.SimpleWorker` process per core. RQ runs one job at a time per
+  worker process; its docs/benchmark.md measure SimpleWorker (no fork per job) about 6x
+  faster than the default Worker and name it for jobs "extremely short-lived (single
+  digit milliseconds)", which a no-op is. (RQ's docs advise the forking Worker in
+  production for isolation; --config equal still measures it.)
+- Dramatiq: `dramatiq --processes CORES --threads 8`, the CLI's defaults (`dramatiq
+  --help`: processes default to the CPU count, "2" here, threads per process to 8;
+  Worker(worker_threads=8) in its API docs).
+- Huey: `huey_consumer -k thread -w 8`, RedisHuey with its result store and
+  notify_result=True (results are awaited with a BLPOP, not polled). `huey_consumer
+  --help` (and its docs, docs/consumer.rst): -w "number of worker threads/processes
+  (default=1)"; -k "Use process for CPU-intensive workloads, and greenlet for IO-heavy
+  workloads. When in doubt, thread is the safest choice." No number is recommended; 8
+  threads, as Dramatiq's default, since a no-op is all Redis round trips.
+- arq: `arq arq_tasks.WorkerSettings`, one asyncio process with max_jobs at its default
+  (10; arq's Worker docs). poll_delay is lowered from 0.5 s to 10 ms (arq_tasks.py says
+  why): the generous choice for the peer.
+
+--config equal (results/peers-equal.md; the configuration of the earlier numbers): one
+worker that runs two tasks at a time in each system: `zq worker --pool process
+--concurrency 2 --prefetch 1000`, `celery worker -P prefork -c 2`, 2 `rq worker`
+processes (forking Worker; rq-simple: SimpleWorker), `dramatiq --processes 1 --threads 2`,
+`huey_consumer -k thread -w 2`, arq with max_jobs 2.
+
+A run starts the system's worker(s) afresh and a fresh client
+(bench/peer_systems/measure.py, task modules next to it), which measures (a) throughput:
+N no-op tasks enqueued with the system's bulk API, then every result awaited, timed from
+the first enqueue to the last result, and (b) the round-trip latency of one task at a
+time, p50/p99. The runs go round the systems in turn; reported is the median of --runs
+runs and the zq/peer ratios, printed and written to bench/results/peers.md and peers.png
+(peers-equal.md and .png for --config equal).
 """
 
 from __future__ import annotations
@@ -45,8 +81,8 @@ ROOT = HERE.parent
 TASKS = HERE / "peer_systems"  # the task modules and measure.py; on the workers' PYTHONPATH
 RESULTS = HERE / "results"
 DEFAULT_VENV = HERE / ".peers-venv"
-PEER_PACKAGES = ["celery[redis]", "rq", "dramatiq[redis]", "redis"]
-IMPORT_CHECK = ("import celery, rq, dramatiq, redis, matplotlib, zq, sys; "
+PEER_PACKAGES = ["celery[redis]", "rq", "dramatiq[redis]", "redis", "huey", "arq"]
+IMPORT_CHECK = ("import celery, rq, dramatiq, huey, arq, redis, matplotlib, zq, sys; "
                 "sys.exit(0 if zq.__file__.startswith(sys.argv[1]) else 3)")
 REEXEC_MARK = "ZQ_PEERS_BENCH_IN_VENV"
 
@@ -91,8 +127,8 @@ def ensure_venv(venv: Path) -> Path:
     _run_setup([str(python), "-m", "pip", "install", "--quiet", "-e", f"{ROOT}[bench]",
                 *PEER_PACKAGES], 1800)
     if not venv_ready(venv):
-        raise SystemExit(f"peers: {venv} still cannot import celery, rq, dramatiq, redis, "
-                         "matplotlib and this tree's zq; delete it and run again")
+        raise SystemExit(f"peers: {venv} still cannot import celery, rq, dramatiq, huey, arq, "
+                         "redis, matplotlib and this tree's zq; delete it and run again")
     return python
 
 
@@ -253,15 +289,31 @@ class RedisServer:
 
 # --- the systems --------------------------------------------------------------------------
 
+Workers = Callable[["Env"], list[tuple[str, list[str]]]]
+
+
+@dataclass
+class Config:
+    setup: str  # how its worker runs, for the report
+    workers: Workers
+    label: str | None = None  # the table's, when not the system's own
+
+
 @dataclass
 class System:
     key: str  # the --systems name
     label: str  # the table's
     measure: str  # measure.py's system
-    setup: str  # how its worker runs, for the report
-    workers: Callable[[Env], list[tuple[str, list[str]]]]
+    equal: Config  # --config equal: one worker running two tasks at a time
+    recommended: Config  # --config recommended: what the system's docs recommend
     measure_args: list[str] = field(default_factory=list)
     zq: bool = False  # needs a zq master
+
+    def config(self, name: str) -> Config:
+        return self.recommended if name == "recommended" else self.equal
+
+    def label_in(self, name: str) -> str:
+        return self.config(name).label or self.label
 
 
 @dataclass
@@ -272,55 +324,120 @@ class Env:
     zq_endpoint: str
 
 
+CORES = os.cpu_count() or 1
+
+
+def zq_worker(*flags: str) -> Workers:
+    return lambda e: [("zq-worker", [e.python, "-m", "zq", "worker", "--connect", e.zq_endpoint,
+                                     "--app", "zq_tasks", *flags, "--log-level", "warning"])]
+
+
+def celery_worker(*flags: str) -> Workers:
+    return lambda e: [("celery-worker", [e.python, "-m", "celery", "-A", "celery_tasks",
+                                         "worker", "-P", "prefork", *flags, "-l", "WARNING",
+                                         "-n", "bench@%h"])]
+
+
+def rq_workers(count: int, *flags: str) -> Workers:
+    """`count` rq worker processes (RQ runs one job at a time per process)."""
+    return lambda e: [(f"rq-worker-{i}", [str(e.bin / "rq"), "worker", "bench", "--url",
+                                          e.redis_url + "/0", "--logging_level", "WARNING",
+                                          *flags, "-n", f"bench-{i}-{os.getpid()}"])
+                      for i in range(1, count + 1)]
+
+
+def dramatiq_worker(processes: int, threads: int) -> Workers:
+    return lambda e: [("dramatiq-worker", [str(e.bin / "dramatiq"), "dramatiq_tasks",
+                                           "--processes", str(processes),
+                                           "--threads", str(threads)])]
+
+
+def huey_consumer(workers: int) -> Workers:
+    return lambda e: [("huey-consumer", [str(e.bin / "huey_consumer"), "huey_tasks.huey",
+                                         "-k", "thread", "-w", str(workers), "-n", "-q"])]
+
+
+def arq_worker(settings: str) -> Workers:
+    return lambda e: [("arq-worker", [str(e.bin / "arq"), f"arq_tasks.{settings}",
+                                        "--custom-log-dict", "arq_tasks.WARNINGS_ONLY"])]
+
+
+RQ_CLIENT = ("client: Queue.enqueue_many() / enqueue(), Job.latest_result(timeout=...) (a "
+             "blocking XREAD on the result stream, no polling)")
+DRAMATIQ_CLIENT = ("Redis broker (its consumer polls Redis with a backoff when idle), Results "
+                   "middleware with the Redis backend; client: group(...).run() / "
+                   "actor.send(), message.get_result(block=True)")
+HUEY_CLIENT = ("RedisHuey (blocking BRPOP dequeue), result store with notify_result=True; "
+               "client: noop.map(range(N)) / noop(i), Result.get(blocking=True) (a BLPOP on "
+               "the task's notification key, no polling)")
+ARQ_CLIENT = ("poll_delay 10 ms (default 0.5 s: arq's worker polls its queue); client: "
+              "ArqRedis.enqueue_job() each (arq has no bulk enqueue), Job.result(poll_delay="
+              "0.005) (arq has no result notification)")
+
 SYSTEMS: dict[str, System] = {s.key: s for s in [
     System("zq", "zq", "zq",
-           "zq master --store memory; one `zq worker --pool process --concurrency 2 "
-           "--prefetch 1000`; client: submit() each task, then Future.result() each",
-           lambda e: [("zq-worker", [e.python, "-m", "zq", "worker", "--connect",
-                                     e.zq_endpoint, "--app", "zq_tasks", "--pool", "process",
-                                     "--concurrency", "2", "--prefetch", "1000",
-                                     "--log-level", "warning"])], zq=True),
+           Config("zq master --store memory; one `zq worker --pool process --concurrency 2 "
+                  "--prefetch 1000`; client: submit() each task, then Future.result() each",
+                  zq_worker("--pool", "process", "--concurrency", "2", "--prefetch", "1000")),
+           Config("zq master --store memory; one `zq worker` with its defaults (process "
+                  f"pool, concurrency = CPU count = {CORES}, adaptive prefetch); client: "
+                  "submit() each task, then Future.result() each", zq_worker()),
+           zq=True),
     System("zq-map", "zq (Client.map)", "zq",
-           "as zq, but throughput through Client.map (windowed submission)",
-           lambda e: SYSTEMS["zq"].workers(e), ["--zq-map"], zq=True),
+           Config("as zq, but throughput through Client.map (windowed submission)",
+                  zq_worker("--pool", "process", "--concurrency", "2", "--prefetch", "1000")),
+           Config("as zq, but throughput through Client.map (windowed submission)",
+                  zq_worker()),
+           ["--zq-map"], zq=True),
     System("celery", "Celery", "celery",
-           "`celery worker -P prefork -c 2` (default prefetch multiplier 4), Redis broker and "
-           "Redis result backend; client: group(...).apply_async(), GroupResult.get() / "
-           "AsyncResult.get() (pub/sub, no polling)",
-           lambda e: [("celery-worker", [e.python, "-m", "celery", "-A", "celery_tasks",
-                                         "worker", "-P", "prefork", "-c", "2", "-l", "WARNING",
-                                         "-n", "bench@%h"])]),
+           Config("`celery worker -P prefork -c 2` (default prefetch multiplier 4), Redis broker "
+                  "and Redis result backend; client: group(...).apply_async(), "
+                  "GroupResult.get() / AsyncResult.get() (pub/sub, no polling)",
+                  celery_worker("-c", "2")),
+           Config(f"`celery worker -P prefork` with -c at its default, the CPU count ({CORES}) "
+                  "(prefork is the pool Celery's docs recommend; default prefetch multiplier "
+                  "4), Redis broker and Redis result backend; client: group(...).apply_async(), "
+                  "GroupResult.get() / AsyncResult.get() (pub/sub, no polling)",
+                  celery_worker())),
     System("rq", "RQ", "rq",
-           "2 `rq worker` processes (RQ runs one job at a time per process), default "
-           "rq.Worker class, which forks a work horse per job; client: "
-           "Queue.enqueue_many() / enqueue(), Job.latest_result(timeout=...) (a blocking "
-           "XREAD on the result stream, no polling)",
-           lambda e: [(f"rq-worker-{i}", [str(e.bin / "rq"), "worker", "bench", "--url",
-                                          e.redis_url + "/0", "--logging_level", "WARNING",
-                                          "-n", f"bench-{i}-{os.getpid()}"])
-                      for i in (1, 2)]),
+           Config("2 `rq worker` processes, default rq.Worker class, which forks a work horse "
+                  "per job; " + RQ_CLIENT, rq_workers(2)),
+           Config(f"{CORES} `rq worker -w rq.SimpleWorker` processes, one per core (RQ runs one "
+                  "job at a time per process; SimpleWorker runs the job in the worker "
+                  "process, no fork per job, the class RQ's docs name for jobs of a few ms); "
+                  + RQ_CLIENT, rq_workers(CORES, "-w", "rq.SimpleWorker"),
+                  "RQ (SimpleWorker)")),
     System("rq-simple", "RQ (SimpleWorker)", "rq",
-           "as RQ, but `rq worker -w rq.SimpleWorker` (runs the job in the worker process, "
-           "no fork)",
-           lambda e: [(f"rq-simple-worker-{i}", [str(e.bin / "rq"), "worker", "bench", "--url",
-                                                 e.redis_url + "/0", "--logging_level",
-                                                 "WARNING", "-w", "rq.SimpleWorker", "-n",
-                                                 f"bench-simple-{i}-{os.getpid()}"])
-                      for i in (1, 2)]),
+           Config("as RQ, but `rq worker -w rq.SimpleWorker` (runs the job in the worker "
+                  "process, no fork)", rq_workers(2, "-w", "rq.SimpleWorker")),
+           Config("the same as RQ in this config", rq_workers(CORES, "-w", "rq.SimpleWorker"))),
     System("dramatiq", "Dramatiq", "dramatiq",
-           "`dramatiq --processes 1 --threads 2`, Redis broker (its consumer polls Redis "
-           "with a backoff when idle), Results middleware with the Redis backend; client: "
-           "group(...).run() / actor.send(), message.get_result(block=True)",
-           lambda e: [("dramatiq-worker", [str(e.bin / "dramatiq"), "dramatiq_tasks",
-                                           "--processes", "1", "--threads", "2"])]),
+           Config("`dramatiq --processes 1 --threads 2`, " + DRAMATIQ_CLIENT,
+                  dramatiq_worker(1, 2)),
+           Config(f"`dramatiq --processes {CORES} --threads 8`: its CLI's defaults (processes "
+                  "= CPU count, 8 threads each), " + DRAMATIQ_CLIENT,
+                  dramatiq_worker(CORES, 8))),
+    System("huey", "Huey", "huey",
+           Config("`huey_consumer -k thread -w 2`, " + HUEY_CLIENT, huey_consumer(2)),
+           Config("`huey_consumer -k thread -w 8` (Huey's default is 1 worker; its docs "
+                  "suggest threads for I/O-bound work and give no number, so 8 threads as "
+                  "Dramatiq's default), " + HUEY_CLIENT, huey_consumer(8))),
+    System("arq", "arq", "arq",
+           Config("`arq arq_tasks.TwoAtATime` (max_jobs 2), " + ARQ_CLIENT,
+                  arq_worker("TwoAtATime")),
+           Config("`arq arq_tasks.WorkerSettings` (one asyncio process, max_jobs at its "
+                  "default 10), " + ARQ_CLIENT, arq_worker("WorkerSettings"))),
 ]}
-DEFAULT_SYSTEMS = "zq,celery,rq,rq-simple,dramatiq"
+DEFAULT_SYSTEMS = {"recommended": "zq,celery,rq,dramatiq,huey,arq",
+                   "equal": "zq,celery,rq,rq-simple,dramatiq,huey,arq"}
 
 
 @dataclass
 class Outcome:
     system: System
     n: int
+    label: str  # the table's, in the run's config
+    setup: str  # how the system ran, in the run's config
     tasks_per_s: float | None = None
     p50: float | None = None
     p99: float | None = None
@@ -353,7 +470,7 @@ def run_once(system: System, a: argparse.Namespace, redis: RedisServer,
                 "memory", "--log-level", "warning"], logdir, env, logdir)
             procs.append(master)
             wait_port(port, master)
-        for name, argv in system.workers(e):
+        for name, argv in system.config(a.config).workers(e):
             procs.append(Proc(name, argv, logdir, env, logdir))
         cmd = [sys.executable, str(TASKS / "measure.py"), system.measure, "--n", str(n),
                "--pings", str(a.pings), "--warmup", str(a.warmup), "--timeout", str(timeout),
@@ -361,7 +478,7 @@ def run_once(system: System, a: argparse.Namespace, redis: RedisServer,
         try:
             return measure_once(cmd, env, logdir, timeout, procs)
         except Exception as ex:
-            say(f"{system.label} FAILED: {str(ex).strip()}")
+            say(f"{system.label_in(a.config)} FAILED: {str(ex).strip()}")
             for p in procs:
                 say(f"--- last lines of {p.name} ({'running' if p.alive() else 'exited'}):"
                     f"\n{p.tail(1500)}")
@@ -376,7 +493,8 @@ def run_all(systems: list[System], a: argparse.Namespace, redis: RedisServer,
     """Round r runs every system once, so slow drifts of a shared machine's load touch
     them all alike; each run starts the workers afresh. A system that fails once is
     reported as failed and not run again."""
-    outcomes = {s.key: Outcome(s, a.zq_n if s.zq else a.n) for s in systems}
+    outcomes = {s.key: Outcome(s, a.zq_n if s.zq else a.n, s.label_in(a.config),
+                               s.config(a.config).setup) for s in systems}
     runs: dict[str, list[dict]] = {s.key: [] for s in systems}
     for _ in range(a.runs):
         for system in systems:
@@ -450,10 +568,10 @@ def table_rows(outcomes: list[Outcome]) -> list[list[Any]]:
     rows = []
     for o in outcomes:
         if o.error is not None:
-            rows.append([o.system.label, o.n, "failed", "-", "-", "-", "-", "-"])
+            rows.append([o.label, o.n, "failed", "-", "-", "-", "-", "-"])
             continue
         ratio = (lambda mine, theirs: round(mine / theirs, 3)) if ref else (lambda *_: "-")
-        rows.append([o.system.label, o.n, round(o.tasks_per_s), round(o.p50 * 1e3, 3),
+        rows.append([o.label, o.n, round(o.tasks_per_s), round(o.p50 * 1e3, 3),
                      round(o.p99 * 1e3, 3),
                      ratio(ref.tasks_per_s, o.tasks_per_s) if ref else "-",
                      ratio(ref.p50, o.p50) if ref else "-",
@@ -472,7 +590,7 @@ def save_chart(path: Path, outcomes: list[Outcome], title: str) -> bool:
     ok = [o for o in outcomes if o.error is None]
     if not ok:
         return False
-    labels = [o.system.label.replace(" (", "\n(") for o in ok]
+    labels = [o.label.replace(" (", "\n(") for o in ok]
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.6))
     try:
         from common import fmt
@@ -530,8 +648,9 @@ def write_markdown(path: Path, outcomes: list[Outcome], a: argparse.Namespace,
     from common import fmt
     rows = table_rows(outcomes)
     lines = [
-        "# zq next to Celery, RQ and Dramatiq",
+        "# zq next to Celery, RQ, Dramatiq, Huey and arq",
         "",
+        f"- config: `--config {a.config}`: {CONFIG_NOTE[a.config]} (see How each system ran)",
         f"- date: {started}, took {seconds:.0f} s",
         f"- machine: {machine}; at the end "
         + ", ".join(f"{x:.2f}" for x in os.getloadavg()),
@@ -551,7 +670,7 @@ def write_markdown(path: Path, outcomes: list[Outcome], a: argparse.Namespace,
     lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
     lines += ["", "Each run: tasks/s (seconds for the N tasks, of which enqueueing them "
               "all), p50 ms, p99 ms:", ""]
-    lines += [f"- {o.system.label}: " + "; ".join(
+    lines += [f"- {o.label}: " + "; ".join(
         f"{fmt(t)} ({secs:.2f} s" + (f", enqueue {enq:.2f} s" if enq is not None else "")
         + f"), {fmt(p50 * 1e3)}, {fmt(p99 * 1e3)}" for t, p50, p99, secs, enq in o.runs)
         for o in outcomes if o.error is None]
@@ -562,7 +681,7 @@ def write_markdown(path: Path, outcomes: list[Outcome], a: argparse.Namespace,
     lines += [f"- {k} {v}" for k, v in sorted(versions.items())]
     lines += [f"- {redis_version}" if redis_version else "- redis-server: not started"]
     lines += ["", "## How each system ran", ""]
-    lines += [f"- **{o.system.label}**: {o.system.setup}" for o in outcomes]
+    lines += [f"- **{o.label}**: {o.setup}" for o in outcomes]
     lines += ["", "Every worker logs at WARNING (no per-task log lines). Redis runs on "
               "127.0.0.1 with `--save '' --appendonly no`; it is flushed between systems. "
               "The zq master keeps its state in memory (`--store memory`).", ""]
@@ -570,13 +689,15 @@ def write_markdown(path: Path, outcomes: list[Outcome], a: argparse.Namespace,
     if failed:
         lines += ["## Failures", ""]
         for o in failed:
-            lines += [f"- **{o.system.label}**: no number, because:", "", "```",
+            lines += [f"- **{o.label}**: no number, because:", "", "```",
                       o.error[-2000:], "```", ""]
     path.write_text("\n".join(lines))
 
 
 # --- main ---------------------------------------------------------------------------------
 
+CONFIG_NOTE = {"recommended": "each system as its docs recommend for throughput",
+               "equal": "one worker running 2 at a time per system"}
 DEFAULTS = {"n": 2000, "zq_n": 20000, "pings": 200, "warmup": 20, "runs": 3}
 QUICK = {"n": 200, "zq_n": 2000, "pings": 30, "warmup": 5, "runs": 1}
 
@@ -588,8 +709,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--pings", type=int, help="round trips for latency (default 200)")
     parser.add_argument("--warmup", type=int, help="untimed round trips first (default 20)")
     parser.add_argument("--runs", type=int, help="median of this many runs (default 3)")
-    parser.add_argument("--systems", default=DEFAULT_SYSTEMS,
-                        help=f"comma-separated, of {', '.join(SYSTEMS)}")
+    parser.add_argument("--config", choices=["recommended", "equal"], default="recommended",
+                        help="recommended (default): each system as its docs recommend for "
+                             "throughput; equal: one worker running two tasks at a time each "
+                             "(the configuration of the earlier results)")
+    parser.add_argument("--systems", help="comma-separated, of "
+                        f"{', '.join(SYSTEMS)} (default: {DEFAULT_SYSTEMS['recommended']}; "
+                        f"with --config equal: {DEFAULT_SYSTEMS['equal']})")
     parser.add_argument("--timeout", type=float, default=0,
                         help="seconds one run of one system may take (default: 120 + "
                              "N/10 + 1 per round trip)")
@@ -602,6 +728,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     for key, value in (QUICK if a.quick else DEFAULTS).items():
         if getattr(a, key) is None:
             setattr(a, key, value)
+    a.systems = a.systems or DEFAULT_SYSTEMS[a.config]
     unknown = [s for s in a.systems.split(",") if s not in SYSTEMS]
     if unknown:
         parser.error(f"unknown system(s) {', '.join(unknown)}; known: {', '.join(SYSTEMS)}")
@@ -645,22 +772,23 @@ def main(argv: list[str] | None = None) -> None:
             redis.stop()
     seconds = time.monotonic() - t0
 
-    print(f"no-op tasks, one worker running 2 at a time per system; throughput over "
+    print(f"no-op tasks, {CONFIG_NOTE[a.config]}; throughput over "
           f"{a.n} tasks per peer, {a.zq_n} for zq; latency over {a.pings} round trips; "
           f"median of {a.runs} run(s); {os.cpu_count()} cores")
     print_table(HEADERS, table_rows(outcomes))
     print("zq/peer: tasks/s above 1 = zq faster; p50/p99 below 1 = zq's round trip shorter")
     for o in outcomes:
         if o.error is not None:
-            print(f"{o.system.label}: FAILED, no number: {o.error.splitlines()[0]}")
+            print(f"{o.label}: FAILED, no number: {o.error.splitlines()[0]}")
     RESULTS.mkdir(exist_ok=True)
-    title = (f"no-op tasks, 1 worker x 2 concurrent, {os.cpu_count()} cores, median of "
+    title = (f"no-op tasks, {CONFIG_NOTE[a.config]}, {os.cpu_count()} cores, median of "
              f"{a.runs} run(s), {started}")
-    if save_chart(RESULTS / "peers.png", outcomes, title):
-        print(f"wrote {RESULTS / 'peers.png'}")
-    write_markdown(RESULTS / "peers.md", outcomes, a, command, machine, redis_version,
+    stem = "peers" if a.config == "recommended" else "peers-equal"
+    if save_chart(RESULTS / f"{stem}.png", outcomes, title):
+        print(f"wrote {RESULTS / f'{stem}.png'}")
+    write_markdown(RESULTS / f"{stem}.md", outcomes, a, command, machine, redis_version,
                    started, seconds)
-    print(f"wrote {RESULTS / 'peers.md'}")
+    print(f"wrote {RESULTS / f'{stem}.md'}")
     if all(o.error is None for o in outcomes):
         shutil.rmtree(logdir, ignore_errors=True)
     else:

@@ -149,12 +149,79 @@ def setup_dramatiq(args: argparse.Namespace) -> tuple[Callable, Callable, dict, 
     return bulk, one, {"dramatiq": _dist("dramatiq")}, broker.close
 
 
+def setup_huey(args: argparse.Namespace) -> tuple[Callable, Callable, dict, Callable]:
+    from huey.exceptions import ResultTimeout
+    from huey_tasks import huey, noop
+
+    def wait(result: Any, dl: Deadline) -> Any:
+        # notify_result=True: Result.get(blocking=True) blocks in a BLPOP on the task's
+        # notification key (whole seconds); at most 4 s per call (redis-py's socket timeout).
+        while True:
+            try:
+                return result.get(blocking=True, timeout=max(1, int(dl.left(4))))
+            except ResultTimeout:
+                dl.left()  # TimeoutError once the run's time is up
+
+    def bulk(n: int, dl: Deadline) -> None:
+        # TaskWrapper.map(): Huey's bulk API (it enqueues the tasks one by one).
+        group = noop.map(range(n))
+        enqueued()
+        got = [wait(r, dl) for r in group]
+        check(got, n, "huey")
+
+    def one(i: int, dl: Deadline) -> Any:
+        return wait(noop(i), dl)
+
+    return bulk, one, {"huey": _dist("huey")}, huey.storage.pool.disconnect
+
+
+def setup_arq(args: argparse.Namespace) -> tuple[Callable, Callable, dict, Callable]:
+    import asyncio
+
+    from arq import create_pool
+    from arq.jobs import ResultNotFound
+    from arq_tasks import REDIS
+
+    loop = asyncio.new_event_loop()
+    pool = loop.run_until_complete(create_pool(REDIS))
+
+    async def wait(job: Any, dl: Deadline) -> Any:
+        # arq has no result notification: Job.result() polls Redis, here every 5 ms (as
+        # Celery's interval above); its default would be 0.5 s. Its poll reads the result
+        # key, then the queue, outside one transaction: a job that finishes in between reads
+        # as "not in queue" (ResultNotFound) though its result is there; ask again.
+        while True:
+            try:
+                return await job.result(timeout=dl.left(), poll_delay=0.005)
+            except ResultNotFound:
+                dl.left()  # TimeoutError once the run's time is up
+
+    async def bulk_async(n: int, dl: Deadline) -> None:
+        # arq has no bulk enqueue: enqueue_job() each (one MULTI/EXEC transaction each).
+        jobs = [await pool.enqueue_job("noop", i) for i in range(n)]
+        enqueued()
+        got = [await wait(job, dl) for job in jobs]
+        check(got, n, "arq")
+
+    async def one_async(i: int, dl: Deadline) -> Any:
+        return await wait(await pool.enqueue_job("noop", i), dl)
+
+    def close() -> None:
+        loop.run_until_complete(pool.aclose())
+        loop.close()
+
+    return (lambda n, dl: loop.run_until_complete(bulk_async(n, dl)),
+            lambda i, dl: loop.run_until_complete(one_async(i, dl)),
+            {"arq": _dist("arq")}, close)
+
+
 def _dist(name: str) -> str:
     from importlib.metadata import version
     return version(name)
 
 
-SYSTEMS = {"zq": setup_zq, "celery": setup_celery, "rq": setup_rq, "dramatiq": setup_dramatiq}
+SYSTEMS = {"zq": setup_zq, "celery": setup_celery, "rq": setup_rq, "dramatiq": setup_dramatiq,
+           "huey": setup_huey, "arq": setup_arq}
 
 
 def main() -> None:
