@@ -57,3 +57,22 @@ def test_never_more_than_credit_even_with_a_big_share():
     submit(s, 40)
     got = leased(s)
     assert got[b"a"] == 3 and got[b"b"] == 30
+
+
+def test_what_a_share_leaves_behind_goes_to_a_worker_with_free_credit():
+    """The fair share counts every worker with free credit, here also one serving
+    another queue, which takes none of these: the task its share left goes to a worker
+    that can take it, in the same dispatch, not at the next turn (found by the core's
+    state machine test: "w0 has 1 free credit beside queued tasks")."""
+    s = MasterCore(master_id="t")
+    s.advance(1.0, 1000.0)
+    for rid, queues, concurrency, credit in ((b"w0", ["default"], 1, 3),
+                                             (b"w1", ["default"], 1, 1),
+                                             (b"w2", ["b"], 4, 4)):
+        s.on_hello(rid, m.Hello(rid.decode(), "h", 1, queues, concurrency, "thread", credit,
+                                []))
+    s.flush()
+    submit(s, 4)  # default
+    s.on_submit(b"c", [("tb", "a:f", b"", {"queue": "b"})])
+    assert leased(s) == {b"w0": 3, b"w1": 1, b"w2": 1}
+    assert not any(q.best_priority() is not None for q in s.workers[b"w0"].ready_queues)

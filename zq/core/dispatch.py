@@ -123,16 +123,19 @@ def dispatch(core: MasterCore, limit: int = 1 << 62) -> bool:
             return False
         if left <= 0:
             return True
-    # Water-filling: least free credit first, so what one cannot take flows on.
-    offers.refresh(workers)
-    n = offers.free_count
-    for i, w in enumerate(offers.by_free_credit(workers)):
-        share = -(-counts[State.QUEUED] // (n - i))  # ceil
-        left -= _offer(core, w, min(w.free, share, left))
-        if not counts[State.QUEUED]:
-            return False
-        if left <= 0:
-            return True
+    # Water-filling: least free credit first, so what one cannot take flows on. The
+    # share counts every worker with free credit, also those serving other queues: what
+    # their shares left behind goes, in a last pass, to any worker that can take it.
+    for fair in (True, False):
+        offers.refresh(workers)
+        n = offers.free_count
+        for i, w in enumerate(offers.by_free_credit(workers)):
+            share = -(-counts[State.QUEUED] // (n - i)) if fair else left  # ceil
+            left -= _offer(core, w, min(w.free, share, left))
+            if not counts[State.QUEUED]:
+                return False
+            if left <= 0:
+                return True
     return False
 
 
