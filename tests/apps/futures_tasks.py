@@ -80,3 +80,11 @@ def echo(value: Any) -> Any:
 
 def fail_with(value: Any) -> Any:
     raise ValueError(value)
+
+
+def gated_fail(gate: str, message: str, limit: float = 30.0) -> None:
+    """Wait (bounded) until `gate` exists, then raise ValueError(message)."""
+    deadline = time.monotonic() + limit
+    while not Path(gate).exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    raise ValueError(message)

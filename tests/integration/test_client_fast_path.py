@@ -35,19 +35,39 @@ def settled_on(fut: zq.Future) -> list[str]:
     return where
 
 
-def test_a_lone_result_is_settled_on_the_waiting_thread(cluster):
+def open_once_led(client: zq.Client, gate: Path) -> threading.Thread:
+    """A thread that opens `gate` once the calling thread leads the client's loop (the
+    mailbox then counts it as the I/O thread): a gated task's result can then only
+    arrive while the caller waits in result(), never before it got there."""
+    me = threading.get_ident()
+
+    def open_gate() -> None:
+        wait_until(lambda: client._mailbox._io_ident == me, 30, "the waiting thread to lead")
+        gate.touch()
+    opener = threading.Thread(target=open_gate, daemon=True)
+    opener.start()
+    return opener
+
+
+def test_a_lone_result_is_settled_on_the_waiting_thread(cluster, tmp_path: Path):
     start(cluster)
     with zq.Client(cluster.endpoint) as client:
         me = threading.current_thread().name
-        for i in range(20):
-            fut = client.submit(t.echo, i)
+        for i in range(3):
+            gate = tmp_path / f"gate{i}"
+            fut = client.submit(t.gated, str(tmp_path / f"started{i}"), str(gate), i)
             where = settled_on(fut)
+            opener = open_once_led(client, gate)
             assert fut.result(timeout=30) == i
+            opener.join(30)
             assert where == [me]  # the fast path: not the I/O thread
-        fut = client.submit(t.fail_with, "boom")
+        gate = tmp_path / "gate-fail"
+        fut = client.submit(t.gated_fail, str(gate), "boom")
         where = settled_on(fut)
+        opener = open_once_led(client, gate)
         with pytest.raises(ValueError, match="boom"):
             fut.result(timeout=30)
+        opener.join(30)
         assert where == [me]
         assert fut.exception(timeout=30) is not None
         # Still served by the I/O thread when nobody waits in result():
