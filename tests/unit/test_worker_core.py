@@ -532,6 +532,27 @@ def test_adaptive_credit_grows_for_fast_tasks_and_stays_small_for_slow_ones():
     assert slow.credit == 4
 
 
+def test_adaptive_credit_grows_within_a_burst_and_keeps_its_depth_while_idle():
+    """A burst reaches its pipeline depth after GROW_WINDOW (0.05 s), not after a whole
+    ADAPT_WINDOW; idle windows (nothing held) keep it for the next burst; a window
+    with a task held and few done lowers it (bench/README: a fresh or idle worker's
+    first burst was half as fast as with a fixed --prefetch)."""
+    from zq.core import worker_events as ev_
+    core = _adaptive_core()
+    _complete(core, 4, 0.0)
+    sent = _complete(core, 700, 0.06)  # ~11,700 tasks/s: 50 ms of it is ~587
+    deep = core.credit
+    assert [msg.credit for msg in sent if isinstance(msg, m.Credit)] == [deep]
+    assert 2 + 550 <= deep <= 2 + 600
+    idle = [c for t in (0.5, 1.0, 2.5) for c in core.tick(t)]
+    assert not [c for c in idle if isinstance(c, ev_.Send) and isinstance(c.message, m.Credit)]
+    assert core.credit == deep
+    core.handle(ev_.MessageReceived(m.Task([("slow", 1, "a:f", b"", None, None)]), 2.6))
+    core.tick(2.6)
+    lowered = [c.message for c in core.tick(3.0) if isinstance(c, ev_.Send)]
+    assert [msg.credit for msg in lowered if isinstance(msg, m.Credit)] == [2 + 2]
+
+
 def test_fixed_prefetch_never_changes_credit():
     core = _adaptive_core()
     core.adaptive = False

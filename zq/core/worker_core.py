@@ -52,7 +52,8 @@ if TYPE_CHECKING:
 
 DEFAULT_INTERVAL = 1.0  # heartbeat settings until a WELCOME says otherwise (PROTOCOL §4)
 DEFAULT_LIVENESS = 3
-ADAPT_WINDOW = 0.25  # seconds between adaptive credit updates
+ADAPT_WINDOW = 0.25  # seconds a lower adaptive credit is measured over before it is told
+GROW_WINDOW = 0.05  # and a higher one: a burst reaches its pipeline depth in a few of these
 BUFFER_SECONDS = 0.05  # adaptive prefetch: about this much work held beyond running tasks
 MAX_PREFETCH = 2000
 # The exit code of a worker the master refused for good (a final DISCONNECT, 1.4).
@@ -433,19 +434,29 @@ class WorkerCore:
     def _adapt_credit(self, now: float) -> None:
         """Prefetch about BUFFER_SECONDS of work at the rate tasks complete: no-op tasks
         get a deep pipeline, slow ones hardly any (never below `concurrency` extra),
-        so a slow worker holds little it cannot start. Told only on changes > 25%."""
+        so a slow worker holds little it cannot start. Told only on changes > 25%.
+        A rise is told after GROW_WINDOW (a burst must not wait on a shallow pipeline);
+        a fall after ADAPT_WINDOW, and only while the worker holds tasks: with none in
+        hand the low rate measured what the master had to give, not how long tasks
+        take, and the next burst should find the pipeline as deep as the last one."""
         if not self.adaptive or self.phase is not Phase.RUNNING:
             return
         if self._window_start is None:
             self._window_start = now
             return
         elapsed = now - self._window_start
-        if elapsed < ADAPT_WINDOW:
+        if elapsed < GROW_WINDOW:
             return
         rate = self._done_in_window / elapsed
-        self._window_start, self._done_in_window = now, 0
         prefetch = min(MAX_PREFETCH, max(self.concurrency, math.ceil(rate * BUFFER_SECONDS)))
         credit = self.concurrency + prefetch
+        if credit <= self.credit:
+            if elapsed < ADAPT_WINDOW:
+                return  # not yet a fall worth telling: measure on
+            if not self.held:  # idle: keep the depth for the next burst
+                self._window_start, self._done_in_window = now, 0
+                return
+        self._window_start, self._done_in_window = now, 0
         if abs(credit - self.credit) * 4 > self.credit:
             self.credit = credit
             self._credit_changed = True
