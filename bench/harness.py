@@ -128,9 +128,11 @@ class Cluster:
 
     def __init__(self, store: str = "memory", heartbeat: float = 1.0,
                  log_level: str = "warning", keep_tmp: bool = False,
-                 keys: bool = False) -> None:
+                 keys: bool = False, program: Sequence[str] | None = None) -> None:
         """keys: CurveZMQ (zq.security), with a key pair each for the master, the
-        workers and the client, made in the temp directory."""
+        workers and the client, made in the temp directory. program: what runs the
+        master's and the workers' `zq` arguments (default `python -m zq`;
+        bench/round_trip_trace.py runs them through bench/trace_hook.py)."""
         self.tmp = Path(tempfile.mkdtemp(prefix="zq-bench-"))
         self.keys = self.tmp / "keys" if keys else None
         self.client_keys: PeerKeys | None = None
@@ -142,6 +144,7 @@ class Cluster:
         self.endpoint = f"tcp://127.0.0.1:{self.port}"
         self.store = str(self.tmp / "zq.db") if store == "sqlite" else store
         self.heartbeat, self.log_level, self.keep_tmp = heartbeat, log_level, keep_tmp
+        self.program = list(program) if program is not None else None
         self.procs: list[Proc] = []
         self.master: Proc | None = None
         self.workers: list[Proc] = []
@@ -183,7 +186,7 @@ class Cluster:
                      "--worker-keys", str(self.keys / "worker"),
                      "--client-keys", str(self.keys / "client")]
         start = time.monotonic()
-        self.master = Proc(args, self._log("master"))
+        self.master = Proc(args, self._log("master"), program=self.program)
         self.procs.append(self.master)
         master = self.master
         try:
@@ -240,7 +243,7 @@ class Cluster:
                 worker = self._key_files("worker")
                 args += ["--secret-key", worker["secret_key"],
                          "--master-key", worker["master_key"]]
-            proc = Proc(args, self._log(name))
+            proc = Proc(args, self._log(name), program=self.program)
             self.procs.append(proc)  # at once: killed on close even if a later one fails
             new.append(proc)
         return self._enlist(new, count, wait)

@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ["throughput", "latency", "submit_rate", "scale", "payload", "memory", "security",
-           "stall", "workflows"]
+           "stall", "workflows", "round_trip_trace"]
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
