@@ -21,7 +21,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 
 from tests.store.stores import NEEDS_PG, STORES, committed_ids, drop
 from zq.core.messages import State
-from zq.core.tasks import TaskRecord
+from zq.core.tasks import FIELDS, OPTIONAL, TaskRecord, TaskWithOptions, is_default
 from zq.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,12 +29,12 @@ Opener = Callable[[], Store]
 
 
 # What update() writes: everything but the payload and seq, which never change.
-UPDATED_FIELDS = sorted(set(TaskRecord.__slots__) - {"id", "seq", "payload"})
+UPDATED_FIELDS = sorted(set(FIELDS) - {"id", "seq", "payload"})
 
 
 def fields(r: TaskRecord) -> dict[str, Any]:
     """Every slot, payloads as bytes: what must survive a round trip."""
-    out = {name: getattr(r, name) for name in TaskRecord.__slots__}
+    out = {name: getattr(r, name) for name in FIELDS}
     for name in ("payload", "result"):
         if isinstance(out[name], memoryview):
             out[name] = out[name].tobytes()
@@ -47,7 +47,9 @@ def task(id: str, seq: int = 0, **kw: Any) -> TaskRecord:
 
 def load(store: Store) -> list[TaskRecord]:
     records = list(store.load())
-    assert all(type(r) is TaskRecord for r in records)
+    for r in records:  # compact (issue 18): options in an object of their own only if set
+        plain = all(is_default(name, getattr(r, name)) for name in OPTIONAL)
+        assert type(r) is (TaskRecord if plain else TaskWithOptions), r
     assert [r.seq for r in records] == sorted(r.seq for r in records)
     return records
 
@@ -228,18 +230,24 @@ any_id = st.text(min_size=1, max_size=40)
 
 @st.composite
 def records(draw: st.DrawFn, ids: st.SearchStrategy[str] = any_id) -> TaskRecord:
-    """Any TaskRecord: unicode ids, every optional field None or set."""
+    """Any TaskRecord: unicode ids, every optional field None or set; half of them a
+    plain task (every tasks.OPTIONAL field at its default), the compact record."""
     small = st.integers(-2**31, 2**31)
-    return TaskRecord(
+    maybe_text = st.none() | st.text(max_size=20)
+    record = TaskRecord(
         draw(ids), draw(st.text(max_size=30)), draw(blobs), queue=draw(st.text(max_size=10)),
         priority=draw(small), state=draw(st.sampled_from(State)), attempt=draw(small),
-        retries=draw(small), timeout=draw(maybe_time), eta=draw(maybe_time),
-        key=draw(st.none() | st.text(max_size=20)), after=draw(st.none() | names),
-        retry_backoff=draw(times), retry_backoff_max=draw(times),
-        retry_on=draw(st.none() | names), result_ttl=draw(maybe_time), created=draw(times),
-        updated=draw(times), worker=draw(st.none() | st.text(max_size=20)),
-        result=draw(st.none() | blobs), progress=draw(st.none() | st.tuples(times, times)),
-        seq=draw(st.integers(-2**63, 2**63 - 1)))
+        created=draw(times), updated=draw(times), worker=draw(maybe_text),
+        result=draw(st.none() | blobs), seq=draw(st.integers(-2**63, 2**63 - 1)),
+        owner=draw(maybe_text), started=draw(maybe_time), waited=draw(maybe_time))
+    if draw(st.booleans()):
+        record.set_options(
+            retries=draw(small), timeout=draw(maybe_time), eta=draw(maybe_time),
+            key=draw(maybe_text), after=draw(st.none() | names), retry_backoff=draw(times),
+            retry_backoff_max=draw(times), retry_on=draw(st.none() | names),
+            result_ttl=draw(maybe_time), progress=draw(st.none() | st.tuples(times, times)),
+            inputs=draw(st.none() | names))
+    return record
 
 
 # The sync level changes no logic: the properties run once per store class.

@@ -18,7 +18,7 @@ import pytest
 from tests.integration.harness import wait_until
 from tests.store.stores import drop
 from zq.core.messages import State
-from zq.core.tasks import TaskRecord
+from zq.core.tasks import FIELDS, TaskRecord
 from zq.errors import ConfigError, StoreError, StoreUnavailable, ZqError
 from zq.store import open_store
 from zq.store import sqlite as sqlite_store
@@ -185,7 +185,7 @@ def test_loaded_records_have_every_slot_set(tmp_path: Path) -> None:
     store.save([original])
     store.commit()
     (loaded,) = store.load()
-    for name in TaskRecord.__slots__:
+    for name in FIELDS:
         assert getattr(loaded, name) == getattr(original, name), name
     store.close()
 
@@ -306,12 +306,12 @@ def test_journal_rows_hold_the_fields_they_name() -> None:
                    retry_backoff=2.5, retry_backoff_max=60.0, retry_on=["ValueError"],
                    result_ttl=10.0, created=1.0, updated=2.0, worker="w1", result=b"r",
                    progress=(1.0, 4.0), seq=7, started=3.0, waited=0.25, inputs=["i"])
-    assert len({repr(getattr(r, name)) for name in TaskRecord.__slots__}) == len(
-        TaskRecord.__slots__)  # every value distinct, so a swap shows
+    assert len({repr(getattr(r, name)) for name in FIELDS}) == len(
+        FIELDS)  # every value distinct, so a swap shows
     assert save_row(r) == tuple(getattr(r, name) for name in SAVE_FIELDS)
     assert update_row(r) == tuple(getattr(r, name) for name in UPDATE_FIELDS)
-    assert set(SAVE_FIELDS) == set(TaskRecord.__slots__)
-    assert set(UPDATE_FIELDS) == set(TaskRecord.__slots__) - {"seq", "payload"}
+    assert set(SAVE_FIELDS) == set(FIELDS)
+    assert set(UPDATE_FIELDS) == set(FIELDS) - {"seq", "payload"}
 
 
 def test_a_commit_the_store_cannot_write_now_keeps_everything_for_a_retry(

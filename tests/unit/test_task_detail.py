@@ -146,7 +146,7 @@ def test_a_forgotten_parent_shows_its_id_only() -> None:
     h = harness()
     submit(h, "a")
     submit(h, "c", after=["a"])
-    h.s.tasks["c"].after = ["gone", "a"]  # as a purge of "gone" would leave it
+    h.s.tasks["c"].set_options(after=["gone", "a"])  # as a purge of "gone" would leave it
     assert get(h, "c")["parents"][0] == {"id": "gone", "name": None, "state": None,
                                          "input": False}
 

@@ -231,7 +231,8 @@ def retry_many(core: MasterCore, state: str, queue: str | None = None,
 def _run_again(core: MasterCore, t: TaskRecord) -> None:
     """A final task back in its queue, as new: attempt 0, no result, no eta."""
     core._move(t, State.QUEUED)
-    t.attempt, t.result, t.eta = 0, None, None
+    t.attempt, t.result = 0, None
+    t.set_options(eta=None)
     if t.inputs:  # it takes its inputs' results again (those still kept)
         workflows.hold_inputs(core, t)
 

@@ -229,7 +229,7 @@ def on_progress(core: MasterCore, w: WorkerInfo, entries: list[m.ProgressEntry])
     for e in entries:
         if _runs(core, w, e[0], e[1]):
             t = core.tasks[e[0]]
-            t.progress = (e[2], e[3])
+            t.set_options(progress=(e[2], e[3]))
             _to_watchers(core, e[0], Cmd.PROGRESS, e)
             if core.events.subs:
                 core.events.task_event("progress", t, core.wall, t.progress)

@@ -496,18 +496,20 @@ def _fill_record(t: TaskRecord, declared: dict[str, Any]) -> None:
         t.queue = get("queue", t.queue)
     if t.priority == 0:
         t.priority = get("priority", 0)
+    options: dict[str, Any] = {}  # one set_options: defaults given change nothing
     if t.retries == 0:
-        t.retries = get("retries", 0)
+        options["retries"] = get("retries", 0)
     if t.timeout is None and "timeout" in declared:
-        t.timeout = float(declared["timeout"])
+        options["timeout"] = float(declared["timeout"])
     if t.retry_backoff == 1.0:
-        t.retry_backoff = float(get("retry_backoff", 1.0))
+        options["retry_backoff"] = float(get("retry_backoff", 1.0))
     if t.retry_backoff_max == 600.0:
-        t.retry_backoff_max = float(get("retry_backoff_max", 600.0))
+        options["retry_backoff_max"] = float(get("retry_backoff_max", 600.0))
     if t.retry_on is None and "retry_on" in declared:
-        t.retry_on = list(declared["retry_on"])
+        options["retry_on"] = list(declared["retry_on"])
     if t.result_ttl is None and "result_ttl" in declared:
-        t.result_ttl = float(declared["result_ttl"])
+        options["result_ttl"] = float(declared["result_ttl"])
+    t.set_options(**options)
 
 
 def _first_ids(ids: list[str], shown: int = 5) -> str:

@@ -77,10 +77,15 @@ def save_row(r: TaskRecord) -> tuple:
     result = r.result
     if type(result) is Parts:
         result = result.to_blob()
+    if type(r) is TaskRecord:  # a plain task: the optional fields at their defaults
+        return (r.id, r.seq, r.state, payload, r.name, r.queue, r.priority, r.attempt,
+                0, None, None, None, None, 1.0, 600.0, None, None, r.created, r.updated,
+                r.worker, result, None, r.owner, r.started, r.waited, None)
+    o = r._options
     return (r.id, r.seq, r.state, payload, r.name, r.queue, r.priority, r.attempt,
-            r.retries, r.timeout, r.eta, r.key, r.after, r.retry_backoff,
-            r.retry_backoff_max, r.retry_on, r.result_ttl, r.created, r.updated, r.worker,
-            result, r.progress, r.owner, r.started, r.waited, r.inputs)
+            o.retries, o.timeout, o.eta, o.key, o.after, o.retry_backoff,
+            o.retry_backoff_max, o.retry_on, o.result_ttl, r.created, r.updated, r.worker,
+            result, o.progress, r.owner, r.started, r.waited, o.inputs)
 
 
 def _stored_payload(r: TaskRecord) -> bytes:
@@ -99,10 +104,15 @@ def update_row(r: TaskRecord) -> tuple:
     result = r.result
     if type(result) is Parts:  # as save_row: one blob
         result = result.to_blob()
-    return (r.id, r.state, r.name, r.queue, r.priority, r.attempt, r.retries, r.timeout,
-            r.eta, r.key, r.after, r.retry_backoff, r.retry_backoff_max, r.retry_on,
-            r.result_ttl, r.created, r.updated, r.worker, result, r.progress, r.owner,
-            r.started, r.waited, r.inputs)
+    if type(r) is TaskRecord:  # as in save_row
+        return (r.id, r.state, r.name, r.queue, r.priority, r.attempt, 0, None, None, None,
+                None, 1.0, 600.0, None, None, r.created, r.updated, r.worker, result, None,
+                r.owner, r.started, r.waited, None)
+    o = r._options
+    return (r.id, r.state, r.name, r.queue, r.priority, r.attempt, o.retries, o.timeout,
+            o.eta, o.key, o.after, o.retry_backoff, o.retry_backoff_max, o.retry_on,
+            o.result_ttl, r.created, r.updated, r.worker, result, o.progress, r.owner,
+            r.started, r.waited, o.inputs)
 
 
 def _refuse(r: TaskRecord) -> None:
@@ -401,9 +411,9 @@ def read_all(rows: Iterable[tuple]) -> list[TaskRecord]:
             fields = unpack(record)
             if len(fields) in OLD_RECORD_LENS:  # a row from an older zq
                 fields.extend([None] * (len(RECORD_FIELDS) - len(fields)))
-            (name, queue, r.priority, r.attempt, r.retries, r.timeout, r.eta, r.key, r.after,
-             r.retry_backoff, r.retry_backoff_max, r.retry_on, r.result_ttl, created, updated,
-             worker, r.result, progress, r.owner, r.started, r.waited, r.inputs) = fields
+            (name, queue, r.priority, r.attempt, retries, timeout, eta, key, after,
+             retry_backoff, retry_backoff_max, retry_on, result_ttl, created, updated,
+             worker, r.result, progress, r.owner, r.started, r.waited, inputs) = fields
             r.id = id_
             r.seq = seq
             r.state = states[state]
@@ -421,7 +431,10 @@ def read_all(rows: Iterable[tuple]) -> list[TaskRecord]:
             r.created = created_before = created
             r.updated = updated_before = updated
             r.worker = None if worker is None else intern(worker, worker)
-            r.progress = None if progress is None else tuple(progress)
+            # the optional fields: a plain task's stay its class defaults (tasks.OPTIONAL)
+            r.take_options((retries, timeout, eta, key, after, retry_backoff,
+                            retry_backoff_max, retry_on, result_ttl,
+                            None if progress is None else tuple(progress), inputs))
             append(r)
     finally:
         if paused:
