@@ -30,6 +30,7 @@ import msgpack  # noqa: E402
 
 from zq.core import recovery  # noqa: E402
 from zq.core.master_core import MasterCore  # noqa: E402
+from zq.core.tasks import OPTIONAL  # noqa: E402
 from zq.store.sqlite import SqliteStore  # noqa: E402
 
 ARGS = msgpack.packb([[0], {}])
@@ -73,8 +74,9 @@ def memory(n: int) -> None:
         where = f"{Path(frame.filename).name}:{frame.lineno}"
         print(f"{d.size_diff / n:10.1f} {d.count_diff / n:12.2f}  {where}")
     t = next(iter(core.tasks.values()))
-    print(f"a TaskRecord is {sys.getsizeof(t)} bytes ({len(t.__slots__)} slots); its id "
-          f"{sys.getsizeof(t.id)}, its payload {sys.getsizeof(t.payload)}, its seq "
+    print(f"a TaskRecord is {sys.getsizeof(t)} bytes ({len(t.__slots__)} slots; its "
+          f"{len(OPTIONAL)} optional fields read from the class: {type(t).__name__}); its "
+          f"id {sys.getsizeof(t.id)}, its payload {sys.getsizeof(t.payload)}, its seq "
           f"{sys.getsizeof(t.seq)}")
 
 
