@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -25,6 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import zmq  # noqa: E402
 from common import percentiles, print_table  # noqa: E402
 from harness import Cluster, base_parser, machine, write_markdown  # noqa: E402
 from relay import relay_pingpong  # noqa: E402
@@ -103,6 +105,57 @@ def _align(series: dict[str, dict[tuple[str, int], list[int]]], marks: dict[str,
     return out
 
 
+# The echo peer of send_cost, in a process of its own (as a worker is).
+_ECHO = """
+import sys, zmq
+ctx = zmq.Context(); s = ctx.socket(zmq.DEALER); s.connect(sys.argv[1]); s.send(b"hello")
+while True:
+    m = s.recv()
+    if m == b"stop":
+        break
+    s.send(m)
+s.close(0); ctx.term()
+"""
+
+
+def send_cost(n: int) -> tuple[float, float]:
+    """p50 seconds of one send call on a ROUTER, for a frame with SNDMORE and for a
+    message's last frame (the one that hands the message to libzmq's I/O thread and, when
+    that thread sleeps, wakes it), one message at a time, each echoed by a peer process
+    before the next."""
+    ctx = zmq.Context()
+    router = ctx.socket(zmq.ROUTER)
+    echo = None
+    try:
+        port = router.bind_to_random_port("tcp://127.0.0.1")
+        echo = subprocess.Popen([sys.executable, "-c", _ECHO, f"tcp://127.0.0.1:{port}"])
+        if not router.poll(30_000):
+            raise SystemExit("send_cost: the echo peer did not connect within 30 s")
+        peer, _ = router.recv_multipart()
+        more, last = [], []
+        clock = time.perf_counter
+        for _ in range(n):
+            a = clock()
+            router.send(peer, zmq.SNDMORE)
+            b = clock()
+            router.send(b"x" * 16)
+            c = clock()
+            more.append(b - a)
+            last.append(c - b)
+            if not router.poll(5000):
+                raise SystemExit("send_cost: no echo within 5 s")
+            router.recv_multipart()
+        router.send_multipart([peer, b"stop"])
+        echo.wait(10)
+        return percentiles(more, (50,))[0], percentiles(last, (50,))[0]
+    finally:
+        if echo is not None and echo.poll() is None:
+            echo.kill()
+            echo.wait()
+        router.close(0)
+        ctx.term()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = base_parser(__doc__)
     parser.add_argument("--n", type=int, default=2000, help="timed round trips")
@@ -114,6 +167,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="zq-trace-") as tmp:
         ends = trace(n, warmup, a.inline_under, Path(tmp))
     relay = relay_pingpong(n, warmup=warmup)
+    more, last = send_cost(n)
     relay_p50 = percentiles(relay, (50,))[0]
     rows, steps = [], []
     for name, who, start, end in STEPS:
@@ -139,11 +193,14 @@ def main(argv: list[str] | None = None) -> None:
         "zq worker --pool thread --concurrency 1 --prefetch 1000"
         + (f" --inline-under {a.inline_under}" if a.inline_under else ""),
         "means by where: " + ", ".join(f"{who} {t:,.0f} µs" for who, t in by_who.items())
-        + f"; round trip p50 {w50 / (relay_p50 * 1e6):.2f}× the relay's. {machine()}",
+        + f"; round trip p50 {w50 / (relay_p50 * 1e6):.2f}× the relay's",
+        f"one send call (p50): {more * 1e6:.1f} µs for a frame with SNDMORE, "
+        f"{last * 1e6:.1f} µs for a message's last frame (it wakes libzmq's I/O thread). "
+        f"{machine()}",
     ]
     print(f"zq round trip, step by step: {notes[0]}")
     print_table(headers, rows)
-    print(notes[1])
+    print("\n".join(notes[1:]))
     write_markdown(SCRIPT, headers, rows, notes)
 
 

@@ -17,7 +17,7 @@ import socket
 import threading
 import time
 import uuid
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, Callable, Iterator
 
 import zmq
@@ -28,6 +28,7 @@ from zq.core import codec, queries
 from zq.core import master_events as ev
 from zq.core import messages as m
 from zq.core.catalogue import META_KEY as CATALOGUE_KEY
+from zq.core.holdback import AckHold
 from zq.core.master_core import MasterCore
 from zq.core.messages import Role
 from zq.core.metrics_tap import MetricsTap
@@ -171,6 +172,7 @@ class Master:
         # and their bytes, at most config.max_held (then the peer's session is dropped).
         self._held: dict[bytes, list[tuple[list[Any], int]]] = {}
         self._held_bytes: dict[bytes, int] = {}
+        self._acks = AckHold()  # ACKs wait ACK_HOLD seconds and go together (zq.core.holdback)
         self._shunned: dict[bytes, float] = {}  # rid -> monotonic time its drop ends
         self._store_upkeep = False  # the store may have deferred work for quiet turns
         self._gate: Gate | None = None  # the ZAP handler: who may connect (zq.gate)
@@ -349,6 +351,10 @@ class Master:
                               "again")
         except ZqError:
             pass  # logged; what was not committed was not acknowledged either
+        if serving and self.sock is not None and not self.sock.closed:
+            with suppress(ZqError):  # best effort, like the last turn's sends
+                for rid, ack in self._acks.take_all():
+                    self._send_one(rid, ack)
         self.store.close()
         if self._metrics_server is not None:
             self._metrics_server.close()
@@ -424,6 +430,8 @@ class Master:
             deadline = min(deadline, self._store_retry_at)
         if self.lease is not None and self.lease.due is not None:
             deadline = min(deadline, self.lease.due)
+        if self._acks:
+            deadline = min(deadline, self._acks.due)
         return max(0.0, min(deadline - now, 0.5))
 
     def _upkeep(self, now: float) -> None:
@@ -623,7 +631,8 @@ class Master:
     def _send(self, messages: list[tuple[bytes, m.Message]]) -> None:
         """Send in order per peer. A peer whose queue is full (it does not read) has its
         messages held, in order, and tried again next turn; everyone else is served.
-        What is held for one peer is bounded in bytes (MasterConfig.max_held)."""
+        What is held for one peer is bounded in bytes (MasterConfig.max_held). ACKs
+        wait up to ACK_HOLD seconds and go together (zq.core.holdback)."""
         held, self._held = self._held, {}
         for rid, waiting in held.items():
             for i, (frames, size) in enumerate(waiting):
@@ -633,13 +642,22 @@ class Master:
                 self._held_bytes[rid] -= size
             else:
                 del self._held_bytes[rid]
-        encode = codec.encode
+        acks, send = self._acks, self._send_one
+        now = time.monotonic()
         for rid, msg in messages:
-            # Idle, most of what goes out is a HEARTBEAT to each of many workers: its
-            # frames are the same for all, encoded once (1,000 workers: 1,000 a second).
-            frames = _HEARTBEAT if type(msg) is m.Heartbeat else encode(Role.MASTER, msg)
-            if rid in self._held or not self._send_frames(rid, frames):
-                self._hold(rid, frames)
+            if type(msg) is not m.Ack:
+                send(rid, msg)
+            elif (ack := acks.hold(rid, msg, now)) is not None:  # else it waits a little
+                send(rid, ack)
+        for rid, ack in acks.take_due(now):
+            send(rid, ack)
+
+    def _send_one(self, rid: bytes, msg: m.Message) -> None:
+        # Idle, most of what goes out is a HEARTBEAT to each of many workers: its
+        # frames are the same for all, encoded once (1,000 workers: 1,000 a second).
+        frames = _HEARTBEAT if type(msg) is m.Heartbeat else codec.encode(Role.MASTER, msg)
+        if rid in self._held or not self._send_frames(rid, frames):
+            self._hold(rid, frames)
 
     def _send_frames(self, rid: bytes, frames: list[Any]) -> bool:
         """False when the peer's queue is full; a peer that is gone counts as sent (workers

@@ -1,0 +1,52 @@
+"""ACKs wait a little and go together (zq.core.holdback, issue 18): a worker in a
+round-trip loop no longer spends a turn on an ACK after every task. The pure hold on
+explicit times, then the master's loop with a stub socket (as test_master_send)."""
+
+from __future__ import annotations
+
+import math
+import time
+
+from tests.unit.test_master_send import StubRouter
+from zq.config import MasterConfig
+from zq.core import messages as m
+from zq.core.holdback import ACK_HOLD, HOLD_IDS, AckHold
+from zq.master import Master
+
+
+def test_acks_of_one_worker_gather_until_the_oldest_has_waited() -> None:
+    hold = AckHold()
+    assert not hold and hold.due == math.inf
+    assert hold.hold(b"w1", m.Ack(["a"]), 10.0) is None
+    assert hold.hold(b"w2", m.Ack(["x"]), 10.005) is None
+    assert hold.hold(b"w1", m.Ack(["b", "c"]), 10.01) is None
+    assert hold and hold.due == 10.0 + ACK_HOLD  # the oldest sets when all go
+    assert hold.take_due(10.0 + ACK_HOLD - 0.001) == []
+    due = hold.take_due(10.0 + ACK_HOLD)
+    assert [(rid, ack.ids) for rid, ack in due] == [(b"w1", ["a", "b", "c"]), (b"w2", ["x"])]
+    assert not hold and hold.due == math.inf and hold.take_due(1e9) == []
+
+
+def test_a_worker_with_many_results_gets_its_ack_at_once() -> None:
+    hold = AckHold()
+    assert hold.hold(b"w1", m.Ack([f"t{i}" for i in range(HOLD_IDS - 1)]), 0.0) is None
+    ack = hold.hold(b"w1", m.Ack(["last", "more"]), 0.001)
+    assert ack is not None and len(ack.ids) == HOLD_IDS + 1 and ack.ids[-1] == "more"
+    assert not hold and hold.due == math.inf  # nothing left waiting
+
+
+def test_the_master_holds_acks_wakes_for_them_and_sends_them_together() -> None:
+    master = Master(MasterConfig(store="memory"))
+    router = master.sock = StubRouter()  # type: ignore[assignment]
+    try:
+        master._send([(b"w1", m.Ack(["a"])), (b"c1", m.Reply(1, True, None))])
+        master._send([(b"w1", m.Ack(["b"]))])
+        assert b"w1" not in router.sent and len(router.sent[b"c1"]) == 1  # others go
+        assert master._poll_timeout() <= ACK_HOLD  # the loop wakes to send them
+        master._acks.due = time.monotonic()  # as if ACK_HOLD had passed
+        master._send([])
+        assert [(type(x), x.ids) for x in router.sent[b"w1"]] == [(m.Ack, ["a", "b"])]
+        assert not master._acks
+    finally:
+        master.store.close()
+        master.ctx.term()
