@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import zmq  # noqa: E402
 from common import percentiles, print_table  # noqa: E402
-from harness import Cluster, base_parser, machine, write_markdown  # noqa: E402
+from harness import Cluster, base_parser, cpu_seconds, machine, self_cpu_seconds, write_markdown  # noqa: E402
 from relay import relay_pingpong  # noqa: E402
 from tasks import NOOP  # noqa: E402
 from trace_hook import install, load  # noqa: E402
@@ -61,8 +61,10 @@ STEPS = [
 ]
 
 
-def trace(n: int, warmup: int, inline_under: str | None, out: Path) -> dict[str, list[int]]:
-    """Run the round trips; returns each step's endpoints' times (ns), n of each."""
+def trace(n: int, warmup: int, inline_under: str | None, out: Path
+          ) -> tuple[dict[str, list[int]], dict[str, float]]:
+    """Run the round trips; returns each step's endpoints' times (ns), n of each, and the
+    CPU seconds per timed round trip of the master, the worker and the client."""
     client_trace = install(None)  # this process is the client: read in memory
     extra = ["--inline-under", inline_under] if inline_under else []
     marks: dict[str, list[int]] = {"call": [], "return": []}
@@ -71,19 +73,28 @@ def trace(n: int, warmup: int, inline_under: str | None, out: Path) -> dict[str,
         cluster.start_master()
         cluster.start_workers(1, pool="thread", concurrency=1, prefetch=1000, extra=extra)
         pids = {"master": cluster.master.pid, "worker": cluster.workers[0].pid}  # type: ignore[union-attr]
+        cpu: dict[str, float] = {}
         with cluster.client() as client:
             for i in range(warmup + n):
+                if i == warmup:
+                    cpu = _cpu(pids)
                 start = clock()
                 client.submit(NOOP, i).result(timeout=30)
                 if i >= warmup:
                     marks["call"].append(start)
                     marks["return"].append(clock())
+            cpu = {who: (t - cpu[who]) / n for who, t in _cpu(pids).items()}
         for proc in (cluster.workers[0], cluster.master):  # a clean exit writes the trace
             proc.signal(15)  # SIGTERM
             proc.popen.wait(30)  # type: ignore[union-attr]
     series = {who: load(out / f"trace-{pid}.txt") for who, pid in pids.items()}
     series["client"] = client_trace()
-    return _align(series, marks, n)
+    return _align(series, marks, n), cpu
+
+
+def _cpu(pids: dict[str, int]) -> dict[str, float]:
+    return {**{who: cpu_seconds(pid) for who, pid in pids.items()},
+            "client": self_cpu_seconds()}
 
 
 def _align(series: dict[str, dict[tuple[str, int], list[int]]], marks: dict[str, list[int]],
@@ -165,7 +176,7 @@ def main(argv: list[str] | None = None) -> None:
     a = parser.parse_args(argv)
     n, warmup = (200, 20) if a.quick else (a.n, a.warmup)
     with tempfile.TemporaryDirectory(prefix="zq-trace-") as tmp:
-        ends = trace(n, warmup, a.inline_under, Path(tmp))
+        ends, cpu = trace(n, warmup, a.inline_under, Path(tmp))
     relay = relay_pingpong(n, warmup=warmup)
     more, last = send_cost(n)
     relay_p50 = percentiles(relay, (50,))[0]
@@ -194,6 +205,8 @@ def main(argv: list[str] | None = None) -> None:
         + (f" --inline-under {a.inline_under}" if a.inline_under else ""),
         "means by where: " + ", ".join(f"{who} {t:,.0f} µs" for who, t in by_who.items())
         + f"; round trip p50 {w50 / (relay_p50 * 1e6):.2f}× the relay's",
+        "CPU per round trip (/proc, 10 ms ticks; all threads): "
+        + ", ".join(f"{who} {t * 1e6:,.0f} µs" for who, t in cpu.items()),
         f"one send call (p50): {more * 1e6:.1f} µs for a frame with SNDMORE, "
         f"{last * 1e6:.1f} µs for a message's last frame (it wakes libzmq's I/O thread). "
         f"{machine()}",
