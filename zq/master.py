@@ -649,7 +649,9 @@ class Master:
                 send(rid, msg)
             elif (ack := acks.hold(rid, msg, now)) is not None:  # else it waits a little
                 send(rid, ack)
-        for rid, ack in acks.take_due(now):
+        # Due within poll's resolution (whole milliseconds) counts as due: else poll(0)
+        # would return at once, turn after turn, until then.
+        for rid, ack in acks.take_due(now + 0.001):
             send(rid, ack)
 
     def _send_one(self, rid: bytes, msg: m.Message) -> None:
