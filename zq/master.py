@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
 import random
 import signal
 import socket
@@ -377,7 +378,9 @@ class Master:
         if self._reload:
             self._reload = False
             self._reload_keys()
-        events = poller.poll(int(self._poll_timeout() * 1000))  # pyzmq truncates too
+        # Whole milliseconds, rounded up: rounded down, a deadline less than 1 ms away
+        # would make poll return at once, turn after turn, until it came.
+        events = poller.poll(math.ceil(self._poll_timeout() * 1000))
         start = time.monotonic()
         core.advance(start, self._wall())
         if self.lease is not None:
@@ -649,9 +652,7 @@ class Master:
                 send(rid, msg)
             elif (ack := acks.hold(rid, msg, now)) is not None:  # else it waits a little
                 send(rid, ack)
-        # Due within poll's resolution (whole milliseconds) counts as due: else poll(0)
-        # would return at once, turn after turn, until then.
-        for rid, ack in acks.take_due(now + 0.001):
+        for rid, ack in acks.take_due(now):
             send(rid, ack)
 
     def _send_one(self, rid: bytes, msg: m.Message) -> None:

@@ -50,3 +50,28 @@ def test_the_master_holds_acks_wakes_for_them_and_sends_them_together() -> None:
     finally:
         master.store.close()
         master.ctx.term()
+
+
+class RecordingPoller:
+    def __init__(self) -> None:
+        self.timeouts: list[int] = []
+
+    def poll(self, timeout: int) -> list:
+        self.timeouts.append(timeout)
+        return []
+
+
+def test_a_deadline_under_a_millisecond_away_is_waited_for_not_polled_past() -> None:
+    # poll takes whole milliseconds: rounded down, an ACK due in 0.4 ms made the loop
+    # poll(0), return at once and turn again and again until it was due.
+    master = Master(MasterConfig(store="memory"))
+    master.sock = StubRouter()  # type: ignore[assignment]
+    try:
+        poller = RecordingPoller()
+        master._turn(poller)  # type: ignore[arg-type]  # the first upkeep is due at once
+        master._acks.hold(b"w1", m.Ack(["a"]), time.monotonic() - ACK_HOLD + 0.0004)
+        master._turn(poller)  # type: ignore[arg-type]
+        assert poller.timeouts[1] == 1
+    finally:
+        master.store.close()
+        master.ctx.term()
