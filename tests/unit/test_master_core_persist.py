@@ -108,3 +108,16 @@ def test_the_memory_store_is_given_nothing() -> None:
     s.cancel(s.tasks["t1"])
     out = s.flush()
     assert not (out.saves or out.updates or out.meta)
+
+
+def test_restore_counts_every_task_read_back_with_dependencies_waiting() -> None:
+    # The master logs "N tasks restored" with restore()'s count; a pending task waiting
+    # for another made it the number of that task's unmet dependencies instead.
+    s = MasterCore(master_id="m-test")
+    parent = record("p", S.QUEUED)
+    child = TaskRecord("c", "job", b"args", state=S.PENDING, seq=2, after=["p"])
+    done = record("d", S.SUCCEEDED)
+    assert s.restore([parent, child, done]) == 3
+    assert s.unmet == {"c": 1} and s.waiting == {"p": ["c"]}
+    assert s.counts[S.QUEUED] == 1 and s.counts[S.PENDING] == 1 and s.counts[S.SUCCEEDED] == 1
+    s.validate()

@@ -33,54 +33,62 @@ def restore(core: MasterCore, records: Any) -> int:
     n = 0
     core.hold_until = core.now + core.interval * core.liveness
     final: list[TaskRecord] = []
+    pending: list[TaskRecord] = []
     # A million tasks share a few names and queues: each name is checked against the
     # catalogue, and each (queue, name) given its ready queue, once (issue 18: restart).
+    # The per-task loop reads only locals: it runs once per stored task.
     names_checked: set[str] = set()
     kinds_readied: set[tuple[str, str]] = set()
-    tasks, counts, seq = core.tasks, core.counts, core.seq
+    tasks, counts, seq, keys, depth = core.tasks, core.counts, core.seq, core.keys, core.depth
+    unleased, held, held_ids = core.restored_unleased, core.held, core.held_ids
+    queued, running, retrying, pending_state = (State.QUEUED, State.RUNNING, State.RETRYING,
+                                                State.PENDING)
+    succeeded = State.SUCCEEDED
     for t in records:
         n += 1
         if t.seq > seq:
             seq = t.seq
         tasks[t.id] = t
         if t.key is not None:
-            core.keys[t.key] = t.id
-        if t.state in FINAL:
-            counts[t.state] += 1
+            keys[t.key] = t.id
+        state = t.state
+        if state in FINAL:
+            counts[state] += 1
             final.append(t)
-            if t.state is State.SUCCEEDED:
+            if state is succeeded:
                 t.payload = FREED
             continue
         if not t.attempt and t.name not in names_checked:
             names_checked.add(t.name)
             if t.name not in core.catalogue:
                 submission.note_unannounced(core, t.name)
-        if t.state in (State.RUNNING, State.QUEUED, State.RETRYING):
-            core.restored_unleased.add(t.id)
-        if t.state in (State.RUNNING, State.QUEUED):
-            t.state = State.QUEUED
-            core.depth[t.queue] = core.depth.get(t.queue, 0) + 1
+        if state is queued or state is running:
+            unleased.add(t.id)
+            t.state = state = queued
+            depth[t.queue] = depth.get(t.queue, 0) + 1
             if (t.queue, t.name) not in kinds_readied:
                 kinds_readied.add((t.queue, t.name))
                 core._ready_queue(ready_key(t.queue, t.name))
-            core.held.append(t)
-            core.held_ids.add(t.id)
-        elif t.state is State.RETRYING:
+            held.append(t)
+            held_ids.add(t.id)
+        elif state is retrying:
+            unleased.add(t.id)
             timers.add_timer(core, core.wall, t)
-        counts[t.state] += 1
+        elif state is pending_state:
+            pending.append(t)
+        counts[state] += 1
     core.seq = seq
-    for t in core.tasks.values():  # second pass: dependencies may come in any order
-        if t.state is State.PENDING:
-            if t.after and not core._deps_done(t):
-                n = 0
-                for d in t.after:
-                    if d in core.tasks and core.tasks[d].state not in FINAL:
-                        core.waiting.setdefault(d, []).append(t.id)
-                        n += 1
-                core.unmet[t.id] = n
-                timers.add_timer(core, core.wall, t)  # re-checked when due
-            else:
-                timers.add_timer(core, t.eta or core.wall, t)
+    for t in pending:  # second pass: dependencies may come in any order
+        if t.after and not core._deps_done(t):
+            n_deps = 0
+            for d in t.after:
+                if d in tasks and tasks[d].state not in FINAL:
+                    core.waiting.setdefault(d, []).append(t.id)
+                    n_deps += 1
+            core.unmet[t.id] = n_deps
+            timers.add_timer(core, core.wall, t)  # re-checked when due
+        else:
+            timers.add_timer(core, t.eta or core.wall, t)
     for t in sorted(final, key=_finished_at):  # the store gives submission order
         expiry.keep_result(core, t)
     workflows.restore(core)  # the results the tasks not final yet take: kept
