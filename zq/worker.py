@@ -138,9 +138,9 @@ class Worker:
             pool_deadline = pool.next_deadline(now)
             if pool_deadline is not None:
                 deadline = min(deadline, pool_deadline)
-            wait = deadline - now
+            wait = deadline - now  # -inf: still something to send (a send failed): no wait
             timeout = (MAX_POLL_MS if wait == math.inf
-                       else min(MAX_POLL_MS, max(0, math.ceil(wait * 1000))))
+                       else min(MAX_POLL_MS, math.ceil(max(0.0, wait) * 1000)))
             events = self._poller.poll(timeout)
             now = time.monotonic()
             ready: set[int] = set()
