@@ -12,12 +12,28 @@ import pytest
 
 import zq
 from tests.apps import e2e_tasks as t
-from tests.integration.harness import ROOT, Cluster, wait_until
+from tests.integration.harness import ROOT, Cluster, Proc, wait_until
 from tests.integration.netns import Hosts, skip_unless_available
 from zq.security import create_keys, load_peer_keys
 
 APP = "tests.apps.e2e_tasks"
 pytestmark = pytest.mark.netns
+
+
+WORKER_START = 20.0  # seconds for a worker to start: Cluster.wait_workers' allowance
+
+
+def wait_logged(cluster: Cluster, proc: Proc, text: str, timeout: float, what: str) -> None:
+    """Wait until proc's log holds text. Fails at once if proc exits, and either way with
+    every process's log: a run's logs are gone once its temporary directory is."""
+    def logged() -> bool:
+        if not proc.alive():
+            raise AssertionError(f"{what}: it exited with code {proc.popen.returncode}")
+        return text in proc.output()
+    try:
+        wait_until(logged, timeout, what)
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n{cluster.logs()}") from None
 
 
 @pytest.fixture
@@ -89,6 +105,13 @@ def test_with_keys_only_the_keyed_host_serves(hosts, tmp_path):
                            extra=("--prefetch", "0", *(keyed if k == 1 else ())),
                            connect=f"tcp://{hosts.master_addr_for(k)}:{c.port}",
                            prefix=hosts.exec_prefix(ns), wait=k == 1)
+        host2 = c.procs[-1]
+        # host2 was not waited for: its start-up (the worker, its pool's fork server and
+        # child) gets any worker's allowance, and the refusal's own wait starts once it
+        # runs. Refused before the work, host2 has surely tried when the work is checked.
+        wait_logged(c, host2, "worker host2 (session", WORKER_START,
+                    "host2's worker to start and connect")
+        wait_logged(c, host2, "requires keys", 10, "host2's worker to say the master requires keys")
         config = zq.ClientConfig(secret_key=str(keys / "client" / "client.key_secret"),
                                  master_key=master_key)
         with zq.Client(c.endpoint, config=config) as client:
@@ -97,8 +120,6 @@ def test_with_keys_only_the_keyed_host_serves(hosts, tmp_path):
         assert len(places) == 1
         assert c.workers() == {"host1"}
         assert all(p.alive() for p in c.procs)  # host2 still trying, never admitted
-        wait_until(lambda: "requires keys" in c.procs[-1].output(), 10,
-                   "host2's worker to say the master requires keys")
     finally:
         c.close()
 
