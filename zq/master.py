@@ -648,10 +648,13 @@ class Master:
         acks, send = self._acks, self._send_one
         now = time.monotonic()
         for rid, msg in messages:
-            if type(msg) is not m.Ack:
-                send(rid, msg)
-            elif (ack := acks.hold(rid, msg, now)) is not None:  # else it waits a little
-                send(rid, ack)
+            if type(msg) is m.Ack:
+                for ack in acks.hold(rid, msg, now):  # none: it waits a little
+                    send(rid, ack)
+                continue
+            if acks and (early := _ack_before(acks, rid, msg)) is not None:
+                send(rid, early)
+            send(rid, msg)
         for rid, ack in acks.take_due(now):
             send(rid, ack)
 
@@ -763,6 +766,15 @@ class Master:
         args = {i: read[i].payload for i in freed if read[i] is not None}  # type: ignore[union-attr]
         if loaded or args:
             self.core.handle(ev.RecordsLoaded(loaded, args, rid))
+
+
+def _ack_before(acks: AckHold, rid: bytes, msg: m.Message) -> m.Ack | None:
+    """The held ACK that must go before msg: a TASK or CANCEL naming one of its tasks."""
+    if type(msg) is m.Task:
+        return acks.before(rid, [e[0] for e in msg.entries])
+    if type(msg) is m.Cancel:
+        return acks.before(rid, msg.ids)
+    return None
 
 
 _HEARTBEAT = codec.encode(Role.MASTER, m.Heartbeat())

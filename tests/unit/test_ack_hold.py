@@ -17,9 +17,9 @@ from zq.master import Master
 def test_acks_of_one_worker_gather_until_the_oldest_has_waited() -> None:
     hold = AckHold()
     assert not hold and hold.due == math.inf
-    assert hold.hold(b"w1", m.Ack(["a"]), 10.0) is None
-    assert hold.hold(b"w2", m.Ack(["x"]), 10.005) is None
-    assert hold.hold(b"w1", m.Ack(["b", "c"]), 10.01) is None
+    assert hold.hold(b"w1", m.Ack(["a"]), 10.0) == []
+    assert hold.hold(b"w2", m.Ack(["x"]), 10.005) == []
+    assert hold.hold(b"w1", m.Ack(["b", "c"]), 10.01) == []
     assert hold and hold.due == 10.0 + ACK_HOLD  # the oldest sets when all go
     assert hold.take_due(10.0 + ACK_HOLD - 0.001) == []
     due = hold.take_due(10.0 + ACK_HOLD)
@@ -27,12 +27,23 @@ def test_acks_of_one_worker_gather_until_the_oldest_has_waited() -> None:
     assert not hold and hold.due == math.inf and hold.take_due(1e9) == []
 
 
-def test_a_worker_with_many_results_gets_its_ack_at_once() -> None:
+def test_a_worker_with_many_results_gets_its_acks_at_once_each_as_large_as_it_came() -> None:
     hold = AckHold()
-    assert hold.hold(b"w1", m.Ack([f"t{i}" for i in range(HOLD_IDS - 1)]), 0.0) is None
-    ack = hold.hold(b"w1", m.Ack(["last", "more"]), 0.001)
-    assert ack is not None and len(ack.ids) == HOLD_IDS + 1 and ack.ids[-1] == "more"
+    assert hold.hold(b"w1", m.Ack([f"t{i}" for i in range(HOLD_IDS - 1)]), 0.0) == []
+    big = m.Ack([f"u{i}" for i in range(5000)])  # one turn's ACK, as the outbox built it
+    acks = hold.hold(b"w1", big, 0.001)
+    assert [len(a.ids) for a in acks] == [HOLD_IDS - 1, 5000] and acks[1] is big
     assert not hold and hold.due == math.inf  # nothing left waiting
+
+
+def test_a_held_ack_goes_before_a_task_or_cancel_naming_its_task() -> None:
+    # The worker keeps results by task id alone: attempt 1's ACK arriving after attempt
+    # 2's TASK would make it forget attempt 2's result (found in review).
+    hold = AckHold()
+    hold.hold(b"w1", m.Ack(["a", "b"]), 0.0)
+    assert hold.before(b"w1", ["c"]) is None and hold.before(b"w2", ["a"]) is None
+    ack = hold.before(b"w1", ["c", "b"])
+    assert ack is not None and ack.ids == ["a", "b"] and not hold
 
 
 def test_the_master_holds_acks_wakes_for_them_and_sends_them_together() -> None:
@@ -47,6 +58,27 @@ def test_the_master_holds_acks_wakes_for_them_and_sends_them_together() -> None:
         master._send([])
         assert [(type(x), x.ids) for x in router.sent[b"w1"]] == [(m.Ack, ["a", "b"])]
         assert not master._acks
+    finally:
+        master.store.close()
+        master.ctx.term()
+
+
+def test_the_master_sends_a_held_ack_before_the_next_attempts_task() -> None:
+    master = Master(MasterConfig(store="memory"))
+    router = master.sock = StubRouter()  # type: ignore[assignment]
+    try:
+        master._send([(b"w1", m.Ack(["x", "y"]))])  # attempt 1 of x is done: held
+        task = m.Task([("z", 1, "job", b"\x90", None, None)])
+        master._send([(b"w1", task)])  # another task: the ACK keeps waiting
+        assert [type(x) for x in router.sent[b"w1"]] == [m.Task] and master._acks
+        retry = m.Task([("x", 2, "job", b"\x90", None, None)])  # attempt 2 of x
+        master._send([(b"w1", retry)])
+        sent = router.sent[b"w1"]
+        assert [type(x) for x in sent] == [m.Task, m.Ack, m.Task] and sent[1].ids == ["x", "y"]
+        assert not master._acks
+        master._send([(b"w1", m.Ack(["z"]))])
+        master._send([(b"w1", m.Cancel(["z"]))])  # a CANCEL naming it: the same
+        assert [type(x) for x in router.sent[b"w1"][3:]] == [m.Ack, m.Cancel]
     finally:
         master.store.close()
         master.ctx.term()

@@ -6,7 +6,9 @@ a reconnect, and the master ignores duplicates), and a stopping worker waits tha
 longer for its last ACK. What it saves: a worker in a round-trip loop handled an ACK in
 a turn of its own after every task, and the master sent it one message more per task;
 now one ACK names the results of ACK_HOLD seconds (HOLD_IDS at most, then it goes at
-once). Measured in bench/README ("The round trip, step by step").
+once). A held ACK goes at once, before it, when a TASK or CANCEL names one of its tasks
+(an earlier attempt's ACK must not reach the worker after the next attempt's TASK).
+Measured in bench/README ("The round trip, step by step").
 
 ACCEPTED is not held: a client with a small `max_unacked` would wait for it, and a held
 one could only go before the RESULT it would have ridden with, on the round trip's path.
@@ -16,6 +18,7 @@ Pure: the loop (zq.master) sends what `hold` and `take_due` return.
 from __future__ import annotations
 
 import math
+from typing import Iterable
 
 from zq.core import messages as m
 
@@ -35,20 +38,31 @@ class AckHold:
     def __bool__(self) -> bool:
         return bool(self._ids)
 
-    def hold(self, rid: bytes, ack: m.Ack, now: float) -> m.Ack | None:
-        """Keep ack's ids; returns the ACK to send now instead (HOLD_IDS reached)."""
-        ids = self._ids.get(rid)
-        if ids is None:
+    def hold(self, rid: bytes, ack: m.Ack, now: float) -> list[m.Ack]:
+        """Keep ack's ids; returns the ACKs to send now instead: what was held and ack,
+        each as large as it came, once together they reach HOLD_IDS."""
+        held = self._ids.get(rid)
+        if held is None:
+            held = []
+        if len(held) + len(ack.ids) < HOLD_IDS:
             if not self._ids:
                 self.due = now + ACK_HOLD
-            ids = self._ids[rid] = []
-        ids.extend(ack.ids)
-        if len(ids) < HOLD_IDS:
+            self._ids[rid] = held
+            held.extend(ack.ids)
+            return []
+        self._drop(rid)
+        return [m.Ack(held), ack] if held else [ack]
+
+    def before(self, rid: bytes, ids: Iterable[str]) -> m.Ack | None:
+        """The held ACK that must go before a message naming these task ids to rid (a
+        TASK or a CANCEL): the worker keeps its results by task id alone, so an ACK of
+        an earlier attempt that came after a new attempt's TASK would make it forget the
+        new attempt's result."""
+        held = self._ids.get(rid)
+        if held is None or set(held).isdisjoint(ids):
             return None
-        del self._ids[rid]
-        if not self._ids:
-            self.due = math.inf
-        return m.Ack(ids)
+        self._drop(rid)
+        return m.Ack(held)
 
     def take_due(self, now: float) -> list[tuple[bytes, m.Ack]]:
         """Every held ACK, once the oldest has waited ACK_HOLD; else nothing."""
@@ -60,3 +74,8 @@ class AckHold:
         out = [(rid, m.Ack(ids)) for rid, ids in self._ids.items()]
         self._ids, self.due = {}, math.inf
         return out
+
+    def _drop(self, rid: bytes) -> None:
+        self._ids.pop(rid, None)
+        if not self._ids:
+            self.due = math.inf
