@@ -19,6 +19,7 @@ import threading
 import time
 import uuid
 from contextlib import contextmanager, suppress
+from operator import itemgetter
 from typing import Any, Callable, Iterator
 
 import zmq
@@ -771,12 +772,13 @@ class Master:
 def _ack_before(acks: AckHold, rid: bytes, msg: m.Message) -> m.Ack | None:
     """The held ACK that must go before msg: a TASK or CANCEL naming one of its tasks."""
     if type(msg) is m.Task:
-        return acks.before(rid, [e[0] for e in msg.entries])
+        return acks.before(rid, map(_task_id, msg.entries))  # C-speed, no list built
     if type(msg) is m.Cancel:
         return acks.before(rid, msg.ids)
     return None
 
 
+_task_id = itemgetter(0)  # of a TASK entry
 _HEARTBEAT = codec.encode(Role.MASTER, m.Heartbeat())
 _LOG_LEVELS = {"error": logging.ERROR, "warning": logging.WARNING, "info": logging.INFO}
 

@@ -32,7 +32,9 @@ class AckHold:
     __slots__ = ("_ids", "due")
 
     def __init__(self) -> None:
-        self._ids: dict[bytes, list[str]] = {}
+        # per worker, its held ids as the keys of a dict: in order, and a TASK's ids are
+        # looked up in them without building a set (before(), once per TASK sent)
+        self._ids: dict[bytes, dict[str, None]] = {}
         self.due = math.inf  # monotonic time the held ACKs must go
 
     def __bool__(self) -> bool:
@@ -43,15 +45,17 @@ class AckHold:
         each as large as it came, once together they reach HOLD_IDS."""
         held = self._ids.get(rid)
         if held is None:
-            held = []
-        if len(held) + len(ack.ids) < HOLD_IDS:
+            if len(ack.ids) >= HOLD_IDS:
+                return [ack]
             if not self._ids:
                 self.due = now + ACK_HOLD
-            self._ids[rid] = held
-            held.extend(ack.ids)
+            self._ids[rid] = dict.fromkeys(ack.ids)
             return []
-        self._drop(rid)
-        return [m.Ack(held), ack] if held else [ack]
+        if len(held) + len(ack.ids) >= HOLD_IDS:
+            self._drop(rid)
+            return [m.Ack(list(held)), ack]
+        held.update(dict.fromkeys(ack.ids))
+        return []
 
     def before(self, rid: bytes, ids: Iterable[str]) -> m.Ack | None:
         """The held ACK that must go before a message naming these task ids to rid (a
@@ -59,10 +63,10 @@ class AckHold:
         an earlier attempt that came after a new attempt's TASK would make it forget the
         new attempt's result."""
         held = self._ids.get(rid)
-        if held is None or set(held).isdisjoint(ids):
+        if held is None or held.keys().isdisjoint(ids):
             return None
         self._drop(rid)
-        return m.Ack(held)
+        return m.Ack(list(held))
 
     def take_due(self, now: float) -> list[tuple[bytes, m.Ack]]:
         """Every held ACK, once the oldest has waited ACK_HOLD; else nothing."""
@@ -71,7 +75,7 @@ class AckHold:
         return self.take_all()
 
     def take_all(self) -> list[tuple[bytes, m.Ack]]:
-        out = [(rid, m.Ack(ids)) for rid, ids in self._ids.items()]
+        out = [(rid, m.Ack(list(ids))) for rid, ids in self._ids.items()]
         self._ids, self.due = {}, math.inf
         return out
 
