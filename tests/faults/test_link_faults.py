@@ -176,8 +176,10 @@ def test_replayed_messages_change_nothing(cluster, proxy_of, tmp_path):
         assert [f.result(timeout=30) for f in futures] == [f"r{i}" for i in range(10)]
         tags = {f.id: f"r{i}" for i, f in enumerate(futures)}
         before = {row["id"]: row for row in client.tasks(limit=1000)}
-        wait_until(lambda: any(command(f) is m.Cmd.HEARTBEAT for _, f in links.captured), 10,
-                   "an idle peer's HEARTBEAT")
+        # a peer's HEARTBEAT to the master (UP), the one replayed below: the master's own
+        # to its peers (DOWN) may come first
+        wait_until(lambda: any(d == UP and command(f) is m.Cmd.HEARTBEAT
+                               for d, f in links.captured), 10, "an idle peer's HEARTBEAT")
         replays = [(d, frames) for d, frames in links.captured if d == UP
                    and command(frames) in (m.Cmd.SUBMIT, m.Cmd.RESULT, m.Cmd.HEARTBEAT,
                                            m.Cmd.CREDIT, m.Cmd.WATCH)]
