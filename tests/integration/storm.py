@@ -40,10 +40,14 @@ def assert_one_result_each(client: zq.Client, futures: list) -> None:
 
 class Storm:
     """Tasks submitted in waves of WAVE to a cluster of a master and workers w1 and w2;
-    task i returns "i:N" on its Nth run and logs each run in `log`."""
+    task i returns "i:N" on its Nth run and logs each run in `log`.
+
+    Tasks from the third wave on hold their thread at a gate until release(): the
+    storm cannot be over before a test's fault, however fast the machine runs it."""
 
     def __init__(self, cluster: Cluster, log: Path) -> None:
         self.cluster, self.log = cluster, log
+        self.gate = log.with_name(log.name + ".gate")
         self.futures: list[zq.Future] = []
         self.workers: dict[str, Proc] = {}
 
@@ -57,17 +61,22 @@ class Storm:
     def wave(self, client: zq.Client) -> None:
         for _ in range(WAVE):
             i = len(self.futures)
+            gate = str(self.gate) if i >= 2 * WAVE else None
             self.futures.append(client.submit(t.log_distinct_run, str(self.log), str(i),
-                                              0.002))
+                                              0.002, gate=gate))
 
     def under_way(self, client: zq.Client) -> None:
         """Six waves, all acknowledged (so in the master's store), and at least 100 runs
-        done: tasks are now queued, leased, running and finishing, results on the wire."""
+        begun: tasks are now queued, leased, finishing with results on the wire, and
+        held running at the gate. The test's fault comes next, then release()."""
         for _ in range(6):
             self.wave(client)
         assert client.flush(10)
-        wait_until(lambda: sum(runs(self.log).values()) >= 100, 30,
-                   "the storm to be under way")
+        wait_until(lambda: self.ran() >= 2 * WAVE, 30, "the storm to be under way")
+
+    def release(self) -> None:
+        """Open the gate: the held runs finish, the rest of the storm runs freely."""
+        self.gate.touch()
 
     def ran(self) -> int:
         return sum(runs(self.log).values())

@@ -46,6 +46,7 @@ def test_kill9_during_a_storm_loses_nothing(cluster, tmp_path, storm: Storm, vic
         if victim in ("worker", "both"):
             storm.workers["w2"].kill()
         assert storm.ran() < 6 * WAVE, "the storm was over before the kill"
+        storm.release()
         for _ in range(3):
             storm.wave(client)  # submitted while the victim is down
         if victim in ("master", "both"):

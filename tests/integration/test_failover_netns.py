@@ -201,6 +201,7 @@ def test_kill9_of_the_active_master_on_its_own_host(failover: Failover):
         assert a.wait(10) != 0
         killed = time.time()  # a serves nothing after this
         assert storm.ran() < 6 * WAVE, "the storm was over before the kill"
+        storm.release()
         storm.wave(client)  # submitted while b takes over
         failover.finish(client, b)
     ((a_took, a_epoch),), ((b_took, b_epoch),) = took(a), took(b)
@@ -222,6 +223,7 @@ def test_the_active_masters_host_cut_off(failover: Failover, lan: Lan):
         lan.cut("a")
         try:
             assert storm.ran() < 6 * WAVE, "the storm was over before the cut"
+            storm.release()
             storm.wave(client)
             failover.finish(client, b)
             wait_until(lambda: FENCED.search(a.output()), 30, "a to fence itself")

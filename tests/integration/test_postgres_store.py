@@ -37,6 +37,7 @@ def test_kill9_of_the_master_in_a_durable_storm_loses_nothing(cluster, storm: St
         storm.under_way(client)  # all acknowledged: committed to the database
         cluster.master.kill()
         assert storm.ran() < 6 * WAVE, "the storm was over before the kill"
+        storm.release()
         storm.wave(client)  # submitted while the master is down
         assert not client.flush(0.2)
         cluster.start_master(database)
