@@ -66,6 +66,7 @@ class Worker:
         self._watch = transport.LinkWatch("worker", config.connect, self._keys)
         self._refusals = transport.LogThrottle()
         self._poller = zmq.Poller()
+        self._pollout = False  # the socket is polled for room too (_sync_pollout)
         self._pool_fds: list[int] = []
         self._exit: int | None = None
         self._dropped = 0
@@ -134,11 +135,12 @@ class Worker:
         while self._exit is None:
             now = time.monotonic()
             self._sync_pool_fds()
+            self._sync_pollout()
             deadline = core.next_deadline()
             pool_deadline = pool.next_deadline(now)
             if pool_deadline is not None:
                 deadline = min(deadline, pool_deadline)
-            wait = deadline - now  # -inf: still something to send (a send failed): no wait
+            wait = deadline - now  # -inf: something to send: no wait
             timeout = (MAX_POLL_MS if wait == math.inf
                        else min(MAX_POLL_MS, math.ceil(max(0.0, wait) * 1000)))
             events = self._poller.poll(timeout)
@@ -198,6 +200,15 @@ class Worker:
         for fd in set(fds) - set(self._pool_fds):
             self._poller.register(fd, zmq.POLLIN)
         self._pool_fds = list(fds)
+
+    def _sync_pollout(self) -> None:
+        """Poll the socket for room too while the core waits for it (a send failed); a
+        DEALER with room is always writable, so only then."""
+        sock = self._sock
+        want = sock is not None and self._core.send_blocked
+        if want != self._pollout and sock is not None:
+            self._pollout = want
+            self._poller.register(sock, zmq.POLLIN | (zmq.POLLOUT if want else 0))
 
     def _drain_socket(self, now: float) -> None:
         core, sock = self._core, self._sock
@@ -283,6 +294,7 @@ class Worker:
     def _close_socket(self) -> None:
         sock, self._sock = self._sock, None
         monitor, self._monitor = self._monitor, None
+        self._pollout = False
         if sock is not None:
             self._poller.unregister(sock)
             if monitor is not None:

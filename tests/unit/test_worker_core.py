@@ -259,15 +259,26 @@ def test_ack_forgets_and_unacked_results_are_resent_after_every_welcome() -> Non
 
 
 def test_a_refused_result_send_is_retried_next_turn() -> None:
+    """A send zmq refused (nowhere to queue it) goes again on the next turn; until then
+    the core waits for the shell's news (room on the socket, or anything else) instead
+    of asking for a turn at once, which spun the worker's loop while the queue stayed
+    full."""
     s = registered()
     s.recv(m.Task([entry("a")]))
     s.report(results=[result("a")])
+    assert s.core.next_deadline() == -math.inf  # a result to send: no wait
     s.tick()
     (msg,) = s.pop_sent()
     s.event(ev.SendFailed(msg, s.now))
-    assert s.core.next_deadline() == -math.inf
+    assert s.core.send_blocked
+    assert s.core.next_deadline() == s.core.last_send + s.core.interval  # the heartbeat's
     s.tick()
     assert s.pop_sent() == [m.Result([result("a")])]
+    assert not s.core.send_blocked
+    s.event(ev.SendFailed(m.Heartbeat(), s.now))  # lost, like on any reconnect
+    assert s.core.send_blocked
+    s.tick()
+    assert s.pop_sent() == [] and not s.core.send_blocked
 
 
 def test_result_over_the_masters_limit_becomes_fatal() -> None:

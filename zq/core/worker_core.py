@@ -184,6 +184,11 @@ class WorkerCore:
         self._announced: set[str] = set()
         self._credit_due = False
         self._hello_due = False
+        # A send failed (zmq had nowhere to queue it: the connection's queue full or
+        # dropped): what is due waits until the socket can take a message (the shell
+        # polls for POLLOUT) or anything else happens, instead of being retried in a
+        # loop that takes the CPU the master needs to drain the queue.
+        self.send_blocked = False
 
         self._reconnects = self._duplicates = self._over_credit = 0
         self._unexpected = self._garbage = self._partials_dropped = 0
@@ -218,14 +223,14 @@ class WorkerCore:
 
     def next_deadline(self) -> float:
         """When tick() must run next even if nothing arrives (math.inf: never)."""
-        if self._output_pending():
+        if not self.send_blocked and self._output_pending():
             return -math.inf  # something to send: do not sleep
         t = math.inf
         if self.link is Link.CONNECTING or self.link is Link.REGISTERED:
             t = self.last_recv + self.interval * self.liveness
             if self.link is Link.REGISTERED:
                 t = min(t, self.last_send + self.interval)
-                if self._unannounced and self.takes_starts:
+                if self._unannounced and self.takes_starts and not self.send_blocked:
                     t = min(t, min(self._unannounced.values()) + STARTED_DELAY)
         elif self.link is Link.BACKING_OFF and self.reconnect_at is not None:
             t = self.reconnect_at
@@ -530,6 +535,7 @@ class WorkerCore:
 
     def _on_send_failed(self, ev: SendFailed) -> list[Command]:
         msg = ev.message
+        self.send_blocked = True
         if isinstance(msg, m.Result):
             self._resend = bool(self.outbox)  # every unACKed result goes again next turn
         elif isinstance(msg, m.Started):  # still running? then announce them again
@@ -605,6 +611,7 @@ class WorkerCore:
 
     def _flush(self, now: float, cmds: list[Command]) -> None:
         before = len(cmds)
+        self.send_blocked = False  # try again: a failure says so again
         if self.link is Link.CONNECTING and self._hello_due:
             cmds.append(Send(self._hello()))
             self._hello_due = False
