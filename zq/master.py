@@ -117,31 +117,6 @@ def _tune_gc() -> None:
     gc.set_threshold(50_000, 20, 10)
 
 
-class _FailureLog:
-    """Logs a failure, with its traceback, at most BURST times per WINDOW seconds; the
-    others are counted and the count goes into the next line logged: a peer that makes
-    every message fail must not flood the log."""
-
-    BURST, WINDOW = 5, 60.0
-
-    def __init__(self) -> None:
-        self.window_start = -self.WINDOW
-        self.used = self.suppressed = 0
-
-    def log(self, text: str, e: BaseException) -> None:
-        now = time.monotonic()
-        if now - self.window_start >= self.WINDOW:
-            self.window_start, self.used = now, 0
-        if self.used >= self.BURST:
-            self.suppressed += 1
-            return
-        self.used += 1
-        if self.suppressed:
-            text += f" ({self.suppressed} more failures since were not logged)"
-            self.suppressed = 0
-        log.error(text, exc_info=e)
-
-
 class Master:
     def __init__(self, config: MasterConfig, context: zmq.Context | None = None, *,
                  own_process: bool = False, wall: Callable[[], float] = time.time) -> None:
@@ -188,7 +163,9 @@ class Master:
         self._revoked: set[str] = set()  # keys removed (or moved) by a reload
         self._hang_ups: list[int] = []  # connections of revoked keys, closed after _send
         self._revoked_notes = transport.LogThrottle()
-        self._failure_log = _FailureLog()
+        # A failure is logged with its traceback a few times a minute at most: a peer
+        # that makes every message fail must not flood the log.
+        self._failure_notes = transport.LogThrottle(every=60.0, burst=5)
         self._last_busy = 0.0  # monotonic time of the last turn with messages
         self.ready = threading.Event()  # set once bound and restored
         self.endpoint = ""
@@ -740,8 +717,11 @@ class Master:
         """Handling one message raised: a bug, or input no check caught. Log it with the
         peer (a few times a minute at most), count it, tell the peer, go on."""
         what = type(msg).__name__.upper() if msg is not None else "message"
-        self._failure_log.log(f"handling a {what} from peer {rid.hex()} failed: "
-                              f"{type(e).__name__}: {e}", e)
+        left_out = self._failure_notes.allow("handling")
+        if left_out is not None:
+            since = f" ({left_out} more failures since were not logged)" if left_out else ""
+            log.error("handling a %s from peer %s failed: %s: %s%s", what, rid.hex(),
+                      type(e).__name__, e, since, exc_info=e)
         request_id = msg.request_id if isinstance(msg, m.Query) else None
         self.core.handle(ev.HandlingFailed(rid, f"the master could not handle this {what} "
                                                 f"({type(e).__name__}: {e})", request_id))

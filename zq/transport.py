@@ -252,26 +252,31 @@ def _recv(sock: zmq.Socket, head: int) -> list[Any]:
 # --- what a peer's socket monitor says ---------------------------------------------------
 
 class LogThrottle:
-    """At most one log line per key every `every` seconds; the next line says how many
-    were left out. Remembers at most `max_keys` keys (then starts afresh), so a flood of
-    distinct keys (addresses) cannot grow it."""
+    """At most `burst` log lines per key every `every` seconds; the next line logged
+    says how many were left out. Remembers at most `max_keys` keys (then starts afresh),
+    so a flood of distinct keys (addresses) cannot grow it."""
 
-    def __init__(self, every: float = 10.0, max_keys: int = 1024,
+    def __init__(self, every: float = 10.0, max_keys: int = 1024, burst: int = 1,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.every, self.max_keys, self._clock = every, max_keys, clock
-        self._last: dict[Hashable, tuple[float, int]] = {}  # key -> (logged at, left out)
+        self.every, self.max_keys, self.burst, self._clock = every, max_keys, burst, clock
+        # key -> (its period began, lines logged in it, lines left out since the last)
+        self._last: dict[Hashable, tuple[float, int, int]] = {}
 
     def allow(self, key: Hashable) -> int | None:
         """None: stay quiet this time. Else log now, saying that this many were left out."""
         now = self._clock()
         seen = self._last.get(key)
         if seen is not None and now - seen[0] < self.every:
-            self._last[key] = (seen[0], seen[1] + 1)
-            return None
+            began, logged, left_out = seen
+            if logged >= self.burst:
+                self._last[key] = (began, logged, left_out + 1)
+                return None
+            self._last[key] = (began, logged + 1, 0)
+            return left_out
         if seen is None and len(self._last) >= self.max_keys:
             self._last.clear()
-        self._last[key] = (now, 0)
-        return seen[1] if seen is not None else 0
+        self._last[key] = (now, 1, 0)
+        return seen[2] if seen is not None else 0
 
 
 @dataclass(frozen=True)

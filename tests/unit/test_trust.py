@@ -50,6 +50,19 @@ def test_throttle_logs_once_per_key_and_period_and_counts_the_rest():
     assert throttle.allow("a") is None
 
 
+def test_a_throttle_with_a_burst_logs_that_many_per_period():
+    clock = Clock()
+    throttle = LogThrottle(every=60.0, burst=3, clock=clock)
+    assert [throttle.allow("a") for _ in range(7)] == [0, 0, 0, None, None, None, None]
+    clock.now += 59.0
+    assert throttle.allow("a") is None  # the period began at the first line
+    clock.now += 1.0
+    assert throttle.allow("a") == 5  # a new period: its first line counts the rest
+    assert [throttle.allow("a") for _ in range(3)] == [0, 0, None]
+    clock.now += 60.0
+    assert throttle.allow("a") == 1
+
+
 def test_throttle_memory_is_bounded():
     throttle = LogThrottle(every=10.0, max_keys=3, clock=Clock())
     for key in range(100):
