@@ -22,7 +22,7 @@ import zq
 from tests.apps import e2e_tasks as t
 from tests.integration.harness import Cluster, free_port, wait_until
 from tests.integration.raw_peer import RawPeer
-from tests.integration.storm import WAVE, assert_one_result_each, runs
+from tests.integration.storm import WAVE, Storm, assert_one_result_each, runs
 from zq.core import messages as m
 from zq.core.messages import Role
 
@@ -38,9 +38,8 @@ def epochs(log: str) -> list[int]:
 
 
 def test_kill9_of_the_active_master_the_standby_takes_over_and_nothing_is_lost(
-        cluster: Cluster, tmp_path, database):
+        cluster: Cluster, storm: Storm, database):
     a_end, b_end = cluster.endpoint, f"tcp://127.0.0.1:{free_port()}"
-    log = tmp_path / "runs"
     a = cluster.start_master(database)
     b = cluster.start_master(database, bind=b_end, wait=False)
     cluster.master = a
@@ -49,25 +48,17 @@ def test_kill9_of_the_active_master_the_standby_takes_over_and_nothing_is_lost(
     for name in ("w1", "w2"):  # the standby first: it sends them to the active one
         cluster.start_worker(APP, name=name, pool="thread", concurrency=4,
                              connect=f"{b_end},{a_end}")
-    futures: list = []
-
-    def wave(client: zq.Client) -> None:
-        for _ in range(WAVE):
-            i = len(futures)
-            futures.append(client.submit(t.log_distinct_run, str(log), str(i), 0.002))
-
+    futures, log = storm.futures, storm.log
     with zq.Client([b_end, a_end]) as client:
-        for _ in range(6):
-            wave(client)
-        assert client.flush(10)  # all acknowledged: committed to the database
-        wait_until(lambda: sum(runs(log).values()) >= 100, 30, "the storm to be under way")
+        storm.under_way(client)  # all acknowledged: committed to the database
         a.kill()
-        assert sum(runs(log).values()) < 6 * WAVE, "the storm was over before the kill"
-        wave(client)  # submitted while the standby takes over
+        assert storm.ran() < 6 * WAVE, "the storm was over before the kill"
+        storm.release()
+        storm.wave(client)  # submitted while the standby takes over
         wait_until(lambda: epochs(b.output()), 20, "the standby to take the lease")
         cluster.endpoint, cluster.master = b_end, b
         for _ in range(2):
-            wave(client)
+            storm.wave(client)
         results = [f.result(timeout=60) for f in futures]
         assert [r.partition(":")[0] for r in results] == [str(i) for i in range(len(futures))]
         assert_one_result_each(client, futures)
