@@ -11,6 +11,7 @@ import pytest
 import zq
 from tests.apps import e2e_tasks as t
 from tests.integration.harness import ROOT, wait_until
+from tests.integration.storm import runs
 
 APP = "tests.apps.e2e_tasks"
 
@@ -103,15 +104,17 @@ def test_credit_spreads_work_over_workers(cluster, tmp_path):
 def test_kill9_worker_mid_task_reruns_elsewhere(cluster, tmp_path):
     cluster.start_master()
     victim = cluster.start_worker(APP, name="victim", concurrency=1, extra=("--prefetch", "0"))
+    log, gate = tmp_path / "runs", tmp_path / "gate"
     with zq.Client(cluster.endpoint) as client:
-        started = tmp_path / "started"
-        f = client.submit(t.touch_then_sleep, str(started), 1.0, "done")
-        wait_until(started.exists, 20, "the task to start on the victim")
-        victim.kill()  # kill -9 the worker and its pool children
+        f = client.submit(t.log_run, str(log), "done", gate=str(gate))
+        wait_until(lambda: runs(log)["done"] == 1, 20, "the task to start on the victim")
+        victim.kill()  # kill -9 the worker and its pool children, the task held running
+        gate.touch()
         cluster.start_worker(APP, name="survivor", concurrency=1)
         assert f.result(timeout=30) == "done"
         info = client.get(f.id)
         assert info["state"] == "succeeded" and info["attempt"] == 2
+        assert info["worker"] == "survivor" and runs(log)["done"] == 2
 
 
 def test_worker_comes_back_after_master_restart(cluster):
