@@ -83,8 +83,9 @@ def test_a_removed_worker_key_drops_the_worker_and_its_task_runs_elsewhere(keyed
                                                                           tmp_path):
     keyed.start_worker(APP, name="w1", pool="thread", concurrency=1,
                        extra=("--keys", str(folder), "--prefetch", "0"))
+    log, gate = tmp_path / "runs", tmp_path / "gate"
     with zq.Client(keyed.endpoint, keys=folder) as client:
-        slow = client.submit(t.where_after, 3)
+        slow = client.submit(t.log_run, str(log), "slow", gate=str(gate))  # held on w1
         wait_until(lambda: client.get(slow.id)["state"] == "running", 10, "the task to start")
         first = client.get(slow.id)["attempt"]
         add_key(folder, "worker", "w2")
@@ -94,10 +95,13 @@ def test_a_removed_worker_key_drops_the_worker_and_its_task_runs_elsewhere(keyed
         wait_until(lambda: "w1" not in keyed.workers(), 10, "the master to drop w1")
         wait_until(lambda: "refused this worker's key" in w1.output(), 20,
                    "w1 to be told its key is refused")
+        gate.touch()
         keyed.start_worker(APP, name="w2", pool="thread", concurrency=1,
                            extra=("--keys", str(host_with(folder, tmp_path, "worker", "w2"))))
-        assert slow.result(timeout=30)["pid"] == keyed.procs[-1].pid  # ran again, on w2
+        assert slow.result(timeout=30) == "slow"
         assert client.get(slow.id)["attempt"] > first
+    ran_by = [int(line.split()[1]) for line in log.read_text().splitlines()]
+    assert ran_by[0] == w1.pid and ran_by[-1] == keyed.procs[-1].pid  # ran again, on w2
     assert "worker w1" in keyed.master.output() and "dropped" in keyed.master.output()
 
 
