@@ -103,11 +103,13 @@ def test_cancel_queued_and_running(serial, tmp_path):
     assert not out.exists()  # the cancelled queued task never ran
 
 
-def test_after_chains(serial):
+def test_after_chains(serial, tmp_path):
+    gate = tmp_path / "gate"
     with zq.Client(serial.endpoint) as client:
-        first = client.submit(t.sleep_then, 0.2, "first")
+        first = client.submit(t.log_run, str(tmp_path / "runs"), "first", gate=str(gate))
         second = client.options(after=[first]).submit(t.add, "then-", "second")
-        assert client.get(second.id)["state"] == "pending"
+        assert client.get(second.id)["state"] == "pending"  # first is held at its gate
+        gate.touch()
         assert second.result(timeout=30) == "then-second"
 
         broken = client.submit(t.fail, "ValueError", "no")
