@@ -14,6 +14,7 @@ from zq.core.messages import Cmd, Role
 
 
 def test_a_results_message_with_one_bad_entry_settles_the_others(cluster):
+    cluster.liveness = 40  # 10 s: the raw worker sends no heartbeat while it holds a task
     cluster.start_master("memory")
     with RawPeer(cluster.endpoint, Role.WORKER) as worker, zq.Client(cluster.endpoint) as client:
         worker.hello("raw", credit=3, concurrency=3)

@@ -21,6 +21,7 @@ def test_a_forged_result_settles_nothing(cluster):
     """A peer registers with credit 0 and sends RESULT OK for a queued task, a delayed one
     and one running on another worker: acknowledged, ignored, counted; no future
     resolves with the forged value."""
+    cluster.liveness = 40  # 10 s: the raw worker sends no heartbeat while it holds a task
     cluster.start_master("memory")
     with RawPeer(cluster.endpoint, Role.WORKER) as holder, \
             RawPeer(cluster.endpoint, Role.WORKER) as thief, zq.Client(cluster.endpoint) as client:

@@ -89,6 +89,7 @@ def _submit(entries: list, frames: int) -> list[bytes]:
 
 
 def test_bad_frame_references_are_refused_per_entry_and_the_master_serves_on(cluster):
+    cluster.liveness = 40  # 10 s: the raw worker sends no heartbeat while it holds a task
     cluster.start_master("memory")
     body = msgpack.packb([[], {}])
     with RawPeer(cluster.endpoint, Role.CLIENT) as raw:

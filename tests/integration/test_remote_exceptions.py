@@ -55,6 +55,7 @@ def test_a_malformed_error_payload_is_a_task_error(cluster, payload):
     """A raw worker answers a task with an error payload that is garbage or names what
     cannot be rebuilt: the future fails with TaskError (whatever remains readable), and
     the same client then gets a normal result."""
+    cluster.liveness = 40  # 10 s: the raw worker sends no heartbeat while it holds a task
     cluster.start_master()
     with RawPeer(cluster.endpoint, Role.WORKER) as worker, zq.Client(cluster.endpoint) as c:
         worker.hello("raw", credit=2)
