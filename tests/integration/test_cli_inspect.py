@@ -8,6 +8,7 @@ import concurrent.futures as cf
 import json
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
@@ -148,19 +149,31 @@ def test_commands_fail_clearly_when_no_master_answers(tmp_path):
         assert endpoint in err, (c, err)  # names the address it tried
 
 
-def test_result_wait_says_what_the_task_is_doing_while_it_waits(one_worker, monkeypatch):
+def test_result_wait_says_what_the_task_is_doing_while_it_waits(one_worker, monkeypatch,
+                                                                tmp_path):
     """`zq result ID --wait` (in process, so the note interval can be short) on a task
-    that runs for a while: a note on stderr says it is running, then the value comes."""
+    that runs until the note is out: a note on stderr says it is running, then the value
+    comes. (A task of fixed length could end before a loaded machine's first note.)"""
+    import typer
     from typer.testing import CliRunner
 
     from zq import cli
     monkeypatch.setattr(cli, "NOTE_EVERY", 0.3)
+    gate = tmp_path / "gate"
+    echo = typer.echo
+
+    def echo_then_open_the_gate(message: object = None, *args: Any, **kwargs: Any) -> None:
+        echo(message, *args, **kwargs)
+        if "is running" in str(message):
+            gate.touch()
+
+    monkeypatch.setattr(typer, "echo", echo_then_open_the_gate)
     with zq.Client(one_worker.endpoint) as client:
-        future = client.submit(t.sleep_then, 1.5, "done")
+        future = client.submit(t.log_run, str(tmp_path / "runs"), "done", gate=str(gate))
         wait_until(lambda: client.get(future.id)["state"] == "running", 10,
                    what="the task to start")
         result = CliRunner().invoke(cli.app, ["result", future.id, "--wait", "--timeout",
-                                              "30", "--connect", one_worker.endpoint])
+                                              "60", "--connect", one_worker.endpoint])
     assert result.exit_code == 0, result.output
     assert f"still waiting: task {future.id} is running" in result.output
     assert result.output.rstrip().endswith('"done"')
