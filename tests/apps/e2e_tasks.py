@@ -148,16 +148,19 @@ def log_own_id(path):
         f.write(f"{zq.current_task().id} {os.getpid()}\n")
 
 
-def log_distinct_run(path, tag, seconds=0.0, gate=None):
+def log_distinct_run(path, tag, seconds=0.0, gate_prefix=None, gate=None):
     """Like log_run, but each run returns its own value, "tag:N" for the N-th run of tag
-    (from 1), so a test sees which run's result was recorded. With gate, the run then
-    waits for that file (30 s at most), as log_run's does."""
+    (from 1), so a test sees which run's result was recorded. With gate_prefix, run N
+    then waits for the file gate_prefix + str(N) (30 s at most): a test orders the runs.
+    With gate, every run waits for that one file, as log_run's does."""
     with open(path, "a+") as f:  # one process at a time per tag in these tests
         f.seek(0)
         n = 1 + sum(1 for line in f if line.split()[0] == tag)
         f.write(f"{tag} {os.getpid()} {n}\n")
     if seconds:
         time.sleep(seconds)
+    if gate_prefix is not None:
+        gate = f"{gate_prefix}{n}"
     if gate is not None:
         deadline = time.monotonic() + 30
         while not os.path.exists(gate) and time.monotonic() < deadline:

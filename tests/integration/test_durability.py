@@ -363,7 +363,7 @@ def test_a_frozen_worker_loses_its_task_and_its_late_result_is_not_recorded_twic
     cluster.start_master(str(tmp_path / "zq.db"))
     w1 = cluster.start_worker(APP, name="w1", pool="thread", concurrency=1)
     with zq.Client(cluster.endpoint) as client:
-        future = client.submit(t.log_distinct_run, str(log), "frozen", 0.0, str(gate))
+        future = client.submit(t.log_distinct_run, str(log), "frozen", gate_prefix=str(gate))
         wait_until(lambda: runs(log)["frozen"] == 1, 20, what="w1 to start the task")
         cluster.start_worker(APP, name="w2", pool="thread", concurrency=1)
         w1.signal(signal.SIGSTOP)
