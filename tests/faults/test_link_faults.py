@@ -71,6 +71,10 @@ def test_a_partition_shorter_than_the_liveness_window_changes_nothing(cluster, p
     runs a task and holds more: it is not dropped, nothing is given to the other worker,
     and every task runs once, where it was leased."""
     log, gate = tmp_path / "runs", tmp_path / "gate"
+    # a 3 s window (not the harness's 1 s): the master may last have heard w1 a heartbeat
+    # before the stall, and the stall (timed by this loaded process, whose proxy thread
+    # shares its GIL) can run over; half the window leaves room for both
+    cluster.liveness = 12
     cluster.start_master("memory")
     links = proxy_of()
     cluster.start_worker(APP, name="w1", pool="thread", concurrency=1, connect=links.endpoint,
