@@ -53,12 +53,15 @@ def test_values_errors_and_streams_inline(cluster):
 
 
 def test_a_limit_overrun_inline_fails_as_a_timeout_and_the_worker_stays(cluster):
+    # a 3 s liveness window (not the harness's 1 s): the run below must outlast heartbeat
+    # intervals, not the window, and on a loaded machine 0.5 s of loop time can take longer
+    cluster.liveness = 12
     start(cluster, inline_under="400ms")
     with zq.Client(cluster.endpoint) as client:
         prove(client, WHERE_AFTER, 0)
         assert client.options(timeout=5).submit(WHERE_AFTER, 0).result(timeout=30) == LOOP
         # 0.5 s in the loop: two of the worker's heartbeat intervals (0.25 s), inside its
-        # liveness window (1 s); over the task's limit, so its result is discarded
+        # liveness window (3 s); over the task's limit, so its result is discarded
         late = client.options(timeout=0.45).submit(WHERE_AFTER, 0.5)
         with pytest.raises(zq.TaskTimeout):
             late.result(timeout=30)
