@@ -204,14 +204,16 @@ def test_heartbeat_only_when_idle(master: FakeMaster, start_worker: Any,
     master.expect(m.Heartbeat, skip=())  # idle again
 
 
-def test_results_resent_after_reconnect_until_acked(ctx: zmq.Context, start_worker: Any) -> None:
+def test_results_resent_after_reconnect_until_acked(ctx: zmq.Context, start_worker: Any,
+                                                    tmp_path: Path) -> None:
+    gate = tmp_path / "gate"  # t2 runs until the test opens it: still running at the HELLO
     first = FakeMaster(ctx)
     port = first.port
     try:
         start_worker(first.endpoint)
         first.expect(m.Hello)
         first.welcome(interval=0.1, liveness=2)
-        first.send(m.Task([task("t1", "add", 1, 1), task("t2", "sleep_then_add", 1.0, 2, 2)]))
+        first.send(m.Task([task("t1", "add", 1, 1), task("t2", "wait_for_file", str(gate))]))
         assert first.expect(m.Result).entries[0][0] == "t1"  # not ACKed: the master dies
         while not any(isinstance(x, m.Progress) for x in first.received):
             first.expect(m.Progress, skip=(m.Heartbeat,))  # t2 has started
@@ -226,8 +228,9 @@ def test_results_resent_after_reconnect_until_acked(ctx: zmq.Context, start_work
         second.welcome(interval=0.1, liveness=20)
         resent = {e[0]: e for e in second.expect(m.Result).entries}
         assert ok(resent["t1"]) == 2
+        gate.touch()  # only now: a t2 done before the WELCOME would be resent with t1
         done = second.expect(m.Result, timeout=5.0).entries
-        assert [e[0] for e in done] == ["t2"] and ok(done[0]) == 4
+        assert [e[0] for e in done] == ["t2"] and ok(done[0]) == "opened"
         second.send(m.Ack(["t1"]))  # t2 stays unacknowledged
         second.welcome(interval=0.1, liveness=2)  # a short window again: the master dies
         second.expect(m.Result)  # (t2 resent after this WELCOME, still not ACKed)
