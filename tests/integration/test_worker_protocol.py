@@ -348,17 +348,20 @@ def worker_proc(master: FakeMaster, tmp_path: Path) -> Iterator[Any]:
 
 
 def test_sigterm_returns_unstarted_finishes_running_then_bye(master: FakeMaster,
-                                                             worker_proc: Any) -> None:
+                                                             worker_proc: Any,
+                                                             tmp_path: Path) -> None:
+    gate = tmp_path / "gate"  # t1 runs until the worker has handled SIGTERM
     proc = worker_proc()
     hello = master.expect(m.Hello, timeout=30)
     assert (hello.pool, hello.credit, hello.pid) == ("process", 3, proc.pid)
     master.welcome(interval=0.2, liveness=20)
-    master.send(m.Task([task("t1", "sleep_then_add", 0.5, 1, 2),
+    master.send(m.Task([task("t1", "wait_for_file", str(gate)),
                         task("t2", "add", 1, 1), task("t3", "add", 2, 2)]))
     master.expect(m.Progress, skip=(m.Heartbeat,))  # t1 runs; t2, t3 wait their turn
     proc.send_signal(signal.SIGTERM)
     credit = master.expect(m.Credit, skip=(m.Heartbeat, m.Progress, m.Result))
     assert credit.credit == 0
+    gate.touch()
     returned = set(credit.returned)
     results: dict[str, tuple] = {e[0]: e for e in m_results(master)}
     while "t1" not in results:
@@ -368,7 +371,7 @@ def test_sigterm_returns_unstarted_finishes_running_then_bye(master: FakeMaster,
             returned.update(msg.returned)
         else:
             results.update({e[0]: e for e in msg.entries})
-    assert ok(results["t1"]) == 3
+    assert ok(results["t1"]) == "opened"
     assert returned | set(results) == {"t1", "t2", "t3"} and not returned & set(results)
     assert returned  # the single child was busy with t1
     master.send(m.Ack(list(results)))
