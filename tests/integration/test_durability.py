@@ -248,11 +248,14 @@ def test_sigterm_master_exits_0_and_a_restart_keeps_every_result(cluster, tmp_pa
     commits, closes the store (the journal folded, the WAL checkpointed away) and exits
     0; every task it acknowledged is in the store, every result a client received is
     the one the store keeps, and after a restart every future resolves."""
-    store, log = tmp_path / "zq.db", tmp_path / "runs"
+    store, log, gate = tmp_path / "zq.db", tmp_path / "runs", tmp_path / "gate"
     cluster.start_master(str(store))
     cluster.start_worker(APP, name="w1", pool="thread", concurrency=4)
     with zq.Client(cluster.endpoint) as client:
-        futures = [client.submit(t.log_distinct_run, str(log), str(i), 0.005)
+        # Tasks from the 100th on hold their thread at a gate opened once the master has
+        # exited: the work cannot be over before the signal, however fast it runs.
+        futures = [client.submit(t.log_distinct_run, str(log), str(i), 0.005,
+                                 gate=str(gate) if i >= 100 else None)
                    for i in range(300)]
         assert client.flush(10)  # all acknowledged
         wait_until(lambda: sum(runs(log).values()) >= 50, 30, "the work to be under way")
@@ -260,6 +263,7 @@ def test_sigterm_master_exits_0_and_a_restart_keeps_every_result(cluster, tmp_pa
         assert cluster.master.wait(10) == 0
         received = {f.id: f.result() for f in futures if f.done()}
         assert len(received) < len(futures), "everything finished before the signal"
+        gate.touch()  # the held runs finish while the master is down, the rest after
         assert not Path(f"{store}-wal").exists()  # closed: the last connection checkpointed
         with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as db:
             journal = db.execute("SELECT count(*) FROM journal").fetchone()[0]
