@@ -77,6 +77,14 @@ def test_large_array_results_travel_as_inputs(cluster):
     assert [(i[0], i[1], i[2], i[4]) for i in info] == [("|u1", (100_000,), True, want)] * 2
 
 
+def forgotten(client: zq.Client, task_id: str) -> bool:
+    try:
+        client.get(task_id)
+    except zq.Rejected:
+        return True
+    return False
+
+
 def test_held_tasks_and_kept_results_survive_a_master_restart(cluster, tmp_path):
     """kill -9 of a durable master while a task waits for its second input; the first
     input's result (ttl 0.2 s) is kept for it across the restart, long past its ttl."""
@@ -84,15 +92,23 @@ def test_held_tasks_and_kept_results_survive_a_master_restart(cluster, tmp_path)
     cluster.start_master(store)
     cluster.start_worker(APP, name="w1", pool="thread", concurrency=2)
     with zq.Client(cluster.endpoint) as client:
-        quick = client.options(result_ttl=0.2).submit(t.add, 1, 2)
-        assert quick.result(timeout=30) == 3
+        brief = client.options(result_ttl=0.2)
+        # Submitted together: `both` names quick before quick's result can expire.
+        quick = brief.submit(t.add, 1, 2)
         slow = client.submit(t.log_run, str(log), "slow", gate=str(gate))
         both = client.submit(t.echo, [quick, slow])
+        assert quick.result(timeout=30) == 3
+        # A result nobody waits for, finished after quick's: once the master has forgotten
+        # it, quick's ttl has passed too, and the master's expiry has looked at quick.
+        expired = brief.submit(t.add, 0, 0)
+        assert expired.result(timeout=30) == 0
         wait_until(lambda: client.get(slow.id)["state"] == "running", 20, "the slow input")
-        cluster.master.kill()
-        cluster.start_master(store)
-        assert client.get(both.id)["state"] == "pending"
+        wait_until(lambda: forgotten(client, expired.id), 20, "the other result to expire")
         assert client.get(quick.id)["state"] == "succeeded"  # kept, past its ttl
+        cluster.master.kill()
+        cluster.start_master(store)  # its first turn's expiry is later still
+        assert client.get(both.id)["state"] == "pending"
+        assert client.get(quick.id)["state"] == "succeeded"  # kept across the restart
         gate.touch()
         assert both.result(timeout=30) == [3, "slow"]
     assert Counter(line.split()[0] for line in log.read_text().splitlines())["slow"] >= 1
