@@ -149,6 +149,7 @@ def test_hostile_cancel_unstarted_queries_are_answered_and_the_master_serves_on(
         a = client.submit(t.gated, s1, g1, "a")
         wait_until(lambda: Path(s1).exists(), 30, "a to start")
         queued = client.submit(t.echo, "q")  # behind a: held by w1 or queued
+        assert client.flush(10)  # known to the master before raw's query names it
 
         def ask(args: Any, request_id: int = 3) -> m.Reply:
             raw.send_raw([b"ZQC1", msgpack.packb([int(Cmd.QUERY), request_id,
