@@ -212,7 +212,10 @@ def test_results_resent_after_reconnect_until_acked(ctx: zmq.Context, start_work
     try:
         start_worker(first.endpoint)
         first.expect(m.Hello)
-        first.welcome(interval=0.1, liveness=2)
+        # a 1 s window, not 0.2 s: the worker checks it before sending a turn's results,
+        # so a loop turn late by the window would send its HELLO again (to this socket,
+        # failing the expects below) before t1's result and t2's progress
+        first.welcome(interval=0.1, liveness=10)
         first.send(m.Task([task("t1", "add", 1, 1), task("t2", "wait_for_file", str(gate))]))
         assert first.expect(m.Result).entries[0][0] == "t1"  # not ACKed: the master dies
         while not any(isinstance(x, m.Progress) for x in first.received):
