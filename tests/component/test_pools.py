@@ -248,20 +248,23 @@ def test_cancel_of_a_queued_task_drops_it(make_driver: Callable[..., Driver]) ->
         drv.pool.submit([task("long", waiter, *args), task("queued", "add", 1, 1)])
         drv.wait_started("long")
         drv.pool.cancel(["queued"])
-        (q,) = drv.wait_for("queued", timeout=2.0)
+        (q,) = drv.wait_for("queued")
         assert (q[2], q[3]) == (Outcome.CANCELLED, b""), kind
         drv.pool.cancel(["long"])
         (lg,) = drv.wait_for("long", timeout=5.0)
         assert lg[2] == Outcome.CANCELLED, kind
 
 
-def test_withdraw_unstarted_gives_back_queued_tasks(make_driver: Callable[..., Driver]) -> None:
+def test_withdraw_unstarted_gives_back_queued_tasks(make_driver: Callable[..., Driver],
+                                                   tmp_path: Path) -> None:
     for kind in POOLS:
         drv = make_driver(kind, concurrency=1)
-        drv.pool.submit([task("run", "sleep_then_add", 0.3, 1, 2),
+        gate = tmp_path / f"gate-{kind}"  # "run" holds the single runner until it opens
+        drv.pool.submit([task("run", "wait_for_file", str(gate)),
                          task("q1", "add", 1, 1), task("q2", "add", 2, 2)])
         drv.wait_started("run")
         now = drv.pool.withdraw_unstarted()
+        gate.touch()
         drv.wait_for("run")
         drv.pump(lambda: set(now) | set(drv.returned) | set(drv.results) >= {"q1", "q2"},  # noqa: B023 - called in this iteration
                  what="withdrawn tasks")
@@ -363,11 +366,11 @@ def test_thread_cancel_is_cooperative(make_driver: Callable[..., Driver]) -> Non
     drv.pool.submit([task("c", "wait_cancelled", 10.0), task("g", "chunks", 10**6)])
     drv.wait_started("c")
     drv.pool.cancel(["c"])
-    (c,) = drv.wait_for("c", timeout=2)
+    (c,) = drv.wait_for("c")
     assert (c[2], c[3]) == (Outcome.CANCELLED, b"")
     drv.pump(lambda: any(p[0] == "g" for p in drv.partials), what="the generator to start")
     drv.pool.cancel(["g"])  # a generator stops at its next yield
-    (g,) = drv.wait_for("g", timeout=2)
+    (g,) = drv.wait_for("g")
     assert g[2] == Outcome.CANCELLED
 
 
@@ -402,5 +405,5 @@ def test_async_cancel_cancels_the_coroutine(make_driver: Callable[..., Driver]) 
     drv.pool.submit([task("c", "async_sleep", 30)])
     drv.wait_started("c")
     drv.pool.cancel(["c"])
-    (c,) = drv.wait_for("c", timeout=2)
+    (c,) = drv.wait_for("c")
     assert (c[2], c[3]) == (Outcome.CANCELLED, b"")
