@@ -39,7 +39,10 @@ class Stack:
     """Cluster + a dashboard process on `http` (default a free loopback port)."""
 
     def __init__(self, tmp: Path, workers: int = 1, store: str = "memory") -> None:
-        self.cluster = Cluster(tmp)
+        # A 3 s liveness window: headless Chromium shares the 2 cores, and the pages'
+        # one-shot reads (1 worker up, w1 connected) must not see a worker dropped by a
+        # missed second of heartbeats.
+        self.cluster = Cluster(tmp, liveness=12)
         self.workers, self.store = workers, store
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
