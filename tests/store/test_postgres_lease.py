@@ -7,6 +7,7 @@ a write in flight and a takeover in flight are ordered by the lease row's lock."
 from __future__ import annotations
 
 import threading
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -102,7 +103,9 @@ def test_a_holder_cut_off_is_taken_over_once_its_lease_expires(
     time: its lease passes by the server's clock once not renewed for its ttl; its
     commits, when it comes back, fail as LeaseLost."""
     a, b = open_store(stores, url), open_store(stores, url)
-    a.take_lease("master A", "", ttl=0.5)
+    # 2 s, not less: B's first look must come before the expiry however slow the
+    # machine is; wait_until below waits for the expiry itself.
+    a.take_lease("master A", "", ttl=2)
     a.save([task(1)])
     a.commit()
     first = b.take_lease("master B", "", ttl=60)
@@ -119,15 +122,22 @@ def test_a_holder_cut_off_is_taken_over_once_its_lease_expires(
 
 
 def test_renewing_keeps_the_lease_from_a_standby(stores: list, url: str) -> None:
+    # A 2 s lease (a 0.5 s one passed to B when the machine paused between two steps),
+    # and each renewal pinned to the server's clock around it, not to elapsed time.
+    ttl = timedelta(seconds=2)
     a, b = open_store(stores, url), open_store(stores, url)
-    a.take_lease("master A", "", ttl=0.5)
-    for _ in range(5):  # each renewal moves the expiry on from the server's now
-        a.renew_lease()
-        assert not b.take_lease("master B", "", ttl=60).ours
-        with psycopg.connect(url) as conn:
-            left = conn.execute("SELECT extract(epoch FROM expires - now())"
-                                " FROM zq_lease").fetchone()[0]
-        assert 0 < left <= 0.5
+    a.take_lease("master A", "", ttl=ttl.total_seconds())
+    with psycopg.connect(url, autocommit=True) as conn:
+        def server_now() -> datetime:
+            return conn.execute("SELECT clock_timestamp()").fetchone()[0]
+
+        for _ in range(5):  # each renewal moves the expiry on from the server's now
+            before = server_now()
+            a.renew_lease()
+            after = server_now()
+            expires = conn.execute("SELECT expires FROM zq_lease").fetchone()[0]
+            assert before + ttl <= expires <= after + ttl
+            assert not b.take_lease("master B", "", ttl=60).ours
 
 
 def test_a_clean_close_releases_the_lease_for_a_standby_at_once(
