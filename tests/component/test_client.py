@@ -329,6 +329,9 @@ def test_wait_and_as_completed(master: FakeMaster, manual: FakeMaster) -> None:
         waiter = threading.Thread(target=lambda: finished.extend(
             cf.as_completed([a, b], timeout=5)))
         waiter.start()
+        # as_completed yields what is done when it starts in set order, not in the order
+        # it finished: B goes only once the waiter watches both (cf.Future._waiters).
+        until(lambda: a._waiters and b._waiters)
         manual.send(result_of(entries[1][0], "B"))
         first, _ = cf.wait([a, b], timeout=5, return_when=cf.FIRST_COMPLETED)
         assert first == {b}
