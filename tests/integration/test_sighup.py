@@ -71,10 +71,10 @@ def test_a_removed_client_key_has_its_session_closed(keyed, folder):
         (folder / "clients" / "client.key").unlink()
         hangup(keyed, "the client key removed")
         assert "client key" in keyed.master.output() and "removed" in keyed.master.output()
-        # Its next message (a heartbeat will do) closes the session; it reconnects, refused.
-        future = client.submit(t.add, 1, 1)
+        # Its next message (a heartbeat will do) closes the session; it reconnects, refused:
+        # submit() raises if that came first, else the future does.
         with pytest.raises(zq.AccessRefused, match="refused this client's key"):
-            future.result(timeout=20)
+            client.submit(t.add, 1, 1).result(timeout=20)
     wait_until(lambda: "closed the session of peer" in keyed.master.output(), 10,
                "the master to log the closed session")
 
