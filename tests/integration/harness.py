@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 
 import pytest
 
+import zq
 from zq.security import PeerKeys
 from zq.testing.processes import ROOT, Proc, free_port, query, wait_until  # noqa: F401
 
@@ -103,3 +104,12 @@ def worker_name(args: list[str]) -> str | None:
     if "worker" not in args or "--name" not in args[:-1]:
         return None
     return args[args.index("--name") + 1]
+
+
+def forgotten(client: zq.Client, task_id: str) -> bool:
+    """Whether the master no longer knows the task (its result outlived its ttl)."""
+    try:
+        client.get(task_id)
+    except zq.Rejected:
+        return True
+    return False

@@ -20,7 +20,7 @@ import pytest
 
 import zq
 from tests.apps import e2e_tasks as t
-from tests.integration.harness import ROOT, Proc, skip_needing_root, wait_until
+from tests.integration.harness import ROOT, Proc, forgotten, skip_needing_root, wait_until
 from tests.integration.storm import WAVE, Storm, assert_one_result_each, runs
 from zq.core.messages import State
 
@@ -158,14 +158,6 @@ def test_master_restarted_twice_in_a_row(cluster, tmp_path):
 
 
 # --- results, keys, graceful stops ----------------------------------------------------------
-
-
-def forgotten(client: zq.Client, task_id: str) -> bool:
-    try:
-        client.get(task_id)
-    except zq.Rejected:
-        return True
-    return False
 
 
 def test_results_are_kept_for_result_ttl(cluster, tmp_path):

@@ -13,7 +13,7 @@ import pytest
 
 import zq
 from tests.apps import e2e_tasks as t
-from tests.integration.harness import wait_until
+from tests.integration.harness import forgotten, wait_until
 
 APP = "tests.apps.e2e_tasks"
 
@@ -75,14 +75,6 @@ def test_large_array_results_travel_as_inputs(cluster):
         info = client.submit(a.describe, doubled, doubled).result(timeout=30)
     want = a.digest(np.full(100_000, 2, dtype=np.uint8))
     assert [(i[0], i[1], i[2], i[4]) for i in info] == [("|u1", (100_000,), True, want)] * 2
-
-
-def forgotten(client: zq.Client, task_id: str) -> bool:
-    try:
-        client.get(task_id)
-    except zq.Rejected:
-        return True
-    return False
 
 
 def test_held_tasks_and_kept_results_survive_a_master_restart(cluster, tmp_path):
