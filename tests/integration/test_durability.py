@@ -7,7 +7,6 @@ Executions are counted on the workers' side (tasks.log_run, tests/integration/st
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import subprocess
@@ -317,22 +316,15 @@ def small_disk(tmp_path: Path):
 
 
 def fill(folder: Path) -> Path:
-    """A file that takes every free byte of folder's filesystem (bounded: 8 MB / 64 kB)."""
+    """A file that takes every free byte of folder's filesystem (at most 64 MB, in 64 kB
+    writes). Unbuffered: a buffered file that met the full disk kept the rest of its
+    last write and tried it again when closed, which raised ENOSPC out of this helper
+    whenever the disk's free space was not a whole number of writes."""
     filler = folder / "filler"
-    try:
-        f = open(filler, "wb")
-    except OSError as e:  # seen once in CI (ENOSPC at the open): say what took the space
-        fs = os.statvfs(folder)
-        files = {p.name: p.stat().st_size for p in folder.iterdir()}
-        raise AssertionError(
-            f"the small disk could not take the filler before it was filled: {e}; files "
-            f"{files}; {fs.f_bavail} of {fs.f_blocks} blocks and {fs.f_favail} of "
-            f"{fs.f_files} inodes free") from e
-    with f:
+    with open(filler, "wb", buffering=0) as f:
         for _ in range(1000):
             try:
                 f.write(b"\0" * 65536)
-                f.flush()
             except OSError:
                 break
     return filler
